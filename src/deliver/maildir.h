@@ -1,0 +1,24 @@
+/* maildir: local delivery into Maildir mailboxes (tmp/, fsync, new/). */
+#ifndef TERN_MAILDIR_H
+#define TERN_MAILDIR_H
+
+#include <stdbool.h>
+
+#include "../spool/spool.h"
+#include "deliver.h"
+
+/* The mailbox directory of local@domain under mail_dir (lower-cased);
+ * false when the local part cannot name a directory safely. */
+bool maildir_path(const char *mail_dir, const char *local, const char *domain,
+                  char *out, size_t n);
+
+/* Create dir and its tmp/ new/ cur/ (mode 0700). */
+bool maildir_create(const char *dir);
+
+/* Deliver one copy of the message to rcpt (a local "local@domain"):
+ * Return-Path and Delivered-To are prepended, CRLF becomes LF. */
+void maildir_deliver(const char *mail_dir, const char *hostname, struct spool_reader *r,
+                     const struct spool_env *e, const struct spool_rcpt *rcpt,
+                     struct deliver_result *res);
+
+#endif

@@ -1,0 +1,371 @@
+/* conf: the key table, defaults, file parsing and -o overrides (conf.h).
+ *
+ * Each key is one row: name, type, where it lives in struct conf, and its
+ * default as text. Defaults go through the same parser as the file, so a
+ * default can never be a value the file would refuse.
+ */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
+                 T_BOOL, T_LOGLEVEL };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;
+	const char *def;  /* NULL: derived in conf_finish */
+};
+
+#define K(n, t, d) { #n, t, offsetof(struct conf, n), d }
+static const struct conf_key conf_keys[] = {
+	K(hostname, T_STR, NULL),
+	K(listen, T_LIST, "127.0.0.1:2525"),
+	K(spool_dir, T_STR, "./var/spool"),
+	K(mail_dir, T_STR, "./var/mail"),
+	K(local_domains, T_DOMAINS, NULL),
+	K(relay_networks, T_CIDRS, ""),
+	K(aliases_file, T_STR, ""),
+	K(max_message_size, T_SIZE, "25M"),
+	K(max_recipients, T_UINT, "100"),
+	K(max_line_length, T_UINT, "998"),
+	K(banner, T_STR, "tern ready"),
+	K(postmaster_address, T_STR, NULL),
+	K(vrfy_disclose, T_BOOL, "no"),
+	K(queue_only, T_BOOL, "no"),
+	K(command_timeout, T_DURATION, "5m"),
+	K(data_timeout, T_DURATION, "10m"),
+	K(retry_min, T_DURATION, "5m"),
+	K(retry_max, T_DURATION, "1h"),
+	K(log_level, T_LOGLEVEL, "info"),
+};
+#undef K
+#define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
+
+static const struct conf_key *conf_find(const char *name)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (strcmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+static void conf_list_clear(struct conf_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	l->n = 0;
+}
+
+static char *conf_strdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		abort();
+	return d;
+}
+
+bool conf_parse_duration(const char *s, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || errno || *s == '-')
+		return false;
+	unsigned long mul = 1;
+	switch (*end) {
+	case '\0': case 's': break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	default: return false;
+	}
+	if (*end && end[1])
+		return false;
+	if (v > 0xffffffffUL / mul)
+		return false;
+	*out = (unsigned)(v * mul);
+	return true;
+}
+
+bool conf_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno || *s == '-')
+		return false;
+	uint64_t mul = 1;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': mul = 1024; break;
+	case 'm': case 'M': mul = 1024 * 1024; break;
+	case 'g': case 'G': mul = 1024ULL * 1024 * 1024; break;
+	default: return false;
+	}
+	if (*end && end[1])
+		return false;
+	if (v > UINT64_MAX / mul)
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static bool conf_parse_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "on"))
+		*out = true;
+	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+/* Split a comma-separated list, trimming each item; calls fn per item. */
+static int conf_split(const char *value, int (*fn)(void *, const char *), void *ctx)
+{
+	char *copy = conf_strdup(value);
+	int bad = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *t = util_trim(tok);
+		if (*t)
+			bad += fn(ctx, t);
+	}
+	free(copy);
+	return bad;
+}
+
+static int conf_add_item(void *ctx, const char *item)
+{
+	struct conf_list *l = ctx;
+	if (l->n >= CONF_LIST_MAX)
+		return 1;
+	l->v[l->n++] = conf_strdup(item);
+	return 0;
+}
+
+static int conf_add_domain(void *ctx, const char *item)
+{
+	if (!addr_domain_valid(item))
+		return 1;
+	struct conf_list *l = ctx;
+	int bad = conf_add_item(l, item);
+	if (!bad)
+		util_lower(l->v[l->n - 1]);
+	return bad;
+}
+
+static int conf_add_cidr(void *ctx, const char *item)
+{
+	struct cidr_list *l = ctx;
+	if (l->n >= CIDR_MAX || !cidr_parse(item, &l->v[l->n]))
+		return 1;
+	l->n++;
+	return 0;
+}
+
+/* Store value into the field described by k; false when the value is bad. */
+static bool conf_store(struct conf *c, const struct conf_key *k, const char *value)
+{
+	void *f = (char *)c + k->off;
+	int lvl;
+	switch (k->type) {
+	case T_STR:
+		free(*(char **)f);
+		*(char **)f = conf_strdup(value);
+		return true;
+	case T_LIST:
+		conf_list_clear(f);
+		return conf_split(value, conf_add_item, f) == 0;
+	case T_DOMAINS:
+		conf_list_clear(f);
+		return conf_split(value, conf_add_domain, f) == 0;
+	case T_CIDRS:
+		((struct cidr_list *)f)->n = 0;
+		return conf_split(value, conf_add_cidr, f) == 0;
+	case T_SIZE:
+		return conf_parse_size(value, f);
+	case T_UINT:
+		return conf_parse_duration(value, f) && !strpbrk(value, "smhd");
+	case T_DURATION:
+		return conf_parse_duration(value, f);
+	case T_BOOL:
+		return conf_parse_bool(value, f);
+	case T_LOGLEVEL:
+		lvl = log_level_parse(value);
+		if (lvl < 0)
+			return false;
+		free(*(char **)f);
+		*(char **)f = conf_strdup(value);
+		return true;
+	}
+	return false;
+}
+
+static const char *conf_type_hint(enum conf_type t)
+{
+	switch (t) {
+	case T_SIZE: return "a size such as 10485760, 10k, 25M or 1G";
+	case T_UINT: return "a whole number";
+	case T_DURATION: return "a duration such as 30s, 5m, 2h or 1d";
+	case T_BOOL: return "yes or no";
+	case T_LOGLEVEL: return "debug, info, warning or error";
+	case T_DOMAINS: return "a comma-separated list of domain names";
+	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
+	case T_LIST: return "a comma-separated list";
+	case T_STR: break;
+	}
+	return "a string";
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, const char *origin)
+{
+	const struct conf_key *k = conf_find(key);
+	if (!k) {
+		fprintf(stderr, "%s: unknown key '%s'\n", origin, key);
+		return 1;
+	}
+	if (!conf_store(c, k, value)) {
+		fprintf(stderr, "%s: bad value '%s' for %s: expected %s\n", origin, value,
+		        key, conf_type_hint(k->type));
+		return 1;
+	}
+	return 0;
+}
+
+static void conf_default_hostname(struct conf *c)
+{
+	char host[256];
+	if (gethostname(host, sizeof host) != 0 || !host[0])
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	util_lower(host);
+	c->hostname = conf_strdup(host);
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (conf_keys[i].def && conf_set(c, conf_keys[i].name, conf_keys[i].def, "default"))
+			abort();  /* a bug in the table */
+	conf_default_hostname(c);
+}
+
+/* One "key = value" line; returns the number of problems. */
+static int conf_line(struct conf *c, char *line, const char *origin)
+{
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *t = util_trim(line);
+	if (!*t)
+		return 0;
+	char *eq = strchr(t, '=');
+	if (!eq) {
+		fprintf(stderr, "%s: expected 'key = value'\n", origin);
+		return 1;
+	}
+	*eq = '\0';
+	return conf_set(c, util_trim(t), util_trim(eq + 1), origin);
+}
+
+int conf_load_file(struct conf *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+		return 1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	int bad = 0;
+	unsigned lineno = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		char origin[4200];
+		lineno++;
+		snprintf(origin, sizeof origin, "%s:%u", path, lineno);
+		bad += conf_line(c, line, origin);
+	}
+	free(line);
+	fclose(f);
+	return bad;
+}
+
+int conf_finish(struct conf *c)
+{
+	int bad = 0;
+	if (!addr_domain_valid(c->hostname)) {
+		fprintf(stderr, "hostname: '%s' is not a valid domain name\n", c->hostname);
+		bad++;
+	}
+	util_lower(c->hostname);
+	if (c->local_domains.n == 0) {
+		conf_add_item(&c->local_domains, "localhost");
+		if (strcmp(c->hostname, "localhost") != 0)
+			conf_add_item(&c->local_domains, c->hostname);
+	}
+	if (!c->postmaster_address) {
+		struct buf b = BUF_INIT;
+		buf_printf(&b, "postmaster@%s", c->hostname);
+		c->postmaster_address = conf_strdup(buf_cstr(&b));
+		buf_free(&b);
+	}
+	struct addr a;
+	if (addr_parse_mailbox(c->postmaster_address, &a) != ADDR_OK) {
+		fprintf(stderr, "postmaster_address: '%s' is not a mailbox\n", c->postmaster_address);
+		bad++;
+	}
+	if (c->listen.n == 0) {
+		fprintf(stderr, "listen: at least one address:port is needed\n");
+		bad++;
+	}
+	if (c->max_line_length < 78 || c->max_line_length > 65536) {
+		fprintf(stderr, "max_line_length: %u is outside 78..65536\n", c->max_line_length);
+		bad++;
+	}
+	if (c->max_recipients == 0) {
+		fprintf(stderr, "max_recipients: must be at least 1\n");
+		bad++;
+	}
+	if (c->retry_min == 0 || c->retry_max < c->retry_min) {
+		fprintf(stderr, "retry_min/retry_max: need 0 < retry_min <= retry_max\n");
+		bad++;
+	}
+	log_set_level((enum log_level)log_level_parse(c->log_level));
+	return bad;
+}
+
+bool conf_is_local_domain(const struct conf *c, const char *domain)
+{
+	for (size_t i = 0; i < c->local_domains.n; i++)
+		if (strcasecmp(c->local_domains.v[i], domain) == 0)
+			return true;
+	return false;
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		void *f = (char *)c + conf_keys[i].off;
+		if (conf_keys[i].type == T_STR || conf_keys[i].type == T_LOGLEVEL)
+			free(*(char **)f);
+		else if (conf_keys[i].type == T_LIST || conf_keys[i].type == T_DOMAINS)
+			conf_list_clear(f);
+	}
+	memset(c, 0, sizeof *c);
+}

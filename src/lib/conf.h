@@ -1,0 +1,69 @@
+/* conf: tern's configuration: the embedded defaults, the `key = value` file
+ * format, -o overrides, and validation with file and line in every message.
+ *
+ * Every key lives in one table (conf.c); etc/tern.conf documents each one.
+ */
+#ifndef TERN_CONF_H
+#define TERN_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+
+#define CONF_LIST_MAX 64
+
+struct conf_list {
+	size_t n;
+	char *v[CONF_LIST_MAX];
+};
+
+struct conf {
+	char *hostname;                /* FQDN in the banner, HELO reply, Received */
+	struct conf_list listen;       /* "addr:port", "[v6]:port" */
+	char *spool_dir;
+	char *mail_dir;
+	struct conf_list local_domains;/* lower-cased */
+	struct cidr_list relay_networks;
+	char *aliases_file;            /* "" = none */
+	uint64_t max_message_size;     /* octets, RFC 1870 SIZE */
+	unsigned max_recipients;       /* per message, RFC 5321 4.5.3.1.8 */
+	unsigned max_line_length;      /* message lines, RFC 5322 2.1.1 */
+	char *banner;                  /* after "220 <hostname> ESMTP " */
+	char *postmaster_address;      /* where postmaster@<local domain> goes */
+	bool vrfy_disclose;            /* VRFY/EXPN say whether a mailbox exists */
+	bool queue_only;              /* accept and spool, deliver nothing */
+	unsigned command_timeout;      /* seconds, RFC 5321 4.5.3.2.7 */
+	unsigned data_timeout;         /* seconds, RFC 5321 4.5.3.2.6 */
+	unsigned retry_min;            /* seconds before a failed local delivery is retried */
+	unsigned retry_max;            /* seconds, the backoff's ceiling */
+	char *log_level;               /* "debug", "info", "warning", "error" */
+};
+
+/* Fill c with the embedded defaults (hostname from the system). */
+void conf_defaults(struct conf *c);
+
+/* Read a file into c. Every problem is printed to stderr as
+ * "FILE:LINE: message"; returns the number of problems. */
+int conf_load_file(struct conf *c, const char *path);
+
+/* Apply one "key=value" override (-o). origin names it in messages. Returns
+ * the number of problems (0 or 1). */
+int conf_set(struct conf *c, const char *key, const char *value,
+             const char *origin);
+
+/* Cross-key checks after everything is loaded (e.g. derived defaults).
+ * Returns the number of problems, each printed. */
+int conf_finish(struct conf *c);
+
+/* Parse "10m", "30s", "2h", "1d", or plain seconds. */
+bool conf_parse_duration(const char *s, unsigned *out);
+/* Parse "10240000", "10k", "25M", "1G". */
+bool conf_parse_size(const char *s, uint64_t *out);
+
+bool conf_is_local_domain(const struct conf *c, const char *domain);
+
+void conf_free(struct conf *c);
+
+#endif

@@ -1,0 +1,62 @@
+/* esc: the reply table (see esc.h). Codes as RFC 5321 4.2.2/4.2.3 define
+ * them, enhanced codes from RFC 3463 section 3 and the IANA registry. */
+#include "esc.h"
+
+#include <stdlib.h>
+
+static const struct esc_reply esc_table[R__COUNT] = {
+	[R_GREETING] = { 220, NULL, "%s ESMTP%s%s" },
+	[R_HELO] = { 250, NULL, "%s Hello [%s]" },
+	[R_EHLO_LINE] = { 250, NULL, "%s" },
+	[R_OK] = { 250, "2.0.0", "OK" },
+	[R_SENDER_OK] = { 250, "2.1.0", "Sender OK" },
+	[R_RCPT_OK] = { 250, "2.1.5", "Recipient OK" },
+	[R_START_DATA] = { 354, NULL, "Start mail input; end with <CRLF>.<CRLF>" },
+	[R_QUEUED] = { 250, "2.6.0", "<%s@%s> Queued mail for delivery" },
+	[R_BYE] = { 221, "2.0.0", "Service closing transmission channel" },
+	[R_UNRECOGNIZED] = { 500, "5.5.1", "Unrecognized command" },
+	[R_LINE_TOO_LONG] = { 500, "5.5.2", "Line too long" },
+	[R_BARE_NL_CMD] = { 500, "5.5.2", "Bare CR or LF in command line refused (RFC 5321 2.3.8)" },
+	[R_HELO_SYNTAX] = { 501, "5.5.4", "Syntax: %s hostname" },
+	[R_NEED_HELO] = { 503, "5.5.1", "Send EHLO or HELO first" },
+	[R_NESTED_MAIL] = { 503, "5.5.1", "Sender already specified" },
+	[R_NEED_MAIL] = { 503, "5.5.1", "Need MAIL before RCPT" },
+	[R_NEED_RCPT] = { 503, "5.5.1", "No valid recipients" },
+	[R_MAIL_SYNTAX] = { 501, "5.5.4", "Syntax: MAIL FROM:<address>" },
+	[R_RCPT_SYNTAX] = { 501, "5.5.4", "Syntax: RCPT TO:<address>" },
+	[R_BAD_SENDER] = { 501, "5.1.7", "Bad sender address syntax: %s" },
+	[R_BAD_RCPT] = { 501, "5.1.3", "Bad recipient address syntax: %s" },
+	[R_PARAM_UNKNOWN] = { 555, "5.5.4", "Unsupported parameter %.40s" },
+	[R_PARAM_BAD] = { 501, "5.5.4", "Invalid parameter %.40s" },
+	[R_SIZE_EXCEEDED] = { 552, "5.3.4", "Message size exceeds fixed maximum message size" },
+	[R_USER_UNKNOWN] = { 550, "5.1.1", "User unknown" },
+	[R_RELAY_DENIED] = { 550, "5.7.1", "Unable to relay" },
+	[R_TOO_MANY_RCPTS] = { 452, "4.5.3", "Too many recipients" },
+	[R_NO_ARGS] = { 501, "5.5.4", "%s takes no arguments" },
+	[R_DATA_BARE_LF] = { 554, "5.6.0", "Message refused: bare LF in message data (RFC 5321 2.3.8)" },
+	[R_DATA_BARE_CR] = { 554, "5.6.0", "Message refused: bare CR in message data (RFC 5321 2.3.8)" },
+	[R_DATA_LONG_LINE] = { 554, "5.6.0", "Message refused: a line is longer than %u octets (RFC 5322 2.1.1)" },
+	[R_SPOOL_ERROR] = { 451, "4.3.0", "Local error in processing; try again later" },
+	[R_SPOOL_FULL] = { 452, "4.3.1", "Insufficient system storage" },
+	[R_VRFY_CANNOT] = { 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery" },
+	[R_EXPN_CANNOT] = { 252, "2.0.0", "Cannot EXPN list, but will accept message and attempt delivery" },
+	[R_VRFY_OK] = { 250, "2.1.5", "<%s>" },
+	[R_VRFY_SYNTAX] = { 501, "5.5.4", "Syntax: %s address" },
+	[R_TURN] = { 502, "5.5.1", "TURN refused: RFC 2821 deprecates it as insecure; use ETRN" },
+	[R_ETRN] = { 502, "5.5.1", "ETRN not offered: no domains are held here for dequeuing" },
+	[R_VERB] = { 502, "5.5.1", "VERB not offered: the server log shows every step" },
+	[R_DSN_VERB] = { 502, "5.5.1", "DSN is an extension, not a command: add NOTIFY= to RCPT TO (RFC 3461)" },
+	[R_NOT_OFFERED] = { 502, "5.5.1", "%s not offered by this server" },
+	[R_TIMEOUT] = { 421, "4.4.2", "%s Error: timeout exceeded" },
+	[R_SHUTDOWN] = { 421, "4.3.2", "%s Service shutting down" },
+	[R_HELP_LINE] = { 214, "2.0.0", "%s" },
+	[R_HELP_END] = { 214, "2.0.0", "End of HELP info" },
+	[R_HELP_UNKNOWN] = { 504, "5.5.1", "HELP topic unknown: %.40s" },
+};
+
+const struct esc_reply *esc_get(enum esc_id id)
+{
+	if ((unsigned)id >= R__COUNT || esc_table[id].code == 0)
+		abort();  /* a bug: every id has a row */
+	return &esc_table[id];
+}

@@ -1,0 +1,26 @@
+/* log: one line per event on stderr, with a timestamp and a level.
+ *
+ * Lines about a message start with its queue id ("4F2A...: from=<...>"), so
+ * that grepping the id gives the message's whole life.
+ */
+#ifndef TERN_LOG_H
+#define TERN_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
+
+void log_set_level(enum log_level l);
+/* "debug", "info", "warning", "error"; returns -1 when unknown. */
+int log_level_parse(const char *s);
+
+void log_msg(enum log_level l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* A bad environment: log and exit(2). */
+void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,107 @@
+/* util: dates, queue ids, directories and durable writes (see util.h). */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+void util_rfc5322_date(time_t t, char *out, size_t n)
+{
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const mons[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
+	         tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	         tm.tm_sec);
+}
+
+void util_qid(char out[UTIL_QID_LEN + 1])
+{
+	static atomic_uint counter;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	/* 36 bits of seconds, 20 of microseconds, 8 of counter: ids sort by
+	 * arrival and 256 ids per microsecond stay unique. */
+	uint64_t c = atomic_fetch_add(&counter, 1) & 0xff;
+	uint64_t v = ((uint64_t)tv.tv_sec & 0xfffffffffULL) << 28 |
+	             ((uint64_t)tv.tv_usec & 0xfffff) << 8 | c;
+	snprintf(out, UTIL_QID_LEN + 1, "%016llX", (unsigned long long)v);
+}
+
+bool util_mkdir_p(const char *path, unsigned mode)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof tmp)
+		return false;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+			return false;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+		return false;
+	struct stat st;
+	return stat(tmp, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool util_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+bool util_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		c += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+void util_lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+char *util_trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+	                 s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+uint64_t util_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

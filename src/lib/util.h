@@ -1,0 +1,36 @@
+/* util: small helpers shared by the daemon: dates, queue ids, directories,
+ * durable file writes, string case. */
+#ifndef TERN_UTIL_H
+#define TERN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define UTIL_QID_LEN 16  /* upper-case hex digits */
+
+/* RFC 5322 3.3 date-time, e.g. "Sat, 21 Nov 2026 11:22:33 +0000". */
+void util_rfc5322_date(time_t t, char *out, size_t n);
+
+/* A new queue id: 16 upper-case hex digits, unique within this host
+ * (microsecond clock, process id and a counter mixed). Thread-safe. */
+void util_qid(char out[UTIL_QID_LEN + 1]);
+
+/* mkdir -p with mode; true when the directory exists afterwards. */
+bool util_mkdir_p(const char *path, unsigned mode);
+
+/* fsync a directory so a rename or create in it is durable. */
+bool util_fsync_dir(const char *path);
+
+/* Write all of p, retrying on EINTR and short writes. */
+bool util_write_all(int fd, const void *p, size_t n);
+
+void util_lower(char *s);
+/* Trim spaces and tabs at both ends in place; returns s. */
+char *util_trim(char *s);
+
+/* Monotonic clock in milliseconds. */
+uint64_t util_now_ms(void);
+
+#endif

@@ -1,0 +1,118 @@
+/* data: the DATA stream state machine (see data.h).
+ *
+ * RFC 5321 4.1.1.4: the mail data ends with CRLF "." CRLF; 4.5.2: a line
+ * beginning with "." has that dot removed (transparency). RFC 5321 2.3.8:
+ * CR and LF only ever appear together as CRLF, so a bare one is an error,
+ * never a line end: only the exact sequence CRLF "." CRLF ends the data.
+ *
+ * Bytes are passed to the sink in runs (not one by one): a run ends where
+ * a stuffing dot or the final "." CRLF must be left out.
+ */
+#include "data.h"
+
+#include <string.h>
+
+enum { S_BOL, S_MID, S_CR, S_DOT, S_DOTCR };
+
+void data_init(struct data_parser *d, size_t max_line, uint64_t max_size,
+               data_sink_fn sink, void *ctx)
+{
+	memset(d, 0, sizeof *d);
+	d->state = S_BOL;  /* DATA's own CRLF counts as the first CRLF */
+	d->max_line = max_line;
+	d->max_size = max_size;
+	d->sink = sink;
+	d->ctx = ctx;
+}
+
+static void data_emit(struct data_parser *d, const char *p, size_t n)
+{
+	if (n == 0 || (d->flags & DATA_TOO_BIG))
+		return;
+	d->size += n;
+	if (d->max_size && d->size > d->max_size) {
+		d->flags |= DATA_TOO_BIG;
+		return;
+	}
+	d->sink(d->ctx, p, n);
+}
+
+static void data_count(struct data_parser *d, size_t n)
+{
+	d->line_len += n;
+	if (d->line_len > d->max_line)
+		d->flags |= DATA_LONG_LINE;
+}
+
+/* Skip ordinary line bytes starting at i; returns the index of the next
+ * CR or LF, or n. */
+static size_t data_span(struct data_parser *d, const char *p, size_t i, size_t n)
+{
+	size_t j = i;
+	while (j < n && p[j] != '\r' && p[j] != '\n')
+		j++;
+	data_count(d, j - i);
+	return j;
+}
+
+size_t data_feed(struct data_parser *d, const char *p, size_t n)
+{
+	size_t i = 0, run = 0;  /* run: first byte not yet passed to the sink */
+	while (i < n && !d->done) {
+		switch (d->state) {
+		case S_BOL:
+			if (p[i] == '.') {
+				data_emit(d, p + run, i - run);
+				run = ++i;       /* leave the dot out */
+				d->state = S_DOT;
+			} else {
+				d->state = S_MID;
+			}
+			break;
+		case S_MID:
+			i = data_span(d, p, i, n);
+			if (i == n)
+				break;
+			if (p[i] == '\r') {
+				d->state = S_CR;
+			} else {             /* bare LF: data, not a line end */
+				d->flags |= DATA_BARE_LF;
+				data_count(d, 1);
+			}
+			i++;
+			break;
+		case S_CR:
+			if (p[i] == '\n') {  /* CRLF: the line ends */
+				i++;
+				d->line_len = 0;
+				d->state = S_BOL;
+			} else {             /* bare CR; look at p[i] again as data */
+				d->flags |= DATA_BARE_CR;
+				data_count(d, 1);
+				d->state = S_MID;
+			}
+			break;
+		case S_DOT:
+			if (p[i] == '\r') {
+				run = ++i;       /* hold the CR back until we see LF */
+				d->state = S_DOTCR;
+			} else {
+				d->state = S_MID; /* a stuffed line: the dot is gone */
+			}
+			break;
+		case S_DOTCR:
+			if (p[i] == '\n') {  /* CRLF "." CRLF */
+				run = ++i;
+				d->done = true;
+			} else {
+				d->flags |= DATA_BARE_CR;
+				data_emit(d, "\r", 1);
+				data_count(d, 1);
+				d->state = S_MID;
+			}
+			break;
+		}
+	}
+	data_emit(d, p + run, i - run);
+	return i;
+}

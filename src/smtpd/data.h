@@ -1,0 +1,48 @@
+/* data: the DATA stream of RFC 5321 4.1.1.4 as an incremental, pure parser.
+ *
+ * Feeds on raw bytes as they arrive, writes the unstuffed message (CRLF line
+ * ends kept) through a callback, and finds the end of data. The only end is
+ * CRLF "." CRLF (the CRLF that ends DATA's own command line counts as the
+ * first one): a bare LF or bare CR never ends data and is flagged, which
+ * closes SMTP smuggling (CVE-2023-51764 and kin). Lines longer than the
+ * limit and messages over the size limit are flagged but still consumed, so
+ * the session stays in step with the client and can answer at the end.
+ */
+#ifndef TERN_DATA_H
+#define TERN_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum data_flag {
+	DATA_BARE_LF = 1 << 0,
+	DATA_BARE_CR = 1 << 1,
+	DATA_LONG_LINE = 1 << 2,
+	DATA_TOO_BIG = 1 << 3,
+};
+
+typedef void (*data_sink_fn)(void *ctx, const char *p, size_t n);
+
+struct data_parser {
+	int state;              /* private */
+	size_t line_len;        /* octets in the current line, CRLF excluded */
+	size_t max_line;        /* e.g. 998 (RFC 5322 2.1.1) */
+	uint64_t max_size;      /* 0 = unlimited */
+	uint64_t size;          /* unstuffed octets so far, CRLFs included */
+	unsigned flags;         /* DATA_* */
+	bool done;              /* the end CRLF.CRLF has been consumed */
+	data_sink_fn sink;      /* receives message bytes; not called once flags
+	                           has DATA_TOO_BIG */
+	void *ctx;
+};
+
+void data_init(struct data_parser *d, size_t max_line, uint64_t max_size,
+               data_sink_fn sink, void *ctx);
+
+/* Consume up to n bytes. Returns how many were consumed: n, or fewer when
+ * the end of data was reached (d->done), the rest belonging to the next
+ * command (pipelining). */
+size_t data_feed(struct data_parser *d, const char *p, size_t n);
+
+#endif

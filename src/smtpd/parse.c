@@ -1,0 +1,403 @@
+/* parse: SMTP command lines and ESMTP parameters, pure functions.
+ *
+ * Owns the tokenizing of a framed command line into verb and arguments
+ * (RFC 5321 4.1.1), the "FROM:" / "TO:" keyword of MAIL and RCPT (leniently:
+ * spaces around the colon are tolerated), the esmtp-param grammar of
+ * RFC 5321 4.1.2, the values of SIZE (RFC 1870), BODY (RFC 6152), RET,
+ * ENVID, NOTIFY and ORCPT (RFC 3461), and xtext (RFC 3461 4).
+ */
+#include "parse.h"
+
+#include <string.h>
+#include <strings.h>
+
+static bool is_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static char upper(char c)
+{
+	return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
+
+static const char *skip_spaces(const char *p)
+{
+	while (*p == ' ')
+		p++;
+	return p;
+}
+
+/* RFC 5321 4.1.1: a verb of letters, then SP or the end of the line. */
+bool parse_command(const char *line, struct parse_cmd *out)
+{
+	const char *p;
+	size_t n = 0;
+
+	memset(out, 0, sizeof *out);
+	out->args = "";
+	if (line == NULL)
+		return false;
+	p = skip_spaces(line);
+	for (; is_alpha((unsigned char)p[n]); n++)
+		if (n == PARSE_VERB_MAX)
+			return false;
+	if (p[n] != '\0' && p[n] != ' ')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		out->verb[i] = upper(p[i]);
+	out->verb[n] = '\0';
+	out->args = skip_spaces(p + n);
+	return true;
+}
+
+/* "FROM" / "TO", any case, then [SP...] ":" [SP...]. */
+const char *parse_keyword_colon(const char *args, const char *keyword)
+{
+	size_t n;
+	const char *p;
+
+	if (args == NULL || keyword == NULL)
+		return NULL;
+	n = strlen(keyword);
+	if (strncasecmp(args, keyword, n) != 0)
+		return NULL;
+	p = skip_spaces(args + n);
+	if (*p != ':')
+		return NULL;
+	return skip_spaces(p + 1);
+}
+
+/* ---- xtext, RFC 3461 4 ---- */
+
+static int hexval(unsigned char c)
+{
+	if (is_digit(c))
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* xchar = %d33-42 / %d44-60 / %d62-126: printable except "+" and "=". */
+static bool is_xchar(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != '+' && c != '=';
+}
+
+/* hexchar = "+" 2HEXDIG. Upper case per the RFC; lower case tolerated. A
+ * decoded NUL is refused since the result is a C string. */
+bool parse_xtext_decode(const char *s, size_t len, char *out, size_t n)
+{
+	size_t o = 0;
+	int hi, lo;
+
+	if (out == NULL || n == 0)
+		return false;
+	out[0] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '+') {
+			if (len - i < 3 || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
+			    (lo = hexval((unsigned char)s[i + 2])) < 0 ||
+			    (hi | lo) == 0)
+				return false;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (!is_xchar((unsigned char)c)) {
+			return false;
+		}
+		if (o + 1 >= n)
+			return false;
+		out[o++] = c;
+		out[o] = '\0';
+	}
+	return true;
+}
+
+bool parse_xtext_encode(const char *s, char *out, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (out == NULL || n == 0)
+		return false;
+	out[0] = '\0';
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		size_t need = is_xchar(c) ? 1 : 3;
+		if (o + need >= n) {
+			out[0] = '\0';
+			return false;
+		}
+		if (need == 1) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '+';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* ---- esmtp-param, RFC 5321 4.1.2 ---- */
+
+/* One esmtp-param: keyword [ "=" value ], pointers into the input. */
+struct param {
+	const char *kw;
+	size_t kwlen;
+	const char *val;     /* NULL when there was no "=" */
+	size_t vallen;
+};
+
+/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
+static bool is_kwchar(unsigned char c)
+{
+	return is_alpha(c) || is_digit(c) || c == '-';
+}
+
+/* esmtp-value = 1*(%d33-60 / %d62-126); emptiness is left to the keyword. */
+static bool is_valchar(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != '=';
+}
+
+/* Split the next param at p (not a space, not the end). Returns the byte
+ * after it, or NULL on a syntax error. */
+static const char *next_param(const char *p, struct param *pm)
+{
+	const char *q = p;
+
+	if (*q == '-')
+		return NULL;
+	while (is_kwchar((unsigned char)*q))
+		q++;
+	pm->kw = p;
+	pm->kwlen = (size_t)(q - p);
+	pm->val = NULL;
+	pm->vallen = 0;
+	if (pm->kwlen == 0)
+		return NULL;
+	if (*q == '=') {
+		pm->val = ++q;
+		while (is_valchar((unsigned char)*q))
+			q++;
+		pm->vallen = (size_t)(q - pm->val);
+	}
+	return (*q == '\0' || *q == ' ') ? q : NULL;
+}
+
+static bool kw_is(const struct param *pm, const char *name)
+{
+	return pm->kwlen == strlen(name) &&
+	       strncasecmp(pm->kw, name, pm->kwlen) == 0;
+}
+
+static bool val_is(const struct param *pm, const char *name)
+{
+	return pm->vallen == strlen(name) &&
+	       strncasecmp(pm->val, name, pm->vallen) == 0;
+}
+
+/* Look a keyword up in a NULL-terminated table; its index or -1. */
+static int kw_index(const struct param *pm, const char *const *names)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (kw_is(pm, names[i]))
+			return i;
+	return -1;
+}
+
+/* The keyword handler of one parameter: false for a bad value. */
+typedef bool (*param_fn)(const struct param *pm, void *out);
+
+/* The loop shared by MAIL and RCPT: tokenize, find the keyword, refuse
+ * duplicates, hand the value to fns[i]. */
+static enum parse_perr parse_params(const char *s, const char *const *names,
+                                    const param_fn *fns, void *out,
+                                    const char **bad)
+{
+	struct param pm;
+	unsigned seen = 0;
+	const char *dummy;
+	int i;
+
+	if (bad == NULL)
+		bad = &dummy;
+	*bad = NULL;
+	for (const char *p = skip_spaces(s); *p != '\0'; p = skip_spaces(p)) {
+		*bad = p;
+		if ((p = next_param(p, &pm)) == NULL)
+			return PARSE_ESYNTAX;
+		if ((i = kw_index(&pm, names)) < 0)
+			return PARSE_EUNKNOWN;
+		if (seen & (1u << i))
+			return PARSE_EDUP;
+		seen |= 1u << i;
+		if (pm.val == NULL || pm.vallen == 0 || !fns[i](&pm, out))
+			return PARSE_EVALUE;
+	}
+	*bad = NULL;
+	return PARSE_OK;
+}
+
+/* RFC 1870 6: size-value ::= 1*20DIGIT, and it must fit our uint64_t. */
+static bool mail_size(const struct param *pm, void *out)
+{
+	struct parse_mail_params *mp = out;
+	uint64_t v = 0;
+
+	if (pm->vallen > 20)
+		return false;
+	for (size_t i = 0; i < pm->vallen; i++) {
+		unsigned d = (unsigned)(pm->val[i] - '0');
+		if (!is_digit((unsigned char)pm->val[i]) ||
+		    v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	mp->has_size = true;
+	mp->size = v;
+	return true;
+}
+
+/* RFC 6152 2: BODY=7BIT / 8BITMIME. */
+static bool mail_body(const struct param *pm, void *out)
+{
+	struct parse_mail_params *mp = out;
+
+	if (val_is(pm, "7BIT"))
+		mp->body = BODY_7BIT;
+	else if (val_is(pm, "8BITMIME"))
+		mp->body = BODY_8BITMIME;
+	return mp->body != BODY_UNSET;
+}
+
+/* RFC 3461 4.3: RET=FULL / HDRS. */
+static bool mail_ret(const struct param *pm, void *out)
+{
+	struct parse_mail_params *mp = out;
+
+	if (val_is(pm, "FULL"))
+		mp->ret = RET_FULL;
+	else if (val_is(pm, "HDRS"))
+		mp->ret = RET_HDRS;
+	return mp->ret != RET_UNSET;
+}
+
+/* RFC 3461 4.4: ENVID=xtext, at most 100 octets once decoded, which must be
+ * printable US-ASCII. */
+static bool mail_envid(const struct param *pm, void *out)
+{
+	struct parse_mail_params *mp = out;
+
+	if (!parse_xtext_decode(pm->val, pm->vallen, mp->envid, sizeof mp->envid))
+		return false;
+	for (const char *c = mp->envid; *c != '\0'; c++)
+		if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
+			return false;
+	return true;
+}
+
+enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
+                                  const char **bad)
+{
+	static const char *const names[] = { "SIZE", "BODY", "RET", "ENVID", NULL };
+	static const param_fn fns[] = { mail_size, mail_body, mail_ret, mail_envid };
+	enum parse_perr err;
+
+	memset(p, 0, sizeof *p);
+	err = parse_params(s == NULL ? "" : s, names, fns, p, bad);
+	if (err != PARSE_OK)
+		memset(p, 0, sizeof *p);
+	return err;
+}
+
+/* One NOTIFY item of [p, e); its NOTIFY_* bit or 0. */
+static unsigned notify_item(const char *p, const char *e)
+{
+	static const struct { const char *name; unsigned bit; } items[] = {
+		{ "NEVER", NOTIFY_NEVER }, { "SUCCESS", NOTIFY_SUCCESS },
+		{ "FAILURE", NOTIFY_FAILURE }, { "DELAY", NOTIFY_DELAY },
+	};
+	size_t n = (size_t)(e - p);
+
+	for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)
+		if (n == strlen(items[i].name) &&
+		    strncasecmp(p, items[i].name, n) == 0)
+			return items[i].bit;
+	return 0;
+}
+
+/* RFC 3461 4.1: NOTIFY="NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" ). */
+static bool rcpt_notify(const struct param *pm, void *out)
+{
+	struct parse_rcpt_params *rp = out;
+	const char *p = pm->val, *e = pm->val + pm->vallen, *comma;
+	unsigned bits = 0, bit;
+
+	for (;;) {
+		comma = memchr(p, ',', (size_t)(e - p));
+		bit = notify_item(p, comma != NULL ? comma : e);
+		if (bit == 0)
+			return false;
+		bits |= bit;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	if ((bits & NOTIFY_NEVER) && bits != NOTIFY_NEVER)
+		return false;
+	rp->notify = bits;
+	return true;
+}
+
+/* RFC 822 3.3 atom character (no specials, SPACE or CTLs), for addr-type. */
+static bool is_atomchar(unsigned char c)
+{
+	return c >= 33 && c <= 126 && strchr("()<>@,;:\\\".[]", c) == NULL;
+}
+
+/* RFC 3461 4.2: ORCPT=addr-type ";" xtext, stored as "addr-type;decoded". */
+static bool rcpt_orcpt(const struct param *pm, void *out)
+{
+	struct parse_rcpt_params *rp = out;
+	const char *semi = memchr(pm->val, ';', pm->vallen);
+	size_t tlen, rest;
+
+	if (semi == NULL || semi == pm->val)
+		return false;
+	tlen = (size_t)(semi - pm->val);
+	rest = pm->vallen - tlen - 1;
+	for (size_t i = 0; i < tlen; i++)
+		if (!is_atomchar((unsigned char)pm->val[i]))
+			return false;
+	if (rest == 0 || tlen + 1 >= sizeof rp->orcpt)
+		return false;
+	memcpy(rp->orcpt, pm->val, tlen + 1);
+	return parse_xtext_decode(semi + 1, rest, rp->orcpt + tlen + 1,
+	                          sizeof rp->orcpt - tlen - 1);
+}
+
+enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
+                                  const char **bad)
+{
+	static const char *const names[] = { "NOTIFY", "ORCPT", NULL };
+	static const param_fn fns[] = { rcpt_notify, rcpt_orcpt };
+	enum parse_perr err;
+
+	memset(p, 0, sizeof *p);
+	err = parse_params(s == NULL ? "" : s, names, fns, p, bad);
+	if (err != PARSE_OK)
+		memset(p, 0, sizeof *p);
+	return err;
+}

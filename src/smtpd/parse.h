@@ -1,0 +1,86 @@
+/* parse: SMTP command lines and ESMTP parameters, pure functions.
+ *
+ * A command line arrives here already framed (CRLF stripped, length capped,
+ * bare CR/LF refused by the session). These functions only tokenize.
+ */
+#ifndef TERN_PARSE_H
+#define TERN_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/addr.h"
+
+#define PARSE_VERB_MAX 15
+
+struct parse_cmd {
+	char verb[PARSE_VERB_MAX + 1];  /* upper-cased; "" for an empty line */
+	const char *args;                /* points into the line, after the verb
+	                                    and its separating spaces; "" if none */
+};
+
+/* Split a line into verb and arguments. Verbs longer than PARSE_VERB_MAX or
+ * containing non-letters give verb "" and return false. */
+bool parse_command(const char *line, struct parse_cmd *out);
+
+/* For "MAIL FROM:..." and "RCPT TO:...": check that args begins with the
+ * keyword ("FROM" or "TO", any case), optional spaces, ':', optional spaces
+ * (the seeds type "RCPT TO: User@Domain.Com"), and return a pointer to what
+ * follows; NULL when the keyword or colon is missing. */
+const char *parse_keyword_colon(const char *args, const char *keyword);
+
+/* RFC 3461 4.1 NOTIFY flags */
+enum {
+	NOTIFY_NONE = 0,        /* not given: the default applies */
+	NOTIFY_NEVER = 1 << 0,
+	NOTIFY_SUCCESS = 1 << 1,
+	NOTIFY_FAILURE = 1 << 2,
+	NOTIFY_DELAY = 1 << 3,
+};
+
+enum parse_ret { RET_UNSET = 0, RET_FULL, RET_HDRS };  /* RFC 3461 4.3 */
+enum parse_body { BODY_UNSET = 0, BODY_7BIT, BODY_8BITMIME }; /* RFC 6152 */
+
+#define PARSE_ENVID_MAX 100  /* RFC 3461 4.4 */
+#define PARSE_ORCPT_MAX 500  /* RFC 3461 4.2 */
+
+/* ESMTP parameters of MAIL FROM (RFC 5321 4.1.2 Mail-parameters). Values
+ * that are xtext in the RFC are kept decoded. */
+struct parse_mail_params {
+	bool has_size;
+	uint64_t size;                        /* RFC 1870 */
+	enum parse_body body;
+	enum parse_ret ret;
+	char envid[PARSE_ENVID_MAX + 1];      /* RFC 3461 4.4, xtext-decoded */
+};
+
+/* ESMTP parameters of RCPT TO. */
+struct parse_rcpt_params {
+	unsigned notify;                      /* NOTIFY_* bits */
+	char orcpt[PARSE_ORCPT_MAX + 1];      /* "rfc822;addr", xtext-decoded */
+};
+
+enum parse_perr {
+	PARSE_OK = 0,
+	PARSE_EUNKNOWN,   /* unknown keyword: 555 5.5.4 */
+	PARSE_EVALUE,     /* bad value for a known keyword: 501 5.5.4 */
+	PARSE_EDUP,       /* keyword given twice: 501 5.5.4 */
+	PARSE_ESYNTAX,    /* not keyword[=value] separated by spaces: 501 5.5.4 */
+};
+
+/* Parse the space-separated parameters that follow the path. On error,
+ * *bad points at the offending keyword (for the reply text). */
+enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
+                                  const char **bad);
+enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
+                                  const char **bad);
+
+/* RFC 3461 4 xtext: decode into out (room for n bytes, NUL included).
+ * Returns false on bad syntax or overflow. */
+bool parse_xtext_decode(const char *s, size_t len, char *out, size_t n);
+
+/* xtext-encode s into out (room for n). Returns false on overflow. */
+bool parse_xtext_encode(const char *s, char *out, size_t n);
+
+#endif

@@ -1,0 +1,59 @@
+/* policy: the one place where the session asks what it may accept.
+ *
+ * Recipients are resolved here: local domains through postmaster, the
+ * aliases file and Maildir existence; other domains only for clients
+ * allowed to relay. Later checks (AUTH, limits, milters) join here too,
+ * so the state machine never decides policy itself.
+ */
+#ifndef TERN_POLICY_H
+#define TERN_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "../lib/addr.h"
+#include "../lib/aliases.h"
+#include "../lib/conf.h"
+
+#define POLICY_ADDR_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
+#define POLICY_DEPTH_MAX 8       /* alias nesting */
+#define POLICY_TARGETS_MAX 1000  /* deliveries one RCPT may expand into */
+
+struct policy {
+	const struct conf *conf;
+	const struct aliases *aliases;
+};
+
+struct policy_target {
+	char addr[POLICY_ADDR_MAX];  /* the mailbox to deliver to */
+	bool local;                  /* Maildir, else remote */
+};
+
+struct policy_targets {
+	size_t n, cap;
+	struct policy_target *v;
+};
+
+enum policy_verdict {
+	POLICY_ACCEPT,
+	POLICY_UNKNOWN,       /* 550 5.1.1 */
+	POLICY_RELAY_DENIED,  /* 550 5.7.1 */
+	POLICY_LOOP,          /* alias loop or too many targets: 550 5.4.6 */
+};
+
+/* May this client send mail to other domains? (RFC 5321 3.6: relaying is
+ * the server's choice; tern's default is no.) */
+bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed);
+
+/* Resolve a recipient into the mailboxes to deliver to; appends to out. */
+enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
+                                bool may_relay, struct policy_targets *out);
+
+void policy_targets_free(struct policy_targets *t);
+
+/* Create the Maildir of postmaster_address when it is local and missing
+ * (RFC 5321 4.5.1: postmaster must always be deliverable). */
+bool policy_ensure_postmaster(const struct policy *p);
+
+#endif

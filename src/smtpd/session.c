@@ -1,0 +1,841 @@
+/* session: the SMTP state machine and its command table (see session.h).
+ *
+ * Input is framed before it is parsed (DESIGN.md, after Postfix smtpd.c and
+ * qmail's straynewline): a command line is at most SESSION_LINE_MAX octets
+ * and ends in CRLF; a bare CR or LF is refused. Replies are buffered and
+ * leave in order, which is all PIPELINING (RFC 2920) asks of a server; only
+ * the end of DATA waits, for the spool's commit, before reading on.
+ */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../lib/buf.h"
+#include "../lib/esc.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include "data.h"
+#include "parse.h"
+
+#define SESSION_LINE_MAX 2048            /* octets before CRLF */
+#define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
+#define SESSION_HELO_MAX 255
+
+enum session_state { ST_CMD, ST_DATA, ST_COMMIT, ST_CLOSING };
+
+/* The transaction: MAIL FROM to the end of DATA (OpenSMTPD's smtp_tx). */
+struct tx {
+	char qid[UTIL_QID_LEN + 1];
+	char sender[POLICY_ADDR_MAX];
+	struct parse_mail_params mp;
+	struct spool_rcpt *rcpt;
+	size_t nrcpt, cap;
+	unsigned rcpt_cmds;             /* accepted RCPT commands */
+	struct data_parser dp;
+	struct spool_msg *msg;
+	int64_t arrival;
+};
+
+struct session {
+	struct session *next, *prev;
+	struct server *srv;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	char ip[INET6_ADDRSTRLEN];
+	uint64_t id;
+	enum session_state state;
+	bool greeted;                   /* HELO or EHLO seen */
+	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
+	bool discarding;                /* inside an over-long line */
+	bool paused;                    /* the spool asked us to wait */
+	bool dead;                      /* closed, waiting for a spool callback */
+	unsigned pending;               /* spool callbacks outstanding */
+	char helo[SESSION_HELO_MAX + 1];
+	struct tx *tx;
+};
+
+struct session_cmd {
+	const char *verb;
+	void (*fn)(struct session *s, const char *args);
+};
+
+static void session_process(struct session *s);
+
+/* ---- replies ---- */
+
+/* Append one reply line from the table; more: a '-' continuation line. */
+static void session_vreply(struct session *s, enum esc_id id, bool more, va_list ap)
+{
+	const struct esc_reply *r = esc_get(id);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "%d%c", r->code, more ? '-' : ' ');
+	if (r->esc && (s->esmtp || !s->greeted))
+		buf_printf(&b, "%s ", r->esc);
+	buf_vprintf(&b, r->text, ap);
+	buf_puts(&b, "\r\n");
+	if (s->bev)
+		bufferevent_write(s->bev, b.data, b.len);
+	log_debug("session %llu: > %.*s", (unsigned long long)s->id, (int)b.len - 2, b.data);
+	buf_free(&b);
+}
+
+static void session_reply(struct session *s, enum esc_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	session_vreply(s, id, false, ap);
+	va_end(ap);
+}
+
+static void session_reply_more(struct session *s, enum esc_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	session_vreply(s, id, true, ap);
+	va_end(ap);
+}
+
+/* ---- lifetime ---- */
+
+static void session_tx_free(struct session *s)
+{
+	struct tx *tx = s->tx;
+	if (!tx)
+		return;
+	if (tx->msg)
+		spool_msg_abort(tx->msg);
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		free(tx->rcpt[i].orig);
+		free(tx->rcpt[i].addr);
+		free(tx->rcpt[i].orcpt);
+	}
+	free(tx->rcpt);
+	free(tx);
+	s->tx = NULL;
+}
+
+static void session_unlink(struct session *s)
+{
+	struct server *srv = s->srv;
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (srv->sessions == s)
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	srv->nsessions--;
+	if (srv->shutting_down && srv->nsessions == 0)
+		event_base_loopbreak(srv->base);
+}
+
+/* Close now. The struct lives on while a spool callback is outstanding. */
+static void session_close(struct session *s, const char *why)
+{
+	if (s->dead)
+		return;
+	log_info("session %llu: disconnect from [%s] (%s)", (unsigned long long)s->id, s->ip, why);
+	session_tx_free(s);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	s->bev = NULL;
+	s->dead = true;
+	session_unlink(s);
+	if (s->pending == 0)
+		free(s);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	(void)bev;
+	if (s->state == ST_CLOSING)
+		session_close(s, "closed by us");
+}
+
+/* Close once the replies written so far have left. */
+static void session_close_after_flush(struct session *s)
+{
+	s->state = ST_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_close(s, "closed by us");
+}
+
+static void session_set_timeout(struct session *s, unsigned secs)
+{
+	struct timeval tv = { (time_t)secs, 0 };
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* RFC 5321 4.5.3.2: the server may close after a timeout. */
+		log_info("session %llu: timeout from [%s]", (unsigned long long)s->id, s->ip);
+		session_reply(s, R_TIMEOUT, s->srv->conf->hostname);
+		bufferevent_enable(s->bev, EV_WRITE);
+		session_close_after_flush(s);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		session_close(s, what & BEV_EVENT_EOF ? "client closed" : strerror(errno));
+}
+
+/* ---- the transaction ---- */
+
+static void session_tx_begin(struct session *s)
+{
+	s->tx = calloc(1, sizeof *s->tx);
+	if (!s->tx)
+		abort();
+	util_qid(s->tx->qid);
+}
+
+static void session_reset(struct session *s)
+{
+	session_tx_free(s);
+	if (s->bev && s->state == ST_DATA)
+		session_set_timeout(s, s->srv->conf->command_timeout);
+	if (s->bev && s->paused)
+		bufferevent_enable(s->bev, EV_READ);
+	s->paused = false;
+	s->state = ST_CMD;
+}
+
+static char *session_strdup(const char *p)
+{
+	char *d = strdup(p);
+	if (!d)
+		abort();
+	return d;
+}
+
+static void session_tx_add(struct tx *tx, const char *orig, const struct policy_target *t,
+                           const struct parse_rcpt_params *rp)
+{
+	if (tx->nrcpt == tx->cap) {
+		tx->cap = tx->cap ? tx->cap * 2 : 4;
+		tx->rcpt = realloc(tx->rcpt, tx->cap * sizeof *tx->rcpt);
+		if (!tx->rcpt)
+			abort();
+	}
+	struct spool_rcpt *r = &tx->rcpt[tx->nrcpt];
+	memset(r, 0, sizeof *r);
+	r->idx = (unsigned)tx->nrcpt++;
+	r->orig = session_strdup(orig);
+	r->addr = session_strdup(t->addr);
+	r->transport = t->local ? SPOOL_LOCAL : SPOOL_REMOTE;
+	r->notify = rp->notify;
+	r->orcpt = session_strdup(rp->orcpt);
+	r->status = SPOOL_PENDING;
+}
+
+/* ---- commands ---- */
+
+static bool session_no_args(struct session *s, const char *verb, const char *args)
+{
+	if (*args == '\0')
+		return true;
+	session_reply(s, R_NO_ARGS, verb);
+	return false;
+}
+
+/* Keep the HELO argument printable for the log and the Received header. */
+static void session_set_helo(struct session *s, const char *args)
+{
+	size_t n = strcspn(args, " ");
+	if (n > SESSION_HELO_MAX)
+		n = SESSION_HELO_MAX;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)args[i];
+		s->helo[i] = (c > 32 && c < 127 && c != '(' && c != ')' && c != '\\') ? (char)c : '?';
+	}
+	s->helo[n] = '\0';
+}
+
+static void session_greet(struct session *s, const char *args, bool esmtp)
+{
+	const char *verb = esmtp ? "EHLO" : "HELO";
+	if (*args == '\0') {
+		session_reply(s, R_HELO_SYNTAX, verb);
+		return;
+	}
+	session_reset(s);  /* RFC 5321 4.1.4: like RSET */
+	session_set_helo(s, args);
+	s->greeted = true;
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		session_reply(s, R_HELO, s->srv->conf->hostname, s->ip);
+		return;
+	}
+	char size[32];
+	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->srv->conf->max_message_size);
+	session_reply_more(s, R_HELO, s->srv->conf->hostname, s->ip);
+	/* Exactly what is implemented (RFC 5321 4.1.1.1). */
+	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+		session_reply_more(s, R_EHLO_LINE, ext[i]);
+	session_reply(s, R_EHLO_LINE, "HELP");
+}
+
+static void cmd_helo(struct session *s, const char *args)
+{
+	session_greet(s, args, false);
+}
+
+static void cmd_ehlo(struct session *s, const char *args)
+{
+	session_greet(s, args, true);
+}
+
+/* The ESMTP keyword a parameter error points at, for the reply. */
+static void session_keyword(const char *bad, char *kw, size_t n)
+{
+	if (!bad)
+		bad = "";
+	snprintf(kw, n, "%.*s", (int)strcspn(bad, " ="), bad);
+}
+
+static bool session_mail_params(struct session *s, const char *rest, struct parse_mail_params *mp)
+{
+	const char *bad = NULL;
+	enum parse_perr e = parse_mail_params(rest, mp, &bad);
+	char kw[41];
+	session_keyword(bad, kw, sizeof kw);
+	if (e == PARSE_EUNKNOWN)
+		session_reply(s, R_PARAM_UNKNOWN, kw);
+	else if (e != PARSE_OK)
+		session_reply(s, R_PARAM_BAD, kw);
+	else if (mp->has_size && s->srv->conf->max_message_size &&
+	         mp->size > s->srv->conf->max_message_size)
+		session_reply(s, R_SIZE_EXCEEDED);  /* RFC 1870 6.1 */
+	else
+		return true;
+	return false;
+}
+
+/* RFC 5321 4.1.1.2 MAIL FROM:<reverse-path> [SP Mail-parameters] */
+static void cmd_mail(struct session *s, const char *args)
+{
+	if (!s->greeted)
+		return session_reply(s, R_NEED_HELO);
+	if (s->tx)
+		return session_reply(s, R_NESTED_MAIL);
+	const char *p = parse_keyword_colon(args, "FROM"), *rest;
+	if (!p)
+		return session_reply(s, R_MAIL_SYNTAX);
+	struct addr a;
+	enum addr_err ae = addr_parse_path(p, &rest, &a, true, false);
+	if (ae != ADDR_OK)
+		return session_reply(s, R_BAD_SENDER, addr_strerror(ae));
+	struct parse_mail_params mp;
+	if (!session_mail_params(s, rest, &mp))
+		return;
+	session_tx_begin(s);
+	s->tx->mp = mp;
+	addr_format(&a, s->tx->sender, sizeof s->tx->sender);
+	log_info("%s: client=[%s], helo=%s, from=<%s>", s->tx->qid, s->ip, s->helo, s->tx->sender);
+	session_reply(s, R_SENDER_OK);
+}
+
+static bool session_rcpt_params(struct session *s, const char *rest, struct parse_rcpt_params *rp)
+{
+	const char *bad = NULL;
+	enum parse_perr e = parse_rcpt_params(rest, rp, &bad);
+	if (e == PARSE_OK)
+		return true;
+	char kw[41];
+	session_keyword(bad, kw, sizeof kw);
+	session_reply(s, e == PARSE_EUNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, kw);
+	return false;
+}
+
+static void session_rcpt_verdict(struct session *s, const char *orig, enum policy_verdict v)
+{
+	static const enum esc_id ids[] = { [POLICY_UNKNOWN] = R_USER_UNKNOWN,
+	                                   [POLICY_RELAY_DENIED] = R_RELAY_DENIED,
+	                                   [POLICY_LOOP] = R_USER_UNKNOWN };
+	log_info("%s: reject: RCPT from [%s]: <%s>: %s", s->tx->qid, s->ip, orig,
+	         esc_get(ids[v])->text);
+	session_reply(s, ids[v]);
+}
+
+/* RFC 5321 4.1.1.3 RCPT TO:<forward-path> [SP Rcpt-parameters] */
+static void cmd_rcpt(struct session *s, const char *args)
+{
+	if (!s->tx)
+		return session_reply(s, R_NEED_MAIL);
+	const char *p = parse_keyword_colon(args, "TO"), *rest;
+	if (!p)
+		return session_reply(s, R_RCPT_SYNTAX);
+	struct addr a;
+	enum addr_err ae = addr_parse_path(p, &rest, &a, false, true);
+	if (ae != ADDR_OK)
+		return session_reply(s, R_BAD_RCPT, addr_strerror(ae));
+	struct parse_rcpt_params rp;
+	if (!session_rcpt_params(s, rest, &rp))
+		return;
+	if (s->tx->rcpt_cmds >= s->srv->conf->max_recipients)
+		return session_reply(s, R_TOO_MANY_RCPTS);  /* RFC 5321 4.5.3.1.10 */
+	char orig[POLICY_ADDR_MAX];
+	addr_format(&a, orig, sizeof orig);
+	struct policy_targets t = { 0, 0, NULL };
+	bool relay = policy_may_relay(&s->srv->policy, (struct sockaddr *)&s->peer, false);
+	enum policy_verdict v = policy_rcpt(&s->srv->policy, &a, relay, &t);
+	if (v == POLICY_ACCEPT) {
+		for (size_t i = 0; i < t.n; i++)
+			session_tx_add(s->tx, orig, &t.v[i], &rp);
+		s->tx->rcpt_cmds++;
+		session_reply(s, R_RCPT_OK);
+	} else {
+		session_rcpt_verdict(s, orig, v);
+	}
+	policy_targets_free(&t);
+}
+
+static void session_data_sink(void *ctx, const char *p, size_t n)
+{
+	struct session *s = ctx;
+	if (!spool_msg_write(s->tx->msg, p, n))
+		s->paused = true;
+}
+
+static void session_chunk_done(void *ctx, int err)
+{
+	struct session *s = ctx;
+	if (err)
+		log_error("%s: spool write failed: %s", s->tx ? s->tx->qid : "?", strerror(err));
+	if (s->paused && s->tx && s->tx->msg && spool_msg_writable(s->tx->msg)) {
+		s->paused = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+/* RFC 5321 4.4: the trace header, first line of the spooled message. */
+static void session_received(struct session *s)
+{
+	struct tx *tx = s->tx;
+	char date[64];
+	util_rfc5322_date(time(NULL), date, sizeof date);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
+	           s->ip, s->srv->conf->hostname, s->esmtp ? "ESMTP" : "SMTP", tx->qid);
+	if (tx->rcpt_cmds == 1)
+		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
+	buf_printf(&b, ";\r\n\t%s\r\n", date);
+	spool_msg_write(tx->msg, b.data, b.len);
+	buf_free(&b);
+}
+
+static void cmd_data(struct session *s, const char *args)
+{
+	if (!session_no_args(s, "DATA", args))
+		return;
+	if (!s->tx)
+		return session_reply(s, R_NEED_MAIL);
+	if (s->tx->nrcpt == 0)
+		return session_reply(s, R_NEED_RCPT);
+	const struct conf *c = s->srv->conf;
+	struct tx *tx = s->tx;
+	tx->arrival = (int64_t)time(NULL);
+	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	session_received(s);
+	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
+	s->state = ST_DATA;
+	session_set_timeout(s, c->data_timeout);
+	session_reply(s, R_START_DATA);
+}
+
+static void cmd_rset(struct session *s, const char *args)
+{
+	if (!session_no_args(s, "RSET", args))
+		return;
+	session_reset(s);
+	session_reply(s, R_OK);
+}
+
+static void cmd_noop(struct session *s, const char *args)
+{
+	(void)args;  /* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
+	session_reply(s, R_OK);
+}
+
+static void cmd_quit(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_BYE);
+	session_close_after_flush(s);
+}
+
+static const char *const session_help[][2] = {
+	{ "HELO", "HELO hostname - identify yourself (plain SMTP)" },
+	{ "EHLO", "EHLO hostname - identify yourself and list the extensions" },
+	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id]" },
+	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
+	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },
+	{ "RSET", "RSET - abandon the current message" },
+	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
+	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
+	{ "HELP", "HELP [command] - this text" },
+	{ "NOOP", "NOOP - do nothing, answer 250" },
+	{ "QUIT", "QUIT - end the session" },
+};
+#define SESSION_NHELP (sizeof session_help / sizeof session_help[0])
+
+static void cmd_help(struct session *s, const char *args)
+{
+	if (*args) {
+		for (size_t i = 0; i < SESSION_NHELP; i++)
+			if (!strncasecmp(args, session_help[i][0], 4) && strlen(args) == 4)
+				return session_reply(s, R_HELP_LINE, session_help[i][1]);
+		return session_reply(s, R_HELP_UNKNOWN, args);
+	}
+	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
+	session_reply_more(s, R_HELP_LINE, "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT");
+	session_reply_more(s, R_HELP_LINE, "TURN, ETRN, VERB and DSN are answered but not offered");
+	session_reply(s, R_HELP_END);
+}
+
+/* VRFY and EXPN (RFC 5321 3.5): 252 unless vrfy_disclose = yes. */
+static void session_verify(struct session *s, const char *verb, const char *args, bool expn)
+{
+	if (!*args)
+		return session_reply(s, R_VRFY_SYNTAX, verb);
+	if (!s->srv->conf->vrfy_disclose)
+		return session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
+	struct addr a;
+	const char *rest;
+	if (addr_parse_path(args, &rest, &a, false, true) != ADDR_OK)
+		return session_reply(s, R_BAD_RCPT, "not an address");
+	struct policy_targets t = { 0, 0, NULL };
+	enum policy_verdict v = policy_rcpt(&s->srv->policy, &a, false, &t);
+	if (v == POLICY_RELAY_DENIED)
+		session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
+	else if (v != POLICY_ACCEPT)
+		session_reply(s, R_USER_UNKNOWN);
+	else if (!expn)
+		session_reply(s, R_VRFY_OK, t.v[0].addr);
+	else
+		for (size_t i = 0; i < t.n; i++)
+			(i + 1 < t.n ? session_reply_more : session_reply)(s, R_VRFY_OK, t.v[i].addr);
+	policy_targets_free(&t);
+}
+
+static void cmd_vrfy(struct session *s, const char *args)
+{
+	session_verify(s, "VRFY", args, false);
+}
+
+static void cmd_expn(struct session *s, const char *args)
+{
+	session_verify(s, "EXPN", args, true);
+}
+
+static void cmd_turn(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_TURN);
+}
+
+static void cmd_etrn(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_ETRN);
+}
+
+static void cmd_verb(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_VERB);
+}
+
+static void cmd_dsn(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_DSN_VERB);
+}
+
+/* Extensions of later work, refused by name until they exist. */
+static void cmd_starttls(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_NOT_OFFERED, "STARTTLS");
+}
+
+static void cmd_auth(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_NOT_OFFERED, "AUTH");
+}
+
+static void cmd_bdat(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_NOT_OFFERED, "BDAT");
+}
+
+/* The command table (qmail commands.c, OpenSMTPD smtp_session.c): every
+ * verb of the seeds' list is answered deliberately. */
+static const struct session_cmd session_cmds[] = {
+	{ "HELO", cmd_helo }, { "EHLO", cmd_ehlo }, { "MAIL", cmd_mail },
+	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "RSET", cmd_rset },
+	{ "NOOP", cmd_noop }, { "QUIT", cmd_quit }, { "HELP", cmd_help },
+	{ "VRFY", cmd_vrfy }, { "EXPN", cmd_expn }, { "TURN", cmd_turn },
+	{ "ETRN", cmd_etrn }, { "VERB", cmd_verb }, { "DSN", cmd_dsn },
+	{ "STARTTLS", cmd_starttls }, { "AUTH", cmd_auth }, { "BDAT", cmd_bdat },
+};
+
+static void session_command(struct session *s, const char *line)
+{
+	struct parse_cmd pc;
+	log_debug("session %llu: < %s", (unsigned long long)s->id, line);
+	if (!parse_command(line, &pc) || !pc.verb[0])
+		return session_reply(s, R_UNRECOGNIZED);
+	for (size_t i = 0; i < sizeof session_cmds / sizeof session_cmds[0]; i++)
+		if (!strcmp(pc.verb, session_cmds[i].verb))
+			return session_cmds[i].fn(s, pc.args);
+	session_reply(s, R_UNRECOGNIZED);
+}
+
+/* ---- the end of DATA ---- */
+
+static void session_env(struct session *s, struct spool_env *e)
+{
+	struct tx *tx = s->tx;
+	memset(e, 0, sizeof *e);
+	snprintf(e->qid, sizeof e->qid, "%s", tx->qid);
+	e->sender = tx->sender;
+	e->envid = tx->mp.envid;
+	e->ret = tx->mp.ret;
+	e->body = tx->mp.body;
+	e->size = tx->dp.size;
+	e->arrival = tx->arrival;
+	e->client = s->ip;
+	e->helo = s->helo;
+	e->nrcpt = tx->nrcpt;
+	e->rcpt = tx->rcpt;
+}
+
+static void session_committed(void *ctx, int err)
+{
+	struct session *s = ctx;
+	s->pending--;
+	if (s->dead) {   /* the client left; the message is queued all the same */
+		if (s->pending == 0)
+			free(s);
+		return;
+	}
+	struct tx *tx = s->tx;
+	if (s->state == ST_CLOSING) {  /* shutting down: no reply owed */
+		log_info("%s: %s during shutdown", tx->qid, err ? "not queued" : "queued");
+		return;
+	}
+	if (err) {
+		log_error("%s: not queued: %s", tx->qid, strerror(err));
+		session_reply(s, err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
+	} else {
+		log_info("%s: queued: from=<%s>, size=%llu, nrcpt=%zu", tx->qid, tx->sender,
+		         (unsigned long long)tx->dp.size, tx->nrcpt);
+		session_reply(s, R_QUEUED, tx->qid, s->srv->conf->hostname);
+	}
+	session_reset(s);
+	session_process(s);  /* pipelined commands may be waiting */
+}
+
+/* Refuse a message whose data broke the rules; the session goes on. */
+static bool session_data_refused(struct session *s)
+{
+	struct tx *tx = s->tx;
+	unsigned f = tx->dp.flags;
+	int spool_err = spool_msg_error(tx->msg);
+	if (!f && !spool_err)
+		return false;
+	if (f & DATA_TOO_BIG)
+		session_reply(s, R_SIZE_EXCEEDED);
+	else if (f & DATA_BARE_LF)
+		session_reply(s, R_DATA_BARE_LF);
+	else if (f & DATA_BARE_CR)
+		session_reply(s, R_DATA_BARE_CR);
+	else if (f & DATA_LONG_LINE)
+		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
+	else
+		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
+	log_info("%s: refused at end of data from [%s] (flags 0x%x, spool %s)", tx->qid, s->ip,
+	         f, spool_err ? strerror(spool_err) : "ok");
+	session_reset(s);
+	return true;
+}
+
+static void session_data_end(struct session *s)
+{
+	if (session_data_refused(s))
+		return;
+	struct spool_env e;
+	session_env(s, &e);
+	s->state = ST_COMMIT;
+	s->pending++;
+	spool_msg_commit(s->tx->msg, &e, session_committed, s);
+	s->tx->msg = NULL;  /* the spool owns it now */
+}
+
+/* ---- input ---- */
+
+/* Feed DATA bytes to the parser, chain by chain, until the end or a pause. */
+static void session_feed_data(struct session *s, struct evbuffer *in)
+{
+	while (s->state == ST_DATA && !s->paused && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t used = data_feed(&s->tx->dp, v.iov_base, v.iov_len);
+		evbuffer_drain(in, used);
+		if (s->tx->dp.done)
+			session_data_end(s);
+	}
+}
+
+/* Skip the rest of an over-long line; true once its LF has gone. */
+static bool session_discard(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	if (lf.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return false;
+	}
+	evbuffer_drain(in, (size_t)lf.pos + 1);
+	s->discarding = false;
+	session_reply(s, R_LINE_TOO_LONG);
+	return true;
+}
+
+/* Take one framed command line out of the input; false when none is whole. */
+static bool session_read_line(struct session *s, struct evbuffer *in)
+{
+	if (s->discarding && !session_discard(s, in))
+		return false;
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	if (lf.pos < 0) {
+		if (evbuffer_get_length(in) > SESSION_LINE_MAX + 1)
+			s->discarding = true;
+		return s->discarding && session_read_line(s, in);
+	}
+	if ((size_t)lf.pos > SESSION_LINE_MAX + 1) {
+		s->discarding = true;
+		return session_read_line(s, in);
+	}
+	char line[SESSION_LINE_MAX + 3];
+	size_t n = (size_t)lf.pos + 1;
+	evbuffer_remove(in, line, n);
+	line[n] = '\0';
+	/* RFC 5321 2.3.8: CRLF only; a bare CR or LF is not a line end. */
+	if (n < 2 || line[n - 2] != '\r' || memchr(line, '\r', n - 2) || strlen(line) != n) {
+		log_info("session %llu: bare CR/LF or NUL in a command from [%s]",
+		         (unsigned long long)s->id, s->ip);
+		session_reply(s, R_BARE_NL_CMD);
+		return true;
+	}
+	line[n - 2] = '\0';
+	session_command(s, line);
+	return true;
+}
+
+static void session_process(struct session *s)
+{
+	if (s->dead || !s->bev)
+		return;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (!s->dead && s->bev) {
+		if (s->state == ST_DATA) {
+			session_feed_data(s, in);
+			if (s->state == ST_DATA)
+				break;  /* need more bytes, or paused */
+		} else if (s->state != ST_CMD || !session_read_line(s, in)) {
+			break;
+		}
+	}
+	if (!s->dead && s->paused)
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+/* ---- start and shutdown ---- */
+
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		abort();
+	s->srv = srv;
+	s->id = ++srv->next_id;
+	memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], s->ip, sizeof s->ip);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, s->ip, sizeof s->ip);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof s->ip);
+	}
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev) {
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
+	session_set_timeout(s, srv->conf->command_timeout);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("session %llu: connect from [%s]", (unsigned long long)s->id, s->ip);
+	const char *banner = srv->conf->banner;
+	session_reply(s, R_GREETING, srv->conf->hostname, *banner ? " " : "", banner);
+}
+
+void session_close_all(struct server *srv)
+{
+	srv->shutting_down = true;
+	if (srv->nsessions == 0) {
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	for (struct session *s = srv->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->state == ST_CLOSING)
+			continue;
+		session_reply(s, R_SHUTDOWN, srv->conf->hostname);
+		session_close_after_flush(s);
+	}
+}
+
+void session_free_all(struct server *srv)
+{
+	while (srv->sessions)
+		session_close(srv->sessions, "shutdown");
+}

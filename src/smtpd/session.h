@@ -1,0 +1,45 @@
+/* session: one SMTP connection, from greeting to QUIT (RFC 5321 4.1).
+ *
+ * The state machine reads framed command lines, looks the verb up in the
+ * command table and runs its handler; DATA streams through the data parser
+ * into the spool. Policy questions go to policy.c, replies come from the
+ * esc.c table. A session holds a transaction (struct tx) between MAIL and
+ * the end of DATA; RSET, HELO/EHLO and the end of DATA free it.
+ */
+#ifndef TERN_SESSION_H
+#define TERN_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../lib/conf.h"
+#include "../spool/spool.h"
+#include "policy.h"
+
+struct event_base;
+struct event;
+struct session;
+
+/* What all sessions share: the daemon's state as the sessions see it. */
+struct server {
+	struct event_base *base;
+	const struct conf *conf;
+	struct policy policy;
+	struct spool *spool;
+	struct session *sessions;   /* every open session, for shutdown */
+	unsigned nsessions;
+	uint64_t next_id;
+	bool shutting_down;
+};
+
+/* Take over an accepted socket and send the greeting. */
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen);
+
+/* Say 421 to every session and close it (shutdown). */
+void session_close_all(struct server *srv);
+
+/* Free whatever is left without talking (after the event loop ended). */
+void session_free_all(struct server *srv);
+
+#endif

@@ -1,0 +1,119 @@
+/* spool: the durable queue, SQLite in WAL mode with synchronous=FULL.
+ *
+ * One writer thread owns the only writing connection. Everything that
+ * changes the spool is an operation put on its queue; the thread takes every
+ * operation queued since its last commit, runs them in one transaction and
+ * commits once (group commit: one fsync for many messages). Only then are the
+ * callers told, so a 250 is sent only for a message that is on disk.
+ *
+ * Messages stream in: spool_msg_write() buffers up to SPOOL_CHUNK bytes,
+ * then hands a chunk to the writer; the envelope row is written with the
+ * last chunk in spool_msg_commit(). Chunks without an envelope row (a crash
+ * or a disconnect mid-DATA) are orphans, removed on the next start.
+ *
+ * Completions of asynchronous operations run on the caller's thread, in
+ * spool_run_completions(), which the caller runs when the notify callback
+ * (called from the writer thread) tells it to.
+ */
+#ifndef TERN_SPOOL_H
+#define TERN_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../lib/util.h"
+
+#define SPOOL_CHUNK (64 * 1024)
+
+enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1 };
+enum spool_status { SPOOL_PENDING = 0, SPOOL_DELIVERED = 1, SPOOL_FAILED = 2 };
+
+struct spool_rcpt {
+	unsigned idx;
+	char *orig;          /* the address as the client gave it */
+	char *addr;          /* the mailbox to deliver to (after aliases) */
+	int transport;       /* enum spool_transport */
+	unsigned notify;     /* NOTIFY_* of parse.h */
+	char *orcpt;         /* RFC 3461 ORCPT, "" when none */
+	int status;          /* enum spool_status */
+	unsigned attempts;
+	int64_t next_try;    /* unix seconds */
+	char *last_reply;    /* last delivery result, for the log and reports */
+};
+
+struct spool_env {
+	char qid[UTIL_QID_LEN + 1];
+	char *sender;        /* "" for the null sender */
+	char *envid;         /* RFC 3461 ENVID, "" when none */
+	int ret;             /* enum parse_ret */
+	int body;            /* enum parse_body */
+	uint64_t size;
+	int64_t arrival;     /* unix seconds */
+	char *client;        /* "[ip]" */
+	char *helo;
+	size_t nrcpt;
+	struct spool_rcpt *rcpt;
+};
+
+void spool_env_free(struct spool_env *e);
+
+typedef void (*spool_done_fn)(void *ctx, int err);  /* err: 0 or an errno */
+
+struct spool;
+struct spool_msg;
+
+/* Open (creating if needed) spool_dir/queue.db, remove orphans, start the
+ * writer thread. notify is called from the writer thread whenever completions
+ * are waiting. On failure returns NULL and prints why. */
+struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_ctx);
+/* Drain the queue, stop the writer, close. Pending completions are run. */
+void spool_close(struct spool *sp);
+
+/* Called from the writer thread after a commit that added messages. */
+void spool_set_commit_hook(struct spool *sp, void (*hook)(void *), void *ctx);
+
+/* Run the completions that are waiting (on the caller's thread). */
+void spool_run_completions(struct spool *sp);
+
+/* Start a message. on_chunk(ctx, err) runs after each chunk is written. */
+struct spool_msg *spool_msg_begin(struct spool *sp, const char *qid,
+                                  spool_done_fn on_chunk, void *ctx);
+/* Append message bytes. Returns false when the caller should stop reading
+ * until on_chunk runs and spool_msg_writable() is true again. */
+bool spool_msg_write(struct spool_msg *m, const void *p, size_t n);
+bool spool_msg_writable(const struct spool_msg *m);
+/* Error of the first failed chunk, 0 if none so far. */
+int spool_msg_error(const struct spool_msg *m);
+/* Write the rest and the envelope (env is copied), commit, then done(). The
+ * message handle is gone afterwards. */
+void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
+                      spool_done_fn done, void *ctx);
+/* Give the message up: no more callbacks, its chunks are deleted. */
+void spool_msg_abort(struct spool_msg *m);
+
+/* Synchronous (any thread but the writer): record recipients' delivery
+ * results; when no recipient is pending any more the message is removed.
+ * Returns 0 or an errno. */
+int spool_update(struct spool *sp, const struct spool_env *env);
+
+/* Readers: one per thread, with their own connection. */
+struct spool_reader;
+struct spool_reader *spool_reader_open(const char *dir);
+void spool_reader_close(struct spool_reader *r);
+/* Up to max queue ids with a recipient due at or before now. */
+size_t spool_reader_due(struct spool_reader *r, int64_t now,
+                        char (*qids)[UTIL_QID_LEN + 1], size_t max);
+/* The earliest next_try of any pending recipient, or -1 when none. */
+int64_t spool_reader_next_due(struct spool_reader *r);
+/* Load a message's envelope with all its recipients. 0 or an errno. */
+int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *env);
+/* Stream the message body in order to fn; stops when fn returns false.
+ * Returns 0 or an errno. */
+int spool_reader_body(struct spool_reader *r, const char *qid,
+                      bool (*fn)(void *ctx, const void *p, size_t n), void *ctx);
+/* Number of messages in the queue. */
+long spool_reader_count(struct spool_reader *r);
+
+#endif

@@ -1,0 +1,197 @@
+/* spool_reader: read-only access to the spool for the delivery thread (and
+ * later ternctl), each reader on its own SQLite connection. WAL lets them
+ * read while the writer commits; they see only committed messages. */
+#include "spool.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/buf.h"
+#include "../lib/log.h"
+
+struct spool_reader {
+	sqlite3 *db;
+};
+
+struct spool_reader *spool_reader_open(const char *dir)
+{
+	struct buf path = BUF_INIT;
+	buf_printf(&path, "%s/queue.db", dir);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(buf_cstr(&path), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	buf_free(&path);
+	if (rc != SQLITE_OK) {
+		log_error("spool: reader cannot open %s/queue.db: %s", dir, sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	struct spool_reader *r = calloc(1, sizeof *r);
+	if (!r)
+		abort();
+	r->db = db;
+	return r;
+}
+
+void spool_reader_close(struct spool_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_close(r->db);
+	free(r);
+}
+
+static sqlite3_stmt *spool_reader_prepare(struct spool_reader *r, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("spool: %s: %s", sql, sqlite3_errmsg(r->db));
+		return NULL;
+	}
+	return st;
+}
+
+size_t spool_reader_due(struct spool_reader *r, int64_t now,
+                        char (*qids)[UTIL_QID_LEN + 1], size_t max)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r,
+		"SELECT DISTINCT qid FROM rcpt WHERE status=0 AND next_try<=? ORDER BY qid LIMIT ?");
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	size_t n = 0;
+	while (n < max && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(qids[n++], UTIL_QID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return n;
+}
+
+int64_t spool_reader_next_due(struct spool_reader *r)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT MIN(next_try) FROM rcpt WHERE status=0");
+	int64_t t = -1;
+	if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		t = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return t;
+}
+
+long spool_reader_count(struct spool_reader *r)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT COUNT(*) FROM msg");
+	long n = -1;
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static char *spool_reader_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	char *s = strdup(t ? (const char *)t : "");
+	if (!s)
+		abort();
+	return s;
+}
+
+static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
+	                                        " arrival, client, helo FROM msg WHERE qid=?");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	int err = ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(e->qid, sizeof e->qid, "%s", qid);
+		e->sender = spool_reader_col(st, 0);
+		e->envid = spool_reader_col(st, 1);
+		e->ret = sqlite3_column_int(st, 2);
+		e->body = sqlite3_column_int(st, 3);
+		e->size = (uint64_t)sqlite3_column_int64(st, 4);
+		e->arrival = sqlite3_column_int64(st, 5);
+		e->client = spool_reader_col(st, 6);
+		e->helo = spool_reader_col(st, 7);
+		err = 0;
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+static void spool_reader_rcpt_row(sqlite3_stmt *st, struct spool_rcpt *rc)
+{
+	rc->idx = (unsigned)sqlite3_column_int(st, 0);
+	rc->orig = spool_reader_col(st, 1);
+	rc->addr = spool_reader_col(st, 2);
+	rc->transport = sqlite3_column_int(st, 3);
+	rc->notify = (unsigned)sqlite3_column_int(st, 4);
+	rc->orcpt = spool_reader_col(st, 5);
+	rc->status = sqlite3_column_int(st, 6);
+	rc->attempts = (unsigned)sqlite3_column_int(st, 7);
+	rc->next_try = sqlite3_column_int64(st, 8);
+	rc->last_reply = spool_reader_col(st, 9);
+}
+
+static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct spool_env *e)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT idx, orig, addr, transport, notify,"
+		" orcpt, status, attempts, next_try, last_reply FROM rcpt WHERE qid=? ORDER BY idx");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	size_t cap = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (e->nrcpt == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct spool_rcpt *v = realloc(e->rcpt, cap * sizeof *v);
+			if (!v)
+				abort();
+			e->rcpt = v;
+		}
+		spool_reader_rcpt_row(st, &e->rcpt[e->nrcpt++]);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *e)
+{
+	memset(e, 0, sizeof *e);
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return EIO;
+	int err = spool_reader_msg(r, qid, e);
+	if (!err)
+		err = spool_reader_rcpts(r, qid, e);
+	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+	if (err)
+		spool_env_free(e);
+	return err;
+}
+
+int spool_reader_body(struct spool_reader *r, const char *qid,
+                      bool (*fn)(void *ctx, const void *p, size_t n), void *ctx)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT data FROM chunk WHERE qid=? ORDER BY seq");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	int rc, err = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (n && !fn(ctx, p, n)) {
+			err = ECANCELED;
+			break;
+		}
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = EIO;
+	sqlite3_finalize(st);
+	return err;
+}

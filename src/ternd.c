@@ -1,0 +1,212 @@
+/* ternd: the daemon's entry point. Reads the configuration, opens the spool,
+ * starts the delivery thread and the listeners, and runs the event loop
+ * until SIGTERM or SIGINT. Exit codes: 0 after a clean stop, 2 for a bad
+ * configuration or environment (DESIGN.md's three error levels). */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deliver/queue.h"
+#include "lib/aliases.h"
+#include "lib/conf.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "smtpd/listener.h"
+#include "smtpd/session.h"
+#include "spool/spool.h"
+
+struct ternd {
+	struct conf conf;
+	struct aliases *aliases;
+	struct server srv;
+	struct listeners *listeners;
+	struct queue *queue;
+	struct event *spool_ev, *sigterm, *sigint, *grace;
+};
+
+static void ternd_usage(void)
+{
+	fprintf(stderr, "usage: ternd [-c FILE] [-o key=value]... [-n]\n"
+	                "  -c FILE       read the configuration from FILE (else the embedded defaults)\n"
+	                "  -o key=value  override one setting (repeatable)\n"
+	                "  -n            check the configuration and exit (0 good, 2 bad)\n"
+	                "  -V            print the version\n");
+}
+
+static int ternd_override(struct conf *c, const char *kv)
+{
+	char key[128];
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key) {
+		fprintf(stderr, "-o %s: expected key=value\n", kv);
+		return 1;
+	}
+	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+	char origin[160];
+	snprintf(origin, sizeof origin, "-o %s", key);
+	return conf_set(c, key, eq + 1, origin);
+}
+
+/* Returns the number of problems; -n and -V are reported through *check. */
+static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
+{
+	const char *file = NULL;
+	int bad = 0, opt;
+	conf_defaults(&t->conf);
+	char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+	size_t no = 0;
+	if (!overrides)
+		abort();
+	while ((opt = getopt(argc, argv, "c:o:nVh")) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 'o': overrides[no++] = optarg; break;
+		case 'n': *check = true; break;
+		case 'V': printf("ternd %s\n", TERN_VERSION); free(overrides); exit(0);
+		default: ternd_usage(); free(overrides); conf_free(&t->conf); exit(2);
+		}
+	}
+	if (optind < argc) {
+		ternd_usage();
+		bad++;
+	}
+	if (file)
+		bad += conf_load_file(&t->conf, file);
+	for (size_t i = 0; i < no; i++)  /* -o wins over the file, whatever the order */
+		bad += ternd_override(&t->conf, overrides[i]);
+	free(overrides);
+	if (!bad)
+		bad += conf_finish(&t->conf);
+	t->aliases = aliases_load(t->conf.aliases_file, &bad);
+	return bad;
+}
+
+static void ternd_spool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ternd *t = arg;
+	spool_run_completions(t->srv.spool);
+}
+
+/* Called from the spool's writer thread. */
+static void ternd_spool_notify(void *arg)
+{
+	struct ternd *t = arg;
+	event_active(t->spool_ev, EV_READ, 0);
+}
+
+static void ternd_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ternd *t = arg;
+	log_warn("sessions still open after the grace period; closing them");
+	event_base_loopbreak(t->srv.base);
+}
+
+static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct ternd *t = arg;
+	if (t->srv.shutting_down)
+		return;
+	log_info("signal %d: shutting down", (int)sig);
+	listener_close(t->listeners);
+	t->listeners = NULL;
+	struct timeval grace = { 5, 0 };
+	evtimer_add(t->grace, &grace);
+	session_close_all(&t->srv);
+}
+
+static void ternd_events(struct ternd *t)
+{
+	struct event_base *b = t->srv.base;
+	t->spool_ev = event_new(b, -1, 0, ternd_spool_cb, t);
+	t->sigterm = evsignal_new(b, SIGTERM, ternd_signal_cb, t);
+	t->sigint = evsignal_new(b, SIGINT, ternd_signal_cb, t);
+	t->grace = evtimer_new(b, ternd_grace_cb, t);
+	if (!t->spool_ev || !t->sigterm || !t->sigint || !t->grace)
+		log_fatal("cannot create events");
+	evsignal_add(t->sigterm, NULL);
+	evsignal_add(t->sigint, NULL);
+}
+
+static int ternd_start(struct ternd *t)
+{
+	const struct conf *c = &t->conf;
+	if (evthread_use_pthreads() != 0 || !(t->srv.base = event_base_new()))
+		log_fatal("cannot initialise libevent");
+	t->srv.conf = c;
+	t->srv.policy.conf = c;
+	t->srv.policy.aliases = t->aliases;
+	ternd_events(t);
+	if (!util_mkdir_p(c->mail_dir, 0700)) {
+		log_error("mail_dir: cannot create %s", c->mail_dir);
+		return 2;
+	}
+	if (!policy_ensure_postmaster(&t->srv.policy))
+		log_warn("postmaster_address %s: cannot create its mailbox", c->postmaster_address);
+	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
+	if (!t->srv.spool)
+		return 2;
+	t->listeners = listener_open(&t->srv);
+	if (!t->listeners)
+		return 2;
+	if (c->queue_only) {
+		log_info("queue_only = yes: accepting and spooling, not delivering");
+	} else {
+		t->queue = queue_start(c, t->srv.spool);
+		if (!t->queue)
+			return 2;
+		spool_set_commit_hook(t->srv.spool, queue_kick, t->queue);
+	}
+	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
+	         c->spool_dir, c->mail_dir);
+	return 0;
+}
+
+static void ternd_stop(struct ternd *t)
+{
+	session_free_all(&t->srv);
+	listener_close(t->listeners);
+	queue_stop(t->queue);
+	spool_close(t->srv.spool);  /* runs the last completions */
+	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace };
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (t->srv.base)
+		event_base_free(t->srv.base);
+	aliases_free(t->aliases);
+	conf_free(&t->conf);
+	libevent_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	static struct ternd t;
+	bool check = false;
+	int bad = ternd_args(argc, argv, &t, &check);
+	if (bad || check) {
+		if (bad)
+			fprintf(stderr, "ternd: %d configuration problem%s\n", bad, bad == 1 ? "" : "s");
+		else
+			printf("ternd: configuration OK\n");
+		aliases_free(t.aliases);
+		conf_free(&t.conf);
+		return bad ? 2 : 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	int rc = ternd_start(&t);
+	if (rc == 0)
+		event_base_dispatch(t.srv.base);
+	ternd_stop(&t);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
