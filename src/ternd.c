@@ -79,8 +79,7 @@ static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 	for (size_t i = 0; i < no; i++)  /* -o wins over the file, whatever the order */
 		bad += ternd_override(&t->conf, overrides[i]);
 	free(overrides);
-	if (!bad)
-		bad += conf_finish(&t->conf);
+	bad += conf_finish(&t->conf);  /* report every problem at once */
 	t->aliases = aliases_load(t->conf.aliases_file, &bad);
 	return bad;
 }

@@ -149,7 +149,8 @@ struct aliases *aliases_load(const char *path, int *bad)
 	}
 	free(line);
 	fclose(f);
-	qsort(a->v, a->n, sizeof *a->v, aliases_cmp);
+	if (a->n)
+		qsort(a->v, a->n, sizeof *a->v, aliases_cmp);
 	return a;
 }
 
@@ -166,6 +167,8 @@ void aliases_free(struct aliases *a)
 static const struct alias *aliases_find(const struct aliases *a, const char *key)
 {
 	struct alias k = { (char *)key, 0, NULL };
+	if (a->n == 0)
+		return NULL;  /* bsearch on a NULL base is undefined */
 	return bsearch(&k, a->v, a->n, sizeof *a->v, aliases_cmp);
 }
 

@@ -75,8 +75,9 @@ void buf_putc(struct buf *b, char c)
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
+	char probe;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap2);
+	int n = vsnprintf(&probe, 1, fmt, ap2);  /* length only */
 	va_end(ap2);
 	if (n < 0)
 		buf_die("bad format");

@@ -6,6 +6,7 @@
  */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -306,9 +307,40 @@ int conf_load_file(struct conf *c, const char *path)
 	return bad;
 }
 
+/* "192.0.2.1:25", "[2001:db8::1]:25", "*:25" is not accepted: name the
+ * address, as a listener on every address is rarely what one wants. */
+bool conf_listen_valid(const char *spec)
+{
+	const char *colon = strrchr(spec, ':');
+	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return false;
+	long port = strtol(colon + 1, NULL, 10);
+	if (port < 1 || port > 65535)
+		return false;
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t n = (size_t)(colon - spec);
+	if (n == 0 || n >= sizeof host)
+		return false;
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	unsigned char sa[16];
+	if (host[0] == '[' && host[n - 1] == ']') {
+		host[n - 1] = '\0';
+		return inet_pton(AF_INET6, host + 1, sa) == 1;
+	}
+	return inet_pton(AF_INET, host, sa) == 1;
+}
+
 int conf_finish(struct conf *c)
 {
 	int bad = 0;
+	for (size_t i = 0; i < c->listen.n; i++) {
+		if (!conf_listen_valid(c->listen.v[i])) {
+			fprintf(stderr, "listen: '%s' is not address:port (e.g. 127.0.0.1:25 or [::1]:25)\n",
+			        c->listen.v[i]);
+			bad++;
+		}
+	}
 	if (!addr_domain_valid(c->hostname)) {
 		fprintf(stderr, "hostname: '%s' is not a valid domain name\n", c->hostname);
 		bad++;

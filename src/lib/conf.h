@@ -62,6 +62,9 @@ bool conf_parse_duration(const char *s, unsigned *out);
 /* Parse "10240000", "10k", "25M", "1G". */
 bool conf_parse_size(const char *s, uint64_t *out);
 
+/* An entry of `listen`: IPv4:port or [IPv6]:port. */
+bool conf_listen_valid(const char *spec);
+
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 
 void conf_free(struct conf *c);

@@ -58,7 +58,9 @@ struct session {
 	enum session_state state;
 	bool greeted;                   /* HELO or EHLO seen */
 	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
-	bool discarding;                /* inside an over-long line */
+	enum { SKIP_NONE, SKIP_LONG, SKIP_BARE } skip;  /* discarding input up to:
+	                                   LONG the next LF, then 500;
+	                                   BARE the next CRLF, silently */
 	bool paused;                    /* the spool asked us to wait */
 	bool dead;                      /* closed, waiting for a spool callback */
 	unsigned pending;               /* spool callbacks outstanding */
@@ -341,6 +343,8 @@ static void cmd_mail(struct session *s, const char *args)
 		return session_reply(s, R_MAIL_SYNTAX);
 	struct addr a;
 	enum addr_err ae = addr_parse_path(p, &rest, &a, true, false);
+	if (ae == ADDR_OK && *rest && *rest != ' ')
+		ae = ADDR_ESYNTAX;  /* RFC 5321 4.1.1.2: SP before parameters */
 	if (ae != ADDR_OK)
 		return session_reply(s, R_BAD_SENDER, addr_strerror(ae));
 	struct parse_mail_params mp;
@@ -385,6 +389,8 @@ static void cmd_rcpt(struct session *s, const char *args)
 		return session_reply(s, R_RCPT_SYNTAX);
 	struct addr a;
 	enum addr_err ae = addr_parse_path(p, &rest, &a, false, true);
+	if (ae == ADDR_OK && *rest && *rest != ' ')
+		ae = ADDR_ESYNTAX;
 	if (ae != ADDR_OK)
 		return session_reply(s, R_BAD_RCPT, addr_strerror(ae));
 	struct parse_rcpt_params rp;
@@ -710,44 +716,65 @@ static void session_feed_data(struct session *s, struct evbuffer *in)
 	}
 }
 
-/* Skip the rest of an over-long line; true once its LF has gone. */
-static bool session_discard(struct session *s, struct evbuffer *in)
+/* Discard input as s->skip says; true once the skipping is over. */
+static bool session_skip(struct session *s, struct evbuffer *in)
 {
-	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos < 0) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return false;
+	for (;;) {
+		struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+		if (lf.pos < 0) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return false;
+		}
+		char cr = 0;
+		if (lf.pos > 0) {
+			struct evbuffer_ptr p;
+			evbuffer_ptr_set(in, &p, (size_t)lf.pos - 1, EVBUFFER_PTR_SET);
+			evbuffer_copyout_from(in, &p, &cr, 1);
+		}
+		evbuffer_drain(in, (size_t)lf.pos + 1);
+		if (s->skip == SKIP_LONG) {
+			session_reply(s, R_LINE_TOO_LONG);
+			break;
+		}
+		if (cr == '\r')
+			break;
 	}
-	evbuffer_drain(in, (size_t)lf.pos + 1);
-	s->discarding = false;
-	session_reply(s, R_LINE_TOO_LONG);
+	s->skip = SKIP_NONE;
 	return true;
+}
+
+/* RFC 5321 2.3.8: CRLF only. A bare LF or CR is not a line end, so what
+ * follows it up to the real CRLF belongs to the same (refused) command;
+ * the refusal goes out at once, for clients that send LF alone. */
+static void session_bare_newline(struct session *s, bool ends_in_crlf)
+{
+	log_info("session %llu: bare CR/LF or NUL in a command from [%s]",
+	         (unsigned long long)s->id, s->ip);
+	session_reply(s, R_BARE_NL_CMD);
+	if (!ends_in_crlf)
+		s->skip = SKIP_BARE;
 }
 
 /* Take one framed command line out of the input; false when none is whole. */
 static bool session_read_line(struct session *s, struct evbuffer *in)
 {
-	if (s->discarding && !session_discard(s, in))
+	if (s->skip != SKIP_NONE && !session_skip(s, in))
 		return false;
 	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
-	if (lf.pos < 0) {
-		if (evbuffer_get_length(in) > SESSION_LINE_MAX + 1)
-			s->discarding = true;
-		return s->discarding && session_read_line(s, in);
-	}
-	if ((size_t)lf.pos > SESSION_LINE_MAX + 1) {
-		s->discarding = true;
+	size_t avail = lf.pos < 0 ? evbuffer_get_length(in) : (size_t)lf.pos;
+	if (avail > SESSION_LINE_MAX + 1) {
+		s->skip = SKIP_LONG;
 		return session_read_line(s, in);
 	}
+	if (lf.pos < 0)
+		return false;
 	char line[SESSION_LINE_MAX + 3];
 	size_t n = (size_t)lf.pos + 1;
 	evbuffer_remove(in, line, n);
 	line[n] = '\0';
-	/* RFC 5321 2.3.8: CRLF only; a bare CR or LF is not a line end. */
-	if (n < 2 || line[n - 2] != '\r' || memchr(line, '\r', n - 2) || strlen(line) != n) {
-		log_info("session %llu: bare CR/LF or NUL in a command from [%s]",
-		         (unsigned long long)s->id, s->ip);
-		session_reply(s, R_BARE_NL_CMD);
+	bool crlf = n >= 2 && line[n - 2] == '\r';
+	if (!crlf || memchr(line, '\r', n - 2) || strlen(line) != n) {
+		session_bare_newline(s, crlf);
 		return true;
 	}
 	line[n - 2] = '\0';

@@ -1,1 +1,175 @@
-int main(void) { return 0; }
+/* Unit tests for conf: value parsers, keys, files with line numbers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/conf.h"
+
+static void test_duration(void **state)
+{
+	(void)state;
+	static const struct { const char *in; bool ok; unsigned out; } rows[] = {
+		{ "0", true, 0 }, { "30", true, 30 }, { "30s", true, 30 }, { "5m", true, 300 },
+		{ "2h", true, 7200 }, { "1d", true, 86400 }, { "", false, 0 }, { "m", false, 0 },
+		{ "5x", false, 0 }, { "5mm", false, 0 }, { "-1", false, 0 }, { "1.5h", false, 0 },
+		{ "99999999999", false, 0 }, { "4294967295", true, 4294967295u },
+		{ "49711d", false, 0 },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		unsigned v = 12345;
+		bool ok = conf_parse_duration(rows[i].in, &v);
+		if (ok != rows[i].ok)
+			fail_msg("duration '%s': ok=%d, want %d", rows[i].in, ok, rows[i].ok);
+		if (ok)
+			assert_int_equal(v, rows[i].out);
+	}
+}
+
+static void test_size(void **state)
+{
+	(void)state;
+	static const struct { const char *in; bool ok; uint64_t out; } rows[] = {
+		{ "10240000", true, 10240000 }, { "10k", true, 10240 }, { "10K", true, 10240 },
+		{ "25M", true, 26214400 }, { "1G", true, 1073741824 }, { "0", true, 0 },
+		{ "", false, 0 }, { "M", false, 0 }, { "1T", false, 0 }, { "-5", false, 0 },
+		{ "5MB", false, 0 }, { "18446744073709551615", true, UINT64_MAX },
+		{ "18446744073709551616", false, 0 }, { "17179869184G", false, 0 },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		uint64_t v = 0;
+		bool ok = conf_parse_size(rows[i].in, &v);
+		if (ok != rows[i].ok)
+			fail_msg("size '%s': ok=%d, want %d", rows[i].in, ok, rows[i].ok);
+		if (ok)
+			assert_true(v == rows[i].out);
+	}
+}
+
+static void test_listen(void **state)
+{
+	(void)state;
+	static const struct { const char *in; bool ok; } rows[] = {
+		{ "127.0.0.1:2525", true }, { "0.0.0.0:25", true }, { "[::1]:25", true },
+		{ "[2001:db8::1]:587", true }, { "127.0.0.1", false }, { "127.0.0.1:", false },
+		{ "127.0.0.1:0", false }, { "127.0.0.1:65536", false }, { "localhost:25", false },
+		{ "::1:25", false }, { "[::1]25", false }, { "1.2.3.4:2x", false }, { ":25", false },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		if (conf_listen_valid(rows[i].in) != rows[i].ok)
+			fail_msg("listen '%s': want %d", rows[i].in, rows[i].ok);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct conf c;
+	conf_defaults(&c);
+	assert_int_equal(conf_set(&c, "hostname", "MX.Example.COM", "t"), 0);
+	assert_int_equal(conf_finish(&c), 0);
+	assert_string_equal(c.hostname, "mx.example.com");
+	assert_int_equal(c.listen.n, 1);
+	assert_string_equal(c.listen.v[0], "127.0.0.1:2525");
+	assert_true(c.max_message_size == 25u * 1024 * 1024);
+	assert_int_equal(c.max_recipients, 100);
+	assert_int_equal(c.max_line_length, 998);
+	assert_string_equal(c.banner, "tern ready");
+	assert_string_equal(c.postmaster_address, "postmaster@mx.example.com");
+	assert_true(conf_is_local_domain(&c, "localhost"));
+	assert_true(conf_is_local_domain(&c, "MX.example.com"));
+	assert_false(conf_is_local_domain(&c, "example.com"));
+	assert_int_equal(c.relay_networks.n, 0);
+	assert_false(c.vrfy_disclose);
+	assert_false(c.queue_only);
+	conf_free(&c);
+}
+
+static void test_set(void **state)
+{
+	(void)state;
+	static const struct { const char *key, *value; int bad; } rows[] = {
+		{ "max_recipients", "50", 0 }, { "max_recipients", "abc", 1 },
+		{ "max_recipients", "5m", 1 }, { "nosuchkey", "1", 1 },
+		{ "vrfy_disclose", "yes", 0 }, { "vrfy_disclose", "maybe", 1 },
+		{ "relay_networks", "10.0.0.0/8, ::1", 0 }, { "relay_networks", "10.0.0.0/33", 1 },
+		{ "local_domains", "example.com,Example.ORG", 0 }, { "local_domains", "bad..domain", 1 },
+		{ "log_level", "debug", 0 }, { "log_level", "loud", 1 },
+		{ "command_timeout", "30s", 0 }, { "command_timeout", "soon", 1 },
+		{ "max_message_size", "10M", 0 }, { "max_message_size", "big", 1 },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct conf c;
+		conf_defaults(&c);
+		int bad = conf_set(&c, rows[i].key, rows[i].value, "test");
+		if (bad != rows[i].bad)
+			fail_msg("%s=%s: %d problems, want %d", rows[i].key, rows[i].value, bad,
+			         rows[i].bad);
+		conf_free(&c);
+	}
+}
+
+static void test_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/tern-conf-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text =
+		"# a comment\n"
+		"hostname = mx.example.net   # trailing comment\n"
+		"\n"
+		"local_domains = example.net, Example.ORG\n"
+		"relay_networks = 192.0.2.0/24\n"
+		"banner =\n"
+		"listen = 127.0.0.1:2525, [::1]:2525\n";
+	assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	struct conf c;
+	conf_defaults(&c);
+	assert_int_equal(conf_load_file(&c, path), 0);
+	assert_int_equal(conf_finish(&c), 0);
+	assert_string_equal(c.hostname, "mx.example.net");
+	assert_int_equal(c.local_domains.n, 2);
+	assert_string_equal(c.local_domains.v[1], "example.org");
+	assert_string_equal(c.banner, "");
+	assert_int_equal(c.listen.n, 2);
+	assert_int_equal(c.relay_networks.n, 1);
+	conf_free(&c);
+	unlink(path);
+}
+
+static void test_file_errors(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/tern-conf-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text = "hostname = ok.example\nno equals sign\nmax_recipients = x\nfoo = 1\n";
+	assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	struct conf c;
+	conf_defaults(&c);
+	assert_int_equal(conf_load_file(&c, path), 3);
+	conf_free(&c);
+	conf_defaults(&c);
+	assert_int_equal(conf_load_file(&c, "/nonexistent/tern.conf"), 1);
+	conf_free(&c);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration), cmocka_unit_test(test_size),
+		cmocka_unit_test(test_listen), cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_set), cmocka_unit_test(test_file),
+		cmocka_unit_test(test_file_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
