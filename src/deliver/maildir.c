@@ -4,13 +4,12 @@
  * stays bounded whatever the message size. */
 #include "maildir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "../lib/addr.h"
@@ -96,14 +95,33 @@ static void maildir_result(struct deliver_result *res, int err, const char *what
 	         err == ENOSPC || err == EDQUOT ? "4.3.1" : "4.3.0", what, strerror(err));
 }
 
-static void maildir_name(char *out, size_t n, const char *hostname, const char *qid,
+/* The file name depends only on the message and the recipient, never on
+ * the clock: queue ids are unique on this host, so the name is unique, and
+ * a delivery repeated after a crash can find its earlier copy. */
+static void maildir_name(char *out, size_t n, const char *hostname, const struct spool_env *e,
                          unsigned idx)
 {
-	static atomic_uint seq;
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	snprintf(out, n, "%lld.M%ldP%dQ%uR%s_%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-	         (int)getpid(), atomic_fetch_add(&seq, 1), qid, idx, hostname);
+	snprintf(out, n, "%lld.Q%sR%u.%s", (long long)e->arrival, e->qid, idx, hostname);
+}
+
+/* Is the copy already there, in new/ or (read since) in cur/ as NAME:2,...? */
+static bool maildir_has(const char *dir, const char *name)
+{
+	char p[4600];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/new/%s", dir, name);
+	if (stat(p, &st) == 0)
+		return true;
+	snprintf(p, sizeof p, "%s/cur", dir);
+	DIR *d = opendir(p);
+	if (!d)
+		return false;
+	size_t len = strlen(name);
+	bool found = false;
+	for (struct dirent *de; !found && (de = readdir(d));)
+		found = !strncmp(de->d_name, name, len) && (!de->d_name[len] || de->d_name[len] == ':');
+	closedir(d);
+	return found;
 }
 
 /* Write the whole file to fd: trace headers, then the body from the spool. */
@@ -127,7 +145,7 @@ static int maildir_write(int fd, struct spool_reader *r, const struct spool_env 
 }
 
 void maildir_deliver(const char *mail_dir, const char *hostname, struct spool_reader *r,
-                     const struct spool_env *e, const struct spool_rcpt *rcpt,
+                     const struct spool_env *e, const struct spool_rcpt *rcpt, bool recovered,
                      struct deliver_result *res)
 {
 	char dir[4096], local[ADDR_LOCAL_MAX + 1], name[400], tmp[4700], new[4700];
@@ -148,10 +166,16 @@ void maildir_deliver(const char *mail_dir, const char *hostname, struct spool_re
 	}
 	if (!maildir_create(dir))
 		return maildir_result(res, errno, "cannot create tmp/new/cur");
-	maildir_name(name, sizeof name, hostname, e->qid, rcpt->idx);
+	maildir_name(name, sizeof name, hostname, e, rcpt->idx);
+	if (recovered && maildir_has(dir, name)) {
+		res->status = DELIVER_OK;
+		snprintf(res->reply, sizeof res->reply, "2.0.0 already in maildir as %s", name);
+		return;
+	}
 	snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name);
 	snprintf(new, sizeof new, "%s/new/%s", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* O_TRUNC: a tmp/ file of this name is ours, left by a crash. */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return maildir_result(res, errno, "cannot create file");
 	int err = maildir_write(fd, r, e, rcpt);

@@ -16,9 +16,12 @@ bool maildir_path(const char *mail_dir, const char *local, const char *domain,
 bool maildir_create(const char *dir);
 
 /* Deliver one copy of the message to rcpt (a local "local@domain"):
- * Return-Path and Delivered-To are prepended, CRLF becomes LF. */
+ * Return-Path and Delivered-To are prepended, CRLF becomes LF. recovered:
+ * the message was queued before this process started, so a crash may have
+ * come between an earlier delivery and its record in the spool; a copy
+ * already in the mailbox then counts as delivered (exactly once). */
 void maildir_deliver(const char *mail_dir, const char *hostname, struct spool_reader *r,
-                     const struct spool_env *e, const struct spool_rcpt *rcpt,
+                     const struct spool_env *e, const struct spool_rcpt *rcpt, bool recovered,
                      struct deliver_result *res);
 
 #endif

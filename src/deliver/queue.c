@@ -25,6 +25,7 @@ struct queue {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool kicked, stop;
+	int64_t started;   /* messages that arrived before were recovered */
 };
 
 /* Exponential backoff: retry_min, doubling, capped at retry_max. */
@@ -40,7 +41,8 @@ static void queue_transport(struct queue *q, const struct spool_env *e,
                             const struct spool_rcpt *r, struct deliver_result *res)
 {
 	if (r->transport == SPOOL_LOCAL) {
-		maildir_deliver(q->conf->mail_dir, q->conf->hostname, q->reader, e, r, res);
+		maildir_deliver(q->conf->mail_dir, q->conf->hostname, q->reader, e, r,
+		                e->arrival <= q->started, res);
 		return;
 	}
 	res->status = DELIVER_TEMP;
@@ -155,6 +157,7 @@ struct queue *queue_start(const struct conf *c, struct spool *sp)
 		abort();
 	q->conf = c;
 	q->spool = sp;
+	q->started = (int64_t)time(NULL);
 	q->reader = spool_reader_open(c->spool_dir);
 	if (!q->reader) {
 		free(q);
