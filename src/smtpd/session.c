@@ -31,6 +31,7 @@
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
+#define SESSION_OUTPUT_HIGH (64 * 1024)  /* stop reading while replies pile up */
 #define SESSION_HELO_MAX 255
 
 enum session_state { ST_CMD, ST_DATA, ST_COMMIT, ST_CLOSING };
@@ -62,6 +63,7 @@ struct session {
 	                                   LONG the next LF, then 500;
 	                                   BARE the next CRLF, silently */
 	bool paused;                    /* the spool asked us to wait */
+	bool throttled;                 /* the client is not reading our replies */
 	bool dead;                      /* closed, waiting for a spool callback */
 	unsigned pending;               /* spool callbacks outstanding */
 	char helo[SESSION_HELO_MAX + 1];
@@ -159,12 +161,25 @@ static void session_close(struct session *s, const char *why)
 		free(s);
 }
 
+/* All replies have left: close if we were closing, or read on if we had
+ * stopped because the client was not reading. */
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
-	if (s->state == ST_CLOSING)
+	if (s->state == ST_CLOSING) {
 		session_close(s, "closed by us");
+	} else if (s->throttled) {
+		s->throttled = false;
+		if (!s->paused)
+			bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static bool session_output_full(struct session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH;
 }
 
 /* Close once the replies written so far have left. */
@@ -788,6 +803,11 @@ static void session_process(struct session *s)
 		return;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (!s->dead && s->bev) {
+		if (session_output_full(s)) {
+			s->throttled = true;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
 		if (s->state == ST_DATA) {
 			session_feed_data(s, in);
 			if (s->state == ST_DATA)
