@@ -5,7 +5,8 @@
 PYTHON ?= /usr/bin/python3
 MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
-.PHONY: all deps run test unit blackbox asan blackbox-asan clean
+
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean
 
 all: build/build.ninja
 	ninja -C build
@@ -22,6 +23,9 @@ asan: build-asan/build.ninja
 deps:
 	@scripts/install-deps
 
+test-deps:
+	@scripts/install-deps test
+
 run: deps all
 	build/ternd
 
@@ -37,7 +41,7 @@ blackbox-asan: asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox
 
-test: deps
+test: test-deps
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs
