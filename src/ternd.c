@@ -159,7 +159,7 @@ static int ternd_start(struct ternd *t)
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
-		t->queue = queue_start(c, t->srv.spool);
+		t->queue = queue_start(c, &t->srv.policy, t->srv.spool);
 		if (!t->queue)
 			return 2;
 		spool_set_commit_hook(t->srv.spool, queue_kick, t->queue);

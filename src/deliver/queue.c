@@ -1,32 +1,104 @@
-/* queue: delivery scheduling (see queue.h). Every line it logs starts with
- * the queue id. Results go back to the spool through its writer, so they
- * are group-committed with everything else. */
+/* queue: scheduling, destinations, results and reports (see queue.h).
+ *
+ * Objects: a qmsg is a message being worked on (its envelope, loaded from
+ * the spool); a qjob is one transaction for some of its recipients to one
+ * destination; a dest is a next hop (an MX domain, a host, an LMTP socket)
+ * with its waiting jobs and its connections (conn). Every line logged
+ * about a message starts with its queue id.
+ */
 #include "queue.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 
+#include "../dsn/dsn.h"
 #include "../lib/log.h"
 #include "deliver.h"
+#include "dns.h"
 #include "maildir.h"
+#include "route.h"
+#include "smtp_client.h"
 
-#define QUEUE_BATCH 64
-#define QUEUE_IDLE_WAIT 60  /* seconds between looks at an idle spool */
+#define QUEUE_BATCH 1024        /* messages looked at per scan */
+#define QUEUE_JOB_RCPTS 100     /* recipients per transaction */
+#define QUEUE_IDLE_WAIT 60      /* seconds between looks at an idle spool */
+#define QUEUE_CONN_IDLE 5       /* seconds an idle connection is kept */
+
+struct qjob;
+
+struct qmsg {
+	struct qmsg *next;
+	struct spool_env env;
+	int64_t now;
+	size_t jobs_pending, njobs;
+	struct qjob **jobs;
+	size_t nrep[3];             /* per dsn_kind */
+	struct dsn_item *rep[3];
+};
+
+struct qjob {
+	struct qjob *next;          /* in its dest's waiting list */
+	struct qmsg *m;
+	struct route route;
+	size_t n;
+	unsigned idx[QUEUE_JOB_RCPTS];
+	struct deliver_result res[QUEUE_JOB_RCPTS];
+	struct smtpc_job sj;
+};
+
+struct dest;
+
+struct conn {
+	struct conn *next;          /* in its dest's idle list */
+	struct queue *q;
+	struct dest *d;
+	struct smtpc *c;
+	struct event *idle_ev;
+	struct qjob *job;
+	bool ready;
+};
+
+struct dest {
+	struct dest *next;
+	struct route route;
+	unsigned active, starting;  /* connections, and of them not yet ready */
+	struct qjob *wait_head, **wait_tail;
+	size_t nwait;
+	struct conn *idle;
+	struct conn *all;           /* every conn, for shutdown (linked by ->next only when idle) */
+};
 
 struct queue {
 	const struct conf *conf;
+	const struct policy *policy;
 	struct spool *spool;
 	struct spool_reader *reader;
+	struct route_map *map;
+	struct dns *dns;
+	SSL_CTX *ssl;
+	enum smtpc_tls tls;
+	char *auth_user, *auth_pass;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool kicked, stop;
-	int64_t started;   /* messages that arrived before were recovered */
+	struct event_base *base;
+	struct event *kick_ev, *timer_ev, *flush_ev, *stop_ev;
+	struct qmsg *msgs, *done;
+	struct dest *dests;
+	int64_t started;
+	size_t nconns;
+	struct conn **conns;        /* every live conn, for shutdown */
 };
+
+static void queue_scan(struct queue *q);
+static void queue_job_finish(struct queue *q, struct qjob *job);
+static void dest_pump(struct queue *q, struct dest *d);
+
+/* ---- results ---- */
 
 /* Exponential backoff: retry_min, doubling, capped at retry_max. */
 static int64_t queue_backoff(const struct conf *c, unsigned attempts)
@@ -37,42 +109,196 @@ static int64_t queue_backoff(const struct conf *c, unsigned attempts)
 	return (int64_t)(d < c->retry_max ? d : c->retry_max);
 }
 
-static void queue_transport(struct queue *q, const struct spool_env *e,
-                            const struct spool_rcpt *r, struct deliver_result *res)
+static char *queue_strdup(const char *s)
 {
-	if (r->transport == SPOOL_LOCAL) {
-		maildir_deliver(q->conf->mail_dir, q->conf->hostname, q->reader, e, r,
-		                e->arrival <= q->started, res);
+	char *d = strdup(s ? s : "");
+	if (!d)
+		abort();
+	return d;
+}
+
+static void queue_report(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const char *action)
+{
+	if (!dsn_wanted(&m->env, r, k))
+		return;
+	if (!m->rep[k]) {
+		m->rep[k] = calloc(m->env.nrcpt, sizeof *m->rep[k]);
+		if (!m->rep[k])
+			abort();
+	}
+	m->rep[k][m->nrep[k]++] = (struct dsn_item){ r, action };
+}
+
+static const char *queue_relay_name(const struct spool_rcpt *r)
+{
+	return r->transport == SPOOL_LOCAL ? "maildir" : r->remote_mta[0] ? r->remote_mta : "none";
+}
+
+static void queue_log(const struct qmsg *m, const struct spool_rcpt *r, const char *status)
+{
+	bool alias = strcmp(r->orig, r->addr) != 0;
+	log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%llds, attempts=%u, status=%s (%s)",
+	         m->env.qid, r->addr, alias ? ", orig_to=<" : "", alias ? r->orig : "",
+	         alias ? ">" : "", queue_relay_name(r), (long long)(m->now - m->env.arrival),
+	         r->attempts, status, r->last_reply);
+}
+
+/* A temporary failure: retry later, or give up when the message is too old. */
+static void queue_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
+{
+	const struct conf *c = q->conf;
+	int64_t age = m->now - m->env.arrival;
+	if (age >= (int64_t)c->max_queue_lifetime) {
+		char why[600];
+		snprintf(why, sizeof why, "4.4.7 message expired after %llds in the queue; last error: %s",
+		         (long long)age, r->last_reply);
+		free(r->last_reply);
+		r->last_reply = queue_strdup(why);
+		r->status = SPOOL_FAILED;
+		queue_log(m, r, "expired");
+		queue_report(m, DSN_FAILED, r, "failed");
 		return;
 	}
-	res->status = DELIVER_TEMP;
-	snprintf(res->reply, sizeof res->reply, "4.4.0 no remote transport in this build yet");
+	r->next_try = m->now + queue_backoff(c, r->attempts);
+	queue_log(m, r, "deferred");
+	if (!(r->dsn_flags & SPOOL_DSN_DELAY) && age >= (int64_t)c->delay_warning) {
+		r->dsn_flags |= SPOOL_DSN_DELAY;   /* one delay report per recipient */
+		queue_report(m, DSN_DELAYED, r, "delayed");
+	}
 }
 
-static const char *queue_status_word(enum deliver_status s)
+static void queue_apply(struct queue *q, struct qmsg *m, unsigned i,
+                        const struct deliver_result *res, const char *remote, bool dsn_passed)
 {
-	return s == DELIVER_OK ? "sent" : s == DELIVER_TEMP ? "deferred" : "failed";
-}
-
-static void queue_record(struct queue *q, const struct spool_env *e, struct spool_rcpt *r,
-                         const struct deliver_result *res, int64_t now)
-{
-	free(r->last_reply);
-	r->last_reply = strdup(res->reply);
-	if (!r->last_reply)
-		abort();
+	struct spool_rcpt *r = &m->env.rcpt[i];
 	r->attempts++;
-	if (res->status == DELIVER_OK)
+	free(r->last_reply);
+	r->last_reply = queue_strdup(res->reply);
+	free(r->remote_mta);
+	r->remote_mta = queue_strdup(remote);
+	if (res->status == DELIVER_OK) {
 		r->status = SPOOL_DELIVERED;
-	else if (res->status == DELIVER_PERM)
+		queue_log(m, r, "sent");
+		/* RFC 3461 4.1: a next hop that took NOTIFY reports success itself */
+		if (r->transport != SPOOL_REMOTE)
+			queue_report(m, DSN_SUCCESS, r, "delivered");
+		else if (!dsn_passed)
+			queue_report(m, DSN_SUCCESS, r, "relayed");
+	} else if (res->status == DELIVER_PERM) {
 		r->status = SPOOL_FAILED;
+		queue_log(m, r, "bounced");
+		queue_report(m, DSN_FAILED, r, "failed");
+	} else {
+		queue_defer(q, m, r);
+	}
+}
+
+/* ---- reports ---- */
+
+static bool queue_read_body(struct queue *q, const char *qid, struct buf *out)
+{
+	struct buf chunk = BUF_INIT;
+	int err = 0;
+	for (unsigned seq = 0; out->len <= DSN_RETURN_MAX; seq++) {
+		err = spool_reader_chunk(q->reader, qid, seq, &chunk);
+		if (err)
+			break;
+		buf_append(out, chunk.data, chunk.len);
+	}
+	buf_free(&chunk);
+	return err == ENOENT || err == 0;
+}
+
+/* The report's envelope: from <>, to the original sender, routed as any
+ * recipient would be (aliases, local, remote). */
+static bool queue_dsn_env(struct queue *q, const struct qmsg *m, struct spool_env *e,
+                          struct policy_targets *t)
+{
+	struct addr a;
+	if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
+	    policy_rcpt(q->policy, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
+		log_warn("%s: cannot return a report to <%s>: no such mailbox or route",
+		         m->env.qid, m->env.sender);
+		return false;
+	}
+	memset(e, 0, sizeof *e);
+	util_qid(e->qid);
+	e->sender = e->envid = e->client = e->helo = (char *)"";
+	e->arrival = m->now;
+	e->nrcpt = t->n;
+	e->rcpt = calloc(t->n, sizeof *e->rcpt);
+	if (!e->rcpt)
+		abort();
+	for (size_t i = 0; i < t->n; i++)
+		e->rcpt[i] = (struct spool_rcpt){ .idx = (unsigned)i, .orig = m->env.sender,
+		                                  .addr = t->v[i].addr, .transport = t->v[i].transport,
+		                                  .orcpt = (char *)"", .last_reply = (char *)"",
+		                                  .remote_mta = (char *)"", .next_try = m->now };
+	return true;
+}
+
+static void queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
+                              const struct buf *content)
+{
+	struct policy_targets t = { 0, 0, NULL };
+	struct spool_env e;
+	if (!queue_dsn_env(q, m, &e, &t)) {
+		policy_targets_free(&t);
+		return;
+	}
+	struct dsn_report r = { k, q->conf->hostname, e.qid, &m->env, m->rep[k], m->nrep[k],
+	                        (time_t)m->now, (time_t)(m->env.arrival + q->conf->max_queue_lifetime),
+	                        content->data, content->len, dsn_return_full(&m->env, k) };
+	struct buf body = BUF_INIT;
+	dsn_build(&body, &r);
+	e.size = body.len;
+	int err = spool_inject(q->spool, &e, body.data, body.len);
+	static const char *const what[] = { "non-delivery", "delay", "success" };
+	if (err)
+		log_error("%s: cannot queue the %s report: %s", m->env.qid, what[k], strerror(err));
 	else
-		r->next_try = now + queue_backoff(q->conf, r->attempts);
-	log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%llds, attempts=%u, status=%s (%s)",
-	         e->qid, r->addr, strcmp(r->orig, r->addr) ? ", orig_to=<" : "",
-	         strcmp(r->orig, r->addr) ? r->orig : "", strcmp(r->orig, r->addr) ? ">" : "",
-	         r->transport == SPOOL_LOCAL ? "maildir" : "none", (long long)(now - e->arrival),
-	         r->attempts, queue_status_word(res->status), res->reply);
+		log_info("%s: sender %s notification: %s", m->env.qid, what[k], e.qid);
+	buf_free(&body);
+	free(e.rcpt);
+	policy_targets_free(&t);
+}
+
+static void queue_reports(struct queue *q, struct qmsg *m)
+{
+	if (!m->nrep[0] && !m->nrep[1] && !m->nrep[2])
+		return;
+	struct buf content = BUF_INIT;
+	if (!queue_read_body(q, m->env.qid, &content))
+		log_warn("%s: cannot read the message for its report", m->env.qid);
+	for (int k = 0; k < 3; k++)
+		if (m->nrep[k])
+			queue_send_report(q, m, (enum dsn_kind)k, &content);
+	buf_free(&content);
+}
+
+/* ---- messages ---- */
+
+static void queue_msg_free(struct qmsg *m)
+{
+	for (size_t i = 0; i < m->njobs; i++)
+		free(m->jobs[i]);
+	free(m->jobs);
+	for (int k = 0; k < 3; k++)
+		free(m->rep[k]);
+	spool_env_free(&m->env);
+	free(m);
+}
+
+static void queue_msg_done(struct queue *q, struct qmsg *m)
+{
+	struct qmsg **pp = &q->msgs;
+	while (*pp && *pp != m)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = m->next;
+	m->next = q->done;
+	q->done = m;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
 }
 
 static bool queue_finished(const struct spool_env *e)
@@ -83,88 +309,483 @@ static bool queue_finished(const struct spool_env *e)
 	return true;
 }
 
-static void queue_message(struct queue *q, const char *qid)
+/* Record every finished message in one group commit, reports first (a
+ * crash in between repeats a report rather than losing it). */
+static void queue_flush(evutil_socket_t fd, short what, void *arg)
 {
-	struct spool_env e;
-	int err = spool_reader_env(q->reader, qid, &e);
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	size_t n = 0;
+	for (struct qmsg *m = q->done; m; m = m->next)
+		n++;
+	const struct spool_env **envs = calloc(n ? n : 1, sizeof *envs);
+	if (!envs)
+		abort();
+	n = 0;
+	for (struct qmsg *m = q->done; m; m = m->next) {
+		queue_reports(q, m);
+		envs[n++] = &m->env;
+	}
+	int err = n ? spool_update_many(q->spool, envs, n) : 0;
+	free(envs);
+	while (q->done) {
+		struct qmsg *m = q->done;
+		q->done = m->next;
+		if (err)
+			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
+		else if (queue_finished(&m->env))
+			log_info("%s: removed", m->env.qid);
+		queue_msg_free(m);
+	}
+	queue_scan(q);
+}
+
+/* ---- destinations and connections ---- */
+
+static struct dest *dest_get(struct queue *q, const struct route *r)
+{
+	for (struct dest *d = q->dests; d; d = d->next)
+		if (!strcmp(d->route.key, r->key))
+			return d;
+	struct dest *d = calloc(1, sizeof *d);
+	if (!d)
+		abort();
+	d->route = *r;
+	d->wait_tail = &d->wait_head;
+	d->next = q->dests;
+	q->dests = d;
+	return d;
+}
+
+static void dest_free_if_unused(struct queue *q, struct dest *d)
+{
+	if (d->active || d->nwait || d->idle)
+		return;
+	for (struct dest **pp = &q->dests; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			free(d);
+			return;
+		}
+}
+
+static struct qjob *dest_pop(struct dest *d)
+{
+	struct qjob *j = d->wait_head;
+	if (!j)
+		return NULL;
+	d->wait_head = j->next;
+	if (!d->wait_head)
+		d->wait_tail = &d->wait_head;
+	d->nwait--;
+	j->next = NULL;
+	return j;
+}
+
+static void conn_track(struct queue *q, struct conn *cn, bool add)
+{
+	if (add) {
+		struct conn **v = realloc(q->conns, (q->nconns + 1) * sizeof *v);
+		if (!v)
+			abort();
+		q->conns = v;
+		q->conns[q->nconns++] = cn;
+		return;
+	}
+	for (size_t i = 0; i < q->nconns; i++)
+		if (q->conns[i] == cn) {
+			q->conns[i] = q->conns[--q->nconns];
+			return;
+		}
+}
+
+static void conn_free(struct conn *cn)
+{
+	struct queue *q = cn->q;
+	conn_track(q, cn, false);
+	if (cn->idle_ev)
+		event_free(cn->idle_ev);
+	free(cn);
+}
+
+static void conn_run(struct conn *cn, struct qjob *job)
+{
+	struct queue *q = cn->q;
+	cn->job = job;
+	job->sj = (struct smtpc_job){ &job->m->env, q->reader, job->n, job->idx, job->res, false, "" };
+	smtpc_send(cn->c, &job->sj);
+}
+
+static void conn_unidle(struct conn *cn)
+{
+	for (struct conn **pp = &cn->d->idle; *pp; pp = &(*pp)->next)
+		if (*pp == cn) {
+			*pp = cn->next;
+			return;
+		}
+}
+
+static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *cn = arg;
+	struct dest *d = cn->d;
+	struct queue *q = cn->q;
+	conn_unidle(cn);
+	d->active--;
+	smtpc_close(cn->c);
+	conn_free(cn);
+	dest_free_if_unused(q, d);
+}
+
+/* A ready connection with nothing to do: the next waiting job, or idle. */
+static void conn_next(struct conn *cn)
+{
+	struct qjob *job = dest_pop(cn->d);
+	if (job)
+		return conn_run(cn, job);
+	cn->next = cn->d->idle;
+	cn->d->idle = cn;
+	struct timeval tv = { QUEUE_CONN_IDLE, 0 };
+	evtimer_add(cn->idle_ev, &tv);
+}
+
+static void conn_ready_cb(struct smtpc *c, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	cn->ready = true;
+	cn->d->starting--;
+	conn_next(cn);
+}
+
+static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
+{
+	(void)sj;
+	struct conn *cn = arg;
+	struct qjob *job = cn->job;
+	cn->job = NULL;
+	queue_job_finish(cn->q, job);
+	if (smtpc_usable(c))
+		conn_next(cn);
+}
+
+/* Every waiting job of d ends with r (nobody is left to carry them). */
+static void dest_fail_waiting(struct queue *q, struct dest *d, const struct deliver_result *r)
+{
+	struct qjob *job;
+	while ((job = dest_pop(d))) {
+		for (size_t i = 0; i < job->n; i++)
+			job->res[i] = *r;
+		queue_job_finish(q, job);
+	}
+}
+
+/* The connection is gone (it never came up, or an idle or busy one broke). */
+static void conn_fail(struct conn *cn, const struct deliver_result *why)
+{
+	struct dest *d = cn->d;
+	struct queue *q = cn->q;
+	conn_unidle(cn);
+	d->active--;
+	if (!cn->ready)
+		d->starting--;
+	if (cn->c)
+		smtpc_close(cn->c);
+	conn_free(cn);
+	if (d->active == 0)
+		dest_fail_waiting(q, d, why);
+	dest_free_if_unused(q, d);
+}
+
+static void conn_fail_cb(struct smtpc *c, const struct deliver_result *why, void *arg)
+{
+	(void)c;
+	conn_fail(arg, why);
+}
+
+static void conn_target_base(struct queue *q, const struct route *r, struct smtpc_target *t)
+{
+	memset(t, 0, sizeof *t);
+	t->lmtp = r->lmtp;
+	t->tls = r->kind == ROUTE_UNIX ? SMTPC_TLS_NONE : q->tls;
+	t->ssl_ctx = q->ssl;
+	t->helo = q->conf->hostname;
+	t->auth_user = r->auth ? q->auth_user : NULL;
+	t->auth_pass = r->auth ? q->auth_pass : NULL;
+	t->connect_timeout = q->conf->smtp_connect_timeout;
+	t->timeout = q->conf->smtp_timeout;
+}
+
+static void conn_open(struct conn *cn, const struct smtpc_target *t)
+{
+	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb, NULL };
+	struct smtpc_cbs cbs = cbs0;
+	cbs.ctx = cn;
+	cn->c = smtpc_open(cn->q->base, t, &cbs);
+}
+
+static void conn_resolved(void *arg, const struct dns_result *res)
+{
+	struct conn *cn = arg;
+	if (res->status != DNS_OK) {
+		struct deliver_result r = { res->status == DNS_PERM ? DELIVER_PERM : DELIVER_TEMP, "" };
+		snprintf(r.reply, sizeof r.reply, "%s", res->why);
+		return conn_fail(cn, &r);
+	}
+	struct smtpc_target t;
+	conn_target_base(cn->q, &cn->d->route, &t);
+	for (size_t h = 0; h < res->nhost; h++)
+		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
+			struct sockaddr_storage *ss = &t.addr[t.naddr];
+			*ss = res->host[h].addr[a];
+			if (ss->ss_family == AF_INET)
+				((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)cn->d->route.port);
+			else
+				((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)cn->d->route.port);
+			snprintf(t.name[t.naddr++], sizeof t.name[0], "%s", res->host[h].name);
+		}
+	conn_open(cn, &t);
+}
+
+static void conn_unix(struct conn *cn)
+{
+	struct smtpc_target t;
+	conn_target_base(cn->q, &cn->d->route, &t);
+	struct sockaddr_un *sun = (struct sockaddr_un *)&t.addr[0];
+	sun->sun_family = AF_UNIX;
+	if (strlen(cn->d->route.name) >= sizeof sun->sun_path) {
+		struct deliver_result r = { DELIVER_TEMP, "4.3.5 lmtp_host: socket path too long" };
+		return conn_fail(cn, &r);
+	}
+	memcpy(sun->sun_path, cn->d->route.name, strlen(cn->d->route.name) + 1);
+	snprintf(t.name[0], sizeof t.name[0], "%s", cn->d->route.name);
+	t.naddr = 1;
+	conn_open(cn, &t);
+}
+
+static void conn_new(struct queue *q, struct dest *d)
+{
+	struct conn *cn = calloc(1, sizeof *cn);
+	if (!cn)
+		abort();
+	cn->q = q;
+	cn->d = d;
+	cn->idle_ev = evtimer_new(q->base, conn_idle_cb, cn);
+	conn_track(q, cn, true);
+	d->active++;
+	d->starting++;
+	if (d->route.kind == ROUTE_MX)
+		dns_mx(q->dns, d->route.name, conn_resolved, cn);
+	else if (d->route.kind == ROUTE_HOST)
+		dns_host(q->dns, d->route.name, conn_resolved, cn);
+	else
+		conn_unix(cn);
+}
+
+/* Give waiting jobs to idle connections; open more, up to the limit. */
+static void dest_pump(struct queue *q, struct dest *d)
+{
+	while (d->wait_head && d->idle) {
+		struct conn *cn = d->idle;
+		d->idle = cn->next;
+		evtimer_del(cn->idle_ev);
+		conn_run(cn, dest_pop(d));
+	}
+	while (d->nwait > d->starting && d->active < q->conf->destination_concurrency)
+		conn_new(q, d);
+}
+
+static void queue_job_finish(struct queue *q, struct qjob *job)
+{
+	struct qmsg *m = job->m;
+	for (size_t i = 0; i < job->n; i++)
+		queue_apply(q, m, job->idx[i], &job->res[i], job->sj.remote_mta, job->sj.dsn_offered);
+	if (--m->jobs_pending == 0)
+		queue_msg_done(q, m);
+}
+
+/* ---- scanning ---- */
+
+static struct qjob *queue_job_for(struct qmsg *m, const struct route *r)
+{
+	for (size_t i = 0; i < m->njobs; i++)
+		if (!strcmp(m->jobs[i]->route.key, r->key) && m->jobs[i]->n < QUEUE_JOB_RCPTS)
+			return m->jobs[i];
+	struct qjob **v = realloc(m->jobs, (m->njobs + 1) * sizeof *v);
+	if (!v)
+		abort();
+	m->jobs = v;
+	struct qjob *j = calloc(1, sizeof *j);
+	if (!j)
+		abort();
+	j->m = m;
+	j->route = *r;
+	m->jobs[m->njobs++] = j;
+	return j;
+}
+
+static void queue_local(struct queue *q, struct qmsg *m, unsigned i)
+{
+	struct deliver_result res = { DELIVER_TEMP, "" };
+	maildir_deliver(q->conf->mail_dir, q->conf->hostname, q->reader, &m->env, &m->env.rcpt[i],
+	                m->env.arrival <= q->started, &res);
+	queue_apply(q, m, i, &res, "", false);
+}
+
+/* Sort a message's due recipients: Maildir now, the rest into jobs. */
+static void queue_plan(struct queue *q, struct qmsg *m)
+{
+	for (unsigned i = 0; i < m->env.nrcpt; i++) {
+		struct spool_rcpt *r = &m->env.rcpt[i];
+		if (r->status != SPOOL_PENDING || r->next_try > m->now)
+			continue;
+		if (r->transport == SPOOL_LOCAL) {
+			queue_local(q, m, i);
+			continue;
+		}
+		struct route rt;
+		if (!route_for(q->conf, q->map, r->addr, r->transport, &rt)) {
+			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
+			queue_apply(q, m, i, &res, "", false);
+			continue;
+		}
+		struct qjob *j = queue_job_for(m, &rt);
+		j->idx[j->n++] = i;
+	}
+}
+
+static bool queue_inflight(struct queue *q, const char *qid)
+{
+	for (struct qmsg *m = q->msgs; m; m = m->next)
+		if (!strcmp(m->env.qid, qid))
+			return true;
+	for (struct qmsg *m = q->done; m; m = m->next)
+		if (!strcmp(m->env.qid, qid))
+			return true;
+	return false;
+}
+
+static void queue_start_msg(struct queue *q, const char *qid, int64_t now)
+{
+	struct qmsg *m = calloc(1, sizeof *m);
+	if (!m)
+		abort();
+	int err = spool_reader_env(q->reader, qid, &m->env);
 	if (err) {
 		if (err != ENOENT)
 			log_error("%s: cannot read from the spool: %s", qid, strerror(err));
+		free(m);
 		return;
 	}
-	int64_t now = (int64_t)time(NULL);
-	for (size_t i = 0; i < e.nrcpt; i++) {
-		struct spool_rcpt *r = &e.rcpt[i];
-		if (r->status != SPOOL_PENDING || r->next_try > now)
-			continue;
-		struct deliver_result res = { DELIVER_TEMP, "" };
-		queue_transport(q, &e, r, &res);
-		queue_record(q, &e, r, &res, now);
+	m->now = now;
+	queue_plan(q, m);
+	m->jobs_pending = m->njobs + 1;   /* +1: held while dispatching */
+	m->next = q->msgs;
+	q->msgs = m;
+	for (size_t i = 0; i < m->njobs; i++) {
+		struct dest *d = dest_get(q, &m->jobs[i]->route);
+		*d->wait_tail = m->jobs[i];
+		d->wait_tail = &m->jobs[i]->next;
+		d->nwait++;
+		dest_pump(q, d);
 	}
-	err = spool_update(q->spool, &e);
-	if (err)
-		log_error("%s: cannot record delivery results: %s", qid, strerror(err));
-	else if (queue_finished(&e))
-		log_info("%s: removed", qid);
-	spool_env_free(&e);
+	if (--m->jobs_pending == 0)
+		queue_msg_done(q, m);
 }
 
-/* Sleep until kicked, stopped, or the next retry is due. */
-static void queue_wait(struct queue *q)
+static void queue_arm(struct queue *q, int64_t now)
 {
 	int64_t next = spool_reader_next_due(q->reader);
-	int64_t now = (int64_t)time(NULL);
-	int64_t wait = next < 0 ? QUEUE_IDLE_WAIT : next - now;
-	if (wait > QUEUE_IDLE_WAIT)
-		wait = QUEUE_IDLE_WAIT;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait > 0 ? wait : 0;
-	pthread_mutex_lock(&q->mu);
-	while (!q->kicked && !q->stop && wait > 0)
-		if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT)
-			break;
-	q->kicked = false;
-	pthread_mutex_unlock(&q->mu);
+	int64_t wait = QUEUE_IDLE_WAIT;
+	if (next > now && next - now < wait)
+		wait = next - now;
+	else if (next >= 0 && next <= now && !q->msgs)
+		wait = 1;  /* due but not taken (batch limit): look again soon */
+	struct timeval tv = { (time_t)wait, 0 };
+	evtimer_add(q->timer_ev, &tv);
 }
 
-static bool queue_stopping(struct queue *q)
+static void queue_scan(struct queue *q)
 {
-	pthread_mutex_lock(&q->mu);
-	bool s = q->stop;
-	pthread_mutex_unlock(&q->mu);
-	return s;
+	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
+	int64_t now = (int64_t)time(NULL);
+	size_t n = spool_reader_due(q->reader, now, qids, QUEUE_BATCH);
+	for (size_t i = 0; i < n; i++)
+		if (!queue_inflight(q, qids[i]))
+			queue_start_msg(q, qids[i], now);
+	queue_arm(q, now);
+}
+
+static void queue_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	queue_scan(arg);
+}
+
+static void queue_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	event_base_loopbreak(q->base);
 }
 
 static void *queue_run(void *arg)
 {
 	struct queue *q = arg;
-	char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
-	while (!queue_stopping(q)) {
-		size_t n = spool_reader_due(q->reader, (int64_t)time(NULL), qids, QUEUE_BATCH);
-		for (size_t i = 0; i < n && !queue_stopping(q); i++)
-			queue_message(q, qids[i]);
-		if (n < QUEUE_BATCH)
-			queue_wait(q);
-	}
+	queue_scan(q);
+	event_base_dispatch(q->base);
 	return NULL;
 }
 
-struct queue *queue_start(const struct conf *c, struct spool *sp)
+/* ---- start and stop ---- */
+
+static bool queue_setup(struct queue *q)
+{
+	const struct conf *c = q->conf;
+	int bad = 0;
+	q->map = route_map_load(c->transport_map, &bad);
+	if (bad)
+		return false;
+	static const char *const tls[] = { "none", "may", "encrypt", "verify" };
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(c->smtp_tls, tls[i]))
+			q->tls = (enum smtpc_tls)i;
+	q->ssl = smtpc_ssl_ctx(q->tls, c->smtp_tls_ca_file);
+	if (q->tls != SMTPC_TLS_NONE && !q->ssl)
+		return false;
+	const char *colon = strchr(c->relayhost_auth, ':');
+	if (colon) {
+		q->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
+		q->auth_pass = queue_strdup(colon + 1);
+	}
+	q->reader = spool_reader_open(c->spool_dir);
+	return q->reader != NULL;
+}
+
+struct queue *queue_start(const struct conf *c, const struct policy *p, struct spool *sp)
 {
 	struct queue *q = calloc(1, sizeof *q);
 	if (!q)
 		abort();
 	q->conf = c;
+	q->policy = p;
 	q->spool = sp;
 	q->started = (int64_t)time(NULL);
-	q->reader = spool_reader_open(c->spool_dir);
-	if (!q->reader) {
-		free(q);
+	if (!queue_setup(q)) {
+		queue_stop(q);
 		return NULL;
 	}
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cv, NULL);
+	q->base = event_base_new();
+	q->dns = dns_new(q->base, c->dns_resolver);
+	q->kick_ev = event_new(q->base, -1, 0, queue_wake_cb, q);
+	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
+	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
+	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
 	return q;
@@ -173,23 +794,52 @@ struct queue *queue_start(const struct conf *c, struct spool *sp)
 void queue_kick(void *arg)
 {
 	struct queue *q = arg;
-	pthread_mutex_lock(&q->mu);
-	q->kicked = true;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	event_active(q->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void queue_free_all(struct queue *q)
+{
+	dns_free(q->dns);
+	for (size_t i = 0; i < q->nconns; i++) {
+		smtpc_destroy(q->conns[i]->c);
+		if (q->conns[i]->idle_ev)
+			event_free(q->conns[i]->idle_ev);
+		free(q->conns[i]);
+	}
+	free(q->conns);
+	while (q->dests) {
+		struct dest *d = q->dests;
+		q->dests = d->next;
+		free(d);
+	}
+	struct qmsg *lists[] = { q->msgs, q->done };
+	for (int i = 0; i < 2; i++)
+		while (lists[i]) {
+			struct qmsg *m = lists[i];
+			lists[i] = m->next;
+			queue_msg_free(m);
+		}
+	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev };
+	for (int i = 0; i < 4; i++)
+		if (evs[i])
+			event_free(evs[i]);
+	event_base_free(q->base);
 }
 
 void queue_stop(struct queue *q)
 {
 	if (!q)
 		return;
-	pthread_mutex_lock(&q->mu);
-	q->stop = true;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	pthread_join(q->thread, NULL);
+	if (q->base) {
+		event_active(q->stop_ev, EV_TIMEOUT, 0);
+		pthread_join(q->thread, NULL);
+		queue_free_all(q);
+	}
 	spool_reader_close(q->reader);
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cv);
+	route_map_free(q->map);
+	if (q->ssl)
+		SSL_CTX_free(q->ssl);
+	free(q->auth_user);
+	free(q->auth_pass);
 	free(q);
 }

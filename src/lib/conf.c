@@ -51,6 +51,20 @@ static const struct conf_key conf_keys[] = {
 	K(retry_min, T_DURATION, "5m"),
 	K(retry_max, T_DURATION, "1h"),
 	K(log_level, T_LOGLEVEL, "info"),
+	K(lmtp_domains, T_DOMAINS, ""),
+	K(lmtp_host, T_STR, ""),
+	K(dns_resolver, T_STR, ""),
+	K(transport_map, T_STR, ""),
+	K(relayhost, T_STR, ""),
+	K(relayhost_auth, T_STR, ""),
+	K(smtp_tls, T_STR, "may"),
+	K(smtp_tls_ca_file, T_STR, ""),
+	K(smtp_port, T_UINT, "25"),
+	K(smtp_connect_timeout, T_DURATION, "30s"),
+	K(smtp_timeout, T_DURATION, "5m"),
+	K(destination_concurrency, T_UINT, "10"),
+	K(delay_warning, T_DURATION, "4h"),
+	K(max_queue_lifetime, T_DURATION, "5d"),
 };
 #undef K
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -331,6 +345,47 @@ bool conf_listen_valid(const char *spec)
 	return inet_pton(AF_INET, host, sa) == 1;
 }
 
+static bool conf_hostport_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	return colon && colon != s && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+	       atoi(colon + 1) > 0 && atoi(colon + 1) < 65536;
+}
+
+static int conf_finish_delivery(struct conf *c)
+{
+	int bad = 0;
+	static const char *const tls[] = { "none", "may", "encrypt", "verify" };
+	bool ok = false;
+	for (size_t i = 0; i < 4; i++)
+		ok |= !strcmp(c->smtp_tls, tls[i]);
+	if (!ok) {
+		fprintf(stderr, "smtp_tls: '%s' is not none, may, encrypt or verify\n", c->smtp_tls);
+		bad++;
+	}
+	if (c->lmtp_domains.n && !*c->lmtp_host) {
+		fprintf(stderr, "lmtp_domains: needs lmtp_host (unix:/path or host:port)\n");
+		bad++;
+	}
+	if (*c->lmtp_host && strncmp(c->lmtp_host, "unix:/", 6) && !conf_hostport_valid(c->lmtp_host)) {
+		fprintf(stderr, "lmtp_host: '%s' is not unix:/path or host:port\n", c->lmtp_host);
+		bad++;
+	}
+	if (*c->relayhost && !conf_hostport_valid(c->relayhost)) {
+		fprintf(stderr, "relayhost: '%s' is not host:port\n", c->relayhost);
+		bad++;
+	}
+	if (*c->relayhost_auth && !strchr(c->relayhost_auth, ':')) {
+		fprintf(stderr, "relayhost_auth: expected user:password\n");
+		bad++;
+	}
+	if (c->smtp_port == 0 || c->smtp_port > 65535 || c->destination_concurrency == 0) {
+		fprintf(stderr, "smtp_port / destination_concurrency: out of range\n");
+		bad++;
+	}
+	return bad;
+}
+
 int conf_finish(struct conf *c)
 {
 	int bad = 0;
@@ -378,6 +433,7 @@ int conf_finish(struct conf *c)
 		fprintf(stderr, "retry_min/retry_max: need 0 < retry_min <= retry_max\n");
 		bad++;
 	}
+	bad += conf_finish_delivery(c);
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	return bad;
 }

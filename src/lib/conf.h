@@ -39,6 +39,22 @@ struct conf {
 	unsigned retry_min;            /* seconds before a failed local delivery is retried */
 	unsigned retry_max;            /* seconds, the backoff's ceiling */
 	char *log_level;               /* "debug", "info", "warning", "error" */
+
+	/* delivery */
+	struct conf_list lmtp_domains; /* delivered over LMTP to lmtp_host */
+	char *lmtp_host;               /* "unix:/path" or "host:port" */
+	char *dns_resolver;            /* "IP[@port]" for libunbound; "" = resolv.conf */
+	char *transport_map;           /* file of "domain host:port" lines; "" = none */
+	char *relayhost;               /* "host:port": all remote mail through it */
+	char *relayhost_auth;          /* "user:password" for AUTH at relayhost */
+	char *smtp_tls;                /* none, may, encrypt, verify */
+	char *smtp_tls_ca_file;        /* CA bundle for verify; "" = system default */
+	unsigned smtp_port;            /* port of MX hosts, 25 */
+	unsigned smtp_connect_timeout; /* seconds */
+	unsigned smtp_timeout;         /* seconds per reply, RFC 5321 4.5.3.2 */
+	unsigned destination_concurrency; /* connections per destination */
+	unsigned delay_warning;        /* seconds before a delay report */
+	unsigned max_queue_lifetime;   /* seconds before a bounce */
 };
 
 /* Fill c with the embedded defaults (hostname from the system). */

@@ -10,6 +10,7 @@
 #include "../deliver/maildir.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../spool/spool.h"
 
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed)
 {
@@ -17,7 +18,7 @@ bool policy_may_relay(const struct policy *p, const struct sockaddr *client, boo
 }
 
 static bool policy_add(struct policy_targets *out, const char *local, const char *domain,
-                       bool is_local)
+                       int transport)
 {
 	for (size_t i = 0; i < out->n; i++) {   /* one copy per mailbox */
 		const char *at = strrchr(out->v[i].addr, '@');
@@ -35,9 +36,9 @@ static bool policy_add(struct policy_targets *out, const char *local, const char
 	}
 	struct policy_target *t = &out->v[out->n++];
 	snprintf(t->addr, sizeof t->addr, "%s@%s", local, domain);
-	if (is_local)
+	if (transport == SPOOL_LOCAL)
 		util_lower(t->addr);
-	t->local = is_local;
+	t->transport = transport;
 	return true;
 }
 
@@ -79,7 +80,7 @@ static enum policy_verdict policy_local(const struct policy *p, const char *loca
 		if (addr_parse_mailbox(p->conf->postmaster_address, &pm) != ADDR_OK)
 			return POLICY_UNKNOWN;
 		if (conf_is_local_domain(p->conf, pm.domain) && !strcasecmp(pm.local, "postmaster"))
-			return policy_add(out, pm.local, pm.domain, true) ? POLICY_ACCEPT : POLICY_LOOP;
+			return policy_add(out, pm.local, pm.domain, SPOOL_LOCAL) ? POLICY_ACCEPT : POLICY_LOOP;
 		return policy_resolve(p, pm.local, pm.domain, true, out, depth + 1);
 	}
 	char *const *targets;
@@ -93,7 +94,15 @@ static enum policy_verdict policy_local(const struct policy *p, const char *loca
 		return POLICY_ACCEPT;
 	if (!policy_mailbox_exists(p, local, domain))
 		return POLICY_UNKNOWN;
-	return policy_add(out, local, domain, true) ? POLICY_ACCEPT : POLICY_LOOP;
+	return policy_add(out, local, domain, SPOOL_LOCAL) ? POLICY_ACCEPT : POLICY_LOOP;
+}
+
+static bool policy_is_lmtp(const struct policy *p, const char *domain)
+{
+	for (size_t i = 0; i < p->conf->lmtp_domains.n; i++)
+		if (!strcasecmp(p->conf->lmtp_domains.v[i], domain))
+			return true;
+	return false;
 }
 
 static enum policy_verdict policy_resolve(const struct policy *p, const char *local,
@@ -104,9 +113,11 @@ static enum policy_verdict policy_resolve(const struct policy *p, const char *lo
 		return POLICY_LOOP;
 	if (!*domain || conf_is_local_domain(p->conf, domain))
 		return policy_local(p, local, domain, out, depth);
+	if (policy_is_lmtp(p, domain))
+		return policy_add(out, local, domain, SPOOL_LMTP) ? POLICY_ACCEPT : POLICY_LOOP;
 	if (!may_relay)
 		return POLICY_RELAY_DENIED;
-	return policy_add(out, local, domain, false) ? POLICY_ACCEPT : POLICY_LOOP;
+	return policy_add(out, local, domain, SPOOL_REMOTE) ? POLICY_ACCEPT : POLICY_LOOP;
 }
 
 enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,

@@ -27,7 +27,7 @@ struct policy {
 
 struct policy_target {
 	char addr[POLICY_ADDR_MAX];  /* the mailbox to deliver to */
-	bool local;                  /* Maildir, else remote */
+	int transport;               /* enum spool_transport */
 };
 
 struct policy_targets {
@@ -46,7 +46,9 @@ enum policy_verdict {
  * the server's choice; tern's default is no.) */
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed);
 
-/* Resolve a recipient into the mailboxes to deliver to; appends to out. */
+/* Resolve a recipient into the mailboxes to deliver to; appends to out.
+ * Local domains need a Maildir or an alias; lmtp_domains are accepted as
+ * they are (the LMTP server judges them at delivery). */
 enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
                                 bool may_relay, struct policy_targets *out);
 

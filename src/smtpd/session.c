@@ -256,7 +256,7 @@ static void session_tx_add(struct tx *tx, const char *orig, const struct policy_
 	r->idx = (unsigned)tx->nrcpt++;
 	r->orig = session_strdup(orig);
 	r->addr = session_strdup(t->addr);
-	r->transport = t->local ? SPOOL_LOCAL : SPOOL_REMOTE;
+	r->transport = t->transport;
 	r->notify = rp->notify;
 	r->orcpt = session_strdup(rp->orcpt);
 	r->status = SPOOL_PENDING;

@@ -11,7 +11,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 
-enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE };
+enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT };
 
 struct spool_op {
 	struct spool_op *next;
@@ -19,11 +19,15 @@ struct spool_op {
 	struct spool_msg *m;          /* CHUNK, COMMIT, ABORT */
 	struct buf data;              /* CHUNK, COMMIT: bytes to write */
 	unsigned seq;
-	struct spool_env *env;        /* COMMIT: owned copy; UPDATE: the caller's */
+	struct spool_env *env;        /* COMMIT: owned copy; UPDATE, INJECT: the caller's */
+	const struct spool_env *const *envs;  /* UPDATE: n of them */
+	size_t n;
+	const char *body;             /* INJECT: the whole message */
+	size_t len;
 	spool_done_fn done;
 	void *ctx;
 	int err;
-	bool sync_done;               /* UPDATE: the caller waits for this */
+	bool sync_done;               /* UPDATE, INJECT: the caller waits for this */
 };
 
 struct spool_msg {
@@ -63,7 +67,8 @@ static const char spool_schema[] =
 	"CREATE TABLE IF NOT EXISTS rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
-	" next_try INT NOT NULL, last_reply TEXT NOT NULL, PRIMARY KEY(qid, idx));"
+	" next_try INT NOT NULL, last_reply TEXT NOT NULL, remote_mta TEXT NOT NULL,"
+	" dsn_flags INT NOT NULL, PRIMARY KEY(qid, idx));"
 	"CREATE INDEX IF NOT EXISTS rcpt_due ON rcpt(status, next_try);"
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
@@ -138,8 +143,9 @@ static int spool_put_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt 
 {
 	sqlite3_stmt *st;
 	int err = spool_exec_stmt(db, "INSERT INTO rcpt(qid, idx, orig, addr, transport,"
-	                          " notify, orcpt, status, attempts, next_try, last_reply)"
-	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?)", qid, &st);
+	                          " notify, orcpt, status, attempts, next_try, last_reply,"
+	                          " remote_mta, dsn_flags) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	                          qid, &st);
 	if (err)
 		return err;
 	sqlite3_bind_int(st, 2, (int)r->idx);
@@ -152,6 +158,8 @@ static int spool_put_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt 
 	sqlite3_bind_int(st, 9, (int)r->attempts);
 	sqlite3_bind_int64(st, 10, r->next_try);
 	sqlite3_bind_text(st, 11, r->last_reply ? r->last_reply : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, r->remote_mta ? r->remote_mta : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, (int)r->dsn_flags);
 	return spool_step_done(db, st);
 }
 
@@ -195,7 +203,8 @@ static int spool_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt 
 {
 	sqlite3_stmt *st;
 	int err = spool_exec_stmt(db, "UPDATE rcpt SET status=?2, attempts=?3, next_try=?4,"
-	                          " last_reply=?5 WHERE qid=?1 AND idx=?6", qid, &st);
+	                          " last_reply=?5, remote_mta=?7, dsn_flags=?8"
+	                          " WHERE qid=?1 AND idx=?6", qid, &st);
 	if (err)
 		return err;
 	sqlite3_bind_int(st, 2, r->status);
@@ -203,6 +212,8 @@ static int spool_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt 
 	sqlite3_bind_int64(st, 4, r->next_try);
 	sqlite3_bind_text(st, 5, r->last_reply ? r->last_reply : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, (int)r->idx);
+	sqlite3_bind_text(st, 7, r->remote_mta ? r->remote_mta : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, (int)r->dsn_flags);
 	return spool_step_done(db, st);
 }
 
@@ -234,6 +245,19 @@ static int spool_do_update(sqlite3 *db, const struct spool_env *e)
 	return err;
 }
 
+/* A message made here: its body in SPOOL_CHUNK pieces, then the envelope. */
+static int spool_do_inject(sqlite3 *db, const struct spool_op *op)
+{
+	int err = 0;
+	unsigned seq = 0;
+	for (size_t off = 0; !err && (off < op->len || seq == 0); off += SPOOL_CHUNK) {
+		size_t n = op->len - off < SPOOL_CHUNK ? op->len - off : SPOOL_CHUNK;
+		struct buf b = { (char *)op->body + off, n, n };
+		err = spool_put_chunk(db, op->env->qid, seq++, &b);
+	}
+	return err ? err : spool_put_msg(db, op->env);
+}
+
 static int spool_do_op(sqlite3 *db, struct spool_op *op)
 {
 	switch (op->type) {
@@ -245,8 +269,14 @@ static int spool_do_op(sqlite3 *db, struct spool_op *op)
 	}
 	case OP_ABORT:
 		return spool_delete_msg(db, op->m->qid);
-	case OP_UPDATE:
-		return spool_do_update(db, op->env);
+	case OP_UPDATE: {
+		int err = 0;
+		for (size_t i = 0; !err && i < op->n; i++)
+			err = spool_do_update(db, op->envs[i]);
+		return err;
+	}
+	case OP_INJECT:
+		return spool_do_inject(db, op);
 	}
 	return EINVAL;
 }
@@ -298,8 +328,8 @@ static void spool_dispatch(struct spool *sp, struct spool_op *ops)
 		struct spool_op *op = ops;
 		ops = op->next;
 		op->next = NULL;
-		committed |= op->type == OP_COMMIT && !op->err;
-		if (op->type == OP_UPDATE) {
+		committed |= (op->type == OP_COMMIT || op->type == OP_INJECT) && !op->err;
+		if (op->type == OP_UPDATE || op->type == OP_INJECT) {
 			op->sync_done = true;
 			continue;
 		}
@@ -533,6 +563,7 @@ static struct spool_env *spool_env_copy(const struct spool_env *e)
 		c->rcpt[i].addr = spool_strdup(e->rcpt[i].addr);
 		c->rcpt[i].orcpt = spool_strdup(e->rcpt[i].orcpt);
 		c->rcpt[i].last_reply = spool_strdup(e->rcpt[i].last_reply);
+		c->rcpt[i].remote_mta = spool_strdup(e->rcpt[i].remote_mta);
 	}
 	return c;
 }
@@ -561,10 +592,9 @@ void spool_msg_abort(struct spool_msg *m)
 	spool_enqueue(m->sp, spool_op_new(OP_ABORT, m));
 }
 
-int spool_update(struct spool *sp, const struct spool_env *env)
+/* Queue a synchronous op and wait until the writer has committed it. */
+static int spool_sync(struct spool *sp, struct spool_op *op)
 {
-	struct spool_op *op = spool_op_new(OP_UPDATE, NULL);
-	op->env = (struct spool_env *)env;
 	spool_enqueue(sp, op);
 	pthread_mutex_lock(&sp->mu);
 	while (!op->sync_done)
@@ -573,6 +603,28 @@ int spool_update(struct spool *sp, const struct spool_env *env)
 	int err = op->err;
 	free(op);
 	return err;
+}
+
+int spool_update_many(struct spool *sp, const struct spool_env *const *envs, size_t n)
+{
+	struct spool_op *op = spool_op_new(OP_UPDATE, NULL);
+	op->envs = envs;
+	op->n = n;
+	return spool_sync(sp, op);
+}
+
+int spool_update(struct spool *sp, const struct spool_env *env)
+{
+	return spool_update_many(sp, &env, 1);
+}
+
+int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len)
+{
+	struct spool_op *op = spool_op_new(OP_INJECT, NULL);
+	op->env = (struct spool_env *)env;
+	op->body = body;
+	op->len = len;
+	return spool_sync(sp, op);
 }
 
 void spool_env_free(struct spool_env *e)
@@ -586,6 +638,7 @@ void spool_env_free(struct spool_env *e)
 		free(e->rcpt[i].addr);
 		free(e->rcpt[i].orcpt);
 		free(e->rcpt[i].last_reply);
+		free(e->rcpt[i].remote_mta);
 	}
 	free(e->rcpt);
 	memset(e, 0, sizeof *e);

@@ -23,11 +23,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../lib/buf.h"
 #include "../lib/util.h"
 
 #define SPOOL_CHUNK (64 * 1024)
 
-enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1 };
+enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1, SPOOL_LMTP = 2 };
 enum spool_status { SPOOL_PENDING = 0, SPOOL_DELIVERED = 1, SPOOL_FAILED = 2 };
 
 struct spool_rcpt {
@@ -41,7 +42,11 @@ struct spool_rcpt {
 	unsigned attempts;
 	int64_t next_try;    /* unix seconds */
 	char *last_reply;    /* last delivery result, for the log and reports */
+	char *remote_mta;    /* the host that gave last_reply, "" if none */
+	unsigned dsn_flags;  /* SPOOL_DSN_*: reports already generated */
 };
+
+enum { SPOOL_DSN_DELAY = 1 << 0 };
 
 struct spool_env {
 	char qid[UTIL_QID_LEN + 1];
@@ -95,8 +100,12 @@ void spool_msg_abort(struct spool_msg *m);
 
 /* Synchronous (any thread but the writer): record recipients' delivery
  * results; when no recipient is pending any more the message is removed.
- * Returns 0 or an errno. */
+ * All n envelopes go in the same group commit. Returns 0 or an errno. */
 int spool_update(struct spool *sp, const struct spool_env *env);
+int spool_update_many(struct spool *sp, const struct spool_env *const *envs, size_t n);
+
+/* Synchronous: queue a whole message made here (a delivery report). */
+int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len);
 
 /* Readers: one per thread, with their own connection. */
 struct spool_reader;
@@ -113,6 +122,9 @@ int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *
  * Returns 0 or an errno. */
 int spool_reader_body(struct spool_reader *r, const char *qid,
                       bool (*fn)(void *ctx, const void *p, size_t n), void *ctx);
+/* Read chunk number seq of a message into out (replacing its contents).
+ * Returns 0, ENOENT after the last chunk, or an errno. */
+int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out);
 /* Number of messages in the queue. */
 long spool_reader_count(struct spool_reader *r);
 

@@ -136,12 +136,15 @@ static void spool_reader_rcpt_row(sqlite3_stmt *st, struct spool_rcpt *rc)
 	rc->attempts = (unsigned)sqlite3_column_int(st, 7);
 	rc->next_try = sqlite3_column_int64(st, 8);
 	rc->last_reply = spool_reader_col(st, 9);
+	rc->remote_mta = spool_reader_col(st, 10);
+	rc->dsn_flags = (unsigned)sqlite3_column_int(st, 11);
 }
 
 static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT idx, orig, addr, transport, notify,"
-		" orcpt, status, attempts, next_try, last_reply FROM rcpt WHERE qid=? ORDER BY idx");
+		" orcpt, status, attempts, next_try, last_reply, remote_mta, dsn_flags"
+		" FROM rcpt WHERE qid=? ORDER BY idx");
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
@@ -192,6 +195,23 @@ int spool_reader_body(struct spool_reader *r, const char *qid,
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = EIO;
+	sqlite3_finalize(st);
+	return err;
+}
+
+int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT data FROM chunk WHERE qid=? AND seq=?");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)seq);
+	int rc = sqlite3_step(st), err = 0;
+	buf_reset(out);
+	if (rc == SQLITE_ROW)
+		buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+	else
+		err = rc == SQLITE_DONE ? ENOENT : EIO;
 	sqlite3_finalize(st);
 	return err;
 }

@@ -394,9 +394,12 @@ class Ternd:
             "local_domains": LOCAL_DOMAINS,
         }
         opts.update(overrides)
+        self.host = "127.0.0.1"
         if overrides.get("listen"):
             # readiness is probed on the first listen address
-            self.port = int(overrides["listen"].split(",")[0].rsplit(":", 1)[1])
+            first = overrides["listen"].split(",")[0].split()[0]
+            self.host, port = first.rsplit(":", 1)
+            self.port = int(port)
         self.argv = [ternd_binary()] + list(args)
         for k, v in opts.items():
             if v is not None:
@@ -420,7 +423,7 @@ class Ternd:
                             "argv: %s\nlog:\n%s" % (rc, " ".join(self.argv), self.log()),
                             pytrace=False)
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.host, self.port), timeout=1).close()
                 return self
             except OSError:
                 pass

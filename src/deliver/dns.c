@@ -1,0 +1,325 @@
+/* dns: libunbound's asynchronous API driven by libevent (see dns.h). One
+ * MX query, then A and AAAA for every exchanger in parallel. */
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unbound.h>
+
+#include "../lib/log.h"
+
+#define T_A 1
+#define T_MX 15
+#define T_AAAA 28
+#define RCODE_NXDOMAIN 3
+
+struct dns_query;
+
+struct dns {
+	struct ub_ctx *ub;
+	struct event *ev;
+	struct event_base *base;
+	struct dns_query *live;      /* outstanding, freed by dns_free */
+};
+
+struct dns_addr_q {
+	struct dns_query *q;
+	struct dns_host *h;
+};
+
+struct dns_query {
+	struct dns_query *next, *prev;
+	struct dns_addr_q aq[2 * DNS_HOSTS_MAX];
+	struct dns *d;
+	dns_cb cb;
+	void *ctx;
+	int pending;                 /* address lookups outstanding */
+	unsigned nx;                 /* of them, NXDOMAIN answers */
+	struct dns_result res;
+};
+
+static void dns_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct dns *d = arg;
+	ub_process(d->ub);
+}
+
+struct dns *dns_new(struct event_base *base, const char *resolver)
+{
+	struct dns *d = calloc(1, sizeof *d);
+	if (!d)
+		abort();
+	d->base = base;
+	d->ub = ub_ctx_create();
+	if (!d->ub)
+		log_fatal("dns: cannot create a libunbound context");
+	int err = ub_ctx_async(d->ub, 1);  /* a thread, not a fork */
+	if (!err && resolver && *resolver) {
+		err = ub_ctx_set_fwd(d->ub, resolver);
+		if (!err)  /* forwarding to 127.0.0.1 is what tests and local caches do */
+			err = ub_ctx_set_option(d->ub, "do-not-query-localhost:", "no");
+	} else if (!err) {
+		err = ub_ctx_resolvconf(d->ub, NULL);
+		if (!err)
+			err = ub_ctx_hosts(d->ub, NULL);
+	}
+	if (err)
+		log_fatal("dns: resolver '%s': %s", resolver ? resolver : "", ub_strerror(err));
+	d->ev = event_new(base, ub_fd(d->ub), EV_READ | EV_PERSIST, dns_readable, d);
+	event_add(d->ev, NULL);
+	return d;
+}
+
+void dns_free(struct dns *d)
+{
+	if (!d)
+		return;
+	event_free(d->ev);
+	ub_ctx_delete(d->ub);  /* cancels what is outstanding */
+	while (d->live) {
+		struct dns_query *q = d->live;
+		d->live = q->next;
+		free(q);
+	}
+	free(d);
+}
+
+static void dns_unlink(struct dns_query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->d->live = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+}
+
+bool dns_parse_mx(const unsigned char *rdata, size_t len, unsigned *pref, char *name, size_t n)
+{
+	if (len < 3 || n < 2)
+		return false;
+	*pref = (unsigned)rdata[0] << 8 | rdata[1];
+	size_t i = 2, o = 0;
+	while (i < len && rdata[i]) {
+		size_t l = rdata[i++];
+		if (l > 63 || i + l > len || o + l + 2 > n)
+			return false;  /* also refuses compression pointers (0xc0) */
+		memcpy(name + o, rdata + i, l);
+		o += l;
+		name[o++] = '.';
+		i += l;
+	}
+	if (i >= len || i + 1 != len)
+		return false;
+	if (o == 0)
+		name[o++] = '.';
+	else
+		o--;  /* drop the trailing dot, except for the root */
+	name[o] = '\0';
+	return true;
+}
+
+static void dns_finish(struct dns_query *q)
+{
+	struct dns_result *r = &q->res;
+	bool all_nx = q->nx > 0 && q->nx == 2 * r->nhost;
+	size_t k = 0;
+	for (size_t i = 0; i < r->nhost; i++)  /* keep hosts that have addresses */
+		if (r->host[i].naddr)
+			r->host[k++] = r->host[i];
+	r->nhost = k;
+	if (r->status == DNS_OK && k == 0) {
+		r->status = DNS_TEMP;
+		snprintf(r->why, sizeof r->why, "4.4.3 no address found for the mail exchangers%s",
+		         all_nx ? " (names do not exist)" : "");
+	}
+	dns_unlink(q);
+	q->cb(q->ctx, r);
+	free(q);
+}
+
+static void dns_add_addr(struct dns_host *h, int type, const char *data, int len)
+{
+	if (h->naddr >= DNS_ADDRS_MAX)
+		return;
+	struct sockaddr_storage *ss = &h->addr[h->naddr];
+	memset(ss, 0, sizeof *ss);
+	if (type == T_A && len == 4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, data, 4);
+		h->naddr++;
+	} else if (type == T_AAAA && len == 16) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, data, 16);
+		h->naddr++;
+	}
+}
+
+static void dns_addr_cb(void *arg, int err, struct ub_result *res)
+{
+	struct dns_addr_q *aq = arg;
+	struct dns_query *q = aq->q;
+	if (!err && res) {
+		if (res->rcode == RCODE_NXDOMAIN)
+			q->nx++;
+		for (int i = 0; res->havedata && res->data[i]; i++)
+			dns_add_addr(aq->h, res->qtype, res->data[i], res->len[i]);
+	}
+	if (res)
+		ub_resolve_free(res);
+	if (--q->pending == 0)
+		dns_finish(q);
+}
+
+static void dns_lookup_addrs(struct dns_query *q)
+{
+	static const int types[] = { T_A, T_AAAA };
+	q->pending = (int)q->res.nhost * 2;
+	if (q->pending == 0) {
+		dns_finish(q);
+		return;
+	}
+	for (size_t i = 0; i < q->res.nhost; i++) {
+		for (int t = 0; t < 2; t++) {
+			struct dns_addr_q *aq = &q->aq[2 * i + (size_t)t];
+			aq->q = q;
+			aq->h = &q->res.host[i];
+			if (ub_resolve_async(q->d->ub, aq->h->name, types[t], 1, aq, dns_addr_cb, NULL) &&
+			    --q->pending == 0) {
+				dns_finish(q);
+				return;
+			}
+		}
+	}
+}
+
+static int dns_pref_cmp(const void *a, const void *b)
+{
+	const struct dns_host *x = a, *y = b;
+	return (x->pref > y->pref) - (x->pref < y->pref);
+}
+
+/* RFC 5321 5.1: preference order, equal preferences in random order. */
+static void dns_sort(struct dns_result *r)
+{
+	for (size_t i = r->nhost; i > 1; i--) {
+		size_t j = (size_t)random() % i;
+		struct dns_host t = r->host[i - 1];
+		r->host[i - 1] = r->host[j];
+		r->host[j] = t;
+	}
+	qsort(r->host, r->nhost, sizeof r->host[0], dns_pref_cmp);  /* not stable: fine */
+}
+
+static void dns_fail(struct dns_query *q, enum dns_status st, const char *why)
+{
+	q->res.status = st;
+	snprintf(q->res.why, sizeof q->res.why, "%s", why);
+	q->res.nhost = 0;
+	dns_finish(q);
+}
+
+/* Fill the exchangers from an MX answer; false after a null MX. */
+static bool dns_mx_hosts(struct dns_query *q, struct ub_result *res)
+{
+	for (int i = 0; res->data[i] && q->res.nhost < DNS_HOSTS_MAX; i++) {
+		struct dns_host *h = &q->res.host[q->res.nhost];
+		if (!dns_parse_mx((const unsigned char *)res->data[i], (size_t)res->len[i], &h->pref,
+		                  h->name, sizeof h->name))
+			continue;
+		if (!strcmp(h->name, "."))  /* RFC 7505 null MX */
+			return false;
+		h->naddr = 0;
+		q->res.nhost++;
+	}
+	dns_sort(&q->res);
+	return true;
+}
+
+static void dns_mx_cb(void *arg, int err, struct ub_result *res)
+{
+	struct dns_query *q = arg;
+	char why[256];
+	if (err || !res) {
+		snprintf(why, sizeof why, "4.4.3 DNS lookup failed: %s", ub_strerror(err));
+		dns_fail(q, DNS_TEMP, why);
+	} else if (res->rcode == RCODE_NXDOMAIN) {
+		snprintf(why, sizeof why, "5.1.2 domain %s does not exist", res->qname);
+		dns_fail(q, DNS_PERM, why);
+	} else if (res->rcode != 0) {
+		snprintf(why, sizeof why, "4.4.3 DNS error (rcode %d) for %s MX", res->rcode, res->qname);
+		dns_fail(q, DNS_TEMP, why);
+	} else if (res->havedata && !dns_mx_hosts(q, res)) {
+		snprintf(why, sizeof why, "5.1.10 %s does not accept mail (null MX, RFC 7505)", res->qname);
+		dns_fail(q, DNS_PERM, why);
+	} else {
+		if (!res->havedata || q->res.nhost == 0) {  /* RFC 5321 5.1 implicit MX */
+			snprintf(q->res.host[0].name, sizeof q->res.host[0].name, "%s", res->qname);
+			q->res.host[0].pref = 0;
+			q->res.nhost = 1;
+		}
+		dns_lookup_addrs(q);
+	}
+	if (res)
+		ub_resolve_free(res);
+}
+
+static struct dns_query *dns_query_new(struct dns *d, dns_cb cb, void *ctx)
+{
+	struct dns_query *q = calloc(1, sizeof *q);
+	if (!q)
+		abort();
+	q->d = d;
+	q->cb = cb;
+	q->ctx = ctx;
+	q->next = d->live;
+	if (d->live)
+		d->live->prev = q;
+	d->live = q;
+	return q;
+}
+
+void dns_mx(struct dns *d, const char *domain, dns_cb cb, void *ctx)
+{
+	struct dns_query *q = dns_query_new(d, cb, ctx);
+	int err = ub_resolve_async(d->ub, domain, T_MX, 1, q, dns_mx_cb, NULL);
+	if (err)
+		dns_mx_cb(q, err, NULL);
+}
+
+/* An IP literal resolves at once (still through the loop, so callbacks
+ * never run inside the caller). */
+static void dns_literal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dns_finish(arg);
+}
+
+void dns_host(struct dns *d, const char *host, dns_cb cb, void *ctx)
+{
+	struct dns_query *q = dns_query_new(d, cb, ctx);
+	struct dns_host *h = &q->res.host[0];
+	snprintf(h->name, sizeof h->name, "%s", host);
+	q->res.nhost = 1;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		dns_add_addr(h, T_A, (const char *)&a4, 4);
+	} else if (inet_pton(AF_INET6, host, &a6) == 1) {
+		dns_add_addr(h, T_AAAA, (const char *)&a6, 16);
+	} else {
+		dns_lookup_addrs(q);
+		return;
+	}
+	event_base_once(d->base, -1, EV_TIMEOUT, dns_literal_cb, q, NULL);
+}

@@ -1,0 +1,151 @@
+/* route: next-hop selection (see route.h). */
+#include "route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../lib/util.h"
+#include "../spool/spool.h"
+
+struct route_entry {
+	char domain[256];
+	char target[300];
+};
+
+struct route_map {
+	size_t n;
+	struct route_entry *v;
+};
+
+bool route_hostport(const char *s, char *host, size_t n, unsigned *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return false;
+	long p = strtol(colon + 1, NULL, 10);
+	size_t len = (size_t)(colon - s);
+	if (p < 1 || p > 65535)
+		return false;
+	if (s[0] == '[' && colon[-1] == ']') {  /* [2001:db8::1]:25 */
+		s++;
+		len -= 2;
+	}
+	if (len == 0 || len >= n)
+		return false;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	*port = (unsigned)p;
+	return true;
+}
+
+static int route_map_line(struct route_map *m, char *line, const char *origin)
+{
+	char *hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	char *t = util_trim(line);
+	if (!*t)
+		return 0;
+	size_t dl = strcspn(t, " \t");
+	char *target = util_trim(t + dl);
+	t[dl] = '\0';
+	char host[256];
+	unsigned port;
+	if (!*target || dl >= sizeof m->v[0].domain || !route_hostport(target, host, sizeof host, &port)) {
+		fprintf(stderr, "%s: expected 'domain host:port'\n", origin);
+		return 1;
+	}
+	struct route_entry *v = realloc(m->v, (m->n + 1) * sizeof *v);
+	if (!v)
+		abort();
+	m->v = v;
+	snprintf(v[m->n].domain, sizeof v[m->n].domain, "%s", t);
+	util_lower(v[m->n].domain);
+	snprintf(v[m->n].target, sizeof v[m->n].target, "%s", target);
+	m->n++;
+	return 0;
+}
+
+struct route_map *route_map_load(const char *path, int *bad)
+{
+	struct route_map *m = calloc(1, sizeof *m);
+	if (!m)
+		abort();
+	if (!path || !*path)
+		return m;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: cannot open transport map: %s\n", path, strerror(errno));
+		(*bad)++;
+		return m;
+	}
+	char *line = NULL, origin[4200];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		snprintf(origin, sizeof origin, "%s:%u", path, ++lineno);
+		*bad += route_map_line(m, line, origin);
+	}
+	free(line);
+	fclose(f);
+	return m;
+}
+
+void route_map_free(struct route_map *m)
+{
+	if (!m)
+		return;
+	free(m->v);
+	free(m);
+}
+
+static const char *route_map_find(const struct route_map *m, const char *domain)
+{
+	for (size_t i = 0; m && i < m->n; i++)
+		if (!strcasecmp(m->v[i].domain, domain))
+			return m->v[i].target;
+	return NULL;
+}
+
+static bool route_host(struct route *r, const char *hostport, bool lmtp, bool auth)
+{
+	r->kind = ROUTE_HOST;
+	r->lmtp = lmtp;
+	r->auth = auth;
+	if (!route_hostport(hostport, r->name, sizeof r->name, &r->port))
+		return false;
+	snprintf(r->key, sizeof r->key, "%s:%s:%u", lmtp ? "lmtp" : "smtp", r->name, r->port);
+	return true;
+}
+
+bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,
+               struct route *out)
+{
+	memset(out, 0, sizeof *out);
+	const char *at = strrchr(addr, '@');
+	const char *domain = at ? at + 1 : "";
+	if (transport == SPOOL_LMTP) {
+		if (!strncmp(c->lmtp_host, "unix:", 5)) {
+			out->kind = ROUTE_UNIX;
+			out->lmtp = true;
+			snprintf(out->name, sizeof out->name, "%s", c->lmtp_host + 5);
+			snprintf(out->key, sizeof out->key, "lmtp:%s", out->name);
+			return true;
+		}
+		return route_host(out, c->lmtp_host, true, false);
+	}
+	const char *mapped = route_map_find(m, domain);
+	if (mapped)
+		return route_host(out, mapped, false, false);
+	if (*c->relayhost)
+		return route_host(out, c->relayhost, false, *c->relayhost_auth != '\0');
+	out->kind = ROUTE_MX;
+	snprintf(out->name, sizeof out->name, "%s", domain);
+	util_lower(out->name);
+	out->port = c->smtp_port;
+	snprintf(out->key, sizeof out->key, "mx:%s", out->name);
+	return *domain != '\0';
+}

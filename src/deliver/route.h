@@ -1,0 +1,38 @@
+/* route: where a recipient's mail goes next. Local mailboxes are not
+ * routed here; for the rest, in order: lmtp_domains to lmtp_host, the
+ * transport_map (domain -> host:port), relayhost, else the domain's MX
+ * hosts on smtp_port (RFC 5321 5.1). */
+#ifndef TERN_ROUTE_H
+#define TERN_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../lib/conf.h"
+
+enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX };
+
+struct route {
+	enum route_kind kind;
+	char name[256];       /* MX: the domain; HOST: host or IP; UNIX: socket path */
+	unsigned port;
+	bool lmtp;
+	bool auth;            /* use relayhost_auth */
+	char key[300];        /* destination identity, for connection sharing */
+};
+
+struct route_map;
+
+/* Load "domain  host:port" lines ('#' comments). Problems are printed as
+ * FILE:LINE and counted in *bad. path "" gives an empty map. */
+struct route_map *route_map_load(const char *path, int *bad);
+void route_map_free(struct route_map *m);
+
+/* Split "host:port" or "[v6]:port"; false when malformed. */
+bool route_hostport(const char *s, char *host, size_t n, unsigned *port);
+
+/* The route of a non-local recipient address "local@domain". */
+bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,
+               struct route *out);
+
+#endif

@@ -1,0 +1,80 @@
+/* smtp_client: the outbound side, SMTP (RFC 5321) and LMTP (RFC 2033), as
+ * an asynchronous state machine on libevent bufferevents.
+ *
+ * A connection tries its addresses in order (MX preference order) until
+ * one greets, answers EHLO (or HELO, or LHLO), and, when offered and the
+ * policy allows, completes STARTTLS (RFC 3207) and AUTH (RFC 4954). Then
+ * it runs transactions, one job at a time: MAIL, RCPTs and DATA pipelined
+ * when PIPELINING (RFC 2920) is offered, the body streamed from the spool
+ * with dot-stuffing, DSN parameters passed on when DSN (RFC 3461) is.
+ */
+#ifndef TERN_SMTP_CLIENT_H
+#define TERN_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#include "../spool/spool.h"
+#include "deliver.h"
+
+#define SMTPC_ADDRS_MAX 64
+
+enum smtpc_tls { SMTPC_TLS_NONE, SMTPC_TLS_MAY, SMTPC_TLS_ENCRYPT, SMTPC_TLS_VERIFY };
+
+/* Where and how to connect. */
+struct smtpc_target {
+	size_t naddr;
+	struct sockaddr_storage addr[SMTPC_ADDRS_MAX];  /* ports set */
+	char name[SMTPC_ADDRS_MAX][256];                /* host name of each address */
+	bool lmtp;
+	enum smtpc_tls tls;
+	SSL_CTX *ssl_ctx;          /* client context; NULL: never STARTTLS */
+	const char *helo;          /* our name for EHLO/LHLO */
+	const char *auth_user;     /* NULL: no AUTH */
+	const char *auth_pass;
+	unsigned connect_timeout;  /* seconds */
+	unsigned timeout;          /* seconds per reply */
+};
+
+/* One transaction: a message to some of its recipients. */
+struct smtpc_job {
+	const struct spool_env *env;
+	struct spool_reader *reader;    /* the body comes from here */
+	size_t n;
+	const unsigned *idx;            /* env->rcpt[idx[i]] */
+	struct deliver_result *res;     /* n results, filled in */
+	bool dsn_offered;               /* the next hop took our NOTIFY */
+	char remote_mta[300];           /* "mx.example[192.0.2.1]" */
+};
+
+struct smtpc;
+struct event_base;
+
+/* ready: the connection can take a job. fail: it could not get there; every
+ * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
+ * its results are in; the connection is ready again unless it broke, in
+ * which case fail follows. Callbacks may call smtpc_send or smtpc_close. */
+struct smtpc_cbs {
+	void (*ready)(struct smtpc *c, void *ctx);
+	void (*fail)(struct smtpc *c, const struct deliver_result *why, void *ctx);
+	void (*done)(struct smtpc *c, struct smtpc_job *job, void *ctx);
+	void *ctx;
+};
+
+struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
+                         const struct smtpc_cbs *cbs);
+/* Run a job on a ready connection. */
+void smtpc_send(struct smtpc *c, struct smtpc_job *job);
+/* QUIT (when idle) and free; no more callbacks. */
+void smtpc_close(struct smtpc *c);
+/* Free at once, without a word (the loop has stopped). */
+void smtpc_destroy(struct smtpc *c);
+/* Ready for another job (not broken, not closing)? */
+bool smtpc_usable(const struct smtpc *c);
+
+/* A client SSL_CTX for the policy (NULL for none); prints why on failure. */
+SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file);
+
+#endif

@@ -1,0 +1,94 @@
+"""Real peers for delivery tests: Postfix's smtp-sink with its fault options,
+and helpers to read the delivery reports tern sends back.
+
+    sink = SmtpSink(tmp, "127.0.0.2", port, "-r", "RCPT")   # 4xx to RCPT
+    sink.messages()      # the transactions it received (with -d dumps)
+    sink.stop()
+"""
+
+import email
+import email.policy
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+SMTP_SINK = os.environ.get("SMTP_SINK") or "/usr/sbin/smtp-sink"
+DEADLINE = 10.0
+POLL = 0.02
+
+
+def free_port_on(*hosts):
+    """A TCP port free on every one of the given loopback addresses."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        ok = True
+        for h in hosts[1:]:
+            with socket.socket() as t:
+                try:
+                    t.bind((h, port))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no common free port")
+
+
+def wait_port(host, port, proc=None, what="server"):
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s did not listen on %s:%d" % (what, host, port))
+        time.sleep(POLL)
+
+
+class SmtpSink:
+    def __init__(self, tmp, host, port, *options):
+        self.dir = Path(tmp) / ("sink-%s-%d" % (host, port))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.host, self.port = host, port
+        # -u root: the dumps go under pytest's private (0700) temporary directory
+        argv = [SMTP_SINK, "-u", "root", "-d", str(self.dir) + "/%M.", *options,
+                "%s:%d" % (host, port), "64"]
+        self.log = self.dir / "sink.log"
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        wait_port(host, port, self.proc, "smtp-sink")
+
+    def messages(self):
+        return sorted(p for p in self.dir.iterdir() if p.name != "sink.log")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(DEADLINE)
+
+
+def parse(path):
+    return email.message_from_bytes(Path(path).read_bytes(), policy=email.policy.compat32)
+
+
+def report_parts(msg):
+    """(human text, per-message fields, [per-recipient fields], returned part)
+    of a multipart/report delivery-status message (RFC 3464)."""
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert len(parts) == 3, [p.get_content_type() for p in parts]
+    human, status, returned = parts
+    assert human.get_content_type() == "text/plain"
+    assert status.get_content_type() == "message/delivery-status"
+    groups = status.get_payload()   # the email package parses the field groups
+    per_message = groups[0]
+    per_rcpt = groups[1:]
+    return human.get_payload(decode=True).decode(), per_message, per_rcpt, returned

@@ -1,0 +1,332 @@
+"""Delivery to remote domains (issue 3): MX lookup through a real unbound,
+preference order, fallback, A fallback, null MX, retries after 4xx, bounces
+after 5xx, success and delay reports, and no report to the null sender.
+
+The world: an unbound on 127.0.0.1 serving test zones; receiving servers
+(another ternd, or Postfix's smtp-sink with its fault options) on 127.0.0.2,
+127.0.0.3 ... all on one port, which the sending ternd uses as smtp_port;
+the sending ternd relays for 127.0.0.0/8 and has a local sender mailbox."""
+
+import time
+
+import pytest
+
+from conftest import BYE, RCPT_OK, SENDER_OK, START_DATA, QUEUED, crlf
+from dnsserver import Unbound
+from peers import SmtpSink, free_port_on, parse, report_parts
+
+SENDER = "alice@example.com"
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+class World:
+    def __init__(self, ternd, tmp):
+        self.ternd, self.tmp = ternd, tmp
+        self.port = free_port_on(*HOSTS)
+        self.sinks, self.dns = [], None
+
+    def zone(self, *records):
+        self.dns = Unbound(self.tmp, list(records))
+        return self.dns
+
+    def mx_server(self, host, domain, *mailboxes, **opts):
+        s = self.ternd(tmp=self.tmp / ("mx-" + host), listen="%s:%d" % (host, self.port),
+                       hostname="mx-%s.%s" % (host.replace(".", "-"), domain),
+                       local_domains=domain, **opts)
+        s.make_maildir(*mailboxes)
+        return s
+
+    def sink(self, host, *options):
+        s = SmtpSink(self.tmp, host, self.port, *options)
+        self.sinks.append(s)
+        return s
+
+    def sender(self, **opts):
+        conf = dict(relay_networks="127.0.0.0/8", dns_resolver=self.dns.resolver, log_level="debug",
+                    smtp_port=str(self.port), retry_min="1s", retry_max="2s",
+                    smtp_timeout="5s", smtp_connect_timeout="2s")
+        conf.update(opts)
+        s = self.ternd(tmp=self.tmp / "sender", **conf)
+        s.make_maildir(SENDER)
+        return s
+
+    def stop(self):
+        for s in self.sinks:
+            s.stop()
+        if self.dns:
+            self.dns.stop()
+
+
+@pytest.fixture
+def world(ternd, tmp_path):
+    w = World(ternd, tmp_path)
+    yield w
+    w.stop()
+
+
+def send(server, rcpts, body, sender=SENDER, notify=None, ret=None, envid=None):
+    c = server.session()
+    mail = "MAIL FROM:<%s>" % sender
+    if ret:
+        mail += " RET=" + ret
+    if envid:
+        mail += " ENVID=" + envid
+    c.expect(mail, SENDER_OK)
+    for r in rcpts:
+        c.expect("RCPT TO:<%s>%s" % (r, " NOTIFY=" + notify if notify else ""), RCPT_OK)
+    c.expect("DATA", START_DATA)
+    c.raw((body if isinstance(body, bytes) else body.encode()) + b".\r\n")
+    qid = QUEUED.fullmatch(c.expect_reply(QUEUED).text).group(1)
+    c.expect("QUIT", BYE)
+    return qid
+
+
+def wait_log(server, text, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        if time.monotonic() > deadline:
+            raise AssertionError("%r not in the log after %.0f s:\n%s" % (text, timeout, server.log()))
+        time.sleep(0.02)
+
+
+def zone_two_mx(w):
+    return w.zone("dest.example. MX 10 mx1.dest.example.", "dest.example. MX 20 mx2.dest.example.",
+                  "mx1.dest.example. A 127.0.0.2", "mx2.dest.example. A 127.0.0.3")
+
+
+def test_delivered_through_the_preferred_mx(world):
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx2 = world.mx_server("127.0.0.3", "dest.example", "bob@dest.example")
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: via mx1", "", "preferred-mx"))
+    got = mx1.wait_message_with("bob@dest.example", "preferred-mx")
+    assert b"by mx.test.example (tern)" in got, "the sender's Received header is missing"
+    assert mx2.messages("bob@dest.example") == []
+    wait_log(s, "status=sent")
+    assert "relay=mx1.dest.example[127.0.0.2]" in s.log()
+
+
+def test_falls_back_to_the_next_mx(world):
+    zone_two_mx(world)            # nothing listens on mx1 (127.0.0.2)
+    mx2 = world.mx_server("127.0.0.3", "dest.example", "bob@dest.example")
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: fallback", "", "fallback-mx2"))
+    mx2.wait_message_with("bob@dest.example", "fallback-mx2")
+    wait_log(s, "relay=mx2.dest.example[127.0.0.3]")
+
+
+def test_domain_without_mx_uses_its_address(world):
+    world.zone("plain.example. A 127.0.0.2")   # RFC 5321 5.1 implicit MX
+    mx = world.mx_server("127.0.0.2", "plain.example", "bob@plain.example")
+    s = world.sender()
+    send(s, ["bob@plain.example"], crlf("Subject: implicit", "", "implicit-mx"))
+    mx.wait_message_with("bob@plain.example", "implicit-mx")
+
+
+def test_several_recipients_of_one_domain_share_one_transaction(world):
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example", "carol@dest.example")
+    s = world.sender()
+    send(s, ["bob@dest.example", "carol@dest.example"], crlf("Subject: two", "", "two-rcpts"))
+    mx1.wait_message_with("bob@dest.example", "two-rcpts")
+    mx1.wait_message_with("carol@dest.example", "two-rcpts")
+    assert mx1.log().count(": queued: ") == 1, "one transaction for both recipients"
+    assert "nrcpt=2" in mx1.log()
+
+
+def test_connection_is_reused(world):
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example", log_level="debug")
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: one", "", "reuse-1"))
+    mx1.wait_message_with("bob@dest.example", "reuse-1")
+    send(s, ["bob@dest.example"], crlf("Subject: two", "", "reuse-2"))
+    mx1.wait_message_with("bob@dest.example", "reuse-2")
+    assert mx1.log().count(": < EHLO mx.test.example") == 1, "one session for both messages"
+    assert mx1.log().count(": queued: ") == 2
+
+
+def test_retry_after_4xx_then_success(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-r", "RCPT")   # 4xx to every RCPT
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: retry", "", "retry-after-4xx"))
+    wait_log(s, "status=deferred")
+    assert "said: 450" in s.log() or "said: 4" in s.log()
+    sink.stop()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx1.wait_message_with("bob@dest.example", "retry-after-4xx")
+    assert s.messages(SENDER) == [], "no report was asked for a success"
+
+
+def test_bounce_after_5xx(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-f", "RCPT")           # 5xx to every RCPT
+    s = world.sender()
+    qid = send(s, ["bob@dest.example"], crlf("Subject: doomed", "Message-ID: <doomed@x>", "",
+                                          "bounce-me"), envid="ENV1")
+    bounce = parse(s.wait_messages(SENDER, 1) and s.messages(SENDER)[0])
+    assert bounce["Return-Path"] == "<>"
+    assert bounce["Auto-Submitted"] == "auto-replied"
+    assert bounce["To"] == "<%s>" % SENDER
+    human, msgf, rcpts, returned = report_parts(bounce)
+    assert "bob@dest.example" in human
+    assert msgf["Reporting-MTA"] == "dns; mx.test.example"
+    assert msgf["Original-Envelope-Id"] == "ENV1"
+    assert msgf["Arrival-Date"]
+    assert len(rcpts) == 1
+    r = rcpts[0]
+    assert r["Final-Recipient"] == "rfc822; bob@dest.example"
+    assert r["Action"] == "failed"
+    assert r["Status"].startswith("5.")
+    assert r["Remote-MTA"] == "dns; mx1.dest.example"
+    assert r["Diagnostic-Code"].startswith("smtp; 5")
+    assert returned.get_content_type() == "message/rfc822"   # RET unset: full on failure
+    orig = returned.get_payload()[0]
+    assert orig["Message-ID"] == "<doomed@x>"
+    assert b"bounce-me" in returned.as_bytes()
+    assert qid in s.log()
+
+
+def test_bounce_returns_headers_only_with_ret_hdrs(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-f", "RCPT")
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: hdrs", "", "secret-body"), ret="HDRS")
+    s.wait_messages(SENDER, 1)
+    _, _, _, returned = report_parts(parse(s.messages(SENDER)[0]))
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert b"Subject: hdrs" in returned.as_bytes()
+    assert b"secret-body" not in returned.as_bytes()
+
+
+def test_null_mx_bounces_at_once(world):
+    world.zone("nomail.example. MX 0 .")              # RFC 7505
+    s = world.sender()
+    send(s, ["bob@nomail.example"], crlf("Subject: nullmx", "", "null-mx"))
+    s.wait_messages(SENDER, 1)
+    _, _, rcpts, _ = report_parts(parse(s.messages(SENDER)[0]))
+    assert rcpts[0]["Status"] == "5.1.10"
+    assert rcpts[0]["Action"] == "failed"
+
+
+def test_unknown_domain_bounces(world):
+    world.zone("other.example. A 127.0.0.9")
+    s = world.sender()
+    send(s, ["bob@nowhere.example"], crlf("Subject: nx", "", "nxdomain"))
+    s.wait_messages(SENDER, 1)
+    _, _, rcpts, _ = report_parts(parse(s.messages(SENDER)[0]))
+    assert rcpts[0]["Status"] == "5.1.2"
+
+
+def test_no_bounce_for_the_null_sender(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-f", "RCPT")
+    s = world.sender()
+    qid = send(s, ["bob@dest.example"], crlf("Subject: from <>", "", "null-sender"), sender="")
+    wait_log(s, "%s: removed" % qid)
+    assert "status=bounced" in s.log()
+    assert "notification" not in s.log()
+    s.barrier(SENDER)
+    assert len(s.messages(SENDER)) == 1, "only the barrier: no report to <>"
+
+
+def test_notify_never_means_no_bounce(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-f", "RCPT")
+    s = world.sender()
+    qid = send(s, ["bob@dest.example"], crlf("Subject: never", "", "never"), notify="NEVER")
+    wait_log(s, "%s: removed" % qid)
+    s.barrier(SENDER)
+    assert len(s.messages(SENDER)) == 1
+
+
+def test_success_report_relayed_when_next_hop_lacks_dsn(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-N")           # no DSN announced
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: receipt", "", "receipt"), notify="SUCCESS")
+    s.wait_messages(SENDER, 1)
+    rep = parse(s.messages(SENDER)[0])
+    _, _, rcpts, returned = report_parts(rep)
+    assert rcpts[0]["Action"] == "relayed"
+    assert rcpts[0]["Status"].startswith("2.")
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert len(sink.messages()) == 1
+
+
+def test_notify_passed_on_to_a_next_hop_with_dsn(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2")                 # announces DSN
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: passon", "", "passon"), notify="SUCCESS,FAILURE",
+         envid="E-42")
+    deadline = time.monotonic() + 10
+    while not sink.messages() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    wait_log(s, "status=sent")
+    dump = sink.messages()[0].read_bytes()
+    assert b"NOTIFY=SUCCESS,FAILURE" in dump
+    assert b"ENVID=E-42" in dump
+    s.barrier(SENDER)
+    assert len(s.messages(SENDER)) == 1, "the next hop reports success, not us"
+
+
+def test_success_report_for_local_delivery(world):
+    world.zone("x.example. A 127.0.0.9")
+    s = world.sender()
+    s.make_maildir("bob@example.com")
+    send(s, ["bob@example.com"], crlf("Subject: local receipt", "", "local-receipt"),
+         notify="SUCCESS")
+    s.wait_messages(SENDER, 1)
+    _, _, rcpts, _ = report_parts(parse(s.messages(SENDER)[0]))
+    assert rcpts[0]["Action"] == "delivered"
+    assert rcpts[0]["Status"] == "2.0.0"
+
+
+def test_delay_report_then_expiry_bounce(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-r", "RCPT")
+    world.sink("127.0.0.3", "-r", "RCPT")
+    s = world.sender(delay_warning="1s", max_queue_lifetime="4s")
+    send(s, ["bob@dest.example"], crlf("Subject: slow", "", "slow"))
+    files = s.wait_messages(SENDER, 2)
+    reps = [parse(s.messages(SENDER)[i]) for i in range(2)]
+    actions = sorted(report_parts(r)[2][0]["Action"] for r in reps)
+    assert actions == ["delayed", "failed"], actions
+    delayed = [r for r in reps if report_parts(r)[2][0]["Action"] == "delayed"][0]
+    assert report_parts(delayed)[2][0]["Will-Retry-Until"]
+    assert report_parts(delayed)[2][0]["Status"].startswith("4.")
+    failed = [r for r in reps if report_parts(r)[2][0]["Action"] == "failed"][0]
+    assert report_parts(failed)[2][0]["Status"] == "4.4.7"
+    assert files
+
+
+def test_unreachable_mx_is_deferred_not_lost(world):
+    zone_two_mx(world)                             # nobody listens anywhere
+    s = world.sender()
+    qid = send(s, ["bob@dest.example"], crlf("Subject: later", "", "later"))
+    wait_log(s, "%s: to=<bob@dest.example>" % qid)
+    wait_log(s, "status=deferred")
+    assert "%s: removed" % qid not in s.log()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx1.wait_message_with("bob@dest.example", "later")
+
+
+def test_kill9_mid_delivery_then_restart_loses_nothing(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-w", "30")    # hangs before answering DATA
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: crash", "", "crash-mid-delivery"))
+    deadline = time.monotonic() + 10
+    while "DATA" not in sink.log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    s.kill9()
+    sink.stop()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
+                     dns_resolver=world.dns.resolver, smtp_port=str(world.port), retry_min="1s")
+    mx1.wait_message_with("bob@dest.example", "crash-mid-delivery")
+    assert s2.running()
