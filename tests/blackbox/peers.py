@@ -92,3 +92,75 @@ def report_parts(msg):
     per_message = groups[0]
     per_rcpt = groups[1:]
     return human.get_payload(decode=True).decode(), per_message, per_rcpt, returned
+
+
+class Dovecot:
+    """A private Dovecot serving LMTP on 127.0.0.1:port and a unix socket,
+    storing mail as Maildir under its own directory, for the users given.
+    Dovecot delivers as an unprivileged user, so it lives in a directory
+    of its own under /tmp (pytest's are private to root)."""
+
+    def __init__(self, port, users):
+        import shutil
+        import tempfile
+        self._rmtree = shutil.rmtree
+        self.dir = Path(tempfile.mkdtemp(prefix="tern-dovecot-"))
+        os.chmod(self.dir, 0o755)
+        self.mail = self.dir / "mail"
+        self.mail.mkdir()
+        os.chmod(self.mail, 0o777)
+        self.port = port
+        self.socket = self.dir / "lmtp.sock"
+        (self.dir / "users").write_text("".join("%s::::::\n" % u for u in users))
+        self.conf = self.dir / "dovecot.conf"
+        self.conf.write_text(self._config())
+        self.log = self.dir / "dovecot.log"
+        with open(self.dir / "out.log", "wb") as f:
+            self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)],
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        wait_port("127.0.0.1", port, self.proc, "dovecot")
+
+    def _config(self):
+        d = self.dir
+        return "\n".join([
+            "base_dir = %s/run" % d, "state_dir = %s/state" % d,
+            "log_path = %s/dovecot.log" % d, "info_log_path = %s/dovecot.log" % d,
+            "protocols = lmtp", "ssl = no", "listen = 127.0.0.1",
+            "mail_location = maildir:%s/%%d/%%n" % self.mail, "first_valid_uid = 1",
+            "userdb {", "  driver = passwd-file",
+            "  args = username_format=%%u %s/users" % d,
+            "  default_fields = uid=nobody gid=nogroup home=%s/%%d/%%n" % self.mail, "}",
+            "passdb {", "  driver = static", "  args = nopassword=y", "}",
+            "service lmtp {", "  inet_listener lmtp {", "    address = 127.0.0.1",
+            "    port = %d" % self.port, "  }",
+            "  unix_listener %s {" % self.socket, "    mode = 0666", "  }", "}",
+            "service anvil {", "  chroot =", "}", "service stats {", "  chroot =", "}", ""])
+
+    def messages(self, address):
+        local, domain = address.lower().rsplit("@", 1)
+        new = self.mail / domain / local / "new"
+        return sorted(new.iterdir()) if new.is_dir() else []
+
+    def wait_message_with(self, address, marker):
+        deadline = time.monotonic() + DEADLINE
+        marker = marker.encode() if isinstance(marker, str) else marker
+        while True:
+            for f in self.messages(address):
+                data = f.read_bytes()
+                if marker in data:
+                    return data
+            if time.monotonic() > deadline:
+                raise AssertionError("no message with %r for %s in Dovecot's store\n%s"
+                                     % (marker, address, self.log.read_text(errors="replace")
+                                        if self.log.exists() else ""))
+            time.sleep(POLL)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._rmtree(self.dir, ignore_errors=True)
