@@ -330,3 +330,57 @@ def test_kill9_mid_delivery_then_restart_loses_nothing(world):
                      dns_resolver=world.dns.resolver, smtp_port=str(world.port), retry_min="1s")
     mx1.wait_message_with("bob@dest.example", "crash-mid-delivery")
     assert s2.running()
+
+
+def test_tls_required_but_not_offered_is_retried(world):
+    zone_two_mx(world)
+    world.sink("127.0.0.2")                          # smtp-sink offers no STARTTLS
+    s = world.sender(smtp_tls="encrypt")
+    qid = send(s, ["bob@dest.example"], crlf("Subject: tls", "", "need-tls"))
+    wait_log(s, "status=deferred")
+    assert "4.7.5 STARTTLS required by policy but not offered" in s.log()
+    assert "%s: removed" % qid not in s.log()
+
+
+def test_reply_timeout_is_retried(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-w", "30")       # no answer to DATA for 30 s
+    s = world.sender(smtp_timeout="1s")
+    send(s, ["bob@dest.example"], crlf("Subject: slow peer", "", "slow-peer"))
+    wait_log(s, "timeout waiting for a reply")
+    wait_log(s, "status=deferred")
+    sink.stop()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx1.wait_message_with("bob@dest.example", "slow-peer")
+
+
+def test_disconnect_during_transaction_is_retried(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-q", "DATA")     # hangs up on DATA
+    s = world.sender()
+    send(s, ["bob@dest.example"], crlf("Subject: hangup", "", "hang-up"))
+    wait_log(s, "lost connection")
+    wait_log(s, "status=deferred")
+    sink.stop()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx1.wait_message_with("bob@dest.example", "hang-up")
+
+
+def test_restart_keeps_schedule_and_never_redelivers(world):
+    zone_two_mx(world)                               # the remote one stays down for now
+    s = world.sender(retry_min="1h", retry_max="1h")
+    s.make_maildir("local@example.com")
+    send(s, ["local@example.com", "bob@dest.example"], crlf("Subject: half", "", "half-done"))
+    s.wait_message_with("local@example.com", "half-done")
+    wait_log(s, "status=deferred")
+    s.stop_checked()
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    # The same spool, retries now every second: the remote copy goes out,
+    # the local one is not written again.
+    s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
+                     dns_resolver=world.dns.resolver, smtp_port=str(world.port),
+                     retry_min="1s", retry_max="1s")
+    s2.barrier("local@example.com")                  # the engine has scanned the spool
+    assert len(s2.messages("local@example.com")) == 2   # half-done + barrier only
+    assert "status=deferred" not in s2.log(), "the 1h retry schedule did not survive"
+    assert mx1.messages("bob@dest.example") == []
