@@ -1,0 +1,123 @@
+"""A real unbound DNS server on 127.0.0.1 for tests, serving given records.
+
+    dns = Unbound(tmpdir, ["example.test. MX 10 mx1.example.test.",
+                           "mx1.example.test. A 127.0.0.1"])
+    dns.port        # the UDP/TCP port it answers on
+    dns.resolver    # "127.0.0.1@PORT", unbound's forwarder syntax
+    dns.stop()
+
+Every name not among the records is NXDOMAIN at once (`local-zone: "."
+static`): nothing leaves the machine. The server runs in the foreground
+(unbound -d), is ready when it answers a query, and stop() ends it.
+Only the standard library is used; waits poll against a deadline.
+"""
+
+import os
+import random
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+UNBOUND = os.environ.get("UNBOUND") or "/usr/sbin/unbound"
+DEADLINE = 10.0
+POLL = 0.02
+
+
+def _free_port():
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port for both UDP and TCP")
+
+
+def _query(port, name="ready.invalid.", qtype=1, timeout=0.2):
+    """One UDP query; returns the response or None."""
+    qid = random.randrange(65536)
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        packet += bytes([len(label)]) + label.encode("ascii")
+    packet += b"\0" + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(packet, ("127.0.0.1", port))
+            data, _ = s.recvfrom(4096)
+        except OSError:
+            return None
+    return data if data[:2] == packet[:2] else None
+
+
+class Unbound:
+    def __init__(self, tmpdir, records):
+        self.dir = Path(tmpdir) / ("unbound-%d" % random.randrange(10**9))
+        self.dir.mkdir(parents=True)
+        self.port = _free_port()
+        self.resolver = "127.0.0.1@%d" % self.port
+        self.conf = self.dir / "unbound.conf"
+        self.logpath = self.dir / "unbound.log"
+        self.conf.write_text(self._config(records))
+        self.proc = None
+        self._start()
+
+    def _config(self, records):
+        lines = [
+            "server:",
+            "    interface: 127.0.0.1@%d" % self.port,
+            "    port: %d" % self.port,
+            "    do-daemonize: no",
+            '    username: ""',
+            '    chroot: ""',
+            '    directory: "%s"' % self.dir,
+            '    pidfile: "%s"' % (self.dir / "unbound.pid"),
+            '    logfile: ""',
+            "    use-syslog: no",
+            "    verbosity: 1",
+            "    do-ip6: no",
+            "    do-not-query-localhost: no",
+            "    module-config: \"iterator\"",
+            '    local-zone: "." static',
+        ]
+        for r in records:
+            lines.append('    local-data: "%s"' % r.replace('"', '\\"'))
+        lines += ["remote-control:", "    control-enable: no", ""]
+        return "\n".join(lines)
+
+    def _start(self):
+        with open(self.logpath, "wb") as log:
+            self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(self.conf)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + DEADLINE
+        while _query(self.port) is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError("unbound exited with %d:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("unbound did not answer on port %d within %.0f s:\n%s"
+                                   % (self.port, DEADLINE, self.log()))
+            time.sleep(POLL)
+
+    def log(self):
+        try:
+            return self.logpath.read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
