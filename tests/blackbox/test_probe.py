@@ -279,3 +279,11 @@ def test_server_hangs_up_smtp_sink(sink):
     assert rc == 1, out
     st, verdict = step(out, "mail")
     assert st == "FAIL" and verdict.startswith("sender refused: 421"), verdict
+
+
+def test_require_tls_fails_without_starttls(ternd):
+    s = ternd()
+    rc, out = probe("check", "127.0.0.1:%d" % s.port, "--require-tls")
+    assert rc == 1, out
+    assert step(out, "starttls") == ("FAIL", "STARTTLS not offered: mail to this server "
+                                     "travels unencrypted")
