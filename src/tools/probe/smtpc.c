@@ -173,6 +173,20 @@ int smtpc_send(struct smtpc *c, const char *line)
 	return rc;
 }
 
+/* After a TLS 1.3 handshake the socket turns readable for session tickets
+ * alone: only application data counts, so peek without blocking. */
+static bool smtpc_tls_peek(struct smtpc *c)
+{
+	int fl = fcntl(c->fd, F_GETFL);
+	fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	char b;
+	int n = SSL_peek(c->ssl, &b, 1);
+	int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+	fcntl(c->fd, F_SETFL, fl);
+	ERR_clear_error();
+	return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+}
+
 bool smtpc_readable(struct smtpc *c, int wait_ms)
 {
 	if (c->fd < 0)
@@ -180,7 +194,9 @@ bool smtpc_readable(struct smtpc *c, int wait_ms)
 	if (c->in.len > 0 || (c->ssl && SSL_pending(c->ssl) > 0))
 		return true;
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	return poll(&p, 1, wait_ms) > 0;
+	if (poll(&p, 1, wait_ms) <= 0)
+		return false;
+	return c->ssl ? smtpc_tls_peek(c) : true;
 }
 
 /* One read into c->in, waiting at most until deadline (CLOCK_MONOTONIC ms). */
