@@ -37,6 +37,7 @@ blackbox: all
 
 blackbox-asan: asan
 	TERND=$(CURDIR)/build-asan/ternd \
+	TERN_PROBE=$(CURDIR)/build-asan/tern-probe \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox

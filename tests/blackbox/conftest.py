@@ -602,3 +602,25 @@ def pytest_runtest_makereport(item, call):
             for c in s.clients:
                 rep.sections.append(("transcript of %s (port %d)" % (c.name, s.port),
                                      c.history() or "(nothing)"))
+
+
+# --------------------------------------------------------------------------
+# DNS: a real unbound serving the records a test gives (dnsserver.py)
+
+
+@pytest.fixture
+def unbound(tmp_path):
+    """Factory: unbound(records) starts an unbound on 127.0.0.1 serving
+    records (unbound local-data syntax) and nothing else; every server is
+    stopped at teardown. Returns the dnsserver.Unbound (.port, .resolver)."""
+    from dnsserver import Unbound
+    servers = []
+
+    def start(records):
+        s = Unbound(tmp_path, records)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -1,0 +1,611 @@
+/* check: the procedure of the seeds, step by step (see check.h). */
+#include "tools/probe/check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/probe/explain.h"
+#include "tools/probe/report.h"
+
+struct check {
+	const struct check_opts *o;
+	struct report rep;
+	struct smtpc c;
+	struct smtpc_reply r;
+	struct mx *mx;
+	struct mx_list mxl;
+	bool mx_found;
+	char host[MX_NAME_MAX], ip[46], server[MX_NAME_MAX];
+	char helo[MX_NAME_MAX], from[600];
+	struct buf ehlo;       /* the last EHLO reply, lines with codes */
+	bool esmtp, tls;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+void check_said(const struct smtpc_reply *r, struct buf *out)
+{
+	const char *t = buf_cstr(&r->text);
+	const char *last = strrchr(t, '\n');
+	struct explain_codes ec;
+	buf_puts(out, last ? last + 1 : t);
+	if (explain_parse(last ? last + 1 : t, &ec))
+		buf_printf(out, " (%s)", explain_short(&ec));
+}
+
+/* Sends line, reads the reply; false when the connection is gone. */
+static bool check_cmd(struct check *k, const char *line)
+{
+	if (smtpc_cmd(&k->c, line, &k->r) < 0) {
+		if (k->r.code == 0) {
+			smtpc_close(&k->c);
+			buf_init(&k->c.in);
+		}
+		return false;
+	}
+	return true;
+}
+
+static void check_end_reply(struct check *k, struct report_step *s, enum report_status st,
+			    const char *what)
+{
+	struct buf b = BUF_INIT;
+	check_said(&k->r, &b);
+	report_end(&k->rep, s, st, "%s: %s", what, buf_cstr(&b));
+	buf_free(&b);
+}
+
+static void check_end_lost(struct check *k, struct report_step *s)
+{
+	report_end(&k->rep, s, REPORT_FAIL, "no reply: %s", k->c.err);
+}
+
+/* The EHLO keyword line ("250-AUTH PLAIN LOGIN") for kw, or NULL. */
+static const char *check_ext(const struct check *k, const char *kw)
+{
+	const char *p = buf_cstr(&k->ehlo);
+	size_t n = strlen(kw);
+	while (*p) {
+		if (strlen(p) > 4 && strncasecmp(p + 4, kw, n) == 0 &&
+		    (p[4 + n] == '\0' || p[4 + n] == ' ' || p[4 + n] == '=' || p[4 + n] == '\n'))
+			return p + 4;
+		const char *nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return NULL;
+}
+
+static void check_default_names(struct check *k)
+{
+	const struct check_opts *o = k->o;
+	char hn[MX_NAME_MAX] = "tern-probe.invalid";
+	if (!o->helo && gethostname(hn, sizeof hn - 1) == 0)
+		hn[sizeof hn - 1] = '\0';
+	snprintf(k->helo, sizeof k->helo, "%s", o->helo ? o->helo : hn);
+	if (o->from)
+		snprintf(k->from, sizeof k->from, "%s", o->from);
+	else
+		snprintf(k->from, sizeof k->from, "postmaster@%s", k->helo);
+}
+
+/* ------------------------------------------------------------ DNS */
+
+/* nslookup's form: "example.test  MX preference = 10, mail exchanger = mx1". */
+static void check_dns_details(struct check *k, struct report_step *s, const char *domain)
+{
+	for (int i = 0; i < k->mxl.n; i++) {
+		const struct mx_host *h = &k->mxl.hosts[i];
+		if (h->pref >= 0)
+			report_detail(s, "%s  MX preference = %d, mail exchanger = %s",
+				      domain, h->pref, h->name);
+	}
+	for (int i = 0; i < k->mxl.n; i++) {
+		const struct mx_host *h = &k->mxl.hosts[i];
+		for (int j = 0; j < h->naddrs; j++)
+			report_detail(s, "%s  %s = %s", h->name, strchr(h->addrs[j], ':') ?
+				      "AAAA IPv6 address" : "internet address", h->addrs[j]);
+		if (h->naddrs == 0)
+			report_detail(s, "%s  no address: %s", h->name,
+				      strcmp(h->name, ".") == 0 ? "null MX (RFC 7505): "
+				      "the domain accepts no mail" : h->err);
+	}
+}
+
+static int check_dns(struct check *k, const struct mx_target *t)
+{
+	char err[300] = "";
+	if (t->literal)
+		return mx_route(k->mx, t, &k->mxl, &k->mx_found, err, sizeof err);
+	struct report_step *s = report_begin(&k->rep, "dns");
+	int rc = mx_route(k->mx, t, &k->mxl, &k->mx_found, err, sizeof err);
+	check_dns_details(k, s, t->host);
+	if (rc < 0)
+		report_end(&k->rep, s, REPORT_FAIL, "cannot resolve %s: %s", t->host, err);
+	else if (k->mx_found && strcmp(k->mxl.hosts[0].name, ".") == 0)
+		report_end(&k->rep, s, REPORT_FAIL, "%s has a null MX (RFC 7505): it accepts "
+			   "no mail", t->host);
+	else if (k->mx_found)
+		report_end(&k->rep, s, REPORT_PASS, "%s: %d MX record%s", t->host,
+			   k->mxl.n, k->mxl.n == 1 ? "" : "s");
+	else if (t->port)
+		report_end(&k->rep, s, REPORT_PASS, "%s has %d address%s", t->host,
+			   k->mxl.hosts[0].naddrs, k->mxl.hosts[0].naddrs == 1 ? "" : "es");
+	else
+		report_end(&k->rep, s, k->o->mx_only ? REPORT_FAIL : REPORT_WARN,
+			   "%s has no MX record: mail goes to its own address "
+			   "(implicit MX, RFC 5321 section 5.1)", t->host);
+	return rc;
+}
+
+/* ------------------------------------------------------------ connection */
+
+int check_open(struct smtpc *c, const struct mx_list *l, int port,
+	       char name[MX_NAME_MAX], char ip[46], struct buf *log)
+{
+	for (int i = 0; i < l->n; i++) {
+		const struct mx_host *h = &l->hosts[i];
+		for (int j = 0; j < h->naddrs; j++) {
+			if (smtpc_connect(c, h->addrs[j], port) == 0) {
+				snprintf(name, MX_NAME_MAX, "%s", h->name);
+				snprintf(ip, 46, "%s", h->addrs[j]);
+				return 0;
+			}
+			buf_printf(log, "%s [%s]:%d: %s\n", h->name, h->addrs[j], port, c->err);
+		}
+	}
+	return -1;
+}
+
+static int check_connect(struct check *k, int port)
+{
+	struct report_step *s = report_begin(&k->rep, "connect");
+	struct buf log = BUF_INIT;
+	int rc = check_open(&k->c, &k->mxl, port, k->host, k->ip, &log);
+	buf_puts(&s->details, buf_cstr(&log));
+	buf_free(&log);
+	if (rc < 0) {
+		k->rep.unreachable = true;
+		report_end(&k->rep, s, REPORT_FAIL, "could not connect to any address on port %d",
+			   port);
+		return -1;
+	}
+	report_end(&k->rep, s, REPORT_PASS, "connected to %s [%s] port %d", k->host, k->ip, port);
+	return 0;
+}
+
+/* Seed 003: "220 <FQDN> <software>": the name and the software. */
+static int check_greeting(struct check *k)
+{
+	struct report_step *s = report_begin(&k->rep, "greeting");
+	if (smtpc_reply(&k->c, &k->r) < 0) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	const char *t = buf_cstr(&k->r.last);
+	size_t n = strcspn(t, " ");
+	snprintf(k->server, sizeof k->server, "%.*s", (int)n, t);
+	if (k->r.code != 220) {
+		check_end_reply(k, s, REPORT_FAIL, "the server does not offer service");
+		return -1;
+	}
+	report_detail(s, "server name: %s%s", k->server, strchr(k->server, '.') ?
+		      "" : " (not a fully qualified domain name)");
+	report_detail(s, "software:    %s", t[n] ? t + n + 1 : "(not shown)");
+	report_end(&k->rep, s, REPORT_PASS, "220: the server is ready");
+	return 0;
+}
+
+static void check_ext_details(struct check *k, struct report_step *s)
+{
+	const char *p = buf_cstr(&k->ehlo);
+	const char *nl = strchr(p, '\n');
+	while (nl) {
+		p = nl + 1;
+		nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+		if (len <= 4)
+			continue;
+		const char *m = explain_ext(p + 4);
+		report_detail(s, "%-28.*s %s", len - 4, p + 4, m ? m : "(unknown extension)");
+	}
+}
+
+static int check_helo(struct check *k, struct report_step *s)
+{
+	char line[MX_NAME_MAX + 8];
+	snprintf(line, sizeof line, "HELO %s", k->helo);
+	if (!check_cmd(k, line)) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	if (k->r.code != 250) {
+		check_end_reply(k, s, REPORT_FAIL, "EHLO and HELO refused");
+		return -1;
+	}
+	k->esmtp = false;
+	report_end(&k->rep, s, REPORT_WARN, "EHLO refused, HELO accepted: plain SMTP "
+		   "without extensions (no TLS, AUTH, DSN)");
+	return 0;
+}
+
+/* RFC 5321 section 4.1.1.1; HELO when EHLO is refused. */
+static int check_ehlo(struct check *k, const char *name)
+{
+	struct report_step *s = report_begin(&k->rep, name);
+	char line[MX_NAME_MAX + 8];
+	snprintf(line, sizeof line, "EHLO %s", k->helo);
+	if (!check_cmd(k, line)) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	if (k->r.code != 250)
+		return check_helo(k, s);
+	k->esmtp = true;
+	buf_reset(&k->ehlo);
+	buf_puts(&k->ehlo, buf_cstr(&k->r.text));
+	check_ext_details(k, s);
+	report_end(&k->rep, s, REPORT_PASS, "250: %zu extension%s announced", k->r.nlines - 1,
+		   k->r.nlines == 2 ? "" : "s");
+	return 0;
+}
+
+/* ------------------------------------------------------------ STARTTLS */
+
+static enum report_status check_tls_details(struct check *k, struct report_step *s,
+					    const struct smtpc_tls *ti, const char *name)
+{
+	report_detail(s, "protocol:    %s", ti->version);
+	report_detail(s, "cipher:      %s", ti->cipher);
+	report_detail(s, "subject:     %s", ti->subject);
+	report_detail(s, "issuer:      %s", ti->issuer);
+	report_detail(s, "expires:     %s (%s%ld days)", ti->not_after,
+		      ti->days_left < 0 ? "EXPIRED " : "in ", labs(ti->days_left));
+	report_detail(s, "name:        %s %s the certificate", name,
+		      ti->name_ok ? "matches" : "does NOT match");
+	report_detail(s, "chain:       %s", ti->chain_ok ? "verifies" : ti->verify_error);
+	(void)k;
+	return ti->name_ok && ti->chain_ok && ti->days_left >= 0 ? REPORT_PASS : REPORT_WARN;
+}
+
+static int check_starttls(struct check *k)
+{
+	const struct check_opts *o = k->o;
+	if (o->no_tls || !k->esmtp)
+		return 0;
+	struct report_step *s = report_begin(&k->rep, "starttls");
+	if (!check_ext(k, "STARTTLS")) {
+		report_end(&k->rep, s, o->require_tls ? REPORT_FAIL : REPORT_WARN,
+			   "STARTTLS not offered: mail to this server travels unencrypted");
+		return 0;
+	}
+	if (!check_cmd(k, "STARTTLS")) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	if (k->r.code != 220) {
+		check_end_reply(k, s, o->require_tls ? REPORT_FAIL : REPORT_WARN,
+				"STARTTLS refused");
+		return 0;
+	}
+	struct smtpc_tls ti;
+	const char *name = o->tls_name ? o->tls_name : k->host;
+	if (smtpc_tls(&k->c, name, o->cafile, &ti) < 0) {
+		report_end(&k->rep, s, REPORT_FAIL, "%s", k->c.err);
+		return -1;
+	}
+	k->tls = true;
+	enum report_status st = check_tls_details(k, s, &ti, name);
+	report_end(&k->rep, s, st, "%s %s; certificate %s", ti.version, ti.cipher,
+		   st == REPORT_PASS ? "valid" : "has problems (see below)");
+	return check_ehlo(k, "ehlo (tls)");
+}
+
+/* ------------------------------------------------------------ relay test */
+
+struct check_trick {
+	const char *what;
+	const char *mail;   /* format: %1$s outside domain, %2$s local domain, %3$s IP */
+	const char *rcpt;
+	bool route_trick;   /* accepted only means relaying if % or ! routing is on */
+};
+
+static const struct check_trick check_tricks[] = {
+	{ "plain outside recipient", "relaytest@%1$s", "relaytest@%1$s", false },
+	{ "null sender", "", "relaytest@%1$s", false },
+	{ "local sender", "postmaster@%2$s", "relaytest@%1$s", false },
+	{ "quoted local part", "relaytest@%1$s", "\"relaytest@%1$s\"@%2$s", true },
+	{ "source route (RFC 5321 C)", "relaytest@%1$s", "@%2$s:relaytest@%1$s", false },
+	{ "trailing dot", "relaytest@%1$s", "relaytest@%1$s.", false },
+	{ "percent hack", "relaytest@%1$s", "relaytest%%%1$s@%2$s", true },
+	{ "percent hack to the address", "relaytest@%1$s", "relaytest%%%1$s@[%3$s]", true },
+	{ "bang path", "relaytest@%1$s", "%1$s!relaytest@%2$s", true },
+	{ "double @", "relaytest@%1$s", "relaytest@%1$s@%2$s", true },
+};
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void check_trick_addr(struct buf *b, const char *fmt, const struct check *k,
+			     const char *local)
+{
+	const char *outside = k->o->outside ? k->o->outside : "example.net";
+	buf_printf(b, fmt, outside, local, k->ip);
+}
+#pragma GCC diagnostic pop
+
+/* One trick: 1 accepted, 0 refused, -1 connection lost. */
+static int check_trick_run(struct check *k, struct report_step *s,
+			   const struct check_trick *t, const char *local)
+{
+	struct buf mail = BUF_INIT, rcpt = BUF_INIT, said = BUF_INIT;
+	buf_puts(&mail, "MAIL FROM:<");
+	check_trick_addr(&mail, t->mail, k, local);
+	buf_puts(&mail, ">");
+	buf_puts(&rcpt, "RCPT TO:<");
+	check_trick_addr(&rcpt, t->rcpt, k, local);
+	buf_puts(&rcpt, ">");
+	int rc = -1;
+	if (check_cmd(k, buf_cstr(&mail))) {
+		rc = 0;
+		if (k->r.code / 100 == 2 && (rc = check_cmd(k, buf_cstr(&rcpt)) ? 0 : -1) == 0)
+			rc = k->r.code / 100 == 2;
+		check_said(&k->r, &said);
+		report_detail(s, "%-28s %s -> %s%s", t->what, buf_cstr(&rcpt) + 8,
+			      rc == 1 ? "ACCEPTED: " : "refused: ", buf_cstr(&said));
+		if (rc >= 0 && !check_cmd(k, "RSET"))
+			rc = -1;
+	}
+	buf_free(&mail);
+	buf_free(&rcpt);
+	buf_free(&said);
+	return rc;
+}
+
+/* Seed 001: "550 5.7.1 Unable to relay" vs "250 2.1.5". Stops at RCPT. */
+static int check_relay(struct check *k)
+{
+	if (!k->o->relay_test)
+		return 0;
+	struct report_step *s = report_begin(&k->rep, "relay");
+	const char *local = k->mx_found ? k->o->target : k->server;
+	int open = 0, maybe = 0, n = 0;
+	for (size_t i = 0; i < sizeof check_tricks / sizeof check_tricks[0]; i++, n++) {
+		int rc = check_trick_run(k, s, &check_tricks[i], local);
+		if (rc < 0) {
+			report_end(&k->rep, s, REPORT_FAIL, "the connection was lost after %d "
+				   "attempts: %s", n, k->c.err);
+			return -1;
+		}
+		if (rc == 1)
+			*(check_tricks[i].route_trick ? &maybe : &open) += 1;
+	}
+	if (open)
+		report_end(&k->rep, s, REPORT_FAIL, "OPEN RELAY: the server accepted mail from "
+			   "an outside sender to an outside recipient (%d of %d attempts) from "
+			   "this client [%s]", open, n, k->ip);
+	else if (maybe)
+		report_end(&k->rep, s, REPORT_WARN, "probably not an open relay, but %d routing "
+			   "trick%s accepted at RCPT: check that they bounce instead of relaying",
+			   maybe, maybe == 1 ? " was" : "s were");
+	else
+		report_end(&k->rep, s, REPORT_PASS, "not an open relay: all %d attempts to relay "
+			   "were refused", n);
+	return 0;
+}
+
+/* ------------------------------------------------------------ AUTH */
+
+static const char *check_auth_mech(struct check *k, const char *auth)
+{
+	if (k->o->auth_mech)
+		return k->o->auth_mech;
+	for (const char *p = auth + 5; *p; p++)
+		if (strncasecmp(p, "PLAIN", 5) == 0 && (p[5] == ' ' || p[5] == '\n' || !p[5]))
+			return "PLAIN";
+	return "LOGIN";
+}
+
+static int check_auth(struct check *k)
+{
+	const struct check_opts *o = k->o;
+	if (!o->user)
+		return 0;
+	struct report_step *s = report_begin(&k->rep, "auth");
+	const char *auth = check_ext(k, "AUTH");
+	if (!auth) {
+		report_end(&k->rep, s, REPORT_FAIL, "the server does not offer AUTH%s", k->tls ?
+			   "" : " (many servers offer it only after STARTTLS)");
+		return 0;
+	}
+	const char *mech = check_auth_mech(k, auth);
+	if (smtpc_auth(&k->c, mech, o->user, o->password ? o->password : "", &k->r) < 0 &&
+	    k->r.code == 0) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	char what[300];
+	snprintf(what, sizeof what, "%s as %s with %s%s", k->r.code == 235 ? "logged in" :
+		 "login failed", o->user, mech, k->tls ? " over TLS" : " without TLS");
+	check_end_reply(k, s, k->r.code == 235 ? REPORT_PASS : REPORT_FAIL, what);
+	return 0;
+}
+
+/* ------------------------------------------------------------ transaction */
+
+static int check_mail(struct check *k)
+{
+	struct report_step *s = report_begin(&k->rep, "mail");
+	char line[700];
+	snprintf(line, sizeof line, "MAIL FROM:<%s>", k->from);
+	if (!check_cmd(k, line)) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	bool ok = k->r.code == 250;
+	check_end_reply(k, s, ok ? REPORT_PASS : REPORT_FAIL,
+			ok ? "sender accepted" : "sender refused");
+	return ok ? 0 : 1;
+}
+
+static int check_rcpt_one(struct check *k, struct report_step *s, const char *to,
+			  bool notify)
+{
+	char line[800];
+	snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", to, notify ? " NOTIFY=" : "",
+		 notify ? k->o->notify : "");
+	if (!check_cmd(k, line))
+		return -1;
+	struct buf b = BUF_INIT;
+	check_said(&k->r, &b);
+	report_detail(s, "%s: %s", to, buf_cstr(&b));
+	buf_free(&b);
+	return k->r.code / 100 == 2;
+}
+
+static int check_rcpt(struct check *k)
+{
+	struct report_step *s = report_begin(&k->rep, "rcpt");
+	bool notify = k->o->notify && check_ext(k, "DSN");
+	if (k->o->notify && !notify)
+		report_detail(s, "the server does not offer DSN: NOTIFY=%s not sent", k->o->notify);
+	int ok = 0;
+	for (int i = 0; i < k->o->nto; i++) {
+		int rc = check_rcpt_one(k, s, k->o->to[i], notify);
+		if (rc < 0) {
+			check_end_lost(k, s);
+			return -1;
+		}
+		ok += rc;
+	}
+	enum report_status st = ok == k->o->nto ? REPORT_PASS : REPORT_FAIL;
+	if (st == REPORT_PASS && k->o->notify && !notify)
+		st = REPORT_WARN;
+	report_end(&k->rep, s, st, "%d of %d recipient%s accepted%s", ok, k->o->nto,
+		   k->o->nto == 1 ? "" : "s", notify ? ", delivery receipts requested" : "");
+	return ok;
+}
+
+/* Seed 002's test message: "Subject: Test from Contoso". */
+static void check_message(struct check *k, struct buf *m)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
+	buf_printf(m, "From: <%s>\r\nTo: <%s>\r\nSubject: Test from %s\r\nDate: %s\r\n"
+		   "Message-ID: <%lld.%d@%s>\r\n\r\n", k->from, k->o->to[0], k->helo, date,
+		   (long long)now, (int)getpid(), k->helo);
+	buf_printf(m, "This is a test message\r\n\r\nSent by tern-probe to %s [%s] at %s.\r\n",
+		   k->host, k->ip, date);
+}
+
+static int check_data(struct check *k)
+{
+	struct report_step *s = report_begin(&k->rep, "data");
+	if (!check_cmd(k, "DATA")) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	if (k->r.code != 354) {
+		check_end_reply(k, s, REPORT_FAIL, "DATA refused");
+		return 0;
+	}
+	struct buf m = BUF_INIT;
+	check_message(k, &m);
+	int rc = smtpc_data(&k->c, m.data, m.len, &k->r);
+	buf_free(&m);
+	if (rc < 0 && k->r.code == 0) {
+		check_end_lost(k, s);
+		return -1;
+	}
+	bool ok = k->r.code == 250;
+	check_end_reply(k, s, ok ? REPORT_PASS : REPORT_FAIL,
+			ok ? "test message accepted" : "test message refused");
+	return 0;
+}
+
+static int check_transaction(struct check *k)
+{
+	const struct check_opts *o = k->o;
+	if (!o->from && o->nto == 0 && !o->send)
+		return 0;
+	int rc = check_mail(k);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (o->nto == 0) {
+		struct report_step *s = report_begin(&k->rep, "rcpt");
+		report_end(&k->rep, s, REPORT_SKIP, "no recipient given (--to)");
+		return check_cmd(k, "RSET") ? 0 : -1;
+	}
+	rc = check_rcpt(k);
+	if (rc < 0)
+		return -1;
+	if (o->send && rc > 0)
+		return check_data(k);
+	return check_cmd(k, "RSET") ? 0 : -1;
+}
+
+static void check_quit(struct check *k)
+{
+	struct report_step *s = report_begin(&k->rep, "quit");
+	if (!check_cmd(k, "QUIT")) {
+		report_end(&k->rep, s, REPORT_WARN, "no reply to QUIT: %s", k->c.err);
+		return;
+	}
+	check_end_reply(k, s, k->r.code == 221 ? REPORT_PASS : REPORT_WARN, "goodbye");
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void check_session(struct check *k, int port)
+{
+	if (check_connect(k, port) < 0 || check_greeting(k) < 0 ||
+	    check_ehlo(k, "ehlo") < 0 || check_starttls(k) < 0 ||
+	    check_relay(k) < 0 || check_auth(k) < 0 || check_transaction(k) < 0)
+		return;
+	check_quit(k);
+}
+
+static int check_setup(struct check *k, const struct check_opts *o, struct mx_target *t)
+{
+	char err[300] = "";
+	memset(k, 0, sizeof *k);
+	k->o = o;
+	report_init(&k->rep, stdout, o->json, o->verbose, o->target);
+	smtpc_init(&k->c, o->timeout_ms);
+	smtpc_reply_init(&k->r);
+	k->c.trace = report_trace;
+	k->c.trace_arg = &k->rep;
+	check_default_names(k);
+	if (mx_target_parse(o->target, t) == 0 && (k->mx = mx_new(o->resolver, err, sizeof err)))
+		return 0;
+	struct report_step *s = report_begin(&k->rep, "target");
+	if (err[0])
+		report_end(&k->rep, s, REPORT_FAIL, "%s", err);
+	else
+		report_end(&k->rep, s, REPORT_FAIL, "not a host[:port] or a mail domain: %s",
+			   o->target);
+	return -1;
+}
+
+int check_run(const struct check_opts *o)
+{
+	struct check k;
+	struct mx_target t;
+	if (check_setup(&k, o, &t) < 0 || check_dns(&k, &t) < 0)
+		k.rep.unreachable = !o->mx_only;
+	else if (!o->mx_only)
+		check_session(&k, t.port ? t.port : o->port);
+	int rc = report_finish(&k.rep);
+	smtpc_close(&k.c);
+	smtpc_reply_free(&k.r);
+	buf_free(&k.ehlo);
+	mx_free(k.mx);
+	report_free(&k.rep);
+	return rc;
+}

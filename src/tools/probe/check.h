@@ -1,0 +1,40 @@
+/* check: the seeds' troubleshooting procedure as a program.
+ *
+ * DNS (MX listing as nslookup shows it), connect, greeting, EHLO (HELO
+ * fallback), STARTTLS, an optional relay test, AUTH, MAIL, RCPT, an
+ * optional test message, QUIT: each a step of the report with its timing,
+ * the lines exchanged and a verdict in plain words.
+ */
+#ifndef TERN_PROBE_CHECK_H
+#define TERN_PROBE_CHECK_H
+
+#include <stdbool.h>
+
+#include "lib/buf.h"
+#include "tools/probe/mx.h"
+#include "tools/probe/smtpc.h"
+
+#define CHECK_MAX_RCPT 16
+
+struct check_opts {
+	const char *target, *resolver, *helo, *from, *user, *password, *notify;
+	const char *cafile, *tls_name, *auth_mech, *outside;
+	const char *to[CHECK_MAX_RCPT];
+	int nto;
+	int port, timeout_ms;
+	bool mx_only, verbose, json, relay_test, send, no_tls, require_tls;
+};
+
+/* Runs the check and prints the report; returns the exit status. */
+int check_run(const struct check_opts *o);
+
+/* Connects to the first host and address of l that answers. name and ip
+ * receive what was reached; every failure is appended to log as a line.
+ * 0, or -1 when nothing answered. Shared with the console. */
+int check_open(struct smtpc *c, const struct mx_list *l, int port,
+	       char name[MX_NAME_MAX], char ip[46], struct buf *log);
+
+/* The reply as "code esc text" and its one-line explanation. */
+void check_said(const struct smtpc_reply *r, struct buf *out);
+
+#endif

@@ -1,0 +1,217 @@
+/* tern-probe: command line. "check", "console" and "explain". */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "tools/probe/check.h"
+#include "tools/probe/console.h"
+#include "tools/probe/explain.h"
+
+#define PROBE_USAGE \
+"usage: tern-probe check TARGET [options]   test a mail server step by step\n" \
+"       tern-probe console TARGET [options] an interactive SMTP session\n" \
+"       tern-probe explain CODE [ENHANCED]  what a reply code means\n" \
+"TARGET: host, host:port, IP address, or a mail domain (its MX hosts).\n" \
+"check options:\n" \
+"  -v, --verbose            show every line sent and received\n" \
+"      --json               the report as JSON\n" \
+"      --mx-only            only list the MX records and their addresses\n" \
+"      --resolver IP[@PORT] ask this DNS server (default /etc/resolv.conf)\n" \
+"  -p, --port N             port when TARGET has none (default 25)\n" \
+"      --helo NAME          name for EHLO/HELO (default this host's name)\n" \
+"      --from ADDR          sender for MAIL FROM (default postmaster@HELO)\n" \
+"      --to ADDR            recipient for RCPT TO (repeatable)\n" \
+"      --send               send a test message (\"Test from HELO\")\n" \
+"      --notify LIST        DSN NOTIFY on RCPT, e.g. success,failure\n" \
+"      --relay-test         try to relay from outside to outside (stops at RCPT)\n" \
+"      --outside-domain D   outside domain for --relay-test (example.net)\n" \
+"      --user U             log in (AUTH) as U\n" \
+"      --password P         password (or --password-file FILE, first line)\n" \
+"      --auth-mech M        PLAIN or LOGIN (default: PLAIN when offered)\n" \
+"      --no-tls             do not use STARTTLS\n" \
+"      --require-tls        fail when STARTTLS is not available\n" \
+"      --cafile FILE        trust these CA certificates too\n" \
+"      --tls-name NAME      name to check the certificate against\n" \
+"      --timeout SEC        per reply and per connection (default 30)\n" \
+"console options: --resolver, --port, --cafile, --tls-name, --timeout,\n" \
+"  --log FILE (like telnet's \"set logfile\").\n" \
+"exit status: 0 all passed, 1 a test failed, 2 could not connect.\n"
+
+enum { O_JSON = 256, O_MXONLY, O_RESOLVER, O_HELO, O_FROM, O_TO, O_SEND, O_NOTIFY,
+       O_RELAY, O_OUTSIDE, O_USER, O_PASS, O_PASSFILE, O_MECH, O_NOTLS, O_REQTLS,
+       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG };
+
+static const struct option probe_options[] = {
+	{ "verbose", no_argument, NULL, 'v' }, { "json", no_argument, NULL, O_JSON },
+	{ "mx-only", no_argument, NULL, O_MXONLY },
+	{ "resolver", required_argument, NULL, O_RESOLVER },
+	{ "port", required_argument, NULL, 'p' }, { "helo", required_argument, NULL, O_HELO },
+	{ "from", required_argument, NULL, O_FROM }, { "to", required_argument, NULL, O_TO },
+	{ "send", no_argument, NULL, O_SEND }, { "notify", required_argument, NULL, O_NOTIFY },
+	{ "relay-test", no_argument, NULL, O_RELAY },
+	{ "outside-domain", required_argument, NULL, O_OUTSIDE },
+	{ "user", required_argument, NULL, O_USER },
+	{ "password", required_argument, NULL, O_PASS },
+	{ "password-file", required_argument, NULL, O_PASSFILE },
+	{ "auth-mech", required_argument, NULL, O_MECH },
+	{ "no-tls", no_argument, NULL, O_NOTLS }, { "require-tls", no_argument, NULL, O_REQTLS },
+	{ "cafile", required_argument, NULL, O_CAFILE },
+	{ "tls-name", required_argument, NULL, O_TLSNAME },
+	{ "timeout", required_argument, NULL, O_TIMEOUT }, { "log", required_argument, NULL, O_LOG },
+	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+};
+
+struct probe_args {
+	struct check_opts check;
+	struct console_opts console;
+	char password[1024];
+};
+
+static int probe_usage(const char *msg)
+{
+	if (msg)
+		fprintf(stderr, "tern-probe: %s\n", msg);
+	fputs(PROBE_USAGE, msg ? stderr : stdout);
+	return 2;
+}
+
+static int probe_number(const char *s, int lo, int hi, int *out)
+{
+	char *e;
+	long v = strtol(s, &e, 10);
+	if (*s == '\0' || *e != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int probe_password_file(struct probe_args *a, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	if (!fgets(a->password, sizeof a->password, f))
+		a->password[0] = '\0';
+	fclose(f);
+	a->password[strcspn(a->password, "\r\n")] = '\0';
+	a->check.password = a->password;
+	return 0;
+}
+
+static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
+{
+	struct check_opts *c = &a->check;
+	switch (ch) {
+	case O_NOTLS: c->no_tls = true; return 0;
+	case O_REQTLS: c->require_tls = true; return 0;
+	case O_CAFILE: c->cafile = a->console.cafile = arg; return 0;
+	case O_TLSNAME: c->tls_name = a->console.tls_name = arg; return 0;
+	case O_LOG: a->console.log = arg; return 0;
+	case O_TIMEOUT:
+		if (probe_number(arg, 1, 3600, &c->timeout_ms) < 0)
+			return -1;
+		a->console.timeout_ms = c->timeout_ms *= 1000;
+		return 0;
+	default: return -1;
+	}
+}
+
+static int probe_option(struct probe_args *a, int ch, const char *arg)
+{
+	struct check_opts *c = &a->check;
+	switch (ch) {
+	case 'v': c->verbose = true; return 0;
+	case O_JSON: c->json = true; return 0;
+	case O_MXONLY: c->mx_only = true; return 0;
+	case O_RESOLVER: c->resolver = a->console.resolver = arg; return 0;
+	case 'p':
+		if (probe_number(arg, 1, 65535, &c->port) < 0)
+			return -1;
+		a->console.port = c->port;
+		return 0;
+	case O_HELO: c->helo = arg; return 0;
+	case O_FROM: c->from = arg; return 0;
+	case O_TO:
+		if (c->nto == CHECK_MAX_RCPT)
+			return -1;
+		c->to[c->nto++] = arg;
+		return 0;
+	case O_SEND: c->send = true; return 0;
+	case O_NOTIFY: c->notify = arg; return 0;
+	case O_RELAY: c->relay_test = true; return 0;
+	case O_OUTSIDE: c->outside = arg; return 0;
+	case O_USER: c->user = arg; return 0;
+	case O_PASS: c->password = arg; return 0;
+	case O_PASSFILE: return probe_password_file(a, arg);
+	case O_MECH: c->auth_mech = arg; return 0;
+	default: return probe_option_tls(a, ch, arg);
+	}
+}
+
+static int probe_parse(struct probe_args *a, int argc, char **argv)
+{
+	memset(a, 0, sizeof *a);
+	a->check.port = a->console.port = 25;
+	a->check.timeout_ms = a->console.timeout_ms = 30000;
+	int ch;
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "vp:h", probe_options, NULL)) != -1) {
+		if (ch == 'h')
+			return probe_usage(NULL), 1;
+		if (ch == '?' || probe_option(a, ch, optarg) < 0) {
+			if (ch != '?')
+				fprintf(stderr, "tern-probe: bad value for an option: %s\n",
+					argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind != argc - 1)
+		return -1;
+	a->check.target = a->console.target = argv[optind];
+	return 0;
+}
+
+/* "tern-probe explain 550 5.7.1", also "550 5.7.1" as one argument. */
+static int probe_explain(int argc, char **argv)
+{
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	for (int i = 2; i < argc; i++)
+		buf_printf(&in, "%s%s", i > 2 ? " " : "", argv[i]);
+	struct explain_codes ec;
+	int rc = 0;
+	if (argc < 3 || !explain_parse(buf_cstr(&in), &ec)) {
+		fprintf(stderr, "tern-probe: not a reply code: %s\n"
+			"usage: tern-probe explain CODE [ENHANCED], e.g. 550 5.7.1\n",
+			buf_cstr(&in));
+		rc = 2;
+	} else {
+		explain_long(&ec, &out);
+		fputs(buf_cstr(&out), stdout);
+	}
+	buf_free(&in);
+	buf_free(&out);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return probe_usage("a command is needed");
+	if (strcmp(argv[1], "explain") == 0)
+		return probe_explain(argc, argv);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0)
+		return probe_usage(NULL), 0;
+	bool check = strcmp(argv[1], "check") == 0;
+	if (!check && strcmp(argv[1], "console") != 0)
+		return probe_usage("unknown command");
+	struct probe_args a;
+	int rc = probe_parse(&a, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? 0 : probe_usage("TARGET missing or bad options");
+	return check ? check_run(&a.check) : console_run(&a.console);
+}

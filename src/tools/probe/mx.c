@@ -1,0 +1,260 @@
+/* mx: MX and address lookups with libunbound; TARGET parsing. */
+#include "tools/probe/mx.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <unbound.h>
+
+#define RR_A 1
+#define RR_MX 15
+#define RR_AAAA 28
+#define RR_CLASS_IN 1
+
+struct mx {
+	struct ub_ctx *ctx;
+};
+
+static const char *const mx_lab_zones[] = {
+	"test.", "invalid.", "home.arpa.",
+};
+
+struct mx *mx_new(const char *resolver, char *err, size_t errlen)
+{
+	struct mx *m = calloc(1, sizeof *m);
+	if (!m || !(m->ctx = ub_ctx_create())) {
+		snprintf(err, errlen, "cannot create a libunbound context");
+		free(m);
+		return NULL;
+	}
+	/* A resolver on loopback (a local cache, a test server) is allowed. */
+	int rc = ub_ctx_set_option(m->ctx, "do-not-query-localhost:", "no");
+	if (rc == 0)
+		rc = resolver ? ub_ctx_set_fwd(m->ctx, resolver)
+			      : ub_ctx_resolvconf(m->ctx, NULL);
+	if (rc == 0)
+		rc = ub_ctx_hosts(m->ctx, NULL);
+	/* libunbound answers the RFC 6761 names itself (NXDOMAIN); test
+	 * networks use them, so they go to the resolver like any other. */
+	for (size_t i = 0; rc == 0 && i < sizeof mx_lab_zones / sizeof mx_lab_zones[0]; i++)
+		ub_ctx_zone_remove(m->ctx, mx_lab_zones[i]);
+	if (rc != 0) {
+		snprintf(err, errlen, "resolver %s: %s", resolver ? resolver : "/etc/resolv.conf",
+			 ub_strerror(rc));
+		mx_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void mx_free(struct mx *m)
+{
+	if (!m)
+		return;
+	if (m->ctx)
+		ub_ctx_delete(m->ctx);
+	free(m);
+}
+
+/* ------------------------------------------------------------ pure parts */
+
+int mx_target_parse(const char *s, struct mx_target *t)
+{
+	memset(t, 0, sizeof *t);
+	const char *end = s + strlen(s), *colon = NULL;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || (rb[1] != '\0' && rb[1] != ':'))
+			return -1;
+		if ((size_t)(rb - s - 1) >= sizeof t->host)
+			return -1;
+		memcpy(t->host, s + 1, (size_t)(rb - s - 1));
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL;               /* a bare IPv6 address */
+		size_t hl = colon ? (size_t)(colon - s) : (size_t)(end - s);
+		if (hl >= sizeof t->host)
+			return -1;
+		memcpy(t->host, s, hl);
+	}
+	if (t->host[0] == '\0')
+		return -1;
+	if (colon) {
+		char *e;
+		long p = strtol(colon + 1, &e, 10);
+		if (colon[1] == '\0' || *e != '\0' || p < 1 || p > 65535)
+			return -1;
+		t->port = (int)p;
+	}
+	unsigned char tmp[16];
+	t->literal = inet_pton(AF_INET, t->host, tmp) == 1 ||
+		     inet_pton(AF_INET6, t->host, tmp) == 1;
+	return 0;
+}
+
+/* Wire-format name (uncompressed, as libunbound returns rdata) to text. */
+static int mx_name_text(const unsigned char *p, size_t n, char *name, size_t len)
+{
+	size_t i = 0, o = 0;
+	while (i < n && p[i] != 0) {
+		size_t l = p[i++];
+		if (l > 63 || i + l > n || o + l + 2 > len)
+			return -1;
+		memcpy(name + o, p + i, l);
+		o += l;
+		name[o++] = '.';
+		i += l;
+	}
+	if (i >= n)
+		return -1;
+	if (o == 0)
+		name[o++] = '.';
+	name[o] = '\0';
+	return 0;
+}
+
+int mx_parse_rdata(const unsigned char *p, size_t n, int *pref, char *name, size_t len)
+{
+	if (n < 3)
+		return -1;
+	*pref = p[0] << 8 | p[1];
+	return mx_name_text(p + 2, n - 2, name, len);
+}
+
+int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t len)
+{
+	if (type == RR_A && n == 4)
+		return inet_ntop(AF_INET, p, out, (socklen_t)len) ? 0 : -1;
+	if (type == RR_AAAA && n == 16)
+		return inet_ntop(AF_INET6, p, out, (socklen_t)len) ? 0 : -1;
+	return -1;
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static void mx_strip_dot(char *name)
+{
+	size_t n = strlen(name);
+	if (n > 1 && name[n - 1] == '.')
+		name[n - 1] = '\0';
+}
+
+static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result **res,
+		      char *err, size_t errlen)
+{
+	int rc = ub_resolve(m->ctx, name, type, RR_CLASS_IN, res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s", ub_strerror(rc));
+		return -1;
+	}
+	if ((*res)->rcode != 0 && (*res)->rcode != 3) {   /* 3: NXDOMAIN */
+		snprintf(err, errlen, "DNS error (rcode %d) for %.60s", (*res)->rcode, name);
+		ub_resolve_free(*res);
+		return -1;
+	}
+	return 0;
+}
+
+static void mx_addrs_type(struct mx *m, struct mx_host *h, int type)
+{
+	struct ub_result *res;
+	char err[128];
+	if (mx_resolve(m, h->name, type, &res, err, sizeof err) < 0) {
+		snprintf(h->err, sizeof h->err, "%s", err);
+		return;
+	}
+	for (int i = 0; res->havedata && res->data[i] && h->naddrs < MX_MAX_ADDRS; i++)
+		if (mx_addr_text(type, (unsigned char *)res->data[i], (size_t)res->len[i],
+				 h->addrs[h->naddrs], sizeof h->addrs[0]) == 0)
+			h->naddrs++;
+	if (!res->havedata && !h->err[0] && type == RR_AAAA && h->naddrs == 0)
+		snprintf(h->err, sizeof h->err, "%s", res->nxdomain ?
+			 "no such host (NXDOMAIN)" : "the name has no A or AAAA record");
+	ub_resolve_free(res);
+}
+
+int mx_addrs(struct mx *m, const char *host, struct mx_host *h)
+{
+	if (h->name != host)
+		snprintf(h->name, sizeof h->name, "%s", host);
+	h->naddrs = 0;
+	h->err[0] = '\0';
+	mx_addrs_type(m, h, RR_A);
+	mx_addrs_type(m, h, RR_AAAA);
+	if (h->naddrs > 0)
+		h->err[0] = '\0';
+	return h->naddrs > 0 ? 0 : -1;
+}
+
+static int mx_cmp(const void *a, const void *b)
+{
+	const struct mx_host *x = a, *y = b;
+	if (x->pref != y->pref)
+		return x->pref < y->pref ? -1 : 1;
+	return strcasecmp(x->name, y->name);
+}
+
+static void mx_add(struct mx_list *out, const unsigned char *p, size_t n)
+{
+	struct mx_host *h = &out->hosts[out->n];
+	memset(h, 0, sizeof *h);
+	if (mx_parse_rdata(p, n, &h->pref, h->name, sizeof h->name) < 0)
+		return;
+	mx_strip_dot(h->name);
+	out->n++;
+}
+
+int mx_lookup(struct mx *m, const char *domain, struct mx_list *out, char *err, size_t errlen)
+{
+	struct ub_result *res;
+	memset(out, 0, sizeof *out);
+	if (mx_resolve(m, domain, RR_MX, &res, err, errlen) < 0)
+		return -1;
+	for (int i = 0; res->havedata && res->data[i] && out->n < MX_MAX_HOSTS; i++)
+		mx_add(out, (unsigned char *)res->data[i], (size_t)res->len[i]);
+	ub_resolve_free(res);
+	if (out->n == 0) {   /* RFC 5321 section 5.1: the implicit MX */
+		out->implicit = true;
+		out->hosts[0].pref = -1;
+		if (mx_addrs(m, domain, &out->hosts[0]) == 0)
+			out->n = 1;
+		else
+			snprintf(err, errlen, "%s: no MX record, %s", domain, out->hosts[0].err);
+		return 1;
+	}
+	qsort(out->hosts, (size_t)out->n, sizeof out->hosts[0], mx_cmp);
+	for (int i = 0; i < out->n; i++)
+		mx_addrs(m, out->hosts[i].name, &out->hosts[i]);
+	return 0;
+}
+
+int mx_route(struct mx *m, const struct mx_target *t, struct mx_list *out,
+	     bool *mx_found, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	*mx_found = false;
+	struct mx_host *h = &out->hosts[0];
+	h->pref = -1;
+	snprintf(h->name, sizeof h->name, "%s", t->host);
+	if (t->literal) {
+		snprintf(h->addrs[0], sizeof h->addrs[0], "%.45s", t->host);
+		h->naddrs = out->n = 1;
+		return 0;
+	}
+	if (t->port) {
+		if (mx_addrs(m, t->host, h) < 0) {
+			snprintf(err, errlen, "%s: %s", t->host, h->err);
+			return -1;
+		}
+		out->n = 1;
+		return 0;
+	}
+	int rc = mx_lookup(m, t->host, out, err, errlen);
+	*mx_found = rc == 0;
+	return out->n > 0 ? 0 : -1;
+}

@@ -1,0 +1,56 @@
+/* report: the steps of a check, their verdicts, and how they are printed.
+ *
+ * A step has a status, its duration, a verdict in plain words, detail lines
+ * (extensions, certificate fields, MX hosts) and the exact lines sent and
+ * received. Text output streams one step at a time (the transcript with
+ * -v); JSON output is written once at the end. The exit status is derived
+ * here: 0 all passed, 1 a test failed, 2 could not connect.
+ */
+#ifndef TERN_PROBE_REPORT_H
+#define TERN_PROBE_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "lib/buf.h"
+
+#define REPORT_MAX_STEPS 48
+
+enum report_status { REPORT_PASS, REPORT_WARN, REPORT_FAIL, REPORT_SKIP, REPORT_INFO };
+
+struct report_step {
+	char name[32];
+	enum report_status status;
+	double ms;
+	struct buf verdict;
+	struct buf details;      /* lines, '\n'-terminated */
+	struct buf transcript;   /* "C: ..." / "S: ..." lines, '\n'-terminated */
+	long long started_ns;
+};
+
+struct report {
+	FILE *out;
+	bool json, verbose;
+	char target[300];
+	struct report_step steps[REPORT_MAX_STEPS];
+	int n;
+	bool unreachable;        /* exit status 2 */
+	struct report_step *cur; /* the step the transcript goes to */
+};
+
+void report_init(struct report *r, FILE *out, bool json, bool verbose, const char *target);
+void report_free(struct report *r);
+struct report_step *report_begin(struct report *r, const char *name);
+void report_end(struct report *r, struct report_step *s, enum report_status st,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void report_detail(struct report_step *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* An smtpc trace callback: arg is the struct report. */
+void report_trace(void *arg, char dir, const char *line);
+/* The summary (text) or the whole document (JSON); returns the exit status. */
+int report_finish(struct report *r);
+
+/* Pure: s as a JSON string literal (RFC 8259 section 7), appended to out. */
+void report_json_string(struct buf *out, const char *s);
+
+#endif
