@@ -37,7 +37,7 @@ blackbox: all
 
 blackbox-asan: asan
 	TERND=$(CURDIR)/build-asan/ternd \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox
 

@@ -56,6 +56,7 @@ struct session {
 	struct sockaddr_storage peer;
 	char ip[INET6_ADDRSTRLEN];
 	uint64_t id;
+	unsigned modes;                 /* CONF_LISTEN_* of the listener */
 	enum session_state state;
 	bool greeted;                   /* HELO or EHLO seen */
 	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
@@ -828,13 +829,15 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 
 /* ---- start and shutdown ---- */
 
-void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen)
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+                   unsigned modes)
 {
 	struct session *s = calloc(1, sizeof *s);
 	if (!s)
 		abort();
 	s->srv = srv;
 	s->id = ++srv->next_id;
+	s->modes = modes;
 	memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;

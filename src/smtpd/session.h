@@ -33,8 +33,10 @@ struct server {
 	bool shutting_down;
 };
 
-/* Take over an accepted socket and send the greeting. */
-void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen);
+/* Take over an accepted socket of a listener with CONF_LISTEN_* modes and
+ * send the greeting. */
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+                   unsigned modes);
 
 /* Say 421 to every session and close it (shutdown). */
 void session_close_all(struct server *srv);

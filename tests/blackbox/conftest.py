@@ -19,6 +19,7 @@ time: every wait polls against a deadline.
 import email.utils
 import itertools
 import os
+import pwd
 import re
 import signal
 import socket
@@ -344,6 +345,41 @@ class Delivered:
 # The daemon
 
 
+# Started as root, ternd drops to run_user (default "tern", created by
+# scripts/install-deps). That user must reach the test's directories and
+# own the Maildirs the tests create.
+RUN_USER = "tern"
+
+
+def run_user_ids():
+    """(uid, gid) ternd runs as after start-up, or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(RUN_USER)
+    except KeyError:
+        pytest.exit("user %r missing: run scripts/install-deps" % RUN_USER, returncode=3)
+    return pw.pw_uid, pw.pw_gid
+
+
+def make_traversable(path):
+    """Let run_user search every directory from / down to path (pytest's
+    base temp dir is mode 0700)."""
+    if run_user_ids() is None:
+        return
+    p = Path(path).resolve()
+    for d in [p] + list(p.parents):
+        mode = d.stat().st_mode
+        if mode & 0o001 == 0:
+            os.chmod(d, (mode & 0o7777) | 0o011)
+
+
+def give_to_run_user(path):
+    ids = run_user_ids()
+    if ids is not None:
+        os.chown(path, *ids)
+
+
 def ternd_binary():
     if not (os.path.isfile(TERND) and os.access(TERND, os.X_OK)):
         pytest.exit("ternd binary not found at %s: build it (make, or meson setup "
@@ -381,6 +417,7 @@ def run_ternd(args, timeout=DEADLINE):
 class Ternd:
     def __init__(self, tmp, index, overrides, args):
         self.tmp = Path(tmp)
+        make_traversable(self.tmp)
         self.spool_dir = self.tmp / "spool"
         self.mail_dir = self.tmp / "mail"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -501,6 +538,9 @@ class Ternd:
         for a in addresses:
             for sub in ("tmp", "new", "cur"):
                 (self.mailbox(a) / sub).mkdir(parents=True, exist_ok=True)
+            d = self.mailbox(a)
+            for p in (d.parent, d, d / "tmp", d / "new", d / "cur"):
+                give_to_run_user(p)
 
     def messages(self, address):
         new = self.mailbox(address) / "new"
