@@ -23,11 +23,13 @@
 #include "lib/util.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
+#include "smtpd/tls.h"
 #include "spool/spool.h"
 
 struct ternd {
 	struct conf conf;
 	struct aliases *aliases;
+	struct auth_users *users;
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
@@ -87,6 +89,7 @@ static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 	free(overrides);
 	bad += conf_finish(&t->conf);  /* report every problem at once */
 	t->aliases = aliases_load(t->conf.aliases_file, &bad);
+	t->users = auth_users_load(t->conf.users_file, &bad);
 	return bad;
 }
 
@@ -217,7 +220,11 @@ static int ternd_start(struct ternd *t)
 	t->srv.conf = c;
 	t->srv.policy.conf = c;
 	t->srv.policy.aliases = t->aliases;
+	t->srv.users = t->users;
+	t->srv.limits = limits_new();
 	ternd_events(t);
+	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
+		return 2;  /* read as root: the key may be root's alone */
 	if (!util_mkdir_p(c->mail_dir, 0700) || !util_mkdir_p(c->spool_dir, 0700)) {
 		log_error("cannot create %s or %s: %s", c->mail_dir, c->spool_dir, strerror(errno));
 		return 2;
@@ -263,6 +270,9 @@ static void ternd_stop(struct ternd *t)
 	if (t->srv.base)
 		event_base_free(t->srv.base);
 	aliases_free(t->aliases);
+	auth_users_free(t->users);
+	tls_ctx_free(t->srv.tls);
+	limits_free(t->srv.limits);
 	conf_free(&t->conf);
 	libevent_global_shutdown();
 }
@@ -278,6 +288,7 @@ int main(int argc, char **argv)
 		else
 			printf("ternd: configuration OK\n");
 		aliases_free(t.aliases);
+		auth_users_free(t.users);
 		conf_free(&t.conf);
 		return bad ? 2 : 0;
 	}

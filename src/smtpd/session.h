@@ -13,8 +13,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "../lib/conf.h"
 #include "../spool/spool.h"
+#include "auth.h"
+#include "limits.h"
 #include "policy.h"
 
 struct event_base;
@@ -27,6 +31,9 @@ struct server {
 	const struct conf *conf;
 	struct policy policy;
 	struct spool *spool;
+	SSL_CTX *tls;               /* NULL: no STARTTLS, no smtps */
+	const struct auth_users *users;  /* empty: no AUTH */
+	struct limits *limits;      /* per-IP counters */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;
 	uint64_t next_id;
