@@ -380,6 +380,25 @@ def give_to_run_user(path):
         os.chown(path, *ids)
 
 
+@pytest.fixture
+def tmp_path(request):
+    """A fresh directory per test, outside pytest's base temp dir: pytest
+    resets /tmp/pytest-of-<user> to mode 0700 whenever any pytest session
+    starts, which would lock run_user out in the middle of a run. Removed
+    after a passing test, kept after a failing one."""
+    import shutil
+    import tempfile
+    base = Path(tempfile.gettempdir()) / ("tern-tests-%d" % os.getuid())
+    base.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(base, 0o711)
+    d = Path(tempfile.mkdtemp(prefix=re.sub(r"\W", "_", request.node.name)[:40] + "-", dir=base))
+    os.chmod(d, 0o711)
+    yield d
+    rep = getattr(request.node, "_tern_rep_call", None)
+    if rep is not None and rep.passed:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def ternd_binary():
     if not (os.path.isfile(TERND) and os.access(TERND, os.X_OK)):
         pytest.exit("ternd binary not found at %s: build it (make, or meson setup "
@@ -633,6 +652,8 @@ def server(ternd):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if rep.when == "call":
+        item._tern_rep_call = rep
     if rep.when == "call" and rep.failed:
         for s in getattr(item, "_ternd_servers", []):
             rep.sections.append(("ternd log (port %d)" % s.port, s.log() or "(empty)"))
