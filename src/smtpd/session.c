@@ -89,6 +89,8 @@ struct session {
 	bool throttled;                 /* the client is not reading our replies */
 	bool dead;                      /* closed, waiting for a spool callback */
 	unsigned pending;               /* spool callbacks outstanding */
+	unsigned busy;                  /* session_process frames running: a
+	                                   close inside one frees at its end */
 	char helo[SESSION_HELO_MAX + 1];
 	struct tx *tx;
 };
@@ -194,7 +196,7 @@ static void session_close(struct session *s, const char *why)
 	explicit_bzero(s->login_user, sizeof s->login_user);
 	s->dead = true;
 	session_unlink(s);
-	if (s->pending == 0)
+	if (s->pending == 0 && s->busy == 0)
 		free(s);
 }
 
@@ -886,7 +888,7 @@ static void session_committed(void *ctx, int err)
 	struct session *s = ctx;
 	s->pending--;
 	if (s->dead) {   /* the client left; the message is queued all the same */
-		if (s->pending == 0)
+		if (s->pending == 0 && s->busy == 0)
 			free(s);
 		return;
 	}
@@ -1036,6 +1038,7 @@ static void session_early_talker(struct session *s, struct evbuffer *in);
 
 static void session_process(struct session *s)
 {
+	s->busy++;
 	while (!s->dead && s->bev) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		if (session_output_full(s)) {
@@ -1060,6 +1063,8 @@ static void session_process(struct session *s)
 	}
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
+	if (--s->busy == 0 && s->dead && s->pending == 0)
+		free(s);   /* closed while processing its input */
 }
 
 static void session_read_cb(struct bufferevent *bev, void *arg)

@@ -475,11 +475,15 @@ class Ternd:
                 pytest.fail("ternd exited with %d before accepting connections\n"
                             "argv: %s\nlog:\n%s" % (rc, " ".join(self.argv), self.log()),
                             pytrace=False)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                pass
+            # Every listener is bound before the "ready" line; a port that
+            # answers without it may be another program's (tests of other
+            # checkouts run on this machine too).
+            if " ready: " in self.log():
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail("ternd did not accept connections on port %d within %.0f s\n"
                             "log:\n%s" % (self.port, DEADLINE, self.log()), pytrace=False)
