@@ -6,7 +6,19 @@ PYTHON ?= /usr/bin/python3
 MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c) over the pure code, built by
+# clang with ASan and UBSan into build-fuzz/. `make fuzz` builds them,
+# `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
+FUZZERS = command addr params data conf proxy auth
+FUZZ_SECONDS ?= 10
+FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/conf.c src/lib/esc.c \
+	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/smtpd/parse.c src/smtpd/data.c \
+	src/smtpd/auth.c src/smtpd/limits.c src/smtpd/proxy.c
+FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
+
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run
 
 all: build/build.ninja
 	ninja -C build
@@ -26,8 +38,16 @@ deps:
 test-deps:
 	@scripts/install-deps test
 
-run: deps all
-	build/ternd
+# A self-signed certificate on first start, so that STARTTLS works at once.
+TLS_DIR = var/tls
+$(TLS_DIR)/cert.pem:
+	mkdir -p $(TLS_DIR)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+		-subj "/CN=$$(hostname)" -keyout $(TLS_DIR)/key.pem -out $(TLS_DIR)/cert.pem 2>/dev/null
+	chmod 600 $(TLS_DIR)/key.pem
+
+run: deps all $(TLS_DIR)/cert.pem
+	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
 
 unit: all
 	meson test -C build --print-errorlogs
@@ -42,12 +62,32 @@ blackbox-asan: asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox
 
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/lib/*.h src/smtpd/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lpthread
+
+fuzz: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS; new inputs go to build-fuzz/corpus-NAME,
+# the seeds in tests/fuzz/corpus/NAME stay as they are.
+fuzz-run: fuzz
+	@for f in $(FUZZERS); do \
+		mkdir -p build-fuzz/corpus-$$f; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+			-print_final_stats=1 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+			> build-fuzz/fuzz_$$f.log 2>&1 \
+			|| { tail -60 build-fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E '^Done [0-9]+ runs' build-fuzz/fuzz_$$f.log || true; \
+	done
+
 test: test-deps
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs
 	$(PYTHON) -m pytest -q tests/blackbox
 	$(MAKE) blackbox-asan
+	$(MAKE) fuzz-run
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

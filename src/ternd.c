@@ -2,12 +2,18 @@
  * starts the delivery thread and the listeners, and runs the event loop
  * until SIGTERM or SIGINT. Exit codes: 0 after a clean stop, 2 for a bad
  * configuration or environment (DESIGN.md's three error levels). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "deliver/queue.h"
@@ -17,11 +23,13 @@
 #include "lib/util.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
+#include "smtpd/tls.h"
 #include "spool/spool.h"
 
 struct ternd {
 	struct conf conf;
 	struct aliases *aliases;
+	struct auth_users *users;
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
@@ -81,6 +89,7 @@ static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 	free(overrides);
 	bad += conf_finish(&t->conf);  /* report every problem at once */
 	t->aliases = aliases_load(t->conf.aliases_file, &bad);
+	t->users = auth_users_load(t->conf.users_file, &bad);
 	return bad;
 }
 
@@ -135,6 +144,74 @@ static void ternd_events(struct ternd *t)
 	evsignal_add(t->sigint, NULL);
 }
 
+/* Give spool_dir and its files (queue.db, -wal, -shm) and the top of
+ * mail_dir to run_user, as Postfix's set-permissions does, so that a
+ * spool written by an earlier root run stays usable. */
+static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
+{
+	if (chown(c->spool_dir, uid, gid) != 0 || chown(c->mail_dir, uid, gid) != 0)
+		return false;
+	DIR *d = opendir(c->spool_dir);
+	if (!d)
+		return false;
+	bool ok = true;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		ok &= fchownat(dirfd(d), e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
+	}
+	closedir(d);
+	return ok;
+}
+
+/* Started as root: look run_user up, hand it the directories. The drop
+ * itself waits until the ports are bound (ternd_drop). */
+static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_t n)
+{
+	struct passwd *res = NULL;
+	const struct conf *c = &t->conf;
+	if (geteuid() != 0)
+		return 0;
+	if (getpwnam_r(c->run_user, pw, buf, n, &res) != 0 || !res) {
+		log_error("run_user: no such user '%s' (scripts/install-deps creates 'tern')", c->run_user);
+		return 2;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		log_error("run_user: '%s' is root; ternd does not run as root", c->run_user);
+		return 2;
+	}
+	if (!ternd_chown_dirs(c, pw->pw_uid, pw->pw_gid)) {
+		log_error("cannot give %s and %s to %s: %s", c->spool_dir, c->mail_dir, c->run_user,
+		          strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/* setgroups, setgid, setuid, then prove that root cannot come back. */
+static int ternd_drop(const struct conf *c, const struct passwd *pw)
+{
+	if (geteuid() != 0)
+		return 0;
+	gid_t gid = pw->pw_gid;
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_error("cannot become %s: %s", c->run_user, strerror(errno));
+		return 2;
+	}
+	if (setuid(0) == 0 || seteuid(0) == 0 || getuid() == 0 || geteuid() == 0 ||
+	    getgid() == 0 || getegid() == 0)
+		log_fatal("still root after dropping to %s; refusing to run", c->run_user);
+#if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+	/* LeakSanitizer's exit check needs to ptrace its own threads, which a
+	 * process that changed uid may not do: sanitizer builds only. */
+	prctl(PR_SET_DUMPABLE, 1);
+#endif
+#endif
+	log_info("running as %s (uid %d, gid %d)", c->run_user, (int)pw->pw_uid, (int)gid);
+	return 0;
+}
+
 static int ternd_start(struct ternd *t)
 {
 	const struct conf *c = &t->conf;
@@ -143,18 +220,29 @@ static int ternd_start(struct ternd *t)
 	t->srv.conf = c;
 	t->srv.policy.conf = c;
 	t->srv.policy.aliases = t->aliases;
+	t->srv.users = t->users;
+	t->srv.limits = limits_new();
 	ternd_events(t);
-	if (!util_mkdir_p(c->mail_dir, 0700)) {
-		log_error("mail_dir: cannot create %s", c->mail_dir);
+	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
+		return 2;  /* read as root: the key may be root's alone */
+	if (!util_mkdir_p(c->mail_dir, 0700) || !util_mkdir_p(c->spool_dir, 0700)) {
+		log_error("cannot create %s or %s: %s", c->mail_dir, c->spool_dir, strerror(errno));
 		return 2;
 	}
+	struct passwd pw;
+	char pwbuf[4096];
+	int rc = ternd_privileges(t, &pw, pwbuf, sizeof pwbuf);
+	if (rc)
+		return rc;
+	t->listeners = listener_open(&t->srv);
+	if (!t->listeners)
+		return 2;
+	if ((rc = ternd_drop(c, &pw)) != 0)
+		return rc;
 	if (!policy_ensure_postmaster(&t->srv.policy))
 		log_warn("postmaster_address %s: cannot create its mailbox", c->postmaster_address);
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
-		return 2;
-	t->listeners = listener_open(&t->srv);
-	if (!t->listeners)
 		return 2;
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
@@ -182,6 +270,9 @@ static void ternd_stop(struct ternd *t)
 	if (t->srv.base)
 		event_base_free(t->srv.base);
 	aliases_free(t->aliases);
+	auth_users_free(t->users);
+	tls_ctx_free(t->srv.tls);
+	limits_free(t->srv.limits);
 	conf_free(&t->conf);
 	libevent_global_shutdown();
 }
@@ -197,6 +288,7 @@ int main(int argc, char **argv)
 		else
 			printf("ternd: configuration OK\n");
 		aliases_free(t.aliases);
+		auth_users_free(t.users);
 		conf_free(&t.conf);
 		return bad ? 2 : 0;
 	}

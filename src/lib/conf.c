@@ -65,6 +65,17 @@ static const struct conf_key conf_keys[] = {
 	K(destination_concurrency, T_UINT, "10"),
 	K(delay_warning, T_DURATION, "4h"),
 	K(max_queue_lifetime, T_DURATION, "5d"),
+	K(tls_cert, T_STR, ""),
+	K(tls_key, T_STR, ""),
+	K(users_file, T_STR, ""),
+	K(auth_allow_plaintext, T_BOOL, "no"),
+	K(run_user, T_STR, "tern"),
+	K(max_connections, T_UINT, "500"),
+	K(max_connections_per_ip, T_UINT, "20"),
+	K(max_connection_rate, T_UINT, "120"),
+	K(max_auth_failures, T_UINT, "3"),
+	K(max_errors, T_UINT, "20"),
+	K(greeting_delay, T_DURATION, "0"),
 };
 #undef K
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -321,9 +332,35 @@ int conf_load_file(struct conf *c, const char *path)
 	return bad;
 }
 
+int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin)
+{
+	int bad = 0;
+	unsigned lineno = 0;
+	for (const char *p = text, *e = text + len; p < e;) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(e - p);
+		char *line = malloc(n + 1);
+		char where[256];
+		if (!line)
+			abort();
+		memcpy(line, p, n);
+		line[n] = '\0';
+		snprintf(where, sizeof where, "%.200s:%u", origin, ++lineno);
+		if (strlen(line) != n) {
+			fprintf(stderr, "%s: NUL byte in line\n", where);
+			bad++;
+		} else {
+			bad += conf_line(c, line, where);
+		}
+		free(line);
+		p += n + 1;
+	}
+	return bad;
+}
+
 /* "192.0.2.1:25", "[2001:db8::1]:25", "*:25" is not accepted: name the
  * address, as a listener on every address is rarely what one wants. */
-bool conf_listen_valid(const char *spec)
+static bool conf_addr_valid(const char *spec)
 {
 	const char *colon = strrchr(spec, ':');
 	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
@@ -386,12 +423,102 @@ static int conf_finish_delivery(struct conf *c)
 	return bad;
 }
 
+static unsigned conf_listen_mode(const char *word)
+{
+	static const struct { const char *name; unsigned bit; } modes[] = {
+		{ "submission", CONF_LISTEN_SUBMISSION }, { "smtps", CONF_LISTEN_SMTPS },
+		{ "proxy", CONF_LISTEN_PROXY },
+	};
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+		if (!strcmp(word, modes[i].name))
+			return modes[i].bit;
+	return 0;
+}
+
+bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes)
+{
+	size_t alen = strcspn(spec, " \t");
+	if (alen == 0 || alen >= n)
+		return false;
+	memcpy(addr, spec, alen);
+	addr[alen] = '\0';
+	if (!conf_addr_valid(addr))
+		return false;
+	*modes = 0;
+	for (const char *p = spec + alen; *p;) {
+		p += strspn(p, " \t");
+		size_t wlen = strcspn(p, " \t");
+		char word[16];
+		if (!wlen)
+			break;
+		if (wlen >= sizeof word)
+			return false;
+		memcpy(word, p, wlen);
+		word[wlen] = '\0';
+		unsigned bit = conf_listen_mode(word);
+		if (!bit || (*modes & bit))
+			return false;  /* unknown or repeated mode */
+		*modes |= bit;
+		p += wlen;
+	}
+	return true;
+}
+
+bool conf_listen_valid(const char *spec)
+{
+	char addr[INET6_ADDRSTRLEN + 16];
+	unsigned modes;
+	return conf_listen_parse(spec, addr, sizeof addr, &modes);
+}
+
+/* Modes every listener asks for, ORed. */
+static unsigned conf_listen_modes(const struct conf *c)
+{
+	unsigned all = 0, m;
+	char addr[INET6_ADDRSTRLEN + 16];
+	for (size_t i = 0; i < c->listen.n; i++)
+		if (conf_listen_parse(c->listen.v[i], addr, sizeof addr, &m))
+			all |= m;
+	return all;
+}
+
+/* TLS, AUTH and limits: keys that only make sense together. */
+static int conf_finish_security(const struct conf *c)
+{
+	int bad = 0;
+	unsigned modes = conf_listen_modes(c);
+	if (!*c->tls_cert != !*c->tls_key) {
+		fprintf(stderr, "tls_cert/tls_key: set both or neither\n");
+		bad++;
+	}
+	if ((modes & CONF_LISTEN_SMTPS) && !*c->tls_cert) {
+		fprintf(stderr, "listen: an smtps listener needs tls_cert and tls_key\n");
+		bad++;
+	}
+	if ((modes & CONF_LISTEN_SUBMISSION) && !*c->users_file) {
+		fprintf(stderr, "listen: a submission listener needs users_file (AUTH)\n");
+		bad++;
+	}
+	if (!*c->run_user) {
+		fprintf(stderr, "run_user: must name an unprivileged user\n");
+		bad++;
+	}
+	if (c->max_connections == 0 || c->max_connections_per_ip == 0 ||
+	    c->max_auth_failures == 0 || c->max_errors == 0) {
+		fprintf(stderr, "max_connections, max_connections_per_ip, max_auth_failures, "
+		                "max_errors: must be at least 1\n");
+		bad++;
+	}
+	return bad;
+}
+
 int conf_finish(struct conf *c)
 {
 	int bad = 0;
 	for (size_t i = 0; i < c->listen.n; i++) {
 		if (!conf_listen_valid(c->listen.v[i])) {
-			fprintf(stderr, "listen: '%s' is not address:port (e.g. 127.0.0.1:25 or [::1]:25)\n",
+			fprintf(stderr, "listen: '%s' is not address:port [submission] [smtps] [proxy] "
+			        "(e.g. 127.0.0.1:25 or [::1]:587 submission)\n",
 			        c->listen.v[i]);
 			bad++;
 		}
@@ -434,6 +561,7 @@ int conf_finish(struct conf *c)
 		bad++;
 	}
 	bad += conf_finish_delivery(c);
+	bad += conf_finish_security(c);
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	return bad;
 }

@@ -55,6 +55,26 @@ struct conf {
 	unsigned destination_concurrency; /* connections per destination */
 	unsigned delay_warning;        /* seconds before a delay report */
 	unsigned max_queue_lifetime;   /* seconds before a bounce */
+
+	/* security */
+	char *tls_cert;                /* PEM chain for STARTTLS/SMTPS; "" = no TLS */
+	char *tls_key;                 /* PEM private key */
+	char *users_file;              /* Dovecot passwd-file for AUTH; "" = no AUTH */
+	bool auth_allow_plaintext;     /* offer AUTH without TLS */
+	char *run_user;                /* drop to this user after binding */
+	unsigned max_connections;      /* sessions at once, all clients */
+	unsigned max_connections_per_ip;
+	unsigned max_connection_rate;  /* connections per IP per minute; 0 = any */
+	unsigned max_auth_failures;    /* per session, then 421 and close */
+	unsigned max_errors;           /* error replies per session, then 421 */
+	unsigned greeting_delay;       /* seconds; talking before the 220 gets 554 */
+};
+
+/* Listener modes: the words after "addr:port" in a `listen` entry. */
+enum {
+	CONF_LISTEN_SUBMISSION = 1 << 0,  /* RFC 6409: AUTH required */
+	CONF_LISTEN_SMTPS = 1 << 1,       /* RFC 8314: implicit TLS */
+	CONF_LISTEN_PROXY = 1 << 2,       /* HAProxy PROXY protocol v1/v2 header first */
 };
 
 /* Fill c with the embedded defaults (hostname from the system). */
@@ -78,8 +98,16 @@ bool conf_parse_duration(const char *s, unsigned *out);
 /* Parse "10240000", "10k", "25M", "1G". */
 bool conf_parse_size(const char *s, uint64_t *out);
 
-/* An entry of `listen`: IPv4:port or [IPv6]:port. */
+/* An entry of `listen`: "IPv4:port" or "[IPv6]:port", then optional
+ * space-separated modes (submission, smtps, proxy). */
 bool conf_listen_valid(const char *spec);
+
+/* Split a valid `listen` entry into its address ("127.0.0.1:25", room for
+ * n bytes) and CONF_LISTEN_* modes; false when it is not valid. */
+bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes);
+
+/* Read configuration text (fuzzing, tests); origin names it in messages. */
+int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin);
 
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 

@@ -52,6 +52,31 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_HELP_LINE] = { 214, "2.0.0", "%s" },
 	[R_HELP_END] = { 214, "2.0.0", "End of HELP info" },
 	[R_HELP_UNKNOWN] = { 504, "5.5.1", "HELP topic unknown: %.40s" },
+	/* RFC 3207 4 */
+	[R_TLS_READY] = { 220, "2.0.0", "Ready to start TLS" },
+	[R_TLS_ACTIVE] = { 503, "5.5.1", "TLS already active" },
+	[R_TLS_SYNTAX] = { 501, "5.5.4", "Syntax error (no parameters allowed)" },
+	/* RFC 4954 4, 6 and RFC 6409 4.2 */
+	[R_AUTH_REQUIRED] = { 530, "5.7.0", "Authentication required" },
+	[R_AUTH_OK] = { 235, "2.7.0", "Authentication successful" },
+	[R_AUTH_FAILED] = { 535, "5.7.8", "Authentication credentials invalid" },
+	[R_AUTH_CHALLENGE] = { 334, NULL, "" },
+	[R_AUTH_USERNAME] = { 334, NULL, "VXNlcm5hbWU6" },  /* "Username:" */
+	[R_AUTH_PASSWORD] = { 334, NULL, "UGFzc3dvcmQ6" },  /* "Password:" */
+	[R_AUTH_ALREADY] = { 503, "5.5.1", "Already authenticated" },
+	[R_AUTH_IN_TX] = { 503, "5.5.1", "AUTH not permitted during a mail transaction" },
+	[R_AUTH_ENCRYPT] = { 538, "5.7.11", "Encryption required for requested authentication mechanism" },
+	[R_AUTH_MECH] = { 504, "5.5.4", "Unrecognized authentication type" },
+	[R_AUTH_DECODE] = { 501, "5.5.2", "Cannot decode response" },
+	[R_AUTH_CANCELLED] = { 501, "5.0.0", "Authentication cancelled" },
+	[R_AUTH_TOO_MANY] = { 421, "4.7.0", "%s Too many failed authentication attempts" },
+	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address <%s> not owned by user %s" },
+	/* limits: RFC 5321 4.5.3, 3.1 */
+	[R_TOO_MANY_CONNS] = { 421, "4.7.0", "%s Too many connections; try again later" },
+	[R_TOO_MANY_CONNS_IP] = { 421, "4.7.0", "%s Too many connections from your address" },
+	[R_TOO_FAST] = { 421, "4.7.0", "%s Connection rate limit exceeded; try again later" },
+	[R_TOO_MANY_ERRORS] = { 421, "4.7.0", "%s Too many errors; closing" },
+	[R_EARLY_TALKER] = { 554, "5.5.1", "Protocol error: you talked before the greeting (RFC 5321 3.1)" },
 };
 
 const struct esc_reply *esc_get(enum esc_id id)

@@ -10,16 +10,24 @@
 
 #include "../lib/log.h"
 
+/* One listening socket and the modes of its `listen` entry. */
+struct listener {
+	struct evconnlistener *ev;
+	struct server *srv;
+	unsigned modes;  /* CONF_LISTEN_* */
+};
+
 struct listeners {
 	size_t n;
-	struct evconnlistener *v[CONF_LIST_MAX];
+	struct listener v[CONF_LIST_MAX];
 };
 
 static void listener_accept(struct evconnlistener *l, evutil_socket_t fd,
                             struct sockaddr *sa, int salen, void *arg)
 {
 	(void)l;
-	session_start(arg, fd, sa, salen);
+	struct listener *li = arg;
+	session_start(li->srv, fd, sa, salen, li->modes);
 }
 
 static void listener_error(struct evconnlistener *l, void *arg)
@@ -30,25 +38,26 @@ static void listener_error(struct evconnlistener *l, void *arg)
 	log_warn("accept failed: %s", strerror(errno));
 }
 
-static struct evconnlistener *listener_bind(struct server *srv, const char *spec)
+static bool listener_bind(struct listener *li, const char *spec)
 {
 	struct sockaddr_storage ss;
 	int len = (int)sizeof ss;
-	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &len) != 0 ||
-	    !strchr(spec, ':')) {
-		log_error("listen: '%s' is not address:port", spec);
-		return NULL;
+	char addr[128];
+	if (!conf_listen_parse(spec, addr, sizeof addr, &li->modes) ||
+	    evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
+		log_error("listen: '%s' is not address:port [modes]", spec);
+		return false;
 	}
-	struct evconnlistener *l = evconnlistener_new_bind(srv->base, listener_accept, srv,
+	li->ev = evconnlistener_new_bind(li->srv->base, listener_accept, li,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 512,
 		(struct sockaddr *)&ss, len);
-	if (!l) {
-		log_error("listen: cannot listen on %s: %s", spec, strerror(errno));
-		return NULL;
+	if (!li->ev) {
+		log_error("listen: cannot listen on %s: %s", addr, strerror(errno));
+		return false;
 	}
-	evconnlistener_set_error_cb(l, listener_error);
+	evconnlistener_set_error_cb(li->ev, listener_error);
 	log_info("listening on %s", spec);
-	return l;
+	return true;
 }
 
 struct listeners *listener_open(struct server *srv)
@@ -57,8 +66,8 @@ struct listeners *listener_open(struct server *srv)
 	if (!ls)
 		abort();
 	for (size_t i = 0; i < srv->conf->listen.n; i++) {
-		ls->v[ls->n] = listener_bind(srv, srv->conf->listen.v[i]);
-		if (!ls->v[ls->n]) {
+		ls->v[ls->n].srv = srv;
+		if (!listener_bind(&ls->v[ls->n], srv->conf->listen.v[i])) {
 			listener_close(ls);
 			return NULL;
 		}
@@ -72,6 +81,6 @@ void listener_close(struct listeners *ls)
 	if (!ls)
 		return;
 	for (size_t i = 0; i < ls->n; i++)
-		evconnlistener_free(ls->v[i]);
+		evconnlistener_free(ls->v[i].ev);
 	free(ls);
 }

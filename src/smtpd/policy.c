@@ -120,6 +120,17 @@ static enum policy_verdict policy_resolve(const struct policy *p, const char *lo
 	return policy_add(out, local, domain, SPOOL_REMOTE) ? POLICY_ACCEPT : POLICY_LOOP;
 }
 
+/* Old routing syntaxes hidden in a local part: the "percent hack"
+ * (user%other@here), UUCP bang paths (other!user@here) and quoted local
+ * parts holding '@' or '%' ("user@other"@here). A server that forwards
+ * these for a local domain is an open relay (RFC 5321 3.6.1, 7.1). */
+static bool policy_routing_trick(const struct addr *a, bool local_domain)
+{
+	if (a->local[0] == '"' && strpbrk(a->local, "@%"))
+		return true;
+	return local_domain && strpbrk(a->local, "%!@");
+}
+
 enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
                                 bool may_relay, struct policy_targets *out)
 {
@@ -127,7 +138,38 @@ enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
 	 * route to literals: refusing them closes a relay trick. */
 	if (a->literal)
 		return POLICY_RELAY_DENIED;
+	bool local = !*a->domain || conf_is_local_domain(p->conf, a->domain);
+	if (policy_routing_trick(a, local))
+		return POLICY_RELAY_DENIED;
 	return policy_resolve(p, a->local, a->domain, may_relay, out, 0);
+}
+
+/* Does one alias target of local@domain name user? */
+static bool policy_target_is(const char *target, const char *domain, const char *user)
+{
+	char full[POLICY_ADDR_MAX];
+	if (strchr(target, '@'))
+		snprintf(full, sizeof full, "%s", target);
+	else
+		snprintf(full, sizeof full, "%s@%s", target, domain);
+	return !strcasecmp(full, user);
+}
+
+bool policy_sender_owned(const struct policy *p, const char *user, const struct addr *sender)
+{
+	char from[POLICY_ADDR_MAX];
+	if (sender->null)
+		return true;
+	if (!addr_format(sender, from, sizeof from))
+		return false;
+	if (!strcasecmp(from, user))
+		return true;
+	char *const *targets;
+	size_t n = aliases_lookup(p->aliases, sender->local, sender->domain, &targets);
+	for (size_t i = 0; i < n; i++)
+		if (policy_target_is(targets[i], sender->domain, user))
+			return true;
+	return false;
 }
 
 void policy_targets_free(struct policy_targets *t)

@@ -46,9 +46,18 @@ enum policy_verdict {
  * the server's choice; tern's default is no.) */
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed);
 
+/* May an authenticated user send as sender? Its own address (the user
+ * name, case-insensitive), an address that aliases_file maps to it
+ * directly, or the null sender. */
+bool policy_sender_owned(const struct policy *p, const char *user, const struct addr *sender);
+
 /* Resolve a recipient into the mailboxes to deliver to; appends to out.
- * Local domains need a Maildir or an alias; lmtp_domains are accepted as
- * they are (the LMTP server judges them at delivery). */
+ * Relay tricks are refused with POLICY_RELAY_DENIED: address literals,
+ * '%' and '!' routing in a local part of a local domain, quoted local
+ * parts hiding '@' or '%' (the domain is already canonical: lower case,
+ * no trailing dot, source route dropped, by addr.c). Local domains need a
+ * Maildir or an alias; lmtp_domains are accepted as they are (the LMTP
+ * server judges them at delivery). */
 enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
                                 bool may_relay, struct policy_targets *out);
 

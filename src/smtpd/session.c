@@ -28,13 +28,25 @@
 #include "../lib/util.h"
 #include "data.h"
 #include "parse.h"
+#include "proxy.h"
+#include "tls.h"
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
 #define SESSION_OUTPUT_HIGH (64 * 1024)  /* stop reading while replies pile up */
 #define SESSION_HELO_MAX 255
 
-enum session_state { ST_CMD, ST_DATA, ST_COMMIT, ST_CLOSING };
+enum session_state {
+	ST_PROXY,    /* waiting for the PROXY protocol header */
+	ST_GREET,    /* greeting_delay: the client must stay silent */
+	ST_CMD,
+	ST_AUTH,     /* the next line is a SASL response (RFC 4954 4) */
+	ST_DATA,
+	ST_COMMIT,
+	ST_CLOSING,
+};
+
+enum session_auth_step { AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
 
 /* The transaction: MAIL FROM to the end of DATA (OpenSMTPD's smtp_tx). */
 struct tx {
@@ -56,8 +68,19 @@ struct session {
 	struct sockaddr_storage peer;
 	char ip[INET6_ADDRSTRLEN];
 	uint64_t id;
+	unsigned modes;                 /* CONF_LISTEN_* of the listener */
 	enum session_state state;
 	bool greeted;                   /* HELO or EHLO seen */
+	bool tls;                       /* STARTTLS done or smtps */
+	bool tls_layer;                 /* bev is a TLS filter over a socket one */
+	bool authed;                    /* AUTH succeeded: user holds the name */
+	bool counted;                   /* holds a slot in srv->limits */
+	enum session_auth_step auth_step;
+	unsigned errors;                /* 4xx/5xx replies sent */
+	unsigned auth_failures;
+	struct event *greet_timer;      /* greeting_delay */
+	char user[AUTH_FIELD_MAX + 1];
+	char login_user[AUTH_FIELD_MAX + 1];  /* AUTH LOGIN, between its steps */
 	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
 	enum { SKIP_NONE, SKIP_LONG, SKIP_BARE } skip;  /* discarding input up to:
 	                                   LONG the next LF, then 500;
@@ -66,6 +89,8 @@ struct session {
 	bool throttled;                 /* the client is not reading our replies */
 	bool dead;                      /* closed, waiting for a spool callback */
 	unsigned pending;               /* spool callbacks outstanding */
+	unsigned busy;                  /* session_process frames running: a
+	                                   close inside one frees at its end */
 	char helo[SESSION_HELO_MAX + 1];
 	struct tx *tx;
 };
@@ -76,6 +101,8 @@ struct session_cmd {
 };
 
 static void session_process(struct session *s);
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- replies ---- */
 
@@ -84,6 +111,8 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 {
 	const struct esc_reply *r = esc_get(id);
 	struct buf b = BUF_INIT;
+	if (r->code >= 400 && r->code != 421)
+		s->errors++;
 	buf_printf(&b, "%d%c", r->code, more ? '-' : ' ');
 	if (r->esc && (s->esmtp || !s->greeted))
 		buf_printf(&b, "%s ", r->esc);
@@ -152,12 +181,22 @@ static void session_close(struct session *s, const char *why)
 		return;
 	log_info("session %llu: disconnect from [%s] (%s)", (unsigned long long)s->id, s->ip, why);
 	session_tx_free(s);
+	if (s->bev && s->tls_layer)
+		s->bev = tls_unwrap(s->bev);
+	s->tls_layer = false;
 	if (s->bev)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
+	if (s->greet_timer)
+		event_free(s->greet_timer);
+	s->greet_timer = NULL;
+	if (s->counted)
+		limits_disconnect(s->srv->limits, s->ip);
+	s->counted = false;
+	explicit_bzero(s->login_user, sizeof s->login_user);
 	s->dead = true;
 	session_unlink(s);
-	if (s->pending == 0)
+	if (s->pending == 0 && s->busy == 0)
 		free(s);
 }
 
@@ -167,6 +206,17 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
+	if (s->state == ST_CLOSING && s->tls_layer) {
+		/* The TLS layer has encrypted everything; let the socket layer
+		 * send it before closing. */
+		s->bev = tls_unwrap(s->bev);
+		s->tls_layer = false;
+		bufferevent_setcb(s->bev, NULL, session_write_cb, session_event_cb, s);
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_enable(s->bev, EV_WRITE);
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+			return;
+	}
 	if (s->state == ST_CLOSING) {
 		session_close(s, "closed by us");
 	} else if (s->throttled) {
@@ -188,7 +238,7 @@ static void session_close_after_flush(struct session *s)
 	s->state = ST_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_close(s, "closed by us");
+		session_write_cb(s->bev, s);
 }
 
 static void session_set_timeout(struct session *s, unsigned secs)
@@ -209,8 +259,20 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close_after_flush(s);
 		return;
 	}
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	if (what & BEV_EVENT_CONNECTED && s->tls_layer) {
+		char desc[128];
+		tls_describe(s->bev, desc, sizeof desc);
+		log_info("session %llu: TLS established from [%s]: %s", (unsigned long long)s->id,
+		         s->ip, desc);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR && s->tls_layer) {
+		char err[256];
+		tls_error(s->bev, err, sizeof err);
+		session_close(s, err);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		session_close(s, what & BEV_EVENT_EOF ? "client closed" : strerror(errno));
+	}
 }
 
 /* ---- the transaction ---- */
@@ -285,6 +347,13 @@ static void session_set_helo(struct session *s, const char *args)
 	s->helo[n] = '\0';
 }
 
+/* RFC 4954 4: AUTH only where passwords do not cross in the clear. */
+static bool session_auth_offered(const struct session *s)
+{
+	return auth_users_count(s->srv->users) > 0 &&
+	       (s->tls || s->srv->conf->auth_allow_plaintext);
+}
+
 static void session_greet(struct session *s, const char *args, bool esmtp)
 {
 	const char *verb = esmtp ? "EHLO" : "HELO";
@@ -307,6 +376,10 @@ static void session_greet(struct session *s, const char *args, bool esmtp)
 	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
+	if (s->srv->tls && !s->tls)
+		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
+	if (session_auth_offered(s))
+		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
 	session_reply(s, R_EHLO_LINE, "HELP");
 }
 
@@ -353,6 +426,8 @@ static void cmd_mail(struct session *s, const char *args)
 		return session_reply(s, R_NEED_HELO);
 	if (s->tx)
 		return session_reply(s, R_NESTED_MAIL);
+	if ((s->modes & CONF_LISTEN_SUBMISSION) && !s->authed)
+		return session_reply(s, R_AUTH_REQUIRED);  /* RFC 6409 4.2, RFC 4954 6 */
 	const char *p = parse_keyword_colon(args, "FROM"), *rest;
 	if (!p)
 		return session_reply(s, R_MAIL_SYNTAX);
@@ -365,10 +440,19 @@ static void cmd_mail(struct session *s, const char *args)
 	struct parse_mail_params mp;
 	if (!session_mail_params(s, rest, &mp))
 		return;
+	if (s->authed && !policy_sender_owned(&s->srv->policy, s->user, &a)) {
+		char from[POLICY_ADDR_MAX];
+		addr_format(&a, from, sizeof from);
+		log_info("session %llu: reject: MAIL from [%s] user %s: <%s> not theirs",
+		         (unsigned long long)s->id, s->ip, s->user, from);
+		return session_reply(s, R_SENDER_NOT_OWNED, from, s->user);
+	}
 	session_tx_begin(s);
 	s->tx->mp = mp;
 	addr_format(&a, s->tx->sender, sizeof s->tx->sender);
-	log_info("%s: client=[%s], helo=%s, from=<%s>", s->tx->qid, s->ip, s->helo, s->tx->sender);
+	log_info("%s: client=[%s], helo=%s, from=<%s>%s%s%s", s->tx->qid, s->ip, s->helo,
+	         s->tx->sender, s->authed ? ", user=" : "", s->authed ? s->user : "",
+	         s->tls ? ", tls" : "");
 	session_reply(s, R_SENDER_OK);
 }
 
@@ -416,7 +500,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 	char orig[POLICY_ADDR_MAX];
 	addr_format(&a, orig, sizeof orig);
 	struct policy_targets t = { 0, 0, NULL };
-	bool relay = policy_may_relay(&s->srv->policy, (struct sockaddr *)&s->peer, false);
+	bool relay = policy_may_relay(&s->srv->policy, (struct sockaddr *)&s->peer, s->authed);
 	enum policy_verdict v = policy_rcpt(&s->srv->policy, &a, relay, &t);
 	if (v == POLICY_ACCEPT) {
 		for (size_t i = 0; i < t.n; i++)
@@ -455,8 +539,12 @@ static void session_received(struct session *s)
 	char date[64];
 	util_rfc5322_date(time(NULL), date, sizeof date);
 	struct buf b = BUF_INIT;
+	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both). */
+	char with[16];
+	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
+	         s->authed ? "A" : "");
 	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
-	           s->ip, s->srv->conf->hostname, s->esmtp ? "ESMTP" : "SMTP", tx->qid);
+	           s->ip, s->srv->conf->hostname, with, tx->qid);
 	if (tx->rcpt_cmds == 1)
 		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
 	buf_printf(&b, ";\r\n\t%s\r\n", date);
@@ -513,6 +601,8 @@ static const char *const session_help[][2] = {
 	{ "RSET", "RSET - abandon the current message" },
 	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
 	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
+	{ "STARTTLS", "STARTTLS - start TLS (RFC 3207), when offered in the EHLO reply" },
+	{ "AUTH", "AUTH PLAIN|LOGIN [response] - authenticate (RFC 4954), when offered" },
 	{ "HELP", "HELP [command] - this text" },
 	{ "NOOP", "NOOP - do nothing, answer 250" },
 	{ "QUIT", "QUIT - end the session" },
@@ -523,12 +613,13 @@ static void cmd_help(struct session *s, const char *args)
 {
 	if (*args) {
 		for (size_t i = 0; i < SESSION_NHELP; i++)
-			if (!strncasecmp(args, session_help[i][0], 4) && strlen(args) == 4)
+			if (!strcasecmp(args, session_help[i][0]))
 				return session_reply(s, R_HELP_LINE, session_help[i][1]);
 		return session_reply(s, R_HELP_UNKNOWN, args);
 	}
 	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
-	session_reply_more(s, R_HELP_LINE, "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT");
+	session_reply_more(s, R_HELP_LINE,
+	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
 	session_reply_more(s, R_HELP_LINE, "TURN, ETRN, VERB and DSN are answered but not offered");
 	session_reply(s, R_HELP_END);
 }
@@ -592,17 +683,134 @@ static void cmd_dsn(struct session *s, const char *args)
 	session_reply(s, R_DSN_VERB);
 }
 
-/* Extensions of later work, refused by name until they exist. */
-static void cmd_starttls(struct session *s, const char *args)
+/* RFC 3207 4.2: the session starts over, and nothing the client sent
+ * before the handshake may count: input already buffered is discarded
+ * (command injection across STARTTLS, CVE-2011-0411). */
+static void session_start_tls(struct session *s)
 {
-	(void)args;
-	session_reply(s, R_NOT_OFFERED, "STARTTLS");
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t stale = evbuffer_get_length(in);
+	if (stale)
+		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
+		         (unsigned long long)s->id, stale, s->ip);
+	evbuffer_drain(in, stale);
+	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
+	if (!tls) {
+		session_close(s, "cannot start TLS");
+		return;
+	}
+	s->bev = tls;
+	s->tls = s->tls_layer = true;
+	s->greeted = s->esmtp = s->authed = false;
+	s->helo[0] = s->user[0] = '\0';
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
+	session_set_timeout(s, s->srv->conf->command_timeout);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
+static void cmd_starttls(struct session *s, const char *args)
+{
+	if (!s->srv->tls)
+		return session_reply(s, R_NOT_OFFERED, "STARTTLS");
+	if (s->tls)
+		return session_reply(s, R_TLS_ACTIVE);
+	if (*args)
+		return session_reply(s, R_TLS_SYNTAX);
+	session_reset(s);
+	session_reply(s, R_TLS_READY);
+	session_start_tls(s);
+}
+
+/* The end of an AUTH exchange: RFC 4954 4, 6. */
+static void session_auth_result(struct session *s, const char *user, const char *pass)
+{
+	s->state = ST_CMD;
+	bool ok = auth_users_check(s->srv->users, user, pass);
+	log_info("session %llu: AUTH %s for user %s from [%s]", (unsigned long long)s->id,
+	         ok ? "succeeded" : "failed", user, s->ip);
+	if (ok) {
+		s->authed = true;
+		snprintf(s->user, sizeof s->user, "%s", user);
+		return session_reply(s, R_AUTH_OK);
+	}
+	session_reply(s, R_AUTH_FAILED);
+	if (++s->auth_failures >= s->srv->conf->max_auth_failures) {
+		session_reply(s, R_AUTH_TOO_MANY, s->srv->conf->hostname);
+		session_close_after_flush(s);
+	}
+}
+
+/* One SASL step: resp is the client's base64 line. */
+static void session_auth_step(struct session *s, const char *resp)
+{
+	char user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
+	bool ok = false;
+	s->state = ST_CMD;
+	if (!strcmp(resp, "*"))
+		return session_reply(s, R_AUTH_CANCELLED);
+	switch (s->auth_step) {
+	case AUTH_STEP_PLAIN:
+		ok = auth_plain_decode(resp, user, pass);
+		if (ok)
+			session_auth_result(s, user, pass);
+		break;
+	case AUTH_STEP_LOGIN_USER:
+		ok = auth_login_decode(resp, s->login_user);
+		if (ok) {
+			s->state = ST_AUTH;
+			s->auth_step = AUTH_STEP_LOGIN_PASS;
+			session_reply(s, R_AUTH_PASSWORD);
+		}
+		break;
+	case AUTH_STEP_LOGIN_PASS:
+		ok = auth_login_decode(resp, pass);
+		if (ok)
+			session_auth_result(s, s->login_user, pass);
+		explicit_bzero(s->login_user, sizeof s->login_user);
+		break;
+	}
+	if (!ok)
+		session_reply(s, R_AUTH_DECODE);
+	explicit_bzero(pass, sizeof pass);
+}
+
+/* May AUTH start now? Replies and returns false when not. */
+static bool session_auth_allowed(struct session *s)
+{
+	if (auth_users_count(s->srv->users) == 0)
+		session_reply(s, R_NOT_OFFERED, "AUTH");
+	else if (!s->greeted || !s->esmtp)
+		session_reply(s, R_NEED_HELO);
+	else if (s->authed)
+		session_reply(s, R_AUTH_ALREADY);
+	else if (s->tx)
+		session_reply(s, R_AUTH_IN_TX);
+	else if (!session_auth_offered(s))
+		session_reply(s, R_AUTH_ENCRYPT);
+	else
+		return true;
+	return false;
+}
+
+/* RFC 4954 4: AUTH mechanism [initial-response] */
 static void cmd_auth(struct session *s, const char *args)
 {
-	(void)args;
-	session_reply(s, R_NOT_OFFERED, "AUTH");
+	if (!session_auth_allowed(s))
+		return;
+	size_t mlen = strcspn(args, " ");
+	const char *ir = args[mlen] ? args + mlen + 1 : NULL;
+	if (mlen == 5 && !strncasecmp(args, "PLAIN", 5)) {
+		s->auth_step = AUTH_STEP_PLAIN;
+	} else if (mlen == 5 && !strncasecmp(args, "LOGIN", 5)) {
+		s->auth_step = AUTH_STEP_LOGIN_USER;
+	} else {
+		return session_reply(s, R_AUTH_MECH);
+	}
+	if (ir)
+		return session_auth_step(s, !strcmp(ir, "=") ? "" : ir);
+	s->state = ST_AUTH;
+	session_reply(s, s->auth_step == AUTH_STEP_PLAIN ? R_AUTH_CHALLENGE : R_AUTH_USERNAME);
 }
 
 static void cmd_bdat(struct session *s, const char *args)
@@ -622,16 +830,38 @@ static const struct session_cmd session_cmds[] = {
 	{ "STARTTLS", cmd_starttls }, { "AUTH", cmd_auth }, { "BDAT", cmd_bdat },
 };
 
-static void session_command(struct session *s, const char *line)
+static void session_dispatch(struct session *s, const char *line)
 {
 	struct parse_cmd pc;
-	log_debug("session %llu: < %s", (unsigned long long)s->id, line);
 	if (!parse_command(line, &pc) || !pc.verb[0])
 		return session_reply(s, R_UNRECOGNIZED);
 	for (size_t i = 0; i < sizeof session_cmds / sizeof session_cmds[0]; i++)
 		if (!strcmp(pc.verb, session_cmds[i].verb))
 			return session_cmds[i].fn(s, pc.args);
 	session_reply(s, R_UNRECOGNIZED);
+}
+
+/* After max_errors error replies the client is broken or probing. */
+static void session_check_errors(struct session *s)
+{
+	if (s->dead || s->state == ST_CLOSING || s->errors < s->srv->conf->max_errors)
+		return;
+	log_info("session %llu: %u errors from [%s]: closing", (unsigned long long)s->id,
+	         s->errors, s->ip);
+	session_reply(s, R_TOO_MANY_ERRORS, s->srv->conf->hostname);
+	session_close_after_flush(s);
+}
+
+static void session_command(struct session *s, const char *line)
+{
+	if (s->state == ST_AUTH) {
+		log_debug("session %llu: < (SASL response)", (unsigned long long)s->id);
+		session_auth_step(s, line);
+	} else {
+		log_debug("session %llu: < %s", (unsigned long long)s->id, line);
+		session_dispatch(s, line);
+	}
+	session_check_errors(s);
 }
 
 /* ---- the end of DATA ---- */
@@ -658,7 +888,7 @@ static void session_committed(void *ctx, int err)
 	struct session *s = ctx;
 	s->pending--;
 	if (s->dead) {   /* the client left; the message is queued all the same */
-		if (s->pending == 0)
+		if (s->pending == 0 && s->busy == 0)
 			free(s);
 		return;
 	}
@@ -748,7 +978,9 @@ static bool session_skip(struct session *s, struct evbuffer *in)
 		}
 		evbuffer_drain(in, (size_t)lf.pos + 1);
 		if (s->skip == SKIP_LONG) {
+			s->state = s->state == ST_AUTH ? ST_CMD : s->state;
 			session_reply(s, R_LINE_TOO_LONG);
+			session_check_errors(s);
 			break;
 		}
 		if (cr == '\r')
@@ -765,7 +997,9 @@ static void session_bare_newline(struct session *s, bool ends_in_crlf)
 {
 	log_info("session %llu: bare CR/LF or NUL in a command from [%s]",
 	         (unsigned long long)s->id, s->ip);
+	s->state = s->state == ST_AUTH ? ST_CMD : s->state;
 	session_reply(s, R_BARE_NL_CMD);
+	session_check_errors(s);
 	if (!ends_in_crlf)
 		s->skip = SKIP_BARE;
 }
@@ -774,6 +1008,8 @@ static void session_bare_newline(struct session *s, bool ends_in_crlf)
 static bool session_read_line(struct session *s, struct evbuffer *in)
 {
 	if (s->skip != SKIP_NONE && !session_skip(s, in))
+		return false;
+	if (s->state != ST_CMD && s->state != ST_AUTH)
 		return false;
 	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
 	size_t avail = lf.pos < 0 ? evbuffer_get_length(in) : (size_t)lf.pos;
@@ -797,27 +1033,38 @@ static bool session_read_line(struct session *s, struct evbuffer *in)
 	return true;
 }
 
+static void session_proxy_header(struct session *s, struct evbuffer *in);
+static void session_early_talker(struct session *s, struct evbuffer *in);
+
 static void session_process(struct session *s)
 {
-	if (s->dead || !s->bev)
-		return;
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	s->busy++;
 	while (!s->dead && s->bev) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
 		if (session_output_full(s)) {
 			s->throttled = true;
 			bufferevent_disable(s->bev, EV_READ);
 			break;
 		}
-		if (s->state == ST_DATA) {
+		if (s->state == ST_PROXY) {
+			session_proxy_header(s, in);
+			if (s->state == ST_PROXY)
+				break;
+		} else if (s->state == ST_GREET) {
+			session_early_talker(s, in);
+			break;
+		} else if (s->state == ST_DATA) {
 			session_feed_data(s, in);
 			if (s->state == ST_DATA)
 				break;  /* need more bytes, or paused */
-		} else if (s->state != ST_CMD || !session_read_line(s, in)) {
+		} else if ((s->state != ST_CMD && s->state != ST_AUTH) || !session_read_line(s, in)) {
 			break;
 		}
 	}
-	if (!s->dead && s->paused)
+	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
+	if (--s->busy == 0 && s->dead && s->pending == 0)
+		free(s);   /* closed while processing its input */
 }
 
 static void session_read_cb(struct bufferevent *bev, void *arg)
@@ -828,14 +1075,10 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 
 /* ---- start and shutdown ---- */
 
-void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen)
+static void session_set_ip(struct session *s, const struct sockaddr *sa, size_t salen)
 {
-	struct session *s = calloc(1, sizeof *s);
-	if (!s)
-		abort();
-	s->srv = srv;
-	s->id = ++srv->next_id;
-	memcpy(&s->peer, sa, (size_t)salen < sizeof s->peer ? (size_t)salen : sizeof s->peer);
+	memset(&s->peer, 0, sizeof s->peer);
+	memcpy(&s->peer, sa, salen < sizeof s->peer ? salen : sizeof s->peer);
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
@@ -845,6 +1088,133 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	} else {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof s->ip);
 	}
+}
+
+/* Refuse with a 421 at once (limits), before any greeting. */
+static void session_refuse(struct session *s, enum esc_id id)
+{
+	log_info("session %llu: refused [%s]: %s", (unsigned long long)s->id, s->ip,
+	         esc_get(id)->text + 3);
+	session_reply(s, id, s->srv->conf->hostname);
+	session_close_after_flush(s);
+}
+
+/* Per-address limits (RFC 5321 4.5.3: resources are the server's to
+ * protect); false when the session was refused. */
+static bool session_limits(struct session *s)
+{
+	const struct conf *c = s->srv->conf;
+	enum limits_verdict v = limits_connect(s->srv->limits, s->ip, (int64_t)time(NULL),
+	                                       c->max_connections_per_ip, c->max_connection_rate);
+	if (v == LIMITS_OK) {
+		s->counted = true;
+		return true;
+	}
+	session_refuse(s, v == LIMITS_TOO_FAST ? R_TOO_FAST : R_TOO_MANY_CONNS_IP);
+	return false;
+}
+
+static void session_send_greeting(struct session *s)
+{
+	const char *banner = s->srv->conf->banner;
+	s->state = ST_CMD;
+	session_reply(s, R_GREETING, s->srv->conf->hostname, *banner ? " " : "", banner);
+}
+
+static void session_greet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct session *s = arg;
+	if (s->state != ST_GREET)
+		return;
+	session_send_greeting(s);
+	session_process(s);
+}
+
+/* RFC 5321 3.1: the client waits for the greeting; one that does not is
+ * not a mail client. */
+static void session_early_talker(struct session *s, struct evbuffer *in)
+{
+	if (evbuffer_get_length(in) == 0)
+		return;
+	log_info("session %llu: [%s] talked before the greeting", (unsigned long long)s->id, s->ip);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	session_reply(s, R_EARLY_TALKER);
+	session_close_after_flush(s);
+}
+
+/* After the socket (and any PROXY header) is settled: limits, TLS for
+ * smtps, then the greeting (now, or after greeting_delay). */
+static void session_begin(struct session *s)
+{
+	log_info("session %llu: connect from [%s]%s", (unsigned long long)s->id, s->ip,
+	         s->modes & CONF_LISTEN_SMTPS ? " (smtps)" : "");
+	if (!session_limits(s))
+		return;
+	if (s->modes & CONF_LISTEN_SMTPS) {
+		struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
+		if (!tls)
+			return session_close(s, "cannot start TLS");
+		s->bev = tls;
+		s->tls = s->tls_layer = true;
+		bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+		bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
+		session_set_timeout(s, s->srv->conf->command_timeout);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	}
+	unsigned delay = s->srv->conf->greeting_delay;
+	if (delay == 0)
+		return session_send_greeting(s);
+	s->state = ST_GREET;
+	s->greet_timer = evtimer_new(s->srv->base, session_greet_cb, s);
+	if (!s->greet_timer)
+		abort();
+	struct timeval tv = { (time_t)delay, 0 };
+	evtimer_add(s->greet_timer, &tv);
+}
+
+/* The PROXY protocol header names the real client (proxy.c). */
+static void session_proxy_header(struct session *s, struct evbuffer *in)
+{
+	size_t n = evbuffer_get_length(in), used = 0;
+	if (n > PROXY_V2_MAX)
+		n = PROXY_V2_MAX;
+	const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
+	struct proxy_hdr h;
+	enum proxy_status st = proxy_parse(p, n, &h, &used);
+	if (st == PROXY_MORE)
+		return;
+	if (st == PROXY_BAD) {
+		log_info("session %llu: bad PROXY header from [%s]", (unsigned long long)s->id, s->ip);
+		return session_close(s, "bad PROXY protocol header");
+	}
+	evbuffer_drain(in, used);
+	char via[INET6_ADDRSTRLEN];
+	snprintf(via, sizeof via, "%s", s->ip);
+	if (h.has_addr)
+		session_set_ip(s, (struct sockaddr *)&h.src, sizeof h.src);
+	log_info("session %llu: PROXY v%d header from [%s]: client [%s]", (unsigned long long)s->id,
+	         h.version, via, s->ip);
+	session_begin(s);
+}
+
+static bool session_too_many(struct server *srv)
+{
+	return srv->nsessions >= srv->conf->max_connections;
+}
+
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+                   unsigned modes)
+{
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		abort();
+	s->srv = srv;
+	s->id = ++srv->next_id;
+	s->modes = modes;
+	session_set_ip(s, sa, (size_t)salen);
+	bool full = session_too_many(srv);
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);
@@ -860,9 +1230,13 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
 	session_set_timeout(s, srv->conf->command_timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("session %llu: connect from [%s]", (unsigned long long)s->id, s->ip);
-	const char *banner = srv->conf->banner;
-	session_reply(s, R_GREETING, srv->conf->hostname, *banner ? " " : "", banner);
+	if (full)
+		return session_refuse(s, R_TOO_MANY_CONNS);  /* RFC 5321 3.8 */
+	if (modes & CONF_LISTEN_PROXY) {
+		s->state = ST_PROXY;
+		return;
+	}
+	session_begin(s);
 }
 
 void session_close_all(struct server *srv)

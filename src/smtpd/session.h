@@ -13,8 +13,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "../lib/conf.h"
 #include "../spool/spool.h"
+#include "auth.h"
+#include "limits.h"
 #include "policy.h"
 
 struct event_base;
@@ -27,14 +31,19 @@ struct server {
 	const struct conf *conf;
 	struct policy policy;
 	struct spool *spool;
+	SSL_CTX *tls;               /* NULL: no STARTTLS, no smtps */
+	const struct auth_users *users;  /* empty: no AUTH */
+	struct limits *limits;      /* per-IP counters */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;
 	uint64_t next_id;
 	bool shutting_down;
 };
 
-/* Take over an accepted socket and send the greeting. */
-void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen);
+/* Take over an accepted socket of a listener with CONF_LISTEN_* modes and
+ * send the greeting. */
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+                   unsigned modes);
 
 /* Say 421 to every session and close it (shutdown). */
 void session_close_all(struct server *srv);

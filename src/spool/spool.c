@@ -474,8 +474,10 @@ static void spool_complete(struct spool_op *op)
 {
 	struct spool_msg *m = op->m;
 	m->ops_pending--;
-	if (op->err && !m->err)
+	if (op->err && !m->err) {
 		m->err = op->err;
+		buf_free(&m->buf);   /* it will never be written: drop it now */
+	}
 	if (op->type == OP_CHUNK && !m->aborted) {
 		if (!m->finished && !m->err && m->buf.len >= SPOOL_CHUNK)
 			spool_send_chunk(m);
@@ -526,9 +528,11 @@ bool spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 	return spool_msg_writable(m);
 }
 
+/* A failed message swallows the rest of its data (spool_msg_write), so
+ * the session must read on to the end of DATA and answer 452/451. */
 bool spool_msg_writable(const struct spool_msg *m)
 {
-	return m->buf.len < 2 * SPOOL_CHUNK;
+	return m->err || m->buf.len < 2 * SPOOL_CHUNK;
 }
 
 int spool_msg_error(const struct spool_msg *m)

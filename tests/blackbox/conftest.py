@@ -19,6 +19,7 @@ time: every wait polls against a deadline.
 import email.utils
 import itertools
 import os
+import pwd
 import re
 import signal
 import socket
@@ -344,6 +345,60 @@ class Delivered:
 # The daemon
 
 
+# Started as root, ternd drops to run_user (default "tern", created by
+# scripts/install-deps). That user must reach the test's directories and
+# own the Maildirs the tests create.
+RUN_USER = "tern"
+
+
+def run_user_ids():
+    """(uid, gid) ternd runs as after start-up, or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(RUN_USER)
+    except KeyError:
+        pytest.exit("user %r missing: run scripts/install-deps" % RUN_USER, returncode=3)
+    return pw.pw_uid, pw.pw_gid
+
+
+def make_traversable(path):
+    """Let run_user search every directory from / down to path (pytest's
+    base temp dir is mode 0700)."""
+    if run_user_ids() is None:
+        return
+    p = Path(path).resolve()
+    for d in [p] + list(p.parents):
+        mode = d.stat().st_mode
+        if mode & 0o001 == 0:
+            os.chmod(d, (mode & 0o7777) | 0o011)
+
+
+def give_to_run_user(path):
+    ids = run_user_ids()
+    if ids is not None:
+        os.chown(path, *ids)
+
+
+@pytest.fixture
+def tmp_path(request):
+    """A fresh directory per test, outside pytest's base temp dir: pytest
+    resets /tmp/pytest-of-<user> to mode 0700 whenever any pytest session
+    starts, which would lock run_user out in the middle of a run. Removed
+    after a passing test, kept after a failing one."""
+    import shutil
+    import tempfile
+    base = Path(tempfile.gettempdir()) / ("tern-tests-%d" % os.getuid())
+    base.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(base, 0o711)
+    d = Path(tempfile.mkdtemp(prefix=re.sub(r"\W", "_", request.node.name)[:40] + "-", dir=base))
+    os.chmod(d, 0o711)
+    yield d
+    rep = getattr(request.node, "_tern_rep_call", None)
+    if rep is not None and rep.passed:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def ternd_binary():
     if not (os.path.isfile(TERND) and os.access(TERND, os.X_OK)):
         pytest.exit("ternd binary not found at %s: build it (make, or meson setup "
@@ -381,6 +436,8 @@ def run_ternd(args, timeout=DEADLINE):
 class Ternd:
     def __init__(self, tmp, index, overrides, args):
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        make_traversable(self.tmp)
         self.spool_dir = self.tmp / "spool"
         self.mail_dir = self.tmp / "mail"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -422,11 +479,15 @@ class Ternd:
                 pytest.fail("ternd exited with %d before accepting connections\n"
                             "argv: %s\nlog:\n%s" % (rc, " ".join(self.argv), self.log()),
                             pytrace=False)
-            try:
-                socket.create_connection((self.host, self.port), timeout=1).close()
-                return self
-            except OSError:
-                pass
+            # Every listener is bound before the "ready" line; a port that
+            # answers without it may be another program's (tests of other
+            # checkouts run on this machine too).
+            if " ready: " in self.log():
+                try:
+                    socket.create_connection((self.host, self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail("ternd did not accept connections on port %d within %.0f s\n"
                             "log:\n%s" % (self.port, DEADLINE, self.log()), pytrace=False)
@@ -504,6 +565,9 @@ class Ternd:
         for a in addresses:
             for sub in ("tmp", "new", "cur"):
                 (self.mailbox(a) / sub).mkdir(parents=True, exist_ok=True)
+            d = self.mailbox(a)
+            for p in (d.parent, d, d / "tmp", d / "new", d / "cur"):
+                give_to_run_user(p)
 
     def messages(self, address):
         new = self.mailbox(address) / "new"
@@ -596,6 +660,8 @@ def server(ternd):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if rep.when == "call":
+        item._tern_rep_call = rep
     if rep.when == "call" and rep.failed:
         for s in getattr(item, "_ternd_servers", []):
             rep.sections.append(("ternd log (port %d)" % s.port, s.log() or "(empty)"))

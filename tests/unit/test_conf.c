@@ -60,10 +60,71 @@ static void test_listen(void **state)
 		{ "[2001:db8::1]:587", true }, { "127.0.0.1", false }, { "127.0.0.1:", false },
 		{ "127.0.0.1:0", false }, { "127.0.0.1:65536", false }, { "localhost:25", false },
 		{ "::1:25", false }, { "[::1]25", false }, { "1.2.3.4:2x", false }, { ":25", false },
+		{ "127.0.0.1:587 submission", true }, { "127.0.0.1:465 smtps", true },
+		{ "127.0.0.1:25 proxy", true }, { "[::1]:465  smtps   proxy ", true },
+		{ "127.0.0.1:465 submission smtps proxy", true },
+		{ "127.0.0.1:25 smtp", false }, { "127.0.0.1:25 smtps smtps", false },
+		{ "127.0.0.1:25 SMTPS", false }, { "127.0.0.1 smtps", false },
+		{ "127.0.0.1:25 submissionx", false }, { "smtps 127.0.0.1:25", false },
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		if (conf_listen_valid(rows[i].in) != rows[i].ok)
 			fail_msg("listen '%s': want %d", rows[i].in, rows[i].ok);
+}
+
+static void test_listen_modes(void **state)
+{
+	(void)state;
+	static const struct { const char *in, *addr; unsigned modes; } rows[] = {
+		{ "127.0.0.1:25", "127.0.0.1:25", 0 },
+		{ "127.0.0.1:587 submission", "127.0.0.1:587", CONF_LISTEN_SUBMISSION },
+		{ "[::1]:465 smtps submission", "[::1]:465", CONF_LISTEN_SMTPS | CONF_LISTEN_SUBMISSION },
+		{ "10.0.0.1:25\tproxy", "10.0.0.1:25", CONF_LISTEN_PROXY },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char addr[64];
+		unsigned modes = 99;
+		assert_true(conf_listen_parse(rows[i].in, addr, sizeof addr, &modes));
+		assert_string_equal(addr, rows[i].addr);
+		assert_int_equal(modes, rows[i].modes);
+	}
+}
+
+static void test_security_keys(void **state)
+{
+	(void)state;
+	static const struct { const char *kv[4]; int bad; } rows[] = {
+		{ { "listen", "127.0.0.1:465 smtps" }, 1 },
+		{ { "listen", "127.0.0.1:465 smtps", "tls_cert", "/c.pem" }, 1 },
+		{ { "tls_cert", "/c.pem", "tls_key", "/k.pem" }, 0 },
+		{ { "listen", "127.0.0.1:587 submission" }, 1 },
+		{ { "listen", "127.0.0.1:587 submission", "users_file", "/u" }, 0 },
+		{ { "run_user", "" }, 1 },
+		{ { "max_connections", "0" }, 1 },
+		{ { "max_errors", "0", "max_auth_failures", "5" }, 1 },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct conf c;
+		conf_defaults(&c);
+		for (size_t k = 0; k < 4 && rows[i].kv[k]; k += 2)
+			assert_int_equal(conf_set(&c, rows[i].kv[k], rows[i].kv[k + 1], "t"), 0);
+		int bad = conf_finish(&c);
+		if (bad != rows[i].bad)
+			fail_msg("row %zu: %d problems, want %d", i, bad, rows[i].bad);
+		conf_free(&c);
+	}
+}
+
+static void test_load_string(void **state)
+{
+	(void)state;
+	static const char text[] = "hostname = a.example\nmax_errors = 7\nbad line\nx\0y = 1\n";
+	struct conf c;
+	conf_defaults(&c);
+	assert_int_equal(conf_load_string(&c, text, sizeof text - 1, "mem"), 2);
+	assert_string_equal(c.hostname, "a.example");
+	assert_int_equal(c.max_errors, 7);
+	conf_free(&c);
 }
 
 static void test_defaults(void **state)
@@ -87,6 +148,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c.relay_networks.n, 0);
 	assert_false(c.vrfy_disclose);
 	assert_false(c.queue_only);
+	assert_string_equal(c.run_user, "tern");
+	assert_string_equal(c.tls_cert, "");
+	assert_false(c.auth_allow_plaintext);
+	assert_int_equal(c.max_connections_per_ip, 20);
+	assert_int_equal(c.greeting_delay, 0);
 	conf_free(&c);
 }
 
@@ -169,7 +235,8 @@ int main(void)
 		cmocka_unit_test(test_duration), cmocka_unit_test(test_size),
 		cmocka_unit_test(test_listen), cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_set), cmocka_unit_test(test_file),
-		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_file_errors), cmocka_unit_test(test_listen_modes),
+		cmocka_unit_test(test_security_keys), cmocka_unit_test(test_load_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

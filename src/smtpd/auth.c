@@ -1,0 +1,254 @@
+/* auth: SASL decoding and the passwd-file users table (see auth.h). */
+#include "auth.h"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../lib/util.h"
+
+#define AUTH_B64_MAX 4096
+
+struct auth_user {
+	char *name;
+	char *stored;   /* "{SCHEME}hash" or a bare crypt hash */
+};
+
+struct auth_users {
+	size_t n, cap;
+	struct auth_user *v;
+};
+
+static bool auth_b64_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+/* The alphabet, a multiple of 4, at most two '=' and only at the end. */
+static bool auth_b64_shape(const char *s, size_t len)
+{
+	if (len % 4 != 0)
+		return false;
+	size_t pad = 0;
+	while (pad < 2 && pad < len && s[len - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < len - pad; i++)
+		if (!auth_b64_char((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+long auth_b64_decode(const char *s, unsigned char *out, size_t n)
+{
+	size_t len = strlen(s);
+	if (len > AUTH_B64_MAX || !auth_b64_shape(s, len) || len / 4 * 3 + 1 > n)
+		return -1;
+	int got = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
+	if (got < 0)
+		return -1;
+	size_t dlen = (size_t)got;  /* EVP_DecodeBlock counts the padding as bytes */
+	if (len >= 1 && s[len - 1] == '=')
+		dlen--;
+	if (len >= 2 && s[len - 2] == '=')
+		dlen--;
+	char again[AUTH_B64_MAX + 4];
+	if (!auth_b64_encode(out, dlen, again, sizeof again) || strcmp(again, s) != 0)
+		return -1;  /* not canonical: stray bits in the last group */
+	out[dlen] = '\0';
+	return (long)dlen;
+}
+
+bool auth_b64_encode(const void *p, size_t len, char *out, size_t n)
+{
+	if (len > AUTH_B64_MAX || (len + 2) / 3 * 4 + 1 > n)
+		return false;
+	EVP_EncodeBlock((unsigned char *)out, p, (int)len);
+	return true;
+}
+
+/* Copy one NUL-free field of at most AUTH_FIELD_MAX octets. */
+static bool auth_field(const unsigned char *p, size_t len, char *out)
+{
+	if (len > AUTH_FIELD_MAX || memchr(p, '\0', len))
+		return false;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return true;
+}
+
+bool auth_plain_decode(const char *b64, char *user, char *pass)
+{
+	unsigned char buf[3 * AUTH_FIELD_MAX + 8];
+	long n = auth_b64_decode(b64, buf, sizeof buf);
+	if (n < 0)
+		return false;
+	unsigned char *nul1 = memchr(buf, '\0', (size_t)n);
+	if (!nul1)
+		return false;
+	unsigned char *cid = nul1 + 1, *end = buf + n;
+	unsigned char *nul2 = memchr(cid, '\0', (size_t)(end - cid));
+	if (!nul2 || nul2 == cid)
+		return false;
+	char authz[AUTH_FIELD_MAX + 1];
+	if (!auth_field(buf, (size_t)(nul1 - buf), authz) ||
+	    !auth_field(cid, (size_t)(nul2 - cid), user) ||
+	    !auth_field(nul2 + 1, (size_t)(end - nul2 - 1), pass))
+		return false;
+	return !authz[0] || !strcasecmp(authz, user);
+}
+
+bool auth_login_decode(const char *b64, char *out)
+{
+	unsigned char buf[AUTH_FIELD_MAX + 4];
+	long n = auth_b64_decode(b64, buf, sizeof buf);
+	return n >= 0 && auth_field(buf, (size_t)n, out);
+}
+
+/* ---- stored passwords ---- */
+
+static const char *const auth_crypt_schemes[] = {
+	"{CRYPT}", "{SHA512-CRYPT}", "{SHA256-CRYPT}", "{BLF-CRYPT}",
+};
+
+/* The crypt hash inside stored, or NULL for {PLAIN} and unknown schemes. */
+static const char *auth_crypt_part(const char *stored)
+{
+	if (stored[0] != '{')
+		return stored;
+	for (size_t i = 0; i < sizeof auth_crypt_schemes / sizeof auth_crypt_schemes[0]; i++) {
+		size_t k = strlen(auth_crypt_schemes[i]);
+		if (!strncasecmp(stored, auth_crypt_schemes[i], k))
+			return stored + k;
+	}
+	return NULL;
+}
+
+bool auth_scheme_known(const char *stored)
+{
+	return !strncasecmp(stored, "{PLAIN}", 7) || auth_crypt_part(stored) != NULL;
+}
+
+static bool auth_equal(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+bool auth_password_match(const char *stored, const char *pass)
+{
+	if (!strncasecmp(stored, "{PLAIN}", 7))
+		return auth_equal(stored + 7, pass);
+	const char *hash = auth_crypt_part(stored);
+	if (!hash || !*hash)
+		return false;
+	struct crypt_data *cd = calloc(1, sizeof *cd);
+	if (!cd)
+		abort();
+	const char *got = crypt_rn(pass, hash, cd, (int)sizeof *cd);
+	bool ok = got && got[0] != '*' && auth_equal(got, hash);
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return ok;
+}
+
+/* ---- the users table ---- */
+
+static void auth_users_add(struct auth_users *u, const char *name, const char *stored)
+{
+	if (u->n == u->cap) {
+		u->cap = u->cap ? u->cap * 2 : 8;
+		u->v = realloc(u->v, u->cap * sizeof *u->v);
+		if (!u->v)
+			abort();
+	}
+	u->v[u->n].name = strdup(name);
+	u->v[u->n].stored = strdup(stored);
+	if (!u->v[u->n].name || !u->v[u->n].stored)
+		abort();
+	u->n++;
+}
+
+/* "user:password[:uid:gid:gecos:home:shell:extra]"; returns problems. */
+static int auth_users_line(struct auth_users *u, char *line, const char *where)
+{
+	line[strcspn(line, "\r\n")] = '\0';
+	char *t = util_trim(line);
+	if (!*t || *t == '#')
+		return 0;
+	char *colon = strchr(t, ':');
+	if (!colon || colon == t) {
+		fprintf(stderr, "%s: expected user:{SCHEME}hash\n", where);
+		return 1;
+	}
+	*colon = '\0';
+	char *stored = colon + 1;
+	stored[strcspn(stored, ":")] = '\0';
+	if (!auth_scheme_known(stored) || strlen(t) > AUTH_FIELD_MAX) {
+		fprintf(stderr, "%s: user %s: unknown password scheme or bad name\n", where, t);
+		return 1;
+	}
+	auth_users_add(u, t, stored);
+	return 0;
+}
+
+struct auth_users *auth_users_load(const char *path, int *bad)
+{
+	struct auth_users *u = calloc(1, sizeof *u);
+	if (!u)
+		abort();
+	if (!path || !*path)
+		return u;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "users_file: cannot open %s\n", path);
+		(*bad)++;
+		return u;
+	}
+	char *line = NULL, where[4200];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		snprintf(where, sizeof where, "%s:%u", path, ++lineno);
+		*bad += auth_users_line(u, line, where);
+	}
+	if (line)
+		explicit_bzero(line, cap);
+	free(line);
+	fclose(f);
+	return u;
+}
+
+void auth_users_free(struct auth_users *u)
+{
+	if (!u)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->v[i].name);
+		explicit_bzero(u->v[i].stored, strlen(u->v[i].stored));
+		free(u->v[i].stored);
+	}
+	free(u->v);
+	free(u);
+}
+
+size_t auth_users_count(const struct auth_users *u)
+{
+	return u ? u->n : 0;
+}
+
+bool auth_users_check(const struct auth_users *u, const char *user, const char *pass)
+{
+	/* sha512-crypt of "x": the work an unknown user costs too. */
+	static const char dummy[] = "$6$tern.salt$bwQk5JDQbJRrqLhf7O4pxknVhYxyHKGmxfg/6rNSVrMPunsa1"
+	                            "wj3CJ9o2DBv3W.nqrOkSm8cf4JQS7dOmFKaZ/";
+	for (size_t i = 0; u && i < u->n; i++)
+		if (!strcasecmp(u->v[i].name, user))
+			return auth_password_match(u->v[i].stored, pass);
+	auth_password_match(dummy, pass);
+	return false;
+}

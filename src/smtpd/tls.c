@@ -1,0 +1,114 @@
+/* tls: contexts and bufferevents (see tls.h). */
+#include "tls.h"
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <stdio.h>
+
+#include "../lib/log.h"
+
+/* TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 keeps
+ * OpenSSL's defaults, which are all AEAD. */
+#define TLS_CIPHERS12 "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!SHA1:!SHA256:!SHA384"
+
+static void tls_log_errors(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+	ERR_error_string_n(e, buf, sizeof buf);
+	log_error("tls: %s: %s", what, e ? buf : "unknown error");
+	ERR_clear_error();
+}
+
+SSL_CTX *tls_ctx_new(enum tls_role role)
+{
+	SSL_CTX *ctx = SSL_CTX_new(role == TLS_SERVER ? TLS_server_method() : TLS_client_method());
+	if (!ctx) {
+		tls_log_errors("cannot create a context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	                         SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (!SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS12)) {
+		tls_log_errors("cipher list");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = tls_ctx_new(TLS_SERVER);
+	if (!ctx)
+		return NULL;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		tls_log_errors(cert_file);
+	} else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		tls_log_errors(key_file);
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_log_errors("tls_key does not match tls_cert");
+	} else {
+		return ctx;
+	}
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void tls_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
+                             enum tls_role role)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_filter_new(base, plain, ssl,
+		role == TLS_SERVER ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, 0);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* A peer that closes without close_notify ends the session like EOF. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+struct bufferevent *tls_unwrap(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct bufferevent *plain = bufferevent_get_underlying(bev);
+	bufferevent_free(bev);
+	SSL_free(ssl);
+	return plain;
+}
+
+void tls_describe(struct bufferevent *bev, char *out, size_t n)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	const SSL_CIPHER *c = ssl ? SSL_get_current_cipher(ssl) : NULL;
+	if (!c) {
+		snprintf(out, n, "no TLS");
+		return;
+	}
+	int bits = SSL_CIPHER_get_bits(c, NULL);
+	snprintf(out, n, "%s %s %d", SSL_get_version(ssl), SSL_CIPHER_get_name(c), bits);
+}
+
+void tls_error(struct bufferevent *bev, char *out, size_t n)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (!e) {
+		snprintf(out, n, "TLS handshake or connection failed");
+		return;
+	}
+	ERR_error_string_n(e, out, n);
+	while (bufferevent_get_openssl_error(bev))
+		;
+}

@@ -1,0 +1,45 @@
+/* tls: OpenSSL contexts and TLS bufferevents (RFC 3207 STARTTLS, RFC 8314
+ * implicit TLS).
+ *
+ * tls_ctx_new() sets the defaults every context shares (TLS 1.2 minimum,
+ * no compression or renegotiation, forward-secret AEAD suites), so the
+ * outbound SMTP client can build its own context the same way.
+ */
+#ifndef TERN_TLS_H
+#define TERN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+struct bufferevent;
+struct event_base;
+
+enum tls_role { TLS_SERVER, TLS_CLIENT };
+
+/* A context with the shared defaults; NULL (and the reason logged) on error. */
+SSL_CTX *tls_ctx_new(enum tls_role role);
+
+/* A server context with a PEM chain and key, checked to match. */
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file);
+
+void tls_ctx_free(SSL_CTX *ctx);
+
+/* Put TLS on top of a connected bufferevent (which the result owns). For
+ * STARTTLS the caller must first discard what the plain one has buffered. */
+struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
+                             enum tls_role role);
+
+/* Take TLS off again: frees the TLS bufferevent and its SSL, returns the
+ * plain one, whose output may still hold encrypted bytes (the last reply
+ * before a close): free it once they have left. */
+struct bufferevent *tls_unwrap(struct bufferevent *bev);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384 256" for logs and Received headers. */
+void tls_describe(struct bufferevent *bev, char *out, size_t n);
+
+/* The last OpenSSL error of this bufferevent, as text. */
+void tls_error(struct bufferevent *bev, char *out, size_t n);
+
+#endif

@@ -1,0 +1,30 @@
+/* libFuzzer: SASL PLAIN/LOGIN decoding and strict base64: what decodes
+ * encodes back to the same text. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpd/auth.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+	if (!s)
+		return 0;
+	memcpy(s, data, size);
+	s[size] = '\0';
+	char user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
+	(void)auth_plain_decode(s, user, pass);
+	(void)auth_login_decode(s, user);
+	unsigned char out[4096];
+	long n = auth_b64_decode(s, out, sizeof out);
+	if (n >= 0) {
+		char enc[6000];
+		if (!auth_b64_encode(out, (size_t)n, enc, sizeof enc) || strcmp(enc, s))
+			abort();
+	}
+	free(s);
+	return 0;
+}

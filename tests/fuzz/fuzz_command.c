@@ -1,0 +1,26 @@
+/* libFuzzer: the command line parser (parse_command, parse_keyword_colon). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpd/parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *line = malloc(size + 1);
+	if (!line)
+		return 0;
+	memcpy(line, data, size);
+	line[size] = '\0';
+	struct parse_cmd pc;
+	if (parse_command(line, &pc)) {
+		if (strlen(pc.verb) > PARSE_VERB_MAX)
+			abort();
+		(void)parse_keyword_colon(pc.args, "FROM");
+		(void)parse_keyword_colon(pc.args, "TO");
+	}
+	free(line);
+	return 0;
+}
