@@ -74,7 +74,8 @@ static void smtpc_send_line(struct smtpc *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	log_debug("smtp %s: > %s", c->t.name[c->ai], strncasecmp(b.data, "AUTH", 4) ? b.data : "AUTH ...");
+	bool secret = c->state == C_AUTH || c->state == C_AUTH_USER || c->state == C_AUTH_PASS;
+	log_debug("smtp %s: > %s", c->t.name[c->ai], secret ? "(AUTH exchange hidden)" : b.data);
 	buf_puts(&b, "\r\n");
 	bufferevent_write(c->bev, b.data, b.len);
 	buf_free(&b);

@@ -852,13 +852,26 @@ static void session_check_errors(struct session *s)
 	session_close_after_flush(s);
 }
 
+/* The debug log shows every command, but never credentials: an AUTH
+ * line keeps its mechanism and loses its initial response (RFC 4954 4). */
+static void session_log_command(struct session *s, const char *line)
+{
+	if (strncasecmp(line, "AUTH ", 5) != 0) {
+		log_debug("session %llu: < %s", (unsigned long long)s->id, line);
+		return;
+	}
+	size_t mech = strcspn(line + 5, " ");
+	log_debug("session %llu: < %.*s%s", (unsigned long long)s->id, (int)(5 + mech), line,
+	          line[5 + mech] ? " (initial response hidden)" : "");
+}
+
 static void session_command(struct session *s, const char *line)
 {
 	if (s->state == ST_AUTH) {
 		log_debug("session %llu: < (SASL response)", (unsigned long long)s->id);
 		session_auth_step(s, line);
 	} else {
-		log_debug("session %llu: < %s", (unsigned long long)s->id, line);
+		session_log_command(s, line);
 		session_dispatch(s, line);
 	}
 	session_check_errors(s);

@@ -1,0 +1,66 @@
+"""A smarthost (relayhost) with AUTH after STARTTLS (issue 3): all remote mail
+goes to relayhost, tern logs in with relayhost_auth (AUTH PLAIN or LOGIN),
+never before TLS. The smarthost is another ternd with a submission listener,
+a certificate and a users file (the security tests' fixtures)."""
+
+import pytest
+
+from conftest import crlf
+from peers import free_port_on
+from secfix import PASSWORD, cert, users_file  # noqa: F401  (fixtures)
+from test_mx import send, wait_log
+
+USER = "kate@example.com"
+
+
+@pytest.fixture
+def smarthost(ternd, tmp_path, cert, users_file):  # noqa: F811
+    port = free_port_on("127.0.0.2")
+    crt, key = cert
+    s = ternd(tmp=tmp_path / "smarthost", listen="127.0.0.2:%d submission" % port,
+              hostname="smart.example", tls_cert=str(crt), tls_key=str(key),
+              users_file=str(users_file), local_domains="dest.example", log_level="debug")
+    s.make_maildir("bob@dest.example")
+    s.port_string = "127.0.0.2:%d" % port
+    return s
+
+
+def sender(ternd, tmp_path, smarthost, **opts):
+    conf = dict(relay_networks="127.0.0.0/8", log_level="debug", relayhost=smarthost.port_string,
+                relayhost_auth="%s:%s" % (USER, PASSWORD), retry_min="1s", retry_max="1s")
+    conf.update(opts)
+    s = ternd(tmp=tmp_path / "sender", **conf)
+    s.make_maildir(USER)
+    return s
+
+
+def test_smarthost_with_auth_after_starttls(ternd, tmp_path, smarthost):
+    s = sender(ternd, tmp_path, smarthost)
+    send(s, ["bob@dest.example"], crlf("Subject: via smarthost", "", "smarthost-body"), sender=USER)
+    got = smarthost.wait_message_with("bob@dest.example", "smarthost-body")
+    assert b"with ESMTPSA" in got, "the smarthost saw TLS and AUTH (RFC 3848)"
+    wait_log(s, "status=sent")
+    assert "relay=127.0.0.2[127.0.0.2]" in s.log()
+    assert "TLS TLSv1." in s.log()
+    assert ": < AUTH PLAIN (initial response hidden)" in smarthost.log(), "the sender logged in"
+    from secfix import plain_b64
+    assert plain_b64(USER, PASSWORD) not in smarthost.log(), "credentials in the log"
+    assert plain_b64(USER, PASSWORD) not in s.log() and PASSWORD not in s.log()
+
+
+def test_smarthost_wrong_password_is_deferred(ternd, tmp_path, smarthost):
+    s = sender(ternd, tmp_path, smarthost, relayhost_auth="%s:wrong" % USER)
+    qid = send(s, ["bob@dest.example"], crlf("Subject: bad pw", "", "bad-password"), sender=USER)
+    wait_log(s, "authentication failed: 535")
+    wait_log(s, "status=deferred")
+    assert "%s: removed" % qid not in s.log()
+    assert smarthost.messages("bob@dest.example") == []
+
+
+def test_no_password_without_tls(ternd, tmp_path, smarthost):
+    s = sender(ternd, tmp_path, smarthost, smtp_tls="none")
+    send(s, ["bob@dest.example"], crlf("Subject: clear", "", "no-clear-password"), sender=USER)
+    wait_log(s, "no TLS: not sending the password in clear")
+    wait_log(s, "status=deferred")
+    assert ": < EHLO mx.test.example" in smarthost.log(), "the sender did connect"
+    assert ": < AUTH" not in smarthost.log(), "credentials were sent without TLS"
