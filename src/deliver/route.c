@@ -41,14 +41,9 @@ bool route_hostport(const char *s, char *host, size_t n, unsigned *port)
 	return true;
 }
 
-static int route_map_line(struct route_map *m, char *line, const char *origin)
+static int route_map_line(void *ctx, char *t, const char *origin)
 {
-	char *hash = strchr(line, '#');
-	if (hash)
-		*hash = '\0';
-	char *t = util_trim(line);
-	if (!*t)
-		return 0;
+	struct route_map *m = ctx;
 	size_t dl = strcspn(t, " \t");
 	char *target = util_trim(t + dl);
 	t[dl] = '\0';
@@ -76,21 +71,7 @@ struct route_map *route_map_load(const char *path, int *bad)
 		abort();
 	if (!path || !*path)
 		return m;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "%s: cannot open transport map: %s\n", path, strerror(errno));
-		(*bad)++;
-		return m;
-	}
-	char *line = NULL, origin[4200];
-	size_t cap = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		snprintf(origin, sizeof origin, "%s:%u", path, ++lineno);
-		*bad += route_map_line(m, line, origin);
-	}
-	free(line);
-	fclose(f);
+	*bad += util_each_line(path, "transport map", UTIL_LINES_COMMENTS, route_map_line, m);
 	return m;
 }
 

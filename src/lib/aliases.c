@@ -86,14 +86,9 @@ static void aliases_entry_free(struct alias *al)
 	free(al->key);
 }
 
-static int aliases_line(struct aliases *a, char *line, const char *origin)
+static int aliases_line(void *ctx, char *t, const char *origin)
 {
-	char *hash = strchr(line, '#');
-	if (hash)
-		*hash = '\0';
-	char *t = util_trim(line);
-	if (!*t)
-		return 0;
+	struct aliases *a = ctx;
 	char *colon = strchr(t, ':');
 	if (!colon) {
 		fprintf(stderr, "%s: expected 'address: target, target'\n", origin);
@@ -133,22 +128,7 @@ struct aliases *aliases_load(const char *path, int *bad)
 		abort();
 	if (!path || !*path)
 		return a;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "%s: cannot open aliases file: %s\n", path, strerror(errno));
-		(*bad)++;
-		return a;
-	}
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		char origin[4200];
-		snprintf(origin, sizeof origin, "%s:%u", path, ++lineno);
-		*bad += aliases_line(a, line, origin);
-	}
-	free(line);
-	fclose(f);
+	*bad += util_each_line(path, "aliases file", UTIL_LINES_COMMENTS, aliases_line, a);
 	if (a->n)
 		qsort(a->v, a->n, sizeof *a->v, aliases_cmp);
 	return a;

@@ -293,43 +293,20 @@ void conf_defaults(struct conf *c)
 }
 
 /* One "key = value" line; returns the number of problems. */
-static int conf_line(struct conf *c, char *line, const char *origin)
+static int conf_line(void *ctx, char *line, const char *origin)
 {
-	char *hash = strchr(line, '#');
-	if (hash)
-		*hash = '\0';
-	char *t = util_trim(line);
-	if (!*t)
-		return 0;
-	char *eq = strchr(t, '=');
+	char *eq = strchr(line, '=');
 	if (!eq) {
 		fprintf(stderr, "%s: expected 'key = value'\n", origin);
 		return 1;
 	}
 	*eq = '\0';
-	return conf_set(c, util_trim(t), util_trim(eq + 1), origin);
+	return conf_set(ctx, util_trim(line), util_trim(eq + 1), origin);
 }
 
 int conf_load_file(struct conf *c, const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
-		return 1;
-	}
-	char *line = NULL;
-	size_t cap = 0;
-	int bad = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		char origin[4200];
-		lineno++;
-		snprintf(origin, sizeof origin, "%s:%u", path, lineno);
-		bad += conf_line(c, line, origin);
-	}
-	free(line);
-	fclose(f);
-	return bad;
+	return util_each_line(path, "the configuration", UTIL_LINES_COMMENTS, conf_line, c);
 }
 
 int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -97,6 +98,33 @@ char *util_trim(char *s)
 	                 s[n - 1] == '\n'))
 		s[--n] = '\0';
 	return s;
+}
+
+int util_each_line(const char *path, const char *what, unsigned flags,
+                   int (*fn)(void *ctx, char *line, const char *origin), void *ctx)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
+		return 1;
+	}
+	char *line = NULL, origin[4200];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int bad = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		snprintf(origin, sizeof origin, "%s:%u", path, ++lineno);
+		if (flags & UTIL_LINES_COMMENTS)
+			line[strcspn(line, "#")] = '\0';
+		char *t = util_trim(line);
+		if (*t && *t != '#')
+			bad += fn(ctx, t, origin);
+	}
+	if (line && (flags & UTIL_LINES_SECRET))
+		explicit_bzero(line, cap);
+	free(line);
+	fclose(f);
+	return bad;
 }
 
 uint64_t util_now_ms(void)

@@ -30,6 +30,18 @@ void util_lower(char *s);
 /* Trim spaces and tabs at both ends in place; returns s. */
 char *util_trim(char *s);
 
+/* Read a configuration-like file line by line, for conf, aliases, the
+ * transport map and the users file. Each line is trimmed; empty lines and
+ * lines starting with '#' are skipped; with UTIL_LINES_COMMENTS a '#'
+ * anywhere starts a comment (not for password files, where '#' may be
+ * data); with UTIL_LINES_SECRET the read buffer is wiped afterwards.
+ * fn gets the line and its origin "FILE:LINE" and returns the problems it
+ * found (printed by itself). Returns their sum, or 1 when the file cannot
+ * be opened ("FILE: cannot open WHAT: reason"). */
+enum { UTIL_LINES_COMMENTS = 1, UTIL_LINES_SECRET = 2 };
+int util_each_line(const char *path, const char *what, unsigned flags,
+                   int (*fn)(void *ctx, char *line, const char *origin), void *ctx);
+
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
 

@@ -174,12 +174,9 @@ static void auth_users_add(struct auth_users *u, const char *name, const char *s
 }
 
 /* "user:password[:uid:gid:gecos:home:shell:extra]"; returns problems. */
-static int auth_users_line(struct auth_users *u, char *line, const char *where)
+static int auth_users_line(void *ctx, char *t, const char *where)
 {
-	line[strcspn(line, "\r\n")] = '\0';
-	char *t = util_trim(line);
-	if (!*t || *t == '#')
-		return 0;
+	struct auth_users *u = ctx;
 	char *colon = strchr(t, ':');
 	if (!colon || colon == t) {
 		fprintf(stderr, "%s: expected user:{SCHEME}hash\n", where);
@@ -203,23 +200,8 @@ struct auth_users *auth_users_load(const char *path, int *bad)
 		abort();
 	if (!path || !*path)
 		return u;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "users_file: cannot open %s\n", path);
-		(*bad)++;
-		return u;
-	}
-	char *line = NULL, where[4200];
-	size_t cap = 0;
-	unsigned lineno = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		snprintf(where, sizeof where, "%s:%u", path, ++lineno);
-		*bad += auth_users_line(u, line, where);
-	}
-	if (line)
-		explicit_bzero(line, cap);
-	free(line);
-	fclose(f);
+	/* '#' may be part of a {PLAIN} password: comments only at line start */
+	*bad += util_each_line(path, "users_file", UTIL_LINES_SECRET, auth_users_line, u);
 	return u;
 }
 
