@@ -18,7 +18,7 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install
 
 all: build/build.ninja
 	ninja -C build
@@ -48,6 +48,22 @@ $(TLS_DIR)/cert.pem:
 
 run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, a configuration
+# in /etc/tern (kept if there is one) whose spool and mailboxes live under
+# /var/lib/tern, and the system user tern.
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tern \
+		$(DESTDIR)/var/lib/tern
+	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
+	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
+	[ -e $(DESTDIR)/etc/tern/tern.conf ] || sed \
+		-e 's|^spool_dir = ./var/spool|spool_dir = /var/lib/tern/spool|' \
+		-e 's|^mail_dir = ./var/mail|mail_dir = /var/lib/tern/mail|' \
+		etc/tern.conf > $(DESTDIR)/etc/tern/tern.conf
+	[ -n "$(DESTDIR)" ] || scripts/add-user
+	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf"
 
 unit: all
 	meson test -C build --print-errorlogs
