@@ -225,6 +225,8 @@ static int ternd_start(struct ternd *t)
 	ternd_events(t);
 	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
 		return 2;  /* read as root: the key may be root's alone */
+	if (!c->queue_only && !(t->queue = queue_new(c, &t->srv.policy)))
+		return 2;  /* the transport map and CA bundle, likewise */
 	if (!util_mkdir_p(c->mail_dir, 0700) || !util_mkdir_p(c->spool_dir, 0700)) {
 		log_error("cannot create %s or %s: %s", c->mail_dir, c->spool_dir, strerror(errno));
 		return 2;
@@ -247,8 +249,7 @@ static int ternd_start(struct ternd *t)
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
-		t->queue = queue_start(c, &t->srv.policy, t->srv.spool);
-		if (!t->queue)
+		if (!queue_start(t->queue, t->srv.spool))
 			return 2;
 		spool_set_commit_hook(t->srv.spool, queue_kick, t->queue);
 	}

@@ -763,32 +763,39 @@ static bool queue_setup(struct queue *q)
 		q->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
 		q->auth_pass = queue_strdup(colon + 1);
 	}
-	q->reader = spool_reader_open(c->spool_dir);
-	return q->reader != NULL;
+	return true;
 }
 
-struct queue *queue_start(const struct conf *c, const struct policy *p, struct spool *sp)
+struct queue *queue_new(const struct conf *c, const struct policy *p)
 {
 	struct queue *q = calloc(1, sizeof *q);
 	if (!q)
 		abort();
 	q->conf = c;
 	q->policy = p;
-	q->spool = sp;
-	q->started = (int64_t)time(NULL);
 	if (!queue_setup(q)) {
 		queue_stop(q);
 		return NULL;
 	}
+	return q;
+}
+
+bool queue_start(struct queue *q, struct spool *sp)
+{
+	q->spool = sp;
+	q->started = (int64_t)time(NULL);
+	q->reader = spool_reader_open(q->conf->spool_dir);
+	if (!q->reader)
+		return false;
 	q->base = event_base_new();
-	q->dns = dns_new(q->base, c->dns_resolver);
+	q->dns = dns_new(q->base, q->conf->dns_resolver);
 	q->kick_ev = event_new(q->base, -1, 0, queue_wake_cb, q);
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
 	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
-	return q;
+	return true;
 }
 
 void queue_kick(void *arg)

@@ -13,8 +13,12 @@
 
 struct queue;
 
-/* NULL (with a log line) when the transport map or TLS set-up is bad. */
-struct queue *queue_start(const struct conf *c, const struct policy *p, struct spool *sp);
+/* Read what the engine needs from files (transport map, CA bundle), before
+ * ternd drops its privileges. NULL (with a log line) when one is bad. */
+struct queue *queue_new(const struct conf *c, const struct policy *p);
+/* Start delivering from the spool (after the privilege drop). false when
+ * the spool cannot be read; the queue must still be given to queue_stop. */
+bool queue_start(struct queue *q, struct spool *sp);
 /* Wake the scheduler (any thread): new mail was committed. */
 void queue_kick(void *q);
 void queue_stop(struct queue *q);

@@ -21,6 +21,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../smtpd/parse.h"
+#include "../smtpd/tls.h"
 
 #define SMTPC_LINE_MAX 4096
 #define SMTPC_REPLY_MAX 512
@@ -766,21 +767,26 @@ bool smtpc_usable(const struct smtpc *c)
 	return c->state == C_READY && !c->closing;
 }
 
+/* The shared defaults of tls_ctx_new (TLS 1.2 minimum, no compression or
+ * renegotiation). Opportunistic TLS (may) keeps OpenSSL's wider default
+ * cipher list: against an old MX, some encryption beats none; encrypt and
+ * verify keep the strict forward-secret list. */
 SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file)
 {
 	if (tls == SMTPC_TLS_NONE)
 		return NULL;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *ctx = tls_ctx_new(TLS_CLIENT);
 	if (!ctx)
 		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (tls == SMTPC_TLS_MAY)
+		SSL_CTX_set_cipher_list(ctx, "DEFAULT");
 	if (tls == SMTPC_TLS_VERIFY) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		int ok = ca_file && *ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
 		                             : SSL_CTX_set_default_verify_paths(ctx);
 		if (!ok) {
 			log_error("smtp_tls_ca_file: cannot load %s", ca_file && *ca_file ? ca_file : "the system CAs");
-			SSL_CTX_free(ctx);
+			tls_ctx_free(ctx);
 			return NULL;
 		}
 	}

@@ -64,3 +64,25 @@ def test_no_password_without_tls(ternd, tmp_path, smarthost):
     wait_log(s, "status=deferred")
     assert ": < EHLO mx.test.example" in smarthost.log(), "the sender did connect"
     assert ": < AUTH" not in smarthost.log(), "credentials were sent without TLS"
+
+
+def test_tls_verify_with_the_right_ca(ternd, tmp_path, smarthost, cert):  # noqa: F811
+    from dnsserver import Unbound
+    dns = Unbound(tmp_path, ["mx.test.example. A 127.0.0.2"])   # the certificate's name
+    try:
+        port = smarthost.port_string.rsplit(":", 1)[1]
+        s = sender(ternd, tmp_path, smarthost, relayhost="mx.test.example:" + port,
+                   dns_resolver=dns.resolver, smtp_tls="verify", smtp_tls_ca_file=str(cert[0]))
+        send(s, ["bob@dest.example"], crlf("Subject: verified", "", "verified-tls"), sender=USER)
+        smarthost.wait_message_with("bob@dest.example", "verified-tls")
+    finally:
+        dns.stop()
+
+
+def test_tls_verify_refuses_an_untrusted_certificate(ternd, tmp_path, smarthost):
+    s = sender(ternd, tmp_path, smarthost, smtp_tls="verify")    # system CAs only
+    qid = send(s, ["bob@dest.example"], crlf("Subject: untrusted", "", "untrusted"), sender=USER)
+    wait_log(s, "status=deferred")
+    assert "certificate verif" in s.log() or "TLS error" in s.log(), s.log()
+    assert "%s: removed" % qid not in s.log()
+    assert smarthost.messages("bob@dest.example") == []
