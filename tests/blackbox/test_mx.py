@@ -384,3 +384,13 @@ def test_restart_keeps_schedule_and_never_redelivers(world):
     assert len(s2.messages("local@example.com")) == 2   # half-done + barrier only
     assert "status=deferred" not in s2.log(), "the 1h retry schedule did not survive"
     assert mx1.messages("bob@dest.example") == []
+
+
+def test_lab_domains_under_test_tld(world):
+    # RFC 6761 reserves .test for labs; with a dns_resolver of its own,
+    # tern asks it rather than answering NXDOMAIN like a public resolver.
+    world.zone("lab.test. MX 10 mx1.lab.test.", "mx1.lab.test. A 127.0.0.2")
+    mx = world.mx_server("127.0.0.2", "lab.test", "bob@lab.test")
+    s = world.sender()
+    send(s, ["bob@lab.test"], crlf("Subject: lab", "", "lab-tld"))
+    mx.wait_message_with("bob@lab.test", "lab-tld")
