@@ -394,3 +394,40 @@ def test_lab_domains_under_test_tld(world):
     s = world.sender()
     send(s, ["bob@lab.test"], crlf("Subject: lab", "", "lab-tld"))
     mx.wait_message_with("bob@lab.test", "lab-tld")
+
+
+def test_transport_map_overrides_mx(world):
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    mx3 = world.mx_server("127.0.0.4", "dest.example", "bob@dest.example")
+    tmap = world.tmp / "transport"
+    tmap.write_text("# domain  host:port\nDest.Example  127.0.0.4:%d\n" % world.port)
+    s = world.sender(transport_map=str(tmap))
+    send(s, ["bob@dest.example"], crlf("Subject: mapped", "", "mapped-route"))
+    mx3.wait_message_with("bob@dest.example", "mapped-route")
+    assert mx1.messages("bob@dest.example") == []
+
+
+def test_helo_fallback_when_ehlo_is_refused(world):
+    zone_two_mx(world)
+    sink = world.sink("127.0.0.2", "-e")            # no ESMTP: EHLO refused
+    s = world.sender(log_level="debug")
+    send(s, ["bob@dest.example"], crlf("Subject: old", "", "old-server"))
+    wait_log(s, "status=sent")
+    assert "> HELO mx.test.example" in s.log()
+    assert len(sink.messages()) == 1
+
+
+def test_destination_concurrency_limits_connections(world):
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example", log_level="debug")
+    s = world.sender(queue_only="yes")
+    for i in range(6):
+        send(s, ["bob@dest.example"], crlf("Subject: c%d" % i, "", "conc-%d" % i))
+    s.stop_checked()
+    s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
+                     dns_resolver=world.dns.resolver, smtp_port=str(world.port),
+                     destination_concurrency="1")
+    mx1.wait_messages("bob@dest.example", 6)
+    assert mx1.log().count(": < EHLO mx.test.example") == 1, "six messages, one connection"
+    assert s2.running()
