@@ -88,6 +88,13 @@ struct queue {
 	struct event_base *base;
 	struct event *kick_ev, *timer_ev, *flush_ev, *stop_ev;
 	struct qmsg *msgs, *done;
+	struct qmsg *recording;     /* handed to the writer, not yet committed */
+	const struct spool_env **rec_envs;
+	struct event *recorded_ev;
+	pthread_mutex_t rec_mu;     /* rec_pending, rec_err: set by the writer thread */
+	pthread_cond_t rec_cv;
+	bool rec_pending;
+	int rec_err;
 	struct dest *dests;
 	int64_t started;
 	size_t nconns;
@@ -309,6 +316,45 @@ static bool queue_finished(const struct spool_env *e)
 	return true;
 }
 
+/* Results are recorded without blocking the loop: the batch goes to the
+ * writer, whose thread tells us after the commit; connections go on
+ * meanwhile, and what finishes in the meantime forms the next batch. */
+static void queue_recorded_writer(void *arg, int err)
+{
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_err = err;
+	/* before rec_pending is cleared: queue_stop may free the event after */
+	event_active(q->recorded_ev, EV_TIMEOUT, 0);
+	q->rec_pending = false;
+	pthread_cond_signal(&q->rec_cv);
+	pthread_mutex_unlock(&q->rec_mu);
+}
+
+static void queue_recorded(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->rec_mu);
+	int err = q->rec_err;
+	pthread_mutex_unlock(&q->rec_mu);
+	while (q->recording) {
+		struct qmsg *m = q->recording;
+		q->recording = m->next;
+		if (err)
+			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
+		else if (queue_finished(&m->env))
+			log_info("%s: removed", m->env.qid);
+		queue_msg_free(m);
+	}
+	free(q->rec_envs);
+	q->rec_envs = NULL;
+	if (q->done)
+		event_active(q->flush_ev, EV_TIMEOUT, 0);
+	queue_scan(q);
+}
+
 /* Record every finished message in one group commit, reports first (a
  * crash in between repeats a report rather than losing it). */
 static void queue_flush(evutil_socket_t fd, short what, void *arg)
@@ -316,29 +362,25 @@ static void queue_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct queue *q = arg;
+	if (q->recording || !q->done)
+		return;  /* queue_recorded flushes again */
 	size_t n = 0;
 	for (struct qmsg *m = q->done; m; m = m->next)
 		n++;
-	const struct spool_env **envs = calloc(n ? n : 1, sizeof *envs);
-	if (!envs)
+	q->rec_envs = calloc(n, sizeof *q->rec_envs);
+	if (!q->rec_envs)
 		abort();
 	n = 0;
 	for (struct qmsg *m = q->done; m; m = m->next) {
 		queue_reports(q, m);
-		envs[n++] = &m->env;
+		q->rec_envs[n++] = &m->env;
 	}
-	int err = n ? spool_update_many(q->spool, envs, n) : 0;
-	free(envs);
-	while (q->done) {
-		struct qmsg *m = q->done;
-		q->done = m->next;
-		if (err)
-			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
-		else if (queue_finished(&m->env))
-			log_info("%s: removed", m->env.qid);
-		queue_msg_free(m);
-	}
-	queue_scan(q);
+	q->recording = q->done;
+	q->done = NULL;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_pending = true;
+	pthread_mutex_unlock(&q->rec_mu);
+	spool_update_many_async(q->spool, q->rec_envs, n, queue_recorded_writer, q);
 }
 
 /* ---- destinations and connections ---- */
@@ -665,6 +707,9 @@ static bool queue_inflight(struct queue *q, const char *qid)
 	for (struct qmsg *m = q->done; m; m = m->next)
 		if (!strcmp(m->env.qid, qid))
 			return true;
+	for (struct qmsg *m = q->recording; m; m = m->next)
+		if (!strcmp(m->env.qid, qid))
+			return true;
 	return false;
 }
 
@@ -773,6 +818,8 @@ struct queue *queue_new(const struct conf *c, const struct policy *p)
 		abort();
 	q->conf = c;
 	q->policy = p;
+	pthread_mutex_init(&q->rec_mu, NULL);
+	pthread_cond_init(&q->rec_cv, NULL);
 	if (!queue_setup(q)) {
 		queue_stop(q);
 		return NULL;
@@ -792,6 +839,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->kick_ev = event_new(q->base, -1, 0, queue_wake_cb, q);
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
+	q->recorded_ev = event_new(q->base, -1, 0, queue_recorded, q);
 	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
@@ -806,6 +854,11 @@ void queue_kick(void *arg)
 
 static void queue_free_all(struct queue *q)
 {
+	pthread_mutex_lock(&q->rec_mu);   /* the writer may still hold a batch */
+	while (q->rec_pending)
+		pthread_cond_wait(&q->rec_cv, &q->rec_mu);
+	pthread_mutex_unlock(&q->rec_mu);
+	free(q->rec_envs);
 	dns_free(q->dns);
 	for (size_t i = 0; i < q->nconns; i++) {
 		smtpc_destroy(q->conns[i]->c);
@@ -819,15 +872,15 @@ static void queue_free_all(struct queue *q)
 		q->dests = d->next;
 		free(d);
 	}
-	struct qmsg *lists[] = { q->msgs, q->done };
-	for (int i = 0; i < 2; i++)
+	struct qmsg *lists[] = { q->msgs, q->done, q->recording };
+	for (int i = 0; i < 3; i++)
 		while (lists[i]) {
 			struct qmsg *m = lists[i];
 			lists[i] = m->next;
 			queue_msg_free(m);
 		}
-	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev };
-	for (int i = 0; i < 4; i++)
+	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev };
+	for (int i = 0; i < 5; i++)
 		if (evs[i])
 			event_free(evs[i]);
 	event_base_free(q->base);
@@ -848,5 +901,7 @@ void queue_stop(struct queue *q)
 		SSL_CTX_free(q->ssl);
 	free(q->auth_user);
 	free(q->auth_pass);
+	pthread_mutex_destroy(&q->rec_mu);
+	pthread_cond_destroy(&q->rec_cv);
 	free(q);
 }

@@ -28,6 +28,7 @@ struct spool_op {
 	void *ctx;
 	int err;
 	bool sync_done;               /* UPDATE, INJECT: the caller waits for this */
+	void (*on_writer)(void *ctx, int err);  /* asynchronous UPDATE: told on the writer thread */
 };
 
 struct spool_msg {
@@ -323,12 +324,18 @@ static void spool_batch(struct spool *sp, struct spool_op *ops)
 static void spool_dispatch(struct spool *sp, struct spool_op *ops)
 {
 	bool committed = false, async = false;
+	struct spool_op *told = NULL;
 	pthread_mutex_lock(&sp->mu);
 	while (ops) {
 		struct spool_op *op = ops;
 		ops = op->next;
 		op->next = NULL;
 		committed |= (op->type == OP_COMMIT || op->type == OP_INJECT) && !op->err;
+		if (op->on_writer) {
+			op->next = told;
+			told = op;
+			continue;
+		}
 		if (op->type == OP_UPDATE || op->type == OP_INJECT) {
 			op->sync_done = true;
 			continue;
@@ -339,6 +346,12 @@ static void spool_dispatch(struct spool *sp, struct spool_op *ops)
 	}
 	pthread_cond_broadcast(&sp->sync_cv);
 	pthread_mutex_unlock(&sp->mu);
+	while (told) {
+		struct spool_op *op = told;
+		told = op->next;
+		op->on_writer(op->ctx, op->err);
+		free(op);
+	}
 	if (async && sp->notify)
 		sp->notify(sp->notify_ctx);
 	if (committed && sp->commit_hook)
@@ -609,17 +622,15 @@ static int spool_sync(struct spool *sp, struct spool_op *op)
 	return err;
 }
 
-int spool_update_many(struct spool *sp, const struct spool_env *const *envs, size_t n)
+void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
+                             void (*done)(void *ctx, int err), void *ctx)
 {
 	struct spool_op *op = spool_op_new(OP_UPDATE, NULL);
 	op->envs = envs;
 	op->n = n;
-	return spool_sync(sp, op);
-}
-
-int spool_update(struct spool *sp, const struct spool_env *env)
-{
-	return spool_update_many(sp, &env, 1);
+	op->on_writer = done;
+	op->ctx = ctx;
+	spool_enqueue(sp, op);
 }
 
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len)

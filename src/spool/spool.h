@@ -98,11 +98,13 @@ void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
 /* Give the message up: no more callbacks, its chunks are deleted. */
 void spool_msg_abort(struct spool_msg *m);
 
-/* Synchronous (any thread but the writer): record recipients' delivery
- * results; when no recipient is pending any more the message is removed.
- * All n envelopes go in the same group commit. Returns 0 or an errno. */
-int spool_update(struct spool *sp, const struct spool_env *env);
-int spool_update_many(struct spool *sp, const struct spool_env *const *envs, size_t n);
+/* Record recipients' delivery results (any thread but the writer); when no
+ * recipient of a message is pending any more, the message is removed. All
+ * n envelopes go in the same group commit. done(ctx, err) runs on the
+ * writer thread after the commit (so it must only hand the news over, e.g.
+ * event_active); envs must stay valid until then. */
+void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
+                             void (*done)(void *ctx, int err), void *ctx);
 
 /* Synchronous: queue a whole message made here (a delivery report). */
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len);
