@@ -6,7 +6,7 @@ PYTHON ?= /usr/bin/python3
 MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean bench
 
 all: build/build.ninja
 	ninja -C build
@@ -50,3 +50,8 @@ test: test-deps
 
 clean:
 	rm -rf build build-asan
+
+# The benchmark against Postfix, Exim and OpenSMTPD (root; see bench/README.md).
+# BENCH_QUICK=1 for a short run.
+bench: all
+	$(PYTHON) bench/run
