@@ -18,7 +18,7 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench
 
 all: build/build.ninja
 	ninja -C build
@@ -107,3 +107,8 @@ test: test-deps
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# The benchmark against Postfix, Exim and OpenSMTPD (root; see bench/README.md).
+# BENCH_QUICK=1 for a short run.
+bench: all
+	$(PYTHON) bench/run

@@ -112,9 +112,60 @@ static sqlite3 *spool_connect(const char *dir)
 
 /* ---- statements run by the writer ---- */
 
+/* The writer's statements are prepared once and kept (only the writer
+ * thread uses them): preparing each statement per row cost about a fifth of
+ * the writer's time under load. Keyed by the SQL text's address, as every
+ * caller passes a string literal. */
+#define SPOOL_STMTS 16
+static _Thread_local struct { sqlite3 *db; const char *sql; sqlite3_stmt *st; } spool_stmts[SPOOL_STMTS];
+
+static sqlite3_stmt *spool_stmt(sqlite3 *db, const char *sql)
+{
+	for (size_t i = 0; i < SPOOL_STMTS; i++) {
+		if (spool_stmts[i].sql == sql && spool_stmts[i].db == db)
+			return spool_stmts[i].st;
+		if (!spool_stmts[i].sql) {
+			sqlite3_stmt *st = NULL;
+			if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+				return NULL;
+			spool_stmts[i].db = db;
+			spool_stmts[i].sql = sql;
+			spool_stmts[i].st = st;
+			return st;
+		}
+	}
+	sqlite3_stmt *st = NULL;  /* cache full (a bug): prepare, finalized on reset */
+	return sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? st : NULL;
+}
+
+/* Done with a statement from spool_stmt(): reset it for its next use. */
+static void spool_stmt_release(sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < SPOOL_STMTS; i++)
+		if (spool_stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+/* Finalize the cached statements of db (before closing it). */
+static void spool_stmts_free(sqlite3 *db)
+{
+	for (size_t i = 0; i < SPOOL_STMTS; i++)
+		if (spool_stmts[i].db == db) {
+			sqlite3_finalize(spool_stmts[i].st);
+			spool_stmts[i].db = NULL;
+			spool_stmts[i].sql = NULL;
+			spool_stmts[i].st = NULL;
+		}
+}
+
 static int spool_exec_stmt(sqlite3 *db, const char *sql, const char *qid, sqlite3_stmt **out)
 {
-	if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+	*out = spool_stmt(db, sql);
+	if (!*out)
 		return spool_errno(db) ? spool_errno(db) : EIO;
 	if (qid)
 		sqlite3_bind_text(*out, 1, qid, -1, SQLITE_STATIC);
@@ -125,7 +176,7 @@ static int spool_step_done(sqlite3 *db, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	int err = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : spool_errno(db);
-	sqlite3_finalize(st);
+	spool_stmt_release(st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : (err ? err : EIO);
 }
 
@@ -221,7 +272,10 @@ static int spool_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt 
 static int spool_pending_count(sqlite3 *db, const char *qid, long *n)
 {
 	sqlite3_stmt *st;
-	int err = spool_exec_stmt(db, "SELECT COUNT(*) FROM rcpt WHERE qid=? AND status=0", qid, &st);
+	/* "+status": look the message up by its primary key; without the "+",
+	 * SQLite picks rcpt_due(status) and counts through every pending
+	 * recipient of the spool for each message delivered. */
+	int err = spool_exec_stmt(db, "SELECT COUNT(*) FROM rcpt WHERE qid=? AND +status=0", qid, &st);
 	if (err)
 		return err;
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -229,7 +283,7 @@ static int spool_pending_count(sqlite3 *db, const char *qid, long *n)
 	} else {
 		*n = (long)sqlite3_column_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	spool_stmt_release(st);
 	return err;
 }
 
@@ -374,6 +428,7 @@ static void *spool_writer(void *arg)
 		spool_batch(sp, ops);
 		spool_dispatch(sp, ops);
 	}
+	spool_stmts_free(sp->db);
 	return NULL;
 }
 

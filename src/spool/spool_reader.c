@@ -12,8 +12,13 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 
+#define SPOOL_READER_STMTS 12
+
 struct spool_reader {
 	sqlite3 *db;
+	/* Statements prepared once and reused (keyed by the SQL literal's
+	 * address): the delivery thread runs the same few per message. */
+	struct { const char *sql; sqlite3_stmt *st; } stmts[SPOOL_READER_STMTS];
 };
 
 struct spool_reader *spool_reader_open(const char *dir)
@@ -41,33 +46,71 @@ void spool_reader_close(struct spool_reader *r)
 {
 	if (!r)
 		return;
+	for (size_t i = 0; i < SPOOL_READER_STMTS; i++)
+		sqlite3_finalize(r->stmts[i].st);
 	sqlite3_close(r->db);
 	free(r);
 }
 
+/* The cached statement for sql; a fresh one (finalized by
+ * spool_reader_done) if the cached one is still in use or the cache is full. */
 static sqlite3_stmt *spool_reader_prepare(struct spool_reader *r, const char *sql)
 {
+	size_t i = 0;
+	while (i < SPOOL_READER_STMTS && r->stmts[i].sql && r->stmts[i].sql != sql)
+		i++;
+	if (i < SPOOL_READER_STMTS && r->stmts[i].sql && !sqlite3_stmt_busy(r->stmts[i].st))
+		return r->stmts[i].st;
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	bool keep = i < SPOOL_READER_STMTS && !r->stmts[i].sql;
+	if (sqlite3_prepare_v3(r->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+	                       NULL) != SQLITE_OK) {
 		log_error("spool: %s: %s", sql, sqlite3_errmsg(r->db));
+		sqlite3_finalize(st);
 		return NULL;
 	}
+	if (keep) {
+		r->stmts[i].sql = sql;
+		r->stmts[i].st = st;
+	}
 	return st;
+}
+
+/* Done with a statement of spool_reader_prepare (NULL is fine). */
+static void spool_reader_done(struct spool_reader *r, sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < SPOOL_READER_STMTS; i++)
+		if (r->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	spool_reader_done(r, st);
 }
 
 size_t spool_reader_due(struct spool_reader *r, int64_t now,
                         char (*qids)[UTIL_QID_LEN + 1], size_t max)
 {
+	/* Walks rcpt_due in next_try order and stops after max rows: the cost
+	 * is the batch, not the backlog (DISTINCT ... ORDER BY qid sorted every
+	 * due recipient of the spool on each scan). A message's recipients are
+	 * adjacent rows, so repeats are dropped here. */
 	sqlite3_stmt *st = spool_reader_prepare(r,
-		"SELECT DISTINCT qid FROM rcpt WHERE status=0 AND next_try<=? ORDER BY qid LIMIT ?");
+		"SELECT qid FROM rcpt WHERE status=0 AND next_try<=? LIMIT ?");
 	if (!st)
 		return 0;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	size_t n = 0;
-	while (n < max && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(qids[n++], UTIL_QID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		const char *q = (const char *)sqlite3_column_text(st, 0);
+		if (!q || (n && !strcmp(qids[n - 1], q)))
+			continue;
+		snprintf(qids[n++], UTIL_QID_LEN + 1, "%s", q);
+	}
+	spool_reader_done(r, st);
 	return n;
 }
 
@@ -77,7 +120,7 @@ int64_t spool_reader_next_due(struct spool_reader *r)
 	int64_t t = -1;
 	if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		t = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return t;
 }
 
@@ -87,7 +130,7 @@ long spool_reader_count(struct spool_reader *r)
 	long n = -1;
 	if (st && sqlite3_step(st) == SQLITE_ROW)
 		n = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return n;
 }
 
@@ -120,7 +163,7 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 		e->helo = spool_reader_col(st, 7);
 		err = 0;
 	}
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return err;
 }
 
@@ -159,7 +202,7 @@ static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct sp
 		}
 		spool_reader_rcpt_row(st, &e->rcpt[e->nrcpt++]);
 	}
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return 0;
 }
 
@@ -195,7 +238,7 @@ int spool_reader_body(struct spool_reader *r, const char *qid,
 	}
 	if (!err && rc != SQLITE_DONE)
 		err = EIO;
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return err;
 }
 
@@ -212,6 +255,6 @@ int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, st
 		buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
 	else
 		err = rc == SQLITE_DONE ? ENOENT : EIO;
-	sqlite3_finalize(st);
+	spool_reader_done(r, st);
 	return err;
 }

@@ -1,0 +1,230 @@
+/* sink: a small counting SMTP sink for the benchmark (the final destination
+ * every server under test relays to).
+ *
+ *   sink ADDR:PORT
+ *
+ * Single-threaded epoll, any number of connections, PIPELINING. It accepts
+ * every MAIL/RCPT, reads DATA up to CRLF.CRLF and answers 250; it keeps
+ * nothing. It counts completed transactions (messages), recipients and
+ * octets. Two extra commands serve the benchmark driver on any connection:
+ *   XCOUNT  -> "250 <messages> <recipients> <octets> <connections>"
+ *   XRESET  -> zeroes the counters, "250 reset"
+ * Loopback only: it refuses to bind anything outside 127.0.0.0/8.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LINE_MAX_ 4096
+#define OUT_MAX 65536
+
+struct conn {
+	int fd;
+	int in_data;           /* reading message data */
+	int data;              /* matching state of CRLF.CRLF */
+	size_t llen;
+	size_t olen;
+	char line[LINE_MAX_];
+	char out[OUT_MAX];
+};
+
+static unsigned long long n_msgs, n_rcpts, n_octets, n_conns;
+
+static void reply(struct conn *c, const char *s)
+{
+	size_t n = strlen(s);
+	if (c->olen + n <= OUT_MAX) {
+		memcpy(c->out + c->olen, s, n);
+		c->olen += n;
+	}
+}
+
+static void command(struct conn *c, char *l)
+{
+	char buf[160];
+	if (!strncasecmp(l, "EHLO", 4))
+		reply(c, "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n");
+	else if (!strncasecmp(l, "HELO", 4) || !strncasecmp(l, "LHLO", 4))
+		reply(c, "250 sink\r\n");
+	else if (!strncasecmp(l, "MAIL", 4))
+		reply(c, "250 2.1.0 Ok\r\n");
+	else if (!strncasecmp(l, "RCPT", 4)) {
+		n_rcpts++;
+		reply(c, "250 2.1.5 Ok\r\n");
+	} else if (!strncasecmp(l, "DATA", 4)) {
+		c->in_data = 1;
+		c->data = 2;  /* as if CRLF had just been seen */
+		reply(c, "354 go ahead\r\n");
+	} else if (!strncasecmp(l, "RSET", 4) || !strncasecmp(l, "NOOP", 4))
+		reply(c, "250 2.0.0 Ok\r\n");
+	else if (!strncasecmp(l, "QUIT", 4))
+		reply(c, "221 2.0.0 Bye\r\n");
+	else if (!strncasecmp(l, "XCOUNT", 6)) {
+		snprintf(buf, sizeof buf, "250 %llu %llu %llu %llu\r\n", n_msgs, n_rcpts, n_octets,
+		         n_conns);
+		reply(c, buf);
+	} else if (!strncasecmp(l, "XRESET", 6)) {
+		n_msgs = n_rcpts = n_octets = n_conns = 0;
+		reply(c, "250 reset\r\n");
+	} else
+		reply(c, "502 5.5.2 unknown\r\n");
+}
+
+/* DATA states: 0 in a line, 1 saw CR, 2 at line start, 3 saw ".", 4 saw ".CR" */
+static size_t data_feed(struct conn *c, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		switch (c->data) {
+		case 1: c->data = ch == '\n' ? 2 : ch == '\r' ? 1 : 0; break;
+		case 2: c->data = ch == '.' ? 3 : ch == '\r' ? 1 : 0; break;
+		case 3: c->data = ch == '\r' ? 4 : 0; break;
+		case 4:
+			if (ch == '\n') {
+				c->in_data = 0;
+				c->data = 0;
+				n_msgs++;
+				n_octets += i + 1;
+				reply(c, "250 2.0.0 Ok: queued\r\n");
+				return i + 1;
+			}
+			c->data = ch == '\r' ? 1 : 0;
+			break;
+		default: c->data = ch == '\r' ? 1 : 0; break;
+		}
+	}
+	n_octets += n;
+	return n;
+}
+
+static int input(struct conn *c, const char *p, size_t n)
+{
+	int quit = 0;
+	while (n) {
+		if (c->in_data) {
+			size_t used = data_feed(c, p, n);
+			p += used;
+			n -= used;
+			continue;
+		}
+		const char *lf = memchr(p, '\n', n);
+		size_t take = lf ? (size_t)(lf - p) + 1 : n;
+		if (c->llen + take < LINE_MAX_) {
+			memcpy(c->line + c->llen, p, take);
+			c->llen += take;
+		} else {
+			c->llen = 0;  /* overlong: dropped */
+		}
+		p += take;
+		n -= take;
+		if (lf && c->llen) {
+			c->line[c->llen] = '\0';
+			quit |= !strncasecmp(c->line, "QUIT", 4);
+			command(c, c->line);
+			c->llen = 0;
+		}
+	}
+	return quit;
+}
+
+static int flush_out(struct conn *c)
+{
+	size_t off = 0;
+	while (off < c->olen) {
+		ssize_t w = write(c->fd, c->out + off, c->olen - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		off += (size_t)w;
+	}
+	memmove(c->out, c->out + off, c->olen - off);
+	c->olen -= off;
+	return 0;
+}
+
+static void drop(int ep, struct conn *c)
+{
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2 || !strchr(argv[1], ':')) {
+		fprintf(stderr, "usage: sink 127.0.0.1:PORT\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	char host[64];
+	snprintf(host, sizeof host, "%.*s", (int)(strchr(argv[1], ':') - argv[1]), argv[1]);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	                          .sin_port = htons((unsigned short)atoi(strchr(argv[1], ':') + 1)) };
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
+		fprintf(stderr, "sink: loopback (127.0.0.0/8) addresses only\n");
+		return 2;
+	}
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 4096)) {
+		perror("sink: bind");
+		return 2;
+	}
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	static struct epoll_event evs[256];
+	static char rbuf[256 * 1024];
+	for (;;) {
+		int k = epoll_wait(ep, evs, 256, -1);
+		for (int i = 0; i < k; i++) {
+			struct conn *c = evs[i].data.ptr;
+			if (!c) {
+				int fd;
+				while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+					struct conn *nc = calloc(1, sizeof *nc);
+					if (!nc) {
+						close(fd);
+						continue;
+					}
+					nc->fd = fd;
+					n_conns++;
+					struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = nc };
+					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+					reply(nc, "220 sink ESMTP\r\n");
+					flush_out(nc);
+				}
+				continue;
+			}
+			int quit = 0, gone = 0;
+			for (;;) {
+				ssize_t r = read(c->fd, rbuf, sizeof rbuf);
+				if (r > 0) {
+					quit |= input(c, rbuf, (size_t)r);
+					if ((size_t)r < sizeof rbuf)
+						break;
+					continue;
+				}
+				if (r < 0 && errno == EINTR)
+					continue;
+				gone = r == 0 || errno != EAGAIN;
+				break;
+			}
+			if (flush_out(c) < 0 || quit || gone)
+				drop(ep, c);
+		}
+	}
+}
