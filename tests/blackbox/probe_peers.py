@@ -139,7 +139,7 @@ protocols =
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
@@ -166,7 +166,7 @@ class Postfix:
     users {address: password}. Relays for mynetworks and logged-in
     clients. Accepted mail is discarded."""
 
-    def __init__(self, users, mynetworks="127.0.0.2/32"):
+    def __init__(self, users, mynetworks="127.0.0.2/32", mechanisms="plain login"):
         # Postfix daemons drop to the postfix user: the directory must be
         # reachable for it, unlike pytest's 0700 tmp_path.
         import tempfile
@@ -177,7 +177,7 @@ class Postfix:
         self.cert = self.dir / "cert.pem"
         self.master = self.dovecot = None
         v = dict(dir=self.dir, port=self.port, auth_port=self.auth_port,
-                 mynetworks=mynetworks)
+                 mynetworks=mynetworks, mechanisms=mechanisms)
         for sub in ("conf", "queue", "data", "dovecot"):
             (self.dir / sub).mkdir()
         shutil.chown(self.dir / "data", "postfix")

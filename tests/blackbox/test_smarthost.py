@@ -3,6 +3,9 @@ goes to relayhost, tern logs in with relayhost_auth (AUTH PLAIN or LOGIN),
 never before TLS. The smarthost is another ternd with a submission listener,
 a certificate and a users file (the security tests' fixtures)."""
 
+import os
+import time
+
 import pytest
 
 from conftest import crlf
@@ -86,3 +89,25 @@ def test_tls_verify_refuses_an_untrusted_certificate(ternd, tmp_path, smarthost)
     assert "certificate verif" in s.log() or "TLS error" in s.log(), s.log()
     assert "%s: removed" % qid not in s.log()
     assert smarthost.messages("bob@dest.example") == []
+
+
+def test_smarthost_auth_login_with_a_real_postfix(ternd, tmp_path):
+    """A smarthost that offers only AUTH LOGIN (Postfix with Dovecot SASL):
+    tern logs in with the username/password prompts and relays."""
+    from probe_peers import Postfix
+    if os.geteuid() != 0:
+        pytest.skip("a private Postfix needs root")
+    pf = Postfix({USER: PASSWORD}, mechanisms="login")
+    try:
+        s = ternd(tmp=tmp_path / "sender", relay_networks="127.0.0.0/8",
+                  relayhost="127.0.0.1:%d" % pf.port, relayhost_auth="%s:%s" % (USER, PASSWORD))
+        s.make_maildir(USER)
+        send(s, ["bob@far.example"], crlf("Subject: login", "", "auth-login"), sender=USER)
+        wait_log(s, "status=sent")
+        assert "said: 250" in s.log()
+        deadline = time.monotonic() + 10
+        while "sasl_method=LOGIN" not in pf.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "sasl_method=LOGIN, sasl_username=%s" % USER in pf.log()
+    finally:
+        pf.stop()
