@@ -119,14 +119,6 @@ static int64_t queue_backoff(const struct conf *c, unsigned attempts)
 	return (int64_t)(d < c->retry_max ? d : c->retry_max);
 }
 
-static char *queue_strdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-	if (!d)
-		abort();
-	return d;
-}
-
 static void queue_report(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const char *action)
 {
 	if (!dsn_wanted(&m->env, r, k))
@@ -163,7 +155,7 @@ static void queue_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 		snprintf(why, sizeof why, "4.4.7 message expired after %llds in the queue; last error: %s",
 		         (long long)age, r->last_reply);
 		free(r->last_reply);
-		r->last_reply = queue_strdup(why);
+		r->last_reply = util_xstrdup(why);
 		r->status = SPOOL_FAILED;
 		queue_log(m, r, "expired");
 		queue_report(m, DSN_FAILED, r, "failed");
@@ -183,9 +175,9 @@ static void queue_apply(struct queue *q, struct qmsg *m, unsigned i,
 	struct spool_rcpt *r = &m->env.rcpt[i];
 	r->attempts++;
 	free(r->last_reply);
-	r->last_reply = queue_strdup(res->reply);
+	r->last_reply = util_xstrdup(res->reply);
 	free(r->remote_mta);
-	r->remote_mta = queue_strdup(remote);
+	r->remote_mta = util_xstrdup(remote);
 	if (res->status == DELIVER_OK) {
 		r->status = SPOOL_DELIVERED;
 		queue_log(m, r, "sent");
@@ -826,7 +818,7 @@ static bool queue_setup(struct queue *q)
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
 		q->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
-		q->auth_pass = queue_strdup(colon + 1);
+		q->auth_pass = util_xstrdup(colon + 1);
 	}
 	return true;
 }

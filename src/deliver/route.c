@@ -20,27 +20,6 @@ struct route_map {
 	struct route_entry *v;
 };
 
-bool route_hostport(const char *s, char *host, size_t n, unsigned *port)
-{
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon == s || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		return false;
-	long p = strtol(colon + 1, NULL, 10);
-	size_t len = (size_t)(colon - s);
-	if (p < 1 || p > 65535)
-		return false;
-	if (s[0] == '[' && colon[-1] == ']') {  /* [2001:db8::1]:25 */
-		s++;
-		len -= 2;
-	}
-	if (len == 0 || len >= n)
-		return false;
-	memcpy(host, s, len);
-	host[len] = '\0';
-	*port = (unsigned)p;
-	return true;
-}
-
 static int route_map_line(void *ctx, char *t, const char *origin)
 {
 	struct route_map *m = ctx;
@@ -49,7 +28,7 @@ static int route_map_line(void *ctx, char *t, const char *origin)
 	t[dl] = '\0';
 	char host[256];
 	unsigned port;
-	if (!*target || dl >= sizeof m->v[0].domain || !route_hostport(target, host, sizeof host, &port)) {
+	if (!*target || dl >= sizeof m->v[0].domain || !util_hostport(target, host, sizeof host, &port)) {
 		fprintf(stderr, "%s: expected 'domain host:port'\n", origin);
 		return 1;
 	}
@@ -96,7 +75,7 @@ static bool route_host(struct route *r, const char *hostport, bool lmtp, bool au
 	r->kind = ROUTE_HOST;
 	r->lmtp = lmtp;
 	r->auth = auth;
-	if (!route_hostport(hostport, r->name, sizeof r->name, &r->port))
+	if (!util_hostport(hostport, r->name, sizeof r->name, &r->port))
 		return false;
 	snprintf(r->key, sizeof r->key, "%s:%s:%u", lmtp ? "lmtp" : "smtp", r->name, r->port);
 	return true;

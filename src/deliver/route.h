@@ -28,9 +28,6 @@ struct route_map;
 struct route_map *route_map_load(const char *path, int *bad);
 void route_map_free(struct route_map *m);
 
-/* Split "host:port" or "[v6]:port"; false when malformed. */
-bool route_hostport(const char *s, char *host, size_t n, unsigned *port);
-
 /* The route of a non-local recipient address "local@domain". */
 bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,
                struct route *out);

@@ -36,14 +36,6 @@ static void *aliases_xrealloc(void *p, size_t n, size_t size)
 	return p;
 }
 
-static char *aliases_xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
-
 static bool aliases_key_valid(const char *k)
 {
 	struct addr a;
@@ -73,7 +65,7 @@ static int aliases_targets(struct alias *al, char *list, const char *origin)
 			return 1;
 		}
 		al->targets = aliases_xrealloc(al->targets, al->n + 1, sizeof *al->targets);
-		al->targets[al->n++] = aliases_xstrdup(t);
+		al->targets[al->n++] = util_xstrdup(t);
 	}
 	return 0;
 }
@@ -100,7 +92,7 @@ static int aliases_line(void *ctx, char *t, const char *origin)
 		fprintf(stderr, "%s: bad alias name '%s'\n", origin, key);
 		return 1;
 	}
-	struct alias al = { aliases_xstrdup(key), 0, NULL };
+	struct alias al = { util_xstrdup(key), 0, NULL };
 	util_lower(al.key);
 	if (aliases_targets(&al, colon + 1, origin) || al.n == 0) {
 		if (al.n == 0)

@@ -95,14 +95,6 @@ static void conf_list_clear(struct conf_list *l)
 	l->n = 0;
 }
 
-static char *conf_strdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
-
 bool conf_parse_duration(const char *s, unsigned *out)
 {
 	char *end;
@@ -163,7 +155,7 @@ static bool conf_parse_bool(const char *s, bool *out)
 /* Split a comma-separated list, trimming each item; calls fn per item. */
 static int conf_split(const char *value, int (*fn)(void *, const char *), void *ctx)
 {
-	char *copy = conf_strdup(value);
+	char *copy = util_xstrdup(value);
 	int bad = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -180,7 +172,7 @@ static int conf_add_item(void *ctx, const char *item)
 	struct conf_list *l = ctx;
 	if (l->n >= CONF_LIST_MAX)
 		return 1;
-	l->v[l->n++] = conf_strdup(item);
+	l->v[l->n++] = util_xstrdup(item);
 	return 0;
 }
 
@@ -212,7 +204,7 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 	switch (k->type) {
 	case T_STR:
 		free(*(char **)f);
-		*(char **)f = conf_strdup(value);
+		*(char **)f = util_xstrdup(value);
 		return true;
 	case T_LIST:
 		conf_list_clear(f);
@@ -236,7 +228,7 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		if (lvl < 0)
 			return false;
 		free(*(char **)f);
-		*(char **)f = conf_strdup(value);
+		*(char **)f = util_xstrdup(value);
 		return true;
 	}
 	return false;
@@ -280,7 +272,7 @@ static void conf_default_hostname(struct conf *c)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
 	util_lower(host);
-	c->hostname = conf_strdup(host);
+	c->hostname = util_xstrdup(host);
 }
 
 void conf_defaults(struct conf *c)
@@ -359,11 +351,13 @@ static bool conf_addr_valid(const char *spec)
 	return inet_pton(AF_INET, host, sa) == 1;
 }
 
+/* The same parser route.c uses at delivery, so -n refuses what would
+ * fail there. */
 static bool conf_hostport_valid(const char *s)
 {
-	const char *colon = strrchr(s, ':');
-	return colon && colon != s && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
-	       atoi(colon + 1) > 0 && atoi(colon + 1) < 65536;
+	char host[256];
+	unsigned port;
+	return util_hostport(s, host, sizeof host, &port);
 }
 
 static int conf_finish_delivery(struct conf *c)
@@ -513,7 +507,7 @@ int conf_finish(struct conf *c)
 	if (!c->postmaster_address) {
 		struct buf b = BUF_INIT;
 		buf_printf(&b, "postmaster@%s", c->hostname);
-		c->postmaster_address = conf_strdup(buf_cstr(&b));
+		c->postmaster_address = util_xstrdup(buf_cstr(&b));
 		buf_free(&b);
 	}
 	struct addr a;

@@ -127,6 +127,35 @@ int util_each_line(const char *path, const char *what, unsigned flags,
 	return bad;
 }
 
+char *util_xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+	if (!d)
+		abort();
+	return d;
+}
+
+bool util_hostport(const char *s, char *host, size_t n, unsigned *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return false;
+	long p = strtol(colon + 1, NULL, 10);
+	size_t len = (size_t)(colon - s);
+	if (p < 1 || p > 65535)
+		return false;
+	if (s[0] == '[' && colon[-1] == ']') {  /* [2001:db8::1]:25 */
+		s++;
+		len -= 2;
+	}
+	if (len == 0 || len >= n)
+		return false;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	*port = (unsigned)p;
+	return true;
+}
+
 uint64_t util_now_ms(void)
 {
 	struct timespec ts;

@@ -42,6 +42,15 @@ enum { UTIL_LINES_COMMENTS = 1, UTIL_LINES_SECRET = 2 };
 int util_each_line(const char *path, const char *what, unsigned flags,
                    int (*fn)(void *ctx, char *line, const char *origin), void *ctx);
 
+/* strdup that aborts when memory runs out (a bug-level condition here);
+ * NULL copies as "". */
+char *util_xstrdup(const char *s);
+
+/* Split "host:port" or "[v6]:port" (port 1..65535) into host (room for n)
+ * and port; false when malformed. The one parser for relayhost,
+ * lmtp_host and transport_map targets, at start-up and at delivery. */
+bool util_hostport(const char *s, char *host, size_t n, unsigned *port);
+
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
 

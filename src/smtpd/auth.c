@@ -166,10 +166,8 @@ static void auth_users_add(struct auth_users *u, const char *name, const char *s
 		if (!u->v)
 			abort();
 	}
-	u->v[u->n].name = strdup(name);
-	u->v[u->n].stored = strdup(stored);
-	if (!u->v[u->n].name || !u->v[u->n].stored)
-		abort();
+	u->v[u->n].name = util_xstrdup(name);
+	u->v[u->n].stored = util_xstrdup(stored);
 	u->n++;
 }
 

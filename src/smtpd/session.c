@@ -296,14 +296,6 @@ static void session_reset(struct session *s)
 	s->state = ST_CMD;
 }
 
-static char *session_strdup(const char *p)
-{
-	char *d = strdup(p);
-	if (!d)
-		abort();
-	return d;
-}
-
 static void session_tx_add(struct tx *tx, const char *orig, const struct policy_target *t,
                            const struct parse_rcpt_params *rp)
 {
@@ -316,11 +308,11 @@ static void session_tx_add(struct tx *tx, const char *orig, const struct policy_
 	struct spool_rcpt *r = &tx->rcpt[tx->nrcpt];
 	memset(r, 0, sizeof *r);
 	r->idx = (unsigned)tx->nrcpt++;
-	r->orig = session_strdup(orig);
-	r->addr = session_strdup(t->addr);
+	r->orig = util_xstrdup(orig);
+	r->addr = util_xstrdup(t->addr);
 	r->transport = t->transport;
 	r->notify = rp->notify;
-	r->orcpt = session_strdup(rp->orcpt);
+	r->orcpt = util_xstrdup(rp->orcpt);
 	r->status = SPOOL_PENDING;
 }
 

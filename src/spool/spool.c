@@ -608,34 +608,26 @@ int spool_msg_error(const struct spool_msg *m)
 	return m->err;
 }
 
-static char *spool_strdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-	if (!d)
-		abort();
-	return d;
-}
-
 static struct spool_env *spool_env_copy(const struct spool_env *e)
 {
 	struct spool_env *c = calloc(1, sizeof *c);
 	if (!c)
 		abort();
 	*c = *e;
-	c->sender = spool_strdup(e->sender);
-	c->envid = spool_strdup(e->envid);
-	c->client = spool_strdup(e->client);
-	c->helo = spool_strdup(e->helo);
+	c->sender = util_xstrdup(e->sender);
+	c->envid = util_xstrdup(e->envid);
+	c->client = util_xstrdup(e->client);
+	c->helo = util_xstrdup(e->helo);
 	c->rcpt = calloc(e->nrcpt ? e->nrcpt : 1, sizeof *c->rcpt);
 	if (!c->rcpt)
 		abort();
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		c->rcpt[i] = e->rcpt[i];
-		c->rcpt[i].orig = spool_strdup(e->rcpt[i].orig);
-		c->rcpt[i].addr = spool_strdup(e->rcpt[i].addr);
-		c->rcpt[i].orcpt = spool_strdup(e->rcpt[i].orcpt);
-		c->rcpt[i].last_reply = spool_strdup(e->rcpt[i].last_reply);
-		c->rcpt[i].remote_mta = spool_strdup(e->rcpt[i].remote_mta);
+		c->rcpt[i].orig = util_xstrdup(e->rcpt[i].orig);
+		c->rcpt[i].addr = util_xstrdup(e->rcpt[i].addr);
+		c->rcpt[i].orcpt = util_xstrdup(e->rcpt[i].orcpt);
+		c->rcpt[i].last_reply = util_xstrdup(e->rcpt[i].last_reply);
+		c->rcpt[i].remote_mta = util_xstrdup(e->rcpt[i].remote_mta);
 	}
 	return c;
 }

@@ -136,11 +136,7 @@ long spool_reader_count(struct spool_reader *r)
 
 static char *spool_reader_col(sqlite3_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	char *s = strdup(t ? (const char *)t : "");
-	if (!s)
-		abort();
-	return s;
+	return util_xstrdup((const char *)sqlite3_column_text(st, i));
 }
 
 static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)

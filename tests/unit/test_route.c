@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "deliver/route.h"
+#include "lib/util.h"
 #include "spool/spool.h"
 
 static void test_hostport(void **state)
@@ -27,7 +28,7 @@ static void test_hostport(void **state)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char host[256];
 		unsigned port = 0;
-		bool ok = route_hostport(rows[i].in, host, sizeof host, &port);
+		bool ok = util_hostport(rows[i].in, host, sizeof host, &port);
 		if (ok != rows[i].ok)
 			fail_msg("'%s': ok=%d, want %d", rows[i].in, ok, rows[i].ok);
 		if (ok) {
