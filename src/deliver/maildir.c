@@ -131,7 +131,7 @@ static int maildir_write(int fd, struct spool_reader *r, const struct spool_env 
 	struct maildir_out o = { fd, BUF_INIT, false, 0 };
 	/* RFC 5321 4.4: Return-Path is added at final delivery. */
 	buf_printf(&o.buf, "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, rcpt->addr);
-	int err = spool_reader_body(r, e->qid, maildir_body, &o);
+	int err = spool_reader_body(r, e, maildir_body, &o);
 	if (o.cr)
 		buf_putc(&o.buf, '\r');
 	if (!err && !o.err)

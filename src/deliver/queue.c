@@ -197,12 +197,12 @@ static void queue_apply(struct queue *q, struct qmsg *m, unsigned i,
 
 /* ---- reports ---- */
 
-static bool queue_read_body(struct queue *q, const char *qid, struct buf *out)
+static bool queue_read_body(struct queue *q, const struct spool_env *env, struct buf *out)
 {
 	struct buf chunk = BUF_INIT;
 	int err = 0;
 	for (unsigned seq = 0; out->len <= DSN_RETURN_MAX; seq++) {
-		err = spool_reader_chunk(q->reader, qid, seq, &chunk);
+		err = spool_reader_chunk(q->reader, env, seq, &chunk);
 		if (err)
 			break;
 		buf_append(out, chunk.data, chunk.len);
@@ -270,7 +270,7 @@ static void queue_reports(struct queue *q, struct qmsg *m)
 	if (!m->nrep[0] && !m->nrep[1] && !m->nrep[2])
 		return;
 	struct buf content = BUF_INIT;
-	if (!queue_read_body(q, m->env.qid, &content))
+	if (!queue_read_body(q, &m->env, &content))
 		log_warn("%s: cannot read the message for its report", m->env.qid);
 	for (int k = 0; k < 3; k++)
 		if (m->nrep[k])

@@ -259,20 +259,27 @@ static void smtpc_job_done(struct smtpc *c)
 	c->cbs.done(c, job, c->cbs.ctx);
 }
 
-/* Dot-stuff one chunk into the output (RFC 5321 4.5.2). */
+/* Dot-stuff one chunk into the output (RFC 5321 4.5.2): the bytes go out
+ * in runs that end only before a line that starts with a dot (one
+ * evbuffer_add per line before). */
 static void smtpc_stuff(struct smtpc *c, const char *p, size_t n)
 {
+	if (n == 0)
+		return;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t i = 0;
-	while (i < n) {
-		if (c->bol && p[i] == '.')
+	if (c->bol && p[0] == '.')
+		evbuffer_add(out, ".", 1);
+	size_t run = 0, i = 0;
+	for (const char *lf; (lf = memchr(p + i, '\n', n - i));) {
+		i = (size_t)(lf - p) + 1;   /* the start of the next line */
+		if (i < n && p[i] == '.') {
+			evbuffer_add(out, p + run, i - run);
 			evbuffer_add(out, ".", 1);
-		const char *lf = memchr(p + i, '\n', n - i);
-		size_t end = lf ? (size_t)(lf - p) + 1 : n;
-		evbuffer_add(out, p + i, end - i);
-		c->bol = lf != NULL;
-		i = end;
+			run = i;
+		}
 	}
+	evbuffer_add(out, p + run, n - run);
+	c->bol = p[n - 1] == '\n';
 }
 
 /* Push body chunks until the output holds enough; then the final dot. */
@@ -280,7 +287,7 @@ static void smtpc_body(struct smtpc *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	while (!c->body_done && evbuffer_get_length(out) < SMTPC_BODY_LOW) {
-		int err = spool_reader_chunk(c->job->reader, c->job->env->qid, c->seq++, &c->chunk);
+		int err = spool_reader_chunk(c->job->reader, c->job->env, c->seq++, &c->chunk);
 		if (err == ENOENT) {
 			c->body_done = true;
 			if (!c->bol)

@@ -45,12 +45,16 @@ static void data_count(struct data_parser *d, size_t n)
 }
 
 /* Skip ordinary line bytes starting at i; returns the index of the next
- * CR or LF, or n. */
+ * CR or LF, or n. Two memchr() passes (the LF one only up to the CR) run
+ * many bytes per step where a byte loop ran one (data_feed was 9% of
+ * ternd's CPU time with 1 MiB messages). */
 static size_t data_span(struct data_parser *d, const char *p, size_t i, size_t n)
 {
-	size_t j = i;
-	while (j < n && p[j] != '\r' && p[j] != '\n')
-		j++;
+	const char *cr = memchr(p + i, '\r', n - i);
+	size_t j = cr ? (size_t)(cr - p) : n;
+	const char *lf = memchr(p + i, '\n', j - i);
+	if (lf)
+		j = (size_t)(lf - p);
 	data_count(d, j - i);
 	return j;
 }

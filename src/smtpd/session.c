@@ -33,6 +33,7 @@
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
+#define SESSION_READ_MAX (128 * 1024)    /* per read(); libevent reads 16 KiB by default */
 #define SESSION_OUTPUT_HIGH (64 * 1024)  /* stop reading while replies pile up */
 #define SESSION_HELO_MAX 255
 
@@ -696,6 +697,7 @@ static void session_start_tls(struct session *s)
 	s->greeted = s->esmtp = s->authed = false;
 	s->helo[0] = s->user[0] = '\0';
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
 	session_set_timeout(s, s->srv->conf->command_timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -1164,6 +1166,7 @@ static void session_begin(struct session *s)
 		s->bev = tls;
 		s->tls = s->tls_layer = true;
 		bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
 		bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
 		session_set_timeout(s, s->srv->conf->command_timeout);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -1232,6 +1235,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	srv->sessions = s;
 	srv->nsessions++;
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
 	session_set_timeout(s, srv->conf->command_timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);

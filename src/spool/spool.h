@@ -8,8 +8,14 @@
  *
  * Messages stream in: spool_msg_write() buffers up to SPOOL_CHUNK bytes,
  * then hands a chunk to the writer; the envelope row is written with the
- * last chunk in spool_msg_commit(). Chunks without an envelope row (a crash
- * or a disconnect mid-DATA) are orphans, removed on the next start.
+ * last chunk in spool_msg_commit(). A message that fits in one chunk is
+ * stored in the database (one row); a longer one in its own file,
+ * spool_dir/body/<qid>, synced before its envelope row commits. Chunks and
+ * files without an envelope row (a crash or a disconnect mid-DATA) are
+ * orphans, removed on the next start.
+ *
+ * Recorded delivery results (spool_update_many_async) are lazy: they wait
+ * briefly for a commit that a new message needs and share its fsync.
  *
  * Completions of asynchronous operations run on the caller's thread, in
  * spool_run_completions(), which the caller runs when the notify callback
@@ -58,6 +64,7 @@ struct spool_env {
 	int64_t arrival;     /* unix seconds */
 	char *client;        /* "[ip]" */
 	char *helo;
+	bool body_file;      /* the body is in spool_dir/body/<qid> (set by the spool) */
 	size_t nrcpt;
 	struct spool_rcpt *rcpt;
 };
@@ -98,8 +105,9 @@ void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
 /* Give the message up: no more callbacks, its chunks are deleted. */
 void spool_msg_abort(struct spool_msg *m);
 
-/* Record recipients' delivery results (any thread but the writer); when no
- * recipient of a message is pending any more, the message is removed. All
+/* Record recipients' delivery results (any thread but the writer); each
+ * envelope holds every recipient of its message (as spool_reader_env loads
+ * it), and a message with none pending any more is removed. All
  * n envelopes go in the same group commit. done(ctx, err) runs on the
  * writer thread after the commit (so it must only hand the news over, e.g.
  * event_active); envs must stay valid until then. */
@@ -120,13 +128,14 @@ size_t spool_reader_due(struct spool_reader *r, int64_t now,
 int64_t spool_reader_next_due(struct spool_reader *r);
 /* Load a message's envelope with all its recipients. 0 or an errno. */
 int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *env);
-/* Stream the message body in order to fn; stops when fn returns false.
- * Returns 0 or an errno. */
-int spool_reader_body(struct spool_reader *r, const char *qid,
+/* Stream the body of a message (env from spool_reader_env) in order to
+ * fn; stops when fn returns false. Returns 0 or an errno. */
+int spool_reader_body(struct spool_reader *r, const struct spool_env *env,
                       bool (*fn)(void *ctx, const void *p, size_t n), void *ctx);
-/* Read chunk number seq of a message into out (replacing its contents).
- * Returns 0, ENOENT after the last chunk, or an errno. */
-int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out);
+/* Read piece number seq of a message's body into out (replacing its
+ * contents). Returns 0, ENOENT after the last piece, or an errno. */
+int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsigned seq,
+                       struct buf *out);
 /* Number of messages in the queue. */
 long spool_reader_count(struct spool_reader *r);
 

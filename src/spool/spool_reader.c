@@ -4,10 +4,12 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/buf.h"
 #include "../lib/log.h"
@@ -16,6 +18,7 @@
 
 struct spool_reader {
 	sqlite3 *db;
+	int body_dir;                   /* spool_dir/body */
 	/* Statements prepared once and reused (keyed by the SQL literal's
 	 * address): the delivery thread runs the same few per message. */
 	struct { const char *sql; sqlite3_stmt *st; } stmts[SPOOL_READER_STMTS];
@@ -28,17 +31,28 @@ struct spool_reader *spool_reader_open(const char *dir)
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(buf_cstr(&path), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	                         NULL);
-	buf_free(&path);
+	buf_reset(&path);
 	if (rc != SQLITE_OK) {
 		log_error("spool: reader cannot open %s/queue.db: %s", dir, sqlite3_errstr(rc));
+		buf_free(&path);
 		sqlite3_close(db);
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	buf_printf(&path, "%s/body", dir);
+	int body_dir = open(buf_cstr(&path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (body_dir < 0) {
+		log_error("spool: reader cannot open %s: %s", buf_cstr(&path), strerror(errno));
+		buf_free(&path);
+		sqlite3_close(db);
+		return NULL;
+	}
+	buf_free(&path);
 	struct spool_reader *r = calloc(1, sizeof *r);
 	if (!r)
 		abort();
 	r->db = db;
+	r->body_dir = body_dir;
 	return r;
 }
 
@@ -49,6 +63,7 @@ void spool_reader_close(struct spool_reader *r)
 	for (size_t i = 0; i < SPOOL_READER_STMTS; i++)
 		sqlite3_finalize(r->stmts[i].st);
 	sqlite3_close(r->db);
+	close(r->body_dir);
 	free(r);
 }
 
@@ -87,7 +102,7 @@ static void spool_reader_done(struct spool_reader *r, sqlite3_stmt *st)
 			sqlite3_clear_bindings(st);
 			return;
 		}
-	spool_reader_done(r, st);
+	sqlite3_finalize(st);  /* a one-off statement (cache busy or full) */
 }
 
 size_t spool_reader_due(struct spool_reader *r, int64_t now,
@@ -142,7 +157,7 @@ static char *spool_reader_col(sqlite3_stmt *st, int i)
 static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
-	                                        " arrival, client, helo FROM msg WHERE qid=?");
+	                                        " arrival, client, helo, bodyfile FROM msg WHERE qid=?");
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
@@ -157,6 +172,7 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 		e->arrival = sqlite3_column_int64(st, 5);
 		e->client = spool_reader_col(st, 6);
 		e->helo = spool_reader_col(st, 7);
+		e->body_file = sqlite3_column_int(st, 8) != 0;
 		err = 0;
 	}
 	spool_reader_done(r, st);
@@ -216,29 +232,30 @@ int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *
 	return err;
 }
 
-int spool_reader_body(struct spool_reader *r, const char *qid,
-                      bool (*fn)(void *ctx, const void *p, size_t n), void *ctx)
+/* Piece seq of a body file: SPOOL_CHUNK bytes at seq * SPOOL_CHUNK. */
+static int spool_reader_file(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out)
 {
-	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT data FROM chunk WHERE qid=? ORDER BY seq");
-	if (!st)
+	int fd = openat(r->body_dir, qid, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("spool: cannot open body/%s: %s", qid, strerror(errno));
 		return EIO;
-	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
-	int rc, err = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(st, 0);
-		size_t n = (size_t)sqlite3_column_bytes(st, 0);
-		if (n && !fn(ctx, p, n)) {
-			err = ECANCELED;
-			break;
-		}
 	}
-	if (!err && rc != SQLITE_DONE)
-		err = EIO;
-	spool_reader_done(r, st);
+	buf_reset(out);
+	buf_reserve(out, SPOOL_CHUNK);
+	off_t off = (off_t)seq * SPOOL_CHUNK;
+	ssize_t n = 0;
+	while (out->len < SPOOL_CHUNK &&
+	       ((n = pread(fd, out->data + out->len, SPOOL_CHUNK - out->len,
+	                   off + (off_t)out->len)) > 0 || (n < 0 && errno == EINTR)))
+		out->len += n > 0 ? (size_t)n : 0;
+	int err = n < 0 ? EIO : out->len == 0 ? ENOENT : 0;
+	if (n < 0)
+		log_error("spool: cannot read body/%s: %s", qid, strerror(errno));
+	close(fd);
 	return err;
 }
 
-int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out)
+static int spool_reader_row(struct spool_reader *r, const char *qid, unsigned seq, struct buf *out)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT data FROM chunk WHERE qid=? AND seq=?");
 	if (!st)
@@ -253,4 +270,25 @@ int spool_reader_chunk(struct spool_reader *r, const char *qid, unsigned seq, st
 		err = rc == SQLITE_DONE ? ENOENT : EIO;
 	spool_reader_done(r, st);
 	return err;
+}
+
+int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsigned seq,
+                       struct buf *out)
+{
+	return env->body_file ? spool_reader_file(r, env->qid, seq, out)
+	                      : spool_reader_row(r, env->qid, seq, out);
+}
+
+int spool_reader_body(struct spool_reader *r, const struct spool_env *env,
+                      bool (*fn)(void *ctx, const void *p, size_t n), void *ctx)
+{
+	struct buf b = BUF_INIT;
+	int err = 0;
+	for (unsigned seq = 0; !err; seq++) {
+		err = spool_reader_chunk(r, env, seq, &b);
+		if (!err && b.len && !fn(ctx, b.data, b.len))
+			err = ECANCELED;
+	}
+	buf_free(&b);
+	return err == ENOENT ? 0 : err;
 }

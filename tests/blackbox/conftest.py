@@ -631,14 +631,16 @@ class Ternd:
 
 @pytest.fixture
 def ternd(request, tmp_path):
-    """Factory: ternd(tmp=None, args=(), key=value...) starts a daemon with
-    -o overrides (value None drops a default) and returns it running."""
+    """Factory: ternd(tmp=None, args=(), mailboxes=(), key=value...) starts a
+    daemon with -o overrides (value None drops a default) and returns it
+    running; the mailboxes exist before it listens."""
     servers = []
     counter = itertools.count()
     request.node._ternd_servers = servers
 
-    def start(tmp=None, args=(), **overrides):
+    def start(tmp=None, args=(), mailboxes=(), **overrides):
         s = Ternd(tmp or tmp_path, next(counter), overrides, args)
+        s.make_maildir(*mailboxes)
         servers.append(s)
         return s.start()
 

@@ -30,11 +30,11 @@ class World:
         return self.dns
 
     def mx_server(self, host, domain, *mailboxes, **opts):
-        s = self.ternd(tmp=self.tmp / ("mx-" + host), listen="%s:%d" % (host, self.port),
-                       hostname="mx-%s.%s" % (host.replace(".", "-"), domain),
-                       local_domains=domain, **opts)
-        s.make_maildir(*mailboxes)
-        return s
+        # The mailboxes exist before it listens: a sender retrying at once
+        # must not meet "User unknown".
+        return self.ternd(tmp=self.tmp / ("mx-" + host), listen="%s:%d" % (host, self.port),
+                          hostname="mx-%s.%s" % (host.replace(".", "-"), domain),
+                          local_domains=domain, mailboxes=mailboxes, **opts)
 
     def sink(self, host, *options):
         s = SmtpSink(self.tmp, host, self.port, *options)
