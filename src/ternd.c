@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -282,6 +283,12 @@ int main(int argc, char **argv)
 {
 	static struct ternd t;
 	bool check = false;
+	/* Message buffers (up to 8 x 64 KiB per session, the writer's batches)
+	 * come from the heap and go back to it: above glibc's default 128 KiB
+	 * mmap threshold each one was a fresh mapping, page-faulted and zeroed
+	 * again, then unmapped. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	int bad = ternd_args(argc, argv, &t, &check);
 	if (bad || check) {
 		if (bad)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "../lib/buf.h"
 #include "../lib/log.h"
@@ -282,18 +283,53 @@ static void smtpc_stuff(struct smtpc *c, const char *p, size_t n)
 	c->bol = p[n - 1] == '\n';
 }
 
+/* A body file in which no line begins with a dot is already what goes on
+ * the wire: the kernel sends it from the page cache (sendfile), with no
+ * read, scan or copy here. Not under TLS, where it must pass through
+ * OpenSSL. Returns false to take the chunk by chunk way instead. */
+static bool smtpc_body_file(struct smtpc *c)
+{
+	const struct spool_env *e = c->job->env;
+	if (c->tls || !e->body_file || !e->dotless || c->seq != 0)
+		return false;
+	uint64_t size = 0;
+	int fd = spool_reader_body_fd(c->job->reader, e, &size);
+	char last = '\n';
+	if (fd < 0 || (size && pread(fd, &last, 1, (off_t)size - 1) != 1) || size > INT64_MAX) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (size && evbuffer_add_file(out, fd, 0, (ev_off_t)size) != 0)
+		return false;  /* libevent closed fd */
+	if (!size)
+		close(fd);
+	c->bol = last == '\n';
+	return true;
+}
+
+/* The end of the data: CRLF "." CRLF (RFC 5321 4.1.1.4). */
+static void smtpc_body_end(struct smtpc *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	c->body_done = true;
+	if (!c->bol)
+		evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, ".\r\n", 3);
+	c->state = C_DOT;
+}
+
 /* Push body chunks until the output holds enough; then the final dot. */
 static void smtpc_body(struct smtpc *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (!c->body_done && smtpc_body_file(c))
+		return smtpc_body_end(c);
 	while (!c->body_done && evbuffer_get_length(out) < SMTPC_BODY_LOW) {
 		int err = spool_reader_chunk(c->job->reader, c->job->env, c->seq++, &c->chunk);
 		if (err == ENOENT) {
-			c->body_done = true;
-			if (!c->bol)
-				evbuffer_add(out, "\r\n", 2);
-			evbuffer_add(out, ".\r\n", 3);
-			c->state = C_DOT;
+			smtpc_body_end(c);
 		} else if (err) {
 			struct deliver_result r;
 			smtpc_set_result(&r, DELIVER_TEMP, "4.3.0 cannot read the message from the spool");

@@ -101,6 +101,7 @@ size_t data_feed(struct data_parser *d, const char *p, size_t n)
 				run = ++i;       /* hold the CR back until we see LF */
 				d->state = S_DOTCR;
 			} else {
+				d->dot_lines++;
 				d->state = S_MID; /* a stuffed line: the dot is gone */
 			}
 			break;

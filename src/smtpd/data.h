@@ -31,6 +31,7 @@ struct data_parser {
 	uint64_t max_size;      /* 0 = unlimited */
 	uint64_t size;          /* unstuffed octets so far, CRLFs included */
 	unsigned flags;         /* DATA_* */
+	uint64_t dot_lines;     /* lines of the message that begin with a dot */
 	bool done;              /* the end CRLF.CRLF has been consumed */
 	data_sink_fn sink;      /* receives message bytes; not called once flags
 	                           has DATA_TOO_BIG */

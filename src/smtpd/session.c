@@ -883,6 +883,7 @@ static void session_env(struct session *s, struct spool_env *e)
 	e->ret = tx->mp.ret;
 	e->body = tx->mp.body;
 	e->size = tx->dp.size;
+	e->dotless = tx->dp.dot_lines == 0;
 	e->arrival = tx->arrival;
 	e->client = s->ip;
 	e->helo = s->helo;

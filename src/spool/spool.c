@@ -84,7 +84,8 @@ static const char spool_schema[] =
 	"PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS msg(qid TEXT PRIMARY KEY, sender TEXT NOT NULL,"
 	" envid TEXT NOT NULL, ret INT, body INT, size INT, arrival INT,"
-	" client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0);"
+	" client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0,"
+	" dotless INT NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
@@ -239,7 +240,8 @@ static int spool_put_msg(sqlite3 *db, const struct spool_env *e)
 {
 	sqlite3_stmt *st;
 	int err = spool_exec_stmt(db, "INSERT INTO msg(qid, sender, envid, ret, body, size,"
-	                          " arrival, client, helo, bodyfile) VALUES(?,?,?,?,?,?,?,?,?,?)",
+	                          " arrival, client, helo, bodyfile, dotless)"
+	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 	                          e->qid, &st);
 	if (err)
 		return err;
@@ -252,6 +254,7 @@ static int spool_put_msg(sqlite3 *db, const struct spool_env *e)
 	sqlite3_bind_text(st, 8, e->client, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, e->helo, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 10, e->body_file);
+	sqlite3_bind_int(st, 11, e->dotless);
 	err = spool_step_done(db, st);
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
 		err = spool_put_rcpt(db, e->qid, &e->rcpt[i]);
@@ -637,16 +640,24 @@ static struct spool_op *spool_op_new(enum spool_op_type type, struct spool_msg *
 
 /* ---- open and close ---- */
 
-/* A spool made before body files gets the column (every message inline). */
+/* A spool made before body files gets the columns (every message inline,
+ * every one stuffed when it goes out). */
 static int spool_migrate(sqlite3 *db, char **msg)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT bodyfile FROM msg LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_finalize(st);
-		return SQLITE_OK;
+	static const char *const col[] = { "bodyfile", "dotless" };
+	int rc = SQLITE_OK;
+	for (size_t i = 0; rc == SQLITE_OK && i < 2; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "SELECT %s FROM msg LIMIT 0", col[i]);
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_finalize(st);
+			continue;
+		}
+		snprintf(sql, sizeof sql, "ALTER TABLE msg ADD COLUMN %s INT NOT NULL DEFAULT 0;", col[i]);
+		rc = sqlite3_exec(db, sql, NULL, NULL, msg);
 	}
-	return sqlite3_exec(db, "ALTER TABLE msg ADD COLUMN bodyfile INT NOT NULL DEFAULT 0;",
-	                    NULL, NULL, msg);
+	return rc;
 }
 
 /* Body files without a committed message (a crash mid-DATA, or after a

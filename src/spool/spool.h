@@ -65,6 +65,8 @@ struct spool_env {
 	char *client;        /* "[ip]" */
 	char *helo;
 	bool body_file;      /* the body is in spool_dir/body/<qid> (set by the spool) */
+	bool dotless;        /* known: no line of the body begins with a dot, so it
+	                        goes out as it is, unstuffed (RFC 5321 4.5.2) */
 	size_t nrcpt;
 	struct spool_rcpt *rcpt;
 };
@@ -136,6 +138,9 @@ int spool_reader_body(struct spool_reader *r, const struct spool_env *env,
  * contents). Returns 0, ENOENT after the last piece, or an errno. */
 int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsigned seq,
                        struct buf *out);
+/* A message's body file, opened for reading (the caller closes it); its
+ * size in *size. -1 with errno set when the body is not in a file. */
+int spool_reader_body_fd(struct spool_reader *r, const struct spool_env *env, uint64_t *size);
 /* Number of messages in the queue. */
 long spool_reader_count(struct spool_reader *r);
 

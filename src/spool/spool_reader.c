@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/buf.h"
@@ -157,7 +158,8 @@ static char *spool_reader_col(sqlite3_stmt *st, int i)
 static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
-	                                        " arrival, client, helo, bodyfile FROM msg WHERE qid=?");
+	                                        " arrival, client, helo, bodyfile, dotless"
+	                                        " FROM msg WHERE qid=?");
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
@@ -173,6 +175,7 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 		e->client = spool_reader_col(st, 6);
 		e->helo = spool_reader_col(st, 7);
 		e->body_file = sqlite3_column_int(st, 8) != 0;
+		e->dotless = sqlite3_column_int(st, 9) != 0;
 		err = 0;
 	}
 	spool_reader_done(r, st);
@@ -270,6 +273,26 @@ static int spool_reader_row(struct spool_reader *r, const char *qid, unsigned se
 		err = rc == SQLITE_DONE ? ENOENT : EIO;
 	spool_reader_done(r, st);
 	return err;
+}
+
+int spool_reader_body_fd(struct spool_reader *r, const struct spool_env *env, uint64_t *size)
+{
+	if (!env->body_file) {
+		errno = ENOENT;
+		return -1;
+	}
+	int fd = openat(r->body_dir, env->qid, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		log_error("spool: cannot open body/%s: %s", env->qid, strerror(errno));
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
 }
 
 int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsigned seq,

@@ -431,3 +431,36 @@ def test_destination_concurrency_limits_connections(world):
     mx1.wait_messages("bob@dest.example", 6)
     assert mx1.log().count(": < EHLO mx.test.example") == 1, "six messages, one connection"
     assert s2.running()
+
+
+def _lines_message(marker, n_lines, dot_every):
+    """Header and n_lines body lines of 77 octets (79 with CRLF); every
+    dot_every-th line (if any) starts with a dot, some of them ".." or "."
+    alone, so that dot-led lines fall on and around 64 KiB boundaries."""
+    lines = ["Subject: " + marker, ""]
+    for i in range(n_lines):
+        line = "%06d-%s" % (i, "x" * 70)
+        if dot_every and i % dot_every == 0:
+            line = [".", "..", ".hidden " + line][i // dot_every % 3]
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("n_lines,dot_every", [(25, 3), (4000, 0), (4000, 7), (4000, 829)])
+def test_relayed_bodies_arrive_byte_for_byte(world, n_lines, dot_every):
+    """What the next hop stores is what the client meant, whichever way the
+    sender keeps the body (in the database under 64 KiB, in a file above)
+    and sends it (dot-stuffed in runs, or straight from the file when no
+    line starts with a dot)."""
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
+    s = world.sender()
+    marker = "bytes-%d-%d" % (n_lines, dot_every)
+    lines = _lines_message(marker, n_lines, dot_every)
+    wire = "".join(("." + l if l.startswith(".") else l) + "\r\n" for l in lines)
+    send(s, ["bob@dest.example"], wire)
+    got = mx1.wait_message_with("bob@dest.example", marker)
+    body = "\n".join(lines[2:]).encode() + b"\n"
+    assert got.endswith(b"\n\n" + body), "the relayed body differs from the one sent"
+    if n_lines > 1000:
+        wait_log(s, "status=sent")

@@ -155,6 +155,17 @@ static void check(size_t i, const char *how, const struct data_row *r,
 			         res->sink.len, (int)res->sink.len, res->sink.buf);
 		if (res->d.size != res->sink.len)
 			fail_msg("row %zu (%s): size %ju", i, how, (uintmax_t)res->d.size);
+		/* dot_lines: the lines of the output that begin with a dot;
+		 * never fewer (a dot-led line would go out unstuffed), exact
+		 * but for bare CR/LF, which refuse the message anyway */
+		uint64_t dots = 0;
+		for (size_t k = 0; k < res->sink.len; k++)
+			dots += res->sink.buf[k] == '.' &&
+			        (k == 0 || (k >= 2 && !memcmp(res->sink.buf + k - 2, "\r\n", 2)));
+		bool bare = r->flags & (DATA_BARE_LF | DATA_BARE_CR);
+		if (r->done && (bare ? res->d.dot_lines < dots : res->d.dot_lines != dots))
+			fail_msg("row %zu (%s): dot_lines %ju, want %ju", i, how,
+			         (uintmax_t)res->d.dot_lines, (uintmax_t)dots);
 	} else {
 		/* too big: the sink got at most max_size octets, and no call
 		 * once the flag was up */
