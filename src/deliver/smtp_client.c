@@ -23,6 +23,7 @@
 #include "../lib/log.h"
 #include "../smtpd/parse.h"
 #include "../smtpd/tls.h"
+#include "../smtpd/wire.h"
 
 #define SMTPC_LINE_MAX 4096
 #define SMTPC_REPLY_MAX 512
@@ -49,6 +50,7 @@ struct smtpc {
 	size_t ai;                      /* address being tried */
 	bool tls, pipelining, dsn, size_ext, eightbit, starttls_offered;
 	bool auth_plain, auth_login, need_rset, closing;
+	bool direct;                    /* plain and connected: wire.h writes */
 	struct smtpc_reply reply;
 	struct buf last_err;            /* why the previous address failed */
 	/* the current transaction */
@@ -63,6 +65,7 @@ struct smtpc {
 
 static void smtpc_next_address(struct smtpc *c);
 static void smtpc_connect(struct smtpc *c);
+static void smtpc_body(struct smtpc *c);
 
 /* ---- helpers ---- */
 
@@ -81,6 +84,15 @@ static void smtpc_send_line(struct smtpc *c, const char *fmt, ...)
 	buf_puts(&b, "\r\n");
 	bufferevent_write(c->bev, b.data, b.len);
 	buf_free(&b);
+}
+
+/* Send what is buffered now (wire.h), at the end of each piece of work. A
+ * body is pushed on for as long as the socket takes it: no write callback
+ * comes for output that left at once. */
+static void smtpc_flush(struct smtpc *c)
+{
+	while (c->direct && c->bev && wire_flush(c->bev) && c->state == C_BODY)
+		smtpc_body(c);
 }
 
 static const char *smtpc_peer(struct smtpc *c, char *out, size_t n)
@@ -246,10 +258,11 @@ void smtpc_send(struct smtpc *c, struct smtpc_job *job)
 		c->need_rset = false;
 		c->state = C_RSET;
 		smtpc_send_line(c, "RSET");
-		return;
+		return smtpc_flush(c);
 	}
 	c->state = C_TX;
 	smtpc_tx_send(c);
+	smtpc_flush(c);
 }
 
 static void smtpc_job_done(struct smtpc *c)
@@ -524,6 +537,9 @@ static void smtpc_start_tls(struct smtpc *c)
 	SSL_set_tlsext_host_name(ssl, name);
 	if (c->t.tls == SMTPC_TLS_VERIFY)
 		SSL_set1_host(ssl, name);
+	if (c->direct)
+		wire_indirect(c->bev);   /* OpenSSL writes from here on */
+	c->direct = false;
 	struct bufferevent *tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 		BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tb) {
@@ -668,16 +684,20 @@ static void smtpc_read_cb(struct bufferevent *bev, void *arg)
 		c->reply.code = 0;
 		buf_reset(&c->reply.text);
 	}
+	smtpc_flush(c);
 }
 
 static void smtpc_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct smtpc *c = arg;
+	if (c->direct)
+		wire_direct(c->bev);   /* libevent wrote the rest: direct again */
 	if (c->state == C_BODY)
 		smtpc_body(c);
 	else if (c->state == C_QUIT)
-		smtpc_free(c);
+		return smtpc_free(c);
+	smtpc_flush(c);
 }
 
 static void smtpc_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -690,6 +710,8 @@ static void smtpc_event_cb(struct bufferevent *bev, short what, void *arg)
 		struct timeval tv = { (time_t)c->t.timeout, 0 };
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
 		c->state = C_GREETING;
+		wire_direct(c->bev);
+		c->direct = true;
 		return;
 	}
 	if (c->state == C_QUIT)
@@ -721,6 +743,7 @@ static void smtpc_connect(struct smtpc *c)
 {
 	if (c->bev)
 		bufferevent_free(c->bev);
+	c->direct = false;
 	c->tls = c->pipelining = c->dsn = c->size_ext = c->eightbit = false;
 	c->starttls_offered = c->auth_plain = c->auth_login = false;
 	c->reply.code = 0;
@@ -744,6 +767,7 @@ static void smtpc_next_address(struct smtpc *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	c->direct = false;
 	if (++c->ai < c->t.naddr)
 		return smtpc_connect(c);
 	c->ai = c->t.naddr - 1;
@@ -792,7 +816,8 @@ void smtpc_close(struct smtpc *c)
 		c->state = C_QUIT;
 		smtpc_send_line(c, "QUIT");
 		bufferevent_disable(c->bev, EV_READ);
-		return;  /* freed once QUIT has left (write callback) */
+		if (!c->direct || !wire_flush(c->bev))
+			return;  /* freed once QUIT has left (write callback) */
 	}
 	if (c->bev)
 		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);

@@ -30,6 +30,7 @@
 #include "parse.h"
 #include "proxy.h"
 #include "tls.h"
+#include "wire.h"
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
@@ -74,6 +75,9 @@ struct session {
 	bool greeted;                   /* HELO or EHLO seen */
 	bool tls;                       /* STARTTLS done or smtps */
 	bool tls_layer;                 /* bev is a TLS filter over a socket one */
+	bool direct;                    /* plain socket: replies are written at once
+	                                   (session_flush), libevent only writes a
+	                                   remainder the socket would not take */
 	bool authed;                    /* AUTH succeeded: user holds the name */
 	bool counted;                   /* holds a slot in srv->limits */
 	enum session_auth_step auth_step;
@@ -104,6 +108,8 @@ struct session_cmd {
 static void session_process(struct session *s);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_flush(struct session *s);
+static void session_unbusy(struct session *s);
 
 /* ---- replies ---- */
 
@@ -123,6 +129,8 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 		bufferevent_write(s->bev, b.data, b.len);
 	log_debug("session %llu: > %.*s", (unsigned long long)s->id, (int)b.len - 2, b.data);
 	buf_free(&b);
+	if (!s->busy)
+		session_flush(s);
 }
 
 static void session_reply(struct session *s, enum esc_id id, ...)
@@ -207,6 +215,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
+	if (s->direct)
+		wire_direct(s->bev);  /* libevent wrote the rest: direct again */
 	if (s->state == ST_CLOSING && s->tls_layer) {
 		/* The TLS layer has encrypted everything; let the socket layer
 		 * send it before closing. */
@@ -228,8 +238,28 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Send the replies of a plain session now (wire.h). Replies made while
+ * input is processed go out together at its end: a pipelined group of
+ * commands gets one write. */
+static void session_flush(struct session *s)
+{
+	if (s->direct && s->bev)
+		wire_flush(s->bev);
+}
+
+/* Before TLS goes on: what is buffered goes first, then libevent writes. */
+static void session_direct_off(struct session *s)
+{
+	if (s->direct)
+		wire_indirect(s->bev);
+	s->direct = false;
+}
+
 static bool session_output_full(struct session *s)
 {
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <= SESSION_OUTPUT_HIGH)
+		return false;
+	session_flush(s);
 	return evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH;
 }
 
@@ -238,6 +268,7 @@ static void session_close_after_flush(struct session *s)
 {
 	s->state = ST_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
+	session_flush(s);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		session_write_cb(s->bev, s);
 }
@@ -687,6 +718,7 @@ static void session_start_tls(struct session *s)
 		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
 		         (unsigned long long)s->id, stale, s->ip);
 	evbuffer_drain(in, stale);
+	session_direct_off(s);
 	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
 	if (!tls) {
 		session_close(s, "cannot start TLS");
@@ -905,6 +937,7 @@ static void session_committed(void *ctx, int err)
 		log_info("%s: %s during shutdown", tx->qid, err ? "not queued" : "queued");
 		return;
 	}
+	s->busy++;   /* the 250 leaves with the replies to what was pipelined after it */
 	if (err) {
 		log_error("%s: not queued: %s", tx->qid, strerror(err));
 		session_reply(s, err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
@@ -915,6 +948,7 @@ static void session_committed(void *ctx, int err)
 	}
 	session_reset(s);
 	session_process(s);  /* pipelined commands may be waiting */
+	session_unbusy(s);
 }
 
 /* Refuse a message whose data broke the rules; the session goes on. */
@@ -1044,6 +1078,18 @@ static bool session_read_line(struct session *s, struct evbuffer *in)
 static void session_proxy_header(struct session *s, struct evbuffer *in);
 static void session_early_talker(struct session *s, struct evbuffer *in);
 
+/* The end of a frame that held s->busy: send its replies, or free a
+ * session closed meanwhile. */
+static void session_unbusy(struct session *s)
+{
+	if (--s->busy > 0)
+		return;
+	if (!s->dead)
+		session_flush(s);
+	else if (s->pending == 0)
+		free(s);   /* closed while processing its input */
+}
+
 static void session_process(struct session *s)
 {
 	s->busy++;
@@ -1071,8 +1117,7 @@ static void session_process(struct session *s)
 	}
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
-	if (--s->busy == 0 && s->dead && s->pending == 0)
-		free(s);   /* closed while processing its input */
+	session_unbusy(s);
 }
 
 static void session_read_cb(struct bufferevent *bev, void *arg)
@@ -1161,6 +1206,7 @@ static void session_begin(struct session *s)
 	if (!session_limits(s))
 		return;
 	if (s->modes & CONF_LISTEN_SMTPS) {
+		session_direct_off(s);
 		struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
 		if (!tls)
 			return session_close(s, "cannot start TLS");
@@ -1239,7 +1285,9 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
 	session_set_timeout(s, srv->conf->command_timeout);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
+	wire_direct(s->bev);
+	s->direct = true;
 	if (full)
 		return session_refuse(s, R_TOO_MANY_CONNS);  /* RFC 5321 3.8 */
 	if (modes & CONF_LISTEN_PROXY) {

@@ -484,7 +484,7 @@ class Ternd:
             # checkouts run on this machine too).
             if " ready: " in self.log():
                 try:
-                    socket.create_connection((self.host, self.port), timeout=1).close()
+                    self.probe()
                     return self
                 except OSError:
                     pass
@@ -492,6 +492,18 @@ class Ternd:
                 pytest.fail("ternd did not accept connections on port %d within %.0f s\n"
                             "log:\n%s" % (self.port, DEADLINE, self.log()), pytrace=False)
             time.sleep(POLL)
+
+    def probe(self):
+        """Connect, hang up, and wait until the server has closed its side:
+        the probe no longer counts against max_connections when a test
+        begins (the server frees a session before it closes the socket)."""
+        with socket.create_connection((self.host, self.port), timeout=1) as p:
+            p.shutdown(socket.SHUT_WR)
+            try:
+                while p.recv(4096):
+                    pass
+            except OSError:
+                pass
 
     def log(self):
         try:

@@ -1,0 +1,29 @@
+/* wire: direct writes on a plain socket bufferevent, shared by the
+ * server's sessions and the outbound client.
+ *
+ * libevent's bufferevent writes from a write event: each reply costs an
+ * epoll_ctl to watch for writability, a trip round the loop, the write,
+ * and another epoll_ctl to stop watching. For request-reply traffic the
+ * socket almost always has room, so a bufferevent in direct mode keeps
+ * EV_WRITE disabled and its owner calls wire_flush() at the end of each
+ * piece of work: one writev, no epoll_ctl. What the socket does not take
+ * is left to libevent (EV_WRITE enabled again), whose write callback then
+ * runs as usual, and which reports a write error through the event
+ * callback. Not for TLS bufferevents (OpenSSL owns their writing).
+ */
+#ifndef TERN_WIRE_H
+#define TERN_WIRE_H
+
+#include <stdbool.h>
+
+struct bufferevent;
+
+/* Enter direct mode (a connected plain socket bufferevent). */
+void wire_direct(struct bufferevent *bev);
+/* Write what is buffered now; true when nothing is left (else libevent
+ * has been asked to write the rest). */
+bool wire_flush(struct bufferevent *bev);
+/* Leave direct mode: the rest goes through write events again. */
+void wire_indirect(struct bufferevent *bev);
+
+#endif
