@@ -263,6 +263,8 @@ static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
 	listener_close(t->listeners);
+	if (t->srv.spool)
+		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
 	spool_close(t->srv.spool);  /* runs the last completions */
 	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace };

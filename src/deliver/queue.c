@@ -5,6 +5,11 @@
  * destination; a dest is a next hop (an MX domain, a host, an LMTP socket)
  * with its waiting jobs and its connections (conn). Every line logged
  * about a message starts with its queue id.
+ *
+ * New mail arrives as fresh envelopes from the spool's handoff (after each
+ * commit, spool_take_fresh): nothing is read back from the database for
+ * it. The database is scanned at start, when a retry falls due, and when
+ * the handoff could not keep up (a backlog).
  */
 #include "queue.h"
 
@@ -99,12 +104,16 @@ struct queue {
 	int rec_err;
 	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done and recording, by qid */
 	struct dest *dests;
+	bool backlog;               /* the last scan was cut at QUEUE_BATCH */
+	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
 	int64_t started;
 	size_t nconns;
 	struct conn **conns;        /* every live conn, for shutdown */
 };
 
 static void queue_scan(struct queue *q);
+static void queue_arm(struct queue *q, int64_t now);
+static void queue_wake_at(struct queue *q, int64_t t);
 static void queue_job_finish(struct queue *q, struct qjob *job);
 static void dest_pump(struct queue *q, struct dest *d);
 
@@ -162,6 +171,7 @@ static void queue_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 		return;
 	}
 	r->next_try = m->now + queue_backoff(c, r->attempts);
+	queue_wake_at(q, r->next_try);
 	queue_log(m, r, "deferred");
 	if (!(r->dsn_flags & SPOOL_DSN_DELAY) && age >= (int64_t)c->delay_warning) {
 		r->dsn_flags |= SPOOL_DSN_DELAY;   /* one delay report per recipient */
@@ -352,6 +362,7 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&q->rec_mu);
 	int err = q->rec_err;
 	pthread_mutex_unlock(&q->rec_mu);
+	bool pending = err != 0;
 	while (q->recording) {
 		struct qmsg *m = q->recording;
 		q->recording = m->next;
@@ -359,13 +370,18 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
 		else if (queue_finished(&m->env))
 			log_info("%s: removed", m->env.qid);
+		else
+			pending = true;
 		queue_msg_free(q, m);
 	}
 	free(q->rec_envs);
 	q->rec_envs = NULL;
 	if (q->done)
 		event_active(q->flush_ev, EV_TIMEOUT, 0);
-	queue_scan(q);
+	if (q->backlog)
+		queue_scan(q);  /* room again for what the last scan left out */
+	else if (pending)
+		queue_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
 }
 
 /* Record every finished message in one group commit, reports first (a
@@ -722,18 +738,9 @@ static bool queue_inflight(struct queue *q, const char *qid)
 	return false;
 }
 
-static void queue_start_msg(struct queue *q, const char *qid, int64_t now)
+/* Work on a message: m->env is loaded (from the spool, or fresh). */
+static void queue_start_msg(struct queue *q, struct qmsg *m, int64_t now)
 {
-	struct qmsg *m = calloc(1, sizeof *m);
-	if (!m)
-		abort();
-	int err = spool_reader_env(q->reader, qid, &m->env);
-	if (err) {
-		if (err != ENOENT)
-			log_error("%s: cannot read from the spool: %s", qid, strerror(err));
-		free(m);
-		return;
-	}
 	m->now = now;
 	size_t h = queue_hash(m->env.qid);
 	m->hnext = q->inflight[h];
@@ -753,26 +760,82 @@ static void queue_start_msg(struct queue *q, const char *qid, int64_t now)
 		queue_msg_done(q, m);
 }
 
+static void queue_start_qid(struct queue *q, const char *qid, int64_t now)
+{
+	struct qmsg *m = calloc(1, sizeof *m);
+	if (!m)
+		abort();
+	int err = spool_reader_env(q->reader, qid, &m->env);
+	if (err) {
+		if (err != ENOENT)
+			log_error("%s: cannot read from the spool: %s", qid, strerror(err));
+		free(m);
+		return;
+	}
+	queue_start_msg(q, m, now);
+}
+
+/* Start the fresh messages of a handoff list (the list is consumed). */
+static void queue_start_fresh(struct queue *q, struct spool_fresh *f, int64_t now)
+{
+	while (f) {
+		struct spool_fresh *next = f->next;
+		if (queue_inflight(q, f->env.qid)) {
+			spool_fresh_free(f);   /* cannot happen (spool_scan_lock); never twice */
+		} else {
+			struct qmsg *m = calloc(1, sizeof *m);
+			if (!m)
+				abort();
+			m->env = f->env;       /* moved */
+			free(f);
+			queue_start_msg(q, m, now);
+		}
+		f = next;
+	}
+}
+
+/* Fire timer_ev at t (unix seconds) unless it fires earlier already. */
+static void queue_wake_at(struct queue *q, int64_t t)
+{
+	int64_t now = (int64_t)time(NULL);
+	if (t < now + 1)
+		t = now + 1;
+	if (q->wake_at && q->wake_at <= t)
+		return;
+	q->wake_at = t;
+	struct timeval tv = { (time_t)(t - now), 0 };
+	evtimer_add(q->timer_ev, &tv);
+}
+
+/* Arm timer_ev for the next retry the spool holds. */
 static void queue_arm(struct queue *q, int64_t now)
 {
 	int64_t next = spool_reader_next_due(q->reader);
 	int64_t wait = QUEUE_IDLE_WAIT;
 	if (next > now && next - now < wait)
 		wait = next - now;
-	else if (next >= 0 && next <= now && !q->msgs)
+	else if (next >= 0 && next <= now && (q->backlog || !q->msgs))
 		wait = 1;  /* due but not taken (batch limit): look again soon */
-	struct timeval tv = { (time_t)wait, 0 };
-	evtimer_add(q->timer_ev, &tv);
+	q->wake_at = 0;
+	queue_wake_at(q, now + wait);
 }
 
+/* Look into the spool for due messages (the fresh ones taken under the
+ * same lock, so that none is started twice or missed). */
 static void queue_scan(struct queue *q)
 {
 	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
 	int64_t now = (int64_t)time(NULL);
+	bool rescan;
+	spool_scan_lock(q->spool);
+	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
 	size_t n = spool_reader_due(q->reader, now, qids, QUEUE_BATCH);
+	spool_scan_unlock(q->spool);
+	queue_start_fresh(q, fresh, now);
 	for (size_t i = 0; i < n; i++)
 		if (!queue_inflight(q, qids[i]))
-			queue_start_msg(q, qids[i], now);
+			queue_start_qid(q, qids[i], now);
+	q->backlog = n == QUEUE_BATCH;
 	queue_arm(q, now);
 }
 
@@ -781,6 +844,19 @@ static void queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	queue_scan(arg);
+}
+
+/* After a commit: the new messages, from the handoff. */
+static void queue_fresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	bool rescan;
+	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
+	queue_start_fresh(q, fresh, (int64_t)time(NULL));
+	if (rescan)
+		queue_scan(q);
 }
 
 static void queue_stop_cb(evutil_socket_t fd, short what, void *arg)
@@ -848,7 +924,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 		return false;
 	q->base = event_base_new();
 	q->dns = dns_new(q->base, q->conf->dns_resolver);
-	q->kick_ev = event_new(q->base, -1, 0, queue_wake_cb, q);
+	q->kick_ev = event_new(q->base, -1, 0, queue_fresh_cb, q);
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
 	q->recorded_ev = event_new(q->base, -1, 0, queue_recorded, q);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,14 @@ struct spool {
 	void *notify_ctx;
 	void (*commit_hook)(void *);
 	void *hook_ctx;
+	pthread_mutex_t scan_mu;      /* the writer's, from BEGIN to the handoff */
+	struct spool_fresh *fresh_head, **fresh_tail;  /* under mu */
+	size_t nfresh;
+	bool rescan;                  /* a committed message was not kept */
 };
+
+/* Bytes of bodies held by fresh envelopes (spool_env.mem), process-wide. */
+static atomic_size_t spool_mem_held;
 
 static const char spool_schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -522,18 +530,122 @@ static void spool_batch(struct spool *sp, struct spool_op *ops)
 
 static void spool_op_free(struct spool_op *op);
 
+/* ---- handoff to the delivery side ---- */
+
+/* A committed message's envelope (moved out of the operation, which needs
+ * it no more) and, room permitting, its body: a message not in a body file
+ * is whole in the last operation's data. */
+static struct spool_fresh *spool_fresh_from(struct spool_op *op)
+{
+	struct spool_fresh *f = calloc(1, sizeof *f);
+	if (!f)
+		abort();
+	f->env = *op->env;
+	free(op->env);
+	op->env = NULL;
+	size_t cap = op->data.cap;
+	if (!f->env.body_file && op->data.len &&
+	    atomic_fetch_add(&spool_mem_held, cap) + cap <= SPOOL_MEM_MAX) {
+		f->env.mem = op->data.data;
+		f->env.mem_len = op->data.len;
+		f->env.mem_cap = cap;
+		buf_init(&op->data);
+	} else if (!f->env.body_file && op->data.len) {
+		atomic_fetch_sub(&spool_mem_held, cap);
+	}
+	return f;
+}
+
+/* Append n fresh messages (head to *tail) to the list, unless the
+ * delivery side is that far behind: then it must look for itself. */
+static void spool_keep_fresh(struct spool *sp, struct spool_fresh *head,
+                             struct spool_fresh **tail, size_t n, bool rescan)
+{
+	pthread_mutex_lock(&sp->mu);
+	if (sp->nfresh + n > SPOOL_FRESH_MAX) {
+		sp->rescan = true;
+		pthread_mutex_unlock(&sp->mu);
+		while (head) {
+			struct spool_fresh *f = head;
+			head = f->next;
+			spool_fresh_free(f);
+		}
+		return;
+	}
+	*sp->fresh_tail = head;
+	if (head)
+		sp->fresh_tail = tail;
+	sp->nfresh += n;
+	sp->rescan |= rescan;
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* After a commit (the writer holds scan_mu): keep the messages it added,
+ * and tell the hook. A report queued by spool_inject is not kept: the
+ * delivery side finds it in the spool. */
+static void spool_handoff(struct spool *sp, struct spool_op *ops)
+{
+	if (!sp->commit_hook)
+		return;
+	struct spool_fresh *head = NULL, **tail = &head;
+	size_t n = 0;
+	bool rescan = false;
+	for (struct spool_op *op = ops; op; op = op->next) {
+		if (op->err)
+			continue;
+		if (op->type == OP_COMMIT) {
+			*tail = spool_fresh_from(op);
+			tail = &(*tail)->next;
+			n++;
+		}
+		rescan |= op->type == OP_INJECT;
+	}
+	if (!n && !rescan)
+		return;
+	spool_keep_fresh(sp, head, tail, n, rescan);
+	sp->commit_hook(sp->hook_ctx);
+}
+
+struct spool_fresh *spool_take_fresh(struct spool *sp, bool *rescan)
+{
+	pthread_mutex_lock(&sp->mu);
+	struct spool_fresh *f = sp->fresh_head;
+	sp->fresh_head = NULL;
+	sp->fresh_tail = &sp->fresh_head;
+	sp->nfresh = 0;
+	*rescan = sp->rescan;
+	sp->rescan = false;
+	pthread_mutex_unlock(&sp->mu);
+	return f;
+}
+
+void spool_fresh_free(struct spool_fresh *f)
+{
+	spool_env_free(&f->env);
+	free(f);
+}
+
+void spool_scan_lock(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->scan_mu);
+}
+
+void spool_scan_unlock(struct spool *sp)
+{
+	pthread_mutex_unlock(&sp->scan_mu);
+}
+
 /* Hand finished operations back: synchronous ones wake their waiter, the
  * others go to the completion list for spool_run_completions(). */
 static void spool_dispatch(struct spool *sp, struct spool_op *ops)
 {
-	bool committed = false, async = false;
+	bool async = false;
 	struct spool_op *told = NULL;
 	pthread_mutex_lock(&sp->mu);
 	while (ops) {
 		struct spool_op *op = ops;
 		ops = op->next;
 		op->next = NULL;
-		committed |= (op->type == OP_COMMIT || op->type == OP_INJECT) && !op->err;
 		if (op->on_writer) {
 			op->next = told;
 			told = op;
@@ -557,8 +669,6 @@ static void spool_dispatch(struct spool *sp, struct spool_op *ops)
 	}
 	if (async && sp->notify)
 		sp->notify(sp->notify_ctx);
-	if (committed && sp->commit_hook)
-		sp->commit_hook(sp->hook_ctx);
 }
 
 /* Lazy operations (recorded delivery results) do not need a commit of
@@ -604,7 +714,10 @@ static void *spool_writer(void *arg)
 		pthread_mutex_unlock(&sp->mu);
 		if (!ops)
 			break;  /* stop requested and nothing left */
+		pthread_mutex_lock(&sp->scan_mu);
 		spool_batch(sp, ops);
+		spool_handoff(sp, ops);
+		pthread_mutex_unlock(&sp->scan_mu);
 		spool_dispatch(sp, ops);
 	}
 	spool_stmts_free(sp->db);
@@ -738,6 +851,8 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 	sp->body_dir = body_dir;
 	sp->tail = &sp->head;
 	sp->done_tail = &sp->done_head;
+	sp->fresh_tail = &sp->fresh_head;
+	pthread_mutex_init(&sp->scan_mu, NULL);
 	sp->notify = notify;
 	sp->notify_ctx = notify_ctx;
 	pthread_mutex_init(&sp->mu, NULL);
@@ -755,10 +870,14 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 	return sp;
 }
 
+/* The writer calls the hook holding scan_mu: once this returns, the old
+ * hook is not running and will not run again (its owner may be freed). */
 void spool_set_commit_hook(struct spool *sp, void (*hook)(void *), void *ctx)
 {
+	pthread_mutex_lock(&sp->scan_mu);
 	sp->commit_hook = hook;
 	sp->hook_ctx = ctx;
+	pthread_mutex_unlock(&sp->scan_mu);
 }
 
 void spool_close(struct spool *sp)
@@ -779,6 +898,12 @@ void spool_close(struct spool *sp)
 	pthread_mutex_destroy(&sp->reap_mu);
 	pthread_cond_destroy(&sp->reap_cv);
 	spool_run_completions(sp);
+	bool rescan;
+	for (struct spool_fresh *f = spool_take_fresh(sp, &rescan), *next; f; f = next) {
+		next = f->next;
+		spool_fresh_free(f);
+	}
+	pthread_mutex_destroy(&sp->scan_mu);
 	sqlite3_close(sp->db);
 	close(sp->body_dir);
 	pthread_mutex_destroy(&sp->mu);
@@ -899,6 +1024,8 @@ static struct spool_env *spool_env_copy(const struct spool_env *e)
 	if (!c)
 		abort();
 	*c = *e;
+	c->mem = NULL;
+	c->mem_len = c->mem_cap = 0;
 	c->sender = util_xstrdup(e->sender);
 	c->envid = util_xstrdup(e->envid);
 	c->client = util_xstrdup(e->client);
@@ -990,5 +1117,9 @@ void spool_env_free(struct spool_env *e)
 		free(e->rcpt[i].remote_mta);
 	}
 	free(e->rcpt);
+	if (e->mem) {
+		free(e->mem);
+		atomic_fetch_sub(&spool_mem_held, e->mem_cap);
+	}
 	memset(e, 0, sizeof *e);
 }

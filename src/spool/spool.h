@@ -17,6 +17,12 @@
  * Recorded delivery results (spool_update_many_async) are lazy: they wait
  * briefly for a commit that a new message needs and share its fsync.
  *
+ * Handoff: with a commit hook set, every message committed from a session
+ * is also kept, in memory, for the delivery side (spool_take_fresh): its
+ * envelope and, while the bytes held stay under SPOOL_MEM_MAX, its body.
+ * Delivering new mail then reads nothing back from the database; only
+ * retries and a restart do.
+ *
  * Completions of asynchronous operations run on the caller's thread, in
  * spool_run_completions(), which the caller runs when the notify callback
  * (called from the writer thread) tells it to.
@@ -67,6 +73,9 @@ struct spool_env {
 	bool body_file;      /* the body is in spool_dir/body/<qid> (set by the spool) */
 	bool dotless;        /* known: no line of the body begins with a dot, so it
 	                        goes out as it is, unstuffed (RFC 5321 4.5.2) */
+	char *mem;           /* the whole body, held in memory (a fresh message
+	                        under SPOOL_MEM_MAX), or NULL: read it from the spool */
+	size_t mem_len, mem_cap;
 	size_t nrcpt;
 	struct spool_rcpt *rcpt;
 };
@@ -85,8 +94,32 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 /* Drain the queue, stop the writer, close. Pending completions are run. */
 void spool_close(struct spool *sp);
 
-/* Called from the writer thread after a commit that added messages. */
+/* Called from the writer thread after a commit that added messages. Once
+ * set, committed messages are kept for spool_take_fresh(). Set it to NULL
+ * before its owner goes: no call is under way or to come after that. */
 void spool_set_commit_hook(struct spool *sp, void (*hook)(void *), void *ctx);
+
+/* Bytes of bodies held in memory by fresh messages, at most. */
+#define SPOOL_MEM_MAX (64u << 20)
+/* Fresh messages not yet taken, at most; past that they are not kept. */
+#define SPOOL_FRESH_MAX 50000
+
+struct spool_fresh {
+	struct spool_fresh *next;
+	struct spool_env env;   /* as spool_reader_env loads it, mem perhaps set */
+};
+
+/* Take the messages committed since the last call, oldest first (the
+ * caller frees each with spool_fresh_free). *rescan is set when some were
+ * not kept (too many waiting, or queued by spool_inject): the caller must
+ * look in the spool itself. */
+struct spool_fresh *spool_take_fresh(struct spool *sp, bool *rescan);
+void spool_fresh_free(struct spool_fresh *f);
+/* Around a look into the spool (spool_reader_due) that must neither miss
+ * nor repeat a fresh message: no commit happens in between, and every
+ * message committed before the lock is in the fresh list or taken. */
+void spool_scan_lock(struct spool *sp);
+void spool_scan_unlock(struct spool *sp);
 
 /* Run the completions that are waiting (on the caller's thread). */
 void spool_run_completions(struct spool *sp);

@@ -295,9 +295,21 @@ int spool_reader_body_fd(struct spool_reader *r, const struct spool_env *env, ui
 	return fd;
 }
 
+/* A fresh message's body, held in memory (spool.h): one piece. */
+static int spool_reader_mem(const struct spool_env *env, unsigned seq, struct buf *out)
+{
+	buf_reset(out);
+	if (seq > 0)
+		return ENOENT;
+	buf_append(out, env->mem, env->mem_len);
+	return 0;
+}
+
 int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsigned seq,
                        struct buf *out)
 {
+	if (env->mem)
+		return spool_reader_mem(env, seq, out);
 	return env->body_file ? spool_reader_file(r, env->qid, seq, out)
 	                      : spool_reader_row(r, env->qid, seq, out);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for the spool: inline and file-backed bodies, removal, orphans,
- * lazy result records. A real SQLite database in a temporary directory. */
+ * lazy result records, the handoff of fresh messages. A real SQLite database in a temporary directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -270,6 +270,97 @@ static void test_lazy_update_alone(void **state)
 	free(b);
 }
 
+/* ---- handoff to the delivery side ---- */
+
+static int hook_calls;
+
+static void count_hook(void *ctx)
+{
+	(void)ctx;
+	__atomic_add_fetch(&hook_calls, 1, __ATOMIC_RELAXED);
+}
+
+/* Committed messages come back fresh, in order, as the reader would load
+ * them; a small body is held in memory and read from there. */
+static void test_handoff(void **state)
+{
+	struct fixture *f = *state;
+	bool rescan = true;
+	spool_set_commit_hook(f->sp, count_hook, NULL);
+	char *small = body_make(3000), *large = body_make(2 * SPOOL_CHUNK + 5);
+	put_msg(f, "FRESH0000001", small, 3000);
+	put_msg(f, "FRESH0000002", large, 2 * SPOOL_CHUNK + 5);
+	assert_true(__atomic_load_n(&hook_calls, __ATOMIC_RELAXED) >= 2);
+	struct spool_fresh *fr = spool_take_fresh(f->sp, &rescan);
+	assert_false(rescan);
+	assert_non_null(fr);
+	assert_non_null(fr->next);
+	assert_null(fr->next->next);
+	struct spool_env *a = &fr->env, *b = &fr->next->env;
+	assert_string_equal(a->qid, "FRESH0000001");
+	assert_string_equal(b->qid, "FRESH0000002");
+	struct spool_env db;
+	assert_int_equal(spool_reader_env(f->r, a->qid, &db), 0);
+	assert_string_equal(a->sender, db.sender);
+	assert_int_equal(a->nrcpt, db.nrcpt);
+	assert_string_equal(a->rcpt[0].addr, db.rcpt[0].addr);
+	assert_int_equal(a->rcpt[0].status, db.rcpt[0].status);
+	assert_int_equal(a->rcpt[0].next_try, db.rcpt[0].next_try);
+	assert_string_equal(a->rcpt[0].last_reply, db.rcpt[0].last_reply);
+	spool_env_free(&db);
+	assert_non_null(a->mem);
+	assert_int_equal(a->mem_len, 3000);
+	assert_null(b->mem);
+	assert_true(b->body_file);
+	struct buf got = BUF_INIT;
+	assert_int_equal(spool_reader_body(f->r, a, collect, &got), 0);
+	assert_int_equal(got.len, 3000);
+	assert_memory_equal(got.data, small, 3000);
+	buf_reset(&got);
+	assert_int_equal(spool_reader_body(f->r, b, collect, &got), 0);
+	assert_int_equal(got.len, 2 * SPOOL_CHUNK + 5);
+	assert_memory_equal(got.data, large, got.len);
+	buf_free(&got);
+	spool_fresh_free(fr->next);
+	spool_fresh_free(fr);
+	assert_null(spool_take_fresh(f->sp, &rescan));
+	free(small);
+	free(large);
+}
+
+/* A report queued by spool_inject is not handed over: the delivery side
+ * is told to look in the spool. */
+static void test_handoff_inject_rescans(void **state)
+{
+	struct fixture *f = *state;
+	bool rescan = false;
+	spool_set_commit_hook(f->sp, count_hook, NULL);
+	struct spool_env e;
+	env_one(&e, "INJECT000001", 5);
+	assert_int_equal(spool_inject(f->sp, &e, "hello", 5), 0);
+	assert_null(spool_take_fresh(f->sp, &rescan));
+	assert_true(rescan);
+	assert_null(spool_take_fresh(f->sp, &rescan));
+	assert_false(rescan);
+}
+
+/* Without a hook (queue_only, or once the queue is gone) nothing is kept. */
+static void test_no_hook_keeps_nothing(void **state)
+{
+	struct fixture *f = *state;
+	bool rescan = true;
+	spool_set_commit_hook(f->sp, count_hook, NULL);
+	spool_set_commit_hook(f->sp, NULL, NULL);
+	int before = __atomic_load_n(&hook_calls, __ATOMIC_RELAXED);
+	char *b = body_make(100);
+	put_msg(f, "NOHOOK000001", b, 100);
+	assert_null(spool_take_fresh(f->sp, &rescan));
+	assert_false(rescan);
+	assert_int_equal(__atomic_load_n(&hook_calls, __ATOMIC_RELAXED), before);
+	check_body(f, "NOHOOK000001", b, 100, false);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +369,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_removes_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_update_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handoff_inject_rescans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_hook_keeps_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
