@@ -53,9 +53,9 @@ struct qjob {
 	struct qjob *next;          /* in its dest's waiting list */
 	struct qmsg *m;
 	struct route route;
-	size_t n;
-	unsigned idx[QUEUE_JOB_RCPTS];
-	struct deliver_result res[QUEUE_JOB_RCPTS];
+	size_t n, cap;
+	unsigned *idx;              /* n recipients: env.rcpt[idx[i]] */
+	struct deliver_result *res; /* and their results */
 	struct smtpc_job sj;
 };
 
@@ -310,8 +310,11 @@ static void queue_unhash(struct queue *q, struct qmsg *m)
 static void queue_msg_free(struct queue *q, struct qmsg *m)
 {
 	queue_unhash(q, m);
-	for (size_t i = 0; i < m->njobs; i++)
+	for (size_t i = 0; i < m->njobs; i++) {
+		free(m->jobs[i]->idx);
+		free(m->jobs[i]->res);
 		free(m->jobs[i]);
+	}
 	free(m->jobs);
 	for (int k = 0; k < 3; k++)
 		free(m->rep[k]);
@@ -698,6 +701,20 @@ static struct qjob *queue_job_for(struct qmsg *m, const struct route *r)
 	return j;
 }
 
+/* Sized to what the job holds: most have one recipient, and a job was a
+ * 52 KB zeroed allocation with room for QUEUE_JOB_RCPTS of them. */
+static void queue_job_add(struct qjob *j, unsigned i)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 1;
+		j->idx = realloc(j->idx, j->cap * sizeof *j->idx);
+		j->res = realloc(j->res, j->cap * sizeof *j->res);
+		if (!j->idx || !j->res)
+			abort();
+	}
+	j->idx[j->n++] = i;
+}
+
 static void queue_local(struct queue *q, struct qmsg *m, unsigned i)
 {
 	struct deliver_result res = { DELIVER_TEMP, "" };
@@ -723,8 +740,7 @@ static void queue_plan(struct queue *q, struct qmsg *m)
 			queue_apply(q, m, i, &res, "", false);
 			continue;
 		}
-		struct qjob *j = queue_job_for(m, &rt);
-		j->idx[j->n++] = i;
+		queue_job_add(queue_job_for(m, &rt), i);
 	}
 }
 
