@@ -67,7 +67,8 @@ struct conn {
 	struct dest *d;
 	struct smtpc *c;
 	struct event *idle_ev;
-	struct qjob *job;
+	struct qjob *job;           /* under way */
+	struct qjob *pipelined;     /* sent after it (smtpc's more) */
 	bool ready;
 };
 
@@ -483,11 +484,16 @@ static void conn_free(struct conn *cn)
 	free(cn);
 }
 
+static void conn_job_init(struct conn *cn, struct qjob *job)
+{
+	job->sj = (struct smtpc_job){ &job->m->env, cn->q->reader, job->n, job->idx, job->res,
+	                              false, "" };
+}
+
 static void conn_run(struct conn *cn, struct qjob *job)
 {
-	struct queue *q = cn->q;
 	cn->job = job;
-	job->sj = (struct smtpc_job){ &job->m->env, q->reader, job->n, job->idx, job->res, false, "" };
+	conn_job_init(cn, job);
 	smtpc_send(cn->c, &job->sj);
 }
 
@@ -535,14 +541,30 @@ static void conn_ready_cb(struct smtpc *c, void *arg)
 	conn_next(cn);
 }
 
+/* The connection has sent a job whole: the next waiting one may follow at
+ * once, pipelined. */
+static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	struct qjob *job = dest_pop(cn->d);
+	if (!job)
+		return NULL;
+	cn->pipelined = job;
+	conn_job_init(cn, job);
+	return &job->sj;
+}
+
 static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
 {
-	(void)sj;
 	struct conn *cn = arg;
 	struct qjob *job = cn->job;
-	cn->job = NULL;
+	if (sj != &job->sj)
+		abort();  /* a bug: smtpc ends jobs in the order they were given */
+	cn->job = cn->pipelined;
+	cn->pipelined = NULL;
 	queue_job_finish(cn->q, job);
-	if (smtpc_usable(c))
+	if (!cn->job && smtpc_usable(c))
 		conn_next(cn);
 }
 
@@ -595,7 +617,8 @@ static void conn_target_base(struct queue *q, const struct route *r, struct smtp
 
 static void conn_open(struct conn *cn, const struct smtpc_target *t)
 {
-	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb, NULL };
+	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb,
+	                                       conn_more_cb, NULL };
 	struct smtpc_cbs cbs = cbs0;
 	cbs.ctx = cn;
 	cn->c = smtpc_open(cn->q->base, t, &cbs);

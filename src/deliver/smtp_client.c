@@ -55,6 +55,7 @@ struct smtpc {
 	struct buf last_err;            /* why the previous address failed */
 	/* the current transaction */
 	struct smtpc_job *job;
+	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
 	size_t sent, got;               /* commands sent / replies seen: MAIL, RCPT*n, DATA */
 	size_t naccepted, dot_replies;
 	bool mail_failed, *accepted;
@@ -145,18 +146,21 @@ static void smtpc_free(struct smtpc *c)
 	free(c);
 }
 
-/* The current job ends with every result not yet known set to r. */
+/* The current job, and the one pipelined after it, end with every result
+ * not yet known set to r. */
 static void smtpc_job_fail(struct smtpc *c, const struct deliver_result *r)
 {
-	struct smtpc_job *job = c->job;
-	if (!job)
+	struct smtpc_job *jobs[2] = { c->job, c->next };
+	if (!c->job)
 		return;
-	for (size_t i = 0; i < job->n; i++)
-		if (job->res[i].reply[0] == '\0')
-			job->res[i] = *r;
-	c->job = NULL;
+	c->job = c->next = NULL;
 	c->state = C_BROKEN;
-	c->cbs.done(c, job, c->cbs.ctx);
+	for (int k = 0; k < 2 && jobs[k]; k++) {
+		for (size_t i = 0; i < jobs[k]->n; i++)
+			if (jobs[k]->res[i].reply[0] == '\0')
+				jobs[k]->res[i] = *r;
+		c->cbs.done(c, jobs[k], c->cbs.ctx);
+	}
 }
 
 /* The connection broke: fail the job, then tell the owner. */
@@ -181,9 +185,9 @@ static void smtpc_broken(struct smtpc *c, const char *why)
 
 /* ---- the transaction ---- */
 
-static void smtpc_mail_cmd(struct smtpc *c)
+static void smtpc_mail_cmd(struct smtpc *c, const struct smtpc_job *job)
 {
-	const struct spool_env *e = c->job->env;
+	const struct spool_env *e = job->env;
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "MAIL FROM:<%s>", e->sender);
 	if (c->size_ext)
@@ -226,7 +230,7 @@ static void smtpc_tx_send(struct smtpc *c)
 	size_t total = c->job->n + 2;
 	while (c->sent < total) {
 		if (c->sent == 0)
-			smtpc_mail_cmd(c);
+			smtpc_mail_cmd(c, c->job);
 		else if (c->sent <= c->job->n)
 			smtpc_rcpt_cmd(c, &c->job->env->rcpt[c->job->idx[c->sent - 1]]);
 		else
@@ -237,39 +241,78 @@ static void smtpc_tx_send(struct smtpc *c)
 	}
 }
 
-void smtpc_send(struct smtpc *c, struct smtpc_job *job)
+/* A job's results start unknown; it will have been sent here. */
+static void smtpc_job_init(struct smtpc *c, struct smtpc_job *job)
+{
+	for (size_t i = 0; i < job->n; i++)
+		job->res[i].reply[0] = '\0';
+	char peer[300];
+	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", smtpc_peer(c, peer, sizeof peer));
+	job->dsn_offered = c->dsn;
+}
+
+/* Make job the current transaction, sent commands: none, or (pipelined
+ * after the previous one) all of them. */
+static void smtpc_tx_begin(struct smtpc *c, struct smtpc_job *job, size_t sent)
 {
 	c->job = job;
 	free(c->accepted);
 	c->accepted = calloc(job->n ? job->n : 1, sizeof *c->accepted);
 	if (!c->accepted)
 		abort();
-	for (size_t i = 0; i < job->n; i++)
-		job->res[i].reply[0] = '\0';
-	char peer[300];
-	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", smtpc_peer(c, peer, sizeof peer));
-	job->dsn_offered = c->dsn;
-	c->sent = c->got = c->naccepted = c->dot_replies = 0;
+	c->sent = sent;
+	c->got = c->naccepted = c->dot_replies = 0;
 	c->mail_failed = false;
 	c->seq = 0;
 	c->bol = true;
 	c->body_done = false;
+	c->state = C_TX;
+}
+
+/* After a job's final dot, the next transaction goes in the same write:
+ * RFC 2920 3.1 lets message content open a group of commands, and DATA
+ * ends it. Its replies follow the dot's, in order. One write and one read
+ * per message instead of two each, here and at the other end. */
+static void smtpc_pipeline_next(struct smtpc *c)
+{
+	if (!c->pipelining || c->next || c->closing || !c->cbs.more)
+		return;
+	struct smtpc_job *job = c->cbs.more(c, c->cbs.ctx);
+	if (!job)
+		return;
+	c->next = job;
+	smtpc_job_init(c, job);
+	smtpc_mail_cmd(c, job);
+	for (size_t i = 0; i < job->n; i++)
+		smtpc_rcpt_cmd(c, &job->env->rcpt[job->idx[i]]);
+	smtpc_send_line(c, "DATA");
+}
+
+void smtpc_send(struct smtpc *c, struct smtpc_job *job)
+{
+	smtpc_job_init(c, job);
+	smtpc_tx_begin(c, job, 0);
 	if (c->need_rset) {
 		c->need_rset = false;
 		c->state = C_RSET;
 		smtpc_send_line(c, "RSET");
 		return smtpc_flush(c);
 	}
-	c->state = C_TX;
 	smtpc_tx_send(c);
 	smtpc_flush(c);
 }
 
+/* The current job is over; a job pipelined after it becomes current
+ * (before the owner hears of the first: it must not hand over another). */
 static void smtpc_job_done(struct smtpc *c)
 {
 	struct smtpc_job *job = c->job;
 	c->job = NULL;
 	c->state = C_READY;
+	if (c->next) {
+		smtpc_tx_begin(c, c->next, c->next->n + 2);
+		c->next = NULL;
+	}
 	c->cbs.done(c, job, c->cbs.ctx);
 }
 
@@ -331,6 +374,7 @@ static void smtpc_body_end(struct smtpc *c)
 		evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, ".\r\n", 3);
 	c->state = C_DOT;
+	smtpc_pipeline_next(c);
 }
 
 /* Push body chunks until the output holds enough; then the final dot. */

@@ -5,8 +5,9 @@
  * one greets, answers EHLO (or HELO, or LHLO), and, when offered and the
  * policy allows, completes STARTTLS (RFC 3207) and AUTH (RFC 4954). Then
  * it runs transactions, one job at a time: MAIL, RCPTs and DATA pipelined
- * when PIPELINING (RFC 2920) is offered, the body streamed from the spool
- * with dot-stuffing, DSN parameters passed on when DSN (RFC 3461) is.
+ * when PIPELINING (RFC 2920) is offered, and then the next job's commands
+ * right after the final dot; the body streamed from the spool with
+ * dot-stuffing, DSN parameters passed on when DSN (RFC 3461) is.
  */
 #ifndef TERN_SMTP_CLIENT_H
 #define TERN_SMTP_CLIENT_H
@@ -54,12 +55,16 @@ struct event_base;
 
 /* ready: the connection can take a job. fail: it could not get there; every
  * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
- * its results are in; the connection is ready again unless it broke, in
- * which case fail follows. Callbacks may call smtpc_send or smtpc_close. */
+ * its results are in; the connection is ready again (smtpc_usable) unless
+ * it broke, in which case fail follows, or unless a job pipelined after it
+ * is now under way. more (may be NULL): a job has been sent whole and the
+ * connection could pipeline another after it; return one, or NULL. ready,
+ * fail and done may call smtpc_send or smtpc_close; more may not. */
 struct smtpc_cbs {
 	void (*ready)(struct smtpc *c, void *ctx);
 	void (*fail)(struct smtpc *c, const struct deliver_result *why, void *ctx);
 	void (*done)(struct smtpc *c, struct smtpc_job *job, void *ctx);
+	struct smtpc_job *(*more)(struct smtpc *c, void *ctx);
 	void *ctx;
 };
 

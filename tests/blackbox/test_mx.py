@@ -433,6 +433,73 @@ def test_destination_concurrency_limits_connections(world):
     assert s2.running()
 
 
+def test_next_transaction_pipelined_after_the_dot(world):
+    """RFC 2920 3.1: with messages waiting for the connection, the next
+    MAIL, RCPT and DATA go out right behind a message's final dot, before
+    its reply; every reply is still matched to its own message."""
+    zone_two_mx(world)
+    mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example", "carol@dest.example")
+    s = world.sender(queue_only="yes")
+    senders = ["first@example.com", "second@example.com", "third@example.com"]
+    for i, who in enumerate(senders):
+        send(s, ["bob@dest.example", "carol@dest.example"], crlf("Subject: p%d" % i, "", "pipe-%d" % i),
+             sender=who)
+    s.stop_checked()
+    s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
+                     dns_resolver=world.dns.resolver, smtp_port=str(world.port),
+                     destination_concurrency="1", log_level="debug")
+    for box in ("bob@dest.example", "carol@dest.example"):
+        mx1.wait_messages(box, 3)
+        for i in range(3):
+            mx1.wait_message_with(box, "pipe-%d" % i)
+    deadline = time.monotonic() + 10
+    while s2.log().count("status=sent") < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # "...Z ternd[N]: debug: smtp mx1.dest.example: > MAIL FROM:<...>"
+    said = [l.split(": ", 3)[3] for l in s2.log().splitlines() if ": debug: smtp " in l]
+    first_354 = next(i for i, l in enumerate(said) if l.startswith("< 354"))
+    dot_reply = next(i for i, l in enumerate(said) if i > first_354 and l.startswith("< 250 2.6.0"))
+    mails = [l for l in said[first_354:dot_reply] if l.startswith("> MAIL FROM:")]
+    assert len(mails) == 1 and "<second@example.com>" in mails[0], \
+        "the second transaction did not follow the first dot:\n" + "\n".join(said)
+    assert s2.log().count("status=sent") == 6
+    assert "status=deferred" not in s2.log() and "status=bounced" not in s2.log()
+    assert said.count("> EHLO mx.test.example") == 1, "three messages, one connection"
+
+
+def test_pipelined_transaction_lost_with_the_connection_is_retried(world):
+    """The next hop hangs up after a message's dot, without a reply: that
+    message and the one pipelined behind it are both deferred, neither is
+    lost, and both are tried again."""
+    zone_two_mx(world)
+    world.sink("127.0.0.2", "-q", ".")              # disconnect at end of data
+    s = world.sender(queue_only="yes")
+    qids = [send(s, ["bob@dest.example"], crlf("Subject: h%d" % i, "", "hangup-%d" % i),
+                 sender="s%d@example.com" % i) for i in range(2)]
+    s.stop_checked()
+    s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
+                     dns_resolver=world.dns.resolver, smtp_port=str(world.port),
+                     destination_concurrency="1", log_level="debug", retry_min="1s",
+                     retry_max="1s", smtp_timeout="5s")
+    for qid in qids:
+        wait_log(s2, "%s: to=<bob@dest.example>, relay=mx1.dest.example[127.0.0.2], delay=" % qid)
+    said = [l.split(": ", 3)[3] for l in s2.log().splitlines() if ": debug: smtp " in l]
+    after_354 = said[said.index("< 354 End data with <CR><LF>.<CR><LF>") + 1]
+    assert after_354.startswith("> MAIL FROM:<s1@example.com>"), \
+        "the second message was not pipelined:\n" + "\n".join(said)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(
+            "%s: to=<bob@dest.example>" % q in s2.log() and "attempts=2" in s2.log() for q in qids):
+        time.sleep(0.05)
+    log = s2.log()
+    for qid in qids:
+        lines = [l for l in log.splitlines() if l.split(": ", 2)[-1].startswith(qid + ": to=<")]
+        assert lines and all("status=deferred" in l for l in lines), log
+        assert any("attempts=2" in l for l in lines), "%s was not tried again" % qid
+        assert "%s: removed" % qid not in log
+    assert "status=sent" not in log and "status=bounced" not in log
+
+
 def _lines_message(marker, n_lines, dot_every):
     """Header and n_lines body lines of 77 octets (79 with CRLF); every
     dot_every-th line (if any) starts with a dot, some of them ".." or "."
