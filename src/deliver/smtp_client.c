@@ -51,6 +51,7 @@ struct smtpc {
 	bool tls, pipelining, dsn, size_ext, eightbit, starttls_offered;
 	bool auth_plain, auth_login, need_rset, closing;
 	bool direct;                    /* plain and connected: wire.h writes */
+	char peer[300];                 /* "name[ip]" (smtpc_set_peer) */
 	struct smtpc_reply reply;
 	struct buf last_err;            /* why the previous address failed */
 	/* the current transaction */
@@ -96,7 +97,9 @@ static void smtpc_flush(struct smtpc *c)
 		smtpc_body(c);
 }
 
-static const char *smtpc_peer(struct smtpc *c, char *out, size_t n)
+/* "name[ip]" of the address being tried, made once per connection
+ * (smtpc_connect): results and remote_mta quote it for every message. */
+static void smtpc_set_peer(struct smtpc *c)
 {
 	char ip[INET6_ADDRSTRLEN] = "";
 	const struct sockaddr_storage *ss = &c->t.addr[c->ai];
@@ -106,8 +109,7 @@ static const char *smtpc_peer(struct smtpc *c, char *out, size_t n)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
 	else
 		snprintf(ip, sizeof ip, "unix");
-	snprintf(out, n, "%s[%s]", c->t.name[c->ai], ip);
-	return out;
+	snprintf(c->peer, sizeof c->peer, "%s[%s]", c->t.name[c->ai], ip);
 }
 
 /* A result from the reply just read: "x.y.z host said: 550 5.1.1 ...". */
@@ -119,10 +121,9 @@ static void smtpc_result(struct smtpc *c, struct deliver_result *r, const char *
 		snprintf(esc, sizeof esc, "%.*s", (int)strcspn(t, " "), t);
 	else
 		snprintf(esc, sizeof esc, "%d.0.0", c->reply.code / 100);
-	char peer[300];
 	r->status = c->reply.code < 400 ? DELIVER_OK : c->reply.code < 500 ? DELIVER_TEMP : DELIVER_PERM;
-	snprintf(r->reply, sizeof r->reply, "%s %s said: %d %s (in reply to %s)", esc,
-	         smtpc_peer(c, peer, sizeof peer), c->reply.code, t, cmd);
+	snprintf(r->reply, sizeof r->reply, "%s %s said: %d %s (in reply to %s)", esc, c->peer,
+	         c->reply.code, t, cmd);
 }
 
 static void smtpc_set_result(struct deliver_result *r, enum deliver_status st, const char *why)
@@ -167,10 +168,9 @@ static void smtpc_job_fail(struct smtpc *c, const struct deliver_result *r)
 static void smtpc_broken(struct smtpc *c, const char *why)
 {
 	struct deliver_result r;
-	char peer[300];
 	smtpc_set_result(&r, DELIVER_TEMP, "");
-	snprintf(r.reply, sizeof r.reply, "4.4.2 %s: %s", smtpc_peer(c, peer, sizeof peer), why);
-	log_info("smtp %s: %s", peer, why);
+	snprintf(r.reply, sizeof r.reply, "4.4.2 %s: %s", c->peer, why);
+	log_info("smtp %s: %s", c->peer, why);
 	bool had_job = c->job != NULL;
 	if (c->state < C_READY && !had_job) {
 		buf_reset(&c->last_err);
@@ -246,8 +246,7 @@ static void smtpc_job_init(struct smtpc *c, struct smtpc_job *job)
 {
 	for (size_t i = 0; i < job->n; i++)
 		job->res[i].reply[0] = '\0';
-	char peer[300];
-	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", smtpc_peer(c, peer, sizeof peer));
+	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", c->peer);
 	job->dsn_offered = c->dsn;
 }
 
@@ -504,13 +503,12 @@ static void smtpc_address_failed(struct smtpc *c, const char *fmt, ...)
 
 static void smtpc_address_failed(struct smtpc *c, const char *fmt, ...)
 {
-	char peer[300];
 	buf_reset(&c->last_err);
 	va_list ap;
 	va_start(ap, fmt);
 	buf_vprintf(&c->last_err, fmt, ap);
 	va_end(ap);
-	log_info("smtp %s: %s", smtpc_peer(c, peer, sizeof peer), buf_cstr(&c->last_err));
+	log_info("smtp %s: %s", c->peer, buf_cstr(&c->last_err));
 	smtpc_next_address(c);
 }
 
@@ -604,9 +602,7 @@ static void smtpc_tls_up(struct smtpc *c)
 	if (c->t.tls == SMTPC_TLS_VERIFY && SSL_get_verify_result(ssl) != X509_V_OK)
 		return smtpc_address_failed(c, "4.7.5 certificate verification failed: %s",
 		                            X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
-	char peer[300];
-	log_info("smtp %s: TLS %s %s", smtpc_peer(c, peer, sizeof peer), SSL_get_version(ssl),
-	         SSL_get_cipher_name(ssl));
+	log_info("smtp %s: TLS %s %s", c->peer, SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 	c->tls = true;
 	c->pipelining = c->dsn = c->size_ext = c->eightbit = c->starttls_offered = false;
 	c->auth_plain = c->auth_login = false;
@@ -793,6 +789,7 @@ static void smtpc_connect(struct smtpc *c)
 	c->reply.code = 0;
 	buf_reset(&c->reply.text);
 	c->state = C_CONNECT;
+	smtpc_set_peer(c);
 	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->bev, smtpc_read_cb, smtpc_write_cb, smtpc_event_cb, c);
 	struct timeval ct = { (time_t)c->t.connect_timeout, 0 };
