@@ -106,6 +106,7 @@ struct queue {
 	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done and recording, by qid */
 	struct dest *dests;
 	bool backlog;               /* the last scan was cut at QUEUE_BATCH */
+	struct spool_cursor scan_at; /* where the next scan goes on from */
 	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
 	int64_t started;
 	size_t nconns;
@@ -833,7 +834,8 @@ static void queue_start_fresh(struct queue *q, struct spool_fresh *f, int64_t no
 	}
 }
 
-/* Fire timer_ev at t (unix seconds) unless it fires earlier already. */
+/* Fire timer_ev at t (unix seconds) unless it fires earlier already
+ * (wake_at is cleared when it fires). */
 static void queue_wake_at(struct queue *q, int64_t t)
 {
 	int64_t now = (int64_t)time(NULL);
@@ -846,35 +848,41 @@ static void queue_wake_at(struct queue *q, int64_t t)
 	evtimer_add(q->timer_ev, &tv);
 }
 
-/* Arm timer_ev for the next retry the spool holds. */
+/* Arm timer_ev: in a second while a scan has more to read, at the next
+ * retry the spool holds, and after QUEUE_IDLE_WAIT at the latest. What is
+ * due already is in flight or behind the scan's cursor; a retry decided
+ * here arms the timer itself (queue_defer). */
 static void queue_arm(struct queue *q, int64_t now)
 {
-	int64_t next = spool_reader_next_due(q->reader);
-	int64_t wait = QUEUE_IDLE_WAIT;
-	if (next > now && next - now < wait)
-		wait = next - now;
-	else if (next >= 0 && next <= now && (q->backlog || !q->msgs))
-		wait = 1;  /* due but not taken (batch limit): look again soon */
-	q->wake_at = 0;
-	queue_wake_at(q, now + wait);
+	if (q->backlog)
+		queue_wake_at(q, now + 1);
+	int64_t next = spool_reader_next_due(q->reader, now);
+	if (next > now)
+		queue_wake_at(q, next);
+	queue_wake_at(q, now + QUEUE_IDLE_WAIT);
 }
 
 /* Look into the spool for due messages (the fresh ones taken under the
- * same lock, so that none is started twice or missed). */
+ * same lock, so that none is started twice or missed). A batch that was
+ * cut leaves the cursor where it stopped: the next scan goes on from
+ * there, past messages already in flight, and starts over only once it
+ * has read to the end. */
 static void queue_scan(struct queue *q)
 {
 	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
 	int64_t now = (int64_t)time(NULL);
-	bool rescan;
+	bool rescan, more = false;
 	spool_scan_lock(q->spool);
 	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
-	size_t n = spool_reader_due(q->reader, now, qids, QUEUE_BATCH);
+	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, QUEUE_BATCH, &more);
 	spool_scan_unlock(q->spool);
 	queue_start_fresh(q, fresh, now);
 	for (size_t i = 0; i < n; i++)
 		if (!queue_inflight(q, qids[i]))
 			queue_start_qid(q, qids[i], now);
-	q->backlog = n == QUEUE_BATCH;
+	q->backlog = more;
+	if (!more)
+		q->scan_at = SPOOL_CURSOR_START;
 	queue_arm(q, now);
 }
 
@@ -882,7 +890,9 @@ static void queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	queue_scan(arg);
+	struct queue *q = arg;
+	q->wake_at = 0;
+	queue_scan(q);
 }
 
 /* After a commit: the new messages, from the handoff. */
@@ -957,6 +967,7 @@ struct queue *queue_new(const struct conf *c, const struct policy *p)
 bool queue_start(struct queue *q, struct spool *sp)
 {
 	q->spool = sp;
+	q->scan_at = SPOOL_CURSOR_START;
 	q->started = (int64_t)time(NULL);
 	q->reader = spool_reader_open(q->conf->spool_dir);
 	if (!q->reader)

@@ -156,11 +156,19 @@ int spool_inject(struct spool *sp, const struct spool_env *env, const void *body
 struct spool_reader;
 struct spool_reader *spool_reader_open(const char *dir);
 void spool_reader_close(struct spool_reader *r);
-/* Up to max queue ids with a recipient due at or before now. */
-size_t spool_reader_due(struct spool_reader *r, int64_t now,
-                        char (*qids)[UTIL_QID_LEN + 1], size_t max);
-/* The earliest next_try of any pending recipient, or -1 when none. */
-int64_t spool_reader_next_due(struct spool_reader *r);
+/* Where a paged look for due recipients stopped: the last row read, in
+ * (next_try, rowid) order; SPOOL_CURSOR_START before the first. */
+struct spool_cursor {
+	int64_t next_try, rowid;
+};
+#define SPOOL_CURSOR_START ((struct spool_cursor){ -1, 0 })
+/* Up to max queue ids with a recipient due at or before now, from the rows
+ * after *cur on; *cur moves past the rows read. *more: max rows were read,
+ * there may be more after *cur; false: the end was reached. */
+size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor *cur,
+                        char (*qids)[UTIL_QID_LEN + 1], size_t max, bool *more);
+/* The earliest next_try after now of any pending recipient, or -1. */
+int64_t spool_reader_next_due(struct spool_reader *r, int64_t now);
 /* Load a message's envelope with all its recipients. 0 or an errno. */
 int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *env);
 /* Stream the body of a message (env from spool_reader_env) in order to

@@ -106,34 +106,63 @@ static void spool_reader_done(struct spool_reader *r, sqlite3_stmt *st)
 	sqlite3_finalize(st);  /* a one-off statement (cache busy or full) */
 }
 
-size_t spool_reader_due(struct spool_reader *r, int64_t now,
-                        char (*qids)[UTIL_QID_LEN + 1], size_t max)
+/* Due rows of one statement (bound by the caller) after the cursor, up to
+ * *left more rows; the cursor follows the rows read. */
+static size_t spool_reader_due_rows(sqlite3_stmt *st, struct spool_cursor *cur,
+                                    char (*qids)[UTIL_QID_LEN + 1], size_t n, size_t *left)
 {
-	/* Walks rcpt_due in next_try order and stops after max rows: the cost
-	 * is the batch, not the backlog (DISTINCT ... ORDER BY qid sorted every
-	 * due recipient of the spool on each scan). A message's recipients are
-	 * adjacent rows, so repeats are dropped here. */
-	sqlite3_stmt *st = spool_reader_prepare(r,
-		"SELECT qid FROM rcpt WHERE status=0 AND next_try<=? LIMIT ?");
-	if (!st)
-		return 0;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	size_t n = 0;
-	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+	while (*left > 0 && sqlite3_step(st) == SQLITE_ROW) {
+		(*left)--;
 		const char *q = (const char *)sqlite3_column_text(st, 0);
+		cur->next_try = sqlite3_column_int64(st, 1);
+		cur->rowid = sqlite3_column_int64(st, 2);
 		if (!q || (n && !strcmp(qids[n - 1], q)))
-			continue;
+			continue;   /* a message's recipients are adjacent rows */
 		snprintf(qids[n++], UTIL_QID_LEN + 1, "%s", q);
 	}
-	spool_reader_done(r, st);
 	return n;
 }
 
-int64_t spool_reader_next_due(struct spool_reader *r)
+/* Walks rcpt_due (status, next_try, rowid) from the cursor and stops after
+ * max rows: the cost is the batch, not the backlog, and a scan that pages
+ * on reaches the due retries behind a thousand messages still in flight
+ * (whose never-tried rows, next_try 0, sort first). Two statements, as
+ * SQLite seeks the index by rowid only under an equality on next_try: the
+ * rest of the cursor's next_try, then the later ones. */
+size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor *cur,
+                        char (*qids)[UTIL_QID_LEN + 1], size_t max, bool *more)
 {
-	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT MIN(next_try) FROM rcpt WHERE status=0");
+	static const char *const sql[] = {
+		"SELECT qid, next_try, rowid FROM rcpt"
+		" WHERE status=0 AND next_try=?1 AND rowid>?2 ORDER BY rowid LIMIT ?4",
+		"SELECT qid, next_try, rowid FROM rcpt"
+		" WHERE status=0 AND next_try>?1 AND next_try<=?3 ORDER BY next_try, rowid LIMIT ?4",
+	};
+	size_t n = 0, left = max;
+	for (int i = 0; i < 2 && left > 0; i++) {
+		if (i == 0 && cur->next_try > now)
+			continue;
+		sqlite3_stmt *st = spool_reader_prepare(r, sql[i]);
+		if (!st)
+			break;
+		sqlite3_bind_int64(st, 1, cur->next_try);
+		sqlite3_bind_int64(st, 2, cur->rowid);
+		sqlite3_bind_int64(st, 3, now);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)left);
+		n = spool_reader_due_rows(st, cur, qids, n, &left);
+		spool_reader_done(r, st);
+	}
+	*more = left == 0;
+	return n;
+}
+
+int64_t spool_reader_next_due(struct spool_reader *r, int64_t now)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r,
+		"SELECT MIN(next_try) FROM rcpt WHERE status=0 AND next_try>?");
 	int64_t t = -1;
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
 	if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		t = sqlite3_column_int64(st, 0);
 	spool_reader_done(r, st);

@@ -500,6 +500,26 @@ def test_pipelined_transaction_lost_with_the_connection_is_retried(world):
     assert "status=sent" not in log and "status=bounced" not in log
 
 
+def test_retry_not_hidden_behind_messages_in_flight(world):
+    """1,100 recipients wait for a next hop that takes a minute per message
+    (in flight, never tried: their rows come first among the due ones). A
+    message deferred for another destination is still retried when due:
+    the scan pages on past what is in flight instead of reading the same
+    first 1,024 rows again."""
+    world.zone("slow.example. MX 10 mx.slow.example.", "mx.slow.example. A 127.0.0.2",
+               "later.example. MX 10 mx.later.example.", "mx.later.example. A 127.0.0.3")
+    world.sink("127.0.0.2", "-w", "60")           # DATA answered after a minute
+    s = world.sender(destination_concurrency="1", smtp_timeout="2m")
+    qid = send(s, ["bob@later.example"], crlf("Subject: later", "", "retried-in-time"))
+    wait_log(s, "%s: to=<bob@later.example>" % qid)   # nobody at 127.0.0.3 yet
+    assert "status=deferred" in s.log()
+    for i in range(11):
+        send(s, ["u%d@slow.example" % k for k in range(100)], crlf("Subject: s%d" % i, "", "slow"))
+    later = world.mx_server("127.0.0.3", "later.example", "bob@later.example")
+    later.wait_message_with("bob@later.example", "retried-in-time")
+    assert "status=sent" not in "\n".join(l for l in s.log().splitlines() if "slow.example" in l)
+
+
 def _lines_message(marker, n_lines, dot_every):
     """Header and n_lines body lines of 77 octets (79 with CRLF); every
     dot_every-th line (if any) starts with a dot, some of them ".." or "."

@@ -270,6 +270,38 @@ static void test_lazy_update_alone(void **state)
 	free(b);
 }
 
+/* A scan in pages of max rows reads every due message once, in order,
+ * and says when it has reached the end. */
+static void test_due_pages(void **state)
+{
+	struct fixture *f = *state;
+	char *b = body_make(100);
+	char qid[16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(qid, sizeof qid, "PAGE%08d", i);
+		put_msg(f, qid, b, 100);
+	}
+	char got[8][UTIL_QID_LEN + 1];
+	struct spool_cursor cur = SPOOL_CURSOR_START;
+	bool more = false;
+	size_t total = 0;
+	size_t pages[] = { 2, 2, 1 };
+	for (int p = 0; p < 3; p++) {
+		size_t n = spool_reader_due(f->r, 10, &cur, got + total, 2, &more);
+		assert_int_equal(n, pages[p]);
+		assert_int_equal(more, p < 2);
+		total += n;
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(qid, sizeof qid, "PAGE%08d", i);
+		assert_string_equal(got[i], qid);
+	}
+	cur = SPOOL_CURSOR_START;   /* from the start again; nothing is due at -1 */
+	assert_int_equal(spool_reader_due(f->r, -1, &cur, got, 8, &more), 0);
+	assert_false(more);
+	free(b);
+}
+
 /* ---- handoff to the delivery side ---- */
 
 static int hook_calls;
@@ -369,6 +401,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_removes_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_update_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_due_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff_inject_rescans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_hook_keeps_nothing, setup, teardown),
