@@ -544,16 +544,26 @@ static struct spool_fresh *spool_fresh_from(struct spool_op *op)
 	free(op->env);
 	op->env = NULL;
 	size_t cap = op->data.cap;
-	if (!f->env.body_file && op->data.len &&
-	    atomic_fetch_add(&spool_mem_held, cap) + cap <= SPOOL_MEM_MAX) {
-		f->env.mem = op->data.data;
-		f->env.mem_len = op->data.len;
-		f->env.mem_cap = cap;
-		buf_init(&op->data);
-	} else if (!f->env.body_file && op->data.len) {
-		atomic_fetch_sub(&spool_mem_held, cap);
+	if (f->env.body_file || op->data.len == 0)
+		return f;
+	if (atomic_fetch_add(&spool_mem_held, cap) + cap > SPOOL_MEM_MAX) {
+		atomic_fetch_sub(&spool_mem_held, cap);   /* no room: read from the spool */
+		return f;
 	}
+	f->env.mem = op->data.data;
+	f->env.mem_len = op->data.len;
+	f->env.mem_cap = cap;
+	buf_init(&op->data);
 	return f;
+}
+
+static void spool_fresh_free_list(struct spool_fresh *f)
+{
+	while (f) {
+		struct spool_fresh *next = f->next;
+		spool_fresh_free(f);
+		f = next;
+	}
 }
 
 /* Append n fresh messages (head to *tail) to the list, unless the
@@ -565,11 +575,7 @@ static void spool_keep_fresh(struct spool *sp, struct spool_fresh *head,
 	if (sp->nfresh + n > SPOOL_FRESH_MAX) {
 		sp->rescan = true;
 		pthread_mutex_unlock(&sp->mu);
-		while (head) {
-			struct spool_fresh *f = head;
-			head = f->next;
-			spool_fresh_free(f);
-		}
+		spool_fresh_free_list(head);
 		return;
 	}
 	*sp->fresh_tail = head;
@@ -899,10 +905,7 @@ void spool_close(struct spool *sp)
 	pthread_cond_destroy(&sp->reap_cv);
 	spool_run_completions(sp);
 	bool rescan;
-	for (struct spool_fresh *f = spool_take_fresh(sp, &rescan), *next; f; f = next) {
-		next = f->next;
-		spool_fresh_free(f);
-	}
+	spool_fresh_free_list(spool_take_fresh(sp, &rescan));
 	pthread_mutex_destroy(&sp->scan_mu);
 	sqlite3_close(sp->db);
 	close(sp->body_dir);
