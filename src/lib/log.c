@@ -66,3 +66,12 @@ void log_fatal(const char *fmt, ...)
 	va_end(ap);
 	exit(2);
 }
+
+void log_panic(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(LOG_ERROR, fmt, ap);
+	va_end(ap);
+	abort();
+}

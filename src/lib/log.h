@@ -23,4 +23,8 @@ void log_msg(enum log_level l, const char *fmt, ...)
 /* A bad environment: log and exit(2). */
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* A bug or a broken invariant (memory exhausted included): say what
+ * broke, then abort() for a core dump. */
+void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 #endif

@@ -12,6 +12,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "log.h"
+
 void util_rfc5322_date(time_t t, char *out, size_t n)
 {
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
@@ -131,8 +133,27 @@ char *util_xstrdup(const char *s)
 {
 	char *d = strdup(s ? s : "");
 	if (!d)
-		abort();
+		log_panic("out of memory copying a %zu-octet string", strlen(s ? s : ""));
 	return d;
+}
+
+void *util_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		log_panic("out of memory: calloc(%zu, %zu)", n, size);
+	return p;
+}
+
+void *util_xrealloc(void *p, size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		log_panic("allocation overflow: %zu x %zu octets", n, size);
+	size_t total = n * size;
+	void *q = realloc(p, total > 0 ? total : 1);
+	if (!q)
+		log_panic("out of memory: realloc to %zu x %zu octets", n, size);
+	return q;
 }
 
 bool util_hostport(const char *s, char *host, size_t n, unsigned *port)

@@ -46,6 +46,11 @@ int util_each_line(const char *path, const char *what, unsigned flags,
  * NULL copies as "". */
 char *util_xstrdup(const char *s);
 
+/* calloc and realloc (n elements of size octets, overflow checked) that
+ * log_panic when memory runs out: callers never see NULL. */
+void *util_xcalloc(size_t n, size_t size);
+void *util_xrealloc(void *p, size_t n, size_t size);
+
 /* Split "host:port" or "[v6]:port" (port 1..65535) into host (room for n)
  * and port; false when malformed. The one parser for relayhost,
  * lmtp_host and transport_map targets, at start-up and at delivery. */
