@@ -22,6 +22,7 @@
 #include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "smtpd/closer.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
@@ -223,6 +224,7 @@ static int ternd_start(struct ternd *t)
 	t->srv.policy.aliases = t->aliases;
 	t->srv.users = t->users;
 	t->srv.limits = limits_new();
+	t->srv.closer = closer_new(t->srv.base);
 	ternd_events(t);
 	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
 		return 2;  /* read as root: the key may be root's alone */
@@ -262,6 +264,7 @@ static int ternd_start(struct ternd *t)
 static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
+	closer_free(t->srv.closer);
 	listener_close(t->listeners);
 	if (t->srv.spool)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */

@@ -24,6 +24,7 @@
 
 #include "../dsn/dsn.h"
 #include "../lib/log.h"
+#include "../smtpd/closer.h"
 #include "deliver.h"
 #include "dns.h"
 #include "maildir.h"
@@ -89,6 +90,7 @@ struct queue {
 	struct spool_reader *reader;
 	struct route_map *map;
 	struct dns *dns;
+	struct closer *closer;      /* closes outbound connections (closer.h) */
 	SSL_CTX *ssl;
 	enum smtpc_tls tls;
 	char *auth_user, *auth_pass;
@@ -614,6 +616,7 @@ static void conn_target_base(struct queue *q, const struct route *r, struct smtp
 	t->auth_pass = r->auth ? q->auth_pass : NULL;
 	t->connect_timeout = q->conf->smtp_connect_timeout;
 	t->timeout = q->conf->smtp_timeout;
+	t->closer = q->closer;
 }
 
 static void conn_open(struct conn *cn, const struct smtpc_target *t)
@@ -913,7 +916,9 @@ static void queue_stop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct queue *q = arg;
-	event_base_loopbreak(q->base);
+	for (size_t i = 0; i < q->nconns; i++)
+		smtpc_hangup(q->conns[i]->c);
+	closer_drain(q->closer, CLOSER_LINGER);   /* then the loop ends */
 }
 
 static void *queue_run(void *arg)
@@ -974,6 +979,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 		return false;
 	q->base = event_base_new();
 	q->dns = dns_new(q->base, q->conf->dns_resolver);
+	q->closer = closer_new(q->base);
 	q->kick_ev = event_new(q->base, -1, 0, queue_fresh_cb, q);
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
@@ -1005,6 +1011,7 @@ static void queue_free_all(struct queue *q)
 		free(q->conns[i]);
 	}
 	free(q->conns);
+	closer_free(q->closer);
 	while (q->dests) {
 		struct dest *d = q->dests;
 		q->dests = d->next;

@@ -21,6 +21,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/log.h"
+#include "../smtpd/closer.h"
 #include "../smtpd/parse.h"
 #include "../smtpd/tls.h"
 #include "../smtpd/wire.h"
@@ -50,6 +51,7 @@ struct smtpc {
 	size_t ai;                      /* address being tried */
 	bool tls, pipelining, dsn, size_ext, eightbit, starttls_offered;
 	bool auth_plain, auth_login, need_rset, closing;
+	bool release;                   /* smtpc_close: start_ev frees the struct */
 	bool direct;                    /* plain and connected: wire.h writes */
 	char peer[300];                 /* "name[ip]" (smtpc_set_peer) */
 	struct smtpc_reply reply;
@@ -138,8 +140,7 @@ static void smtpc_free(struct smtpc *c)
 {
 	if (c->start_ev)
 		event_free(c->start_ev);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	closer_close(c->t.closer, c->bev);
 	buf_free(&c->reply.text);
 	buf_free(&c->last_err);
 	buf_free(&c->chunk);
@@ -572,22 +573,13 @@ static void smtpc_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void smtpc_start_tls(struct smtpc *c)
 {
-	SSL *ssl = SSL_new(c->t.ssl_ctx);
-	if (!ssl)
-		return smtpc_address_failed(c, "4.7.5 cannot create a TLS session");
-	const char *name = c->t.name[c->ai];
-	SSL_set_tlsext_host_name(ssl, name);
-	if (c->t.tls == SMTPC_TLS_VERIFY)
-		SSL_set1_host(ssl, name);
+	struct tls_peer peer = { c->t.name[c->ai], c->t.tls == SMTPC_TLS_VERIFY };
 	if (c->direct)
 		wire_indirect(c->bev);   /* OpenSSL writes from here on */
 	c->direct = false;
-	struct bufferevent *tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
-		BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (!tb) {
-		SSL_free(ssl);
+	struct bufferevent *tb = tls_wrap(c->base, c->bev, c->t.ssl_ctx, &peer);
+	if (!tb)
 		return smtpc_address_failed(c, "4.7.5 cannot start TLS");
-	}
 	c->bev = tb;
 	c->state = C_HANDSHAKE;
 	bufferevent_setcb(tb, smtpc_read_cb, NULL, smtpc_event_cb, c);
@@ -735,8 +727,6 @@ static void smtpc_write_cb(struct bufferevent *bev, void *arg)
 		wire_direct(c->bev);   /* libevent wrote the rest: direct again */
 	if (c->state == C_BODY)
 		smtpc_body(c);
-	else if (c->state == C_QUIT)
-		return smtpc_free(c);
 	smtpc_flush(c);
 }
 
@@ -754,8 +744,6 @@ static void smtpc_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->direct = true;
 		return;
 	}
-	if (c->state == C_QUIT)
-		return smtpc_free(c);
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	char why[256];
 	if (e)
@@ -781,8 +769,7 @@ static socklen_t smtpc_addrlen(const struct sockaddr_storage *ss)
 
 static void smtpc_connect(struct smtpc *c)
 {
-	if (c->bev)
-		bufferevent_free(c->bev);
+	closer_close(c->t.closer, c->bev);
 	c->direct = false;
 	c->tls = c->pipelining = c->dsn = c->size_ext = c->eightbit = false;
 	c->starttls_offered = c->auth_plain = c->auth_login = false;
@@ -804,10 +791,8 @@ static void smtpc_connect(struct smtpc *c)
 /* Try the next address, or report that none worked. */
 static void smtpc_next_address(struct smtpc *c)
 {
-	if (c->bev) {
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-	}
+	closer_close(c->t.closer, c->bev);
+	c->bev = NULL;
 	c->direct = false;
 	if (++c->ai < c->t.naddr)
 		return smtpc_connect(c);
@@ -822,9 +807,9 @@ static void smtpc_start_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct smtpc *c = arg;
-	if (c->closing)
+	if (c->release)
 		smtpc_free(c);
-	else
+	else if (!c->closing)
 		smtpc_connect(c);
 }
 
@@ -846,9 +831,10 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
 	return c;
 }
 
-/* QUIT when idle, then free. Never frees under the caller's feet: the
- * free happens from the loop. */
-void smtpc_close(struct smtpc *c)
+/* QUIT when idle, and the connection to the closer (QUIT and a TLS
+ * close_notify leave, then the socket closes; the 221 is not waited for).
+ * No callback comes after this. */
+void smtpc_hangup(struct smtpc *c)
 {
 	if (!c || c->closing)
 		return;
@@ -856,12 +842,18 @@ void smtpc_close(struct smtpc *c)
 	if (c->bev && c->state == C_READY) {
 		c->state = C_QUIT;
 		smtpc_send_line(c, "QUIT");
-		bufferevent_disable(c->bev, EV_READ);
-		if (!c->direct || !wire_flush(c->bev))
-			return;  /* freed once QUIT has left (write callback) */
 	}
-	if (c->bev)
-		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	closer_close(c->t.closer, c->bev);
+	c->bev = NULL;
+}
+
+/* Never frees under the caller's feet: the struct goes from the loop. */
+void smtpc_close(struct smtpc *c)
+{
+	if (!c)
+		return;
+	smtpc_hangup(c);
+	c->release = true;
 	event_active(c->start_ev, EV_TIMEOUT, 0);
 }
 

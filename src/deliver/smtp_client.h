@@ -37,6 +37,7 @@ struct smtpc_target {
 	const char *auth_pass;
 	unsigned connect_timeout;  /* seconds */
 	unsigned timeout;          /* seconds per reply */
+	struct closer *closer;     /* where the connection goes to be closed */
 };
 
 /* One transaction: a message to some of its recipients. */
@@ -52,6 +53,7 @@ struct smtpc_job {
 
 struct smtpc;
 struct event_base;
+struct closer;
 
 /* ready: the connection can take a job. fail: it could not get there; every
  * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
@@ -74,6 +76,9 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
 void smtpc_send(struct smtpc *c, struct smtpc_job *job);
 /* QUIT (when idle) and free; no more callbacks. */
 void smtpc_close(struct smtpc *c);
+/* QUIT (when idle) and close the connection, but keep the struct for
+ * smtpc_destroy (the loop is stopping); no more callbacks. */
+void smtpc_hangup(struct smtpc *c);
 /* Free at once, without a word (the loop has stopped). */
 void smtpc_destroy(struct smtpc *c);
 /* Ready for another job (not broken, not closing)? */

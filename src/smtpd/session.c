@@ -27,6 +27,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "data.h"
+#include "closer.h"
 #include "parse.h"
 #include "proxy.h"
 #include "tls.h"
@@ -74,7 +75,6 @@ struct session {
 	enum session_state state;
 	bool greeted;                   /* HELO or EHLO seen */
 	bool tls;                       /* STARTTLS done or smtps */
-	bool tls_layer;                 /* bev is a TLS filter over a socket one */
 	bool direct;                    /* plain socket: replies are written at once
 	                                   (session_flush), libevent only writes a
 	                                   remainder the socket would not take */
@@ -180,21 +180,21 @@ static void session_unlink(struct session *s)
 	s->next = s->prev = NULL;
 	srv->nsessions--;
 	if (srv->shutting_down && srv->nsessions == 0)
-		event_base_loopbreak(srv->base);
+		closer_drain(srv->closer, CLOSER_LINGER);
 }
 
-/* Close now. The struct lives on while a spool callback is outstanding. */
+/* Close now: the one place a session lets go of its connection. The
+ * bufferevents, the SSL and the socket go to the server's closer (TLS
+ * close_notify, the last bytes sent, then freed from the loop, never
+ * under a libevent callback still running for them). The struct lives on
+ * while a spool callback is outstanding or a frame of it is running. */
 static void session_close(struct session *s, const char *why)
 {
 	if (s->dead)
 		return;
 	log_info("session %llu: disconnect from [%s] (%s)", (unsigned long long)s->id, s->ip, why);
 	session_tx_free(s);
-	if (s->bev && s->tls_layer)
-		s->bev = tls_unwrap(s->bev);
-	s->tls_layer = false;
-	if (s->bev)
-		bufferevent_free(s->bev);
+	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
 	if (s->greet_timer)
 		event_free(s->greet_timer);
@@ -209,25 +209,15 @@ static void session_close(struct session *s, const char *why)
 		free(s);
 }
 
-/* All replies have left: close if we were closing, or read on if we had
- * stopped because the client was not reading. */
+/* All replies have left (for TLS: all were encrypted into the socket's
+ * output): close if we were closing, or read on if we had stopped because
+ * the client was not reading. */
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
 	if (s->direct)
 		wire_direct(s->bev);  /* libevent wrote the rest: direct again */
-	if (s->state == ST_CLOSING && s->tls_layer) {
-		/* The TLS layer has encrypted everything; let the socket layer
-		 * send it before closing. */
-		s->bev = tls_unwrap(s->bev);
-		s->tls_layer = false;
-		bufferevent_setcb(s->bev, NULL, session_write_cb, session_event_cb, s);
-		bufferevent_disable(s->bev, EV_READ);
-		bufferevent_enable(s->bev, EV_WRITE);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-			return;
-	}
 	if (s->state == ST_CLOSING) {
 		session_close(s, "closed by us");
 	} else if (s->throttled) {
@@ -279,6 +269,35 @@ static void session_set_timeout(struct session *s, unsigned secs)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+/* Callbacks, read limits and timeouts of the session's bufferevent (the
+ * socket one, then the TLS one over it). */
+static void session_bev_setup(struct session *s)
+{
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
+	session_set_timeout(s, s->srv->conf->command_timeout);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+/* Put TLS on (smtps at once, or after STARTTLS's 220): what was buffered
+ * for the socket leaves first, then OpenSSL writes. False when the
+ * session was closed. */
+static bool session_tls_on(struct session *s)
+{
+	session_direct_off(s);
+	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, NULL);
+	if (!tls) {
+		session_close(s, "cannot start TLS");
+		return false;
+	}
+	s->bev = tls;
+	s->tls = true;
+	session_bev_setup(s);
+	bufferevent_enable(s->bev, EV_WRITE);
+	return true;
+}
+
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
@@ -291,14 +310,14 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close_after_flush(s);
 		return;
 	}
-	if (what & BEV_EVENT_CONNECTED && s->tls_layer) {
+	if (what & BEV_EVENT_CONNECTED && s->tls) {
 		char desc[128];
 		tls_describe(s->bev, desc, sizeof desc);
 		log_info("session %llu: TLS established from [%s]: %s", (unsigned long long)s->id,
 		         s->ip, desc);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR && s->tls_layer) {
+	if (what & BEV_EVENT_ERROR && s->tls) {
 		char err[256];
 		tls_error(s->bev, err, sizeof err);
 		session_close(s, err);
@@ -718,21 +737,10 @@ static void session_start_tls(struct session *s)
 		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
 		         (unsigned long long)s->id, stale, s->ip);
 	evbuffer_drain(in, stale);
-	session_direct_off(s);
-	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
-	if (!tls) {
-		session_close(s, "cannot start TLS");
+	if (!session_tls_on(s))
 		return;
-	}
-	s->bev = tls;
-	s->tls = s->tls_layer = true;
 	s->greeted = s->esmtp = s->authed = false;
 	s->helo[0] = s->user[0] = '\0';
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
-	session_set_timeout(s, s->srv->conf->command_timeout);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 static void cmd_starttls(struct session *s, const char *args)
@@ -1205,19 +1213,8 @@ static void session_begin(struct session *s)
 	         s->modes & CONF_LISTEN_SMTPS ? " (smtps)" : "");
 	if (!session_limits(s))
 		return;
-	if (s->modes & CONF_LISTEN_SMTPS) {
-		session_direct_off(s);
-		struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, TLS_SERVER);
-		if (!tls)
-			return session_close(s, "cannot start TLS");
-		s->bev = tls;
-		s->tls = s->tls_layer = true;
-		bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
-		bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
-		session_set_timeout(s, s->srv->conf->command_timeout);
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	}
+	if ((s->modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
+		return;
 	unsigned delay = s->srv->conf->greeting_delay;
 	if (delay == 0)
 		return session_send_greeting(s);
@@ -1281,11 +1278,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
-	session_set_timeout(s, srv->conf->command_timeout);
-	bufferevent_enable(s->bev, EV_READ);
+	session_bev_setup(s);
 	wire_direct(s->bev);
 	s->direct = true;
 	if (full)
@@ -1301,7 +1294,7 @@ void session_close_all(struct server *srv)
 {
 	srv->shutting_down = true;
 	if (srv->nsessions == 0) {
-		event_base_loopbreak(srv->base);
+		closer_drain(srv->closer, CLOSER_LINGER);
 		return;
 	}
 	for (struct session *s = srv->sessions, *next; s; s = next) {

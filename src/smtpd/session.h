@@ -34,6 +34,7 @@ struct server {
 	SSL_CTX *tls;               /* NULL: no STARTTLS, no smtps */
 	const struct auth_users *users;  /* empty: no AUTH */
 	struct limits *limits;      /* per-IP counters */
+	struct closer *closer;      /* closes connections (closer.h) */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;
 	uint64_t next_id;

@@ -63,14 +63,13 @@ void tls_ctx_free(SSL_CTX *ctx)
 	SSL_CTX_free(ctx);
 }
 
-struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
-                             enum tls_role role)
+/* Without BEV_OPT_CLOSE_ON_FREE: the socket bufferevent outlives the TLS
+ * one, so that linger.c can send the close_notify and free the SSL itself,
+ * from the loop. */
+static struct bufferevent *tls_filter(struct event_base *base, struct bufferevent *plain,
+                                      SSL *ssl, enum bufferevent_ssl_state st)
 {
-	SSL *ssl = SSL_new(ctx);
-	if (!ssl)
-		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_filter_new(base, plain, ssl,
-		role == TLS_SERVER ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, 0);
+	struct bufferevent *bev = bufferevent_openssl_filter_new(base, plain, ssl, st, 0);
 	if (!bev) {
 		SSL_free(ssl);
 		return NULL;
@@ -80,13 +79,21 @@ struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain,
 	return bev;
 }
 
-struct bufferevent *tls_unwrap(struct bufferevent *bev)
+struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
+                             const struct tls_peer *peer)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	struct bufferevent *plain = bufferevent_get_underlying(bev);
-	bufferevent_free(bev);
-	SSL_free(ssl);
-	return plain;
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	if (!peer)
+		return tls_filter(base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING);
+	/* RFC 6066 3: SNI; RFC 6125 through OpenSSL's host check */
+	if (SSL_set_tlsext_host_name(ssl, peer->name) != 1 ||
+	    (peer->check_name && SSL_set1_host(ssl, peer->name) != 1)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return tls_filter(base, plain, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
 void tls_describe(struct bufferevent *bev, char *out, size_t n)

@@ -26,15 +26,20 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file);
 
 void tls_ctx_free(SSL_CTX *ctx);
 
-/* Put TLS on top of a connected bufferevent (which the result owns). For
- * STARTTLS the caller must first discard what the plain one has buffered. */
-struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
-                             enum tls_role role);
+/* The server a client connects to: its name for SNI, and whether the
+ * certificate must carry it (smtp_tls = verify). */
+struct tls_peer {
+	const char *name;
+	bool check_name;
+};
 
-/* Take TLS off again: frees the TLS bufferevent and its SSL, returns the
- * plain one, whose output may still hold encrypted bytes (the last reply
- * before a close): free it once they have left. */
-struct bufferevent *tls_unwrap(struct bufferevent *bev);
+/* Put TLS on top of a connected socket bufferevent: as a server when peer
+ * is NULL, else as a client of peer. For STARTTLS the caller must first
+ * discard what the plain one has buffered. The result does not own the
+ * socket bufferevent nor the SSL: hand it to linger_close(), which frees
+ * all three; nothing else may. */
+struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
+                             const struct tls_peer *peer);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256" for logs and Received headers. */
 void tls_describe(struct bufferevent *bev, char *out, size_t n);
