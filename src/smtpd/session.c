@@ -110,6 +110,7 @@ static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_flush(struct session *s);
 static void session_unbusy(struct session *s);
+static void session_shutdown(struct session *s);
 
 /* ---- replies ---- */
 
@@ -941,8 +942,8 @@ static void session_committed(void *ctx, int err)
 		return;
 	}
 	struct tx *tx = s->tx;
-	if (s->state == ST_CLOSING) {  /* shutting down: no reply owed */
-		log_info("%s: %s during shutdown", tx->qid, err ? "not queued" : "queued");
+	if (s->state == ST_CLOSING) {  /* a 421 went out meanwhile (timeout) */
+		log_info("%s: %s after the session ended", tx->qid, err ? "not queued" : "queued");
 		return;
 	}
 	s->busy++;   /* the 250 leaves with the replies to what was pipelined after it */
@@ -955,7 +956,10 @@ static void session_committed(void *ctx, int err)
 		session_reply(s, R_QUEUED, tx->qid, s->srv->conf->hostname);
 	}
 	session_reset(s);
-	session_process(s);  /* pipelined commands may be waiting */
+	if (s->srv->shutting_down)
+		session_shutdown(s);  /* the 250 first: the client must not retry */
+	else
+		session_process(s);  /* pipelined commands may be waiting */
 	session_unbusy(s);
 }
 
@@ -1290,6 +1294,13 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	session_begin(s);
 }
 
+/* 421 and close (RFC 5321 3.8). */
+static void session_shutdown(struct session *s)
+{
+	session_reply(s, R_SHUTDOWN, s->srv->conf->hostname);
+	session_close_after_flush(s);
+}
+
 void session_close_all(struct server *srv)
 {
 	srv->shutting_down = true;
@@ -1299,10 +1310,10 @@ void session_close_all(struct server *srv)
 	}
 	for (struct session *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
-		if (s->state == ST_CLOSING)
+		/* a message being committed gets its 250 first (session_committed) */
+		if (s->state == ST_CLOSING || s->state == ST_COMMIT)
 			continue;
-		session_reply(s, R_SHUTDOWN, srv->conf->hostname);
-		session_close_after_flush(s);
+		session_shutdown(s);
 	}
 }
 

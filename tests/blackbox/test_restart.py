@@ -111,3 +111,85 @@ def test_kill9_with_idle_sessions_then_restart(ternd):
     s2 = ternd()
     s2.barrier("x@example.com")
     assert len(s2.messages("x@example.com")) == 1
+
+
+def sender_loop(port, k, results, stop):
+    """Send messages one after another until told to stop or cut off;
+    results[marker] = the reply code to the final dot, None when the
+    connection ended before one came."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    f = sock.makefile("rb")
+
+    def reply():
+        while True:
+            line = f.readline()
+            if not line:
+                return None
+            if line[3:4] != b"-":
+                return int(line[:3])
+    try:
+        if reply() != 220:
+            return
+        sock.sendall(b"EHLO sender%d.example\r\n" % k)
+        if reply() != 250:
+            return
+        body = b"x" * 998 + b"\r\n"
+        for i in range(10000):
+            if stop.is_set():
+                return
+            marker = "sigterm-%d-%05d" % (k, i)
+            sock.sendall(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n")
+            if [reply(), reply(), reply()] != [250, 250, 354]:
+                return
+            results[marker] = None
+            sock.sendall(b"Subject: " + marker.encode() + b"\r\n\r\n" + body * 256 + b".\r\n")
+            results[marker] = reply()
+            if results[marker] != 250:
+                return
+    except OSError:
+        return
+    finally:
+        sock.close()
+
+
+def test_sigterm_never_asks_a_committed_message_to_be_sent_again(ternd):
+    """SIGTERM answers 421 to a transaction only while its message is not
+    committed: a message whose final dot was in and got committed is
+    answered 250 before the session closes. A 421 at the dot makes a real
+    client send the message again, so a 421'd message that is delivered
+    too is a duplicate."""
+    import threading
+    import time
+    s1 = ternd(queue_only="yes")
+    s1.make_maildir("x@example.com")
+    results, stop = {}, threading.Event()
+    threads = [threading.Thread(target=sender_loop, args=(s1.port, k, results, stop))
+               for k in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while sum(1 for v in results.values() if v == 250) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    s1.stop_checked()          # SIGTERM with commits in flight
+    stop.set()
+    for t in threads:
+        t.join(30)
+    acked = [m for m, v in results.items() if v == 250]
+    refused = [m for m, v in results.items() if v == 421]
+    cut = [m for m, v in results.items() if v is None]
+    print("acked %d, 421 at the dot %d, cut before a reply %d" % (len(acked), len(refused), len(cut)))
+    assert len(acked) >= 40
+    s2 = ternd()
+    s2.wait_messages("x@example.com", len(acked))
+    s2.barrier("x@example.com")
+    have = {}
+    for f in s2.messages("x@example.com"):
+        for line in f.read_bytes().splitlines():
+            if line.startswith(b"Subject: sigterm-"):
+                m = line[9:].decode()
+                have[m] = have.get(m, 0) + 1
+    bad = {m: have.get(m) for m in acked if have.get(m) != 1}
+    assert not bad, "acknowledged messages lost or doubled: %s" % bad
+    assert not [m for m in refused if m in have], "told to retry, and delivered as well"
+    assert all(have.get(m, 0) <= 1 for m in cut)
