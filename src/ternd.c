@@ -35,8 +35,11 @@ struct ternd {
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
-	struct event *spool_ev, *sigterm, *sigint, *grace;
+	struct event *spool_ev, *sigterm, *sigint, *grace, *trim;
 };
+
+#define TERND_TRIM_EVERY 5   /* seconds between looks at memory after a burst */
+#define TERND_TRIM_DROP 32   /* sessions fewer than the peak that count as one */
 
 static void ternd_usage(void)
 {
@@ -119,6 +122,27 @@ static void ternd_grace_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(t->srv.base);
 }
 
+/* Give memory back once a burst is over. The mallopt() thresholds of
+ * main() keep freed message buffers in the heap, which is what makes them
+ * cheap to reuse under load; when the number of sessions has fallen well
+ * below its peak, malloc_trim() returns the free pages of every arena
+ * (the sessions', the spool writer's, the delivery thread's) to the
+ * system. */
+static void ternd_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ternd *t = arg;
+	struct server *srv = &t->srv;
+	if (srv->peak_sessions >= srv->nsessions + TERND_TRIM_DROP ||
+	    (srv->nsessions == 0 && srv->peak_sessions > 0)) {
+		malloc_trim(0);
+		log_debug("memory: gave free pages back (sessions %u, peak %u)", srv->nsessions,
+		          srv->peak_sessions);
+		srv->peak_sessions = srv->nsessions;
+	}
+}
+
 static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -140,10 +164,13 @@ static void ternd_events(struct ternd *t)
 	t->sigterm = evsignal_new(b, SIGTERM, ternd_signal_cb, t);
 	t->sigint = evsignal_new(b, SIGINT, ternd_signal_cb, t);
 	t->grace = evtimer_new(b, ternd_grace_cb, t);
-	if (!t->spool_ev || !t->sigterm || !t->sigint || !t->grace)
+	t->trim = event_new(b, -1, EV_PERSIST, ternd_trim_cb, t);
+	if (!t->spool_ev || !t->sigterm || !t->sigint || !t->grace || !t->trim)
 		log_fatal("cannot create events");
 	evsignal_add(t->sigterm, NULL);
 	evsignal_add(t->sigint, NULL);
+	struct timeval every = { TERND_TRIM_EVERY, 0 };
+	event_add(t->trim, &every);
 }
 
 /* Give spool_dir and its files (queue.db, -wal, -shm) and the top of
@@ -270,7 +297,7 @@ static void ternd_stop(struct ternd *t)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
 	spool_close(t->srv.spool);  /* runs the last completions */
-	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace };
+	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);

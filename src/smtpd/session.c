@@ -1281,7 +1281,8 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	if (s->next)
 		s->next->prev = s;
 	srv->sessions = s;
-	srv->nsessions++;
+	if (++srv->nsessions > srv->peak_sessions)
+		srv->peak_sessions = srv->nsessions;
 	session_bev_setup(s);
 	wire_direct(s->bev);
 	s->direct = true;

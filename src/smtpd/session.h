@@ -37,6 +37,7 @@ struct server {
 	struct closer *closer;      /* closes connections (closer.h) */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;
+	unsigned peak_sessions;     /* most at once since ternd last gave memory back */
 	uint64_t next_id;
 	bool shutting_down;
 };

@@ -8,6 +8,8 @@ shrinks it so that the figure means the same in both builds."""
 
 import os
 
+import pytest
+
 from conftest import BYE, RCPT_OK, SENDER_OK, START_DATA
 
 MIB = 1024 * 1024
@@ -57,3 +59,58 @@ def test_large_message_streams_with_bounded_memory(ternd, monkeypatch):
     assert len(big) == 1, "the 64 MiB message is not in the Maildir whole"
     grown = after - before
     assert grown < 24 * MIB, "peak RSS grew by %.1f MiB for a 64 MiB message" % (grown / MIB)
+
+
+def vm_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+
+
+def burst_client(port, i):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO burst%d.example\r\nMAIL FROM:<a@b.example>\r\n"
+                  b"RCPT TO:<x@example.com>\r\nDATA\r\n" % i)
+        for _ in range(9):      # 7 lines of EHLO, 250, 250; then 354
+            f.readline()
+        line = (b"y" * 998) + b"\r\n"
+        s.sendall(b"Subject: burst\r\n\r\n" + line * 100 + b".\r\nQUIT\r\n")
+        return f.read()
+
+
+def test_memory_goes_back_after_a_burst(ternd):
+    """After a burst of concurrent clients the daemon gives the memory of
+    their buffers back (it keeps freed buffers while busy, for speed)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import ternd_binary
+    with open(ternd_binary(), "rb") as f:
+        if b"__asan_init" in f.read():
+            pytest.skip("AddressSanitizer's allocator keeps its own pools; "
+                        "the optimised build checks this")
+    n = 1000
+    s = ternd(max_connections=str(n + 100), max_connections_per_ip=str(n + 100),
+              max_connection_rate="0")
+    s.make_maildir("x@example.com")
+    burst_client(s.port, -1)
+    s.wait_messages("x@example.com", 1)
+    before = vm_rss(s.proc.pid)
+    with ThreadPoolExecutor(200) as ex:
+        replies = list(ex.map(lambda i: burst_client(s.port, i), range(n)))
+    assert all(b"250 2.6.0" in r for r in replies)
+    peak = peak_rss(s.proc.pid)
+    s.wait_messages("x@example.com", n + 1)
+    deadline = time.monotonic() + 30     # the daemon looks every 5 s
+    now = vm_rss(s.proc.pid)
+    while now > before + (peak - before) // 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = vm_rss(s.proc.pid)
+    print("RSS before %.1f MiB, peak %.1f MiB, after %.1f MiB" % (before / MIB, peak / MIB, now / MIB))
+    assert peak - before > 8 * MIB, "the burst did not use memory; the test measures nothing"
+    assert now <= before + (peak - before) // 4, \
+        "RSS still %.1f MiB after the burst (before %.1f, peak %.1f)" % (now / MIB, before / MIB, peak / MIB)
