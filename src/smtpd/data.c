@@ -55,6 +55,8 @@ static size_t data_span(struct data_parser *d, const char *p, size_t i, size_t n
 	const char *lf = memchr(p + i, '\n', j - i);
 	if (lf)
 		j = (size_t)(lf - p);
+	if (memchr(p + i, '\0', j - i))
+		d->flags |= DATA_NUL;
 	data_count(d, j - i);
 	return j;
 }

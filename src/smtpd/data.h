@@ -7,6 +7,8 @@
  * closes SMTP smuggling (CVE-2023-51764 and kin). Lines longer than the
  * limit and messages over the size limit are flagged but still consumed, so
  * the session stays in step with the client and can answer at the end.
+ * A NUL octet is flagged the same way: without BINARYMIME (not offered) it
+ * is never valid, and some receivers drop it, which smuggling relies on.
  */
 #ifndef TERN_DATA_H
 #define TERN_DATA_H
@@ -20,6 +22,7 @@ enum data_flag {
 	DATA_BARE_CR = 1 << 1,
 	DATA_LONG_LINE = 1 << 2,
 	DATA_TOO_BIG = 1 << 3,
+	DATA_NUL = 1 << 4,      /* RFC 5322 3.5, RFC 2045 2.7: never without BINARYMIME */
 };
 
 typedef void (*data_sink_fn)(void *ctx, const char *p, size_t n);

@@ -526,7 +526,7 @@ static void session_rcpt_verdict(struct session *s, const char *orig, enum polic
 static void cmd_rcpt(struct session *s, const char *args)
 {
 	if (!s->tx)
-		return session_reply(s, R_NEED_MAIL);
+		return session_reply(s, R_NEED_MAIL, "RCPT");
 	const char *p = parse_keyword_colon(args, "TO"), *rest;
 	if (!p)
 		return session_reply(s, R_RCPT_SYNTAX);
@@ -601,7 +601,7 @@ static void cmd_data(struct session *s, const char *args)
 	if (!session_no_args(s, "DATA", args))
 		return;
 	if (!s->tx)
-		return session_reply(s, R_NEED_MAIL);
+		return session_reply(s, R_NEED_MAIL, "DATA");
 	if (s->tx->nrcpt == 0)
 		return session_reply(s, R_NEED_RCPT);
 	const struct conf *c = s->srv->conf;
@@ -977,6 +977,8 @@ static bool session_data_refused(struct session *s)
 		session_reply(s, R_DATA_BARE_LF);
 	else if (f & DATA_BARE_CR)
 		session_reply(s, R_DATA_BARE_CR);
+	else if (f & DATA_NUL)
+		session_reply(s, R_DATA_NUL);
 	else if (f & DATA_LONG_LINE)
 		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
 	else

@@ -395,8 +395,10 @@ def test_mail_size_over_limit(ternd):
 
 
 def test_data_without_mail(server):
+    """The reply names the command it refuses (not "before RCPT")."""
     c = server.session()
-    c.expect("DATA", "503 5.5.1 ...")
+    c.expect("DATA", "503 5.5.1 Need MAIL before DATA")
+    c.expect("RCPT TO:<x@example.com>", "503 5.5.1 Need MAIL before RCPT")
 
 
 def test_data_without_valid_recipient(server):

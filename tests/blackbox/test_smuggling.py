@@ -45,3 +45,23 @@ def test_bare_cr_lf_nul_in_command_refused(server, line):
     c.raw(line)
     c.expect_reply("500 5.5.2 Bare CR or LF in command line refused (RFC 5321 2.3.8)")
     c.expect("RCPT TO:<x@example.com>", "503 5.5.1 Need MAIL before RCPT")
+
+
+@pytest.mark.parametrize("body", [b"Subject: nul\r\n\r\nbefore\r\n\x00.\r\nafter\r\n",
+                                  b"Subject: nul\r\n\r\na\x00b\r\n",
+                                  b"\x00Subject: nul\r\n\r\nbody\r\n"],
+                         ids=["smuggling-form", "mid-line", "first-octet"])
+def test_nul_in_data_refused_and_never_relayed(server, body):
+    """RFC 5322 3.5, RFC 2045 2.7: without BINARYMIME a NUL is never valid.
+    Some receivers drop NULs, which turns CRLF NUL "." CRLF into an end of
+    data for them: the message is refused, not stored and passed on."""
+    server.make_maildir("x@example.com")
+    c = server.session()
+    c.expect("MAIL FROM:<a@client.example>", SENDER_OK)
+    c.expect("RCPT TO:<x@example.com>", RCPT_OK)
+    c.expect("DATA", START_DATA)
+    c.raw(body + b".\r\n")
+    c.expect_reply("554 5.6.0 Message refused: NUL octet in message data (RFC 5322 3.5)")
+    c.expect("NOOP", "250 2.0.0 OK")   # the session goes on, in step
+    server.barrier("x@example.com")
+    assert not any(b"\x00" in f.read_bytes() for f in server.messages("x@example.com"))

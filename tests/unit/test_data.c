@@ -286,6 +286,35 @@ static void test_large_message(void **state)
 	assert_memory_equal(res.sink.buf + 8 * 999 - 3, "y\r\n", 3);
 }
 
+/* NUL octets (RFC 5322 3.5): flagged wherever they stand, the end still
+ * found, whatever the cut. Lengths are explicit: the rows hold NULs. */
+static const struct { const char *in; size_t len; unsigned flags; bool done; } nul_rows[] = {
+	{ "a\0b\r\n.\r\n", 8, DATA_NUL, true },
+	{ "\0\r\n.\r\n", 6, DATA_NUL, true },          /* at the start of a line */
+	{ "a\r\n\0.\r\n.\r\n", 11, DATA_NUL, true },  /* the smuggling form */
+	{ "a\r\n.\0\r\n.\r\n", 11, DATA_NUL, true },  /* after a stuffing dot */
+	{ "a\r\n.\r\n\0", 7, 0, true },              /* after the end: not data */
+	{ "a\r\n\0", 4, DATA_NUL, false },
+};
+
+static void test_nul(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(nul_rows); i++) {
+		for (size_t cut = 0; cut <= nul_rows[i].len; cut++) {
+			struct sink sk;
+			struct data_parser d;
+			memset(&sk, 0, sizeof sk);
+			data_init(&d, 998, 0, sink_fn, &sk);
+			data_feed(&d, nul_rows[i].in, cut);
+			if (!d.done)
+				data_feed(&d, nul_rows[i].in + cut, nul_rows[i].len - cut);
+			if (d.flags != nul_rows[i].flags || d.done != nul_rows[i].done)
+				fail_msg("nul row %zu cut %zu: flags %#x done %d", i, cut, d.flags, d.done);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_after_done),
 		cmocka_unit_test(test_too_big_stream),
 		cmocka_unit_test(test_large_message),
+		cmocka_unit_test(test_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
