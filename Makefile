@@ -12,13 +12,13 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 FUZZERS = command addr params data conf proxy auth
 FUZZ_SECONDS ?= 10
 FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/conf.c src/lib/esc.c \
-	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/smtpd/parse.c src/smtpd/data.c \
-	src/smtpd/auth.c src/smtpd/limits.c src/smtpd/proxy.c
+	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
+	src/policy/auth.c src/policy/limits.c src/smtpd/proxy.c
 FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench layers
 
 all: build/build.ninja
 	ninja -C build
@@ -78,7 +78,7 @@ blackbox-asan: asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/lib/*.h src/smtpd/*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lpthread
 
@@ -97,7 +97,12 @@ fuzz-run: fuzz
 		grep -E '^Done [0-9]+ runs' build-fuzz/fuzz_$$f.log || true; \
 	done
 
+# The include graph against the layer ladder (docs/ARCHITECTURE.md).
+layers:
+	$(PYTHON) scripts/check-layers
+
 test: test-deps
+	$(PYTHON) scripts/check-layers
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs

@@ -22,10 +22,10 @@
 #include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "smtpd/closer.h"
+#include "net/closer.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
-#include "smtpd/tls.h"
+#include "net/tls.h"
 #include "spool/spool.h"
 
 struct ternd {

@@ -2,7 +2,7 @@
  * write the file in tmp/, fsync it, rename it into new/, fsync new/ — the
  * durable order of DESIGN.md. The body streams from the spool, so memory
  * stays bounded whatever the message size. */
-#include "maildir.h"
+#include "deliver/maildir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,38 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../lib/addr.h"
-#include "../lib/buf.h"
-#include "../lib/util.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/mailbox.h"
+#include "lib/util.h"
 
 #define MAILDIR_FLUSH (64 * 1024)
-
-bool maildir_path(const char *mail_dir, const char *local, const char *domain,
-                  char *out, size_t n)
-{
-	/* Only plain dot-atoms name a directory: no '/', no leading dot (the
-	 * parser already refuses "..") and no quoted local parts. */
-	if (!*local || local[0] == '.' || strpbrk(local, "/\"\\") || !*domain ||
-	    domain[0] == '.' || domain[0] == '[' || strchr(domain, '/'))
-		return false;
-	int w = snprintf(out, n, "%s/%s/%s", mail_dir, domain, local);
-	if (w < 0 || (size_t)w >= n)
-		return false;
-	util_lower(out + strlen(mail_dir));
-	return true;
-}
-
-bool maildir_create(const char *dir)
-{
-	static const char *const sub[] = { "tmp", "new", "cur" };
-	char p[4096];
-	for (int i = 0; i < 3; i++) {
-		int w = snprintf(p, sizeof p, "%s/%s", dir, sub[i]);
-		if (w < 0 || (size_t)w >= sizeof p || !util_mkdir_p(p, 0700))
-			return false;
-	}
-	return true;
-}
 
 struct maildir_out {
 	int fd;
@@ -159,12 +133,12 @@ void maildir_deliver(const char *mail_dir, const char *hostname, struct spool_re
 	memcpy(local, rcpt->addr, ll);
 	local[ll] = '\0';
 	struct stat st;
-	if (!maildir_path(mail_dir, local, at + 1, dir, sizeof dir) || stat(dir, &st) != 0) {
+	if (!mailbox_path(mail_dir, local, at + 1, dir, sizeof dir) || stat(dir, &st) != 0) {
 		res->status = DELIVER_PERM;
 		snprintf(res->reply, sizeof res->reply, "5.1.1 mailbox %s does not exist", rcpt->addr);
 		return;
 	}
-	if (!maildir_create(dir))
+	if (!mailbox_create(dir))
 		return maildir_result(res, errno, "cannot create tmp/new/cur");
 	maildir_name(name, sizeof name, hostname, e, rcpt->idx);
 	if (recovered && maildir_has(dir, name)) {

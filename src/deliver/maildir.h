@@ -4,16 +4,8 @@
 
 #include <stdbool.h>
 
-#include "../spool/spool.h"
-#include "deliver.h"
-
-/* The mailbox directory of local@domain under mail_dir (lower-cased);
- * false when the local part cannot name a directory safely. */
-bool maildir_path(const char *mail_dir, const char *local, const char *domain,
-                  char *out, size_t n);
-
-/* Create dir and its tmp/ new/ cur/ (mode 0700). */
-bool maildir_create(const char *dir);
+#include "spool/spool.h"
+#include "deliver/deliver.h"
 
 /* Deliver one copy of the message to rcpt (a local "local@domain"):
  * Return-Path and Delivered-To are prepended, CRLF becomes LF. recovered:

@@ -11,7 +11,7 @@
  * it. The database is scanned at start, when a retry falls due, and when
  * the handoff could not keep up (a backlog).
  */
-#include "queue.h"
+#include "deliver/queue.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -22,14 +22,14 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "../dsn/dsn.h"
-#include "../lib/log.h"
-#include "../smtpd/closer.h"
-#include "deliver.h"
-#include "dns.h"
-#include "maildir.h"
-#include "route.h"
-#include "smtp_client.h"
+#include "dsn/dsn.h"
+#include "lib/log.h"
+#include "net/closer.h"
+#include "deliver/deliver.h"
+#include "net/dns.h"
+#include "deliver/maildir.h"
+#include "deliver/route.h"
+#include "deliver/smtp_client.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
 #define QUEUE_JOB_RCPTS 100     /* recipients per transaction */

@@ -7,9 +7,9 @@
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H
 
-#include "../lib/conf.h"
-#include "../smtpd/policy.h"
-#include "../spool/spool.h"
+#include "lib/conf.h"
+#include "policy/policy.h"
+#include "spool/spool.h"
 
 struct queue;
 

@@ -1,5 +1,5 @@
 /* route: next-hop selection (see route.h). */
-#include "route.h"
+#include "deliver/route.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../lib/util.h"
-#include "../spool/spool.h"
+#include "lib/util.h"
+#include "spool/spool.h"
 
 struct route_entry {
 	char domain[256];

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../lib/conf.h"
+#include "lib/conf.h"
 
 enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX };
 

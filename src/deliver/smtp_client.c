@@ -1,5 +1,5 @@
 /* smtp_client: outbound SMTP/LMTP state machine (see smtp_client.h). */
-#include "smtp_client.h"
+#include "deliver/smtp_client.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,12 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../lib/buf.h"
-#include "../lib/log.h"
-#include "../smtpd/closer.h"
-#include "../smtpd/parse.h"
-#include "../smtpd/tls.h"
-#include "../smtpd/wire.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "net/closer.h"
+#include "net/smtp.h"
+#include "net/tls.h"
+#include "net/wire.h"
 
 #define SMTPC_LINE_MAX 4096
 #define SMTPC_REPLY_MAX 512
@@ -197,8 +197,8 @@ static void smtpc_mail_cmd(struct smtpc *c, const struct smtpc_job *job)
 		buf_puts(&b, " BODY=8BITMIME");
 	if (c->dsn && e->ret != RET_UNSET)
 		buf_puts(&b, e->ret == RET_FULL ? " RET=FULL" : " RET=HDRS");
-	char x[PARSE_ENVID_MAX * 3 + 1];
-	if (c->dsn && e->envid[0] && parse_xtext_encode(e->envid, x, sizeof x))
+	char x[SMTP_ENVID_MAX * 3 + 1];
+	if (c->dsn && e->envid[0] && smtp_xtext_encode(e->envid, x, sizeof x))
 		buf_printf(&b, " ENVID=%s", x);
 	smtpc_send_line(c, "%s", b.data);
 	buf_free(&b);
@@ -218,8 +218,8 @@ static void smtpc_rcpt_cmd(struct smtpc *c, const struct spool_rcpt *r)
 			}
 	}
 	const char *semi = r->orcpt ? strchr(r->orcpt, ';') : NULL;
-	char x[PARSE_ORCPT_MAX * 3 + 1];
-	if (c->dsn && semi && parse_xtext_encode(semi + 1, x, sizeof x))
+	char x[SMTP_ORCPT_MAX * 3 + 1];
+	if (c->dsn && semi && smtp_xtext_encode(semi + 1, x, sizeof x))
 		buf_printf(&b, " ORCPT=%.*s;%s", (int)(semi - r->orcpt), r->orcpt, x);
 	smtpc_send_line(c, "%s", b.data);
 	buf_free(&b);

@@ -17,8 +17,8 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 
-#include "../spool/spool.h"
-#include "deliver.h"
+#include "spool/spool.h"
+#include "deliver/deliver.h"
 
 #define SMTPC_ADDRS_MAX 64
 

@@ -1,12 +1,12 @@
 /* dsn: RFC 3464 report construction (see dsn.h). */
-#include "dsn.h"
+#include "dsn/dsn.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../lib/util.h"
-#include "../smtpd/parse.h"
+#include "lib/util.h"
+#include "net/smtp.h"
 
 bool dsn_wanted(const struct spool_env *env, const struct spool_rcpt *r, enum dsn_kind k)
 {

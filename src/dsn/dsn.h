@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "../lib/buf.h"
-#include "../spool/spool.h"
+#include "lib/buf.h"
+#include "spool/spool.h"
 
 enum dsn_kind { DSN_FAILED, DSN_DELAYED, DSN_SUCCESS };
 

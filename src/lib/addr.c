@@ -8,7 +8,7 @@
  * Parsing works on spans [p, e) so that the same code serves the bracketed
  * path, the bare lenient mailbox and a whole configuration string.
  */
-#include "addr.h"
+#include "lib/addr.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

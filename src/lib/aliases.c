@@ -1,6 +1,6 @@
 /* aliases: load and look up the aliases file (see aliases.h). A sorted
  * array and binary search: the file is read once at start-up. */
-#include "aliases.h"
+#include "lib/aliases.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "addr.h"
-#include "buf.h"
-#include "util.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/util.h"
 
 #define ALIASES_TARGETS_MAX 1000
 

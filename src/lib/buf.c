@@ -1,5 +1,5 @@
 /* buf: the one growable byte buffer (see buf.h). */
-#include "buf.h"
+#include "lib/buf.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * IPv4-mapped IPv6 address (RFC 4291 2.5.5.2) also matches IPv4 networks,
  * since a dual-stack listener reports IPv4 peers that way. Pure functions.
  */
-#include "cidr.h"
+#include "lib/cidr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

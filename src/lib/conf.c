@@ -4,7 +4,7 @@
  * default as text. Defaults go through the same parser as the file, so a
  * default can never be a value the file would refuse.
  */
-#include "conf.h"
+#include "lib/conf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
-#include "buf.h"
-#include "log.h"
-#include "util.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
                  T_BOOL, T_LOGLEVEL };

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cidr.h"
+#include "lib/cidr.h"
 
 #define CONF_LIST_MAX 64
 

@@ -1,6 +1,6 @@
 /* esc: the reply table (see esc.h). Codes as RFC 5321 4.2.2/4.2.3 define
  * them, enhanced codes from RFC 3463 section 3 and the IANA registry. */
-#include "esc.h"
+#include "lib/esc.h"
 
 #include <stdlib.h>
 

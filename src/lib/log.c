@@ -1,6 +1,6 @@
 /* log: timestamped lines on stderr (see log.h). One write(2) per line, so
  * lines from the spool and delivery threads never interleave. */
-#include "log.h"
+#include "lib/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

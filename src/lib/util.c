@@ -1,5 +1,5 @@
 /* util: dates, queue ids, directories and durable writes (see util.h). */
-#include "util.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "lib/log.h"
 
 void util_rfc5322_date(time_t t, char *out, size_t n)
 {

@@ -8,7 +8,7 @@
  * Bytes are passed to the sink in runs (not one by one): a run ends where
  * a stuffing dot or the final "." CRLF must be left out.
  */
-#include "data.h"
+#include "smtpd/data.h"
 
 #include <string.h>
 

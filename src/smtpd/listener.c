@@ -1,5 +1,5 @@
 /* listener: bind `listen` addresses and hand accepted sockets to sessions. */
-#include "listener.h"
+#include "smtpd/listener.h"
 
 #include <errno.h>
 #include <event2/listener.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/log.h"
+#include "lib/log.h"
 
 /* One listening socket and the modes of its `listen` entry. */
 struct listener {

@@ -2,7 +2,7 @@
 #ifndef TERN_LISTENER_H
 #define TERN_LISTENER_H
 
-#include "session.h"
+#include "smtpd/session.h"
 
 struct listeners;
 

@@ -6,7 +6,7 @@
  * RFC 5321 4.1.2, the values of SIZE (RFC 1870), BODY (RFC 6152), RET,
  * ENVID, NOTIFY and ORCPT (RFC 3461), and xtext (RFC 3461 4).
  */
-#include "parse.h"
+#include "smtpd/parse.h"
 
 #include <string.h>
 #include <strings.h>
@@ -73,81 +73,6 @@ const char *parse_keyword_colon(const char *args, const char *keyword)
 	return skip_spaces(p + 1);
 }
 
-/* ---- xtext, RFC 3461 4 ---- */
-
-static int hexval(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* xchar = %d33-42 / %d44-60 / %d62-126: printable except "+" and "=". */
-static bool is_xchar(unsigned char c)
-{
-	return c >= 33 && c <= 126 && c != '+' && c != '=';
-}
-
-/* hexchar = "+" 2HEXDIG. Upper case per the RFC; lower case tolerated. A
- * decoded NUL is refused since the result is a C string. */
-bool parse_xtext_decode(const char *s, size_t len, char *out, size_t n)
-{
-	size_t o = 0;
-	int hi, lo;
-
-	if (out == NULL || n == 0)
-		return false;
-	out[0] = '\0';
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '+') {
-			if (len - i < 3 || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0 ||
-			    (hi | lo) == 0)
-				return false;
-			c = (char)(hi << 4 | lo);
-			i += 2;
-		} else if (!is_xchar((unsigned char)c)) {
-			return false;
-		}
-		if (o + 1 >= n)
-			return false;
-		out[o++] = c;
-		out[o] = '\0';
-	}
-	return true;
-}
-
-bool parse_xtext_encode(const char *s, char *out, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	if (out == NULL || n == 0)
-		return false;
-	out[0] = '\0';
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		size_t need = is_xchar(c) ? 1 : 3;
-		if (o + need >= n) {
-			out[0] = '\0';
-			return false;
-		}
-		if (need == 1) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '+';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-	return true;
-}
 
 /* ---- esmtp-param, RFC 5321 4.1.2 ---- */
 
@@ -300,7 +225,7 @@ static bool mail_envid(const struct param *pm, void *out)
 {
 	struct parse_mail_params *mp = out;
 
-	if (!parse_xtext_decode(pm->val, pm->vallen, mp->envid, sizeof mp->envid))
+	if (!smtp_xtext_decode(pm->val, pm->vallen, mp->envid, sizeof mp->envid))
 		return false;
 	for (const char *c = mp->envid; *c != '\0'; c++)
 		if ((unsigned char)*c < 32 || (unsigned char)*c > 126)
@@ -384,7 +309,7 @@ static bool rcpt_orcpt(const struct param *pm, void *out)
 	if (rest == 0 || tlen + 1 >= sizeof rp->orcpt)
 		return false;
 	memcpy(rp->orcpt, pm->val, tlen + 1);
-	return parse_xtext_decode(semi + 1, rest, rp->orcpt + tlen + 1,
+	return smtp_xtext_decode(semi + 1, rest, rp->orcpt + tlen + 1,
 	                          sizeof rp->orcpt - tlen - 1);
 }
 

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../lib/addr.h"
+#include "lib/addr.h"
+#include "net/smtp.h"
 
 #define PARSE_VERB_MAX 15
 
@@ -30,35 +31,20 @@ bool parse_command(const char *line, struct parse_cmd *out);
  * follows; NULL when the keyword or colon is missing. */
 const char *parse_keyword_colon(const char *args, const char *keyword);
 
-/* RFC 3461 4.1 NOTIFY flags */
-enum {
-	NOTIFY_NONE = 0,        /* not given: the default applies */
-	NOTIFY_NEVER = 1 << 0,
-	NOTIFY_SUCCESS = 1 << 1,
-	NOTIFY_FAILURE = 1 << 2,
-	NOTIFY_DELAY = 1 << 3,
-};
-
-enum parse_ret { RET_UNSET = 0, RET_FULL, RET_HDRS };  /* RFC 3461 4.3 */
-enum parse_body { BODY_UNSET = 0, BODY_7BIT, BODY_8BITMIME }; /* RFC 6152 */
-
-#define PARSE_ENVID_MAX 100  /* RFC 3461 4.4 */
-#define PARSE_ORCPT_MAX 500  /* RFC 3461 4.2 */
-
 /* ESMTP parameters of MAIL FROM (RFC 5321 4.1.2 Mail-parameters). Values
  * that are xtext in the RFC are kept decoded. */
 struct parse_mail_params {
 	bool has_size;
 	uint64_t size;                        /* RFC 1870 */
-	enum parse_body body;
-	enum parse_ret ret;
-	char envid[PARSE_ENVID_MAX + 1];      /* RFC 3461 4.4, xtext-decoded */
+	enum smtp_body body;
+	enum smtp_ret ret;
+	char envid[SMTP_ENVID_MAX + 1];      /* RFC 3461 4.4, xtext-decoded */
 };
 
 /* ESMTP parameters of RCPT TO. */
 struct parse_rcpt_params {
 	unsigned notify;                      /* NOTIFY_* bits */
-	char orcpt[PARSE_ORCPT_MAX + 1];      /* "rfc822;addr", xtext-decoded */
+	char orcpt[SMTP_ORCPT_MAX + 1];      /* "rfc822;addr", xtext-decoded */
 };
 
 enum parse_perr {
@@ -75,12 +61,5 @@ enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
                                   const char **bad);
 enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
                                   const char **bad);
-
-/* RFC 3461 4 xtext: decode into out (room for n bytes, NUL included).
- * Returns false on bad syntax or overflow. */
-bool parse_xtext_decode(const char *s, size_t len, char *out, size_t n);
-
-/* xtext-encode s into out (room for n). Returns false on overflow. */
-bool parse_xtext_encode(const char *s, char *out, size_t n);
 
 #endif

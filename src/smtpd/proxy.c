@@ -1,5 +1,5 @@
 /* proxy: PROXY protocol v1/v2 parsing (see proxy.h). */
-#include "proxy.h"
+#include "smtpd/proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

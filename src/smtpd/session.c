@@ -6,7 +6,7 @@
  * leave in order, which is all PIPELINING (RFC 2920) asks of a server; only
  * the end of DATA waits, for the spool's commit, before reading on.
  */
-#include "session.h"
+#include "smtpd/session.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,16 +22,16 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../lib/buf.h"
-#include "../lib/esc.h"
-#include "../lib/log.h"
-#include "../lib/util.h"
-#include "data.h"
-#include "closer.h"
-#include "parse.h"
-#include "proxy.h"
-#include "tls.h"
-#include "wire.h"
+#include "lib/buf.h"
+#include "lib/esc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "smtpd/data.h"
+#include "net/closer.h"
+#include "smtpd/parse.h"
+#include "smtpd/proxy.h"
+#include "net/tls.h"
+#include "net/wire.h"
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */

@@ -15,11 +15,11 @@
 
 #include <openssl/ssl.h>
 
-#include "../lib/conf.h"
-#include "../spool/spool.h"
-#include "auth.h"
-#include "limits.h"
-#include "policy.h"
+#include "lib/conf.h"
+#include "spool/spool.h"
+#include "policy/auth.h"
+#include "policy/limits.h"
+#include "policy/policy.h"
 
 struct event_base;
 struct event;

@@ -1,5 +1,5 @@
 /* spool: SQLite queue with a group-committing writer thread (see spool.h). */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/buf.h"
-#include "../lib/log.h"
+#include "lib/buf.h"
+#include "lib/log.h"
 
 enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT };
 

@@ -35,8 +35,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "../lib/buf.h"
-#include "../lib/util.h"
+#include "lib/buf.h"
+#include "lib/util.h"
 
 #define SPOOL_CHUNK (64 * 1024)
 
@@ -64,8 +64,8 @@ struct spool_env {
 	char qid[UTIL_QID_LEN + 1];
 	char *sender;        /* "" for the null sender */
 	char *envid;         /* RFC 3461 ENVID, "" when none */
-	int ret;             /* enum parse_ret */
-	int body;            /* enum parse_body */
+	int ret;             /* enum smtp_ret */
+	int body;            /* enum smtp_body */
 	uint64_t size;
 	int64_t arrival;     /* unix seconds */
 	char *client;        /* "[ip]" */

@@ -1,7 +1,7 @@
 /* spool_reader: read-only access to the spool for the delivery thread (and
  * later ternctl), each reader on its own SQLite connection. WAL lets them
  * read while the writer commits; they see only committed messages. */
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../lib/buf.h"
-#include "../lib/log.h"
+#include "lib/buf.h"
+#include "lib/log.h"
 
 #define SPOOL_READER_STMTS 12
 

@@ -20,9 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)parse_mail_params(s, &mp, &bad);
 	(void)parse_rcpt_params(s, &rp, &bad);
 	char dec[600], enc[1800], again[600];
-	if (parse_xtext_decode(s, strlen(s), dec, sizeof dec) &&
-	    parse_xtext_encode(dec, enc, sizeof enc)) {
-		if (!parse_xtext_decode(enc, strlen(enc), again, sizeof again) || strcmp(dec, again))
+	if (smtp_xtext_decode(s, strlen(s), dec, sizeof dec) &&
+	    smtp_xtext_encode(dec, enc, sizeof enc)) {
+		if (!smtp_xtext_decode(enc, strlen(enc), again, sizeof again) || strcmp(dec, again))
 			abort();
 	}
 	free(s);

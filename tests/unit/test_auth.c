@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "smtpd/auth.h"
+#include "policy/auth.h"
 
 static void test_b64(void **state)
 {

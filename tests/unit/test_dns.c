@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "deliver/dns.h"
+#include "net/dns.h"
 
 struct row {
 	const char *rdata;  /* bytes */

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "smtpd/limits.h"
+#include "policy/limits.h"
 
 static void test_per_ip(void **state)
 {

@@ -121,8 +121,8 @@ struct mail_row {
 	int bad;            /* offset of *bad in `in`, -1 for NULL */
 	bool has_size;
 	uint64_t size;
-	enum parse_body body;
-	enum parse_ret ret;
+	enum smtp_body body;
+	enum smtp_ret ret;
 	const char *envid;
 };
 
@@ -286,20 +286,20 @@ static void test_rcpt_params_table(void **state)
 	}
 }
 
-/* ORCPT: "addr-type;decoded" of PARSE_ORCPT_MAX octets fits, one more not. */
+/* ORCPT: "addr-type;decoded" of SMTP_ORCPT_MAX octets fits, one more not. */
 static void test_orcpt_length(void **state)
 {
-	char in[PARSE_ORCPT_MAX + 64];
+	char in[SMTP_ORCPT_MAX + 64];
 	struct parse_rcpt_params p;
 	const char *bad;
-	size_t n, want = PARSE_ORCPT_MAX - strlen("rfc822;");
+	size_t n, want = SMTP_ORCPT_MAX - strlen("rfc822;");
 
 	(void)state;
 	n = (size_t)snprintf(in, sizeof in, "ORCPT=rfc822;");
 	memset(in + n, 'o', want);
 	in[n + want] = '\0';
 	assert_int_equal(parse_rcpt_params(in, &p, &bad), PARSE_OK);
-	assert_int_equal(strlen(p.orcpt), PARSE_ORCPT_MAX);
+	assert_int_equal(strlen(p.orcpt), SMTP_ORCPT_MAX);
 	in[n + want] = 'o';
 	in[n + want + 1] = '\0';
 	assert_int_equal(parse_rcpt_params(in, &p, &bad), PARSE_EVALUE);
@@ -358,7 +358,7 @@ static void test_xtext_decode_table(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(xdec_rows); i++) {
 		const struct xdec_row *r = &xdec_rows[i];
 		memset(out, 'Z', sizeof out);
-		bool ok = parse_xtext_decode(r->in, strlen(r->in), out, r->room);
+		bool ok = smtp_xtext_decode(r->in, strlen(r->in), out, r->room);
 		if (ok != r->ok || (ok && strcmp(out, r->out) != 0))
 			fail_msg("row %zu \"%s\": ok %d out \"%.*s\"", i, r->in, ok,
 			         (int)sizeof out, out);
@@ -375,11 +375,11 @@ static void test_xtext_decode_len(void **state)
 	char out[8];
 
 	(void)state;
-	assert_true(parse_xtext_decode("ab=cd", 2, out, sizeof out));
+	assert_true(smtp_xtext_decode("ab=cd", 2, out, sizeof out));
 	assert_string_equal(out, "ab");
-	assert_false(parse_xtext_decode("ab+41", 3, out, sizeof out));
-	assert_false(parse_xtext_decode("ab+41", 4, out, sizeof out));
-	assert_true(parse_xtext_decode("ab+41", 5, out, sizeof out));
+	assert_false(smtp_xtext_decode("ab+41", 3, out, sizeof out));
+	assert_false(smtp_xtext_decode("ab+41", 4, out, sizeof out));
+	assert_true(smtp_xtext_decode("ab+41", 5, out, sizeof out));
 	assert_string_equal(out, "abA");
 }
 
@@ -411,7 +411,7 @@ static void test_xtext_encode_table(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(xenc_rows); i++) {
 		const struct xenc_row *r = &xenc_rows[i];
 		memset(out, 'Z', sizeof out);
-		bool ok = parse_xtext_encode(r->in, out, r->room);
+		bool ok = smtp_xtext_encode(r->in, out, r->room);
 		if (ok != r->ok || strcmp(out, r->out) != 0)
 			fail_msg("row %zu \"%s\": ok %d out \"%s\"", i, r->in, ok, out);
 		for (size_t j = r->room; j < sizeof out; j++)
@@ -429,10 +429,10 @@ static void test_xtext_round_trip(void **state)
 	for (int i = 1; i < 256; i++)
 		raw[i - 1] = (char)i;
 	raw[255] = '\0';
-	assert_true(parse_xtext_encode(raw, enc, sizeof enc));
+	assert_true(smtp_xtext_encode(raw, enc, sizeof enc));
 	for (const char *c = enc; *c != '\0'; c++)
 		assert_true(*c > 32 && *c < 127 && *c != '=');
-	assert_true(parse_xtext_decode(enc, strlen(enc), dec, sizeof dec));
+	assert_true(smtp_xtext_decode(enc, strlen(enc), dec, sizeof dec));
 	assert_memory_equal(dec, raw, 256);
 }
 

@@ -1,5 +1,5 @@
 /* limits: per-address counters (see limits.h). */
-#include "limits.h"
+#include "policy/limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* auth: SASL decoding and the passwd-file users table (see auth.h). */
-#include "auth.h"
+#include "policy/auth.h"
 
 #include <crypt.h>
 #include <openssl/crypto.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../lib/util.h"
+#include "lib/util.h"
 
 #define AUTH_B64_MAX 4096
 

@@ -1,12 +1,12 @@
 /* tls: contexts and bufferevents (see tls.h). */
-#include "tls.h"
+#include "net/tls.h"
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <stdio.h>
 
-#include "../lib/log.h"
+#include "lib/log.h"
 
 /* TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 keeps
  * OpenSSL's defaults, which are all AEAD. */

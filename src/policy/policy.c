@@ -1,5 +1,5 @@
 /* policy: recipient resolution and relay decisions (see policy.h). */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,10 +7,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "../deliver/maildir.h"
-#include "../lib/log.h"
-#include "../lib/util.h"
-#include "../spool/spool.h"
+#include "lib/mailbox.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "spool/spool.h"
 
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed)
 {
@@ -46,7 +46,7 @@ static bool policy_mailbox_exists(const struct policy *p, const char *local, con
 {
 	char dir[4096];
 	struct stat st;
-	return maildir_path(p->conf->mail_dir, local, domain, dir, sizeof dir) &&
+	return mailbox_path(p->conf->mail_dir, local, domain, dir, sizeof dir) &&
 	       stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -188,10 +188,10 @@ bool policy_ensure_postmaster(const struct policy *p)
 	char *const *targets;
 	if (aliases_lookup(p->aliases, pm.local, pm.domain, &targets))
 		return true;
-	if (!maildir_path(p->conf->mail_dir, pm.local, pm.domain, dir, sizeof dir))
+	if (!mailbox_path(p->conf->mail_dir, pm.local, pm.domain, dir, sizeof dir))
 		return false;
 	if (policy_mailbox_exists(p, pm.local, pm.domain))
 		return true;
 	log_info("creating the postmaster mailbox %s", dir);
-	return maildir_create(dir);
+	return mailbox_create(dir);
 }

@@ -1,5 +1,5 @@
 /* closer: closing connections outside their callbacks (see closer.h). */
-#include "closer.h"
+#include "net/closer.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -12,9 +12,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-#include "../lib/log.h"
-#include "../lib/util.h"
-#include "wire.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "net/wire.h"
 
 struct closer_conn {
 	struct closer_conn *next, *prev;

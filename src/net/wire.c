@@ -1,5 +1,5 @@
 /* wire: direct writes on a plain socket bufferevent (see wire.h). */
-#include "wire.h"
+#include "net/wire.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>

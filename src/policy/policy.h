@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "../lib/addr.h"
-#include "../lib/aliases.h"
-#include "../lib/conf.h"
+#include "lib/addr.h"
+#include "lib/aliases.h"
+#include "lib/conf.h"
 
 #define POLICY_ADDR_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define POLICY_DEPTH_MAX 8       /* alias nesting */

@@ -1,6 +1,6 @@
 /* dns: libunbound's asynchronous API driven by libevent (see dns.h). One
  * MX query, then A and AAAA for every exchanger in parallel. */
-#include "dns.h"
+#include "net/dns.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <unbound.h>
 
-#include "../lib/log.h"
+#include "lib/log.h"
 
 #define T_A 1
 #define T_MX 15

@@ -1,0 +1,34 @@
+/* mailbox: where a local mailbox lives (see mailbox.h). */
+#include "lib/mailbox.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+bool mailbox_path(const char *mail_dir, const char *local, const char *domain,
+                  char *out, size_t n)
+{
+	/* Only plain dot-atoms name a directory: no '/', no leading dot (the
+	 * parser already refuses "..") and no quoted local parts. */
+	if (!*local || local[0] == '.' || strpbrk(local, "/\"\\") || !*domain ||
+	    domain[0] == '.' || domain[0] == '[' || strchr(domain, '/'))
+		return false;
+	int w = snprintf(out, n, "%s/%s/%s", mail_dir, domain, local);
+	if (w < 0 || (size_t)w >= n)
+		return false;
+	util_lower(out + strlen(mail_dir));
+	return true;
+}
+
+bool mailbox_create(const char *dir)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	char p[4096];
+	for (int i = 0; i < 3; i++) {
+		int w = snprintf(p, sizeof p, "%s/%s", dir, sub[i]);
+		if (w < 0 || (size_t)w >= sizeof p || !util_mkdir_p(p, 0700))
+			return false;
+	}
+	return true;
+}
