@@ -23,15 +23,18 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/tls.h"
+#include "policy/auth.h"
+#include "policy/policy.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
-#include "net/tls.h"
 #include "spool/spool.h"
 
 struct ternd {
 	struct conf conf;
 	struct aliases *aliases;
 	struct auth_users *users;
+	struct policy policy;
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
@@ -247,15 +250,13 @@ static int ternd_start(struct ternd *t)
 	if (evthread_use_pthreads() != 0 || !(t->srv.base = event_base_new()))
 		log_fatal("cannot initialise libevent");
 	t->srv.conf = c;
-	t->srv.policy.conf = c;
-	t->srv.policy.aliases = t->aliases;
-	t->srv.users = t->users;
-	t->srv.limits = limits_new();
+	policy_init(&t->policy, c, t->aliases, t->users, t->srv.base);
+	t->srv.policy = &t->policy;
 	t->srv.closer = closer_new(t->srv.base);
 	ternd_events(t);
 	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
 		return 2;  /* read as root: the key may be root's alone */
-	if (!c->queue_only && !(t->queue = queue_new(c, &t->srv.policy)))
+	if (!c->queue_only && !(t->queue = queue_new(c, &t->policy)))
 		return 2;  /* the transport map and CA bundle, likewise */
 	if (!util_mkdir_p(c->mail_dir, 0700) || !util_mkdir_p(c->spool_dir, 0700)) {
 		log_error("cannot create %s or %s: %s", c->mail_dir, c->spool_dir, strerror(errno));
@@ -271,7 +272,7 @@ static int ternd_start(struct ternd *t)
 		return 2;
 	if ((rc = ternd_drop(c, &pw)) != 0)
 		return rc;
-	if (!policy_ensure_postmaster(&t->srv.policy))
+	if (!policy_ensure_postmaster(&t->policy))
 		log_warn("postmaster_address %s: cannot create its mailbox", c->postmaster_address);
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
@@ -291,6 +292,7 @@ static int ternd_start(struct ternd *t)
 static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
+	policy_stop(&t->policy);    /* sessions closed while asking are freed */
 	closer_free(t->srv.closer);
 	listener_close(t->listeners);
 	if (t->srv.spool)
@@ -306,7 +308,7 @@ static void ternd_stop(struct ternd *t)
 	aliases_free(t->aliases);
 	auth_users_free(t->users);
 	tls_ctx_free(t->srv.tls);
-	limits_free(t->srv.limits);
+	policy_free(&t->policy);
 	conf_free(&t->conf);
 	libevent_global_shutdown();
 }

@@ -76,6 +76,8 @@ static const struct conf_key conf_keys[] = {
 	K(max_auth_failures, T_UINT, "3"),
 	K(max_errors, T_UINT, "20"),
 	K(greeting_delay, T_DURATION, "0"),
+	K(reject_delay, T_DURATION, "0"),
+	K(reject_delay_after, T_UINT, "3"),
 };
 #undef K
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -398,7 +400,7 @@ static unsigned conf_listen_mode(const char *word)
 {
 	static const struct { const char *name; unsigned bit; } modes[] = {
 		{ "submission", CONF_LISTEN_SUBMISSION }, { "smtps", CONF_LISTEN_SMTPS },
-		{ "proxy", CONF_LISTEN_PROXY },
+		{ "proxy", CONF_LISTEN_PROXY }, { "starttls", CONF_LISTEN_STARTTLS },
 	};
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
 		if (!strcmp(word, modes[i].name))
@@ -466,6 +468,10 @@ static int conf_finish_security(const struct conf *c)
 		fprintf(stderr, "listen: an smtps listener needs tls_cert and tls_key\n");
 		bad++;
 	}
+	if ((modes & CONF_LISTEN_STARTTLS) && !*c->tls_cert) {
+		fprintf(stderr, "listen: a starttls listener needs tls_cert and tls_key\n");
+		bad++;
+	}
 	if ((modes & CONF_LISTEN_SUBMISSION) && !*c->users_file) {
 		fprintf(stderr, "listen: a submission listener needs users_file (AUTH)\n");
 		bad++;
@@ -488,7 +494,7 @@ int conf_finish(struct conf *c)
 	int bad = 0;
 	for (size_t i = 0; i < c->listen.n; i++) {
 		if (!conf_listen_valid(c->listen.v[i])) {
-			fprintf(stderr, "listen: '%s' is not address:port [submission] [smtps] [proxy] "
+			fprintf(stderr, "listen: '%s' is not address:port [submission] [smtps] [starttls] [proxy] "
 			        "(e.g. 127.0.0.1:25 or [::1]:587 submission)\n",
 			        c->listen.v[i]);
 			bad++;

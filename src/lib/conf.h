@@ -68,6 +68,8 @@ struct conf {
 	unsigned max_auth_failures;    /* per session, then 421 and close */
 	unsigned max_errors;           /* error replies per session, then 421 */
 	unsigned greeting_delay;       /* seconds; talking before the 220 gets 554 */
+	unsigned reject_delay;         /* seconds before a refusal is answered (tarpit) */
+	unsigned reject_delay_after;   /* from this refusal of a session on */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */
@@ -75,6 +77,7 @@ enum {
 	CONF_LISTEN_SUBMISSION = 1 << 0,  /* RFC 6409: AUTH required */
 	CONF_LISTEN_SMTPS = 1 << 1,       /* RFC 8314: implicit TLS */
 	CONF_LISTEN_PROXY = 1 << 2,       /* HAProxy PROXY protocol v1/v2 header first */
+	CONF_LISTEN_STARTTLS = 1 << 3,    /* STARTTLS required before mail commands */
 };
 
 /* Fill c with the embedded defaults (hostname from the system). */
@@ -99,7 +102,7 @@ bool conf_parse_duration(const char *s, unsigned *out);
 bool conf_parse_size(const char *s, uint64_t *out);
 
 /* An entry of `listen`: "IPv4:port" or "[IPv6]:port", then optional
- * space-separated modes (submission, smtps, proxy). */
+ * space-separated modes (submission, smtps, starttls, proxy). */
 bool conf_listen_valid(const char *spec);
 
 /* Split a valid `listen` entry into its address ("127.0.0.1:25", room for

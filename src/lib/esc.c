@@ -8,7 +8,7 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_GREETING] = { 220, NULL, "%s ESMTP%s%s" },
 	[R_HELO] = { 250, NULL, "%s Hello [%s]" },
 	[R_EHLO_LINE] = { 250, NULL, "%s" },
-	[R_OK] = { 250, "2.0.0", "OK" },
+	[R_SUCCESS] = { 250, "2.0.0", "OK" },
 	[R_SENDER_OK] = { 250, "2.1.0", "Sender OK" },
 	[R_RCPT_OK] = { 250, "2.1.5", "Recipient OK" },
 	[R_START_DATA] = { 354, NULL, "Start mail input; end with <CRLF>.<CRLF>" },
@@ -57,6 +57,7 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_TLS_READY] = { 220, "2.0.0", "Ready to start TLS" },
 	[R_TLS_ACTIVE] = { 503, "5.5.1", "TLS already active" },
 	[R_TLS_SYNTAX] = { 501, "5.5.4", "Syntax error (no parameters allowed)" },
+	[R_TLS_REQUIRED] = { 530, "5.7.0", "Must issue a STARTTLS command first" },
 	/* RFC 4954 4, 6 and RFC 6409 4.2 */
 	[R_AUTH_REQUIRED] = { 530, "5.7.0", "Authentication required" },
 	[R_AUTH_OK] = { 235, "2.7.0", "Authentication successful" },

@@ -1,15 +1,20 @@
-/* policy: recipient resolution and relay decisions (see policy.h). */
+/* policy: the policy phase, recipient resolution and relay decisions
+ * (see policy.h). */
 #include "policy/policy.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
-#include "lib/mailbox.h"
 #include "lib/log.h"
+#include "lib/mailbox.h"
 #include "lib/util.h"
+#include "policy/auth.h"
+#include "policy/limits.h"
 #include "spool/spool.h"
 
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed)
@@ -194,4 +199,204 @@ bool policy_ensure_postmaster(const struct policy *p)
 		return true;
 	log_info("creating the postmaster mailbox %s", dir);
 	return mailbox_create(dir);
+}
+
+/* ---- the policy phase ---- */
+
+/* An answer held back until its time (reject_delay). */
+struct policy_later {
+	struct policy_later *next, *prev;
+	struct policy *p;
+	struct event *ev;
+	policy_answer_fn *fn;
+	void *ctx;
+	struct policy_answer a;
+};
+
+static void policy_refuse(struct policy_answer *a, enum esc_id reply, const char *why)
+{
+	a->ok = false;
+	a->reply = reply;
+	a->why = why;
+}
+
+static void policy_arg(struct policy_answer *a, int i, const char *s)
+{
+	snprintf(a->arg[i], sizeof a->arg[i], "%s", s);
+}
+
+/* RFC 5321 4.5.3: the server's resources are its own to protect. */
+static void policy_connect(struct policy *p, struct policy_client *c, struct policy_answer *a)
+{
+	const struct conf *cf = p->conf;
+	a->close = true;
+	policy_arg(a, 0, cf->hostname);
+	if (c->sessions > cf->max_connections)
+		return policy_refuse(a, R_TOO_MANY_CONNS, "too many connections");  /* RFC 5321 3.8 */
+	enum limits_verdict v = limits_connect(p->limits, c->ip, (int64_t)time(NULL),
+	                                       cf->max_connections_per_ip, cf->max_connection_rate);
+	if (v == LIMITS_TOO_FAST)
+		return policy_refuse(a, R_TOO_FAST, "connection rate limit");
+	if (v != LIMITS_OK)
+		return policy_refuse(a, R_TOO_MANY_CONNS_IP, "too many connections from the address");
+	c->counted = true;
+	a->close = false;
+}
+
+/* An authenticated client sends as itself (RFC 6409 6.1). */
+static void policy_mail(struct policy *p, const struct policy_query *q, struct policy_answer *a)
+{
+	const struct policy_client *c = q->client;
+	if (!c->authed || policy_sender_owned(p, c->user, q->addr))
+		return;
+	addr_format(q->addr, a->arg[0], sizeof a->arg[0]);
+	policy_arg(a, 1, c->user);
+	policy_refuse(a, R_SENDER_NOT_OWNED, "sender not owned by the user");
+}
+
+static void policy_recipient(struct policy *p, const struct policy_query *q,
+                             struct policy_answer *a)
+{
+	static const enum esc_id ids[] = { [POLICY_UNKNOWN] = R_USER_UNKNOWN,
+	                                   [POLICY_RELAY_DENIED] = R_RELAY_DENIED,
+	                                   [POLICY_LOOP] = R_USER_UNKNOWN };
+	static const char *const why[] = { [POLICY_UNKNOWN] = "no such mailbox",
+	                                   [POLICY_RELAY_DENIED] = "relaying denied",
+	                                   [POLICY_LOOP] = "alias loop or too many targets" };
+	if (q->rcpts >= p->conf->max_recipients)
+		return policy_refuse(a, R_TOO_MANY_RCPTS, "max_recipients");  /* RFC 5321 4.5.3.1.10 */
+	const struct policy_client *c = q->client;
+	bool relay = policy_may_relay(p, c->addr, c->authed);
+	a->verdict = policy_rcpt(p, q->addr, relay, &a->targets);
+	if (a->verdict != POLICY_ACCEPT)
+		policy_refuse(a, ids[a->verdict], why[a->verdict]);
+}
+
+/* RFC 4954 4: credentials; after max_auth_failures the session ends. */
+static void policy_auth(struct policy *p, const struct policy_query *q, struct policy_answer *a)
+{
+	if (auth_users_check(p->users, q->user, q->pass))
+		return;
+	policy_refuse(a, R_AUTH_FAILED, "authentication failed");
+	a->close = ++q->client->auth_failures >= p->conf->max_auth_failures;
+}
+
+static void policy_decide(struct policy *p, const struct policy_query *q, struct policy_answer *a)
+{
+	switch (q->stage) {
+	case POLICY_CONNECT: policy_connect(p, q->client, a); break;
+	case POLICY_MAIL: policy_mail(p, q, a); break;
+	case POLICY_RCPT: policy_recipient(p, q, a); break;
+	case POLICY_AUTH: policy_auth(p, q, a); break;
+	case POLICY_HELO: case POLICY_DATA: case POLICY_EOM: break;
+	}
+}
+
+static void policy_later_unlink(struct policy_later *l)
+{
+	struct policy *p = l->p;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		p->later = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
+
+static void policy_later_run(struct policy_later *l)
+{
+	policy_later_unlink(l);
+	event_free(l->ev);
+	l->fn(l->ctx, &l->a);
+	policy_targets_free(&l->a.targets);
+	free(l);
+}
+
+static void policy_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	policy_later_run(arg);
+}
+
+/* reject_delay: from the reject_delay_after-th refusal of a session on,
+ * each one is answered only after the delay. A client harvesting
+ * addresses or guessing passwords gets slower answers, and its pipelined
+ * commands wait behind them; other sessions go on. */
+static bool policy_tarpit(struct policy *p, const struct policy_query *q,
+                          const struct policy_answer *a, policy_answer_fn *fn, void *ctx)
+{
+	const struct conf *c = p->conf;
+	if (a->ok || a->close || !c->reject_delay || q->client->errors + 1 < c->reject_delay_after)
+		return false;
+	struct policy_later *l = util_xcalloc(1, sizeof *l);
+	l->p = p;
+	l->fn = fn;
+	l->ctx = ctx;
+	l->a = *a;
+	l->ev = evtimer_new(p->base, policy_later_cb, l);
+	if (!l->ev)
+		log_panic("policy: cannot create a timer");
+	struct timeval tv = { (time_t)c->reject_delay, 0 };
+	evtimer_add(l->ev, &tv);
+	l->next = p->later;
+	if (l->next)
+		l->next->prev = l;
+	p->later = l;
+	return true;
+}
+
+void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn *fn, void *ctx)
+{
+	struct policy_answer a;
+	memset(&a, 0, sizeof a);
+	a.ok = true;
+	a.reply = R_SUCCESS;
+	a.verdict = POLICY_ACCEPT;
+	policy_decide(p, q, &a);
+	if (policy_tarpit(p, q, &a, fn, ctx))
+		return;
+	fn(ctx, &a);
+	policy_targets_free(&a.targets);
+}
+
+void policy_disconnect(struct policy *p, struct policy_client *c)
+{
+	if (c->counted)
+		limits_disconnect(p->limits, c->ip);
+	c->counted = false;
+}
+
+enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags)
+{
+	if ((c->modes & CONF_LISTEN_STARTTLS) && !c->tls && !(flags & POLICY_PRE_TLS))
+		return R_TLS_REQUIRED;   /* RFC 3207 4 */
+	if ((c->modes & CONF_LISTEN_SUBMISSION) && !c->authed && !(flags & POLICY_PRE_AUTH))
+		return R_AUTH_REQUIRED;  /* RFC 6409 4.2, RFC 4954 6 */
+	(void)p;
+	return R_SUCCESS;
+}
+
+void policy_init(struct policy *p, const struct conf *c, const struct aliases *aliases,
+                 const struct auth_users *users, struct event_base *base)
+{
+	memset(p, 0, sizeof *p);
+	p->conf = c;
+	p->aliases = aliases;
+	p->users = users;
+	p->base = base;
+	p->limits = limits_new();
+}
+
+void policy_stop(struct policy *p)
+{
+	while (p->later)
+		policy_later_run(p->later);
+}
+
+void policy_free(struct policy *p)
+{
+	policy_stop(p);
+	limits_free(p->limits);
+	p->limits = NULL;
 }

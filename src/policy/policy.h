@@ -1,9 +1,20 @@
 /* policy: the one place where the session asks what it may accept.
  *
- * Recipients are resolved here: local domains through postmaster, the
- * aliases file and Maildir existence; other domains only for clients
- * allowed to relay. Later checks (AUTH, limits, milters) join here too,
- * so the state machine never decides policy itself.
+ * The policy phase (policy_ask): between a command's syntax check and its
+ * execution the session asks, at each stage (connect, HELO, MAIL, RCPT,
+ * DATA, end of data, AUTH), and gets back by callback an answer: go on,
+ * or a refusal as a reply of the esc table. The answer may come at once or
+ * later from the event loop (the reject tarpit today; DNS lists, SPF and
+ * milters later), and the session waits for it, pipelined commands
+ * included. Every decision lives here: connection limits, submission's
+ * AUTH requirement, sender ownership, max_recipients, relaying and
+ * recipient resolution, credentials. The session maps answers to replies
+ * and decides nothing itself.
+ *
+ * Recipients are resolved here too (policy_rcpt, also used synchronously by
+ * the delivery side for reports, and by VRFY/EXPN): local domains through
+ * postmaster, the aliases file and Maildir existence; other domains only
+ * for clients allowed to relay.
  */
 #ifndef TERN_POLICY_H
 #define TERN_POLICY_H
@@ -15,14 +26,25 @@
 #include "lib/addr.h"
 #include "lib/aliases.h"
 #include "lib/conf.h"
+#include "lib/esc.h"
 
 #define POLICY_ADDR_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define POLICY_DEPTH_MAX 8       /* alias nesting */
 #define POLICY_TARGETS_MAX 1000  /* deliveries one RCPT may expand into */
 
+struct event_base;
+struct limits;
+struct auth_users;
+struct policy_later;
+
 struct policy {
 	const struct conf *conf;
 	const struct aliases *aliases;
+	/* the policy phase (main thread only) */
+	struct event_base *base;
+	struct limits *limits;             /* per-address counters */
+	const struct auth_users *users;    /* empty: no AUTH */
+	struct policy_later *later;        /* answers waiting for their time */
 };
 
 struct policy_target {
@@ -62,6 +84,70 @@ enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
                                 bool may_relay, struct policy_targets *out);
 
 void policy_targets_free(struct policy_targets *t);
+
+/* ---- the policy phase ---- */
+
+enum policy_stage {
+	POLICY_CONNECT, POLICY_HELO, POLICY_MAIL, POLICY_RCPT, POLICY_DATA, POLICY_EOM,
+	POLICY_AUTH,
+};
+
+/* What the policy knows of a client: kept up to date by its session. */
+struct policy_client {
+	uint64_t session;
+	const struct sockaddr *addr;
+	const char *ip;
+	unsigned modes;            /* CONF_LISTEN_* of the listener */
+	unsigned sessions;         /* sessions open on the server, this one included */
+	bool tls, authed;
+	const char *user;          /* when authed */
+	const char *helo;
+	unsigned errors;           /* error replies so far */
+	unsigned auth_failures;    /* failed AUTH exchanges so far */
+	bool counted;              /* holds a slot of the per-address limits */
+};
+
+struct policy_query {
+	enum policy_stage stage;
+	struct policy_client *client;
+	const struct addr *addr;   /* MAIL: the sender; RCPT: the recipient */
+	unsigned rcpts;            /* RCPT: recipient commands accepted so far */
+	const char *user, *pass;   /* AUTH: the credentials (never logged) */
+};
+
+struct policy_answer {
+	bool ok;                   /* go on */
+	enum esc_id reply;         /* else: the refusal */
+	char arg[2][POLICY_ADDR_MAX];  /* the refusal's %s arguments, in order */
+	bool close;                /* and the session ends after the refusal */
+	const char *why;           /* a few words for the log (static) */
+	enum policy_verdict verdict;   /* RCPT: the resolution */
+	struct policy_targets targets; /* RCPT accepted: the mailboxes */
+};
+
+/* fn gets the answer exactly once: before policy_ask returns, or later
+ * from the loop (policy_stop answers what is still waiting). The answer is
+ * fn's to read until it returns; fn must not keep its targets. */
+typedef void policy_answer_fn(void *ctx, struct policy_answer *a);
+void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn *fn, void *ctx);
+
+/* The client is gone: release what the policy holds for it. */
+void policy_disconnect(struct policy *p, struct policy_client *c);
+
+/* May this command run now? Its CMD_* flags (smtpd/session_priv.h) as
+ * plain bits: PRE_TLS allowed before STARTTLS where TLS is required,
+ * PRE_AUTH allowed on submission before AUTH. R_SUCCESS, or the refusal. */
+enum { POLICY_PRE_TLS = 1 << 0, POLICY_PRE_AUTH = 1 << 1 };
+enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags);
+
+/* The daemon's policy: what it reads (conf, aliases, users) and the loop
+ * its answers come from; per-address limits start empty. */
+void policy_init(struct policy *p, const struct conf *c, const struct aliases *aliases,
+                 const struct auth_users *users, struct event_base *base);
+/* The loop is ending: answer what still waits (as it would have been). */
+void policy_stop(struct policy *p);
+/* policy_stop, then free what policy_init made. */
+void policy_free(struct policy *p);
 
 /* Create the Maildir of postmaster_address when it is local and missing
  * (RFC 5321 4.5.1: postmaster must always be deliverable). */

@@ -1,15 +1,16 @@
-/* session: the SMTP state machine and its command table (see session.h).
+/* session: one SMTP connection's lifetime, framing, replies and policy
+ * phase (see session.h; the commands are in cmd.c, AUTH in sasl.c).
  *
  * Input is framed before it is parsed (DESIGN.md, after Postfix smtpd.c and
  * qmail's straynewline): a command line is at most SESSION_LINE_MAX octets
  * and ends in CRLF; a bare CR or LF is refused. Replies are buffered and
- * leave in order, which is all PIPELINING (RFC 2920) asks of a server; only
- * the end of DATA waits, for the spool's commit, before reading on.
+ * leave in order, which is all PIPELINING (RFC 2920) asks of a server.
+ * A command runs in three steps: its check, the policy phase (session_ask:
+ * the answer may come later, and the input waits for it), its proceed.
  */
 #include "smtpd/session.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,84 +27,18 @@
 #include "lib/esc.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "smtpd/data.h"
 #include "net/closer.h"
-#include "smtpd/parse.h"
-#include "smtpd/proxy.h"
 #include "net/tls.h"
 #include "net/wire.h"
+#include "smtpd/data.h"
+#include "smtpd/parse.h"
+#include "smtpd/proxy.h"
+#include "smtpd/session_priv.h"
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
 #define SESSION_READ_MAX (128 * 1024)    /* per read(); libevent reads 16 KiB by default */
 #define SESSION_OUTPUT_HIGH (64 * 1024)  /* stop reading while replies pile up */
-#define SESSION_HELO_MAX 255
-
-enum session_state {
-	ST_PROXY,    /* waiting for the PROXY protocol header */
-	ST_GREET,    /* greeting_delay: the client must stay silent */
-	ST_CMD,
-	ST_AUTH,     /* the next line is a SASL response (RFC 4954 4) */
-	ST_DATA,
-	ST_COMMIT,
-	ST_CLOSING,
-};
-
-enum session_auth_step { AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
-
-/* The transaction: MAIL FROM to the end of DATA (OpenSMTPD's smtp_tx). */
-struct tx {
-	char qid[UTIL_QID_LEN + 1];
-	char sender[POLICY_ADDR_MAX];
-	struct parse_mail_params mp;
-	struct spool_rcpt *rcpt;
-	size_t nrcpt, cap;
-	unsigned rcpt_cmds;             /* accepted RCPT commands */
-	struct data_parser dp;
-	struct spool_msg *msg;
-	int64_t arrival;
-};
-
-struct session {
-	struct session *next, *prev;
-	struct server *srv;
-	struct bufferevent *bev;
-	struct sockaddr_storage peer;
-	char ip[INET6_ADDRSTRLEN];
-	uint64_t id;
-	unsigned modes;                 /* CONF_LISTEN_* of the listener */
-	enum session_state state;
-	bool greeted;                   /* HELO or EHLO seen */
-	bool tls;                       /* STARTTLS done or smtps */
-	bool direct;                    /* plain socket: replies are written at once
-	                                   (session_flush), libevent only writes a
-	                                   remainder the socket would not take */
-	bool authed;                    /* AUTH succeeded: user holds the name */
-	bool counted;                   /* holds a slot in srv->limits */
-	enum session_auth_step auth_step;
-	unsigned errors;                /* 4xx/5xx replies sent */
-	unsigned auth_failures;
-	struct event *greet_timer;      /* greeting_delay */
-	char user[AUTH_FIELD_MAX + 1];
-	char login_user[AUTH_FIELD_MAX + 1];  /* AUTH LOGIN, between its steps */
-	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
-	enum { SKIP_NONE, SKIP_LONG, SKIP_BARE } skip;  /* discarding input up to:
-	                                   LONG the next LF, then 500;
-	                                   BARE the next CRLF, silently */
-	bool paused;                    /* the spool asked us to wait */
-	bool throttled;                 /* the client is not reading our replies */
-	bool dead;                      /* closed, waiting for a spool callback */
-	unsigned pending;               /* spool callbacks outstanding */
-	unsigned busy;                  /* session_process frames running: a
-	                                   close inside one frees at its end */
-	char helo[SESSION_HELO_MAX + 1];
-	struct tx *tx;
-};
-
-struct session_cmd {
-	const char *verb;
-	void (*fn)(struct session *s, const char *args);
-};
 
 static void session_process(struct session *s);
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -119,8 +54,8 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 {
 	const struct esc_reply *r = esc_get(id);
 	struct buf b = BUF_INIT;
-	if (r->code >= 400 && r->code != 421)
-		s->errors++;
+	if (r->code >= 400 && r->code != 421 && !s->uncounted)
+		s->client.errors++;
 	buf_printf(&b, "%d%c", r->code, more ? '-' : ' ');
 	if (r->esc && (s->esmtp || !s->greeted))
 		buf_printf(&b, "%s ", r->esc);
@@ -134,7 +69,7 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 		session_flush(s);
 }
 
-static void session_reply(struct session *s, enum esc_id id, ...)
+void session_reply(struct session *s, enum esc_id id, ...)
 {
 	va_list ap;
 	va_start(ap, id);
@@ -142,12 +77,21 @@ static void session_reply(struct session *s, enum esc_id id, ...)
 	va_end(ap);
 }
 
-static void session_reply_more(struct session *s, enum esc_id id, ...)
+void session_reply_more(struct session *s, enum esc_id id, ...)
 {
 	va_list ap;
 	va_start(ap, id);
 	session_vreply(s, id, true, ap);
 	va_end(ap);
+}
+
+bool session_no(struct session *s, enum esc_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	session_vreply(s, id, false, ap);
+	va_end(ap);
+	return false;
 }
 
 /* ---- lifetime ---- */
@@ -184,11 +128,18 @@ static void session_unlink(struct session *s)
 		closer_drain(srv->closer, CLOSER_LINGER);
 }
 
+/* The one place a session's memory goes: once it is closed and nothing
+ * (a spool or policy callback, a frame of its own) still holds it. */
+static void session_release(struct session *s)
+{
+	if (s->dead && s->pending == 0 && s->busy == 0)
+		free(s);
+}
+
 /* Close now: the one place a session lets go of its connection. The
  * bufferevents, the SSL and the socket go to the server's closer (TLS
  * close_notify, the last bytes sent, then freed from the loop, never
- * under a libevent callback still running for them). The struct lives on
- * while a spool callback is outstanding or a frame of it is running. */
+ * under a libevent callback still running for them). */
 static void session_close(struct session *s, const char *why)
 {
 	if (s->dead)
@@ -200,14 +151,12 @@ static void session_close(struct session *s, const char *why)
 	if (s->greet_timer)
 		event_free(s->greet_timer);
 	s->greet_timer = NULL;
-	if (s->counted)
-		limits_disconnect(s->srv->limits, s->ip);
-	s->counted = false;
+	policy_disconnect(s->srv->policy, &s->client);
 	explicit_bzero(s->login_user, sizeof s->login_user);
+	explicit_bzero(&s->args, sizeof s->args);
 	s->dead = true;
 	session_unlink(s);
-	if (s->pending == 0 && s->busy == 0)
-		free(s);
+	session_release(s);
 }
 
 /* All replies have left (for TLS: all were encrypted into the socket's
@@ -255,7 +204,7 @@ static bool session_output_full(struct session *s)
 }
 
 /* Close once the replies written so far have left. */
-static void session_close_after_flush(struct session *s)
+void session_close_after_flush(struct session *s)
 {
 	s->state = ST_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
@@ -264,7 +213,7 @@ static void session_close_after_flush(struct session *s)
 		session_write_cb(s->bev, s);
 }
 
-static void session_set_timeout(struct session *s, unsigned secs)
+void session_set_timeout(struct session *s, unsigned secs)
 {
 	struct timeval tv = { (time_t)secs, 0 };
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
@@ -284,7 +233,7 @@ static void session_bev_setup(struct session *s)
 /* Put TLS on (smtps at once, or after STARTTLS's 220): what was buffered
  * for the socket leaves first, then OpenSSL writes. False when the
  * session was closed. */
-static bool session_tls_on(struct session *s)
+bool session_tls_on(struct session *s)
 {
 	session_direct_off(s);
 	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, NULL);
@@ -293,7 +242,7 @@ static bool session_tls_on(struct session *s)
 		return false;
 	}
 	s->bev = tls;
-	s->tls = true;
+	s->client.tls = true;
 	session_bev_setup(s);
 	bufferevent_enable(s->bev, EV_WRITE);
 	return true;
@@ -311,14 +260,14 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close_after_flush(s);
 		return;
 	}
-	if (what & BEV_EVENT_CONNECTED && s->tls) {
+	if (what & BEV_EVENT_CONNECTED && s->client.tls) {
 		char desc[128];
 		tls_describe(s->bev, desc, sizeof desc);
 		log_info("session %llu: TLS established from [%s]: %s", (unsigned long long)s->id,
 		         s->ip, desc);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR && s->tls) {
+	if (what & BEV_EVENT_ERROR && s->client.tls) {
 		char err[256];
 		tls_error(s->bev, err, sizeof err);
 		session_close(s, err);
@@ -329,15 +278,13 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- the transaction ---- */
 
-static void session_tx_begin(struct session *s)
+void session_tx_begin(struct session *s)
 {
-	s->tx = calloc(1, sizeof *s->tx);
-	if (!s->tx)
-		abort();
+	s->tx = util_xcalloc(1, sizeof *s->tx);
 	util_qid(s->tx->qid);
 }
 
-static void session_reset(struct session *s)
+void session_reset(struct session *s)
 {
 	session_tx_free(s);
 	if (s->bev && s->state == ST_DATA)
@@ -348,543 +295,94 @@ static void session_reset(struct session *s)
 	s->state = ST_CMD;
 }
 
-static void session_tx_add(struct tx *tx, const char *orig, const struct policy_target *t,
-                           const struct parse_rcpt_params *rp)
-{
-	if (tx->nrcpt == tx->cap) {
-		tx->cap = tx->cap ? tx->cap * 2 : 4;
-		tx->rcpt = realloc(tx->rcpt, tx->cap * sizeof *tx->rcpt);
-		if (!tx->rcpt)
-			abort();
-	}
-	struct spool_rcpt *r = &tx->rcpt[tx->nrcpt];
-	memset(r, 0, sizeof *r);
-	r->idx = (unsigned)tx->nrcpt++;
-	r->orig = util_xstrdup(orig);
-	r->addr = util_xstrdup(t->addr);
-	r->transport = t->transport;
-	r->notify = rp->notify;
-	r->orcpt = util_xstrdup(rp->orcpt);
-	r->status = SPOOL_PENDING;
-}
+/* ---- the policy phase ---- */
 
-/* ---- commands ---- */
-
-static bool session_no_args(struct session *s, const char *verb, const char *args)
-{
-	if (*args == '\0')
-		return true;
-	session_reply(s, R_NO_ARGS, verb);
-	return false;
-}
-
-/* Keep the HELO argument printable for the log and the Received header. */
-static void session_set_helo(struct session *s, const char *args)
-{
-	size_t n = strcspn(args, " ");
-	if (n > SESSION_HELO_MAX)
-		n = SESSION_HELO_MAX;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)args[i];
-		s->helo[i] = (c > 32 && c < 127 && c != '(' && c != ')' && c != '\\') ? (char)c : '?';
-	}
-	s->helo[n] = '\0';
-}
-
-/* RFC 4954 4: AUTH only where passwords do not cross in the clear. */
-static bool session_auth_offered(const struct session *s)
-{
-	return auth_users_count(s->srv->users) > 0 &&
-	       (s->tls || s->srv->conf->auth_allow_plaintext);
-}
-
-static void session_greet(struct session *s, const char *args, bool esmtp)
-{
-	const char *verb = esmtp ? "EHLO" : "HELO";
-	if (*args == '\0') {
-		session_reply(s, R_HELO_SYNTAX, verb);
-		return;
-	}
-	session_reset(s);  /* RFC 5321 4.1.4: like RSET */
-	session_set_helo(s, args);
-	s->greeted = true;
-	s->esmtp = esmtp;
-	if (!esmtp) {
-		session_reply(s, R_HELO, s->srv->conf->hostname, s->ip);
-		return;
-	}
-	char size[32];
-	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->srv->conf->max_message_size);
-	session_reply_more(s, R_HELO, s->srv->conf->hostname, s->ip);
-	/* Exactly what is implemented (RFC 5321 4.1.1.1). */
-	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
-	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-		session_reply_more(s, R_EHLO_LINE, ext[i]);
-	if (s->srv->tls && !s->tls)
-		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
-	if (session_auth_offered(s))
-		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
-	session_reply(s, R_EHLO_LINE, "HELP");
-}
-
-static void cmd_helo(struct session *s, const char *args)
-{
-	session_greet(s, args, false);
-}
-
-static void cmd_ehlo(struct session *s, const char *args)
-{
-	session_greet(s, args, true);
-}
-
-/* The ESMTP keyword a parameter error points at, for the reply. */
-static void session_keyword(const char *bad, char *kw, size_t n)
-{
-	if (!bad)
-		bad = "";
-	snprintf(kw, n, "%.*s", (int)strcspn(bad, " ="), bad);
-}
-
-static bool session_mail_params(struct session *s, const char *rest, struct parse_mail_params *mp)
-{
-	const char *bad = NULL;
-	enum parse_perr e = parse_mail_params(rest, mp, &bad);
-	char kw[41];
-	session_keyword(bad, kw, sizeof kw);
-	if (e == PARSE_EUNKNOWN)
-		session_reply(s, R_PARAM_UNKNOWN, kw);
-	else if (e != PARSE_OK)
-		session_reply(s, R_PARAM_BAD, kw);
-	else if (mp->has_size && s->srv->conf->max_message_size &&
-	         mp->size > s->srv->conf->max_message_size)
-		session_reply(s, R_SIZE_EXCEEDED);  /* RFC 1870 6.1 */
-	else
-		return true;
-	return false;
-}
-
-/* RFC 5321 4.1.1.2 MAIL FROM:<reverse-path> [SP Mail-parameters] */
-static void cmd_mail(struct session *s, const char *args)
-{
-	if (!s->greeted)
-		return session_reply(s, R_NEED_HELO);
-	if (s->tx)
-		return session_reply(s, R_NESTED_MAIL);
-	if ((s->modes & CONF_LISTEN_SUBMISSION) && !s->authed)
-		return session_reply(s, R_AUTH_REQUIRED);  /* RFC 6409 4.2, RFC 4954 6 */
-	const char *p = parse_keyword_colon(args, "FROM"), *rest;
-	if (!p)
-		return session_reply(s, R_MAIL_SYNTAX);
-	struct addr a;
-	enum addr_err ae = addr_parse_path(p, &rest, &a, true, false);
-	if (ae == ADDR_OK && *rest && *rest != ' ')
-		ae = ADDR_ESYNTAX;  /* RFC 5321 4.1.1.2: SP before parameters */
-	if (ae != ADDR_OK)
-		return session_reply(s, R_BAD_SENDER, addr_strerror(ae));
-	struct parse_mail_params mp;
-	if (!session_mail_params(s, rest, &mp))
-		return;
-	if (s->authed && !policy_sender_owned(&s->srv->policy, s->user, &a)) {
-		char from[POLICY_ADDR_MAX];
-		addr_format(&a, from, sizeof from);
-		log_info("session %llu: reject: MAIL from [%s] user %s: <%s> not theirs",
-		         (unsigned long long)s->id, s->ip, s->user, from);
-		return session_reply(s, R_SENDER_NOT_OWNED, from, s->user);
-	}
-	session_tx_begin(s);
-	s->tx->mp = mp;
-	addr_format(&a, s->tx->sender, sizeof s->tx->sender);
-	log_info("%s: client=[%s], helo=%s, from=<%s>%s%s%s", s->tx->qid, s->ip, s->helo,
-	         s->tx->sender, s->authed ? ", user=" : "", s->authed ? s->user : "",
-	         s->tls ? ", tls" : "");
-	session_reply(s, R_SENDER_OK);
-}
-
-static bool session_rcpt_params(struct session *s, const char *rest, struct parse_rcpt_params *rp)
-{
-	const char *bad = NULL;
-	enum parse_perr e = parse_rcpt_params(rest, rp, &bad);
-	if (e == PARSE_OK)
-		return true;
-	char kw[41];
-	session_keyword(bad, kw, sizeof kw);
-	session_reply(s, e == PARSE_EUNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, kw);
-	return false;
-}
-
-static void session_rcpt_verdict(struct session *s, const char *orig, enum policy_verdict v)
-{
-	static const enum esc_id ids[] = { [POLICY_UNKNOWN] = R_USER_UNKNOWN,
-	                                   [POLICY_RELAY_DENIED] = R_RELAY_DENIED,
-	                                   [POLICY_LOOP] = R_USER_UNKNOWN };
-	log_info("%s: reject: RCPT from [%s]: <%s>: %s", s->tx->qid, s->ip, orig,
-	         esc_get(ids[v])->text);
-	session_reply(s, ids[v]);
-}
-
-/* RFC 5321 4.1.1.3 RCPT TO:<forward-path> [SP Rcpt-parameters] */
-static void cmd_rcpt(struct session *s, const char *args)
-{
-	if (!s->tx)
-		return session_reply(s, R_NEED_MAIL, "RCPT");
-	const char *p = parse_keyword_colon(args, "TO"), *rest;
-	if (!p)
-		return session_reply(s, R_RCPT_SYNTAX);
-	struct addr a;
-	enum addr_err ae = addr_parse_path(p, &rest, &a, false, true);
-	if (ae == ADDR_OK && *rest && *rest != ' ')
-		ae = ADDR_ESYNTAX;
-	if (ae != ADDR_OK)
-		return session_reply(s, R_BAD_RCPT, addr_strerror(ae));
-	struct parse_rcpt_params rp;
-	if (!session_rcpt_params(s, rest, &rp))
-		return;
-	if (s->tx->rcpt_cmds >= s->srv->conf->max_recipients)
-		return session_reply(s, R_TOO_MANY_RCPTS);  /* RFC 5321 4.5.3.1.10 */
-	char orig[POLICY_ADDR_MAX];
-	addr_format(&a, orig, sizeof orig);
-	struct policy_targets t = { 0, 0, NULL };
-	bool relay = policy_may_relay(&s->srv->policy, (struct sockaddr *)&s->peer, s->authed);
-	enum policy_verdict v = policy_rcpt(&s->srv->policy, &a, relay, &t);
-	if (v == POLICY_ACCEPT) {
-		for (size_t i = 0; i < t.n; i++)
-			session_tx_add(s->tx, orig, &t.v[i], &rp);
-		s->tx->rcpt_cmds++;
-		session_reply(s, R_RCPT_OK);
-	} else {
-		session_rcpt_verdict(s, orig, v);
-	}
-	policy_targets_free(&t);
-}
-
-static void session_data_sink(void *ctx, const char *p, size_t n)
+static void session_answered(void *ctx, struct policy_answer *a)
 {
 	struct session *s = ctx;
-	if (!spool_msg_write(s->tx->msg, p, n))
-		s->paused = true;
+	s->pending--;
+	s->asking = false;
+	if (s->dead)
+		return session_release(s);
+	s->busy++;
+	s->proceed(s, a);
+	s->uncounted = false;
+	if (!s->in_ask && !s->dead)
+		session_process(s);   /* came later: the input waited for it */
+	session_unbusy(s);
 }
 
-static void session_chunk_done(void *ctx, int err)
+void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn)
 {
-	struct session *s = ctx;
-	if (err)
-		log_error("%s: spool write failed: %s", s->tx ? s->tx->qid : "?", strerror(err));
-	if (s->paused && s->tx && s->tx->msg && spool_msg_writable(s->tx->msg)) {
-		s->paused = false;
-		bufferevent_enable(s->bev, EV_READ);
-		session_process(s);
-	}
+	s->asking = true;
+	s->proceed = fn;
+	s->pending++;
+	s->busy++;       /* an answer at once may close the session */
+	s->in_ask = true;
+	policy_ask(s->srv->policy, q, session_answered, s);
+	s->in_ask = false;
+	session_unbusy(s);
 }
 
-/* RFC 5321 4.4: the trace header, first line of the spooled message. */
-static void session_received(struct session *s)
+void session_query(struct session *s, struct policy_query *q, enum policy_stage stage)
 {
-	struct tx *tx = s->tx;
-	char date[64];
-	util_rfc5322_date(time(NULL), date, sizeof date);
-	struct buf b = BUF_INIT;
-	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both). */
-	char with[16];
-	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
-	         s->authed ? "A" : "");
-	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
-	           s->ip, s->srv->conf->hostname, with, tx->qid);
-	if (tx->rcpt_cmds == 1)
-		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
-	buf_printf(&b, ";\r\n\t%s\r\n", date);
-	spool_msg_write(tx->msg, b.data, b.len);
-	buf_free(&b);
+	memset(q, 0, sizeof *q);
+	q->stage = stage;
+	q->client = &s->client;
+	q->addr = &s->args.addr;
+	q->rcpts = s->tx ? s->tx->rcpt_cmds : 0;
+	q->user = s->args.user;
+	q->pass = s->args.pass;
 }
 
-static void cmd_data(struct session *s, const char *args)
+void session_refusal(struct session *s, const struct policy_answer *a)
 {
-	if (!session_no_args(s, "DATA", args))
-		return;
-	if (!s->tx)
-		return session_reply(s, R_NEED_MAIL, "DATA");
-	if (s->tx->nrcpt == 0)
-		return session_reply(s, R_NEED_RCPT);
-	const struct conf *c = s->srv->conf;
-	struct tx *tx = s->tx;
-	tx->arrival = (int64_t)time(NULL);
-	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
-	session_received(s);
-	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
-	s->state = ST_DATA;
-	session_set_timeout(s, c->data_timeout);
-	session_reply(s, R_START_DATA);
-}
-
-static void cmd_rset(struct session *s, const char *args)
-{
-	if (!session_no_args(s, "RSET", args))
-		return;
-	session_reset(s);
-	session_reply(s, R_OK);
-}
-
-static void cmd_noop(struct session *s, const char *args)
-{
-	(void)args;  /* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
-	session_reply(s, R_OK);
-}
-
-static void cmd_quit(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_BYE);
-	session_close_after_flush(s);
-}
-
-static const char *const session_help[][2] = {
-	{ "HELO", "HELO hostname - identify yourself (plain SMTP)" },
-	{ "EHLO", "EHLO hostname - identify yourself and list the extensions" },
-	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id]" },
-	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
-	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },
-	{ "RSET", "RSET - abandon the current message" },
-	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
-	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
-	{ "STARTTLS", "STARTTLS - start TLS (RFC 3207), when offered in the EHLO reply" },
-	{ "AUTH", "AUTH PLAIN|LOGIN [response] - authenticate (RFC 4954), when offered" },
-	{ "HELP", "HELP [command] - this text" },
-	{ "NOOP", "NOOP - do nothing, answer 250" },
-	{ "QUIT", "QUIT - end the session" },
-};
-#define SESSION_NHELP (sizeof session_help / sizeof session_help[0])
-
-static void cmd_help(struct session *s, const char *args)
-{
-	if (*args) {
-		for (size_t i = 0; i < SESSION_NHELP; i++)
-			if (!strcasecmp(args, session_help[i][0]))
-				return session_reply(s, R_HELP_LINE, session_help[i][1]);
-		return session_reply(s, R_HELP_UNKNOWN, args);
-	}
-	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
-	session_reply_more(s, R_HELP_LINE,
-	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
-	session_reply_more(s, R_HELP_LINE, "TURN, ETRN, VERB and DSN are answered but not offered");
-	session_reply(s, R_HELP_END);
-}
-
-/* VRFY and EXPN (RFC 5321 3.5): 252 unless vrfy_disclose = yes. */
-static void session_verify(struct session *s, const char *verb, const char *args, bool expn)
-{
-	if (!*args)
-		return session_reply(s, R_VRFY_SYNTAX, verb);
-	if (!s->srv->conf->vrfy_disclose)
-		return session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
-	struct addr a;
-	const char *rest;
-	if (addr_parse_path(args, &rest, &a, false, true) != ADDR_OK)
-		return session_reply(s, R_BAD_RCPT, "not an address");
-	struct policy_targets t = { 0, 0, NULL };
-	enum policy_verdict v = policy_rcpt(&s->srv->policy, &a, false, &t);
-	if (v == POLICY_RELAY_DENIED)
-		session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
-	else if (v != POLICY_ACCEPT)
-		session_reply(s, R_USER_UNKNOWN);
-	else if (!expn)
-		session_reply(s, R_VRFY_OK, t.v[0].addr);
-	else
-		for (size_t i = 0; i < t.n; i++)
-			(i + 1 < t.n ? session_reply_more : session_reply)(s, R_VRFY_OK, t.v[i].addr);
-	policy_targets_free(&t);
-}
-
-static void cmd_vrfy(struct session *s, const char *args)
-{
-	session_verify(s, "VRFY", args, false);
-}
-
-static void cmd_expn(struct session *s, const char *args)
-{
-	session_verify(s, "EXPN", args, true);
-}
-
-static void cmd_turn(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_TURN);
-}
-
-static void cmd_etrn(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_ETRN);
-}
-
-static void cmd_verb(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_VERB);
-}
-
-static void cmd_dsn(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_DSN_VERB);
-}
-
-/* RFC 3207 4.2: the session starts over, and nothing the client sent
- * before the handshake may count: input already buffered is discarded
- * (command injection across STARTTLS, CVE-2011-0411). */
-static void session_start_tls(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t stale = evbuffer_get_length(in);
-	if (stale)
-		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
-		         (unsigned long long)s->id, stale, s->ip);
-	evbuffer_drain(in, stale);
-	if (!session_tls_on(s))
-		return;
-	s->greeted = s->esmtp = s->authed = false;
-	s->helo[0] = s->user[0] = '\0';
-}
-
-static void cmd_starttls(struct session *s, const char *args)
-{
-	if (!s->srv->tls)
-		return session_reply(s, R_NOT_OFFERED, "STARTTLS");
-	if (s->tls)
-		return session_reply(s, R_TLS_ACTIVE);
-	if (*args)
-		return session_reply(s, R_TLS_SYNTAX);
-	session_reset(s);
-	session_reply(s, R_TLS_READY);
-	session_start_tls(s);
-}
-
-/* The end of an AUTH exchange: RFC 4954 4, 6. */
-static void session_auth_result(struct session *s, const char *user, const char *pass)
-{
-	s->state = ST_CMD;
-	bool ok = auth_users_check(s->srv->users, user, pass);
-	log_info("session %llu: AUTH %s for user %s from [%s]", (unsigned long long)s->id,
-	         ok ? "succeeded" : "failed", user, s->ip);
-	if (ok) {
-		s->authed = true;
-		snprintf(s->user, sizeof s->user, "%s", user);
-		return session_reply(s, R_AUTH_OK);
-	}
-	session_reply(s, R_AUTH_FAILED);
-	if (++s->auth_failures >= s->srv->conf->max_auth_failures) {
-		session_reply(s, R_AUTH_TOO_MANY, s->srv->conf->hostname);
+	session_reply(s, a->reply, a->arg[0], a->arg[1]);
+	if (a->close)
 		session_close_after_flush(s);
-	}
 }
 
-/* One SASL step: resp is the client's base64 line. */
-static void session_auth_step(struct session *s, const char *resp)
-{
-	char user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
-	bool ok = false;
-	s->state = ST_CMD;
-	if (!strcmp(resp, "*"))
-		return session_reply(s, R_AUTH_CANCELLED);
-	switch (s->auth_step) {
-	case AUTH_STEP_PLAIN:
-		ok = auth_plain_decode(resp, user, pass);
-		if (ok)
-			session_auth_result(s, user, pass);
-		break;
-	case AUTH_STEP_LOGIN_USER:
-		ok = auth_login_decode(resp, s->login_user);
-		if (ok) {
-			s->state = ST_AUTH;
-			s->auth_step = AUTH_STEP_LOGIN_PASS;
-			session_reply(s, R_AUTH_PASSWORD);
-		}
-		break;
-	case AUTH_STEP_LOGIN_PASS:
-		ok = auth_login_decode(resp, pass);
-		if (ok)
-			session_auth_result(s, s->login_user, pass);
-		explicit_bzero(s->login_user, sizeof s->login_user);
-		break;
-	}
-	if (!ok)
-		session_reply(s, R_AUTH_DECODE);
-	explicit_bzero(pass, sizeof pass);
-}
-
-/* May AUTH start now? Replies and returns false when not. */
-static bool session_auth_allowed(struct session *s)
-{
-	if (auth_users_count(s->srv->users) == 0)
-		session_reply(s, R_NOT_OFFERED, "AUTH");
-	else if (!s->greeted || !s->esmtp)
-		session_reply(s, R_NEED_HELO);
-	else if (s->authed)
-		session_reply(s, R_AUTH_ALREADY);
-	else if (s->tx)
-		session_reply(s, R_AUTH_IN_TX);
-	else if (!session_auth_offered(s))
-		session_reply(s, R_AUTH_ENCRYPT);
-	else
-		return true;
-	return false;
-}
-
-/* RFC 4954 4: AUTH mechanism [initial-response] */
-static void cmd_auth(struct session *s, const char *args)
-{
-	if (!session_auth_allowed(s))
-		return;
-	size_t mlen = strcspn(args, " ");
-	const char *ir = args[mlen] ? args + mlen + 1 : NULL;
-	if (mlen == 5 && !strncasecmp(args, "PLAIN", 5)) {
-		s->auth_step = AUTH_STEP_PLAIN;
-	} else if (mlen == 5 && !strncasecmp(args, "LOGIN", 5)) {
-		s->auth_step = AUTH_STEP_LOGIN_USER;
-	} else {
-		return session_reply(s, R_AUTH_MECH);
-	}
-	if (ir)
-		return session_auth_step(s, !strcmp(ir, "=") ? "" : ir);
-	s->state = ST_AUTH;
-	session_reply(s, s->auth_step == AUTH_STEP_PLAIN ? R_AUTH_CHALLENGE : R_AUTH_USERNAME);
-}
-
-static void cmd_bdat(struct session *s, const char *args)
-{
-	(void)args;
-	session_reply(s, R_NOT_OFFERED, "BDAT");
-}
-
-/* The command table (qmail commands.c, OpenSMTPD smtp_session.c): every
- * verb of the seeds' list is answered deliberately. */
-static const struct session_cmd session_cmds[] = {
-	{ "HELO", cmd_helo }, { "EHLO", cmd_ehlo }, { "MAIL", cmd_mail },
-	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "RSET", cmd_rset },
-	{ "NOOP", cmd_noop }, { "QUIT", cmd_quit }, { "HELP", cmd_help },
-	{ "VRFY", cmd_vrfy }, { "EXPN", cmd_expn }, { "TURN", cmd_turn },
-	{ "ETRN", cmd_etrn }, { "VERB", cmd_verb }, { "DSN", cmd_dsn },
-	{ "STARTTLS", cmd_starttls }, { "AUTH", cmd_auth }, { "BDAT", cmd_bdat },
-};
-
-static void session_dispatch(struct session *s, const char *line)
-{
-	struct parse_cmd pc;
-	if (!parse_command(line, &pc) || !pc.verb[0])
-		return session_reply(s, R_UNRECOGNIZED);
-	for (size_t i = 0; i < sizeof session_cmds / sizeof session_cmds[0]; i++)
-		if (!strcmp(pc.verb, session_cmds[i].verb))
-			return session_cmds[i].fn(s, pc.args);
-	session_reply(s, R_UNRECOGNIZED);
-}
+/* ---- dispatch ---- */
 
 /* After max_errors error replies the client is broken or probing. */
 static void session_check_errors(struct session *s)
 {
-	if (s->dead || s->state == ST_CLOSING || s->errors < s->srv->conf->max_errors)
+	if (s->dead || s->state == ST_CLOSING || s->client.errors < s->srv->conf->max_errors)
 		return;
 	log_info("session %llu: %u errors from [%s]: closing", (unsigned long long)s->id,
-	         s->errors, s->ip);
+	         s->client.errors, s->ip);
 	session_reply(s, R_TOO_MANY_ERRORS, s->srv->conf->hostname);
 	session_close_after_flush(s);
+}
+
+/* The command table row's flags, its check, the policy phase, its
+ * proceed. Errors of a command without CMD_ERRORS do not count. */
+static void session_run(struct session *s, const struct cmd *c, const char *args)
+{
+	enum esc_id gate = policy_gate(s->srv->policy, &s->client, c->flags);
+	s->uncounted = !(c->flags & CMD_ERRORS);
+	if (gate != R_SUCCESS) {
+		session_reply(s, gate);
+	} else if (c->check(s, args) && c->stage != CMD_NO_STAGE) {
+		struct policy_query q;
+		session_query(s, &q, (enum policy_stage)c->stage);
+		session_ask(s, &q, c->proceed);
+	}
+	if (!s->asking)
+		s->uncounted = false;
+	if (c->flags & CMD_LAST)
+		session_flush(s);
+}
+
+static void session_dispatch(struct session *s, const char *line)
+{
+	struct parse_cmd pc;
+	const struct cmd *c = NULL;
+	if (parse_command(line, &pc) && pc.verb[0])
+		c = cmd_find(pc.verb);
+	if (!c)
+		return session_reply(s, R_UNRECOGNIZED);
+	session_run(s, c, pc.args);
 }
 
 /* The debug log shows every command, but never credentials: an AUTH
@@ -904,7 +402,7 @@ static void session_command(struct session *s, const char *line)
 {
 	if (s->state == ST_AUTH) {
 		log_debug("session %llu: < (SASL response)", (unsigned long long)s->id);
-		session_auth_step(s, line);
+		sasl_response(s, line);
 	} else {
 		session_log_command(s, line);
 		session_dispatch(s, line);
@@ -914,33 +412,12 @@ static void session_command(struct session *s, const char *line)
 
 /* ---- the end of DATA ---- */
 
-static void session_env(struct session *s, struct spool_env *e)
-{
-	struct tx *tx = s->tx;
-	memset(e, 0, sizeof *e);
-	snprintf(e->qid, sizeof e->qid, "%s", tx->qid);
-	e->sender = tx->sender;
-	e->envid = tx->mp.envid;
-	e->ret = tx->mp.ret;
-	e->body = tx->mp.body;
-	e->size = tx->dp.size;
-	e->dotless = tx->dp.dot_lines == 0;
-	e->arrival = tx->arrival;
-	e->client = s->ip;
-	e->helo = s->helo;
-	e->nrcpt = tx->nrcpt;
-	e->rcpt = tx->rcpt;
-}
-
-static void session_committed(void *ctx, int err)
+void session_committed(void *ctx, int err)
 {
 	struct session *s = ctx;
 	s->pending--;
-	if (s->dead) {   /* the client left; the message is queued all the same */
-		if (s->pending == 0 && s->busy == 0)
-			free(s);
-		return;
-	}
+	if (s->dead)   /* the client left; the message is queued all the same */
+		return session_release(s);
 	struct tx *tx = s->tx;
 	if (s->state == ST_CLOSING) {  /* a 421 went out meanwhile (timeout) */
 		log_info("%s: %s after the session ended", tx->qid, err ? "not queued" : "queued");
@@ -963,42 +440,23 @@ static void session_committed(void *ctx, int err)
 	session_unbusy(s);
 }
 
-/* Refuse a message whose data broke the rules; the session goes on. */
-static bool session_data_refused(struct session *s)
+void session_data_sink(void *ctx, const char *p, size_t n)
 {
-	struct tx *tx = s->tx;
-	unsigned f = tx->dp.flags;
-	int spool_err = spool_msg_error(tx->msg);
-	if (!f && !spool_err)
-		return false;
-	if (f & DATA_TOO_BIG)
-		session_reply(s, R_SIZE_EXCEEDED);
-	else if (f & DATA_BARE_LF)
-		session_reply(s, R_DATA_BARE_LF);
-	else if (f & DATA_BARE_CR)
-		session_reply(s, R_DATA_BARE_CR);
-	else if (f & DATA_NUL)
-		session_reply(s, R_DATA_NUL);
-	else if (f & DATA_LONG_LINE)
-		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
-	else
-		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
-	log_info("%s: refused at end of data from [%s] (flags 0x%x, spool %s)", tx->qid, s->ip,
-	         f, spool_err ? strerror(spool_err) : "ok");
-	session_reset(s);
-	return true;
+	struct session *s = ctx;
+	if (!spool_msg_write(s->tx->msg, p, n))
+		s->paused = true;
 }
 
-static void session_data_end(struct session *s)
+void session_chunk_done(void *ctx, int err)
 {
-	if (session_data_refused(s))
-		return;
-	struct spool_env e;
-	session_env(s, &e);
-	s->state = ST_COMMIT;
-	s->pending++;
-	spool_msg_commit(s->tx->msg, &e, session_committed, s);
-	s->tx->msg = NULL;  /* the spool owns it now */
+	struct session *s = ctx;
+	if (err)
+		log_error("%s: spool write failed: %s", s->tx ? s->tx->qid : "?", strerror(err));
+	if (s->paused && s->tx && s->tx->msg && spool_msg_writable(s->tx->msg)) {
+		s->paused = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
 }
 
 /* ---- input ---- */
@@ -1013,7 +471,7 @@ static void session_feed_data(struct session *s, struct evbuffer *in)
 		size_t used = data_feed(&s->tx->dp, v.iov_base, v.iov_len);
 		evbuffer_drain(in, used);
 		if (s->tx->dp.done)
-			session_data_end(s);
+			cmd_data_end(s);
 	}
 }
 
@@ -1100,34 +558,41 @@ static void session_unbusy(struct session *s)
 		return;
 	if (!s->dead)
 		session_flush(s);
-	else if (s->pending == 0)
-		free(s);   /* closed while processing its input */
+	session_release(s);
+}
+
+/* One step of input; false when there is nothing more to do now. */
+static bool session_step(struct session *s, struct evbuffer *in)
+{
+	switch (s->state) {
+	case ST_PROXY:
+		session_proxy_header(s, in);
+		return s->state != ST_PROXY;
+	case ST_GREET:
+		session_early_talker(s, in);
+		return false;
+	case ST_DATA:
+		session_feed_data(s, in);
+		return s->state != ST_DATA;   /* else: need more bytes, or paused */
+	case ST_CMD: case ST_AUTH:
+		return session_read_line(s, in);
+	case ST_START: case ST_COMMIT: case ST_CLOSING:
+		return false;
+	}
+	return false;
 }
 
 static void session_process(struct session *s)
 {
 	s->busy++;
-	while (!s->dead && s->bev) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (!s->dead && s->bev && !s->asking) {
 		if (session_output_full(s)) {
 			s->throttled = true;
 			bufferevent_disable(s->bev, EV_READ);
 			break;
 		}
-		if (s->state == ST_PROXY) {
-			session_proxy_header(s, in);
-			if (s->state == ST_PROXY)
-				break;
-		} else if (s->state == ST_GREET) {
-			session_early_talker(s, in);
+		if (!session_step(s, bufferevent_get_input(s->bev)))
 			break;
-		} else if (s->state == ST_DATA) {
-			session_feed_data(s, in);
-			if (s->state == ST_DATA)
-				break;  /* need more bytes, or paused */
-		} else if ((s->state != ST_CMD && s->state != ST_AUTH) || !session_read_line(s, in)) {
-			break;
-		}
 	}
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
@@ -1157,31 +622,7 @@ static void session_set_ip(struct session *s, const struct sockaddr *sa, size_t 
 	}
 }
 
-/* Refuse with a 421 at once (limits), before any greeting. */
-static void session_refuse(struct session *s, enum esc_id id)
-{
-	log_info("session %llu: refused [%s]: %s", (unsigned long long)s->id, s->ip,
-	         esc_get(id)->text + 3);
-	session_reply(s, id, s->srv->conf->hostname);
-	session_close_after_flush(s);
-}
-
-/* Per-address limits (RFC 5321 4.5.3: resources are the server's to
- * protect); false when the session was refused. */
-static bool session_limits(struct session *s)
-{
-	const struct conf *c = s->srv->conf;
-	enum limits_verdict v = limits_connect(s->srv->limits, s->ip, (int64_t)time(NULL),
-	                                       c->max_connections_per_ip, c->max_connection_rate);
-	if (v == LIMITS_OK) {
-		s->counted = true;
-		return true;
-	}
-	session_refuse(s, v == LIMITS_TOO_FAST ? R_TOO_FAST : R_TOO_MANY_CONNS_IP);
-	return false;
-}
-
-static void session_send_greeting(struct session *s)
+void session_send_greeting(struct session *s)
 {
 	const char *banner = s->srv->conf->banner;
 	s->state = ST_CMD;
@@ -1211,15 +652,15 @@ static void session_early_talker(struct session *s, struct evbuffer *in)
 	session_close_after_flush(s);
 }
 
-/* After the socket (and any PROXY header) is settled: limits, TLS for
- * smtps, then the greeting (now, or after greeting_delay). */
-static void session_begin(struct session *s)
+/* CONNECT's answer: the refusal, or TLS for smtps and the greeting (now,
+ * or after greeting_delay). */
+static void session_connected(struct session *s, const struct policy_answer *a)
 {
-	log_info("session %llu: connect from [%s]%s", (unsigned long long)s->id, s->ip,
-	         s->modes & CONF_LISTEN_SMTPS ? " (smtps)" : "");
-	if (!session_limits(s))
-		return;
-	if ((s->modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
+	if (!a->ok) {
+		log_info("session %llu: refused [%s]: %s", (unsigned long long)s->id, s->ip, a->why);
+		return session_refusal(s, a);
+	}
+	if ((s->client.modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
 		return;
 	unsigned delay = s->srv->conf->greeting_delay;
 	if (delay == 0)
@@ -1227,9 +668,22 @@ static void session_begin(struct session *s)
 	s->state = ST_GREET;
 	s->greet_timer = evtimer_new(s->srv->base, session_greet_cb, s);
 	if (!s->greet_timer)
-		abort();
+		log_panic("session: cannot create a timer");
 	struct timeval tv = { (time_t)delay, 0 };
 	evtimer_add(s->greet_timer, &tv);
+}
+
+/* After the socket (and any PROXY header) is settled: the CONNECT stage
+ * (limits), then TLS for smtps and the greeting. */
+static void session_begin(struct session *s)
+{
+	log_info("session %llu: connect from [%s]%s", (unsigned long long)s->id, s->ip,
+	         s->client.modes & CONF_LISTEN_SMTPS ? " (smtps)" : "");
+	s->state = ST_START;
+	s->client.sessions = s->srv->nsessions;
+	struct policy_query q;
+	session_query(s, &q, POLICY_CONNECT);
+	session_ask(s, &q, session_connected);
 }
 
 /* The PROXY protocol header names the real client (proxy.c). */
@@ -1257,39 +711,36 @@ static void session_proxy_header(struct session *s, struct evbuffer *in)
 	session_begin(s);
 }
 
-static bool session_too_many(struct server *srv)
+static void session_link(struct server *srv, struct session *s)
 {
-	return srv->nsessions >= srv->conf->max_connections;
-}
-
-void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
-                   unsigned modes)
-{
-	struct session *s = calloc(1, sizeof *s);
-	if (!s)
-		abort();
-	s->srv = srv;
-	s->id = ++srv->next_id;
-	s->modes = modes;
-	session_set_ip(s, sa, (size_t)salen);
-	bool full = session_too_many(srv);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev) {
-		evutil_closesocket(fd);
-		free(s);
-		return;
-	}
 	s->next = srv->sessions;
 	if (s->next)
 		s->next->prev = s;
 	srv->sessions = s;
 	if (++srv->nsessions > srv->peak_sessions)
 		srv->peak_sessions = srv->nsessions;
+}
+
+void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+                   unsigned modes)
+{
+	struct session *s = util_xcalloc(1, sizeof *s);
+	s->srv = srv;
+	s->id = ++srv->next_id;
+	session_set_ip(s, sa, (size_t)salen);
+	s->client = (struct policy_client){ .session = s->id, .addr = (struct sockaddr *)&s->peer,
+	                                    .ip = s->ip, .modes = modes, .user = s->user,
+	                                    .helo = s->helo };
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev) {
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	session_link(srv, s);
 	session_bev_setup(s);
 	wire_direct(s->bev);
 	s->direct = true;
-	if (full)
-		return session_refuse(s, R_TOO_MANY_CONNS);  /* RFC 5321 3.8 */
 	if (modes & CONF_LISTEN_PROXY) {
 		s->state = ST_PROXY;
 		return;

@@ -1,10 +1,11 @@
 /* session: one SMTP connection, from greeting to QUIT (RFC 5321 4.1).
  *
  * The state machine reads framed command lines, looks the verb up in the
- * command table and runs its handler; DATA streams through the data parser
- * into the spool. Policy questions go to policy.c, replies come from the
- * esc.c table. A session holds a transaction (struct tx) between MAIL and
- * the end of DATA; RSET, HELO/EHLO and the end of DATA free it.
+ * command table (cmd.c) and runs its check, asks the policy (policy.h)
+ * and runs its proceed with the answer; AUTH is sasl.c's. DATA streams
+ * through the data parser into the spool. Replies come from the esc.c
+ * table. A session holds a transaction (struct tx) between MAIL and the
+ * end of DATA; RSET, HELO/EHLO and the end of DATA free it.
  */
 #ifndef TERN_SESSION_H
 #define TERN_SESSION_H
@@ -17,10 +18,9 @@
 
 #include "lib/conf.h"
 #include "spool/spool.h"
-#include "policy/auth.h"
-#include "policy/limits.h"
 #include "policy/policy.h"
 
+struct closer;
 struct event_base;
 struct event;
 struct session;
@@ -29,11 +29,9 @@ struct session;
 struct server {
 	struct event_base *base;
 	const struct conf *conf;
-	struct policy policy;
+	struct policy *policy;      /* decides; the session asks (policy_ask) */
 	struct spool *spool;
 	SSL_CTX *tls;               /* NULL: no STARTTLS, no smtps */
-	const struct auth_users *users;  /* empty: no AUTH */
-	struct limits *limits;      /* per-IP counters */
 	struct closer *closer;      /* closes connections (closer.h) */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;

@@ -153,6 +153,8 @@ static void test_defaults(void **state)
 	assert_false(c.auth_allow_plaintext);
 	assert_int_equal(c.max_connections_per_ip, 20);
 	assert_int_equal(c.greeting_delay, 0);
+	assert_int_equal(c.reject_delay, 0);
+	assert_int_equal(c.reject_delay_after, 3);
 	conf_free(&c);
 }
 
@@ -167,8 +169,11 @@ static void test_set(void **state)
 		{ "local_domains", "example.com,Example.ORG", 0 }, { "local_domains", "bad..domain", 1 },
 		{ "log_level", "debug", 0 }, { "log_level", "loud", 1 },
 		{ "command_timeout", "30s", 0 }, { "command_timeout", "soon", 1 },
+		{ "reject_delay", "2s", 0 }, { "reject_delay", "-1", 1 },
 		{ "max_message_size", "10M", 0 }, { "max_message_size", "big", 1 },
 	};
+	assert_true(conf_listen_valid("127.0.0.1:587 submission starttls"));
+	assert_false(conf_listen_valid("127.0.0.1:587 startls"));
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		struct conf c;
 		conf_defaults(&c);

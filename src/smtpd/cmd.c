@@ -1,0 +1,542 @@
+/* cmd: the command table and each command's check and proceed (see
+ * session_priv.h). A check parses and refuses what is malformed or out
+ * of order; the policy phase decides; a proceed carries the answer out.
+ * Every verb of the seeds' list is answered deliberately (qmail
+ * commands.c, OpenSMTPD smtp_session.c, Postfix smtpd_cmd_table).
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "smtpd/session_priv.h"
+
+static bool cmd_no_args(struct session *s, const char *verb, const char *args)
+{
+	if (*args == '\0')
+		return true;
+	session_reply(s, R_NO_ARGS, verb);
+	return false;
+}
+
+/* ---- HELO and EHLO (RFC 5321 4.1.1.1) ---- */
+
+/* Keep the HELO argument printable for the log and the Received header. */
+static void cmd_set_helo(char *out, const char *args)
+{
+	size_t n = strcspn(args, " ");
+	if (n > SESSION_HELO_MAX)
+		n = SESSION_HELO_MAX;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)args[i];
+		out[i] = (c > 32 && c < 127 && c != '(' && c != ')' && c != '\\') ? (char)c : '?';
+	}
+	out[n] = '\0';
+}
+
+static bool cmd_greet_check(struct session *s, const char *args, bool esmtp)
+{
+	if (*args == '\0') {
+		session_reply(s, R_HELO_SYNTAX, esmtp ? "EHLO" : "HELO");
+		return false;
+	}
+	s->args.esmtp = esmtp;
+	cmd_set_helo(s->args.helo, args);
+	return true;
+}
+
+static bool cmd_helo(struct session *s, const char *args)
+{
+	return cmd_greet_check(s, args, false);
+}
+
+static bool cmd_ehlo(struct session *s, const char *args)
+{
+	return cmd_greet_check(s, args, true);
+}
+
+/* The EHLO reply: exactly what is implemented (RFC 5321 4.1.1.1). */
+static void cmd_ehlo_reply(struct session *s)
+{
+	char size[32];
+	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->srv->conf->max_message_size);
+	session_reply_more(s, R_HELO, s->srv->conf->hostname, s->ip);
+	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+		session_reply_more(s, R_EHLO_LINE, ext[i]);
+	if (s->srv->tls && !s->client.tls)
+		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
+	if (sasl_offered(s))
+		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
+	session_reply(s, R_EHLO_LINE, "HELP");
+}
+
+static void cmd_greet(struct session *s, const struct policy_answer *a)
+{
+	if (!a->ok)
+		return session_refusal(s, a);
+	session_reset(s);  /* RFC 5321 4.1.4: like RSET */
+	snprintf(s->helo, sizeof s->helo, "%s", s->args.helo);
+	s->greeted = true;
+	s->esmtp = s->args.esmtp;
+	if (s->esmtp)
+		cmd_ehlo_reply(s);
+	else
+		session_reply(s, R_HELO, s->srv->conf->hostname, s->ip);
+}
+
+/* ---- MAIL (RFC 5321 4.1.1.2) ---- */
+
+/* The ESMTP keyword a parameter error points at, for the reply. */
+static void cmd_keyword(const char *bad, char *kw, size_t n)
+{
+	if (!bad)
+		bad = "";
+	snprintf(kw, n, "%.*s", (int)strcspn(bad, " ="), bad);
+}
+
+static bool cmd_mail_params(struct session *s, const char *rest, struct parse_mail_params *mp)
+{
+	const char *bad = NULL;
+	enum parse_perr e = parse_mail_params(rest, mp, &bad);
+	char kw[41];
+	cmd_keyword(bad, kw, sizeof kw);
+	if (e == PARSE_EUNKNOWN)
+		session_reply(s, R_PARAM_UNKNOWN, kw);
+	else if (e != PARSE_OK)
+		session_reply(s, R_PARAM_BAD, kw);
+	else if (mp->has_size && s->srv->conf->max_message_size &&
+	         mp->size > s->srv->conf->max_message_size)
+		session_reply(s, R_SIZE_EXCEEDED);  /* RFC 1870 6.1 */
+	else
+		return true;
+	return false;
+}
+
+/* A path, then nothing or SP and parameters (RFC 5321 4.1.1.2, 4.1.1.3). */
+static enum addr_err cmd_path(const char *p, const char **rest, struct addr *a, bool null_ok,
+                              bool postmaster_ok)
+{
+	enum addr_err ae = addr_parse_path(p, rest, a, null_ok, postmaster_ok);
+	if (ae == ADDR_OK && **rest && **rest != ' ')
+		ae = ADDR_ESYNTAX;
+	return ae;
+}
+
+/* MAIL FROM:<reverse-path> [SP Mail-parameters] */
+static bool cmd_mail(struct session *s, const char *args)
+{
+	if (!s->greeted)
+		return session_no(s, R_NEED_HELO);
+	if (s->tx)
+		return session_no(s, R_NESTED_MAIL);
+	const char *p = parse_keyword_colon(args, "FROM"), *rest;
+	if (!p)
+		return session_no(s, R_MAIL_SYNTAX);
+	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, true, false);
+	if (ae != ADDR_OK)
+		return session_no(s, R_BAD_SENDER, addr_strerror(ae));
+	return cmd_mail_params(s, rest, &s->args.mp);
+}
+
+static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!a->ok) {
+		log_info("session %llu: reject: MAIL from [%s]%s%s: <%s>: %s",
+		         (unsigned long long)s->id, s->ip, s->client.authed ? " user " : "",
+		         s->client.authed ? s->user : "", a->arg[0], a->why);
+		return session_refusal(s, a);
+	}
+	session_tx_begin(s);
+	struct tx *tx = s->tx;
+	tx->mp = s->args.mp;
+	addr_format(&s->args.addr, tx->sender, sizeof tx->sender);
+	log_info("%s: client=[%s], helo=%s, from=<%s>%s%s%s", tx->qid, s->ip, s->helo, tx->sender,
+	         s->client.authed ? ", user=" : "", s->client.authed ? s->user : "",
+	         s->client.tls ? ", tls" : "");
+	session_reply(s, R_SENDER_OK);
+}
+
+/* ---- RCPT (RFC 5321 4.1.1.3) ---- */
+
+static bool cmd_rcpt_params(struct session *s, const char *rest, struct parse_rcpt_params *rp)
+{
+	const char *bad = NULL;
+	enum parse_perr e = parse_rcpt_params(rest, rp, &bad);
+	if (e == PARSE_OK)
+		return true;
+	char kw[41];
+	cmd_keyword(bad, kw, sizeof kw);
+	session_reply(s, e == PARSE_EUNKNOWN ? R_PARAM_UNKNOWN : R_PARAM_BAD, kw);
+	return false;
+}
+
+/* RCPT TO:<forward-path> [SP Rcpt-parameters] */
+static bool cmd_rcpt(struct session *s, const char *args)
+{
+	if (!s->tx)
+		return session_no(s, R_NEED_MAIL, "RCPT");
+	const char *p = parse_keyword_colon(args, "TO"), *rest;
+	if (!p)
+		return session_no(s, R_RCPT_SYNTAX);
+	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, false, true);
+	if (ae != ADDR_OK)
+		return session_no(s, R_BAD_RCPT, addr_strerror(ae));
+	if (!cmd_rcpt_params(s, rest, &s->args.rp))
+		return false;
+	addr_format(&s->args.addr, s->args.orig, sizeof s->args.orig);
+	return true;
+}
+
+static void cmd_tx_add(struct tx *tx, const char *orig, const struct policy_target *t,
+                       const struct parse_rcpt_params *rp)
+{
+	if (tx->nrcpt == tx->cap) {
+		tx->cap = tx->cap ? tx->cap * 2 : 4;
+		tx->rcpt = util_xrealloc(tx->rcpt, tx->cap, sizeof *tx->rcpt);
+	}
+	struct spool_rcpt *r = &tx->rcpt[tx->nrcpt];
+	memset(r, 0, sizeof *r);
+	r->idx = (unsigned)tx->nrcpt++;
+	r->orig = util_xstrdup(orig);
+	r->addr = util_xstrdup(t->addr);
+	r->transport = t->transport;
+	r->notify = rp->notify;
+	r->orcpt = util_xstrdup(rp->orcpt);
+	r->status = SPOOL_PENDING;
+}
+
+static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!s->tx)
+		return;   /* the transaction went while the answer was awaited */
+	if (!a->ok) {
+		log_info("%s: reject: RCPT from [%s]: <%s>: %s", s->tx->qid, s->ip, s->args.orig,
+		         esc_get(a->reply)->text);
+		return session_refusal(s, a);
+	}
+	for (size_t i = 0; i < a->targets.n; i++)
+		cmd_tx_add(s->tx, s->args.orig, &a->targets.v[i], &s->args.rp);
+	s->tx->rcpt_cmds++;
+	session_reply(s, R_RCPT_OK);
+}
+
+/* ---- DATA (RFC 5321 4.1.1.4) ---- */
+
+static bool cmd_data(struct session *s, const char *args)
+{
+	if (!cmd_no_args(s, "DATA", args))
+		return false;
+	if (!s->tx)
+		return session_no(s, R_NEED_MAIL, "DATA");
+	if (s->tx->nrcpt == 0)
+		return session_no(s, R_NEED_RCPT);
+	return true;
+}
+
+/* RFC 5321 4.4: the trace header, first line of the spooled message. */
+static void cmd_received(struct session *s)
+{
+	struct tx *tx = s->tx;
+	char date[64];
+	util_rfc5322_date(time(NULL), date, sizeof date);
+	struct buf b = BUF_INIT;
+	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both). */
+	char with[16];
+	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->client.tls ? "S" : "",
+	         s->client.authed ? "A" : "");
+	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
+	           s->ip, s->srv->conf->hostname, with, tx->qid);
+	if (tx->rcpt_cmds == 1)
+		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
+	buf_printf(&b, ";\r\n\t%s\r\n", date);
+	spool_msg_write(tx->msg, b.data, b.len);
+	buf_free(&b);
+}
+
+static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!s->tx)
+		return;
+	if (!a->ok)
+		return session_refusal(s, a);
+	const struct conf *c = s->srv->conf;
+	struct tx *tx = s->tx;
+	tx->arrival = (int64_t)time(NULL);
+	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	cmd_received(s);
+	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
+	s->state = ST_DATA;
+	session_set_timeout(s, c->data_timeout);
+	session_reply(s, R_START_DATA);
+}
+
+/* Refuse a message whose data broke the rules; the session goes on. */
+static bool cmd_data_refused(struct session *s)
+{
+	struct tx *tx = s->tx;
+	unsigned f = tx->dp.flags;
+	int spool_err = spool_msg_error(tx->msg);
+	if (!f && !spool_err)
+		return false;
+	if (f & DATA_TOO_BIG)
+		session_reply(s, R_SIZE_EXCEEDED);
+	else if (f & DATA_BARE_LF)
+		session_reply(s, R_DATA_BARE_LF);
+	else if (f & DATA_BARE_CR)
+		session_reply(s, R_DATA_BARE_CR);
+	else if (f & DATA_NUL)
+		session_reply(s, R_DATA_NUL);
+	else if (f & DATA_LONG_LINE)
+		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
+	else
+		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
+	log_info("%s: refused at end of data from [%s] (flags 0x%x, spool %s)", tx->qid, s->ip,
+	         f, spool_err ? strerror(spool_err) : "ok");
+	session_reset(s);
+	return true;
+}
+
+static void cmd_env(struct session *s, struct spool_env *e)
+{
+	struct tx *tx = s->tx;
+	memset(e, 0, sizeof *e);
+	snprintf(e->qid, sizeof e->qid, "%s", tx->qid);
+	e->sender = tx->sender;
+	e->envid = tx->mp.envid;
+	e->ret = tx->mp.ret;
+	e->body = tx->mp.body;
+	e->size = tx->dp.size;
+	e->dotless = tx->dp.dot_lines == 0;
+	e->arrival = tx->arrival;
+	e->client = s->ip;
+	e->helo = s->helo;
+	e->nrcpt = tx->nrcpt;
+	e->rcpt = tx->rcpt;
+}
+
+/* The policy's word on the whole message: commit, or refuse. */
+static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!a->ok) {
+		log_info("%s: reject: end of data from [%s]: %s", s->tx->qid, s->ip, a->why);
+		session_refusal(s, a);
+		return session_reset(s);
+	}
+	struct spool_env e;
+	cmd_env(s, &e);
+	s->pending++;
+	spool_msg_commit(s->tx->msg, &e, session_committed, s);
+	s->tx->msg = NULL;  /* the spool owns it now */
+}
+
+void cmd_data_end(struct session *s)
+{
+	if (cmd_data_refused(s))
+		return;
+	s->state = ST_COMMIT;
+	struct policy_query q;
+	session_query(s, &q, POLICY_EOM);
+	session_ask(s, &q, cmd_eom_proceed);
+}
+
+/* ---- the others ---- */
+
+static bool cmd_rset(struct session *s, const char *args)
+{
+	if (cmd_no_args(s, "RSET", args)) {
+		session_reset(s);
+		session_reply(s, R_SUCCESS);
+	}
+	return false;
+}
+
+static bool cmd_noop(struct session *s, const char *args)
+{
+	(void)args;  /* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
+	session_reply(s, R_SUCCESS);
+	return false;
+}
+
+static bool cmd_quit(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, R_BYE);
+	session_close_after_flush(s);
+	return false;
+}
+
+static const char *const cmd_help_text[][2] = {
+	{ "HELO", "HELO hostname - identify yourself (plain SMTP)" },
+	{ "EHLO", "EHLO hostname - identify yourself and list the extensions" },
+	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id]" },
+	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
+	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },
+	{ "RSET", "RSET - abandon the current message" },
+	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
+	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
+	{ "STARTTLS", "STARTTLS - start TLS (RFC 3207), when offered in the EHLO reply" },
+	{ "AUTH", "AUTH PLAIN|LOGIN [response] - authenticate (RFC 4954), when offered" },
+	{ "HELP", "HELP [command] - this text" },
+	{ "NOOP", "NOOP - do nothing, answer 250" },
+	{ "QUIT", "QUIT - end the session" },
+};
+#define CMD_NHELP (sizeof cmd_help_text / sizeof cmd_help_text[0])
+
+static bool cmd_help(struct session *s, const char *args)
+{
+	if (*args) {
+		size_t i = 0;
+		while (i < CMD_NHELP && strcasecmp(args, cmd_help_text[i][0]))
+			i++;
+		if (i < CMD_NHELP)
+			session_reply(s, R_HELP_LINE, cmd_help_text[i][1]);
+		else
+			session_reply(s, R_HELP_UNKNOWN, args);
+		return false;
+	}
+	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
+	session_reply_more(s, R_HELP_LINE,
+	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
+	session_reply_more(s, R_HELP_LINE, "TURN, ETRN, VERB and DSN are answered but not offered");
+	session_reply(s, R_HELP_END);
+	return false;
+}
+
+/* VRFY and EXPN (RFC 5321 3.5): 252 unless vrfy_disclose = yes. */
+static void cmd_verify(struct session *s, const char *verb, const char *args, bool expn)
+{
+	if (!*args)
+		return session_reply(s, R_VRFY_SYNTAX, verb);
+	if (!s->srv->conf->vrfy_disclose)
+		return session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
+	struct addr a;
+	const char *rest;
+	if (addr_parse_path(args, &rest, &a, false, true) != ADDR_OK)
+		return session_reply(s, R_BAD_RCPT, "not an address");
+	struct policy_targets t = { 0, 0, NULL };
+	enum policy_verdict v = policy_rcpt(s->srv->policy, &a, false, &t);
+	if (v == POLICY_RELAY_DENIED)
+		session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
+	else if (v != POLICY_ACCEPT)
+		session_reply(s, R_USER_UNKNOWN);
+	else if (!expn)
+		session_reply(s, R_VRFY_OK, t.v[0].addr);
+	else
+		for (size_t i = 0; i < t.n; i++)
+			(i + 1 < t.n ? session_reply_more : session_reply)(s, R_VRFY_OK, t.v[i].addr);
+	policy_targets_free(&t);
+}
+
+static bool cmd_vrfy(struct session *s, const char *args)
+{
+	cmd_verify(s, "VRFY", args, false);
+	return false;
+}
+
+static bool cmd_expn(struct session *s, const char *args)
+{
+	cmd_verify(s, "EXPN", args, true);
+	return false;
+}
+
+static bool cmd_turn(struct session *s, const char *args)
+{
+	(void)args;
+	return session_no(s, R_TURN);
+}
+
+static bool cmd_etrn(struct session *s, const char *args)
+{
+	(void)args;
+	return session_no(s, R_ETRN);
+}
+
+static bool cmd_verb(struct session *s, const char *args)
+{
+	(void)args;
+	return session_no(s, R_VERB);
+}
+
+static bool cmd_dsn(struct session *s, const char *args)
+{
+	(void)args;
+	return session_no(s, R_DSN_VERB);
+}
+
+static bool cmd_bdat(struct session *s, const char *args)
+{
+	(void)args;
+	return session_no(s, R_NOT_OFFERED, "BDAT");
+}
+
+/* RFC 3207 4.2: the session starts over, and nothing the client sent
+ * before the handshake may count: input already buffered is discarded
+ * (command injection across STARTTLS, CVE-2011-0411). */
+static void cmd_start_tls(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t stale = evbuffer_get_length(in);
+	if (stale)
+		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
+		         (unsigned long long)s->id, stale, s->ip);
+	evbuffer_drain(in, stale);
+	if (!session_tls_on(s))
+		return;
+	s->greeted = s->esmtp = s->client.authed = false;
+	s->helo[0] = s->user[0] = '\0';
+}
+
+static bool cmd_starttls(struct session *s, const char *args)
+{
+	if (!s->srv->tls)
+		return session_no(s, R_NOT_OFFERED, "STARTTLS");
+	if (s->client.tls)
+		return session_no(s, R_TLS_ACTIVE);
+	if (*args)
+		return session_no(s, R_TLS_SYNTAX);
+	session_reset(s);
+	session_reply(s, R_TLS_READY);
+	cmd_start_tls(s);
+	return false;
+}
+
+#define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
+#define NO CMD_NO_STAGE
+static const struct cmd cmd_table[] = {
+	{ "HELO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_helo, cmd_greet },
+	{ "EHLO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_ehlo, cmd_greet },
+	{ "MAIL", CMD_ERRORS, POLICY_MAIL, cmd_mail, cmd_mail_proceed },
+	{ "RCPT", CMD_ERRORS, POLICY_RCPT, cmd_rcpt, cmd_rcpt_proceed },
+	{ "DATA", CMD_LAST | CMD_ERRORS, POLICY_DATA, cmd_data, cmd_data_proceed },
+	{ "RSET", PRE | CMD_ERRORS, NO, cmd_rset, NULL },
+	{ "NOOP", PRE | CMD_LAST, NO, cmd_noop, NULL },
+	{ "QUIT", PRE | CMD_LAST, NO, cmd_quit, NULL },
+	{ "HELP", PRE, NO, cmd_help, NULL },
+	{ "VRFY", CMD_LAST | CMD_ERRORS, NO, cmd_vrfy, NULL },
+	{ "EXPN", CMD_LAST | CMD_ERRORS, NO, cmd_expn, NULL },
+	{ "STARTTLS", PRE | CMD_LAST | CMD_ERRORS, NO, cmd_starttls, NULL },
+	{ "AUTH", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL },
+	{ "TURN", CMD_PRE_AUTH | CMD_LAST, NO, cmd_turn, NULL },
+	{ "ETRN", CMD_PRE_AUTH, NO, cmd_etrn, NULL },
+	{ "VERB", CMD_PRE_AUTH, NO, cmd_verb, NULL },
+	{ "DSN", CMD_PRE_AUTH, NO, cmd_dsn, NULL },
+	{ "BDAT", CMD_PRE_AUTH, NO, cmd_bdat, NULL },
+};
+#undef PRE
+#undef NO
+
+const struct cmd *cmd_find(const char *verb)
+{
+	for (size_t i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		if (!strcmp(verb, cmd_table[i].verb))
+			return &cmd_table[i];
+	return NULL;
+}

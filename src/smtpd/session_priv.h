@@ -1,0 +1,160 @@
+/* session_priv: what the session's three files share, and nobody else:
+ * session.c (lifetime, framing, replies, the policy phase), cmd.c (the
+ * command table and its check and proceed functions) and sasl.c (AUTH).
+ */
+#ifndef TERN_SESSION_PRIV_H
+#define TERN_SESSION_PRIV_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/esc.h"
+#include "policy/auth.h"
+#include "policy/policy.h"
+#include "smtpd/data.h"
+#include "smtpd/parse.h"
+#include "smtpd/session.h"
+
+#define SESSION_HELO_MAX 255
+
+enum session_state {
+	ST_PROXY,    /* waiting for the PROXY protocol header */
+	ST_START,    /* the CONNECT stage is being asked */
+	ST_GREET,    /* greeting_delay: the client must stay silent */
+	ST_CMD,
+	ST_AUTH,     /* the next line is a SASL response (RFC 4954 4) */
+	ST_DATA,
+	ST_COMMIT,
+	ST_CLOSING,
+};
+
+enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
+
+/* The transaction: MAIL FROM to the end of DATA (OpenSMTPD's smtp_tx). */
+struct tx {
+	char qid[UTIL_QID_LEN + 1];
+	char sender[POLICY_ADDR_MAX];
+	struct parse_mail_params mp;
+	struct spool_rcpt *rcpt;
+	size_t nrcpt, cap;
+	unsigned rcpt_cmds;             /* accepted RCPT commands */
+	struct data_parser dp;
+	struct spool_msg *msg;
+	int64_t arrival;
+};
+
+/* What a command's check parsed, for its proceed (across the policy phase). */
+struct cmd_args {
+	struct addr addr;               /* MAIL, RCPT */
+	char orig[POLICY_ADDR_MAX];     /* RCPT: the address as given, formatted */
+	struct parse_mail_params mp;
+	struct parse_rcpt_params rp;
+	char user[AUTH_FIELD_MAX + 1];  /* AUTH: credentials, wiped after the answer */
+	char pass[AUTH_FIELD_MAX + 1];
+	bool esmtp;                     /* EHLO rather than HELO */
+	char helo[SESSION_HELO_MAX + 1];
+};
+
+struct session;
+typedef void session_proceed_fn(struct session *s, const struct policy_answer *a);
+
+struct session {
+	struct session *next, *prev;
+	struct server *srv;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	char ip[INET6_ADDRSTRLEN];
+	uint64_t id;
+	enum session_state state;
+	struct policy_client client;    /* what the policy knows; tls, authed,
+	                                   user, helo, errors live here */
+	bool greeted;                   /* HELO or EHLO seen */
+	bool esmtp;                     /* EHLO: enhanced codes (RFC 2034) */
+	bool direct;                    /* plain socket: replies are written at once
+	                                   (session_flush), libevent only writes a
+	                                   remainder the socket would not take */
+	enum sasl_step sasl;
+	struct event *greet_timer;      /* greeting_delay */
+	char user[AUTH_FIELD_MAX + 1];
+	char login_user[AUTH_FIELD_MAX + 1];  /* AUTH LOGIN, between its steps */
+	char helo[SESSION_HELO_MAX + 1];
+	enum { SKIP_NONE, SKIP_LONG, SKIP_BARE } skip;  /* discarding input up to:
+	                                   LONG the next LF, then 500;
+	                                   BARE the next CRLF, silently */
+	bool paused;                    /* the spool asked us to wait */
+	bool throttled;                 /* the client is not reading our replies */
+	bool asking;                    /* a policy answer is awaited */
+	bool in_ask;                    /* inside policy_ask (a synchronous answer) */
+	bool uncounted;                 /* a command without CMD_ERRORS is running:
+	                                   its error replies do not count */
+	session_proceed_fn *proceed;    /* what the awaited answer goes to */
+	bool dead;                      /* closed, waiting for callbacks */
+	unsigned pending;               /* spool and policy callbacks outstanding */
+	unsigned busy;                  /* session frames running: a close
+	                                   inside one frees at its end */
+	struct cmd_args args;
+	struct tx *tx;
+};
+
+/* ---- the command table (cmd.c) ---- */
+
+enum cmd_flag {
+	CMD_PRE_TLS = POLICY_PRE_TLS,   /* allowed before STARTTLS where TLS is required */
+	CMD_PRE_AUTH = POLICY_PRE_AUTH, /* allowed on submission before AUTH */
+	CMD_LAST = 1 << 2,              /* ends a pipelining group (RFC 2920 3.1):
+	                                   its reply leaves at once */
+	CMD_ERRORS = 1 << 3,            /* its error replies count toward max_errors */
+};
+
+#define CMD_NO_STAGE (-1)
+
+/* OpenSMTPD's smtp_check_* / smtp_proceed_* with Postfix's flags: check
+ * parses and refuses what is malformed or out of order (replying, and
+ * returning false); then the policy is asked at stage (unless
+ * CMD_NO_STAGE) and proceed gets its answer (NULL without a stage). */
+struct cmd {
+	const char *verb;
+	unsigned flags;
+	int stage;                      /* enum policy_stage, or CMD_NO_STAGE */
+	bool (*check)(struct session *s, const char *args);
+	session_proceed_fn *proceed;
+};
+
+/* The row of an upper-case verb, or NULL. */
+const struct cmd *cmd_find(const char *verb);
+/* The end of DATA: refuse a broken message, or ask EOM and commit. */
+void cmd_data_end(struct session *s);
+
+/* ---- AUTH (sasl.c) ---- */
+
+bool sasl_offered(const struct session *s);
+bool sasl_check(struct session *s, const char *args);
+/* One line in ST_AUTH: the client's SASL response. */
+void sasl_response(struct session *s, const char *line);
+
+/* ---- session.c, for the other two ---- */
+
+void session_reply(struct session *s, enum esc_id id, ...);
+void session_reply_more(struct session *s, enum esc_id id, ...);
+/* Reply, and return false: a check that refuses (no policy stage follows). */
+bool session_no(struct session *s, enum esc_id id, ...);
+/* A refusal the policy answered: its reply and arguments, then closing
+ * if it says so. */
+void session_refusal(struct session *s, const struct policy_answer *a);
+/* Ask the policy; fn gets the answer, and input waits until it has. */
+void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn);
+void session_query(struct session *s, struct policy_query *q, enum policy_stage stage);
+void session_close_after_flush(struct session *s);
+void session_reset(struct session *s);
+void session_tx_begin(struct session *s);
+bool session_tls_on(struct session *s);
+void session_set_timeout(struct session *s, unsigned secs);
+void session_send_greeting(struct session *s);
+/* Set when the data parser or the spool must wait (session.c reads on). */
+void session_data_sink(void *ctx, const char *p, size_t n);
+void session_chunk_done(void *ctx, int err);
+/* The message is committed (or not): 250 and the next command. */
+void session_committed(void *ctx, int err);
+
+#endif
