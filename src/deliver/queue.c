@@ -10,6 +10,11 @@
  * commit, spool_take_fresh): nothing is read back from the database for
  * it. The database is scanned at start, when a retry falls due, and when
  * the handoff could not keep up (a backlog).
+ *
+ * A message stays in flight until its results are on disk. Results the
+ * spool cannot take (a full disk) are held in memory and offered again
+ * after a backoff; meanwhile no scan or handoff starts the message again,
+ * so a delivery the next hop accepted is not made twice.
  */
 #include "queue.h"
 
@@ -35,6 +40,7 @@
 #define QUEUE_IDLE_WAIT 60      /* seconds between looks at an idle spool */
 #define QUEUE_CONN_IDLE 5       /* seconds an idle connection is kept */
 #define QUEUE_HASH 4096         /* buckets of the in-flight hash (power of 2) */
+#define QUEUE_REC_RETRY_MAX 30  /* seconds, the ceiling of held results' backoff */
 
 struct qjob;
 
@@ -45,8 +51,9 @@ struct qmsg {
 	int64_t now;
 	size_t jobs_pending, njobs;
 	struct qjob **jobs;
-	size_t nrep[3];             /* per dsn_kind */
+	size_t nrep[3];             /* per dsn_kind, not yet queued */
 	struct dsn_item *rep[3];
+	bool held;                  /* its results were refused once (logged) */
 };
 
 struct qjob {
@@ -103,7 +110,12 @@ struct queue {
 	pthread_cond_t rec_cv;
 	bool rec_pending;
 	int rec_err;
-	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done and recording, by qid */
+	struct qmsg *held;          /* finished, results not yet written (queue_hold) */
+	size_t nheld;
+	struct event *rec_retry_ev; /* offers the held results again */
+	unsigned rec_delay;         /* seconds of the current backoff, 0: nothing held */
+	unsigned rec_rounds;        /* failed rounds since results were first held */
+	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done, recording and held, by qid */
 	struct dest *dests;
 	bool backlog;               /* the last scan was cut at QUEUE_BATCH */
 	struct spool_cursor scan_at; /* where the next scan goes on from */
@@ -251,14 +263,15 @@ static bool queue_dsn_env(struct queue *q, const struct qmsg *m, struct spool_en
 	return true;
 }
 
-static void queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
-                              const struct buf *content)
+/* 0, or the spool's error: the report was not queued, and can be again. */
+static int queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
+                             const struct buf *content)
 {
 	struct policy_targets t = { 0, 0, NULL };
 	struct spool_env e;
 	if (!queue_dsn_env(q, m, &e, &t)) {
 		policy_targets_free(&t);
-		return;
+		return 0;   /* nowhere to send it: never will be */
 	}
 	struct dsn_report r = { k, q->conf->hostname, e.qid, &m->env, m->rep[k], m->nrep[k],
 	                        (time_t)m->now, (time_t)(m->env.arrival + q->conf->max_queue_lifetime),
@@ -275,19 +288,28 @@ static void queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
 	buf_free(&body);
 	free(e.rcpt);
 	policy_targets_free(&t);
+	return err;
 }
 
-static void queue_reports(struct queue *q, struct qmsg *m)
+/* Queue the reports a message's results call for. A report queued is not
+ * queued again; 0, or the spool's error for one that must wait. */
+static int queue_reports(struct queue *q, struct qmsg *m)
 {
 	if (!m->nrep[0] && !m->nrep[1] && !m->nrep[2])
-		return;
+		return 0;
 	struct buf content = BUF_INIT;
 	if (!queue_read_body(q, &m->env, &content))
 		log_warn("%s: cannot read the message for its report", m->env.qid);
-	for (int k = 0; k < 3; k++)
-		if (m->nrep[k])
-			queue_send_report(q, m, (enum dsn_kind)k, &content);
+	int err = 0;
+	for (int k = 0; k < 3; k++) {
+		int e = m->nrep[k] ? queue_send_report(q, m, (enum dsn_kind)k, &content) : 0;
+		if (e)
+			err = e;
+		else
+			m->nrep[k] = 0;
+	}
 	buf_free(&content);
+	return err;
 }
 
 /* ---- messages ---- */
@@ -344,6 +366,16 @@ static bool queue_finished(const struct spool_env *e)
 	return true;
 }
 
+/* When the first of a message's pending recipients falls due. */
+static int64_t queue_next_try(const struct spool_env *e)
+{
+	int64_t t = INT64_MAX;
+	for (size_t i = 0; i < e->nrcpt; i++)
+		if (e->rcpt[i].status == SPOOL_PENDING && e->rcpt[i].next_try < t)
+			t = e->rcpt[i].next_try;
+	return t;
+}
+
 /* Results are recorded without blocking the loop: the batch goes to the
  * writer, whose thread tells us after the commit; connections go on
  * meanwhile, and what finishes in the meantime forms the next batch. */
@@ -359,6 +391,83 @@ static void queue_recorded_writer(void *arg, int err)
 	pthread_mutex_unlock(&q->rec_mu);
 }
 
+/* A finished message whose results (or reports) the spool refused: kept,
+ * still in flight (no scan or handoff starts it again), until a later
+ * round writes them. */
+static void queue_hold(struct queue *q, struct qmsg *m, int err)
+{
+	if (!m->held)
+		log_warn("%s: delivery results held until the spool takes them: %s", m->env.qid,
+		         strerror(err));
+	m->held = true;
+	m->next = q->held;
+	q->held = m;
+	q->nheld++;
+}
+
+/* Offer the held results again after a backoff: 1 s, doubling up to
+ * QUEUE_REC_RETRY_MAX. One line per round; a round already due stays. */
+static void queue_hold_round(struct queue *q, int err)
+{
+	if (!err || !q->held || evtimer_pending(q->rec_retry_ev, NULL))
+		return;
+	q->rec_delay = q->rec_delay ? q->rec_delay * 2 : 1;
+	if (q->rec_delay > QUEUE_REC_RETRY_MAX)
+		q->rec_delay = QUEUE_REC_RETRY_MAX;
+	q->rec_rounds++;
+	log_error("queue: cannot record delivery results of %zu message%s (%s); retrying in %u s",
+	          q->nheld, q->nheld == 1 ? "" : "s", strerror(err), q->rec_delay);
+	struct timeval tv = { (time_t)q->rec_delay, 0 };
+	evtimer_add(q->rec_retry_ev, &tv);
+}
+
+static void queue_rec_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* The batch under way was committed (err 0) or not: free its messages,
+ * or hold them. Returns whether any still has recipients pending. */
+static bool queue_recorded_msgs(struct queue *q, int err)
+{
+	bool pending = false;
+	size_t was_held = 0;
+	while (q->recording) {
+		struct qmsg *m = q->recording;
+		q->recording = m->next;
+		if (err) {
+			queue_hold(q, m, err);
+			continue;
+		}
+		was_held += m->held;
+		if (queue_finished(&m->env)) {
+			log_info("%s: removed", m->env.qid);
+		} else {
+			pending = true;
+			if (m->held)   /* its retry may have fallen due while it was held */
+				queue_wake_at(q, queue_next_try(&m->env));
+		}
+		queue_msg_free(q, m);
+	}
+	free(q->rec_envs);
+	q->rec_envs = NULL;
+	if (was_held)
+		log_info("queue: delivery results of %zu held message%s recorded after %u failed round%s",
+		         was_held, was_held == 1 ? "" : "s", q->rec_rounds, q->rec_rounds == 1 ? "" : "s");
+	if (!err && !q->held && !evtimer_pending(q->rec_retry_ev, NULL))
+		q->rec_delay = q->rec_rounds = 0;
+	return pending;
+}
+
 static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -367,20 +476,8 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&q->rec_mu);
 	int err = q->rec_err;
 	pthread_mutex_unlock(&q->rec_mu);
-	bool pending = err != 0;
-	while (q->recording) {
-		struct qmsg *m = q->recording;
-		q->recording = m->next;
-		if (err)
-			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
-		else if (queue_finished(&m->env))
-			log_info("%s: removed", m->env.qid);
-		else
-			pending = true;
-		queue_msg_free(q, m);
-	}
-	free(q->rec_envs);
-	q->rec_envs = NULL;
+	bool pending = queue_recorded_msgs(q, err);
+	queue_hold_round(q, err);
 	if (q->done)
 		event_active(q->flush_ev, EV_TIMEOUT, 0);
 	if (q->backlog)
@@ -389,8 +486,45 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 		queue_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
 }
 
-/* Record every finished message in one group commit, reports first (a
- * crash in between repeats a report rather than losing it). */
+/* Hand every finished message to the writer in one group commit, reports
+ * first (a crash in between repeats a report rather than losing it); a
+ * message whose report the spool refused is held instead. Returns the
+ * error of a refused report, 0 if none. */
+static int queue_flush_batch(struct queue *q)
+{
+	int err = 0;
+	size_t n = 0;
+	struct qmsg *batch = NULL, **tail = &batch;
+	while (q->done) {
+		struct qmsg *m = q->done;
+		q->done = m->next;
+		int e = queue_reports(q, m);
+		if (e) {
+			queue_hold(q, m, e);
+			err = e;
+			continue;
+		}
+		m->next = NULL;
+		*tail = m;
+		tail = &m->next;
+		n++;
+	}
+	if (!n)
+		return err;
+	q->rec_envs = calloc(n, sizeof *q->rec_envs);
+	if (!q->rec_envs)
+		abort();
+	n = 0;
+	for (struct qmsg *m = batch; m; m = m->next)
+		q->rec_envs[n++] = &m->env;
+	q->recording = batch;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_pending = true;
+	pthread_mutex_unlock(&q->rec_mu);
+	spool_update_many_async(q->spool, q->rec_envs, n, queue_recorded_writer, q);
+	return err;
+}
+
 static void queue_flush(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -398,23 +532,9 @@ static void queue_flush(evutil_socket_t fd, short what, void *arg)
 	struct queue *q = arg;
 	if (q->recording || !q->done)
 		return;  /* queue_recorded flushes again */
-	size_t n = 0;
-	for (struct qmsg *m = q->done; m; m = m->next)
-		n++;
-	q->rec_envs = calloc(n, sizeof *q->rec_envs);
-	if (!q->rec_envs)
-		abort();
-	n = 0;
-	for (struct qmsg *m = q->done; m; m = m->next) {
-		queue_reports(q, m);
-		q->rec_envs[n++] = &m->env;
-	}
-	q->recording = q->done;
-	q->done = NULL;
-	pthread_mutex_lock(&q->rec_mu);
-	q->rec_pending = true;
-	pthread_mutex_unlock(&q->rec_mu);
-	spool_update_many_async(q->spool, q->rec_envs, n, queue_recorded_writer, q);
+	int err = queue_flush_batch(q);
+	if (err)
+		queue_hold_round(q, err);
 }
 
 /* ---- destinations and connections ---- */
@@ -978,6 +1098,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
 	q->recorded_ev = event_new(q->base, -1, 0, queue_recorded, q);
+	q->rec_retry_ev = evtimer_new(q->base, queue_rec_retry_cb, q);
 	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
@@ -990,13 +1111,44 @@ void queue_kick(void *arg)
 	event_active(q->kick_ev, EV_TIMEOUT, 0);
 }
 
-static void queue_free_all(struct queue *q)
+/* Wait for the batch under way (if any); its error. */
+static int queue_rec_wait(struct queue *q)
 {
-	pthread_mutex_lock(&q->rec_mu);   /* the writer may still hold a batch */
+	pthread_mutex_lock(&q->rec_mu);
 	while (q->rec_pending)
 		pthread_cond_wait(&q->rec_cv, &q->rec_mu);
+	int err = q->rec_err;
 	pthread_mutex_unlock(&q->rec_mu);
-	free(q->rec_envs);
+	return err;
+}
+
+/* At shutdown (the loop has stopped, the writer still runs): one last try
+ * at every result not yet on disk; what is still refused is lost, and each
+ * message whose results are is named (it will be delivered again). */
+static void queue_record_last(struct queue *q)
+{
+	if (q->recording)
+		queue_recorded_msgs(q, queue_rec_wait(q));
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	int err = queue_flush_batch(q);   /* a report refused */
+	if (q->recording) {
+		int rerr = queue_rec_wait(q);
+		queue_recorded_msgs(q, rerr);
+		err = rerr ? rerr : err;
+	}
+	for (struct qmsg *m = q->held; m; m = m->next)
+		log_error("%s: delivery results lost at shutdown (%s): what was delivered will be "
+		          "delivered again", m->env.qid, strerror(err));
+}
+
+static void queue_free_all(struct queue *q)
+{
+	queue_record_last(q);
 	dns_free(q->dns);
 	for (size_t i = 0; i < q->nconns; i++) {
 		smtpc_destroy(q->conns[i]->c);
@@ -1010,15 +1162,16 @@ static void queue_free_all(struct queue *q)
 		q->dests = d->next;
 		free(d);
 	}
-	struct qmsg *lists[] = { q->msgs, q->done, q->recording };
-	for (int i = 0; i < 3; i++)
+	struct qmsg *lists[] = { q->msgs, q->done, q->recording, q->held };
+	for (int i = 0; i < 4; i++)
 		while (lists[i]) {
 			struct qmsg *m = lists[i];
 			lists[i] = m->next;
 			queue_msg_free(q, m);
 		}
-	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev };
-	for (int i = 0; i < 5; i++)
+	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
+	                        q->rec_retry_ev };
+	for (int i = 0; i < 6; i++)
 		if (evs[i])
 			event_free(evs[i]);
 	event_base_free(q->base);

@@ -10,9 +10,10 @@
  * then hands a chunk to the writer; the envelope row is written with the
  * last chunk in spool_msg_commit(). A message that fits in one chunk is
  * stored in the database (one row); a longer one in its own file,
- * spool_dir/body/<qid>, synced before its envelope row commits. Chunks and
- * files without an envelope row (a crash or a disconnect mid-DATA) are
- * orphans, removed on the next start.
+ * spool_dir/body/<qid>, synced before its envelope row commits. The file of
+ * a message given up (spool_msg_abort) or whose commit failed (the session
+ * answers 452 or 451) is removed at once; chunks and files left without an
+ * envelope row by a crash are orphans, removed on the next start.
  *
  * Recorded delivery results (spool_update_many_async) are lazy: they wait
  * briefly for a commit that a new message needs and share its fsync.
@@ -137,7 +138,7 @@ int spool_msg_error(const struct spool_msg *m);
  * message handle is gone afterwards. */
 void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
                       spool_done_fn done, void *ctx);
-/* Give the message up: no more callbacks, its chunks are deleted. */
+/* Give the message up: no more callbacks, its body file is removed. */
 void spool_msg_abort(struct spool_msg *m);
 
 /* Record recipients' delivery results (any thread but the writer); each
@@ -145,7 +146,8 @@ void spool_msg_abort(struct spool_msg *m);
  * it), and a message with none pending any more is removed. All
  * n envelopes go in the same group commit. done(ctx, err) runs on the
  * writer thread after the commit (so it must only hand the news over, e.g.
- * event_active); envs must stay valid until then. */
+ * event_active); envs must stay valid until then. On an error nothing of
+ * the batch was written: the caller keeps the results and tries again. */
 void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
                              void (*done)(void *ctx, int err), void *ctx);
 
