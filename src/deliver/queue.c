@@ -1092,6 +1092,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->reader = spool_reader_open(q->conf->spool_dir);
 	if (!q->reader)
 		return false;
+	spool_set_reserve(sp, q->conf->spool_reserve);
 	q->base = event_base_new();
 	q->dns = dns_new(q->base, q->conf->dns_resolver);
 	q->kick_ev = event_new(q->base, -1, 0, queue_fresh_cb, q);

@@ -16,7 +16,8 @@
  * envelope row by a crash are orphans, removed on the next start.
  *
  * Recorded delivery results (spool_update_many_async) are lazy: they wait
- * briefly for a commit that a new message needs and share its fsync.
+ * briefly for a commit that a new message needs and share its fsync. A
+ * reserve file (spool_set_reserve) keeps some disk for them alone.
  *
  * Handoff: with a commit hook set, every message committed from a session
  * is also kept, in memory, for the delivery side (spool_take_fresh): its
@@ -121,6 +122,13 @@ void spool_fresh_free(struct spool_fresh *f);
  * message committed before the lock is in the fresh list or taken. */
 void spool_scan_lock(struct spool *sp);
 void spool_scan_unlock(struct spool *sp);
+
+/* Keep bytes of disk in spool_dir/reserve for delivery results (0: none,
+ * and a reserve left by an earlier run is removed). When a batch of
+ * spool_update_many_async fails for want of space, the writer deletes the
+ * file and tries the batch again; it makes the file again once the disk
+ * has twice its size free. */
+void spool_set_reserve(struct spool *sp, uint64_t bytes);
 
 /* Run the completions that are waiting (on the caller's thread). */
 void spool_run_completions(struct spool *sp);

@@ -225,7 +225,7 @@ def big_messages_refused(s, spool):
 
 
 def test_results_on_a_full_disk_are_kept_not_delivered_again(relay, ternd, tmp_path):
-    r = relay()
+    r = relay(spool_reserve="0")
     s = r.s
     filler = fill(r.spool)
     r.resume_sink()
@@ -271,7 +271,7 @@ def test_deferred_results_on_a_full_disk_count_attempts(relay):
     """A next hop that is down while the disk is full: the deferrals are
     kept too, the message is not tried again until its result is written,
     and the attempts go on counting from there (they stayed at 1)."""
-    r = relay(sink=False)
+    r = relay(sink=False, spool_reserve="0")
     s = r.s
     wait_for("first deferrals", lambda: all(deferred_attempts(s, q) for q in r.qids))
     filler = fill(r.spool)
@@ -291,7 +291,7 @@ def test_deferred_results_on_a_full_disk_count_attempts(relay):
 
 
 def test_results_lost_at_shutdown_are_named(relay, ternd, tmp_path):
-    r = relay()
+    r = relay(spool_reserve="0")
     s = r.s
     filler = fill(r.spool)
     r.resume_sink()
@@ -304,3 +304,26 @@ def test_results_lost_at_shutdown_are_named(relay, ternd, tmp_path):
     # what was lost goes out again after a restart (as after a crash)
     s2 = ternd(tmp=tmp_path / "b", **r.conf)
     wait_for("redelivered", lambda: all(lines_with(s2, "%s: removed" % q) for q in r.qids), LONG)
+
+
+def test_reserve_lets_results_commit_on_a_full_disk(relay):
+    r = relay()
+    s = r.s
+    reserve = r.spool / "reserve"
+    assert reserve.stat().st_size > 0
+    filler = fill(r.spool)
+    r.resume_sink()
+    r.wait_all_sent()
+    wait_for("every result recorded at once",
+             lambda: all(lines_with(s, "%s: removed" % q) for q in r.qids), LONG)
+    assert "released the reserve" in s.log()
+    assert not reserve.exists()
+    assert not lines_with(s, "cannot record delivery results")
+    r.assert_each_once()
+    os.unlink(filler)
+    # the next commit makes the reserve again, now that there is room
+    c = s.session()
+    c.send_mail("a@client.example", ["last@far.example"], crlf("Subject: last", "", "room-again"))
+    c.expect("QUIT", BYE)
+    wait_for("the reserve made again", lambda: reserve.exists() and reserve.stat().st_blocks > 0)
+    wait_for("the message after", lambda: sink_count(r.sink, "room-again") == 1)

@@ -270,6 +270,28 @@ static void test_failed_commit_removes_file(void **state)
 	free(b);
 }
 
+/* The reserve is a file with its blocks allocated; it stays across a
+ * restart; 0 removes it. (Its use on a full disk: test_full_disk.py.) */
+static void test_reserve(void **state)
+{
+	struct fixture *f = *state;
+	char p[160];
+	snprintf(p, sizeof p, "%s/reserve", f->dir);
+	struct stat st;
+	assert_int_not_equal(stat(p, &st), 0);
+	spool_set_reserve(f->sp, 256 * 1024);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 256 * 1024);
+	assert_true(st.st_blocks * 512 >= 256 * 1024);
+	spool_close(f->sp);
+	f->sp = spool_open(f->dir, noop_notify, NULL);
+	spool_set_reserve(f->sp, 128 * 1024);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 128 * 1024);
+	spool_set_reserve(f->sp, 0);
+	assert_int_not_equal(stat(p, &st), 0);
+}
+
 /* A body file with no message (a crash mid-DATA) goes at the next start;
  * one whose message is queued stays. */
 static void test_orphan_files(void **state)
@@ -433,6 +455,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_removes_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_removes_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_update_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due_pages, setup, teardown),
