@@ -9,7 +9,8 @@
  * New mail arrives as fresh envelopes from the spool's handoff (after each
  * commit, spool_take_fresh): nothing is read back from the database for
  * it. The database is scanned at start, when a retry falls due, and when
- * the handoff could not keep up (a backlog).
+ * the handoff could not keep up (a backlog), for at most QUEUE_INFLIGHT_MAX
+ * messages in flight: a deep queue is read as it drains.
  *
  * A message stays in flight until its results are on disk. Results the
  * spool cannot take (a full disk) are held in memory and offered again
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "../dsn/dsn.h"
+#include "../lib/hmap.h"
 #include "../lib/log.h"
 #include "deliver.h"
 #include "dns.h"
@@ -36,17 +38,18 @@
 #include "smtp_client.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
+#define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */
 #define QUEUE_JOB_RCPTS 100     /* recipients per transaction */
 #define QUEUE_IDLE_WAIT 60      /* seconds between looks at an idle spool */
 #define QUEUE_CONN_IDLE 5       /* seconds an idle connection is kept */
-#define QUEUE_HASH 4096         /* buckets of the in-flight hash (power of 2) */
 #define QUEUE_REC_RETRY_MAX 30  /* seconds, the ceiling of held results' backoff */
 
 struct qjob;
 
 struct qmsg {
-	struct qmsg *next;
-	struct qmsg *hnext;         /* in the queue's in-flight hash */
+	struct qmsg *next;          /* in msgs, done, recording or held */
+	struct qmsg **pprev;        /* in msgs: the link to it (removal in O(1)) */
+	struct hmap_node node;      /* in the queue's in-flight table, by qid */
 	struct spool_env env;
 	int64_t now;
 	size_t jobs_pending, njobs;
@@ -70,6 +73,7 @@ struct dest;
 
 struct conn {
 	struct conn *next;          /* in its dest's idle list */
+	size_t slot;                /* its index in the queue's conns */
 	struct queue *q;
 	struct dest *d;
 	struct smtpc *c;
@@ -80,13 +84,12 @@ struct conn {
 };
 
 struct dest {
-	struct dest *next;
+	struct hmap_node node;      /* in the queue's table, by route key */
 	struct route route;
 	unsigned active, starting;  /* connections, and of them not yet ready */
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
 	struct conn *idle;
-	struct conn *all;           /* every conn, for shutdown (linked by ->next only when idle) */
 };
 
 struct queue {
@@ -115,9 +118,11 @@ struct queue {
 	struct event *rec_retry_ev; /* offers the held results again */
 	unsigned rec_delay;         /* seconds of the current backoff, 0: nothing held */
 	unsigned rec_rounds;        /* failed rounds since results were first held */
-	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done, recording and held, by qid */
-	struct dest *dests;
-	bool backlog;               /* the last scan was cut at QUEUE_BATCH */
+	struct hmap inflight;       /* every qmsg of msgs, done, recording and held, by qid */
+	struct hmap dests;          /* by route key */
+	bool backlog;               /* the last scan was cut (QUEUE_BATCH, or no room) */
+	bool full;                  /* scans found no room (logged once) */
+	struct event *scan_ev;      /* a cut scan goes on at once while there is room */
 	struct spool_cursor scan_at; /* where the next scan goes on from */
 	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
 	int64_t started;
@@ -314,26 +319,13 @@ static int queue_reports(struct queue *q, struct qmsg *m)
 
 /* ---- messages ---- */
 
-static size_t queue_hash(const char *qid)
-{
-	size_t h = 5381;
-	while (*qid)
-		h = h * 33 + (unsigned char)*qid++;
-	return h & (QUEUE_HASH - 1);
-}
-
-static void queue_unhash(struct queue *q, struct qmsg *m)
-{
-	for (struct qmsg **pp = &q->inflight[queue_hash(m->env.qid)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			return;
-		}
-}
-
+/* Every step per message is O(1): a message is found by qid in a table
+ * that grows with the queue, and leaves msgs through its pprev link. (A
+ * walk of msgs from its head to unlink each finished message, the oldest
+ * near its tail, made draining a deep queue quadratic.) */
 static void queue_msg_free(struct queue *q, struct qmsg *m)
 {
-	queue_unhash(q, m);
+	hmap_del(&q->inflight, &m->node);
 	for (size_t i = 0; i < m->njobs; i++) {
 		free(m->jobs[i]->idx);
 		free(m->jobs[i]->res);
@@ -346,13 +338,21 @@ static void queue_msg_free(struct queue *q, struct qmsg *m)
 	free(m);
 }
 
+static void queue_msgs_add(struct queue *q, struct qmsg *m)
+{
+	m->next = q->msgs;
+	if (m->next)
+		m->next->pprev = &m->next;
+	m->pprev = &q->msgs;
+	q->msgs = m;
+}
+
 static void queue_msg_done(struct queue *q, struct qmsg *m)
 {
-	struct qmsg **pp = &q->msgs;
-	while (*pp && *pp != m)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = m->next;
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+	m->pprev = NULL;
 	m->next = q->done;
 	q->done = m;
 	event_active(q->flush_ev, EV_TIMEOUT, 0);
@@ -541,16 +541,18 @@ static void queue_flush(evutil_socket_t fd, short what, void *arg)
 
 static struct dest *dest_get(struct queue *q, const struct route *r)
 {
-	for (struct dest *d = q->dests; d; d = d->next)
+	size_t h = hmap_hash(r->key);
+	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
+		struct dest *d = HMAP_ENTRY(n, struct dest, node);
 		if (!strcmp(d->route.key, r->key))
 			return d;
+	}
 	struct dest *d = calloc(1, sizeof *d);
 	if (!d)
 		abort();
 	d->route = *r;
 	d->wait_tail = &d->wait_head;
-	d->next = q->dests;
-	q->dests = d;
+	hmap_add(&q->dests, &d->node, h);
 	return d;
 }
 
@@ -558,12 +560,14 @@ static void dest_free_if_unused(struct queue *q, struct dest *d)
 {
 	if (d->active || d->nwait || d->idle)
 		return;
-	for (struct dest **pp = &q->dests; *pp; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			free(d);
-			return;
-		}
+	hmap_del(&q->dests, &d->node);
+	free(d);
+}
+
+static void dest_free_node(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct dest, node));
 }
 
 static struct qjob *dest_pop(struct dest *d)
@@ -579,6 +583,8 @@ static struct qjob *dest_pop(struct dest *d)
 	return j;
 }
 
+/* Every live conn in q->conns (for shutdown); each knows its slot, and
+ * the last one moves into a slot freed. */
 static void conn_track(struct queue *q, struct conn *cn, bool add)
 {
 	if (add) {
@@ -586,14 +592,13 @@ static void conn_track(struct queue *q, struct conn *cn, bool add)
 		if (!v)
 			abort();
 		q->conns = v;
+		cn->slot = q->nconns;
 		q->conns[q->nconns++] = cn;
 		return;
 	}
-	for (size_t i = 0; i < q->nconns; i++)
-		if (q->conns[i] == cn) {
-			q->conns[i] = q->conns[--q->nconns];
-			return;
-		}
+	struct conn *last = q->conns[--q->nconns];
+	q->conns[cn->slot] = last;
+	last->slot = cn->slot;
 }
 
 static void conn_free(struct conn *cn)
@@ -892,8 +897,9 @@ static void queue_plan(struct queue *q, struct qmsg *m)
  * were a tenth of the delivery thread's time with a backlog). */
 static bool queue_inflight(struct queue *q, const char *qid)
 {
-	for (struct qmsg *m = q->inflight[queue_hash(qid)]; m; m = m->hnext)
-		if (!strcmp(m->env.qid, qid))
+	size_t h = hmap_hash(qid);
+	for (struct hmap_node *n = hmap_first(&q->inflight, h); n; n = hmap_next(n))
+		if (!strcmp(HMAP_ENTRY(n, struct qmsg, node)->env.qid, qid))
 			return true;
 	return false;
 }
@@ -902,13 +908,10 @@ static bool queue_inflight(struct queue *q, const char *qid)
 static void queue_start_msg(struct queue *q, struct qmsg *m, int64_t now)
 {
 	m->now = now;
-	size_t h = queue_hash(m->env.qid);
-	m->hnext = q->inflight[h];
-	q->inflight[h] = m;
+	hmap_add(&q->inflight, &m->node, hmap_hash(m->env.qid));
 	queue_plan(q, m);
 	m->jobs_pending = m->njobs + 1;   /* +1: held while dispatching */
-	m->next = q->msgs;
-	q->msgs = m;
+	queue_msgs_add(q, m);
 	for (size_t i = 0; i < m->njobs; i++) {
 		struct dest *d = dest_get(q, &m->jobs[i]->route);
 		*d->wait_tail = m->jobs[i];
@@ -982,19 +985,42 @@ static void queue_arm(struct queue *q, int64_t now)
 	queue_wake_at(q, now + QUEUE_IDLE_WAIT);
 }
 
+/* How many messages a scan may start: past QUEUE_INFLIGHT_MAX in flight,
+ * none until some finish (queue_recorded scans again), so memory and the
+ * destinations' waiting lists stay bounded however deep the queue. */
+static size_t queue_scan_room(const struct queue *q)
+{
+	size_t room = q->inflight.n < QUEUE_INFLIGHT_MAX ? QUEUE_INFLIGHT_MAX - q->inflight.n : 0;
+	return room < QUEUE_BATCH ? room : QUEUE_BATCH;
+}
+
+/* One line when scans start waiting for room, again only after the
+ * engine has been less than half full. */
+static void queue_scan_full(struct queue *q, bool full)
+{
+	if (full && !q->full)
+		log_info("queue: %zu messages in flight: more are read from the spool as these finish",
+		         q->inflight.n);
+	if (full)
+		q->full = true;
+	else if (q->inflight.n < QUEUE_INFLIGHT_MAX / 2)
+		q->full = false;
+}
+
 /* Look into the spool for due messages (the fresh ones taken under the
  * same lock, so that none is started twice or missed). A batch that was
  * cut leaves the cursor where it stopped: the next scan goes on from
  * there, past messages already in flight, and starts over only once it
- * has read to the end. */
+ * has read to the end; while there is room, it goes on at once. */
 static void queue_scan(struct queue *q)
 {
 	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
 	int64_t now = (int64_t)time(NULL);
 	bool rescan, more = false;
+	size_t room = queue_scan_room(q);
 	spool_scan_lock(q->spool);
 	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
-	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, QUEUE_BATCH, &more);
+	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, room, &more);
 	spool_scan_unlock(q->spool);
 	queue_start_fresh(q, fresh, now);
 	for (size_t i = 0; i < n; i++)
@@ -1003,7 +1029,17 @@ static void queue_scan(struct queue *q)
 	q->backlog = more;
 	if (!more)
 		q->scan_at = SPOOL_CURSOR_START;
+	queue_scan_full(q, room == 0);
+	if (more && queue_scan_room(q) > 0)
+		event_active(q->scan_ev, EV_TIMEOUT, 0);
 	queue_arm(q, now);
+}
+
+static void queue_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	queue_scan(arg);
 }
 
 static void queue_wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -1100,6 +1136,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
 	q->recorded_ev = event_new(q->base, -1, 0, queue_recorded, q);
 	q->rec_retry_ev = evtimer_new(q->base, queue_rec_retry_cb, q);
+	q->scan_ev = event_new(q->base, -1, 0, queue_scan_cb, q);
 	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
@@ -1158,11 +1195,7 @@ static void queue_free_all(struct queue *q)
 		free(q->conns[i]);
 	}
 	free(q->conns);
-	while (q->dests) {
-		struct dest *d = q->dests;
-		q->dests = d->next;
-		free(d);
-	}
+	hmap_clear(&q->dests, dest_free_node, NULL);
 	struct qmsg *lists[] = { q->msgs, q->done, q->recording, q->held };
 	for (int i = 0; i < 4; i++)
 		while (lists[i]) {
@@ -1170,9 +1203,10 @@ static void queue_free_all(struct queue *q)
 			lists[i] = m->next;
 			queue_msg_free(q, m);
 		}
+	hmap_clear(&q->inflight, NULL, NULL);   /* empty by now: its buckets */
 	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
-	                        q->rec_retry_ev };
-	for (int i = 0; i < 6; i++)
+	                        q->rec_retry_ev, q->scan_ev };
+	for (int i = 0; i < 7; i++)
 		if (evs[i])
 			event_free(evs[i]);
 	event_base_free(q->base);

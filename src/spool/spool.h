@@ -174,7 +174,8 @@ struct spool_cursor {
 #define SPOOL_CURSOR_START ((struct spool_cursor){ -1, 0 })
 /* Up to max queue ids with a recipient due at or before now, from the rows
  * after *cur on; *cur moves past the rows read. *more: max rows were read,
- * there may be more after *cur; false: the end was reached. */
+ * there may be more after *cur; false: the end was reached. With max 0
+ * nothing is read and *more is set. */
 size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor *cur,
                         char (*qids)[UTIL_QID_LEN + 1], size_t max, bool *more);
 /* The earliest next_try after now of any pending recipient, or -1. */
