@@ -18,7 +18,8 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench layers
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench \
+	bench-drain layers
 
 all: build/build.ninja
 	ninja -C build
@@ -117,3 +118,7 @@ clean:
 # BENCH_QUICK=1 for a short run.
 bench: all
 	$(PYTHON) bench/run
+
+# How fast a deep queue drains (root; DRAIN="5000 50000" for other depths).
+bench-drain: all
+	$(PYTHON) bench/drain $(DRAIN)

@@ -9,7 +9,13 @@
  * New mail arrives as fresh envelopes from the spool's handoff (after each
  * commit, spool_take_fresh): nothing is read back from the database for
  * it. The database is scanned at start, when a retry falls due, and when
- * the handoff could not keep up (a backlog).
+ * the handoff could not keep up (a backlog), for at most QUEUE_INFLIGHT_MAX
+ * messages in flight: a deep queue is read as it drains.
+ *
+ * A message stays in flight until its results are on disk. Results the
+ * spool cannot take (a full disk) are held in memory and offered again
+ * after a backoff; meanwhile no scan or handoff starts the message again,
+ * so a delivery the next hop accepted is not made twice.
  */
 #include "deliver/queue.h"
 
@@ -22,32 +28,36 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "dsn/dsn.h"
-#include "lib/log.h"
-#include "net/closer.h"
 #include "deliver/deliver.h"
-#include "net/dns.h"
 #include "deliver/maildir.h"
 #include "deliver/route.h"
 #include "deliver/smtp_client.h"
+#include "dsn/dsn.h"
+#include "lib/hmap.h"
+#include "lib/log.h"
+#include "net/closer.h"
+#include "net/dns.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
+#define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */
 #define QUEUE_JOB_RCPTS 100     /* recipients per transaction */
 #define QUEUE_IDLE_WAIT 60      /* seconds between looks at an idle spool */
 #define QUEUE_CONN_IDLE 5       /* seconds an idle connection is kept */
-#define QUEUE_HASH 4096         /* buckets of the in-flight hash (power of 2) */
+#define QUEUE_REC_RETRY_MAX 30  /* seconds, the ceiling of held results' backoff */
 
 struct qjob;
 
 struct qmsg {
-	struct qmsg *next;
-	struct qmsg *hnext;         /* in the queue's in-flight hash */
+	struct qmsg *next;          /* in msgs, done, recording or held */
+	struct qmsg **pprev;        /* in msgs: the link to it (removal in O(1)) */
+	struct hmap_node node;      /* in the queue's in-flight table, by qid */
 	struct spool_env env;
 	int64_t now;
 	size_t jobs_pending, njobs;
 	struct qjob **jobs;
-	size_t nrep[3];             /* per dsn_kind */
+	size_t nrep[3];             /* per dsn_kind, not yet queued */
 	struct dsn_item *rep[3];
+	bool held;                  /* its results were refused once (logged) */
 };
 
 struct qjob {
@@ -64,6 +74,7 @@ struct dest;
 
 struct conn {
 	struct conn *next;          /* in its dest's idle list */
+	size_t slot;                /* its index in the queue's conns */
 	struct queue *q;
 	struct dest *d;
 	struct smtpc *c;
@@ -74,13 +85,12 @@ struct conn {
 };
 
 struct dest {
-	struct dest *next;
+	struct hmap_node node;      /* in the queue's table, by route key */
 	struct route route;
 	unsigned active, starting;  /* connections, and of them not yet ready */
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
 	struct conn *idle;
-	struct conn *all;           /* every conn, for shutdown (linked by ->next only when idle) */
 };
 
 struct queue {
@@ -105,9 +115,16 @@ struct queue {
 	pthread_cond_t rec_cv;
 	bool rec_pending;
 	int rec_err;
-	struct qmsg *inflight[QUEUE_HASH];  /* every qmsg of msgs, done and recording, by qid */
-	struct dest *dests;
-	bool backlog;               /* the last scan was cut at QUEUE_BATCH */
+	struct qmsg *held;          /* finished, results not yet written (queue_hold) */
+	size_t nheld;
+	struct event *rec_retry_ev; /* offers the held results again */
+	unsigned rec_delay;         /* seconds of the current backoff, 0: nothing held */
+	unsigned rec_rounds;        /* failed rounds since results were first held */
+	struct hmap inflight;       /* every qmsg of msgs, done, recording and held, by qid */
+	struct hmap dests;          /* by route key */
+	bool backlog;               /* the last scan was cut (QUEUE_BATCH, or no room) */
+	bool full;                  /* scans found no room (logged once) */
+	struct event *scan_ev;      /* a cut scan goes on at once while there is room */
 	struct spool_cursor scan_at; /* where the next scan goes on from */
 	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
 	int64_t started;
@@ -253,14 +270,15 @@ static bool queue_dsn_env(struct queue *q, const struct qmsg *m, struct spool_en
 	return true;
 }
 
-static void queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
-                              const struct buf *content)
+/* 0, or the spool's error: the report was not queued, and can be again. */
+static int queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
+                             const struct buf *content)
 {
 	struct policy_targets t = { 0, 0, NULL };
 	struct spool_env e;
 	if (!queue_dsn_env(q, m, &e, &t)) {
 		policy_targets_free(&t);
-		return;
+		return 0;   /* nowhere to send it: never will be */
 	}
 	struct dsn_report r = { k, q->conf->hostname, e.qid, &m->env, m->rep[k], m->nrep[k],
 	                        (time_t)m->now, (time_t)(m->env.arrival + q->conf->max_queue_lifetime),
@@ -277,43 +295,39 @@ static void queue_send_report(struct queue *q, struct qmsg *m, enum dsn_kind k,
 	buf_free(&body);
 	free(e.rcpt);
 	policy_targets_free(&t);
+	return err;
 }
 
-static void queue_reports(struct queue *q, struct qmsg *m)
+/* Queue the reports a message's results call for. A report queued is not
+ * queued again; 0, or the spool's error for one that must wait. */
+static int queue_reports(struct queue *q, struct qmsg *m)
 {
 	if (!m->nrep[0] && !m->nrep[1] && !m->nrep[2])
-		return;
+		return 0;
 	struct buf content = BUF_INIT;
 	if (!queue_read_body(q, &m->env, &content))
 		log_warn("%s: cannot read the message for its report", m->env.qid);
-	for (int k = 0; k < 3; k++)
-		if (m->nrep[k])
-			queue_send_report(q, m, (enum dsn_kind)k, &content);
+	int err = 0;
+	for (int k = 0; k < 3; k++) {
+		int e = m->nrep[k] ? queue_send_report(q, m, (enum dsn_kind)k, &content) : 0;
+		if (e)
+			err = e;
+		else
+			m->nrep[k] = 0;
+	}
 	buf_free(&content);
+	return err;
 }
 
 /* ---- messages ---- */
 
-static size_t queue_hash(const char *qid)
-{
-	size_t h = 5381;
-	while (*qid)
-		h = h * 33 + (unsigned char)*qid++;
-	return h & (QUEUE_HASH - 1);
-}
-
-static void queue_unhash(struct queue *q, struct qmsg *m)
-{
-	for (struct qmsg **pp = &q->inflight[queue_hash(m->env.qid)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			return;
-		}
-}
-
+/* Every step per message is O(1): a message is found by qid in a table
+ * that grows with the queue, and leaves msgs through its pprev link. (A
+ * walk of msgs from its head to unlink each finished message, the oldest
+ * near its tail, made draining a deep queue quadratic.) */
 static void queue_msg_free(struct queue *q, struct qmsg *m)
 {
-	queue_unhash(q, m);
+	hmap_del(&q->inflight, &m->node);
 	for (size_t i = 0; i < m->njobs; i++) {
 		free(m->jobs[i]->idx);
 		free(m->jobs[i]->res);
@@ -326,13 +340,21 @@ static void queue_msg_free(struct queue *q, struct qmsg *m)
 	free(m);
 }
 
+static void queue_msgs_add(struct queue *q, struct qmsg *m)
+{
+	m->next = q->msgs;
+	if (m->next)
+		m->next->pprev = &m->next;
+	m->pprev = &q->msgs;
+	q->msgs = m;
+}
+
 static void queue_msg_done(struct queue *q, struct qmsg *m)
 {
-	struct qmsg **pp = &q->msgs;
-	while (*pp && *pp != m)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = m->next;
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+	m->pprev = NULL;
 	m->next = q->done;
 	q->done = m;
 	event_active(q->flush_ev, EV_TIMEOUT, 0);
@@ -344,6 +366,16 @@ static bool queue_finished(const struct spool_env *e)
 		if (e->rcpt[i].status == SPOOL_PENDING)
 			return false;
 	return true;
+}
+
+/* When the first of a message's pending recipients falls due. */
+static int64_t queue_next_try(const struct spool_env *e)
+{
+	int64_t t = INT64_MAX;
+	for (size_t i = 0; i < e->nrcpt; i++)
+		if (e->rcpt[i].status == SPOOL_PENDING && e->rcpt[i].next_try < t)
+			t = e->rcpt[i].next_try;
+	return t;
 }
 
 /* Results are recorded without blocking the loop: the batch goes to the
@@ -361,6 +393,83 @@ static void queue_recorded_writer(void *arg, int err)
 	pthread_mutex_unlock(&q->rec_mu);
 }
 
+/* A finished message whose results (or reports) the spool refused: kept,
+ * still in flight (no scan or handoff starts it again), until a later
+ * round writes them. */
+static void queue_hold(struct queue *q, struct qmsg *m, int err)
+{
+	if (!m->held)
+		log_warn("%s: delivery results held until the spool takes them: %s", m->env.qid,
+		         strerror(err));
+	m->held = true;
+	m->next = q->held;
+	q->held = m;
+	q->nheld++;
+}
+
+/* Offer the held results again after a backoff: 1 s, doubling up to
+ * QUEUE_REC_RETRY_MAX. One line per round; a round already due stays. */
+static void queue_hold_round(struct queue *q, int err)
+{
+	if (!err || !q->held || evtimer_pending(q->rec_retry_ev, NULL))
+		return;
+	q->rec_delay = q->rec_delay ? q->rec_delay * 2 : 1;
+	if (q->rec_delay > QUEUE_REC_RETRY_MAX)
+		q->rec_delay = QUEUE_REC_RETRY_MAX;
+	q->rec_rounds++;
+	log_error("queue: cannot record delivery results of %zu message%s (%s); retrying in %u s",
+	          q->nheld, q->nheld == 1 ? "" : "s", strerror(err), q->rec_delay);
+	struct timeval tv = { (time_t)q->rec_delay, 0 };
+	evtimer_add(q->rec_retry_ev, &tv);
+}
+
+static void queue_rec_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* The batch under way was committed (err 0) or not: free its messages,
+ * or hold them. Returns whether any still has recipients pending. */
+static bool queue_recorded_msgs(struct queue *q, int err)
+{
+	bool pending = false;
+	size_t was_held = 0;
+	while (q->recording) {
+		struct qmsg *m = q->recording;
+		q->recording = m->next;
+		if (err) {
+			queue_hold(q, m, err);
+			continue;
+		}
+		was_held += m->held;
+		if (queue_finished(&m->env)) {
+			log_info("%s: removed", m->env.qid);
+		} else {
+			pending = true;
+			if (m->held)   /* its retry may have fallen due while it was held */
+				queue_wake_at(q, queue_next_try(&m->env));
+		}
+		queue_msg_free(q, m);
+	}
+	free(q->rec_envs);
+	q->rec_envs = NULL;
+	if (was_held)
+		log_info("queue: delivery results of %zu held message%s recorded after %u failed round%s",
+		         was_held, was_held == 1 ? "" : "s", q->rec_rounds, q->rec_rounds == 1 ? "" : "s");
+	if (!err && !q->held && !evtimer_pending(q->rec_retry_ev, NULL))
+		q->rec_delay = q->rec_rounds = 0;
+	return pending;
+}
+
 static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -369,20 +478,8 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&q->rec_mu);
 	int err = q->rec_err;
 	pthread_mutex_unlock(&q->rec_mu);
-	bool pending = err != 0;
-	while (q->recording) {
-		struct qmsg *m = q->recording;
-		q->recording = m->next;
-		if (err)
-			log_error("%s: cannot record delivery results: %s", m->env.qid, strerror(err));
-		else if (queue_finished(&m->env))
-			log_info("%s: removed", m->env.qid);
-		else
-			pending = true;
-		queue_msg_free(q, m);
-	}
-	free(q->rec_envs);
-	q->rec_envs = NULL;
+	bool pending = queue_recorded_msgs(q, err);
+	queue_hold_round(q, err);
 	if (q->done)
 		event_active(q->flush_ev, EV_TIMEOUT, 0);
 	if (q->backlog)
@@ -391,8 +488,45 @@ static void queue_recorded(evutil_socket_t fd, short what, void *arg)
 		queue_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
 }
 
-/* Record every finished message in one group commit, reports first (a
- * crash in between repeats a report rather than losing it). */
+/* Hand every finished message to the writer in one group commit, reports
+ * first (a crash in between repeats a report rather than losing it); a
+ * message whose report the spool refused is held instead. Returns the
+ * error of a refused report, 0 if none. */
+static int queue_flush_batch(struct queue *q)
+{
+	int err = 0;
+	size_t n = 0;
+	struct qmsg *batch = NULL, **tail = &batch;
+	while (q->done) {
+		struct qmsg *m = q->done;
+		q->done = m->next;
+		int e = queue_reports(q, m);
+		if (e) {
+			queue_hold(q, m, e);
+			err = e;
+			continue;
+		}
+		m->next = NULL;
+		*tail = m;
+		tail = &m->next;
+		n++;
+	}
+	if (!n)
+		return err;
+	q->rec_envs = calloc(n, sizeof *q->rec_envs);
+	if (!q->rec_envs)
+		abort();
+	n = 0;
+	for (struct qmsg *m = batch; m; m = m->next)
+		q->rec_envs[n++] = &m->env;
+	q->recording = batch;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_pending = true;
+	pthread_mutex_unlock(&q->rec_mu);
+	spool_update_many_async(q->spool, q->rec_envs, n, queue_recorded_writer, q);
+	return err;
+}
+
 static void queue_flush(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -400,39 +534,27 @@ static void queue_flush(evutil_socket_t fd, short what, void *arg)
 	struct queue *q = arg;
 	if (q->recording || !q->done)
 		return;  /* queue_recorded flushes again */
-	size_t n = 0;
-	for (struct qmsg *m = q->done; m; m = m->next)
-		n++;
-	q->rec_envs = calloc(n, sizeof *q->rec_envs);
-	if (!q->rec_envs)
-		abort();
-	n = 0;
-	for (struct qmsg *m = q->done; m; m = m->next) {
-		queue_reports(q, m);
-		q->rec_envs[n++] = &m->env;
-	}
-	q->recording = q->done;
-	q->done = NULL;
-	pthread_mutex_lock(&q->rec_mu);
-	q->rec_pending = true;
-	pthread_mutex_unlock(&q->rec_mu);
-	spool_update_many_async(q->spool, q->rec_envs, n, queue_recorded_writer, q);
+	int err = queue_flush_batch(q);
+	if (err)
+		queue_hold_round(q, err);
 }
 
 /* ---- destinations and connections ---- */
 
 static struct dest *dest_get(struct queue *q, const struct route *r)
 {
-	for (struct dest *d = q->dests; d; d = d->next)
+	size_t h = hmap_hash(r->key);
+	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
+		struct dest *d = HMAP_ENTRY(n, struct dest, node);
 		if (!strcmp(d->route.key, r->key))
 			return d;
+	}
 	struct dest *d = calloc(1, sizeof *d);
 	if (!d)
 		abort();
 	d->route = *r;
 	d->wait_tail = &d->wait_head;
-	d->next = q->dests;
-	q->dests = d;
+	hmap_add(&q->dests, &d->node, h);
 	return d;
 }
 
@@ -440,12 +562,14 @@ static void dest_free_if_unused(struct queue *q, struct dest *d)
 {
 	if (d->active || d->nwait || d->idle)
 		return;
-	for (struct dest **pp = &q->dests; *pp; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			free(d);
-			return;
-		}
+	hmap_del(&q->dests, &d->node);
+	free(d);
+}
+
+static void dest_free_node(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct dest, node));
 }
 
 static struct qjob *dest_pop(struct dest *d)
@@ -461,6 +585,8 @@ static struct qjob *dest_pop(struct dest *d)
 	return j;
 }
 
+/* Every live conn in q->conns (for shutdown); each knows its slot, and
+ * the last one moves into a slot freed. */
 static void conn_track(struct queue *q, struct conn *cn, bool add)
 {
 	if (add) {
@@ -468,14 +594,13 @@ static void conn_track(struct queue *q, struct conn *cn, bool add)
 		if (!v)
 			abort();
 		q->conns = v;
+		cn->slot = q->nconns;
 		q->conns[q->nconns++] = cn;
 		return;
 	}
-	for (size_t i = 0; i < q->nconns; i++)
-		if (q->conns[i] == cn) {
-			q->conns[i] = q->conns[--q->nconns];
-			return;
-		}
+	struct conn *last = q->conns[--q->nconns];
+	q->conns[cn->slot] = last;
+	last->slot = cn->slot;
 }
 
 static void conn_free(struct conn *cn)
@@ -775,8 +900,9 @@ static void queue_plan(struct queue *q, struct qmsg *m)
  * were a tenth of the delivery thread's time with a backlog). */
 static bool queue_inflight(struct queue *q, const char *qid)
 {
-	for (struct qmsg *m = q->inflight[queue_hash(qid)]; m; m = m->hnext)
-		if (!strcmp(m->env.qid, qid))
+	size_t h = hmap_hash(qid);
+	for (struct hmap_node *n = hmap_first(&q->inflight, h); n; n = hmap_next(n))
+		if (!strcmp(HMAP_ENTRY(n, struct qmsg, node)->env.qid, qid))
 			return true;
 	return false;
 }
@@ -785,13 +911,10 @@ static bool queue_inflight(struct queue *q, const char *qid)
 static void queue_start_msg(struct queue *q, struct qmsg *m, int64_t now)
 {
 	m->now = now;
-	size_t h = queue_hash(m->env.qid);
-	m->hnext = q->inflight[h];
-	q->inflight[h] = m;
+	hmap_add(&q->inflight, &m->node, hmap_hash(m->env.qid));
 	queue_plan(q, m);
 	m->jobs_pending = m->njobs + 1;   /* +1: held while dispatching */
-	m->next = q->msgs;
-	q->msgs = m;
+	queue_msgs_add(q, m);
 	for (size_t i = 0; i < m->njobs; i++) {
 		struct dest *d = dest_get(q, &m->jobs[i]->route);
 		*d->wait_tail = m->jobs[i];
@@ -865,19 +988,42 @@ static void queue_arm(struct queue *q, int64_t now)
 	queue_wake_at(q, now + QUEUE_IDLE_WAIT);
 }
 
+/* How many messages a scan may start: past QUEUE_INFLIGHT_MAX in flight,
+ * none until some finish (queue_recorded scans again), so memory and the
+ * destinations' waiting lists stay bounded however deep the queue. */
+static size_t queue_scan_room(const struct queue *q)
+{
+	size_t room = q->inflight.n < QUEUE_INFLIGHT_MAX ? QUEUE_INFLIGHT_MAX - q->inflight.n : 0;
+	return room < QUEUE_BATCH ? room : QUEUE_BATCH;
+}
+
+/* One line when scans start waiting for room, again only after the
+ * engine has been less than half full. */
+static void queue_scan_full(struct queue *q, bool full)
+{
+	if (full && !q->full)
+		log_info("queue: %zu messages in flight: more are read from the spool as these finish",
+		         q->inflight.n);
+	if (full)
+		q->full = true;
+	else if (q->inflight.n < QUEUE_INFLIGHT_MAX / 2)
+		q->full = false;
+}
+
 /* Look into the spool for due messages (the fresh ones taken under the
  * same lock, so that none is started twice or missed). A batch that was
  * cut leaves the cursor where it stopped: the next scan goes on from
  * there, past messages already in flight, and starts over only once it
- * has read to the end. */
+ * has read to the end; while there is room, it goes on at once. */
 static void queue_scan(struct queue *q)
 {
 	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
 	int64_t now = (int64_t)time(NULL);
 	bool rescan, more = false;
+	size_t room = queue_scan_room(q);
 	spool_scan_lock(q->spool);
 	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
-	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, QUEUE_BATCH, &more);
+	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, room, &more);
 	spool_scan_unlock(q->spool);
 	queue_start_fresh(q, fresh, now);
 	for (size_t i = 0; i < n; i++)
@@ -886,7 +1032,17 @@ static void queue_scan(struct queue *q)
 	q->backlog = more;
 	if (!more)
 		q->scan_at = SPOOL_CURSOR_START;
+	queue_scan_full(q, room == 0);
+	if (more && queue_scan_room(q) > 0)
+		event_active(q->scan_ev, EV_TIMEOUT, 0);
 	queue_arm(q, now);
+}
+
+static void queue_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	queue_scan(arg);
 }
 
 static void queue_wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -977,6 +1133,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->reader = spool_reader_open(q->conf->spool_dir);
 	if (!q->reader)
 		return false;
+	spool_set_reserve(sp, q->conf->spool_reserve);
 	q->base = event_base_new();
 	q->dns = dns_new(q->base, q->conf->dns_resolver);
 	q->closer = closer_new(q->base);
@@ -984,6 +1141,8 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->timer_ev = evtimer_new(q->base, queue_wake_cb, q);
 	q->flush_ev = event_new(q->base, -1, 0, queue_flush, q);
 	q->recorded_ev = event_new(q->base, -1, 0, queue_recorded, q);
+	q->rec_retry_ev = evtimer_new(q->base, queue_rec_retry_cb, q);
+	q->scan_ev = event_new(q->base, -1, 0, queue_scan_cb, q);
 	q->stop_ev = event_new(q->base, -1, 0, queue_stop_cb, q);
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
 		log_fatal("queue: cannot start the delivery thread");
@@ -996,13 +1155,44 @@ void queue_kick(void *arg)
 	event_active(q->kick_ev, EV_TIMEOUT, 0);
 }
 
-static void queue_free_all(struct queue *q)
+/* Wait for the batch under way (if any); its error. */
+static int queue_rec_wait(struct queue *q)
 {
-	pthread_mutex_lock(&q->rec_mu);   /* the writer may still hold a batch */
+	pthread_mutex_lock(&q->rec_mu);
 	while (q->rec_pending)
 		pthread_cond_wait(&q->rec_cv, &q->rec_mu);
+	int err = q->rec_err;
 	pthread_mutex_unlock(&q->rec_mu);
-	free(q->rec_envs);
+	return err;
+}
+
+/* At shutdown (the loop has stopped, the writer still runs): one last try
+ * at every result not yet on disk; what is still refused is lost, and each
+ * message whose results are is named (it will be delivered again). */
+static void queue_record_last(struct queue *q)
+{
+	if (q->recording)
+		queue_recorded_msgs(q, queue_rec_wait(q));
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	int err = queue_flush_batch(q);   /* a report refused */
+	if (q->recording) {
+		int rerr = queue_rec_wait(q);
+		queue_recorded_msgs(q, rerr);
+		err = rerr ? rerr : err;
+	}
+	for (struct qmsg *m = q->held; m; m = m->next)
+		log_error("%s: delivery results lost at shutdown (%s): what was delivered will be "
+		          "delivered again", m->env.qid, strerror(err));
+}
+
+static void queue_free_all(struct queue *q)
+{
+	queue_record_last(q);
 	dns_free(q->dns);
 	for (size_t i = 0; i < q->nconns; i++) {
 		smtpc_destroy(q->conns[i]->c);
@@ -1012,20 +1202,18 @@ static void queue_free_all(struct queue *q)
 	}
 	free(q->conns);
 	closer_free(q->closer);
-	while (q->dests) {
-		struct dest *d = q->dests;
-		q->dests = d->next;
-		free(d);
-	}
-	struct qmsg *lists[] = { q->msgs, q->done, q->recording };
-	for (int i = 0; i < 3; i++)
+	hmap_clear(&q->dests, dest_free_node, NULL);
+	struct qmsg *lists[] = { q->msgs, q->done, q->recording, q->held };
+	for (int i = 0; i < 4; i++)
 		while (lists[i]) {
 			struct qmsg *m = lists[i];
 			lists[i] = m->next;
 			queue_msg_free(q, m);
 		}
-	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev };
-	for (int i = 0; i < 5; i++)
+	hmap_clear(&q->inflight, NULL, NULL);   /* empty by now: its buckets */
+	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
+	                        q->rec_retry_ev, q->scan_ev };
+	for (int i = 0; i < 7; i++)
 		if (evs[i])
 			event_free(evs[i]);
 	event_base_free(q->base);

@@ -36,6 +36,7 @@ static const struct conf_key conf_keys[] = {
 	K(listen, T_LIST, "127.0.0.1:2525"),
 	K(spool_dir, T_STR, "./var/spool"),
 	K(mail_dir, T_STR, "./var/mail"),
+	K(spool_reserve, T_SIZE, "256k"),
 	K(local_domains, T_DOMAINS, NULL),
 	K(relay_networks, T_CIDRS, ""),
 	K(aliases_file, T_STR, ""),

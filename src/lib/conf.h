@@ -24,6 +24,7 @@ struct conf {
 	struct conf_list listen;       /* "addr:port", "[v6]:port" */
 	char *spool_dir;
 	char *mail_dir;
+	uint64_t spool_reserve;        /* octets of disk kept for delivery results */
 	struct conf_list local_domains;/* lower-cased */
 	struct cidr_list relay_networks;
 	char *aliases_file;            /* "" = none */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +67,7 @@ struct spool {
 	size_t eager;                 /* ops queued that are not lazy */
 	struct timespec lazy_since;   /* when the oldest queued lazy op came */
 	struct spool_op *done_head, **done_tail;
+	int dir;                      /* spool_dir */
 	int body_dir;                 /* spool_dir/body */
 	bool dir_dirty;               /* a body file was created since the last fsync of body_dir */
 	bool dir_needed;              /* the transaction commits a body file */
@@ -82,6 +85,10 @@ struct spool {
 	struct spool_fresh *fresh_head, **fresh_tail;  /* under mu */
 	size_t nfresh;
 	bool rescan;                  /* a committed message was not kept */
+	pthread_mutex_t reserve_mu;   /* the reserve (spool_set_reserve and the writer) */
+	uint64_t reserve;             /* bytes to keep in spool_dir/reserve, 0: none */
+	bool reserve_made;            /* the file holds them */
+	bool reserve_used;            /* released since it was last made */
 };
 
 /* Bytes of bodies held by fresh envelopes (spool_env.mem), process-wide. */
@@ -375,6 +382,15 @@ static int spool_file_commit(struct spool *sp, struct spool_msg *m, uint64_t off
 	return err;
 }
 
+/* The body file of a message that will never be committed (given up, or
+ * its commit failed: a 452 or 451): no row refers to it, so it goes at
+ * once rather than at the next start. */
+static void spool_file_discard(struct spool *sp, struct spool_msg *m)
+{
+	if (m->file && unlinkat(sp->body_dir, m->qid, 0) != 0 && errno != ENOENT)
+		log_warn("spool: cannot remove body/%s: %s", m->qid, strerror(errno));
+}
+
 /* Hand the body files of messages deleted by committed operations to the
  * reaper thread: unlinking a large file frees its blocks (and with a
  * "discard" mount, trims them), which took 1.4 ms per 1 MiB body here, time
@@ -455,8 +471,9 @@ static int spool_do_op(struct spool *sp, struct spool_op *op)
 		                   : spool_put_chunk(db, op->m->qid, op->seq, &op->data);
 	case OP_COMMIT:
 		return spool_do_commit(sp, op);
-	case OP_ABORT:
-		return spool_delete_msg(db, op, op->m->qid, op->m->file);
+	case OP_ABORT:   /* only a message with a body file has ops to give up */
+		spool_file_discard(sp, op->m);
+		return 0;
 	case OP_UPDATE: {
 		int err = 0;
 		for (size_t i = 0; !err && i < op->n; i++)
@@ -497,6 +514,100 @@ static int spool_commit(struct spool *sp)
 	return spool_sql(sp->db, "COMMIT");
 }
 
+/* ---- the reserve ----
+ *
+ * spool_dir/reserve holds disk space that only delivery results may use:
+ * when a batch of results fails for want of space, the writer deletes the
+ * file and tries the batch again, so that deliveries already made are
+ * recorded (and not made again) while new mail is refused with 452. The
+ * file is made again before a batch once the disk has twice its size free.
+ * Its blocks are allocated (posix_fallocate), not a sparse file. */
+
+static bool spool_reserve_room(struct spool *sp)
+{
+	struct statvfs v;
+	return fstatvfs(sp->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= 2 * sp->reserve;
+}
+
+/* Make the file (reserve_mu held): kept from an earlier run, or new when
+ * there is room. */
+static void spool_reserve_make(struct spool *sp)
+{
+	struct stat st;
+	bool there = fstatat(sp->dir, "reserve", &st, 0) == 0 &&
+	             (uint64_t)st.st_blocks * 512 >= sp->reserve;
+	if (!there && !spool_reserve_room(sp))
+		return;
+	int fd = openat(sp->dir, "reserve", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	int err = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)sp->reserve);
+	if (!err && ftruncate(fd, (off_t)sp->reserve) != 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		unlinkat(sp->dir, "reserve", 0);
+		return;
+	}
+	sp->reserve_made = true;
+	if (sp->reserve_used)
+		log_info("spool: the reserve for delivery results is back (%llu KiB)",
+		         (unsigned long long)(sp->reserve >> 10));
+	sp->reserve_used = false;
+}
+
+/* Before a batch: make the reserve if it is missing and there is room. */
+static void spool_reserve_keep(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->reserve_mu);
+	if (sp->reserve && !sp->reserve_made && sp->dir >= 0)
+		spool_reserve_make(sp);
+	pthread_mutex_unlock(&sp->reserve_mu);
+}
+
+/* A batch of results failed for want of space: give it the reserve.
+ * false when there is none to give. */
+static bool spool_reserve_release(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->reserve_mu);
+	bool freed = sp->reserve_made && unlinkat(sp->dir, "reserve", 0) == 0;
+	if (freed) {
+		sp->reserve_made = false;
+		sp->reserve_used = true;
+		log_warn("spool: disk full: released the reserve (%llu KiB) for delivery results",
+		         (unsigned long long)(sp->reserve >> 10));
+	}
+	pthread_mutex_unlock(&sp->reserve_mu);
+	return freed;
+}
+
+void spool_set_reserve(struct spool *sp, uint64_t bytes)
+{
+	pthread_mutex_lock(&sp->reserve_mu);
+	sp->reserve = bytes;
+	sp->reserve_made = false;
+	if (sp->dir >= 0 && !bytes)
+		unlinkat(sp->dir, "reserve", 0);   /* one from an earlier run */
+	else if (sp->dir >= 0)
+		spool_reserve_make(sp);
+	if (bytes && !sp->reserve_made)
+		log_warn("spool: no room for the reserve (%llu KiB) yet",
+		         (unsigned long long)(bytes >> 10));
+	pthread_mutex_unlock(&sp->reserve_mu);
+}
+
+/* One operation in a transaction of its own. */
+static int spool_op_alone(struct spool *sp, struct spool_op *op)
+{
+	int err = spool_sql(sp->db, "BEGIN IMMEDIATE");
+	if (!err)
+		err = spool_do_op(sp, op);
+	if (!err)
+		err = spool_commit(sp);
+	if (err)
+		spool_rollback(sp);
+	return err;
+}
+
 /* One transaction for the whole batch; if anything fails, each operation is
  * retried in a transaction of its own so that one bad message (or a full
  * disk during one large chunk) fails alone. */
@@ -514,16 +625,13 @@ static void spool_batch(struct spool *sp, struct spool_op *ops)
 	spool_rollback(sp);
 	log_warn("spool: batch commit failed (%s); retrying one by one", strerror(err));
 	for (struct spool_op *op = ops; op; op = op->next) {
-		op->err = spool_sql(sp->db, "BEGIN IMMEDIATE");
-		if (!op->err)
-			op->err = spool_do_op(sp, op);
-		if (!op->err)
-			op->err = spool_commit(sp);
-		if (op->err) {
-			spool_rollback(sp);
-			if (op->m && !op->m->werr)
-				op->m->werr = op->err;
-		}
+		op->err = spool_op_alone(sp, op);
+		if (op->err == ENOSPC && op->type == OP_UPDATE && spool_reserve_release(sp))
+			op->err = spool_op_alone(sp, op);
+		if (op->err && op->m && !op->m->werr)
+			op->m->werr = op->err;
+		if (op->err && op->type == OP_COMMIT)
+			spool_file_discard(sp, op->m);   /* the message is refused */
 	}
 	spool_file_unlink(sp, ops);
 }
@@ -720,6 +828,7 @@ static void *spool_writer(void *arg)
 		pthread_mutex_unlock(&sp->mu);
 		if (!ops)
 			break;  /* stop requested and nothing left */
+		spool_reserve_keep(sp);
 		pthread_mutex_lock(&sp->scan_mu);
 		spool_batch(sp, ops);
 		spool_handoff(sp, ops);
@@ -855,6 +964,8 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 		abort();
 	sp->db = db;
 	sp->body_dir = body_dir;
+	sp->dir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pthread_mutex_init(&sp->reserve_mu, NULL);
 	sp->tail = &sp->head;
 	sp->done_tail = &sp->done_head;
 	sp->fresh_tail = &sp->fresh_head;
@@ -909,6 +1020,9 @@ void spool_close(struct spool *sp)
 	pthread_mutex_destroy(&sp->scan_mu);
 	sqlite3_close(sp->db);
 	close(sp->body_dir);
+	if (sp->dir >= 0)
+		close(sp->dir);
+	pthread_mutex_destroy(&sp->reserve_mu);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);
 	pthread_cond_destroy(&sp->sync_cv);

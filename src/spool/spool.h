@@ -10,12 +10,14 @@
  * then hands a chunk to the writer; the envelope row is written with the
  * last chunk in spool_msg_commit(). A message that fits in one chunk is
  * stored in the database (one row); a longer one in its own file,
- * spool_dir/body/<qid>, synced before its envelope row commits. Chunks and
- * files without an envelope row (a crash or a disconnect mid-DATA) are
- * orphans, removed on the next start.
+ * spool_dir/body/<qid>, synced before its envelope row commits. The file of
+ * a message given up (spool_msg_abort) or whose commit failed (the session
+ * answers 452 or 451) is removed at once; chunks and files left without an
+ * envelope row by a crash are orphans, removed on the next start.
  *
  * Recorded delivery results (spool_update_many_async) are lazy: they wait
- * briefly for a commit that a new message needs and share its fsync.
+ * briefly for a commit that a new message needs and share its fsync. A
+ * reserve file (spool_set_reserve) keeps some disk for them alone.
  *
  * Handoff: with a commit hook set, every message committed from a session
  * is also kept, in memory, for the delivery side (spool_take_fresh): its
@@ -121,6 +123,13 @@ void spool_fresh_free(struct spool_fresh *f);
 void spool_scan_lock(struct spool *sp);
 void spool_scan_unlock(struct spool *sp);
 
+/* Keep bytes of disk in spool_dir/reserve for delivery results (0: none,
+ * and a reserve left by an earlier run is removed). When a batch of
+ * spool_update_many_async fails for want of space, the writer deletes the
+ * file and tries the batch again; it makes the file again once the disk
+ * has twice its size free. */
+void spool_set_reserve(struct spool *sp, uint64_t bytes);
+
 /* Run the completions that are waiting (on the caller's thread). */
 void spool_run_completions(struct spool *sp);
 
@@ -137,7 +146,7 @@ int spool_msg_error(const struct spool_msg *m);
  * message handle is gone afterwards. */
 void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
                       spool_done_fn done, void *ctx);
-/* Give the message up: no more callbacks, its chunks are deleted. */
+/* Give the message up: no more callbacks, its body file is removed. */
 void spool_msg_abort(struct spool_msg *m);
 
 /* Record recipients' delivery results (any thread but the writer); each
@@ -145,7 +154,8 @@ void spool_msg_abort(struct spool_msg *m);
  * it), and a message with none pending any more is removed. All
  * n envelopes go in the same group commit. done(ctx, err) runs on the
  * writer thread after the commit (so it must only hand the news over, e.g.
- * event_active); envs must stay valid until then. */
+ * event_active); envs must stay valid until then. On an error nothing of
+ * the batch was written: the caller keeps the results and tries again. */
 void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
                              void (*done)(void *ctx, int err), void *ctx);
 
@@ -164,7 +174,8 @@ struct spool_cursor {
 #define SPOOL_CURSOR_START ((struct spool_cursor){ -1, 0 })
 /* Up to max queue ids with a recipient due at or before now, from the rows
  * after *cur on; *cur moves past the rows read. *more: max rows were read,
- * there may be more after *cur; false: the end was reached. */
+ * there may be more after *cur; false: the end was reached. With max 0
+ * nothing is read and *more is set. */
 size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor *cur,
                         char (*qids)[UTIL_QID_LEN + 1], size_t max, bool *more);
 /* The earliest next_try after now of any pending recipient, or -1. */

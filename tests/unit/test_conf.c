@@ -138,6 +138,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.listen.n, 1);
 	assert_string_equal(c.listen.v[0], "127.0.0.1:2525");
 	assert_true(c.max_message_size == 25u * 1024 * 1024);
+	assert_true(c.spool_reserve == 256u * 1024);
 	assert_int_equal(c.max_recipients, 100);
 	assert_int_equal(c.max_line_length, 998);
 	assert_string_equal(c.banner, "tern ready");
@@ -171,6 +172,7 @@ static void test_set(void **state)
 		{ "command_timeout", "30s", 0 }, { "command_timeout", "soon", 1 },
 		{ "reject_delay", "2s", 0 }, { "reject_delay", "-1", 1 },
 		{ "max_message_size", "10M", 0 }, { "max_message_size", "big", 1 },
+		{ "spool_reserve", "0", 0 }, { "spool_reserve", "1M", 0 }, { "spool_reserve", "-1", 1 },
 	};
 	assert_true(conf_listen_valid("127.0.0.1:587 submission starttls"));
 	assert_false(conf_listen_valid("127.0.0.1:587 startls"));

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,11 +232,64 @@ static void test_abort_removes_file(void **state)
 	}
 	assert_true(body_file_exists(f, "ABORT0000001"));
 	spool_msg_abort(m);
-	spool_close(f->sp);
-	f->sp = spool_open(f->dir, noop_notify, NULL);
-	assert_false(body_file_exists(f, "ABORT0000001"));
+	for (int i = 0; i < 5000 && body_file_exists(f, "ABORT0000001"); i++)
+		usleep(1000);
+	assert_false(body_file_exists(f, "ABORT0000001"));   /* at once, not at the next start */
 	assert_int_equal(spool_reader_count(f->r), 0);
 	free(b);
+}
+
+/* A message whose body file cannot be written to the end fails at its
+ * commit (the session answers 452 or 451): its file goes at once. The
+ * file size limit makes the write fail (EFBIG) where a full disk would. */
+static void test_failed_commit_removes_file(void **state)
+{
+	struct fixture *f = *state;
+	char *b = body_make(3 * SPOOL_CHUNK);
+	struct spool_msg *m = spool_msg_begin(f->sp, "FULL00000001", on_chunk, NULL);
+	spool_msg_write(m, b, SPOOL_CHUNK);   /* the first chunk goes to body/ */
+	for (int i = 0; i < 5000 && !body_file_exists(f, "FULL00000001"); i++)
+		usleep(1000);
+	assert_true(body_file_exists(f, "FULL00000001"));
+	spool_msg_write(m, b + SPOOL_CHUNK, 2 * SPOOL_CHUNK);   /* held for the commit */
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = SPOOL_CHUNK + 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct spool_env e;
+	env_one(&e, "FULL00000001", 3 * SPOOL_CHUNK);
+	struct wait w = { false, 0 };
+	spool_msg_commit(m, &e, on_done, &w);
+	run_until(f->sp, &w.done);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_not_equal(w.err, 0);
+	assert_false(body_file_exists(f, "FULL00000001"));
+	assert_int_equal(spool_reader_count(f->r), 0);
+	free(b);
+}
+
+/* The reserve is a file with its blocks allocated; it stays across a
+ * restart; 0 removes it. (Its use on a full disk: test_full_disk.py.) */
+static void test_reserve(void **state)
+{
+	struct fixture *f = *state;
+	char p[160];
+	snprintf(p, sizeof p, "%s/reserve", f->dir);
+	struct stat st;
+	assert_int_not_equal(stat(p, &st), 0);
+	spool_set_reserve(f->sp, 256 * 1024);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 256 * 1024);
+	assert_true(st.st_blocks * 512 >= 256 * 1024);
+	spool_close(f->sp);
+	f->sp = spool_open(f->dir, noop_notify, NULL);
+	spool_set_reserve(f->sp, 128 * 1024);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 128 * 1024);
+	spool_set_reserve(f->sp, 0);
+	assert_int_not_equal(stat(p, &st), 0);
 }
 
 /* A body file with no message (a crash mid-DATA) goes at the next start;
@@ -399,6 +454,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_small_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_removes_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_removes_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_update_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due_pages, setup, teardown),
