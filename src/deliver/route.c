@@ -87,6 +87,11 @@ bool route_for(const struct conf *c, const struct route_map *m, const char *addr
 	memset(out, 0, sizeof *out);
 	const char *at = strrchr(addr, '@');
 	const char *domain = at ? at + 1 : "";
+	if (transport == SPOOL_LOCAL) {
+		out->kind = ROUTE_LOCAL;
+		snprintf(out->key, sizeof out->key, "local");
+		return true;
+	}
 	if (transport == SPOOL_LMTP) {
 		if (!strncmp(c->lmtp_host, "unix:", 5)) {
 			out->kind = ROUTE_UNIX;

@@ -1,7 +1,7 @@
-/* route: where a recipient's mail goes next. Local mailboxes are not
- * routed here; for the rest, in order: lmtp_domains to lmtp_host, the
- * transport_map (domain -> host:port), relayhost, else the domain's MX
- * hosts on smtp_port (RFC 5321 5.1). */
+/* route: where a recipient's mail goes next: a local mailbox (one route,
+ * the Maildir transport); otherwise, in order: lmtp_domains to lmtp_host,
+ * the transport_map (domain -> host:port), relayhost, else the domain's
+ * MX hosts on smtp_port (RFC 5321 5.1). */
 #ifndef TERN_ROUTE_H
 #define TERN_ROUTE_H
 
@@ -10,7 +10,7 @@
 
 #include "lib/conf.h"
 
-enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX };
+enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX, ROUTE_LOCAL };
 
 struct route {
 	enum route_kind kind;
@@ -28,7 +28,8 @@ struct route_map;
 struct route_map *route_map_load(const char *path, int *bad);
 void route_map_free(struct route_map *m);
 
-/* The route of a non-local recipient address "local@domain". */
+/* The route of a recipient address "local@domain" with its transport
+ * (enum spool_transport). */
 bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,
                struct route *out);
 

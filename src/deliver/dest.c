@@ -1,0 +1,353 @@
+/* dest: next hops (a destination: an MX domain, a host, an LMTP socket)
+ * with their waiting jobs and their connections, at most
+ * destination_concurrency each, resolved (net/dns.c), opened and reused
+ * (smtp_client.c); the SMTP and LMTP transport (see engine.h). A job
+ * waiting for a busy connection goes out right behind the previous
+ * message's final dot (RFC 2920 3.1, smtpc_cbs.more); idle connections
+ * are kept QUEUE_CONN_IDLE seconds.
+ */
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "deliver/engine.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "net/dns.h"
+
+struct dest;
+
+struct conn {
+	struct conn *next;          /* in its dest's idle list */
+	size_t slot;                /* its index in the queue's conns */
+	struct queue *q;
+	struct dest *d;
+	struct smtpc *c;
+	struct event *idle_ev;
+	struct qjob *job;           /* under way */
+	struct qjob *pipelined;     /* sent after it (smtpc's more) */
+	bool ready;
+};
+
+struct dest {
+	struct hmap_node node;      /* in the queue's table, by route key */
+	struct route route;
+	unsigned active, starting;  /* connections, and of them not yet ready */
+	struct qjob *wait_head, **wait_tail;
+	size_t nwait;
+	struct conn *idle;
+};
+
+static void dest_pump(struct queue *q, struct dest *d);
+
+static struct dest *dest_get(struct queue *q, const struct route *r)
+{
+	size_t h = hmap_hash(r->key);
+	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
+		struct dest *d = HMAP_ENTRY(n, struct dest, node);
+		if (!strcmp(d->route.key, r->key))
+			return d;
+	}
+	struct dest *d = util_xcalloc(1, sizeof *d);
+	d->route = *r;
+	d->wait_tail = &d->wait_head;
+	hmap_add(&q->dests, &d->node, h);
+	return d;
+}
+
+static void dest_free_if_unused(struct queue *q, struct dest *d)
+{
+	if (d->active || d->nwait || d->idle)
+		return;
+	hmap_del(&q->dests, &d->node);
+	free(d);
+}
+
+static void dest_free_node(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct dest, node));
+}
+
+static struct qjob *dest_pop(struct dest *d)
+{
+	struct qjob *j = d->wait_head;
+	if (!j)
+		return NULL;
+	d->wait_head = j->next;
+	if (!d->wait_head)
+		d->wait_tail = &d->wait_head;
+	d->nwait--;
+	j->next = NULL;
+	return j;
+}
+
+/* Every live conn in q->conns (for shutdown); each knows its slot, and
+ * the last one moves into a slot freed. */
+static void conn_track(struct queue *q, struct conn *cn, bool add)
+{
+	if (add) {
+		q->conns = util_xrealloc(q->conns, q->nconns + 1, sizeof *q->conns);
+		cn->slot = q->nconns;
+		q->conns[q->nconns++] = cn;
+		return;
+	}
+	struct conn *last = q->conns[--q->nconns];
+	q->conns[cn->slot] = last;
+	last->slot = cn->slot;
+}
+
+static void conn_free(struct conn *cn)
+{
+	struct queue *q = cn->q;
+	conn_track(q, cn, false);
+	if (cn->idle_ev)
+		event_free(cn->idle_ev);
+	free(cn);
+}
+
+static void conn_job_init(struct conn *cn, struct qjob *job)
+{
+	job->sj = (struct smtpc_job){ &job->m->env, cn->q->reader, job->n, job->idx, job->res,
+	                              false, "" };
+}
+
+static void conn_run(struct conn *cn, struct qjob *job)
+{
+	cn->job = job;
+	conn_job_init(cn, job);
+	smtpc_send(cn->c, &job->sj);
+}
+
+static void conn_unidle(struct conn *cn)
+{
+	for (struct conn **pp = &cn->d->idle; *pp; pp = &(*pp)->next)
+		if (*pp == cn) {
+			*pp = cn->next;
+			return;
+		}
+}
+
+static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *cn = arg;
+	struct dest *d = cn->d;
+	struct queue *q = cn->q;
+	conn_unidle(cn);
+	d->active--;
+	smtpc_close(cn->c);
+	conn_free(cn);
+	dest_free_if_unused(q, d);
+}
+
+/* A ready connection with nothing to do: the next waiting job, or idle. */
+static void conn_next(struct conn *cn)
+{
+	struct qjob *job = dest_pop(cn->d);
+	if (job)
+		return conn_run(cn, job);
+	cn->next = cn->d->idle;
+	cn->d->idle = cn;
+	struct timeval tv = { QUEUE_CONN_IDLE, 0 };
+	evtimer_add(cn->idle_ev, &tv);
+}
+
+static void conn_ready_cb(struct smtpc *c, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	cn->ready = true;
+	cn->d->starting--;
+	conn_next(cn);
+}
+
+/* The connection has sent a job whole: the next waiting one may follow at
+ * once, pipelined. */
+static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	struct qjob *job = dest_pop(cn->d);
+	if (!job)
+		return NULL;
+	cn->pipelined = job;
+	conn_job_init(cn, job);
+	return &job->sj;
+}
+
+static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
+{
+	struct conn *cn = arg;
+	struct qjob *job = cn->job;
+	if (sj != &job->sj)
+		log_panic("%s: the client ended a job out of order", job->m->env.qid);
+	cn->job = cn->pipelined;
+	cn->pipelined = NULL;
+	sched_job_done(cn->q, job);
+	if (!cn->job && smtpc_usable(c))
+		conn_next(cn);
+}
+
+/* Every waiting job of d ends with r (nobody is left to carry them). */
+static void dest_fail_waiting(struct queue *q, struct dest *d, const struct deliver_result *r)
+{
+	struct qjob *job;
+	while ((job = dest_pop(d))) {
+		for (size_t i = 0; i < job->n; i++)
+			job->res[i] = *r;
+		sched_job_done(q, job);
+	}
+}
+
+/* The connection is gone (it never came up, or an idle or busy one broke). */
+static void conn_fail(struct conn *cn, const struct deliver_result *why)
+{
+	struct dest *d = cn->d;
+	struct queue *q = cn->q;
+	conn_unidle(cn);
+	d->active--;
+	if (!cn->ready)
+		d->starting--;
+	if (cn->c)
+		smtpc_close(cn->c);
+	conn_free(cn);
+	if (d->active == 0)
+		dest_fail_waiting(q, d, why);
+	dest_free_if_unused(q, d);
+}
+
+static void conn_fail_cb(struct smtpc *c, const struct deliver_result *why, void *arg)
+{
+	(void)c;
+	conn_fail(arg, why);
+}
+
+static void conn_target_base(struct queue *q, const struct route *r, struct smtpc_target *t)
+{
+	memset(t, 0, sizeof *t);
+	t->lmtp = r->lmtp;
+	t->tls = r->kind == ROUTE_UNIX ? SMTPC_TLS_NONE : q->tls;
+	t->ssl_ctx = q->ssl;
+	t->helo = q->conf->hostname;
+	t->auth_user = r->auth ? q->auth_user : NULL;
+	t->auth_pass = r->auth ? q->auth_pass : NULL;
+	t->connect_timeout = q->conf->smtp_connect_timeout;
+	t->timeout = q->conf->smtp_timeout;
+	t->closer = q->closer;
+}
+
+static void conn_open(struct conn *cn, const struct smtpc_target *t)
+{
+	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb,
+	                                       conn_more_cb, NULL };
+	struct smtpc_cbs cbs = cbs0;
+	cbs.ctx = cn;
+	cn->c = smtpc_open(cn->q->base, t, &cbs);
+}
+
+static void conn_resolved(void *arg, const struct dns_result *res)
+{
+	struct conn *cn = arg;
+	if (res->status != DNS_OK) {
+		struct deliver_result r = { res->status == DNS_PERM ? DELIVER_PERM : DELIVER_TEMP, "" };
+		snprintf(r.reply, sizeof r.reply, "%s", res->why);
+		return conn_fail(cn, &r);
+	}
+	struct smtpc_target t;
+	conn_target_base(cn->q, &cn->d->route, &t);
+	for (size_t h = 0; h < res->nhost; h++)
+		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
+			struct sockaddr_storage *ss = &t.addr[t.naddr];
+			*ss = res->host[h].addr[a];
+			if (ss->ss_family == AF_INET)
+				((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)cn->d->route.port);
+			else
+				((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)cn->d->route.port);
+			snprintf(t.name[t.naddr++], sizeof t.name[0], "%s", res->host[h].name);
+		}
+	conn_open(cn, &t);
+}
+
+static void conn_unix(struct conn *cn)
+{
+	struct smtpc_target t;
+	conn_target_base(cn->q, &cn->d->route, &t);
+	struct sockaddr_un *sun = (struct sockaddr_un *)&t.addr[0];
+	sun->sun_family = AF_UNIX;
+	if (strlen(cn->d->route.name) >= sizeof sun->sun_path) {
+		struct deliver_result r = { DELIVER_TEMP, "4.3.5 lmtp_host: socket path too long" };
+		return conn_fail(cn, &r);
+	}
+	memcpy(sun->sun_path, cn->d->route.name, strlen(cn->d->route.name) + 1);
+	snprintf(t.name[0], sizeof t.name[0], "%s", cn->d->route.name);
+	t.naddr = 1;
+	conn_open(cn, &t);
+}
+
+static void conn_new(struct queue *q, struct dest *d)
+{
+	struct conn *cn = util_xcalloc(1, sizeof *cn);
+	cn->q = q;
+	cn->d = d;
+	cn->idle_ev = evtimer_new(q->base, conn_idle_cb, cn);
+	conn_track(q, cn, true);
+	d->active++;
+	d->starting++;
+	if (d->route.kind == ROUTE_MX)
+		dns_mx(q->dns, d->route.name, conn_resolved, cn);
+	else if (d->route.kind == ROUTE_HOST)
+		dns_host(q->dns, d->route.name, conn_resolved, cn);
+	else
+		conn_unix(cn);
+}
+
+/* Give waiting jobs to idle connections; open more, up to the limit. */
+static void dest_pump(struct queue *q, struct dest *d)
+{
+	while (d->wait_head && d->idle) {
+		struct conn *cn = d->idle;
+		d->idle = cn->next;
+		evtimer_del(cn->idle_ev);
+		conn_run(cn, dest_pop(d));
+	}
+	while (d->nwait > d->starting && d->active < q->conf->destination_concurrency)
+		conn_new(q, d);
+}
+
+static void dest_submit(struct queue *q, struct qjob *job)
+{
+	struct dest *d = dest_get(q, &job->route);
+	*d->wait_tail = job;
+	d->wait_tail = &job->next;
+	d->nwait++;
+	dest_pump(q, d);
+}
+
+const struct transport transport_smtp = { "smtp", dest_submit };
+
+/* Shutdown: every connection says QUIT when idle and goes to the closer. */
+void dest_hangup_all(struct queue *q)
+{
+	for (size_t i = 0; i < q->nconns; i++)
+		smtpc_hangup(q->conns[i]->c);
+}
+
+/* The loop has stopped. */
+void dest_free_all(struct queue *q)
+{
+	for (size_t i = 0; i < q->nconns; i++) {
+		smtpc_destroy(q->conns[i]->c);
+		if (q->conns[i]->idle_ev)
+			event_free(q->conns[i]->idle_ev);
+		free(q->conns[i]);
+	}
+	free(q->conns);
+	q->conns = NULL;
+	q->nconns = 0;
+	hmap_clear(&q->dests, dest_free_node, NULL);
+}

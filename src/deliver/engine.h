@@ -1,0 +1,162 @@
+/* engine: what the delivery engine's files share, and nobody else.
+ *
+ *   queue.c   the thread and its loop, start and stop, the command inbox
+ *   sched.c   scanning, timers, backoff, what is in flight, the held state,
+ *             results and their recording
+ *   dest.c    next hops, their connections and concurrency (SMTP, LMTP)
+ *   report.c  delivery status reports (RFC 3464), gathered per message
+ *   local.c   the Maildir transport: a worker thread (its fsyncs never
+ *             stop the loop)
+ *
+ * Objects: a qmsg is a message being worked on (its envelope, loaded from
+ * the spool or handed over fresh); a qjob is one delivery attempt for some
+ * of its recipients through one transport to one next hop; a transport
+ * takes jobs (struct transport) and hands each back, results filled in,
+ * to sched_job_done() on the loop. Every line logged about a message
+ * starts with its queue id.
+ */
+#ifndef TERN_ENGINE_H
+#define TERN_ENGINE_H
+
+#include <event2/util.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deliver/deliver.h"
+#include "deliver/queue.h"
+#include "deliver/route.h"
+#include "deliver/smtp_client.h"
+#include "dsn/dsn.h"
+#include "lib/hmap.h"
+
+#define QUEUE_BATCH 1024        /* messages looked at per scan */
+#define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */
+#define QUEUE_JOB_RCPTS 100     /* recipients per transaction */
+#define QUEUE_IDLE_WAIT 60      /* seconds between looks at an idle spool */
+#define QUEUE_CONN_IDLE 5       /* seconds an idle connection is kept */
+#define QUEUE_REC_RETRY_MAX 30  /* seconds, the ceiling of held results' backoff */
+
+struct queue;
+struct qjob;
+
+/* A way to deliver: submit() takes a job (on the loop) and hands it back
+ * to sched_job_done(), on the loop, once every result is in job->res. */
+struct transport {
+	const char *name;
+	void (*submit)(struct queue *q, struct qjob *job);
+};
+
+extern const struct transport transport_maildir;  /* local.c */
+extern const struct transport transport_smtp;     /* dest.c: SMTP and LMTP */
+
+struct qmsg {
+	struct qmsg *next;          /* in msgs, done, recording or held */
+	struct qmsg **pprev;        /* in msgs: the link to it (removal in O(1)) */
+	struct hmap_node node;      /* in the queue's in-flight table, by qid */
+	struct spool_env env;
+	int64_t now;
+	size_t jobs_pending, njobs;
+	struct qjob **jobs;
+	size_t nrep[3];             /* per dsn_kind: reports noted, not yet queued */
+	struct dsn_item *rep[3];    /* (report.c) */
+	bool held;                  /* its results were refused once (logged) */
+};
+
+struct qjob {
+	struct qjob *next;          /* in a dest's waiting list, or the worker's */
+	struct qmsg *m;
+	const struct transport *tr;
+	struct route route;
+	size_t n, cap;
+	unsigned *idx;              /* n recipients: env.rcpt[idx[i]] */
+	struct deliver_result *res; /* and their results */
+	struct smtpc_job sj;        /* SMTP and LMTP: the client's view of it */
+};
+
+struct local;                   /* local.c */
+
+struct queue {
+	const struct conf *conf;
+	const struct policy *policy;
+	struct spool *spool;
+	struct spool_reader *reader;
+	struct route_map *map;
+	struct dns *dns;
+	struct closer *closer;      /* closes outbound connections (closer.h) */
+	SSL_CTX *ssl;
+	enum smtpc_tls tls;
+	char *auth_user, *auth_pass;
+	pthread_t thread;
+	struct event_base *base;
+	struct event *kick_ev, *timer_ev, *flush_ev, *stop_ev;
+	struct local *local;        /* the Maildir worker */
+	/* sched.c */
+	struct qmsg *msgs, *done;
+	struct qmsg *recording;     /* handed to the writer, not yet committed */
+	const struct spool_env **rec_envs;
+	struct event *recorded_ev;
+	pthread_mutex_t rec_mu;     /* rec_pending, rec_err: set by the writer thread */
+	pthread_cond_t rec_cv;
+	bool rec_pending;
+	int rec_err;
+	struct qmsg *held;          /* finished, results not yet written (sched_hold) */
+	size_t nheld;
+	struct event *rec_retry_ev; /* offers the held results again */
+	unsigned rec_delay;         /* seconds of the current backoff, 0: nothing held */
+	unsigned rec_rounds;        /* failed rounds since results were first held */
+	struct hmap inflight;       /* every qmsg of msgs, done, recording and held, by qid */
+	bool backlog;               /* the last scan was cut (QUEUE_BATCH, or no room) */
+	bool full;                  /* scans found no room (logged once) */
+	struct event *scan_ev;      /* a cut scan goes on at once while there is room */
+	struct spool_cursor scan_at; /* where the next scan goes on from */
+	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
+	int64_t started;
+	/* dest.c */
+	struct hmap dests;          /* by route key */
+	size_t nconns;
+	struct conn **conns;        /* every live conn, for shutdown */
+};
+
+/* ---- sched.c ---- */
+
+/* Look into the spool (and the handoff) for due messages and start them. */
+void sched_scan(struct queue *q);
+/* Fresh messages from the handoff, after a commit. */
+void sched_fresh(struct queue *q);
+/* A job's results are in: apply them; the message ends with its last job. */
+void sched_job_done(struct queue *q, struct qjob *job);
+/* Record what finished in one group commit (flush_ev), and its outcome
+ * (recorded_ev, from the writer), and held results offered again. */
+void sched_flush(evutil_socket_t fd, short what, void *arg);
+void sched_recorded(evutil_socket_t fd, short what, void *arg);
+void sched_rec_retry(evutil_socket_t fd, short what, void *arg);
+void sched_rec_done(void *arg, int err);   /* the writer's thread */
+void sched_wake(evutil_socket_t fd, short what, void *arg);
+void sched_scan_cb(evutil_socket_t fd, short what, void *arg);
+/* At shutdown (the loop has stopped, the writer still runs). */
+void sched_record_last(struct queue *q);
+void sched_free_all(struct queue *q);
+
+/* ---- dest.c ---- */
+
+void dest_hangup_all(struct queue *q);
+void dest_free_all(struct queue *q);
+
+/* ---- report.c ---- */
+
+/* Note that recipient r's result calls for a report of kind k (when the
+ * sender asked for it, RFC 3461). */
+void report_note(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const char *action);
+/* Queue the noted reports; a report queued is not queued again. 0, or
+ * the spool's error for one that must wait. */
+int report_send(struct queue *q, struct qmsg *m);
+void report_free(struct qmsg *m);
+
+/* ---- local.c ---- */
+
+bool local_start(struct queue *q);
+/* Stop the worker; the jobs it finished are handed to sched_job_done. */
+void local_stop(struct queue *q);
+
+#endif

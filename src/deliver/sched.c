@@ -1,0 +1,586 @@
+/* sched: what is delivered when (see engine.h). Scanning the spool and
+ * taking fresh messages from the handoff, timers and exponential backoff,
+ * the in-flight table, planning a message's due recipients into jobs for
+ * the transports, applying results, and recording them.
+ *
+ * New mail arrives as fresh envelopes from the spool's handoff (after each
+ * commit, spool_take_fresh): nothing is read back from the database for
+ * it. The database is scanned at start, when a retry falls due, and when
+ * the handoff could not keep up (a backlog), for at most QUEUE_INFLIGHT_MAX
+ * messages in flight: a deep queue is read as it drains.
+ *
+ * A message stays in flight until its results are on disk. Results the
+ * spool cannot take (a full disk) are held in memory and offered again
+ * after a backoff; meanwhile no scan or handoff starts the message again,
+ * so a delivery the next hop accepted is not made twice.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deliver/engine.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+static void sched_wake_at(struct queue *q, int64_t t);
+static void sched_arm(struct queue *q, int64_t now);
+
+/* ---- results ---- */
+
+/* Exponential backoff: retry_min, doubling, capped at retry_max. */
+static int64_t sched_backoff(const struct conf *c, unsigned attempts)
+{
+	uint64_t d = c->retry_min;
+	for (unsigned i = 1; i < attempts && d < c->retry_max; i++)
+		d *= 2;
+	return (int64_t)(d < c->retry_max ? d : c->retry_max);
+}
+
+static const char *sched_relay_name(const struct spool_rcpt *r)
+{
+	return r->transport == SPOOL_LOCAL ? "maildir" : r->remote_mta[0] ? r->remote_mta : "none";
+}
+
+static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const char *status)
+{
+	bool alias = strcmp(r->orig, r->addr) != 0;
+	log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%llds, attempts=%u, status=%s (%s)",
+	         m->env.qid, r->addr, alias ? ", orig_to=<" : "", alias ? r->orig : "",
+	         alias ? ">" : "", sched_relay_name(r), (long long)(m->now - m->env.arrival),
+	         r->attempts, status, r->last_reply);
+}
+
+/* A temporary failure: retry later, or give up when the message is too old. */
+static void sched_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
+{
+	const struct conf *c = q->conf;
+	int64_t age = m->now - m->env.arrival;
+	if (age >= (int64_t)c->max_queue_lifetime) {
+		char why[600];
+		snprintf(why, sizeof why, "4.4.7 message expired after %llds in the queue; last error: %s",
+		         (long long)age, r->last_reply);
+		free(r->last_reply);
+		r->last_reply = util_xstrdup(why);
+		r->status = SPOOL_FAILED;
+		sched_log(m, r, "expired");
+		report_note(m, DSN_FAILED, r, "failed");
+		return;
+	}
+	r->next_try = m->now + sched_backoff(c, r->attempts);
+	sched_wake_at(q, r->next_try);
+	sched_log(m, r, "deferred");
+	if (!(r->dsn_flags & SPOOL_DSN_DELAY) && age >= (int64_t)c->delay_warning) {
+		r->dsn_flags |= SPOOL_DSN_DELAY;   /* one delay report per recipient */
+		report_note(m, DSN_DELAYED, r, "delayed");
+	}
+}
+
+static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
+                        const struct deliver_result *res, const char *remote, bool dsn_passed)
+{
+	struct spool_rcpt *r = &m->env.rcpt[i];
+	r->attempts++;
+	free(r->last_reply);
+	r->last_reply = util_xstrdup(res->reply);
+	free(r->remote_mta);
+	r->remote_mta = util_xstrdup(remote);
+	if (res->status == DELIVER_OK) {
+		r->status = SPOOL_DELIVERED;
+		sched_log(m, r, "sent");
+		/* RFC 3461 4.1: a next hop that took NOTIFY reports success itself */
+		if (r->transport != SPOOL_REMOTE)
+			report_note(m, DSN_SUCCESS, r, "delivered");
+		else if (!dsn_passed)
+			report_note(m, DSN_SUCCESS, r, "relayed");
+	} else if (res->status == DELIVER_PERM) {
+		r->status = SPOOL_FAILED;
+		sched_log(m, r, "bounced");
+		report_note(m, DSN_FAILED, r, "failed");
+	} else {
+		sched_defer(q, m, r);
+	}
+}
+
+/* ---- messages ---- */
+
+/* Every step per message is O(1): a message is found by qid in a table
+ * that grows with the queue, and leaves msgs through its pprev link. (A
+ * walk of msgs from its head to unlink each finished message, the oldest
+ * near its tail, made draining a deep queue quadratic.) */
+static void sched_msg_free(struct queue *q, struct qmsg *m)
+{
+	hmap_del(&q->inflight, &m->node);
+	for (size_t i = 0; i < m->njobs; i++) {
+		free(m->jobs[i]->idx);
+		free(m->jobs[i]->res);
+		free(m->jobs[i]);
+	}
+	free(m->jobs);
+	report_free(m);
+	spool_env_free(&m->env);
+	free(m);
+}
+
+static void sched_msgs_add(struct queue *q, struct qmsg *m)
+{
+	m->next = q->msgs;
+	if (m->next)
+		m->next->pprev = &m->next;
+	m->pprev = &q->msgs;
+	q->msgs = m;
+}
+
+static void sched_msg_done(struct queue *q, struct qmsg *m)
+{
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+	m->pprev = NULL;
+	m->next = q->done;
+	q->done = m;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
+}
+
+static bool sched_finished(const struct spool_env *e)
+{
+	for (size_t i = 0; i < e->nrcpt; i++)
+		if (e->rcpt[i].status == SPOOL_PENDING)
+			return false;
+	return true;
+}
+
+/* When the first of a message's pending recipients falls due. */
+static int64_t sched_next_try(const struct spool_env *e)
+{
+	int64_t t = INT64_MAX;
+	for (size_t i = 0; i < e->nrcpt; i++)
+		if (e->rcpt[i].status == SPOOL_PENDING && e->rcpt[i].next_try < t)
+			t = e->rcpt[i].next_try;
+	return t;
+}
+
+/* Results are recorded without blocking the loop: the batch goes to the
+ * writer, whose thread tells us after the commit; connections go on
+ * meanwhile, and what finishes in the meantime forms the next batch. */
+void sched_rec_done(void *arg, int err)
+{
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_err = err;
+	/* before rec_pending is cleared: queue_stop may free the event after */
+	event_active(q->recorded_ev, EV_TIMEOUT, 0);
+	q->rec_pending = false;
+	pthread_cond_signal(&q->rec_cv);
+	pthread_mutex_unlock(&q->rec_mu);
+}
+
+/* A finished message whose results (or reports) the spool refused: kept,
+ * still in flight (no scan or handoff starts it again), until a later
+ * round writes them. */
+static void sched_hold(struct queue *q, struct qmsg *m, int err)
+{
+	if (!m->held)
+		log_warn("%s: delivery results held until the spool takes them: %s", m->env.qid,
+		         strerror(err));
+	m->held = true;
+	m->next = q->held;
+	q->held = m;
+	q->nheld++;
+}
+
+/* Offer the held results again after a backoff: 1 s, doubling up to
+ * QUEUE_REC_RETRY_MAX. One line per round; a round already due stays. */
+static void sched_hold_round(struct queue *q, int err)
+{
+	if (!err || !q->held || evtimer_pending(q->rec_retry_ev, NULL))
+		return;
+	q->rec_delay = q->rec_delay ? q->rec_delay * 2 : 1;
+	if (q->rec_delay > QUEUE_REC_RETRY_MAX)
+		q->rec_delay = QUEUE_REC_RETRY_MAX;
+	q->rec_rounds++;
+	log_error("queue: cannot record delivery results of %zu message%s (%s); retrying in %u s",
+	          q->nheld, q->nheld == 1 ? "" : "s", strerror(err), q->rec_delay);
+	struct timeval tv = { (time_t)q->rec_delay, 0 };
+	evtimer_add(q->rec_retry_ev, &tv);
+}
+
+void sched_rec_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* The batch under way was committed (err 0) or not: free its messages,
+ * or hold them. Returns whether any still has recipients pending. */
+static bool sched_recorded_msgs(struct queue *q, int err)
+{
+	bool pending = false;
+	size_t was_held = 0;
+	while (q->recording) {
+		struct qmsg *m = q->recording;
+		q->recording = m->next;
+		if (err) {
+			sched_hold(q, m, err);
+			continue;
+		}
+		was_held += m->held;
+		if (sched_finished(&m->env)) {
+			log_info("%s: removed", m->env.qid);
+		} else {
+			pending = true;
+			if (m->held)   /* its retry may have fallen due while it was held */
+				sched_wake_at(q, sched_next_try(&m->env));
+		}
+		sched_msg_free(q, m);
+	}
+	free(q->rec_envs);
+	q->rec_envs = NULL;
+	if (was_held)
+		log_info("queue: delivery results of %zu held message%s recorded after %u failed round%s",
+		         was_held, was_held == 1 ? "" : "s", q->rec_rounds, q->rec_rounds == 1 ? "" : "s");
+	if (!err && !q->held && !evtimer_pending(q->rec_retry_ev, NULL))
+		q->rec_delay = q->rec_rounds = 0;
+	return pending;
+}
+
+void sched_recorded(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->rec_mu);
+	int err = q->rec_err;
+	pthread_mutex_unlock(&q->rec_mu);
+	bool pending = sched_recorded_msgs(q, err);
+	sched_hold_round(q, err);
+	if (q->done)
+		event_active(q->flush_ev, EV_TIMEOUT, 0);
+	if (q->backlog)
+		sched_scan(q);  /* room again for what the last scan left out */
+	else if (pending)
+		sched_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
+}
+
+/* Hand every finished message to the writer in one group commit, reports
+ * first (a crash in between repeats a report rather than losing it); a
+ * message whose report the spool refused is held instead. Returns the
+ * error of a refused report, 0 if none. */
+static int sched_flush_batch(struct queue *q)
+{
+	int err = 0;
+	size_t n = 0;
+	struct qmsg *batch = NULL, **tail = &batch;
+	while (q->done) {
+		struct qmsg *m = q->done;
+		q->done = m->next;
+		int e = report_send(q, m);
+		if (e) {
+			sched_hold(q, m, e);
+			err = e;
+			continue;
+		}
+		m->next = NULL;
+		*tail = m;
+		tail = &m->next;
+		n++;
+	}
+	if (!n)
+		return err;
+	q->rec_envs = util_xcalloc(n, sizeof *q->rec_envs);
+	n = 0;
+	for (struct qmsg *m = batch; m; m = m->next)
+		q->rec_envs[n++] = &m->env;
+	q->recording = batch;
+	pthread_mutex_lock(&q->rec_mu);
+	q->rec_pending = true;
+	pthread_mutex_unlock(&q->rec_mu);
+	spool_update_many_async(q->spool, q->rec_envs, n, sched_rec_done, q);
+	return err;
+}
+
+void sched_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	if (q->recording || !q->done)
+		return;  /* sched_recorded flushes again */
+	int err = sched_flush_batch(q);
+	if (err)
+		sched_hold_round(q, err);
+}
+
+void sched_job_done(struct queue *q, struct qjob *job)
+{
+	struct qmsg *m = job->m;
+	for (size_t i = 0; i < job->n; i++)
+		sched_apply(q, m, job->idx[i], &job->res[i], job->sj.remote_mta, job->sj.dsn_offered);
+	if (--m->jobs_pending == 0)
+		sched_msg_done(q, m);
+}
+
+/* ---- scanning ---- */
+
+static struct qjob *sched_job_for(struct qmsg *m, const struct route *r)
+{
+	for (size_t i = 0; i < m->njobs; i++)
+		if (!strcmp(m->jobs[i]->route.key, r->key) && m->jobs[i]->n < QUEUE_JOB_RCPTS)
+			return m->jobs[i];
+	m->jobs = util_xrealloc(m->jobs, m->njobs + 1, sizeof *m->jobs);
+	struct qjob *j = util_xcalloc(1, sizeof *j);
+	j->m = m;
+	j->route = *r;
+	j->tr = r->kind == ROUTE_LOCAL ? &transport_maildir : &transport_smtp;
+	m->jobs[m->njobs++] = j;
+	return j;
+}
+
+/* Sized to what the job holds: most have one recipient, and a job was a
+ * 52 KB zeroed allocation with room for QUEUE_JOB_RCPTS of them. */
+static void sched_job_add(struct qjob *j, unsigned i)
+{
+	if (j->n == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 1;
+		j->idx = util_xrealloc(j->idx, j->cap, sizeof *j->idx);
+		j->res = util_xrealloc(j->res, j->cap, sizeof *j->res);
+	}
+	j->idx[j->n++] = i;
+}
+
+/* Sort a message's due recipients into jobs, by transport and next hop:
+ * local mailboxes (one job), LMTP, and SMTP per destination. */
+static void sched_plan(struct queue *q, struct qmsg *m)
+{
+	for (unsigned i = 0; i < m->env.nrcpt; i++) {
+		struct spool_rcpt *r = &m->env.rcpt[i];
+		if (r->status != SPOOL_PENDING || r->next_try > m->now)
+			continue;
+		struct route rt;
+		if (!route_for(q->conf, q->map, r->addr, r->transport, &rt)) {
+			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
+			sched_apply(q, m, i, &res, "", false);
+			continue;
+		}
+		sched_job_add(sched_job_for(m, &rt), i);
+	}
+}
+
+/* Hashed: a scan looks up a whole batch of qids (two list walks per qid
+ * were a tenth of the delivery thread's time with a backlog). */
+static bool sched_inflight(struct queue *q, const char *qid)
+{
+	size_t h = hmap_hash(qid);
+	for (struct hmap_node *n = hmap_first(&q->inflight, h); n; n = hmap_next(n))
+		if (!strcmp(HMAP_ENTRY(n, struct qmsg, node)->env.qid, qid))
+			return true;
+	return false;
+}
+
+/* Work on a message: m->env is loaded (from the spool, or fresh). */
+static void sched_start_msg(struct queue *q, struct qmsg *m, int64_t now)
+{
+	m->now = now;
+	hmap_add(&q->inflight, &m->node, hmap_hash(m->env.qid));
+	sched_plan(q, m);
+	m->jobs_pending = m->njobs + 1;   /* +1: held while dispatching */
+	sched_msgs_add(q, m);
+	for (size_t i = 0; i < m->njobs; i++)
+		m->jobs[i]->tr->submit(q, m->jobs[i]);
+	if (--m->jobs_pending == 0)
+		sched_msg_done(q, m);
+}
+
+static void sched_start_qid(struct queue *q, const char *qid, int64_t now)
+{
+	struct qmsg *m = util_xcalloc(1, sizeof *m);
+	int err = spool_reader_env(q->reader, qid, &m->env);
+	if (err) {
+		if (err != ENOENT)
+			log_error("%s: cannot read from the spool: %s", qid, strerror(err));
+		free(m);
+		return;
+	}
+	sched_start_msg(q, m, now);
+}
+
+/* Start the fresh messages of a handoff list (the list is consumed). */
+static void sched_start_fresh(struct queue *q, struct spool_fresh *f, int64_t now)
+{
+	while (f) {
+		struct spool_fresh *next = f->next;
+		if (sched_inflight(q, f->env.qid)) {
+			spool_fresh_free(f);   /* cannot happen (spool_scan_lock); never twice */
+		} else {
+			struct qmsg *m = util_xcalloc(1, sizeof *m);
+			m->env = f->env;       /* moved */
+			free(f);
+			sched_start_msg(q, m, now);
+		}
+		f = next;
+	}
+}
+
+/* Fire timer_ev at t (unix seconds) unless it fires earlier already
+ * (wake_at is cleared when it fires). */
+static void sched_wake_at(struct queue *q, int64_t t)
+{
+	int64_t now = (int64_t)time(NULL);
+	if (t < now + 1)
+		t = now + 1;
+	if (q->wake_at && q->wake_at <= t)
+		return;
+	q->wake_at = t;
+	struct timeval tv = { (time_t)(t - now), 0 };
+	evtimer_add(q->timer_ev, &tv);
+}
+
+/* Arm timer_ev: in a second while a scan has more to read, at the next
+ * retry the spool holds, and after QUEUE_IDLE_WAIT at the latest. What is
+ * due already is in flight or behind the scan's cursor; a retry decided
+ * here arms the timer itself (sched_defer). */
+static void sched_arm(struct queue *q, int64_t now)
+{
+	if (q->backlog)
+		sched_wake_at(q, now + 1);
+	int64_t next = spool_reader_next_due(q->reader, now);
+	if (next > now)
+		sched_wake_at(q, next);
+	sched_wake_at(q, now + QUEUE_IDLE_WAIT);
+}
+
+/* How many messages a scan may start: past QUEUE_INFLIGHT_MAX in flight,
+ * none until some finish (sched_recorded scans again), so memory and the
+ * destinations' waiting lists stay bounded however deep the queue. */
+static size_t sched_scan_room(const struct queue *q)
+{
+	size_t room = q->inflight.n < QUEUE_INFLIGHT_MAX ? QUEUE_INFLIGHT_MAX - q->inflight.n : 0;
+	return room < QUEUE_BATCH ? room : QUEUE_BATCH;
+}
+
+/* One line when scans start waiting for room, again only after the
+ * engine has been less than half full. */
+static void sched_scan_full(struct queue *q, bool full)
+{
+	if (full && !q->full)
+		log_info("queue: %zu messages in flight: more are read from the spool as these finish",
+		         q->inflight.n);
+	if (full)
+		q->full = true;
+	else if (q->inflight.n < QUEUE_INFLIGHT_MAX / 2)
+		q->full = false;
+}
+
+/* Look into the spool for due messages (the fresh ones taken under the
+ * same lock, so that none is started twice or missed). A batch that was
+ * cut leaves the cursor where it stopped: the next scan goes on from
+ * there, past messages already in flight, and starts over only once it
+ * has read to the end; while there is room, it goes on at once. */
+void sched_scan(struct queue *q)
+{
+	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
+	int64_t now = (int64_t)time(NULL);
+	bool rescan, more = false;
+	size_t room = sched_scan_room(q);
+	spool_scan_lock(q->spool);
+	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
+	size_t n = spool_reader_due(q->reader, now, &q->scan_at, qids, room, &more);
+	spool_scan_unlock(q->spool);
+	sched_start_fresh(q, fresh, now);
+	for (size_t i = 0; i < n; i++)
+		if (!sched_inflight(q, qids[i]))
+			sched_start_qid(q, qids[i], now);
+	q->backlog = more;
+	if (!more)
+		q->scan_at = SPOOL_CURSOR_START;
+	sched_scan_full(q, room == 0);
+	if (more && sched_scan_room(q) > 0)
+		event_active(q->scan_ev, EV_TIMEOUT, 0);
+	sched_arm(q, now);
+}
+
+void sched_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sched_scan(arg);
+}
+
+void sched_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	q->wake_at = 0;
+	sched_scan(q);
+}
+
+/* After a commit: the new messages, from the handoff. */
+void sched_fresh(struct queue *q)
+{
+	bool rescan;
+	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
+	sched_start_fresh(q, fresh, (int64_t)time(NULL));
+	if (rescan)
+		sched_scan(q);
+}
+
+/* Wait for the batch under way (if any); its error. */
+static int sched_rec_wait(struct queue *q)
+{
+	pthread_mutex_lock(&q->rec_mu);
+	while (q->rec_pending)
+		pthread_cond_wait(&q->rec_cv, &q->rec_mu);
+	int err = q->rec_err;
+	pthread_mutex_unlock(&q->rec_mu);
+	return err;
+}
+
+/* At shutdown (the loop has stopped, the writer still runs): one last try
+ * at every result not yet on disk; what is still refused is lost, and each
+ * message whose results are is named (it will be delivered again). */
+void sched_record_last(struct queue *q)
+{
+	if (q->recording)
+		sched_recorded_msgs(q, sched_rec_wait(q));
+	struct qmsg **tail = &q->done;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = q->held;
+	q->held = NULL;
+	q->nheld = 0;
+	int err = sched_flush_batch(q);   /* a report refused */
+	if (q->recording) {
+		int rerr = sched_rec_wait(q);
+		sched_recorded_msgs(q, rerr);
+		err = rerr ? rerr : err;
+	}
+	for (struct qmsg *m = q->held; m; m = m->next)
+		log_error("%s: delivery results lost at shutdown (%s): what was delivered will be "
+		          "delivered again", m->env.qid, strerror(err));
+}
+
+/* The loop has stopped: every message in flight goes (its recipients
+ * stay pending in the spool). */
+void sched_free_all(struct queue *q)
+{
+	struct qmsg *lists[] = { q->msgs, q->done, q->recording, q->held };
+	for (int i = 0; i < 4; i++)
+		while (lists[i]) {
+			struct qmsg *m = lists[i];
+			lists[i] = m->next;
+			sched_msg_free(q, m);
+		}
+	q->msgs = q->done = q->recording = q->held = NULL;
+	hmap_clear(&q->inflight, NULL, NULL);   /* empty by now: its buckets */
+}
