@@ -645,9 +645,7 @@ static void spool_op_free(struct spool_op *op);
  * is whole in the last operation's data. */
 static struct spool_fresh *spool_fresh_from(struct spool_op *op)
 {
-	struct spool_fresh *f = calloc(1, sizeof *f);
-	if (!f)
-		abort();
+	struct spool_fresh *f = util_xcalloc(1, sizeof *f);
 	f->env = *op->env;
 	free(op->env);
 	op->env = NULL;
@@ -856,9 +854,7 @@ static void spool_enqueue(struct spool *sp, struct spool_op *op)
 
 static struct spool_op *spool_op_new(enum spool_op_type type, struct spool_msg *m)
 {
-	struct spool_op *op = calloc(1, sizeof *op);
-	if (!op)
-		abort();
+	struct spool_op *op = util_xcalloc(1, sizeof *op);
 	op->type = type;
 	op->m = m;
 	if (m)
@@ -959,9 +955,7 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 			close(body_dir);
 		return NULL;
 	}
-	struct spool *sp = calloc(1, sizeof *sp);
-	if (!sp)
-		abort();
+	struct spool *sp = util_xcalloc(1, sizeof *sp);
 	sp->db = db;
 	sp->body_dir = body_dir;
 	sp->dir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1102,9 +1096,7 @@ void spool_run_completions(struct spool *sp)
 struct spool_msg *spool_msg_begin(struct spool *sp, const char *qid,
                                   spool_done_fn on_chunk, void *ctx)
 {
-	struct spool_msg *m = calloc(1, sizeof *m);
-	if (!m)
-		abort();
+	struct spool_msg *m = util_xcalloc(1, sizeof *m);
 	m->sp = sp;
 	m->fd = -1;
 	snprintf(m->qid, sizeof m->qid, "%s", qid);
@@ -1137,9 +1129,7 @@ int spool_msg_error(const struct spool_msg *m)
 
 static struct spool_env *spool_env_copy(const struct spool_env *e)
 {
-	struct spool_env *c = calloc(1, sizeof *c);
-	if (!c)
-		abort();
+	struct spool_env *c = util_xcalloc(1, sizeof *c);
 	*c = *e;
 	c->mem = NULL;
 	c->mem_len = c->mem_cap = 0;
@@ -1147,9 +1137,7 @@ static struct spool_env *spool_env_copy(const struct spool_env *e)
 	c->envid = util_xstrdup(e->envid);
 	c->client = util_xstrdup(e->client);
 	c->helo = util_xstrdup(e->helo);
-	c->rcpt = calloc(e->nrcpt ? e->nrcpt : 1, sizeof *c->rcpt);
-	if (!c->rcpt)
-		abort();
+	c->rcpt = util_xcalloc(e->nrcpt, sizeof *c->rcpt);
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		c->rcpt[i] = e->rcpt[i];
 		c->rcpt[i].orig = util_xstrdup(e->rcpt[i].orig);

@@ -49,9 +49,7 @@ struct spool_reader *spool_reader_open(const char *dir)
 		return NULL;
 	}
 	buf_free(&path);
-	struct spool_reader *r = calloc(1, sizeof *r);
-	if (!r)
-		abort();
+	struct spool_reader *r = util_xcalloc(1, sizeof *r);
 	r->db = db;
 	r->body_dir = body_dir;
 	return r;
@@ -239,10 +237,7 @@ static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct sp
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (e->nrcpt == cap) {
 			cap = cap ? cap * 2 : 8;
-			struct spool_rcpt *v = realloc(e->rcpt, cap * sizeof *v);
-			if (!v)
-				abort();
-			e->rcpt = v;
+			e->rcpt = util_xrealloc(e->rcpt, cap, sizeof *e->rcpt);
 		}
 		spool_reader_rcpt_row(st, &e->rcpt[e->nrcpt++]);
 	}
