@@ -37,6 +37,7 @@
 #include "lib/log.h"
 #include "net/closer.h"
 #include "net/dns.h"
+#include "spool/reader.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
 #define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */

@@ -1,7 +1,7 @@
-/* spool_reader: read-only access to the spool for the delivery thread (and
+/* spool/reader: read-only access to the spool for the delivery thread (and
  * later ternctl), each reader on its own SQLite connection. WAL lets them
  * read while the writer commits; they see only committed messages. */
-#include "spool/spool.h"
+#include "spool/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
