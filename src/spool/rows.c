@@ -27,7 +27,7 @@ static const char rows_schema[] =
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
 	" next_try INT NOT NULL, last_reply TEXT NOT NULL, remote_mta TEXT NOT NULL,"
-	" dsn_flags INT NOT NULL, PRIMARY KEY(qid, idx));"
+	" dsn_flags INT NOT NULL, held INT NOT NULL DEFAULT 0, PRIMARY KEY(qid, idx));"
 	"CREATE INDEX IF NOT EXISTS rcpt_due ON rcpt(status, next_try);"
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
@@ -272,21 +272,27 @@ int rows_sql(sqlite3 *db, const char *sql)
 
 /* ---- open ---- */
 
-/* A spool made before body files gets the columns (every message inline,
- * every one stuffed when it goes out). */
+/* Columns added since the first spools were made, each with the default
+ * that keeps old rows as they were: msg.bodyfile and msg.dotless (before
+ * body files: every message inline, every one stuffed when it goes out),
+ * rcpt.held (before holds: nothing held). Adding a column with a constant
+ * default rewrites no row (https://sqlite.org/lang_altertable.html). */
 static int rows_migrate(sqlite3 *db, char **msg)
 {
-	static const char *const col[] = { "bodyfile", "dotless" };
+	static const char *const col[][2] = {
+		{ "msg", "bodyfile" }, { "msg", "dotless" }, { "rcpt", "held" },
+	};
 	int rc = SQLITE_OK;
-	for (size_t i = 0; rc == SQLITE_OK && i < 2; i++) {
+	for (size_t i = 0; rc == SQLITE_OK && i < sizeof col / sizeof col[0]; i++) {
 		char sql[128];
-		snprintf(sql, sizeof sql, "SELECT %s FROM msg LIMIT 0", col[i]);
+		snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", col[i][1], col[i][0]);
 		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_finalize(st);
 			continue;
 		}
-		snprintf(sql, sizeof sql, "ALTER TABLE msg ADD COLUMN %s INT NOT NULL DEFAULT 0;", col[i]);
+		snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s INT NOT NULL DEFAULT 0;",
+		         col[i][0], col[i][1]);
 		rc = sqlite3_exec(db, sql, NULL, NULL, msg);
 	}
 	return rc;
