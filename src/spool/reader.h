@@ -15,8 +15,8 @@
 #include "spool/spool.h"
 
 struct spool_reader;
-/* A reader of spool_dir (queue.db and body/), made by spool_open; NULL,
- * and why logged, on failure. */
+/* A reader of spool_dir (its queue.db and body/, made by spool_open);
+ * NULL, and why logged, on failure. */
 struct spool_reader *spool_reader_open(const char *dir);
 void spool_reader_close(struct spool_reader *r);
 /* Where a paged look for due recipients stopped: the last row read, in
@@ -48,5 +48,92 @@ int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsi
 int spool_reader_body_fd(struct spool_reader *r, const struct spool_env *env, uint64_t *size);
 /* Number of messages in the queue. */
 long spool_reader_count(struct spool_reader *r);
+
+/* ---- what operators see (the control socket, ternctl queue) ----
+ *
+ * A listing of the queue in the manner of Postfix's postqueue -j: each
+ * message with its recipients, their state, attempts, next try and last
+ * reply; filtered by recipient domain, sender and state; paged with a
+ * cursor, each page costing what it looks at, not the depth of the queue.
+ */
+
+/* A recipient's state: its status (enum spool_status), or held: pending
+ * but not to be tried until released. Nothing holds a recipient yet: the
+ * state is in the schema (rcpt.held) and in these queries for when
+ * something does. */
+enum spool_state {
+	SPOOL_STATE_PENDING = SPOOL_PENDING,
+	SPOOL_STATE_DELIVERED = SPOOL_DELIVERED,
+	SPOOL_STATE_FAILED = SPOOL_FAILED,
+	SPOOL_STATE_HELD = 3,
+};
+#define SPOOL_STATE_BIT(s) (1u << (s))
+
+/* Which messages: those with a recipient at domain and in one of states
+ * (the same recipient), from sender. A NULL or 0 field does not filter. */
+struct spool_filter {
+	const char *domain;     /* a recipient's domain, in any case */
+	const char *sender;     /* the sender, in any case; "" the null sender */
+	unsigned states;        /* SPOOL_STATE_BIT()s or'ed */
+};
+
+struct spool_summary_rcpt {
+	char *addr;             /* the mailbox to deliver to (after aliases) */
+	char *orig;             /* the address as the client gave it */
+	int state;              /* enum spool_state */
+	unsigned attempts;
+	int64_t next_try;       /* unix seconds; 0: not tried yet */
+	char *last_reply;       /* the last result (why deferred or failed), or "" */
+};
+
+struct spool_summary {
+	char qid[UTIL_QID_LEN + 1];
+	char *sender;           /* "" for the null sender */
+	uint64_t size;
+	int64_t arrival;        /* unix seconds */
+	size_t nrcpt;
+	struct spool_summary_rcpt *rcpt;   /* every recipient, in the order given */
+};
+
+/* One page: n messages in queue id order (arrival order, util_qid). */
+struct spool_list {
+	struct spool_summary *msg;
+	size_t n;
+	bool more;              /* stopped before the end: there may be more after the cursor */
+};
+
+/* Where a listing stopped: the last queue id looked at. */
+struct spool_list_cursor {
+	char qid[UTIL_QID_LEN + 1];
+};
+#define SPOOL_LIST_START ((struct spool_list_cursor){ "" })
+/* Messages looked at per page, at least: a page that filters out most of
+ * the queue stops there, with fewer than max (perhaps none) and more set. */
+#define SPOOL_LIST_LOOK 4096
+
+/* Up to max messages after *cur that f lets through (f NULL: all), with
+ * all their recipients, looking at no more than max or SPOOL_LIST_LOOK
+ * messages, whichever is more; *cur moves past the last one looked at.
+ * 0 or an errno (out is then empty); spool_list_free frees out either way. */
+int spool_reader_list(struct spool_reader *r, const struct spool_filter *f,
+                      struct spool_list_cursor *cur, size_t max, struct spool_list *out);
+void spool_list_free(struct spool_list *l);
+
+/* Per recipient domain: how many messages, and recipients, have a
+ * recipient there in one of states (SPOOL_STATE_BIT()s; 0: any). */
+struct spool_domain_count {
+	char *domain;           /* lower case; "" for an address without one */
+	size_t msgs, rcpts;
+};
+struct spool_domain_counts {
+	struct spool_domain_count *v;
+	size_t n;
+};
+/* The max domains with the most messages, most first (then by name). Every
+ * recipient in those states is counted: the cost is theirs, not a page's.
+ * 0 or an errno (out is then empty); spool_domain_counts_free frees out. */
+int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
+                         struct spool_domain_counts *out);
+void spool_domain_counts_free(struct spool_domain_counts *c);
 
 #endif
