@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "spool/reader.h"
 #include "spool/spool.h"
 #include "deliver/deliver.h"
 

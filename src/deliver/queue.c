@@ -14,6 +14,7 @@
 #include "lib/util.h"
 #include "net/closer.h"
 #include "net/dns.h"
+#include "spool/reader.h"
 
 static void queue_fresh_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 
+#include "spool/reader.h"
 #include "spool/spool.h"
 #include "deliver/deliver.h"
 

@@ -19,6 +19,7 @@
 
 #include "lib/buf.h"
 #include "lib/util.h"
+#include "spool/reader.h"
 #include "spool/spool.h"
 
 struct fixture {

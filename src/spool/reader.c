@@ -1,7 +1,9 @@
-/* spool_reader: read-only access to the spool for the delivery thread (and
- * later ternctl), each reader on its own SQLite connection. WAL lets them
- * read while the writer commits; they see only committed messages. */
-#include "spool/spool.h"
+/* spool/reader: read-only access to the spool, each reader on its own
+ * SQLite connection: the delivery thread's queries (due recipients, an
+ * envelope, a body) and the operators' (a listing of the queue, counts per
+ * domain). WAL lets them read while the writer commits; they see only
+ * committed messages. */
+#include "spool/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define SPOOL_READER_STMTS 12
 
@@ -25,21 +28,50 @@ struct spool_reader {
 	struct { const char *sql; sqlite3_stmt *st; } stmts[SPOOL_READER_STMTS];
 };
 
-struct spool_reader *spool_reader_open(const char *dir)
+/* rcpt_domain(addr): the domain of an address in lower case (domains are
+ * case-insensitive, RFC 5321 2.4), "" when it has none. Defined on the
+ * readers' connections only: the writer's statements never use it. */
+static void spool_reader_domain_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const char *a = (const char *)sqlite3_value_text(argv[0]);
+	const char *at = a ? strrchr(a, '@') : NULL;
+	char *d = sqlite3_mprintf("%s", at ? at + 1 : "");
+	if (!d) {
+		sqlite3_result_error_nomem(cx);
+		return;
+	}
+	util_lower(d);
+	sqlite3_result_text(cx, d, -1, sqlite3_free);
+}
+
+static sqlite3 *spool_reader_connect(const char *dir)
 {
 	struct buf path = BUF_INIT;
 	buf_printf(&path, "%s/queue.db", dir);
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(buf_cstr(&path), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	                         NULL);
-	buf_reset(&path);
+	buf_free(&path);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "rcpt_domain", 1,
+		                             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+		                             NULL, spool_reader_domain_fn, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		log_error("spool: reader cannot open %s/queue.db: %s", dir, sqlite3_errstr(rc));
-		buf_free(&path);
 		sqlite3_close(db);
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	return db;
+}
+
+struct spool_reader *spool_reader_open(const char *dir)
+{
+	sqlite3 *db = spool_reader_connect(dir);
+	if (!db)
+		return NULL;
+	struct buf path = BUF_INIT;
 	buf_printf(&path, "%s/body", dir);
 	int body_dir = open(buf_cstr(&path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (body_dir < 0) {
@@ -49,9 +81,7 @@ struct spool_reader *spool_reader_open(const char *dir)
 		return NULL;
 	}
 	buf_free(&path);
-	struct spool_reader *r = calloc(1, sizeof *r);
-	if (!r)
-		abort();
+	struct spool_reader *r = util_xcalloc(1, sizeof *r);
 	r->db = db;
 	r->body_dir = body_dir;
 	return r;
@@ -184,6 +214,39 @@ static char *spool_reader_col(sqlite3_stmt *st, int i)
 	return util_xstrdup((const char *)sqlite3_column_text(st, i));
 }
 
+/* v (n elements of size) with room for one more. The capacity is
+ * implicit: 8 at first, doubled each time n reaches it (a power of two). */
+static void *spool_reader_grow(void *v, size_t n, size_t size)
+{
+	if (n == 0 || (n >= 8 && (n & (n - 1)) == 0))
+		return util_xrealloc(v, n ? 2 * n : 8, size);
+	return v;
+}
+
+/* Step st (prepared and bound) to its end, handing each row to fn, then
+ * release it. 0, or EIO when a step failed. */
+static int spool_reader_each(struct spool_reader *r, sqlite3_stmt *st,
+                             void (*fn)(sqlite3_stmt *st, void *ctx), void *ctx)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(st, ctx);
+	spool_reader_done(r, st);
+	return rc == SQLITE_DONE ? 0 : EIO;
+}
+
+/* Several statements that must see one state of the spool share a read
+ * transaction (in WAL mode, one snapshot: https://sqlite.org/wal.html). */
+static int spool_reader_begin(struct spool_reader *r)
+{
+	return sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : EIO;
+}
+
+static void spool_reader_end(struct spool_reader *r)
+{
+	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+}
+
 static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
@@ -211,8 +274,11 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 	return err;
 }
 
-static void spool_reader_rcpt_row(sqlite3_stmt *st, struct spool_rcpt *rc)
+static void spool_reader_rcpt_row(sqlite3_stmt *st, void *ctx)
 {
+	struct spool_env *e = ctx;
+	e->rcpt = spool_reader_grow(e->rcpt, e->nrcpt, sizeof *e->rcpt);
+	struct spool_rcpt *rc = &e->rcpt[e->nrcpt++];
 	rc->idx = (unsigned)sqlite3_column_int(st, 0);
 	rc->orig = spool_reader_col(st, 1);
 	rc->addr = spool_reader_col(st, 2);
@@ -235,30 +301,19 @@ static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct sp
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
-	size_t cap = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (e->nrcpt == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct spool_rcpt *v = realloc(e->rcpt, cap * sizeof *v);
-			if (!v)
-				abort();
-			e->rcpt = v;
-		}
-		spool_reader_rcpt_row(st, &e->rcpt[e->nrcpt++]);
-	}
-	spool_reader_done(r, st);
-	return 0;
+	spool_reader_each(r, st, spool_reader_rcpt_row, e);
+	return 0;   /* a failed step keeps the recipients read before it */
 }
 
 int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	memset(e, 0, sizeof *e);
-	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+	if (spool_reader_begin(r))
 		return EIO;
 	int err = spool_reader_msg(r, qid, e);
 	if (!err)
 		err = spool_reader_rcpts(r, qid, e);
-	sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+	spool_reader_end(r);
 	if (err)
 		spool_env_free(e);
 	return err;
@@ -355,4 +410,177 @@ int spool_reader_body(struct spool_reader *r, const struct spool_env *env,
 	}
 	buf_free(&b);
 	return err == ENOENT ? 0 : err;
+}
+
+/* ---- what operators see ---- */
+
+/* A recipient's enum spool_state, from its status and held flag. */
+#define SPOOL_READER_STATE "(CASE WHEN status=0 AND held<>0 THEN 3 ELSE status END)"
+_Static_assert(SPOOL_STATE_HELD == 3 && SPOOL_STATE_PENDING == 0 && SPOOL_STATE_DELIVERED == 1 &&
+               SPOOL_STATE_FAILED == 2, "SPOOL_READER_STATE maps status and held to these");
+#define SPOOL_STATES_ALL (SPOOL_STATE_BIT(SPOOL_STATE_PENDING) | \
+                          SPOOL_STATE_BIT(SPOOL_STATE_DELIVERED) | \
+                          SPOOL_STATE_BIT(SPOOL_STATE_FAILED) | SPOOL_STATE_BIT(SPOOL_STATE_HELD))
+
+/* Messages after the cursor in queue id order (the primary key's index:
+ * a page starts with a seek), each with whether the filter lets it through:
+ * ?1 cursor, ?2 sender or NULL, ?3 domain or NULL, ?4 states, ?5 whether
+ * any recipient filter applies, ?6 how many to look at. The recipient
+ * filter is one EXISTS on the rcpt rows of that message (qid, idx). */
+static const char spool_reader_list_sql[] =
+	"SELECT qid, sender, size, arrival,"
+	" (?2 IS NULL OR sender = ?2 COLLATE NOCASE) AND"
+	" (NOT ?5 OR EXISTS (SELECT 1 FROM rcpt WHERE rcpt.qid = msg.qid"
+	"  AND (?3 IS NULL OR rcpt_domain(addr) = lower(?3))"
+	"  AND (?4 >> " SPOOL_READER_STATE ") & 1))"
+	" FROM msg WHERE qid > ?1 ORDER BY qid LIMIT ?6";
+
+static const char spool_reader_summary_sql[] =
+	"SELECT addr, orig, " SPOOL_READER_STATE ", attempts, next_try, last_reply"
+	" FROM rcpt WHERE qid=? ORDER BY idx";
+
+static const char spool_reader_domains_sql[] =
+	"SELECT rcpt_domain(addr) AS d, COUNT(DISTINCT qid), COUNT(*) FROM rcpt"
+	" WHERE (?1 >> " SPOOL_READER_STATE ") & 1"
+	" GROUP BY d ORDER BY 2 DESC, d LIMIT ?2";
+
+static sqlite3_int64 spool_reader_limit(size_t n)
+{
+	return n > INT64_MAX ? INT64_MAX : (sqlite3_int64)n;
+}
+
+static void spool_reader_summary_rcpt(sqlite3_stmt *st, void *ctx)
+{
+	struct spool_summary *s = ctx;
+	s->rcpt = spool_reader_grow(s->rcpt, s->nrcpt, sizeof *s->rcpt);
+	struct spool_summary_rcpt *x = &s->rcpt[s->nrcpt++];
+	x->addr = spool_reader_col(st, 0);
+	x->orig = spool_reader_col(st, 1);
+	x->state = sqlite3_column_int(st, 2);
+	x->attempts = (unsigned)sqlite3_column_int(st, 3);
+	x->next_try = sqlite3_column_int64(st, 4);
+	x->last_reply = spool_reader_col(st, 5);
+}
+
+/* The message of the listing's current row, with its recipients. */
+static int spool_reader_summary(struct spool_reader *r, sqlite3_stmt *st, struct spool_list *out)
+{
+	out->msg = spool_reader_grow(out->msg, out->n, sizeof *out->msg);
+	struct spool_summary *s = &out->msg[out->n++];
+	memset(s, 0, sizeof *s);
+	snprintf(s->qid, sizeof s->qid, "%s", (const char *)sqlite3_column_text(st, 0));
+	s->sender = spool_reader_col(st, 1);
+	s->size = (uint64_t)sqlite3_column_int64(st, 2);
+	s->arrival = sqlite3_column_int64(st, 3);
+	sqlite3_stmt *rs = spool_reader_prepare(r, spool_reader_summary_sql);
+	if (!rs)
+		return EIO;
+	sqlite3_bind_text(rs, 1, s->qid, -1, SQLITE_STATIC);
+	return spool_reader_each(r, rs, spool_reader_summary_rcpt, s);
+}
+
+static void spool_reader_list_bind(sqlite3_stmt *st, const struct spool_filter *f,
+                                   const struct spool_list_cursor *cur, size_t look)
+{
+	sqlite3_bind_text(st, 1, cur->qid, -1, SQLITE_TRANSIENT);  /* cur moves as rows come */
+	if (f->sender)
+		sqlite3_bind_text(st, 2, f->sender, -1, SQLITE_STATIC);
+	if (f->domain)
+		sqlite3_bind_text(st, 3, f->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)(f->states ? f->states : SPOOL_STATES_ALL));
+	sqlite3_bind_int(st, 5, f->domain || f->states);
+	sqlite3_bind_int64(st, 6, spool_reader_limit(look));
+}
+
+/* Step through up to look messages, keeping those let through until
+ * there are max; the cursor follows every row read. */
+static int spool_reader_list_rows(struct spool_reader *r, sqlite3_stmt *st, size_t max,
+                                  size_t look, struct spool_list_cursor *cur,
+                                  struct spool_list *out)
+{
+	size_t seen = 0;
+	int rc = SQLITE_ROW, err = 0;
+	while (!err && out->n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		seen++;
+		snprintf(cur->qid, sizeof cur->qid, "%s", (const char *)sqlite3_column_text(st, 0));
+		if (sqlite3_column_int(st, 4))
+			err = spool_reader_summary(r, st, out);
+	}
+	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = EIO;
+	out->more = rc == SQLITE_ROW || seen == look;
+	return err;
+}
+
+int spool_reader_list(struct spool_reader *r, const struct spool_filter *f,
+                      struct spool_list_cursor *cur, size_t max, struct spool_list *out)
+{
+	static const struct spool_filter all;
+	memset(out, 0, sizeof *out);
+	out->more = true;
+	if (max == 0)
+		return 0;
+	if (spool_reader_begin(r))
+		return EIO;
+	size_t look = max > SPOOL_LIST_LOOK ? max : SPOOL_LIST_LOOK;
+	sqlite3_stmt *st = spool_reader_prepare(r, spool_reader_list_sql);
+	int err = EIO;
+	if (st) {
+		spool_reader_list_bind(st, f ? f : &all, cur, look);
+		err = spool_reader_list_rows(r, st, max, look, cur, out);
+	}
+	spool_reader_done(r, st);
+	spool_reader_end(r);
+	if (err)
+		spool_list_free(out);
+	return err;
+}
+
+void spool_list_free(struct spool_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct spool_summary *s = &l->msg[i];
+		for (size_t j = 0; j < s->nrcpt; j++) {
+			free(s->rcpt[j].addr);
+			free(s->rcpt[j].orig);
+			free(s->rcpt[j].last_reply);
+		}
+		free(s->rcpt);
+		free(s->sender);
+	}
+	free(l->msg);
+	memset(l, 0, sizeof *l);
+}
+
+static void spool_reader_domain_row(sqlite3_stmt *st, void *ctx)
+{
+	struct spool_domain_counts *out = ctx;
+	out->v = spool_reader_grow(out->v, out->n, sizeof *out->v);
+	struct spool_domain_count *c = &out->v[out->n++];
+	c->domain = spool_reader_col(st, 0);
+	c->msgs = (size_t)sqlite3_column_int64(st, 1);
+	c->rcpts = (size_t)sqlite3_column_int64(st, 2);
+}
+
+int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
+                         struct spool_domain_counts *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = spool_reader_prepare(r, spool_reader_domains_sql);
+	if (!st)
+		return EIO;
+	sqlite3_bind_int(st, 1, (int)(states ? states : SPOOL_STATES_ALL));
+	sqlite3_bind_int64(st, 2, spool_reader_limit(max));
+	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
+	if (err)
+		spool_domain_counts_free(out);
+	return err;
+}
+
+void spool_domain_counts_free(struct spool_domain_counts *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].domain);
+	free(c->v);
+	memset(c, 0, sizeof *c);
 }

@@ -1,0 +1,129 @@
+/* spool_priv: what the spool's four files share, and nobody else:
+ * rows.c (the schema, migrations, orphans and the writer's row
+ * statements), body.c (body files, the reaper thread, the reserve),
+ * writer.c (the writer thread: group commit, lazy operations, the handoff
+ * of fresh messages, completions handed back) and spool.c (open, close
+ * and the message API of spool.h). The reader (reader.c) shares nothing
+ * here: it has a connection of its own.
+ */
+#ifndef TERN_SPOOL_PRIV_H
+#define TERN_SPOOL_PRIV_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "spool/spool.h"
+
+enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT };
+
+struct spool_op {
+	struct spool_op *next;
+	enum spool_op_type type;
+	struct spool_msg *m;          /* CHUNK, COMMIT, ABORT */
+	struct buf data;              /* CHUNK, COMMIT: bytes to write */
+	unsigned seq;
+	uint64_t off;                 /* CHUNK, COMMIT of a body file: where data goes */
+	struct spool_env *env;        /* COMMIT: owned copy; UPDATE, INJECT: the caller's */
+	const struct spool_env *const *envs;  /* UPDATE: n of them */
+	size_t n;
+	const char *body;             /* INJECT: the whole message */
+	size_t len;
+	spool_done_fn done;
+	void *ctx;
+	int err;
+	bool sync_done;               /* UPDATE, INJECT: the caller waits for this */
+	void (*on_writer)(void *ctx, int err);  /* asynchronous UPDATE: told on the writer thread */
+	struct buf gone;              /* body files to unlink once this op is committed */
+};
+
+struct spool_msg {
+	struct spool *sp;
+	char qid[UTIL_QID_LEN + 1];
+	struct buf buf;
+	unsigned seq;
+	uint64_t sent;                /* bytes handed to the writer so far */
+	bool file;                    /* the body goes to body/<qid>, not to chunk rows */
+	int fd;                       /* that file: the writer's until the message is freed */
+	int werr;                     /* writer only: an op of this message failed alone */
+	unsigned ops_pending;
+	bool finished;                /* committed or aborted: no more writes */
+	bool aborted;
+	int err;
+	spool_done_fn on_chunk;
+	void *ctx;
+};
+
+struct spool {
+	sqlite3 *db;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;            /* work for the writer */
+	pthread_cond_t sync_cv;       /* a synchronous op finished */
+	struct spool_op *head, **tail;
+	size_t eager;                 /* ops queued that are not lazy */
+	struct timespec lazy_since;   /* when the oldest queued lazy op came */
+	struct spool_op *done_head, **done_tail;
+	int dir;                      /* spool_dir */
+	int body_dir;                 /* spool_dir/body */
+	bool dir_dirty;               /* a body file was created since the last fsync of body_dir */
+	bool dir_needed;              /* the transaction commits a body file */
+	pthread_t reaper;             /* unlinks body files of removed messages */
+	pthread_mutex_t reap_mu;
+	pthread_cond_t reap_cv;
+	struct buf reap;              /* names to unlink, NUL-separated */
+	bool reap_stop;
+	bool stop;
+	void (*notify)(void *);
+	void *notify_ctx;
+	void (*commit_hook)(void *);
+	void *hook_ctx;
+	pthread_mutex_t scan_mu;      /* the writer's, from BEGIN to the handoff */
+	struct spool_fresh *fresh_head, **fresh_tail;  /* under mu */
+	size_t nfresh;
+	bool rescan;                  /* a committed message was not kept */
+	pthread_mutex_t reserve_mu;   /* the reserve (spool_set_reserve and the writer) */
+	uint64_t reserve;             /* bytes to keep in spool_dir/reserve, 0: none */
+	bool reserve_made;            /* the file holds them */
+	bool reserve_used;            /* released since it was last made */
+};
+
+/* Bytes of bodies held by fresh envelopes (spool_env.mem), process-wide:
+ * added by the handoff (writer.c), given back by spool_env_free. */
+extern atomic_size_t spool_mem_held;
+
+/* rows.c: the database. Every function but rows_open runs on the writer's
+ * thread; those that change rows return 0 or an errno (ENOSPC for a full
+ * disk). */
+sqlite3 *rows_open(const char *dir, int body_dir);
+int rows_sql(sqlite3 *db, const char *sql);
+int rows_put_chunk(sqlite3 *db, const char *qid, unsigned seq, const struct buf *b);
+int rows_put_msg(sqlite3 *db, const struct spool_env *e);
+int rows_update(sqlite3 *db, struct buf *gone, const struct spool_env *e);
+int rows_inject(sqlite3 *db, const struct spool_env *env, const char *body, size_t len);
+void rows_stmts_free(sqlite3 *db);
+
+/* body.c: body files, the reaper thread, the reserve. */
+int body_dir_open(const char *dir);
+int body_put(struct spool *sp, struct spool_msg *m, uint64_t off, const struct buf *b);
+int body_commit(struct spool *sp, struct spool_msg *m, uint64_t off, const struct buf *b);
+void body_discard(struct spool *sp, struct spool_msg *m);
+int body_dir_sync(struct spool *sp);
+void body_unlink(struct spool *sp, struct spool_op *ops);
+void *body_reaper(void *arg);
+void body_reserve_keep(struct spool *sp);
+bool body_reserve_release(struct spool *sp);
+
+/* writer.c: the writer thread and its queue of operations. */
+void *writer_main(void *arg);
+struct spool_op *writer_op_new(enum spool_op_type type, struct spool_msg *m);
+void writer_op_free(struct spool_op *op);
+void writer_enqueue(struct spool *sp, struct spool_op *op);
+void writer_fresh_free_list(struct spool_fresh *f);
+
+#endif
