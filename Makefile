@@ -11,7 +11,7 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
 FUZZERS = command addr params data conf proxy auth
 FUZZ_SECONDS ?= 10
-FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/conf.c src/lib/esc.c \
+FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
 	src/policy/auth.c src/policy/limits.c src/smtpd/proxy.c
 FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \

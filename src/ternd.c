@@ -73,10 +73,8 @@ static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 	const char *file = NULL;
 	int bad = 0, opt;
 	conf_defaults(&t->conf);
-	char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+	char **overrides = util_xcalloc((size_t)argc + 1, sizeof *overrides);
 	size_t no = 0;
-	if (!overrides)
-		abort();
 	while ((opt = getopt(argc, argv, "c:o:nVh")) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;

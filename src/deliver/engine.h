@@ -58,8 +58,10 @@ struct qmsg {
 	int64_t now;
 	size_t jobs_pending, njobs;
 	struct qjob **jobs;
-	size_t nrep[3];             /* per dsn_kind: reports noted, not yet queued */
+	size_t nrep[3];             /* per dsn_kind: the recipients a report names */
 	struct dsn_item *rep[3];    /* (report.c) */
+	struct report_out *out;     /* the reports, made when it finished */
+	size_t nout;
 	bool held;                  /* its results were refused once (logged) */
 };
 
@@ -76,6 +78,16 @@ struct qjob {
 
 struct local;                   /* local.c */
 
+/* A command taken from the inbox (queue.c) to sched_command. */
+struct inbox_item {
+	struct inbox_item *next;
+	struct queue *q;
+	struct queue_cmd cmd;
+	queue_done_fn *done;
+	void *ctx;
+};
+struct report_out;              /* report.c */
+
 struct queue {
 	const struct conf *conf;
 	const struct policy *policy;
@@ -90,22 +102,29 @@ struct queue {
 	pthread_t thread;
 	struct event_base *base;
 	struct event *kick_ev, *timer_ev, *flush_ev, *stop_ev;
+	struct event *inbox_ev;     /* commands from other threads (queue_command) */
+	pthread_mutex_t inbox_mu;
+	struct inbox_item *inbox;   /* under inbox_mu, oldest first */
 	struct local *local;        /* the Maildir worker */
 	/* sched.c */
 	struct qmsg *msgs, *done;
 	struct qmsg *recording;     /* handed to the writer, not yet committed */
 	const struct spool_env **rec_envs;
+	struct spool_report *rec_reps;
 	struct event *recorded_ev;
 	pthread_mutex_t rec_mu;     /* rec_pending, rec_err: set by the writer thread */
 	pthread_cond_t rec_cv;
 	bool rec_pending;
 	int rec_err;
+	unsigned admin_pending;     /* commands with the writer (under rec_mu) */
+	bool rescan_recorded;       /* a command touched the batch being recorded */
 	struct qmsg *held;          /* finished, results not yet written (sched_hold) */
 	size_t nheld;
 	struct event *rec_retry_ev; /* offers the held results again */
 	unsigned rec_delay;         /* seconds of the current backoff, 0: nothing held */
 	unsigned rec_rounds;        /* failed rounds since results were first held */
 	struct hmap inflight;       /* every qmsg of msgs, done, recording and held, by qid */
+	struct hmap held_domains;   /* domains whose recipients wait for a release */
 	bool backlog;               /* the last scan was cut (QUEUE_BATCH, or no room) */
 	bool full;                  /* scans found no room (logged once) */
 	struct event *scan_ev;      /* a cut scan goes on at once while there is room */
@@ -134,6 +153,9 @@ void sched_rec_retry(evutil_socket_t fd, short what, void *arg);
 void sched_rec_done(void *arg, int err);   /* the writer's thread */
 void sched_wake(evutil_socket_t fd, short what, void *arg);
 void sched_scan_cb(evutil_socket_t fd, short what, void *arg);
+/* Carry out an operator's command (on the loop); frees it. */
+void sched_command(struct queue *q, struct inbox_item *it);
+void sched_admin_wait(struct queue *q);
 /* At shutdown (the loop has stopped, the writer still runs). */
 void sched_record_last(struct queue *q);
 void sched_free_all(struct queue *q);
@@ -148,9 +170,14 @@ void dest_free_all(struct queue *q);
 /* Note that recipient r's result calls for a report of kind k (when the
  * sender asked for it, RFC 3461). */
 void report_note(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const char *action);
-/* Queue the noted reports; a report queued is not queued again. 0, or
- * the spool's error for one that must wait. */
-int report_send(struct queue *q, struct qmsg *m);
+/* Make the noted reports of a finished message (once: a batch refused and
+ * offered again carries the same reports). */
+void report_make(struct queue *q, struct qmsg *m);
+/* Append its reports to v (room for REPORT_MAX); how many. */
+#define REPORT_MAX 3
+size_t report_add(const struct qmsg *m, struct spool_report *v);
+/* Its results and reports are recorded: log the reports. */
+void report_recorded(const struct qmsg *m);
 void report_free(struct qmsg *m);
 
 /* ---- local.c ---- */

@@ -2,6 +2,7 @@
  * queue.h and, for its parts, engine.h). */
 #include "deliver/queue.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,40 @@
 #include "net/closer.h"
 #include "net/dns.h"
 #include "spool/reader.h"
+
+/* ---- the inbox: commands from other threads ---- */
+
+static void queue_inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->inbox_mu);
+	struct inbox_item *it = q->inbox;
+	q->inbox = NULL;
+	pthread_mutex_unlock(&q->inbox_mu);
+	while (it) {
+		struct inbox_item *next = it->next;
+		sched_command(q, it);
+		it = next;
+	}
+}
+
+void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx)
+{
+	struct inbox_item *it = util_xcalloc(1, sizeof *it);
+	it->q = q;
+	it->cmd = *cmd;
+	it->done = done;
+	it->ctx = ctx;
+	pthread_mutex_lock(&q->inbox_mu);
+	struct inbox_item **tail = &q->inbox;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = it;
+	pthread_mutex_unlock(&q->inbox_mu);
+	event_active(q->inbox_ev, EV_TIMEOUT, 0);
+}
 
 static void queue_fresh_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -73,6 +108,7 @@ struct queue *queue_new(const struct conf *c, const struct policy *p)
 	q->policy = p;
 	pthread_mutex_init(&q->rec_mu, NULL);
 	pthread_cond_init(&q->rec_cv, NULL);
+	pthread_mutex_init(&q->inbox_mu, NULL);
 	if (!queue_setup(q)) {
 		queue_stop(q);
 		return NULL;
@@ -109,6 +145,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->rec_retry_ev = queue_event(q, sched_rec_retry, true);
 	q->scan_ev = queue_event(q, sched_scan_cb, false);
 	q->stop_ev = queue_event(q, queue_stop_cb, false);
+	q->inbox_ev = queue_event(q, queue_inbox_cb, false);
 	if (!local_start(q))
 		return false;
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
@@ -122,16 +159,32 @@ void queue_kick(void *arg)
 	event_active(q->kick_ev, EV_TIMEOUT, 0);
 }
 
+/* Commands still in the inbox when the loop stopped: not carried out. */
+static void queue_inbox_cancel(struct queue *q)
+{
+	struct inbox_item *it = q->inbox;
+	q->inbox = NULL;
+	while (it) {
+		struct inbox_item *next = it->next;
+		if (it->done)
+			it->done(it->ctx, ECANCELED, 0);
+		free(it);
+		it = next;
+	}
+}
+
 static void queue_free_all(struct queue *q)
 {
 	local_stop(q);          /* what it finished is applied, */
 	sched_record_last(q);   /* and recorded */
+	sched_admin_wait(q);
+	queue_inbox_cancel(q);
 	dns_free(q->dns);
 	dest_free_all(q);
 	closer_free(q->closer);
 	sched_free_all(q);
 	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
-	                        q->rec_retry_ev, q->scan_ev };
+	                        q->rec_retry_ev, q->scan_ev, q->inbox_ev };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -157,5 +210,6 @@ void queue_stop(struct queue *q)
 	free(q->auth_pass);
 	pthread_mutex_destroy(&q->rec_mu);
 	pthread_cond_destroy(&q->rec_cv);
+	pthread_mutex_destroy(&q->inbox_mu);
 	free(q);
 }

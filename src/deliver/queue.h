@@ -21,6 +21,24 @@ struct queue *queue_new(const struct conf *c, const struct policy *p);
 bool queue_start(struct queue *q, struct spool *sp);
 /* Wake the scheduler (any thread): new mail was committed. */
 void queue_kick(void *q);
+
+/* What an operator asks of the engine: hold (never try until released),
+ * release (and try now), flush (try now) or delete (no report), for one
+ * message (qid), the recipients of one domain, or (flush only) all. A
+ * domain held stays held for mail that comes later, until released. */
+enum queue_op { QUEUE_HOLD, QUEUE_RELEASE, QUEUE_FLUSH, QUEUE_DELETE };
+struct queue_cmd {
+	enum queue_op op;
+	char qid[UTIL_QID_LEN + 1];   /* "": not one message */
+	char domain[256];             /* "": not one domain */
+};
+typedef void queue_done_fn(void *ctx, int err, long count);
+
+/* From any thread, through the engine's inbox. done(ctx, err, count) runs
+ * on the spool writer's thread once the change is on disk (so it must only
+ * hand the news over): err EINVAL for a command that names nothing it can
+ * act on; count the recipients changed (messages, for delete). */
+void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx);
 void queue_stop(struct queue *q);
 
 #endif

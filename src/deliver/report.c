@@ -1,7 +1,10 @@
 /* report: the delivery status reports a message's results call for
  * (RFC 3464: failure, delay and success, as the sender asked with
- * NOTIFY, RFC 3461 4.1), gathered per message while its results come in
- * and queued as new messages from <> once it is finished (see engine.h).
+ * NOTIFY, RFC 3461 4.1), gathered per message while its results come in,
+ * made once it is finished, and queued as new messages from <> in the
+ * same group commit as those results (spool_update_many_async): no
+ * delivery waits for a report's fsync, and a report exists exactly when
+ * the results that call for it are recorded (see engine.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 
 #include "deliver/engine.h"
 #include "lib/buf.h"
+#include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -20,12 +24,6 @@ void report_note(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const ch
 	if (!m->rep[k])
 		m->rep[k] = util_xcalloc(m->env.nrcpt, sizeof *m->rep[k]);
 	m->rep[k][m->nrep[k]++] = (struct dsn_item){ r, action };
-}
-
-void report_free(struct qmsg *m)
-{
-	for (int k = 0; k < 3; k++)
-		free(m->rep[k]);
 }
 
 /* The start of the message, for the report's third part (RFC 3462). */
@@ -51,8 +49,8 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
 	struct addr a;
 	if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
 	    policy_rcpt(q->policy, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
-		log_warn("%s: cannot return a report to <%s>: no such mailbox or route",
-		         m->env.qid, m->env.sender);
+		ev_note(LOG_WARNING, m->env.session, m->env.qid,
+		        "cannot return a report to <%s>: no such mailbox or route", m->env.sender);
 		return false;
 	}
 	memset(e, 0, sizeof *e);
@@ -69,49 +67,74 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
 	return true;
 }
 
-/* 0, or the spool's error: the report was not queued, and can be again. */
-static int report_queue(struct queue *q, struct qmsg *m, enum dsn_kind k,
-                        const struct buf *content)
+/* One report, made once: its envelope (the targets hold its recipients'
+ * addresses) and its RFC 3464 body. */
+struct report_out {
+	enum dsn_kind kind;
+	struct spool_env env;
+	struct policy_targets targets;
+	struct buf body;
+};
+
+static void report_build(struct queue *q, struct qmsg *m, enum dsn_kind k,
+                         const struct buf *content)
 {
-	struct policy_targets t = { 0, 0, NULL };
-	struct spool_env e;
-	if (!report_env(q, m, &e, &t)) {
-		policy_targets_free(&t);
-		return 0;   /* nowhere to send it: never will be */
+	struct report_out *o = &m->out[m->nout];
+	memset(o, 0, sizeof *o);
+	if (!report_env(q, m, &o->env, &o->targets)) {
+		policy_targets_free(&o->targets);
+		return;   /* nowhere to send it: never will be */
 	}
-	struct dsn_report r = { k, q->conf->hostname, e.qid, &m->env, m->rep[k], m->nrep[k],
+	o->kind = k;
+	struct dsn_report r = { k, q->conf->hostname, o->env.qid, &m->env, m->rep[k], m->nrep[k],
 	                        (time_t)m->now, (time_t)(m->env.arrival + q->conf->max_queue_lifetime),
 	                        content->data, content->len, dsn_return_full(&m->env, k) };
-	struct buf body = BUF_INIT;
-	dsn_build(&body, &r);
-	e.size = body.len;
-	int err = spool_inject(q->spool, &e, body.data, body.len);
-	static const char *const what[] = { "non-delivery", "delay", "success" };
-	if (err)
-		log_error("%s: cannot queue the %s report: %s", m->env.qid, what[k], strerror(err));
-	else
-		log_info("%s: sender %s notification: %s", m->env.qid, what[k], e.qid);
-	buf_free(&body);
-	free(e.rcpt);
-	policy_targets_free(&t);
-	return err;
+	dsn_build(&o->body, &r);
+	o->env.size = o->body.len;
+	m->nout++;
 }
 
-int report_send(struct queue *q, struct qmsg *m)
+void report_make(struct queue *q, struct qmsg *m)
 {
-	if (!m->nrep[0] && !m->nrep[1] && !m->nrep[2])
-		return 0;
+	if (m->out || (!m->nrep[0] && !m->nrep[1] && !m->nrep[2]))
+		return;
 	struct buf content = BUF_INIT;
 	if (!report_read_body(q, &m->env, &content))
-		log_warn("%s: cannot read the message for its report", m->env.qid);
-	int err = 0;
-	for (int k = 0; k < 3; k++) {
-		int e = m->nrep[k] ? report_queue(q, m, (enum dsn_kind)k, &content) : 0;
-		if (e)
-			err = e;
-		else
-			m->nrep[k] = 0;
-	}
+		ev_note(LOG_WARNING, m->env.session, m->env.qid, "cannot read the message for its report");
+	m->out = util_xcalloc(3, sizeof *m->out);
+	for (int k = 0; k < 3; k++)
+		if (m->nrep[k])
+			report_build(q, m, (enum dsn_kind)k, &content);
 	buf_free(&content);
-	return err;
+}
+
+size_t report_add(const struct qmsg *m, struct spool_report *v)
+{
+	for (size_t i = 0; i < m->nout; i++)
+		v[i] = (struct spool_report){ &m->out[i].env, m->out[i].body.data, m->out[i].body.len };
+	return m->nout;
+}
+
+void report_recorded(const struct qmsg *m)
+{
+	static const char *const what[] = { "non-delivery", "delay", "success" };
+	for (size_t i = 0; i < m->nout; i++) {
+		struct ev e;
+		ev_init(&e, EK_REPORT, LOG_INFO, m->env.session, m->env.qid);
+		ev_add(&e, "kind", "%s", what[m->out[i].kind]);
+		ev_add(&e, "report", "%s", m->out[i].env.qid);
+		ev_emit(&e);
+	}
+}
+
+void report_free(struct qmsg *m)
+{
+	for (int k = 0; k < 3; k++)
+		free(m->rep[k]);
+	for (size_t i = 0; i < m->nout; i++) {
+		free(m->out[i].env.rcpt);
+		policy_targets_free(&m->out[i].targets);
+		buf_free(&m->out[i].body);
+	}
+	free(m->out);
 }

@@ -32,9 +32,7 @@ static int route_map_line(void *ctx, char *t, const char *origin)
 		fprintf(stderr, "%s: expected 'domain host:port'\n", origin);
 		return 1;
 	}
-	struct route_entry *v = realloc(m->v, (m->n + 1) * sizeof *v);
-	if (!v)
-		abort();
+	struct route_entry *v = util_xrealloc(m->v, m->n + 1, sizeof *v);
 	m->v = v;
 	snprintf(v[m->n].domain, sizeof v[m->n].domain, "%s", t);
 	util_lower(v[m->n].domain);
@@ -45,9 +43,7 @@ static int route_map_line(void *ctx, char *t, const char *origin)
 
 struct route_map *route_map_load(const char *path, int *bad)
 {
-	struct route_map *m = calloc(1, sizeof *m);
-	if (!m)
-		abort();
+	struct route_map *m = util_xcalloc(1, sizeof *m);
 	if (!path || !*path)
 		return m;
 	*bad += util_each_line(path, "transport map", UTIL_LINES_COMMENTS, route_map_line, m);

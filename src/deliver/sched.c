@@ -19,9 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "deliver/engine.h"
+#include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -46,11 +48,17 @@ static const char *sched_relay_name(const struct spool_rcpt *r)
 
 static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const char *status)
 {
-	bool alias = strcmp(r->orig, r->addr) != 0;
-	log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%llds, attempts=%u, status=%s (%s)",
-	         m->env.qid, r->addr, alias ? ", orig_to=<" : "", alias ? r->orig : "",
-	         alias ? ">" : "", sched_relay_name(r), (long long)(m->now - m->env.arrival),
-	         r->attempts, status, r->last_reply);
+	struct ev e;
+	ev_init(&e, EK_DELIVERY, LOG_INFO, m->env.session, m->env.qid);
+	ev_add(&e, "to", "<%s>", r->addr);
+	if (strcmp(r->orig, r->addr) != 0)
+		ev_add(&e, "orig_to", "<%s>", r->orig);
+	ev_add(&e, "relay", "%s", sched_relay_name(r));
+	ev_add(&e, "delay", "%llds", (long long)(m->now - m->env.arrival));
+	ev_add(&e, "attempts", "%u", r->attempts);
+	ev_add(&e, "status", "%s", status);
+	ev_add(&e, "reply", "%s", r->last_reply);
+	ev_emit(&e);
 }
 
 /* A temporary failure: retry later, or give up when the message is too old. */
@@ -183,8 +191,8 @@ void sched_rec_done(void *arg, int err)
 static void sched_hold(struct queue *q, struct qmsg *m, int err)
 {
 	if (!m->held)
-		log_warn("%s: delivery results held until the spool takes them: %s", m->env.qid,
-		         strerror(err));
+		ev_note(LOG_WARNING, m->env.session, m->env.qid,
+		        "delivery results held until the spool takes them: %s", strerror(err));
 	m->held = true;
 	m->next = q->held;
 	q->held = m;
@@ -235,8 +243,11 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 			continue;
 		}
 		was_held += m->held;
+		report_recorded(m);
 		if (sched_finished(&m->env)) {
-			log_info("%s: removed", m->env.qid);
+			struct ev e;
+			ev_init(&e, EK_REMOVED, LOG_INFO, m->env.session, m->env.qid);
+			ev_emit(&e);
 		} else {
 			pending = true;
 			if (m->held)   /* its retry may have fallen due while it was held */
@@ -245,7 +256,9 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 		sched_msg_free(q, m);
 	}
 	free(q->rec_envs);
+	free(q->rec_reps);
 	q->rec_envs = NULL;
+	q->rec_reps = NULL;
 	if (was_held)
 		log_info("queue: delivery results of %zu held message%s recorded after %u failed round%s",
 		         was_held, was_held == 1 ? "" : "s", q->rec_rounds, q->rec_rounds == 1 ? "" : "s");
@@ -266,47 +279,39 @@ void sched_recorded(evutil_socket_t fd, short what, void *arg)
 	sched_hold_round(q, err);
 	if (q->done)
 		event_active(q->flush_ev, EV_TIMEOUT, 0);
+	if (!err && q->rescan_recorded) {
+		q->rescan_recorded = false;   /* an operator's command waited for them */
+		event_active(q->scan_ev, EV_TIMEOUT, 0);
+	}
 	if (q->backlog)
 		sched_scan(q);  /* room again for what the last scan left out */
 	else if (pending)
 		sched_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
 }
 
-/* Hand every finished message to the writer in one group commit, reports
- * first (a crash in between repeats a report rather than losing it); a
- * message whose report the spool refused is held instead. Returns the
- * error of a refused report, 0 if none. */
-static int sched_flush_batch(struct queue *q)
+/* Hand every finished message to the writer in one group commit, with
+ * the reports its results call for (made here, once): nothing on the
+ * loop waits for that commit. */
+static void sched_flush_batch(struct queue *q)
 {
-	int err = 0;
-	size_t n = 0;
-	struct qmsg *batch = NULL, **tail = &batch;
-	while (q->done) {
-		struct qmsg *m = q->done;
-		q->done = m->next;
-		int e = report_send(q, m);
-		if (e) {
-			sched_hold(q, m, e);
-			err = e;
-			continue;
-		}
-		m->next = NULL;
-		*tail = m;
-		tail = &m->next;
+	size_t n = 0, nrep = 0;
+	for (struct qmsg *m = q->done; m; m = m->next) {
+		report_make(q, m);
 		n++;
 	}
-	if (!n)
-		return err;
 	q->rec_envs = util_xcalloc(n, sizeof *q->rec_envs);
+	q->rec_reps = util_xcalloc(n * REPORT_MAX, sizeof *q->rec_reps);
 	n = 0;
-	for (struct qmsg *m = batch; m; m = m->next)
+	for (struct qmsg *m = q->done; m; m = m->next) {
 		q->rec_envs[n++] = &m->env;
-	q->recording = batch;
+		nrep += report_add(m, q->rec_reps + nrep);
+	}
+	q->recording = q->done;
+	q->done = NULL;
 	pthread_mutex_lock(&q->rec_mu);
 	q->rec_pending = true;
 	pthread_mutex_unlock(&q->rec_mu);
-	spool_update_many_async(q->spool, q->rec_envs, n, sched_rec_done, q);
-	return err;
+	spool_update_many_async(q->spool, q->rec_envs, n, q->rec_reps, nrep, sched_rec_done, q);
 }
 
 void sched_flush(evutil_socket_t fd, short what, void *arg)
@@ -316,9 +321,7 @@ void sched_flush(evutil_socket_t fd, short what, void *arg)
 	struct queue *q = arg;
 	if (q->recording || !q->done)
 		return;  /* sched_recorded flushes again */
-	int err = sched_flush_batch(q);
-	if (err)
-		sched_hold_round(q, err);
+	sched_flush_batch(q);
 }
 
 void sched_job_done(struct queue *q, struct qjob *job)
@@ -358,13 +361,69 @@ static void sched_job_add(struct qjob *j, unsigned i)
 	j->idx[j->n++] = i;
 }
 
+/* ---- holds ---- */
+
+struct held_domain {
+	struct hmap_node node;
+	char name[256];
+};
+
+static const char *sched_domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+static struct held_domain *sched_held_find(const struct queue *q, const char *domain)
+{
+	char d[256];
+	snprintf(d, sizeof d, "%s", domain);
+	util_lower(d);
+	size_t h = hmap_hash(d);
+	for (struct hmap_node *n = hmap_first(&q->held_domains, h); n; n = hmap_next(n)) {
+		struct held_domain *hd = HMAP_ENTRY(n, struct held_domain, node);
+		if (!strcmp(hd->name, d))
+			return hd;
+	}
+	return NULL;
+}
+
+static void sched_held_set(struct queue *q, const char *domain, bool hold)
+{
+	struct held_domain *hd = sched_held_find(q, domain);
+	if (hold && !hd) {
+		hd = util_xcalloc(1, sizeof *hd);
+		snprintf(hd->name, sizeof hd->name, "%s", domain);
+		util_lower(hd->name);
+		hmap_add(&q->held_domains, &hd->node, hmap_hash(hd->name));
+	} else if (!hold && hd) {
+		hmap_del(&q->held_domains, &hd->node);
+		free(hd);
+	}
+}
+
+static void sched_held_free(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct held_domain, node));
+}
+
+/* A recipient that must wait: held already, or for a held domain (then it
+ * is marked, and recording the message keeps it out of the due scans). */
+static bool sched_waits(struct queue *q, struct spool_rcpt *r)
+{
+	if (!r->held && q->held_domains.n && sched_held_find(q, sched_domain_of(r->addr)))
+		r->held = true;
+	return r->held;
+}
+
 /* Sort a message's due recipients into jobs, by transport and next hop:
  * local mailboxes (one job), LMTP, and SMTP per destination. */
 static void sched_plan(struct queue *q, struct qmsg *m)
 {
 	for (unsigned i = 0; i < m->env.nrcpt; i++) {
 		struct spool_rcpt *r = &m->env.rcpt[i];
-		if (r->status != SPOOL_PENDING || r->next_try > m->now)
+		if (r->status != SPOOL_PENDING || r->next_try > m->now || sched_waits(q, r))
 			continue;
 		struct route rt;
 		if (!route_for(q->conf, q->map, r->addr, r->transport, &rt)) {
@@ -407,7 +466,7 @@ static void sched_start_qid(struct queue *q, const char *qid, int64_t now)
 	int err = spool_reader_env(q->reader, qid, &m->env);
 	if (err) {
 		if (err != ENOENT)
-			log_error("%s: cannot read from the spool: %s", qid, strerror(err));
+			ev_note(LOG_ERROR, 0, qid, "cannot read from the spool: %s", strerror(err));
 		free(m);
 		return;
 	}
@@ -535,6 +594,16 @@ void sched_fresh(struct queue *q)
 		sched_scan(q);
 }
 
+/* Wait until no command of an operator is with the writer (its callback
+ * touches the queue). */
+void sched_admin_wait(struct queue *q)
+{
+	pthread_mutex_lock(&q->rec_mu);
+	while (q->admin_pending)
+		pthread_cond_wait(&q->rec_cv, &q->rec_mu);
+	pthread_mutex_unlock(&q->rec_mu);
+}
+
 /* Wait for the batch under way (if any); its error. */
 static int sched_rec_wait(struct queue *q)
 {
@@ -559,15 +628,15 @@ void sched_record_last(struct queue *q)
 	*tail = q->held;
 	q->held = NULL;
 	q->nheld = 0;
-	int err = sched_flush_batch(q);   /* a report refused */
-	if (q->recording) {
-		int rerr = sched_rec_wait(q);
-		sched_recorded_msgs(q, rerr);
-		err = rerr ? rerr : err;
+	int err = 0;
+	if (q->done) {
+		sched_flush_batch(q);
+		err = sched_rec_wait(q);
+		sched_recorded_msgs(q, err);
 	}
 	for (struct qmsg *m = q->held; m; m = m->next)
-		log_error("%s: delivery results lost at shutdown (%s): what was delivered will be "
-		          "delivered again", m->env.qid, strerror(err));
+		ev_note(LOG_ERROR, m->env.session, m->env.qid, "delivery results lost at shutdown "
+		        "(%s): what was delivered will be delivered again", strerror(err));
 }
 
 /* The loop has stopped: every message in flight goes (its recipients
@@ -583,4 +652,95 @@ void sched_free_all(struct queue *q)
 		}
 	q->msgs = q->done = q->recording = q->held = NULL;
 	hmap_clear(&q->inflight, NULL, NULL);   /* empty by now: its buckets */
+	hmap_clear(&q->held_domains, sched_held_free, NULL);
+}
+
+/* ---- an operator's commands ---- */
+
+/* Does the command name this message (by qid, by a recipient's domain)? */
+static bool sched_cmd_msg(const struct queue_cmd *c, const struct qmsg *m)
+{
+	return !c->qid[0] || !strcmp(c->qid, m->env.qid);
+}
+
+static bool sched_cmd_rcpt(const struct queue_cmd *c, const struct spool_rcpt *r)
+{
+	return !c->domain[0] || !strcasecmp(c->domain, sched_domain_of(r->addr));
+}
+
+/* Messages in flight hold their own copy of the recipients' state, which
+ * recording will write: change it too, unless the writer has it already
+ * (the spool's copy changes through the writer, after that batch; those
+ * messages are looked at again once recorded). */
+static void sched_cmd_inflight(struct queue *q, const struct queue_cmd *c, int64_t now)
+{
+	for (struct qmsg *m = q->recording; m; m = m->next)
+		q->rescan_recorded |= sched_cmd_msg(c, m);
+	struct qmsg *lists[] = { q->msgs, q->done, q->held };
+	for (int l = 0; l < 3; l++)
+		for (struct qmsg *m = lists[l]; m; m = m->next) {
+			if (!sched_cmd_msg(c, m))
+				continue;
+			if (c->op == QUEUE_DELETE) {
+				m->env.deleted = true;
+				continue;
+			}
+			for (size_t i = 0; i < m->env.nrcpt; i++) {
+				struct spool_rcpt *r = &m->env.rcpt[i];
+				if (r->status != SPOOL_PENDING || !sched_cmd_rcpt(c, r))
+					continue;
+				if (c->op == QUEUE_HOLD) {
+					r->held = true;
+				} else if (c->op == QUEUE_RELEASE || !r->held) {
+					r->held = false;   /* release; flush leaves holds alone */
+					r->next_try = now;
+				}
+			}
+		}
+}
+
+/* The writer has committed the change: release and flush look again. */
+static void sched_cmd_done(void *arg, int err, long count)
+{
+	struct inbox_item *it = arg;
+	struct queue *q = it->q;
+	if (!err && (it->cmd.op == QUEUE_RELEASE || it->cmd.op == QUEUE_FLUSH))
+		event_active(q->scan_ev, EV_TIMEOUT, 0);
+	if (it->done)
+		it->done(it->ctx, err, count);
+	free(it);
+	pthread_mutex_lock(&q->rec_mu);   /* queue_stop waits for the last one */
+	q->admin_pending--;
+	pthread_cond_broadcast(&q->rec_cv);
+	pthread_mutex_unlock(&q->rec_mu);
+}
+
+static bool sched_cmd_valid(const struct queue_cmd *c)
+{
+	bool qid = c->qid[0], domain = c->domain[0];
+	if (qid && domain)
+		return false;
+	return c->op == QUEUE_FLUSH || (c->op == QUEUE_DELETE ? qid : qid || domain);
+}
+
+void sched_command(struct queue *q, struct inbox_item *it)
+{
+	static const enum spool_admin admin[] = { [QUEUE_HOLD] = SPOOL_HOLD,
+		[QUEUE_RELEASE] = SPOOL_RELEASE, [QUEUE_FLUSH] = SPOOL_FLUSH,
+		[QUEUE_DELETE] = SPOOL_DELETE };
+	static const char *const verb[] = { "hold", "release", "flush", "delete" };
+	const struct queue_cmd *c = &it->cmd;
+	pthread_mutex_lock(&q->rec_mu);
+	q->admin_pending++;
+	pthread_mutex_unlock(&q->rec_mu);
+	if (!sched_cmd_valid(c))
+		return sched_cmd_done(it, EINVAL, 0);
+	int64_t now = (int64_t)time(NULL);
+	log_info("queue: %s %s%s", verb[c->op], c->qid[0] ? c->qid : c->domain[0] ? c->domain : "all",
+	         c->domain[0] ? " (domain)" : "");
+	if (c->domain[0] && (c->op == QUEUE_HOLD || c->op == QUEUE_RELEASE))
+		sched_held_set(q, c->domain, c->op == QUEUE_HOLD);
+	sched_cmd_inflight(q, c, now);
+	spool_admin_async(q->spool, admin[c->op], c->qid[0] ? c->qid : NULL,
+	                  c->domain[0] ? c->domain : NULL, now, sched_cmd_done, it);
 }

@@ -26,16 +26,6 @@ struct aliases {
 	struct alias *v;
 };
 
-static void *aliases_xrealloc(void *p, size_t n, size_t size)
-{
-	if (size && n > SIZE_MAX / size)
-		abort();
-	p = realloc(p, n * size);
-	if (!p && n)
-		abort();
-	return p;
-}
-
 static bool aliases_key_valid(const char *k)
 {
 	struct addr a;
@@ -64,7 +54,7 @@ static int aliases_targets(struct alias *al, char *list, const char *origin)
 			fprintf(stderr, "%s: too many targets\n", origin);
 			return 1;
 		}
-		al->targets = aliases_xrealloc(al->targets, al->n + 1, sizeof *al->targets);
+		al->targets = util_xrealloc(al->targets, al->n + 1, sizeof *al->targets);
 		al->targets[al->n++] = util_xstrdup(t);
 	}
 	return 0;
@@ -102,7 +92,7 @@ static int aliases_line(void *ctx, char *t, const char *origin)
 	}
 	if (a->n == a->cap) {
 		a->cap = a->cap ? a->cap * 2 : 16;
-		a->v = aliases_xrealloc(a->v, a->cap, sizeof *a->v);
+		a->v = util_xrealloc(a->v, a->cap, sizeof *a->v);
 	}
 	a->v[a->n++] = al;
 	return 0;
@@ -115,9 +105,7 @@ static int aliases_cmp(const void *x, const void *y)
 
 struct aliases *aliases_load(const char *path, int *bad)
 {
-	struct aliases *a = calloc(1, sizeof *a);
-	if (!a)
-		abort();
+	struct aliases *a = util_xcalloc(1, sizeof *a);
 	if (!path || !*path)
 		return a;
 	*bad += util_each_line(path, "aliases file", UTIL_LINES_COMMENTS, aliases_line, a);

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
+
 static void buf_die(const char *why)
 {
-	fprintf(stderr, "ternd: fatal: buf: %s\n", why);
-	abort();
+	log_panic("buf: %s", why);
 }
 
 void buf_init(struct buf *b)

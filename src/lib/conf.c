@@ -283,7 +283,7 @@ void conf_defaults(struct conf *c)
 	memset(c, 0, sizeof *c);
 	for (size_t i = 0; i < CONF_NKEYS; i++)
 		if (conf_keys[i].def && conf_set(c, conf_keys[i].name, conf_keys[i].def, "default"))
-			abort();  /* a bug in the table */
+			log_panic("conf: the default of %s is refused", conf_keys[i].name);
 	conf_default_hostname(c);
 }
 
@@ -311,10 +311,8 @@ int conf_load_string(struct conf *c, const char *text, size_t len, const char *o
 	for (const char *p = text, *e = text + len; p < e;) {
 		const char *nl = memchr(p, '\n', (size_t)(e - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(e - p);
-		char *line = malloc(n + 1);
+		char *line = util_xcalloc(n + 1, 1);
 		char where[256];
-		if (!line)
-			abort();
 		memcpy(line, p, n);
 		line[n] = '\0';
 		snprintf(where, sizeof where, "%.200s:%u", origin, ++lineno);

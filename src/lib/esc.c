@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 
+#include "lib/log.h"
+
 static const struct esc_reply esc_table[R__COUNT] = {
 	[R_GREETING] = { 220, NULL, "%s ESMTP%s%s" },
 	[R_HELO] = { 250, NULL, "%s Hello [%s]" },
@@ -84,6 +86,6 @@ static const struct esc_reply esc_table[R__COUNT] = {
 const struct esc_reply *esc_get(enum esc_id id)
 {
 	if ((unsigned)id >= R__COUNT || esc_table[id].code == 0)
-		abort();  /* a bug: every id has a row */
+		log_panic("esc: reply %d has no row", (int)id);
 	return &esc_table[id];
 }

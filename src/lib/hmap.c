@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "lib/util.h"
+
 #define HMAP_MIN 64   /* buckets at the first add */
 
 /* FNV-1a, 64-bit. */
@@ -28,9 +30,7 @@ static void hmap_link(struct hmap_node **head, struct hmap_node *n)
 static void hmap_grow(struct hmap *t)
 {
 	size_t nb = t->b ? (t->mask + 1) * 2 : HMAP_MIN;
-	struct hmap_node **b = calloc(nb, sizeof *b);
-	if (!b)
-		abort();
+	struct hmap_node **b = util_xcalloc(nb, sizeof *b);
 	for (size_t i = 0; t->b && i <= t->mask; i++)
 		while (t->b[i]) {
 			struct hmap_node *n = t->b[i];

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
+
 #define LIMITS_BUCKETS 1024
 #define LIMITS_IP_MAX 46      /* INET6_ADDRSTRLEN */
 #define LIMITS_WINDOW 60      /* seconds: "per minute" */
@@ -31,9 +33,7 @@ static unsigned limits_hash(const char *ip)
 
 struct limits *limits_new(void)
 {
-	struct limits *l = calloc(1, sizeof *l);
-	if (!l)
-		abort();
+	struct limits *l = util_xcalloc(1, sizeof *l);
 	return l;
 }
 
@@ -77,9 +77,7 @@ static struct limits_entry *limits_get(struct limits *l, const char *ip, int64_t
 	struct limits_entry *e = limits_find(l, ip);
 	if (e)
 		return e;
-	e = calloc(1, sizeof *e);
-	if (!e)
-		abort();
+	e = util_xcalloc(1, sizeof *e);
 	snprintf(e->ip, sizeof e->ip, "%s", ip);
 	e->window = now;
 	e->next = l->bucket[b];

@@ -35,9 +35,7 @@ static bool policy_add(struct policy_targets *out, const char *local, const char
 		return false;
 	if (out->n == out->cap) {
 		out->cap = out->cap ? out->cap * 2 : 4;
-		out->v = realloc(out->v, out->cap * sizeof *out->v);
-		if (!out->v)
-			abort();
+		out->v = util_xrealloc(out->v, out->cap, sizeof *out->v);
 	}
 	struct policy_target *t = &out->v[out->n++];
 	snprintf(t->addr, sizeof t->addr, "%s@%s", local, domain);

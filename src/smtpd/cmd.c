@@ -149,18 +149,29 @@ static bool cmd_mail(struct session *s, const char *args)
 static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!a->ok) {
-		log_info("session %llu: reject: MAIL from [%s]%s%s: <%s>: %s",
-		         (unsigned long long)s->id, s->ip, s->client.authed ? " user " : "",
-		         s->client.authed ? s->user : "", a->arg[0], a->why);
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_INFO, NULL);
+		ev_add(&e, "cmd", "MAIL");
+		if (s->client.authed)
+			ev_add(&e, "user", "%s", s->user);
+		ev_add(&e, "from", "<%s>", a->arg[0]);
+		ev_add(&e, "reason", "%s", a->why);
+		ev_emit(&e);
 		return session_refusal(s, a);
 	}
 	session_tx_begin(s);
 	struct tx *tx = s->tx;
 	tx->mp = s->args.mp;
 	addr_format(&s->args.addr, tx->sender, sizeof tx->sender);
-	log_info("%s: client=[%s], helo=%s, from=<%s>%s%s%s", tx->qid, s->ip, s->helo, tx->sender,
-	         s->client.authed ? ", user=" : "", s->client.authed ? s->user : "",
-	         s->client.tls ? ", tls" : "");
+	struct ev e;
+	session_event(s, &e, EK_RECEIVED, LOG_INFO, tx->qid);
+	ev_add(&e, "helo", "%s", s->helo);
+	ev_add(&e, "from", "<%s>", tx->sender);
+	if (s->client.authed)
+		ev_add(&e, "user", "%s", s->user);
+	if (s->client.tls)
+		ev_flag(&e, "tls");
+	ev_emit(&e);
 	session_reply(s, R_SENDER_OK);
 }
 
@@ -218,8 +229,12 @@ static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 	if (!s->tx)
 		return;   /* the transaction went while the answer was awaited */
 	if (!a->ok) {
-		log_info("%s: reject: RCPT from [%s]: <%s>: %s", s->tx->qid, s->ip, s->args.orig,
-		         esc_get(a->reply)->text);
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_INFO, s->tx->qid);
+		ev_add(&e, "cmd", "RCPT");
+		ev_add(&e, "to", "<%s>", s->args.orig);
+		ev_add(&e, "reason", "%s", a->why);
+		ev_emit(&e);
 		return session_refusal(s, a);
 	}
 	for (size_t i = 0; i < a->targets.n; i++)
@@ -298,8 +313,11 @@ static bool cmd_data_refused(struct session *s)
 		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
 	else
 		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
-	log_info("%s: refused at end of data from [%s] (flags 0x%x, spool %s)", tx->qid, s->ip,
-	         f, spool_err ? strerror(spool_err) : "ok");
+	struct ev e;
+	session_event(s, &e, EK_REFUSED_DATA, LOG_INFO, tx->qid);
+	ev_add(&e, "flags", "0x%x", f);
+	ev_add(&e, "spool", "%s", spool_err ? strerror(spool_err) : "ok");
+	ev_emit(&e);
 	session_reset(s);
 	return true;
 }
@@ -318,6 +336,7 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->arrival = tx->arrival;
 	e->client = s->ip;
 	e->helo = s->helo;
+	e->session = s->id;
 	e->nrcpt = tx->nrcpt;
 	e->rcpt = tx->rcpt;
 }
@@ -326,7 +345,11 @@ static void cmd_env(struct session *s, struct spool_env *e)
 static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!a->ok) {
-		log_info("%s: reject: end of data from [%s]: %s", s->tx->qid, s->ip, a->why);
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_INFO, s->tx->qid);
+		ev_add(&e, "cmd", "end of data");
+		ev_add(&e, "reason", "%s", a->why);
+		ev_emit(&e);
 		session_refusal(s, a);
 		return session_reset(s);
 	}
@@ -484,9 +507,12 @@ static void cmd_start_tls(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t stale = evbuffer_get_length(in);
-	if (stale)
-		log_info("session %llu: discarding %zu octets sent with STARTTLS by [%s]",
-		         (unsigned long long)s->id, stale, s->ip);
+	if (stale) {
+		struct ev e;
+		session_event(s, &e, EK_PROTOCOL, LOG_INFO, NULL);
+		ev_add(&e, "problem", "discarding %zu octets sent with STARTTLS", stale);
+		ev_emit(&e);
+	}
 	evbuffer_drain(in, stale);
 	if (!session_tls_on(s))
 		return;

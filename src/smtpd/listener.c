@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 /* One listening socket and the modes of its `listen` entry. */
 struct listener {
@@ -62,9 +63,7 @@ static bool listener_bind(struct listener *li, const char *spec)
 
 struct listeners *listener_open(struct server *srv)
 {
-	struct listeners *ls = calloc(1, sizeof *ls);
-	if (!ls)
-		abort();
+	struct listeners *ls = util_xcalloc(1, sizeof *ls);
 	for (size_t i = 0; i < srv->conf->listen.n; i++) {
 		ls->v[ls->n].srv = srv;
 		if (!listener_bind(&ls->v[ls->n], srv->conf->listen.v[i])) {

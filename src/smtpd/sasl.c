@@ -27,8 +27,11 @@ static void sasl_wipe(struct session *s)
 /* The policy's answer on the credentials (RFC 4954 4, 6). */
 static void sasl_proceed(struct session *s, const struct policy_answer *a)
 {
-	log_info("session %llu: AUTH %s for user %s from [%s]", (unsigned long long)s->id,
-	         a->ok ? "succeeded" : "failed", s->args.user, s->ip);
+	struct ev e;
+	session_event(s, &e, EK_AUTH, LOG_INFO, NULL);
+	ev_add(&e, "user", "%s", s->args.user);
+	ev_add(&e, "result", "%s", a->ok ? "succeeded" : "failed");
+	ev_emit(&e);
 	if (a->ok) {
 		s->client.authed = true;
 		snprintf(s->user, sizeof s->user, "%s", s->args.user);

@@ -25,6 +25,7 @@
 
 #include "lib/buf.h"
 #include "lib/esc.h"
+#include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
@@ -63,7 +64,12 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 	buf_puts(&b, "\r\n");
 	if (s->bev)
 		bufferevent_write(s->bev, b.data, b.len);
-	log_debug("session %llu: > %.*s", (unsigned long long)s->id, (int)b.len - 2, b.data);
+	if (ev_wanted(LOG_DEBUG)) {
+		struct ev e;
+		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
+		ev_add(&e, "line", "%.*s", (int)b.len - 2, b.data);
+		ev_emit(&e);
+	}
 	buf_free(&b);
 	if (!s->busy)
 		session_flush(s);
@@ -92,6 +98,25 @@ bool session_no(struct session *s, enum esc_id id, ...)
 	session_vreply(s, id, false, ap);
 	va_end(ap);
 	return false;
+}
+
+/* ---- events ---- */
+
+void session_event(struct session *s, struct ev *e, enum ev_kind k, enum log_level l,
+                   const char *qid)
+{
+	ev_init(e, k, l, s->id, qid);
+	ev_add(e, "client", "[%s]", s->ip);
+}
+
+/* A session's event with one more field: a reason or a problem. */
+static void session_say(struct session *s, enum ev_kind k, const char *key, const char *val)
+{
+	struct ev e;
+	session_event(s, &e, k, LOG_INFO, NULL);
+	if (key)
+		ev_add(&e, key, "%s", val);
+	ev_emit(&e);
 }
 
 /* ---- lifetime ---- */
@@ -144,7 +169,7 @@ static void session_close(struct session *s, const char *why)
 {
 	if (s->dead)
 		return;
-	log_info("session %llu: disconnect from [%s] (%s)", (unsigned long long)s->id, s->ip, why);
+	session_say(s, EK_DISCONNECT, "reason", why);
 	session_tx_free(s);
 	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
@@ -254,7 +279,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
 		/* RFC 5321 4.5.3.2: the server may close after a timeout. */
-		log_info("session %llu: timeout from [%s]", (unsigned long long)s->id, s->ip);
+		session_say(s, EK_TIMEOUT, NULL, NULL);
 		session_reply(s, R_TIMEOUT, s->srv->conf->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
 		session_close_after_flush(s);
@@ -263,8 +288,11 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED && s->client.tls) {
 		char desc[128];
 		tls_describe(s->bev, desc, sizeof desc);
-		log_info("session %llu: TLS established from [%s]: %s", (unsigned long long)s->id,
-		         s->ip, desc);
+		struct ev e;
+		session_event(s, &e, EK_TLS, LOG_INFO, NULL);
+		ev_flag(&e, "established");
+		ev_add(&e, "cipher", "%s", desc);
+		ev_emit(&e);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR && s->client.tls) {
@@ -349,8 +377,10 @@ static void session_check_errors(struct session *s)
 {
 	if (s->dead || s->state == ST_CLOSING || s->client.errors < s->srv->conf->max_errors)
 		return;
-	log_info("session %llu: %u errors from [%s]: closing", (unsigned long long)s->id,
-	         s->client.errors, s->ip);
+	struct ev e;
+	session_event(s, &e, EK_PROTOCOL, LOG_INFO, NULL);
+	ev_add(&e, "problem", "too many errors (%u): closing", s->client.errors);
+	ev_emit(&e);
 	session_reply(s, R_TOO_MANY_ERRORS, s->srv->conf->hostname);
 	session_close_after_flush(s);
 }
@@ -389,24 +419,29 @@ static void session_dispatch(struct session *s, const char *line)
  * line keeps its mechanism and loses its initial response (RFC 4954 4). */
 static void session_log_command(struct session *s, const char *line)
 {
-	if (strncasecmp(line, "AUTH ", 5) != 0) {
-		log_debug("session %llu: < %s", (unsigned long long)s->id, line);
+	if (!ev_wanted(LOG_DEBUG))
 		return;
+	struct ev e;
+	ev_init(&e, EK_IN, LOG_DEBUG, s->id, NULL);
+	if (s->state == ST_AUTH) {
+		ev_add(&e, "line", "(SASL response)");
+	} else if (strncasecmp(line, "AUTH ", 5) != 0) {
+		ev_add(&e, "line", "%s", line);
+	} else {
+		size_t mech = strcspn(line + 5, " ");
+		ev_add(&e, "line", "%.*s%s", (int)(5 + mech), line,
+		       line[5 + mech] ? " (initial response hidden)" : "");
 	}
-	size_t mech = strcspn(line + 5, " ");
-	log_debug("session %llu: < %.*s%s", (unsigned long long)s->id, (int)(5 + mech), line,
-	          line[5 + mech] ? " (initial response hidden)" : "");
+	ev_emit(&e);
 }
 
 static void session_command(struct session *s, const char *line)
 {
-	if (s->state == ST_AUTH) {
-		log_debug("session %llu: < (SASL response)", (unsigned long long)s->id);
+	session_log_command(s, line);
+	if (s->state == ST_AUTH)
 		sasl_response(s, line);
-	} else {
-		session_log_command(s, line);
+	else
 		session_dispatch(s, line);
-	}
 	session_check_errors(s);
 }
 
@@ -419,19 +454,25 @@ void session_committed(void *ctx, int err)
 	if (s->dead)   /* the client left; the message is queued all the same */
 		return session_release(s);
 	struct tx *tx = s->tx;
-	if (s->state == ST_CLOSING) {  /* a 421 went out meanwhile (timeout) */
-		log_info("%s: %s after the session ended", tx->qid, err ? "not queued" : "queued");
-		return;
-	}
-	s->busy++;   /* the 250 leaves with the replies to what was pipelined after it */
+	struct ev e;
+	ev_init(&e, err ? EK_NOT_QUEUED : EK_QUEUED, err ? LOG_ERROR : LOG_INFO, s->id, tx->qid);
 	if (err) {
-		log_error("%s: not queued: %s", tx->qid, strerror(err));
-		session_reply(s, err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
+		ev_add(&e, "error", "%s", strerror(err));
 	} else {
-		log_info("%s: queued: from=<%s>, size=%llu, nrcpt=%zu", tx->qid, tx->sender,
-		         (unsigned long long)tx->dp.size, tx->nrcpt);
-		session_reply(s, R_QUEUED, tx->qid, s->srv->conf->hostname);
+		ev_add(&e, "from", "<%s>", tx->sender);
+		ev_add(&e, "size", "%llu", (unsigned long long)tx->dp.size);
+		ev_add(&e, "nrcpt", "%zu", tx->nrcpt);
 	}
+	if (s->state == ST_CLOSING) {  /* a 421 went out meanwhile (timeout) */
+		ev_flag(&e, "after the session ended");
+		return ev_emit(&e);
+	}
+	ev_emit(&e);
+	s->busy++;   /* the 250 leaves with the replies to what was pipelined after it */
+	if (err)
+		session_reply(s, err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
+	else
+		session_reply(s, R_QUEUED, tx->qid, s->srv->conf->hostname);
 	session_reset(s);
 	if (s->srv->shutting_down)
 		session_shutdown(s);  /* the 250 first: the client must not retry */
@@ -450,8 +491,12 @@ void session_data_sink(void *ctx, const char *p, size_t n)
 void session_chunk_done(void *ctx, int err)
 {
 	struct session *s = ctx;
-	if (err)
-		log_error("%s: spool write failed: %s", s->tx ? s->tx->qid : "?", strerror(err));
+	if (err) {
+		struct ev e;
+		ev_init(&e, EK_NOT_QUEUED, LOG_ERROR, s->id, s->tx ? s->tx->qid : NULL);
+		ev_add(&e, "error", "spool write failed: %s", strerror(err));
+		ev_emit(&e);
+	}
 	if (s->paused && s->tx && s->tx->msg && spool_msg_writable(s->tx->msg)) {
 		s->paused = false;
 		bufferevent_enable(s->bev, EV_READ);
@@ -509,8 +554,7 @@ static bool session_skip(struct session *s, struct evbuffer *in)
  * the refusal goes out at once, for clients that send LF alone. */
 static void session_bare_newline(struct session *s, bool ends_in_crlf)
 {
-	log_info("session %llu: bare CR/LF or NUL in a command from [%s]",
-	         (unsigned long long)s->id, s->ip);
+	session_say(s, EK_PROTOCOL, "problem", "bare CR/LF or NUL in a command");
 	s->state = s->state == ST_AUTH ? ST_CMD : s->state;
 	session_reply(s, R_BARE_NL_CMD);
 	session_check_errors(s);
@@ -646,7 +690,7 @@ static void session_early_talker(struct session *s, struct evbuffer *in)
 {
 	if (evbuffer_get_length(in) == 0)
 		return;
-	log_info("session %llu: [%s] talked before the greeting", (unsigned long long)s->id, s->ip);
+	session_say(s, EK_PROTOCOL, "problem", "talked before the greeting");
 	evbuffer_drain(in, evbuffer_get_length(in));
 	session_reply(s, R_EARLY_TALKER);
 	session_close_after_flush(s);
@@ -657,7 +701,7 @@ static void session_early_talker(struct session *s, struct evbuffer *in)
 static void session_connected(struct session *s, const struct policy_answer *a)
 {
 	if (!a->ok) {
-		log_info("session %llu: refused [%s]: %s", (unsigned long long)s->id, s->ip, a->why);
+		session_say(s, EK_REFUSED, "reason", a->why);
 		return session_refusal(s, a);
 	}
 	if ((s->client.modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
@@ -677,8 +721,11 @@ static void session_connected(struct session *s, const struct policy_answer *a)
  * (limits), then TLS for smtps and the greeting. */
 static void session_begin(struct session *s)
 {
-	log_info("session %llu: connect from [%s]%s", (unsigned long long)s->id, s->ip,
-	         s->client.modes & CONF_LISTEN_SMTPS ? " (smtps)" : "");
+	struct ev e;
+	session_event(s, &e, EK_CONNECT, LOG_INFO, NULL);
+	if (s->client.modes & CONF_LISTEN_SMTPS)
+		ev_flag(&e, "smtps");
+	ev_emit(&e);
 	s->state = ST_START;
 	s->client.sessions = s->srv->nsessions;
 	struct policy_query q;
@@ -698,7 +745,7 @@ static void session_proxy_header(struct session *s, struct evbuffer *in)
 	if (st == PROXY_MORE)
 		return;
 	if (st == PROXY_BAD) {
-		log_info("session %llu: bad PROXY header from [%s]", (unsigned long long)s->id, s->ip);
+		session_say(s, EK_PROTOCOL, "problem", "bad PROXY header");
 		return session_close(s, "bad PROXY protocol header");
 	}
 	evbuffer_drain(in, used);
@@ -706,8 +753,11 @@ static void session_proxy_header(struct session *s, struct evbuffer *in)
 	snprintf(via, sizeof via, "%s", s->ip);
 	if (h.has_addr)
 		session_set_ip(s, (struct sockaddr *)&h.src, sizeof h.src);
-	log_info("session %llu: PROXY v%d header from [%s]: client [%s]", (unsigned long long)s->id,
-	         h.version, via, s->ip);
+	struct ev e;
+	session_event(s, &e, EK_PROXY, LOG_INFO, NULL);
+	ev_add(&e, "version", "%d", h.version);
+	ev_add(&e, "via", "[%s]", via);
+	ev_emit(&e);
 	session_begin(s);
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "lib/esc.h"
+#include "lib/event.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "smtpd/data.h"
@@ -135,6 +136,10 @@ void sasl_response(struct session *s, const char *line);
 
 /* ---- session.c, for the other two ---- */
 
+/* An event of the session (of its message, with qid): client=[ip] set;
+ * the caller adds fields and emits it. */
+void session_event(struct session *s, struct ev *e, enum ev_kind k, enum log_level l,
+                   const char *qid);
 void session_reply(struct session *s, enum esc_id id, ...);
 void session_reply_more(struct session *s, enum esc_id id, ...);
 /* Reply, and return false: a check that refuses (no policy stage follows). */

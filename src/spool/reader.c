@@ -4,6 +4,7 @@
  * domain). WAL lets them read while the writer commits; they see only
  * committed messages. */
 #include "spool/reader.h"
+#include "spool/spool_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,23 +29,6 @@ struct spool_reader {
 	struct { const char *sql; sqlite3_stmt *st; } stmts[SPOOL_READER_STMTS];
 };
 
-/* rcpt_domain(addr): the domain of an address in lower case (domains are
- * case-insensitive, RFC 5321 2.4), "" when it has none. Defined on the
- * readers' connections only: the writer's statements never use it. */
-static void spool_reader_domain_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
-{
-	(void)argc;
-	const char *a = (const char *)sqlite3_value_text(argv[0]);
-	const char *at = a ? strrchr(a, '@') : NULL;
-	char *d = sqlite3_mprintf("%s", at ? at + 1 : "");
-	if (!d) {
-		sqlite3_result_error_nomem(cx);
-		return;
-	}
-	util_lower(d);
-	sqlite3_result_text(cx, d, -1, sqlite3_free);
-}
-
 static sqlite3 *spool_reader_connect(const char *dir)
 {
 	struct buf path = BUF_INIT;
@@ -54,9 +38,7 @@ static sqlite3 *spool_reader_connect(const char *dir)
 	                         NULL);
 	buf_free(&path);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_create_function(db, "rcpt_domain", 1,
-		                             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
-		                             NULL, spool_reader_domain_fn, NULL, NULL);
+		rc = rows_functions(db);
 	if (rc != SQLITE_OK) {
 		log_error("spool: reader cannot open %s/queue.db: %s", dir, sqlite3_errstr(rc));
 		sqlite3_close(db);
@@ -153,7 +135,7 @@ static size_t spool_reader_due_rows(sqlite3_stmt *st, struct spool_cursor *cur,
 	return n;
 }
 
-/* Walks rcpt_due (status, next_try, rowid) from the cursor and stops after
+/* Walks rcpt_sched (status, held, next_try, rowid) from the cursor and stops after
  * max rows: the cost is the batch, not the backlog, and a scan that pages
  * on reaches the due retries behind a thousand messages still in flight
  * (whose never-tried rows, next_try 0, sort first). Two statements, as
@@ -164,9 +146,10 @@ size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor
 {
 	static const char *const sql[] = {
 		"SELECT qid, next_try, rowid FROM rcpt"
-		" WHERE status=0 AND next_try=?1 AND rowid>?2 ORDER BY rowid LIMIT ?4",
+		" WHERE status=0 AND held=0 AND next_try=?1 AND rowid>?2 ORDER BY rowid LIMIT ?4",
 		"SELECT qid, next_try, rowid FROM rcpt"
-		" WHERE status=0 AND next_try>?1 AND next_try<=?3 ORDER BY next_try, rowid LIMIT ?4",
+		" WHERE status=0 AND held=0 AND next_try>?1 AND next_try<=?3"
+		" ORDER BY next_try, rowid LIMIT ?4",
 	};
 	size_t n = 0, left = max;
 	for (int i = 0; i < 2 && left > 0; i++) {
@@ -189,7 +172,7 @@ size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor
 int64_t spool_reader_next_due(struct spool_reader *r, int64_t now)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r,
-		"SELECT MIN(next_try) FROM rcpt WHERE status=0 AND next_try>?");
+		"SELECT MIN(next_try) FROM rcpt WHERE status=0 AND held=0 AND next_try>?");
 	int64_t t = -1;
 	if (st)
 		sqlite3_bind_int64(st, 1, now);
@@ -291,12 +274,13 @@ static void spool_reader_rcpt_row(sqlite3_stmt *st, void *ctx)
 	rc->last_reply = spool_reader_col(st, 9);
 	rc->remote_mta = spool_reader_col(st, 10);
 	rc->dsn_flags = (unsigned)sqlite3_column_int(st, 11);
+	rc->held = sqlite3_column_int(st, 12) != 0;
 }
 
 static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT idx, orig, addr, transport, notify,"
-		" orcpt, status, attempts, next_try, last_reply, remote_mta, dsn_flags"
+		" orcpt, status, attempts, next_try, last_reply, remote_mta, dsn_flags, held"
 		" FROM rcpt WHERE qid=? ORDER BY idx");
 	if (!st)
 		return EIO;

@@ -15,6 +15,7 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 static const char rows_schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -28,7 +29,6 @@ static const char rows_schema[] =
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
 	" next_try INT NOT NULL, last_reply TEXT NOT NULL, remote_mta TEXT NOT NULL,"
 	" dsn_flags INT NOT NULL, held INT NOT NULL DEFAULT 0, PRIMARY KEY(qid, idx));"
-	"CREATE INDEX IF NOT EXISTS rcpt_due ON rcpt(status, next_try);"
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS chunk_qid ON chunk(qid, seq);";
@@ -154,7 +154,7 @@ static int rows_put_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt *
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "INSERT INTO rcpt(qid, idx, orig, addr, transport,"
 	                          " notify, orcpt, status, attempts, next_try, last_reply,"
-	                          " remote_mta, dsn_flags) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	                          " remote_mta, dsn_flags, held) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	                          qid, &st);
 	if (err)
 		return err;
@@ -170,6 +170,7 @@ static int rows_put_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt *
 	sqlite3_bind_text(st, 11, r->last_reply ? r->last_reply : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, r->remote_mta ? r->remote_mta : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 13, (int)r->dsn_flags);
+	sqlite3_bind_int(st, 14, r->held);
 	return rows_step_done(db, st);
 }
 
@@ -220,7 +221,7 @@ static int rows_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt *
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "UPDATE rcpt SET status=?2, attempts=?3, next_try=?4,"
-	                          " last_reply=?5, remote_mta=?7, dsn_flags=?8"
+	                          " last_reply=?5, remote_mta=?7, dsn_flags=?8, held=?9"
 	                          " WHERE qid=?1 AND idx=?6", qid, &st);
 	if (err)
 		return err;
@@ -231,6 +232,7 @@ static int rows_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt *
 	sqlite3_bind_int(st, 6, (int)r->idx);
 	sqlite3_bind_text(st, 7, r->remote_mta ? r->remote_mta : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 8, (int)r->dsn_flags);
+	sqlite3_bind_int(st, 9, r->held);
 	return rows_step_done(db, st);
 }
 
@@ -243,7 +245,7 @@ int rows_update(sqlite3 *db, struct buf *gone, const struct spool_env *e)
 	bool pending = false;
 	for (size_t i = 0; i < e->nrcpt; i++)
 		pending |= e->rcpt[i].status == SPOOL_PENDING;
-	if (!pending)
+	if (!pending || e->deleted)
 		return rows_delete_msg(db, gone, e->qid, e->body_file);
 	int err = 0;
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
@@ -268,6 +270,65 @@ int rows_sql(sqlite3 *db, const char *sql)
 {
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 :
 	       (rows_errno(db) ? rows_errno(db) : EIO);
+}
+
+/* ---- an operator's changes ---- */
+
+/* One statement per (what, target) pair; ?1 the qid or the domain, ?2 now. */
+static const char *rows_admin_sql(enum spool_admin what, bool by_qid, bool by_domain)
+{
+	static const char *const sql[3][3] = {
+		[SPOOL_HOLD] = {
+			NULL,
+			"UPDATE rcpt SET held=1 WHERE status=0 AND held=0 AND qid=?1",
+			"UPDATE rcpt SET held=1 WHERE status=0 AND held=0 AND rcpt_domain(addr)=lower(?1)" },
+		[SPOOL_RELEASE] = {
+			NULL,
+			"UPDATE rcpt SET held=0, next_try=?2 WHERE status=0 AND held=1 AND qid=?1",
+			"UPDATE rcpt SET held=0, next_try=?2"
+			" WHERE status=0 AND held=1 AND rcpt_domain(addr)=lower(?1)" },
+		[SPOOL_FLUSH] = {
+			"UPDATE rcpt SET next_try=?2 WHERE status=0 AND held=0 AND next_try>?2",
+			"UPDATE rcpt SET next_try=?2 WHERE status=0 AND held=0 AND next_try>?2 AND qid=?1",
+			"UPDATE rcpt SET next_try=?2 WHERE status=0 AND held=0 AND next_try>?2"
+			" AND rcpt_domain(addr)=lower(?1)" },
+	};
+	return sql[what][by_qid ? 1 : by_domain ? 2 : 0];
+}
+
+static int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long *count)
+{
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, "SELECT bodyfile FROM msg WHERE qid=?", qid, &st);
+	if (err)
+		return err;
+	int rc = sqlite3_step(st);
+	bool file = rc == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+	rows_stmt_release(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : EIO;   /* none such: nothing to do */
+	*count = 1;
+	return rows_delete_msg(db, gone, qid, file);
+}
+
+int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
+               const char *domain, int64_t now, long *count)
+{
+	*count = 0;
+	if (what == SPOOL_DELETE)
+		return qid ? rows_delete_qid(db, gone, qid, count) : EINVAL;
+	const char *sql = rows_admin_sql(what, qid != NULL, domain != NULL);
+	if (!sql)
+		return EINVAL;
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, sql, qid ? qid : domain, &st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 2, now);
+	err = rows_step_done(db, st);
+	if (!err)
+		*count = sqlite3_changes(db);
+	return err;
 }
 
 /* ---- open ---- */
@@ -295,7 +356,37 @@ static int rows_migrate(sqlite3 *db, char **msg)
 		         col[i][0], col[i][1]);
 		rc = sqlite3_exec(db, sql, NULL, NULL, msg);
 	}
+	/* The scheduler's index: due recipients not held, in next_try order
+	 * (it replaces rcpt_due, which did not know holds). */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "DROP INDEX IF EXISTS rcpt_due;"
+		                      "CREATE INDEX IF NOT EXISTS rcpt_sched ON rcpt(status, held, next_try);",
+		                  NULL, NULL, msg);
 	return rc;
+}
+
+/* rcpt_domain(addr): the domain of an address in lower case (domains are
+ * case-insensitive, RFC 5321 2.4), "" when it has none. */
+static void rows_domain_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const char *a = (const char *)sqlite3_value_text(argv[0]);
+	const char *at = a ? strrchr(a, '@') : NULL;
+	char *d = sqlite3_mprintf("%s", at ? at + 1 : "");
+	if (!d) {
+		sqlite3_result_error_nomem(cx);
+		return;
+	}
+	util_lower(d);
+	sqlite3_result_text(cx, d, -1, sqlite3_free);
+}
+
+/* The SQL functions of every spool connection (the writer's, the readers'). */
+int rows_functions(sqlite3 *db)
+{
+	return sqlite3_create_function(db, "rcpt_domain", 1,
+	                               SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+	                               NULL, rows_domain_fn, NULL, NULL);
 }
 
 /* Body files without a committed message (a crash mid-DATA, or after a
@@ -334,7 +425,8 @@ sqlite3 *rows_open(const char *dir, int body_dir)
 	if (!db)
 		return NULL;
 	char *msg = NULL;
-	if (sqlite3_exec(db, rows_schema, NULL, NULL, &msg) != SQLITE_OK ||
+	if (rows_functions(db) != SQLITE_OK ||
+	    sqlite3_exec(db, rows_schema, NULL, NULL, &msg) != SQLITE_OK ||
 	    rows_migrate(db, &msg) != SQLITE_OK ||
 	    sqlite3_exec(db, rows_orphans, NULL, NULL, &msg) != SQLITE_OK) {
 		log_error("spool: cannot set up %s/queue.db: %s", dir, msg ? msg : "?");

@@ -265,12 +265,29 @@ static int spool_sync(struct spool *sp, struct spool_op *op)
 }
 
 void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
+                             const struct spool_report *reps, size_t nrep,
                              void (*done)(void *ctx, int err), void *ctx)
 {
 	struct spool_op *op = writer_op_new(OP_UPDATE, NULL);
 	op->envs = envs;
 	op->n = n;
+	op->reps = reps;
+	op->nrep = nrep;
 	op->on_writer = done;
+	op->ctx = ctx;
+	writer_enqueue(sp, op);
+}
+
+void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
+                       const char *domain, int64_t now,
+                       void (*done)(void *ctx, int err, long count), void *ctx)
+{
+	struct spool_op *op = writer_op_new(OP_ADMIN, NULL);
+	op->admin = what;
+	op->qid = qid ? util_xstrdup(qid) : NULL;
+	op->domain = domain ? util_xstrdup(domain) : NULL;
+	op->now = now;
+	op->on_admin = done;
 	op->ctx = ctx;
 	writer_enqueue(sp, op);
 }

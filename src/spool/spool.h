@@ -60,6 +60,7 @@ struct spool_rcpt {
 	char *last_reply;    /* last delivery result, for the log and reports */
 	char *remote_mta;    /* the host that gave last_reply, "" if none */
 	unsigned dsn_flags;  /* SPOOL_DSN_*: reports already generated */
+	bool held;           /* pending, and not to be tried until released */
 };
 
 enum { SPOOL_DSN_DELAY = 1 << 0 };
@@ -82,6 +83,9 @@ struct spool_env {
 	size_t mem_len, mem_cap;
 	size_t nrcpt;
 	struct spool_rcpt *rcpt;
+	bool deleted;        /* an operator deleted it: recording removes it */
+	uint64_t session;    /* the session that queued it, 0 when unknown (a
+	                        message read back from the spool): for events only */
 };
 
 void spool_env_free(struct spool_env *e);
@@ -151,15 +155,41 @@ void spool_msg_commit(struct spool_msg *m, const struct spool_env *env,
 /* Give the message up: no more callbacks, its body file is removed. */
 void spool_msg_abort(struct spool_msg *m);
 
+/* A whole message made here (a delivery report), queued with the results
+ * that call for it. */
+struct spool_report {
+	const struct spool_env *env;
+	const void *body;
+	size_t len;
+};
+
 /* Record recipients' delivery results (any thread but the writer); each
  * envelope holds every recipient of its message (as spool_reader_env loads
- * it), and a message with none pending any more is removed. All
- * n envelopes go in the same group commit. done(ctx, err) runs on the
- * writer thread after the commit (so it must only hand the news over, e.g.
- * event_active); envs must stay valid until then. On an error nothing of
- * the batch was written: the caller keeps the results and tries again. */
+ * it), and a message with none pending any more is removed. The nrep
+ * reports those results call for are queued in the same transaction: all
+ * go in one group commit, so a report exists exactly when the results
+ * that made it are recorded, and nobody waits for an fsync. done(ctx, err)
+ * runs on the writer thread after the commit (so it must only hand the
+ * news over, e.g. event_active); envs and reps must stay valid until then.
+ * On an error nothing of the batch was written: the caller keeps the
+ * results and reports and tries again. */
 void spool_update_many_async(struct spool *sp, const struct spool_env *const *envs, size_t n,
+                             const struct spool_report *reps, size_t nrep,
                              void (*done)(void *ctx, int err), void *ctx);
+
+/* What an operator may do to queued recipients (the delivery engine's
+ * command inbox asks): HOLD marks pending ones held (never tried until
+ * released), RELEASE unmarks them and makes them due, FLUSH makes pending
+ * ones not held due now, DELETE removes a message without any report. */
+enum spool_admin { SPOOL_HOLD, SPOOL_RELEASE, SPOOL_FLUSH, SPOOL_DELETE };
+
+/* Apply it to one message (qid), or to the recipients of one domain
+ * (domain, case-insensitive), or (neither: FLUSH only) to all; now is the
+ * due time given. done(ctx, err, count) runs on the writer thread after
+ * the commit: count is the recipients (messages for DELETE) changed. */
+void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
+                       const char *domain, int64_t now,
+                       void (*done)(void *ctx, int err, long count), void *ctx);
 
 /* Synchronous: queue a whole message made here (a delivery report). */
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len);

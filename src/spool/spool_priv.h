@@ -20,7 +20,7 @@
 #include "lib/buf.h"
 #include "spool/spool.h"
 
-enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT };
+enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT, OP_ADMIN };
 
 struct spool_op {
 	struct spool_op *next;
@@ -32,6 +32,13 @@ struct spool_op {
 	struct spool_env *env;        /* COMMIT: owned copy; UPDATE, INJECT: the caller's */
 	const struct spool_env *const *envs;  /* UPDATE: n of them */
 	size_t n;
+	const struct spool_report *reps;      /* UPDATE: nrep reports queued with them */
+	size_t nrep;
+	enum spool_admin admin;               /* ADMIN: what, to qid or domain (owned) */
+	char *qid, *domain;
+	int64_t now;
+	long count;                           /* ADMIN: rows changed */
+	void (*on_admin)(void *ctx, int err, long count);
 	const char *body;             /* INJECT: the whole message */
 	size_t len;
 	spool_done_fn done;
@@ -106,6 +113,9 @@ int rows_put_chunk(sqlite3 *db, const char *qid, unsigned seq, const struct buf 
 int rows_put_msg(sqlite3 *db, const struct spool_env *e);
 int rows_update(sqlite3 *db, struct buf *gone, const struct spool_env *e);
 int rows_inject(sqlite3 *db, const struct spool_env *env, const char *body, size_t len);
+int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
+               const char *domain, int64_t now, long *count);
+int rows_functions(sqlite3 *db);
 void rows_stmts_free(sqlite3 *db);
 
 /* body.c: body files, the reaper thread, the reserve. */

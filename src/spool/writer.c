@@ -41,6 +41,8 @@ void writer_op_free(struct spool_op *op)
 		spool_env_free(op->env);
 		free(op->env);
 	}
+	free(op->qid);
+	free(op->domain);
 	free(op);
 }
 
@@ -101,12 +103,16 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 		return 0;
 	case OP_UPDATE: {
 		int err = 0;
+		for (size_t i = 0; !err && i < op->nrep; i++)
+			err = rows_inject(db, op->reps[i].env, op->reps[i].body, op->reps[i].len);
 		for (size_t i = 0; !err && i < op->n; i++)
 			err = rows_update(db, &op->gone, op->envs[i]);
 		return err;
 	}
 	case OP_INJECT:
 		return rows_inject(db, op->env, op->body, op->len);
+	case OP_ADMIN:
+		return rows_admin(db, &op->gone, op->admin, op->qid, op->domain, op->now, &op->count);
 	}
 	return EINVAL;
 }
@@ -242,7 +248,7 @@ static void writer_handoff(struct spool *sp, struct spool_op *ops)
 			tail = &(*tail)->next;
 			n++;
 		}
-		rescan |= op->type == OP_INJECT;
+		rescan |= op->type == OP_INJECT || (op->type == OP_UPDATE && op->nrep);
 	}
 	if (!n && !rescan)
 		return;
@@ -302,7 +308,7 @@ static void writer_dispatch(struct spool *sp, struct spool_op *ops)
 		struct spool_op *op = ops;
 		ops = op->next;
 		op->next = NULL;
-		if (op->on_writer) {
+		if (op->on_writer || op->on_admin) {
 			op->next = told;
 			told = op;
 			continue;
@@ -320,7 +326,10 @@ static void writer_dispatch(struct spool *sp, struct spool_op *ops)
 	while (told) {
 		struct spool_op *op = told;
 		told = op->next;
-		op->on_writer(op->ctx, op->err);
+		if (op->on_admin)
+			op->on_admin(op->ctx, op->err, op->count);
+		else
+			op->on_writer(op->ctx, op->err);
 		writer_op_free(op);
 	}
 	if (async && sp->notify)

@@ -60,7 +60,7 @@ def test_deep_queue_is_delivered_once(ternd, tmp_path):
         os.kill(sink.proc.pid, signal.SIGCONT)
         wait_for("every message recorded", lambda: s2.log().count(": removed\n") >= N)
         log = s2.log()
-        sent = re.findall(r": ([0-9A-F]{16}): to=<r@far\.example>.*status=sent", log)
+        sent = re.findall(r": ([0-9A-F]{16}): delivery: to=<r@far\.example>.*status=sent", log)
         assert len(sent) == N and len(set(sent)) == N, (len(sent), len(set(sent)))
         assert len(sink.messages()) == N
         assert spool_messages(spool) == 0

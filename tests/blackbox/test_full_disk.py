@@ -119,7 +119,7 @@ def lines_with(server, text):
 
 
 def sent_lines(server, qid):
-    return [l for l in lines_with(server, "%s: to=<" % qid) if "status=sent" in l]
+    return [l for l in lines_with(server, "%s: delivery: to=<" % qid) if "status=sent" in l]
 
 
 def sink_count(sink, marker):
@@ -264,7 +264,7 @@ def test_results_on_a_full_disk_are_kept_not_delivered_again(relay, ternd, tmp_p
 
 def deferred_attempts(server, qid):
     return [int(a) for a in re.findall(r"attempts=(\d+), status=deferred",
-                                       "\n".join(lines_with(server, "%s: to=<" % qid)))]
+                                       "\n".join(lines_with(server, "%s: delivery: to=<" % qid)))]
 
 
 def test_deferred_results_on_a_full_disk_count_attempts(relay):

@@ -307,7 +307,7 @@ def test_unreachable_mx_is_deferred_not_lost(world):
     zone_two_mx(world)                             # nobody listens anywhere
     s = world.sender()
     qid = send(s, ["bob@dest.example"], crlf("Subject: later", "", "later"))
-    wait_log(s, "%s: to=<bob@dest.example>" % qid)
+    wait_log(s, "%s: delivery: to=<bob@dest.example>" % qid)
     wait_log(s, "status=deferred")
     assert "%s: removed" % qid not in s.log()
     mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example")
@@ -482,18 +482,18 @@ def test_pipelined_transaction_lost_with_the_connection_is_retried(world):
                      destination_concurrency="1", log_level="debug", retry_min="1s",
                      retry_max="1s", smtp_timeout="5s")
     for qid in qids:
-        wait_log(s2, "%s: to=<bob@dest.example>, relay=mx1.dest.example[127.0.0.2], delay=" % qid)
+        wait_log(s2, "%s: delivery: to=<bob@dest.example>, relay=mx1.dest.example[127.0.0.2], delay=" % qid)
     said = [l.split(": ", 3)[3] for l in s2.log().splitlines() if ": debug: smtp " in l]
     after_354 = said[said.index("< 354 End data with <CR><LF>.<CR><LF>") + 1]
     assert after_354.startswith("> MAIL FROM:<s1@example.com>"), \
         "the second message was not pipelined:\n" + "\n".join(said)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(
-            "%s: to=<bob@dest.example>" % q in s2.log() and "attempts=2" in s2.log() for q in qids):
+            "%s: delivery: to=<bob@dest.example>" % q in s2.log() and "attempts=2" in s2.log() for q in qids):
         time.sleep(0.05)
     log = s2.log()
     for qid in qids:
-        lines = [l for l in log.splitlines() if l.split(": ", 2)[-1].startswith(qid + ": to=<")]
+        lines = [l for l in log.splitlines() if l.split(": ", 2)[-1].startswith(qid + ": delivery: to=<")]
         assert lines and all("status=deferred" in l for l in lines), log
         assert any("attempts=2" in l for l in lines), "%s was not tried again" % qid
         assert "%s: removed" % qid not in log
@@ -511,7 +511,7 @@ def test_retry_not_hidden_behind_messages_in_flight(world):
     world.sink("127.0.0.2", "-w", "60")           # DATA answered after a minute
     s = world.sender(destination_concurrency="1", smtp_timeout="2m")
     qid = send(s, ["bob@later.example"], crlf("Subject: later", "", "retried-in-time"))
-    wait_log(s, "%s: to=<bob@later.example>" % qid)   # nobody at 127.0.0.3 yet
+    wait_log(s, "%s: delivery: to=<bob@later.example>" % qid)   # nobody at 127.0.0.3 yet
     assert "status=deferred" in s.log()
     for i in range(11):
         send(s, ["u%d@slow.example" % k for k in range(100)], crlf("Subject: s%d" % i, "", "slow"))

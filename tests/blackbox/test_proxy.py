@@ -82,8 +82,8 @@ def test_haproxy_passes_client_address(ternd, haproxy, mode, src):
     data = s.wait_message_with("x@example.com", "proxied-" + mode)
     d = Delivered(data)
     assert d.received.startswith("Received: from proxied.example ([%s])" % src), d.received
-    v = "v2" if mode.endswith("v2") else "v1"
-    assert "PROXY %s header from [127.0.0.1]: client [%s]" % (v, src) in s.log(), s.log()
+    v = "2" if mode.endswith("v2") else "1"
+    assert "proxy: client=[%s], version=%s, via=[127.0.0.1]" % (src, v) in s.log(), s.log()
 
 
 def test_proxy_listener_refuses_missing_header(ternd):

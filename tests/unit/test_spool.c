@@ -171,7 +171,7 @@ static void finish_msg(struct fixture *f, const char *qid)
 		e.rcpt[i].status = SPOOL_DELIVERED;
 	const struct spool_env *envs[] = { &e };
 	struct wait w = { false, -1 };
-	spool_update_many_async(f->sp, envs, 1, on_recorded, &w);
+	spool_update_many_async(f->sp, envs, 1, NULL, 0, on_recorded, &w);
 	for (int i = 0; i < 5000 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
 		usleep(1000);
 	assert_true(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
@@ -432,6 +432,40 @@ static void test_handoff_inject_rescans(void **state)
 	assert_false(rescan);
 }
 
+/* Results and the report they call for go in one commit: the message is
+ * removed and the report is queued together, and the delivery side is
+ * told to look for the report in the spool. */
+static void test_results_with_report(void **state)
+{
+	struct fixture *f = *state;
+	bool rescan = false;
+	char *b = body_make(100);
+	put_msg(f, "BOUNCED00001", b, 100);
+	spool_set_commit_hook(f->sp, count_hook, NULL);
+	struct spool_env e, rep;
+	assert_int_equal(spool_reader_env(f->r, "BOUNCED00001", &e), 0);
+	for (size_t i = 0; i < e.nrcpt; i++)
+		e.rcpt[i].status = SPOOL_FAILED;
+	env_one(&rep, "REPORT000001", 6);
+	struct spool_report reps[] = { { &rep, "report", 6 } };
+	const struct spool_env *envs[] = { &e };
+	struct wait w = { false, -1 };
+	spool_update_many_async(f->sp, envs, 1, reps, 1, on_recorded, &w);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	assert_true(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	assert_int_equal(w.err, 0);
+	struct spool_env got;
+	assert_int_equal(spool_reader_env(f->r, "BOUNCED00001", &got), ENOENT);
+	assert_int_equal(spool_reader_env(f->r, "REPORT000001", &got), 0);
+	spool_env_free(&got);
+	check_body(f, "REPORT000001", "report", 6, false);
+	assert_null(spool_take_fresh(f->sp, &rescan));
+	assert_true(rescan);
+	spool_env_free(&e);
+	free(b);
+}
+
 /* Without a hook (queue_only, or once the queue is gone) nothing is kept. */
 static void test_no_hook_keeps_nothing(void **state)
 {
@@ -461,6 +495,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lazy_update_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_results_with_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff_inject_rescans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_hook_keeps_nothing, setup, teardown),
 	};

@@ -116,7 +116,7 @@ static void result(struct fixture *f, const char *qid, unsigned idx, int status,
 	e.rcpt[idx].last_reply = util_xstrdup(reply);
 	const struct spool_env *envs[] = { &e };
 	bool done = false;
-	spool_update_many_async(f->sp, envs, 1, on_recorded, &done);
+	spool_update_many_async(f->sp, envs, 1, NULL, 0, on_recorded, &done);
 	for (int i = 0; i < 5000 && !__atomic_load_n(&done, __ATOMIC_ACQUIRE); i++)
 		usleep(1000);
 	assert_true(__atomic_load_n(&done, __ATOMIC_ACQUIRE));

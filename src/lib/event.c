@@ -1,0 +1,128 @@
+/* event: typed records and their subscribers (see event.h). */
+#include "lib/event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EK_SUBS_MAX 8
+
+static const char *const ev_names[EK__COUNT] = {
+	[EK_NOTE] = "note", [EK_CONNECT] = "connect", [EK_DISCONNECT] = "disconnect",
+	[EK_REFUSED] = "refused", [EK_PROXY] = "proxy", [EK_TLS] = "tls", [EK_AUTH] = "auth",
+	[EK_REJECT] = "reject", [EK_TIMEOUT] = "timeout", [EK_PROTOCOL] = "protocol",
+	[EK_IN] = "in", [EK_OUT] = "out", [EK_RECEIVED] = "received", [EK_QUEUED] = "queued",
+	[EK_NOT_QUEUED] = "not queued", [EK_REFUSED_DATA] = "refused at end of data",
+	[EK_DELIVERY] = "delivery", [EK_REPORT] = "report", [EK_REMOVED] = "removed",
+	[EK_HELD] = "held", [EK_RECORDED] = "recorded",
+};
+
+/* The log writer is always there (log.c); the rest subscribe at start-up. */
+static struct {
+	ev_fn *fn;
+	void *ctx;
+	enum log_level min;
+} ev_subs[EK_SUBS_MAX] = { { log_event, NULL, LOG_DEBUG } };
+static size_t ev_nsubs = 1;
+
+bool ev_subscribe(ev_fn *fn, void *ctx, enum log_level min)
+{
+	if (ev_nsubs == EK_SUBS_MAX)
+		return false;
+	ev_subs[ev_nsubs].fn = fn;
+	ev_subs[ev_nsubs].ctx = ctx;
+	ev_subs[ev_nsubs++].min = min;
+	return true;
+}
+
+bool ev_wanted(enum log_level l)
+{
+	if (log_enabled(l))
+		return true;
+	for (size_t i = 1; i < ev_nsubs; i++)
+		if (l >= ev_subs[i].min)
+			return true;
+	return false;
+}
+
+void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, const char *qid)
+{
+	e->kind = k;
+	e->level = l;
+	e->session = session;
+	snprintf(e->qid, sizeof e->qid, "%s", qid ? qid : "");
+	e->n = 0;
+	e->used = 0;
+}
+
+static struct ev_field *ev_slot(struct ev *e, const char *key)
+{
+	if (e->n == EK_FIELDS)
+		return NULL;
+	struct ev_field *f = &e->f[e->n++];
+	f->key = key;
+	f->off = (unsigned)e->used;
+	f->len = 0;
+	f->flag = false;
+	return f;
+}
+
+void ev_add(struct ev *e, const char *key, const char *fmt, ...)
+{
+	struct ev_field *f = ev_slot(e, key);
+	if (!f)
+		return;
+	size_t room = sizeof e->text - e->used;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(e->text + e->used, room, fmt, ap);
+	va_end(ap);
+	size_t len = n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
+	f->len = (unsigned)len;
+	e->used += len;
+}
+
+void ev_flag(struct ev *e, const char *key)
+{
+	struct ev_field *f = ev_slot(e, key);
+	if (f)
+		f->flag = true;
+}
+
+void ev_emit(const struct ev *e)
+{
+	for (size_t i = 0; i < ev_nsubs; i++)
+		if (e->level >= ev_subs[i].min)
+			ev_subs[i].fn(ev_subs[i].ctx, e);
+}
+
+void ev_note(enum log_level l, uint64_t session, const char *qid, const char *fmt, ...)
+{
+	if (!ev_wanted(l))
+		return;
+	struct ev e;
+	ev_init(&e, EK_NOTE, l, session, qid);
+	struct ev_field *f = ev_slot(&e, "text");
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	f->len = n < 0 ? 0 : (size_t)n < sizeof e.text ? (unsigned)n : (unsigned)sizeof e.text - 1;
+	e.used = f->len;
+	ev_emit(&e);
+}
+
+const char *ev_name(enum ev_kind k)
+{
+	return (unsigned)k < EK__COUNT ? ev_names[k] : "?";
+}
+
+const char *ev_get(const struct ev *e, const char *key, size_t *len)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (!strcmp(e->f[i].key, key)) {
+			*len = e->f[i].len;
+			return e->text + e->f[i].off;
+		}
+	return NULL;
+}
