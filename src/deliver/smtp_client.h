@@ -17,12 +17,11 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 
-#include "spool/spool.h"
 #include "deliver/deliver.h"
+#include "lib/conf.h"
+#include "spool/spool.h"
 
 #define SMTPC_ADDRS_MAX 64
-
-enum smtpc_tls { SMTPC_TLS_NONE, SMTPC_TLS_MAY, SMTPC_TLS_ENCRYPT, SMTPC_TLS_VERIFY };
 
 /* Where and how to connect. */
 struct smtpc_target {
