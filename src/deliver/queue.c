@@ -29,14 +29,15 @@
 #include <time.h>
 
 #include "deliver/deliver.h"
+#include "deliver/job_source.h"
 #include "deliver/maildir.h"
 #include "deliver/route.h"
-#include "deliver/smtp_client.h"
 #include "dsn/dsn.h"
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "net/closer.h"
 #include "net/dns.h"
+#include "net/smtpc.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
 #define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */
@@ -614,8 +615,8 @@ static void conn_free(struct conn *cn)
 
 static void conn_job_init(struct conn *cn, struct qjob *job)
 {
-	job->sj = (struct smtpc_job){ &job->m->env, cn->q->reader, job->n, job->idx, job->res,
-	                              false, "" };
+	job->sj = (struct smtpc_job){ &job_source, &job->m->env, cn->q->reader, job->n, job->idx,
+	                              job->res, false, "" };
 }
 
 static void conn_run(struct conn *cn, struct qjob *job)

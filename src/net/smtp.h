@@ -8,7 +8,8 @@
  *     parameters of RFC 3461 and their xtext encoding);
  *   - base64 (RFC 4648 4; OpenSSL's EVP coder behind a strict check) and
  *     the AUTH PLAIN and LOGIN responses (RFC 4954, RFC 4616);
- *   - dot-stuffing of message content as a stream (RFC 5321 4.5.2).
+ *   - dot-stuffing of message content as a stream (RFC 5321 4.5.2);
+ *   - the result of one delivery attempt for one recipient.
  */
 #ifndef TERN_SMTP_H
 #define TERN_SMTP_H
@@ -40,6 +41,16 @@ bool smtp_xtext_decode(const char *s, size_t len, char *out, size_t n);
 
 /* xtext-encode s into out (room for n). Returns false on overflow. */
 bool smtp_xtext_encode(const char *s, char *out, size_t n);
+
+/* ---- the result of a delivery attempt (qmail-remote's temp_/perm_ split,
+ * with the RFC 3463 enhanced code kept for reports) ---- */
+
+enum deliver_status { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM };
+
+struct deliver_result {
+	enum deliver_status status;
+	char reply[512];   /* "2.0.0 delivered to maildir", "4.3.1 disk full", ... */
+};
 
 /* ---- replies, RFC 5321 4.2 ---- */
 
