@@ -1,13 +1,9 @@
-/* deliver: what every transport returns for one recipient (qmail-remote's
- * temp_/perm_ split, with the RFC 3463 enhanced code kept for reports). */
+/* deliver: what every transport returns for one recipient. The type,
+ * struct deliver_result, is the protocol's (net/smtp.h): the client engine
+ * fills it in below this layer, maildir delivery here. */
 #ifndef TERN_DELIVER_H
 #define TERN_DELIVER_H
 
-enum deliver_status { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM };
-
-struct deliver_result {
-	enum deliver_status status;
-	char reply[512];   /* "2.0.0 delivered to maildir", "4.3.1 disk full", ... */
-};
+#include "net/smtp.h"
 
 #endif

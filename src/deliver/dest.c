@@ -1,7 +1,7 @@
 /* dest: next hops (a destination: an MX domain, a host, an LMTP socket)
  * with their waiting jobs and their connections, at most
  * destination_concurrency each, resolved (net/dns.c), opened and reused
- * (smtp_client.c); the SMTP and LMTP transport (see engine.h). A job
+ * (net/smtpc.c); the SMTP and LMTP transport (see engine.h). A job
  * waiting for a busy connection goes out right behind the previous
  * message's final dot (RFC 2920 3.1, smtpc_cbs.more); idle connections
  * are kept QUEUE_CONN_IDLE seconds.
@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "deliver/engine.h"
+#include "deliver/job_source.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/dns.h"
@@ -111,8 +112,8 @@ static void conn_free(struct conn *cn)
 
 static void conn_job_init(struct conn *cn, struct qjob *job)
 {
-	job->sj = (struct smtpc_job){ &job->m->env, cn->q->reader, job->n, job->idx, job->res,
-	                              false, "" };
+	job->sj = (struct smtpc_job){ &job_source, &job->m->env, cn->q->reader, job->n, job->idx,
+	                              job->res, false, "" };
 }
 
 static void conn_run(struct conn *cn, struct qjob *job)

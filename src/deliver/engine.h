@@ -26,9 +26,10 @@
 #include "deliver/deliver.h"
 #include "deliver/queue.h"
 #include "deliver/route.h"
-#include "deliver/smtp_client.h"
 #include "dsn/dsn.h"
 #include "lib/hmap.h"
+#include "net/smtpc.h"
+#include "spool/reader.h"
 
 #define QUEUE_BATCH 1024        /* messages looked at per scan */
 #define QUEUE_INFLIGHT_MAX (16 * QUEUE_BATCH)  /* in flight, past which scans wait */

@@ -86,10 +86,7 @@ static bool queue_setup(struct queue *q)
 	q->map = route_map_load(c->transport_map, &bad);
 	if (bad)
 		return false;
-	static const char *const tls[] = { "none", "may", "encrypt", "verify" };
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(c->smtp_tls, tls[i]))
-			q->tls = (enum smtpc_tls)i;
+	q->tls = c->smtp_tls;
 	q->ssl = smtpc_ssl_ctx(q->tls, c->smtp_tls_ca_file);
 	if (q->tls != SMTPC_TLS_NONE && !q->ssl)
 		return false;

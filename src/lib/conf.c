@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL };
+                 T_BOOL, T_LOGLEVEL, T_TLS };
 
 struct conf_key {
 	const char *name;
@@ -58,7 +58,7 @@ static const struct conf_key conf_keys[] = {
 	K(transport_map, T_STR, ""),
 	K(relayhost, T_STR, ""),
 	K(relayhost_auth, T_STR, ""),
-	K(smtp_tls, T_STR, "may"),
+	K(smtp_tls, T_TLS, "may"),
 	K(smtp_tls_ca_file, T_STR, ""),
 	K(smtp_port, T_UINT, "25"),
 	K(smtp_connect_timeout, T_DURATION, "30s"),
@@ -144,6 +144,18 @@ bool conf_parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
+/* smtp_tls's words, in enum smtpc_tls order. */
+static bool conf_parse_tls(const char *s, enum smtpc_tls *out)
+{
+	static const char *const words[] = { "none", "may", "encrypt", "verify" };
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (!strcmp(s, words[i])) {
+			*out = (enum smtpc_tls)i;
+			return true;
+		}
+	return false;
+}
+
 static bool conf_parse_bool(const char *s, bool *out)
 {
 	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "on"))
@@ -226,6 +238,8 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return conf_parse_duration(value, f);
 	case T_BOOL:
 		return conf_parse_bool(value, f);
+	case T_TLS:
+		return conf_parse_tls(value, f);
 	case T_LOGLEVEL:
 		lvl = log_level_parse(value);
 		if (lvl < 0)
@@ -245,6 +259,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_DURATION: return "a duration such as 30s, 5m, 2h or 1d";
 	case T_BOOL: return "yes or no";
 	case T_LOGLEVEL: return "debug, info, warning or error";
+	case T_TLS: return "none, may, encrypt or verify";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
 	case T_LIST: return "a comma-separated list";
@@ -283,7 +298,8 @@ void conf_defaults(struct conf *c)
 	memset(c, 0, sizeof *c);
 	for (size_t i = 0; i < CONF_NKEYS; i++)
 		if (conf_keys[i].def && conf_set(c, conf_keys[i].name, conf_keys[i].def, "default"))
-			log_panic("conf: the default of %s is refused", conf_keys[i].name);
+			log_panic("conf: the default of %s is refused (a bug in the key table)",
+			          conf_keys[i].name);
 	conf_default_hostname(c);
 }
 
@@ -364,14 +380,6 @@ static bool conf_hostport_valid(const char *s)
 static int conf_finish_delivery(struct conf *c)
 {
 	int bad = 0;
-	static const char *const tls[] = { "none", "may", "encrypt", "verify" };
-	bool ok = false;
-	for (size_t i = 0; i < 4; i++)
-		ok |= !strcmp(c->smtp_tls, tls[i]);
-	if (!ok) {
-		fprintf(stderr, "smtp_tls: '%s' is not none, may, encrypt or verify\n", c->smtp_tls);
-		bad++;
-	}
 	if (c->lmtp_domains.n && !*c->lmtp_host) {
 		fprintf(stderr, "lmtp_domains: needs lmtp_host (unix:/path or host:port)\n");
 		bad++;

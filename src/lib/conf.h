@@ -19,6 +19,15 @@ struct conf_list {
 	char *v[CONF_LIST_MAX];
 };
 
+/* smtp_tls: what the outbound client asks of STARTTLS (RFC 3207). Parsed
+ * here, once; the client engine (net/smtpc.h) acts on it. */
+enum smtpc_tls {
+	SMTPC_TLS_NONE,      /* never */
+	SMTPC_TLS_MAY,       /* when offered; a failure falls back to plain text */
+	SMTPC_TLS_ENCRYPT,   /* required, certificate not checked */
+	SMTPC_TLS_VERIFY,    /* required, the chain and the host name checked */
+};
+
 struct conf {
 	char *hostname;                /* FQDN in the banner, HELO reply, Received */
 	struct conf_list listen;       /* "addr:port", "[v6]:port" */
@@ -48,7 +57,7 @@ struct conf {
 	char *transport_map;           /* file of "domain host:port" lines; "" = none */
 	char *relayhost;               /* "host:port": all remote mail through it */
 	char *relayhost_auth;          /* "user:password" for AUTH at relayhost */
-	char *smtp_tls;                /* none, may, encrypt, verify */
+	enum smtpc_tls smtp_tls;       /* none, may, encrypt, verify */
 	char *smtp_tls_ca_file;        /* CA bundle for verify; "" = system default */
 	unsigned smtp_port;            /* port of MX hosts, 25 */
 	unsigned smtp_connect_timeout; /* seconds */

@@ -1,6 +1,7 @@
 /* tls: contexts and bufferevents (see tls.h). */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -87,8 +88,11 @@ struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain,
 		return NULL;
 	if (!peer)
 		return tls_filter(base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING);
-	/* RFC 6066 3: SNI; RFC 6125 through OpenSSL's host check */
-	if (SSL_set_tlsext_host_name(ssl, peer->name) != 1 ||
+	/* RFC 6066 3: SNI, a host name only (not an address literal); RFC
+	 * 6125 through OpenSSL's host check */
+	unsigned char a[16];
+	bool literal = inet_pton(AF_INET, peer->name, a) == 1 || inet_pton(AF_INET6, peer->name, a) == 1;
+	if ((!literal && SSL_set_tlsext_host_name(ssl, peer->name) != 1) ||
 	    (peer->check_name && SSL_set1_host(ssl, peer->name) != 1)) {
 		SSL_free(ssl);
 		return NULL;

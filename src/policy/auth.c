@@ -3,15 +3,13 @@
 
 #include <crypt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/util.h"
-
-#define AUTH_B64_MAX 4096
+#include "net/smtp.h"
 
 struct auth_user {
 	char *name;
@@ -22,54 +20,6 @@ struct auth_users {
 	size_t n, cap;
 	struct auth_user *v;
 };
-
-static bool auth_b64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
-
-/* The alphabet, a multiple of 4, at most two '=' and only at the end. */
-static bool auth_b64_shape(const char *s, size_t len)
-{
-	if (len % 4 != 0)
-		return false;
-	size_t pad = 0;
-	while (pad < 2 && pad < len && s[len - 1 - pad] == '=')
-		pad++;
-	for (size_t i = 0; i < len - pad; i++)
-		if (!auth_b64_char((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-long auth_b64_decode(const char *s, unsigned char *out, size_t n)
-{
-	size_t len = strlen(s);
-	if (len > AUTH_B64_MAX || !auth_b64_shape(s, len) || len / 4 * 3 + 1 > n)
-		return -1;
-	int got = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-	if (got < 0)
-		return -1;
-	size_t dlen = (size_t)got;  /* EVP_DecodeBlock counts the padding as bytes */
-	if (len >= 1 && s[len - 1] == '=')
-		dlen--;
-	if (len >= 2 && s[len - 2] == '=')
-		dlen--;
-	char again[AUTH_B64_MAX + 4];
-	if (!auth_b64_encode(out, dlen, again, sizeof again) || strcmp(again, s) != 0)
-		return -1;  /* not canonical: stray bits in the last group */
-	out[dlen] = '\0';
-	return (long)dlen;
-}
-
-bool auth_b64_encode(const void *p, size_t len, char *out, size_t n)
-{
-	if (len > AUTH_B64_MAX || (len + 2) / 3 * 4 + 1 > n)
-		return false;
-	EVP_EncodeBlock((unsigned char *)out, p, (int)len);
-	return true;
-}
 
 /* Copy one NUL-free field of at most AUTH_FIELD_MAX octets. */
 static bool auth_field(const unsigned char *p, size_t len, char *out)
@@ -84,7 +34,7 @@ static bool auth_field(const unsigned char *p, size_t len, char *out)
 bool auth_plain_decode(const char *b64, char *user, char *pass)
 {
 	unsigned char buf[3 * AUTH_FIELD_MAX + 8];
-	long n = auth_b64_decode(b64, buf, sizeof buf);
+	long n = smtp_b64_decode(b64, strlen(b64), buf, sizeof buf);
 	if (n < 0)
 		return false;
 	unsigned char *nul1 = memchr(buf, '\0', (size_t)n);
@@ -105,7 +55,7 @@ bool auth_plain_decode(const char *b64, char *user, char *pass)
 bool auth_login_decode(const char *b64, char *out)
 {
 	unsigned char buf[AUTH_FIELD_MAX + 4];
-	long n = auth_b64_decode(b64, buf, sizeof buf);
+	long n = smtp_b64_decode(b64, strlen(b64), buf, sizeof buf);
 	return n >= 0 && auth_field(buf, (size_t)n, out);
 }
 
@@ -146,9 +96,7 @@ bool auth_password_match(const char *stored, const char *pass)
 	const char *hash = auth_crypt_part(stored);
 	if (!hash || !*hash)
 		return false;
-	struct crypt_data *cd = calloc(1, sizeof *cd);
-	if (!cd)
-		abort();
+	struct crypt_data *cd = util_xcalloc(1, sizeof *cd);
 	const char *got = crypt_rn(pass, hash, cd, (int)sizeof *cd);
 	bool ok = got && got[0] != '*' && auth_equal(got, hash);
 	explicit_bzero(cd, sizeof *cd);
@@ -162,9 +110,7 @@ static void auth_users_add(struct auth_users *u, const char *name, const char *s
 {
 	if (u->n == u->cap) {
 		u->cap = u->cap ? u->cap * 2 : 8;
-		u->v = realloc(u->v, u->cap * sizeof *u->v);
-		if (!u->v)
-			abort();
+		u->v = util_xrealloc(u->v, u->cap, sizeof *u->v);
 	}
 	u->v[u->n].name = util_xstrdup(name);
 	u->v[u->n].stored = util_xstrdup(stored);
@@ -193,9 +139,7 @@ static int auth_users_line(void *ctx, char *t, const char *where)
 
 struct auth_users *auth_users_load(const char *path, int *bad)
 {
-	struct auth_users *u = calloc(1, sizeof *u);
-	if (!u)
-		abort();
+	struct auth_users *u = util_xcalloc(1, sizeof *u);
 	if (!path || !*path)
 		return u;
 	/* '#' may be part of a {PLAIN} password: comments only at line start */

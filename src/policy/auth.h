@@ -1,9 +1,8 @@
 /* auth: SASL PLAIN and LOGIN (RFC 4954, RFC 4616) decoding, pure, and the
  * users table: a Dovecot passwd-file checked with libcrypt.
  *
- * Base64 is OpenSSL's EVP_DecodeBlock/EVP_EncodeBlock behind a strict
- * check: only the alphabet, length a multiple of 4, padding at the end
- * alone, and the canonical encoding (re-encoding gives the same text).
+ * Base64 is net/smtp.c's strict decoder: only the alphabet, length a
+ * multiple of 4, padding at the end alone, and the canonical encoding.
  */
 #ifndef TERN_AUTH_H
 #define TERN_AUTH_H
@@ -12,13 +11,6 @@
 #include <stddef.h>
 
 #define AUTH_FIELD_MAX 255   /* a user name or password, octets */
-
-/* Strict base64 decode of s into out (room for n bytes, NUL added, so
- * n - 1 usable). Returns the decoded length, or -1. */
-long auth_b64_decode(const char *s, unsigned char *out, size_t n);
-
-/* Base64 of p[0..len) into out (room for n). False when it does not fit. */
-bool auth_b64_encode(const void *p, size_t len, char *out, size_t n);
 
 /* RFC 4616: base64 of [authzid] NUL authcid NUL passwd. authzid must be
  * empty or equal authcid (no proxy authorization). False when malformed. */

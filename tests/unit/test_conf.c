@@ -156,6 +156,13 @@ static void test_defaults(void **state)
 	assert_int_equal(c.greeting_delay, 0);
 	assert_int_equal(c.reject_delay, 0);
 	assert_int_equal(c.reject_delay_after, 3);
+	assert_int_equal(c.smtp_tls, SMTPC_TLS_MAY);
+	conf_set(&c, "smtp_tls", "encrypt", "test");
+	assert_int_equal(c.smtp_tls, SMTPC_TLS_ENCRYPT);
+	conf_set(&c, "smtp_tls", "verify", "test");
+	assert_int_equal(c.smtp_tls, SMTPC_TLS_VERIFY);
+	conf_set(&c, "smtp_tls", "none", "test");
+	assert_int_equal(c.smtp_tls, SMTPC_TLS_NONE);
 	conf_free(&c);
 }
 
@@ -173,6 +180,8 @@ static void test_set(void **state)
 		{ "reject_delay", "2s", 0 }, { "reject_delay", "-1", 1 },
 		{ "max_message_size", "10M", 0 }, { "max_message_size", "big", 1 },
 		{ "spool_reserve", "0", 0 }, { "spool_reserve", "1M", 0 }, { "spool_reserve", "-1", 1 },
+		{ "smtp_tls", "verify", 0 }, { "smtp_tls", "none", 0 }, { "smtp_tls", "always", 1 },
+		{ "smtp_tls", "Verify", 1 }, { "smtp_tls", "", 1 },
 	};
 	assert_true(conf_listen_valid("127.0.0.1:587 submission starttls"));
 	assert_false(conf_listen_valid("127.0.0.1:587 startls"));

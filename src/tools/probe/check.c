@@ -8,43 +8,41 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/probe/conn.h"
 #include "tools/probe/explain.h"
 #include "tools/probe/report.h"
 
 struct check {
 	const struct check_opts *o;
 	struct report rep;
-	struct smtpc c;
-	struct smtpc_reply r;
+	struct probe_conn c;
+	struct smtp_reply r;
 	struct mx *mx;
 	struct mx_list mxl;
 	bool mx_found;
 	char host[MX_NAME_MAX], ip[46], server[MX_NAME_MAX];
 	char helo[MX_NAME_MAX], from[600];
-	struct buf ehlo;       /* the last EHLO reply, lines with codes */
+	struct smtp_ext ext;   /* what the last EHLO reply offered */
 	bool esmtp, tls;
 };
 
 /* ------------------------------------------------------------ helpers */
 
-void check_said(const struct smtpc_reply *r, struct buf *out)
+void check_said(const struct smtp_reply *r, struct buf *out)
 {
-	const char *t = buf_cstr(&r->text);
-	const char *last = strrchr(t, '\n');
+	const char *last = buf_cstr(&r->text) + r->last;
 	struct explain_codes ec;
-	buf_puts(out, last ? last + 1 : t);
-	if (explain_parse(last ? last + 1 : t, &ec))
+	buf_puts(out, last);
+	if (explain_parse(last, &ec))
 		buf_printf(out, " (%s)", explain_short(&ec));
 }
 
-/* Sends line, reads the reply; false when the connection is gone. */
+/* Sends line, reads the reply; false when the connection is gone (then
+ * closed: the session stops there). */
 static bool check_cmd(struct check *k, const char *line)
 {
-	if (smtpc_cmd(&k->c, line, &k->r) < 0) {
-		if (k->r.code == 0) {
-			smtpc_close(&k->c);
-			buf_init(&k->c.in);
-		}
+	if (probe_conn_cmd(&k->c, line, &k->r) < 0) {
+		probe_conn_close(&k->c);
 		return false;
 	}
 	return true;
@@ -62,23 +60,6 @@ static void check_end_reply(struct check *k, struct report_step *s, enum report_
 static void check_end_lost(struct check *k, struct report_step *s)
 {
 	report_end(&k->rep, s, REPORT_FAIL, "no reply: %s", k->c.err);
-}
-
-/* The EHLO keyword line ("250-AUTH PLAIN LOGIN") for kw, or NULL. */
-static const char *check_ext(const struct check *k, const char *kw)
-{
-	const char *p = buf_cstr(&k->ehlo);
-	size_t n = strlen(kw);
-	while (*p) {
-		if (strlen(p) > 4 && strncasecmp(p + 4, kw, n) == 0 &&
-		    (p[4 + n] == '\0' || p[4 + n] == ' ' || p[4 + n] == '=' || p[4 + n] == '\n'))
-			return p + 4;
-		const char *nl = strchr(p, '\n');
-		if (!nl)
-			break;
-		p = nl + 1;
-	}
-	return NULL;
 }
 
 static void check_default_names(struct check *k)
@@ -145,28 +126,11 @@ static int check_dns(struct check *k, const struct mx_target *t)
 
 /* ------------------------------------------------------------ connection */
 
-int check_open(struct smtpc *c, const struct mx_list *l, int port,
-	       char name[MX_NAME_MAX], char ip[46], struct buf *log)
-{
-	for (int i = 0; i < l->n; i++) {
-		const struct mx_host *h = &l->hosts[i];
-		for (int j = 0; j < h->naddrs; j++) {
-			if (smtpc_connect(c, h->addrs[j], port) == 0) {
-				snprintf(name, MX_NAME_MAX, "%s", h->name);
-				snprintf(ip, 46, "%s", h->addrs[j]);
-				return 0;
-			}
-			buf_printf(log, "%s [%s]:%d: %s\n", h->name, h->addrs[j], port, c->err);
-		}
-	}
-	return -1;
-}
-
 static int check_connect(struct check *k, int port)
 {
 	struct report_step *s = report_begin(&k->rep, "connect");
 	struct buf log = BUF_INIT;
-	int rc = check_open(&k->c, &k->mxl, port, k->host, k->ip, &log);
+	int rc = probe_conn_open(&k->c, &k->mxl, port, k->host, k->ip, &log);
 	buf_puts(&s->details, buf_cstr(&log));
 	buf_free(&log);
 	if (rc < 0) {
@@ -183,11 +147,11 @@ static int check_connect(struct check *k, int port)
 static int check_greeting(struct check *k)
 {
 	struct report_step *s = report_begin(&k->rep, "greeting");
-	if (smtpc_reply(&k->c, &k->r) < 0) {
+	if (probe_conn_reply(&k->c, &k->r) < 0) {
 		check_end_lost(k, s);
 		return -1;
 	}
-	const char *t = buf_cstr(&k->r.last);
+	const char *t = smtp_reply_last(&k->r);
 	size_t n = strcspn(t, " ");
 	snprintf(k->server, sizeof k->server, "%.*s", (int)n, t);
 	if (k->r.code != 220) {
@@ -201,18 +165,16 @@ static int check_greeting(struct check *k)
 	return 0;
 }
 
+/* Every keyword line of the EHLO reply (the first line is the greeting). */
 static void check_ext_details(struct check *k, struct report_step *s)
 {
-	const char *p = buf_cstr(&k->ehlo);
-	const char *nl = strchr(p, '\n');
-	while (nl) {
-		p = nl + 1;
-		nl = strchr(p, '\n');
-		int len = nl ? (int)(nl - p) : (int)strlen(p);
-		if (len <= 4)
+	const char *p;
+	size_t n;
+	for (size_t i = 1; smtp_reply_nth(&k->r, i, &p, &n); i++) {
+		if (n == 0)
 			continue;
-		const char *m = explain_ext(p + 4);
-		report_detail(s, "%-28.*s %s", len - 4, p + 4, m ? m : "(unknown extension)");
+		const char *m = explain_ext(p);
+		report_detail(s, "%-28.*s %s", (int)n, p, m ? m : "(unknown extension)");
 	}
 }
 
@@ -229,6 +191,7 @@ static int check_helo(struct check *k, struct report_step *s)
 		return -1;
 	}
 	k->esmtp = false;
+	memset(&k->ext, 0, sizeof k->ext);
 	report_end(&k->rep, s, REPORT_WARN, "EHLO refused, HELO accepted: plain SMTP "
 		   "without extensions (no TLS, AUTH, DSN)");
 	return 0;
@@ -247,8 +210,7 @@ static int check_ehlo(struct check *k, const char *name)
 	if (k->r.code != 250)
 		return check_helo(k, s);
 	k->esmtp = true;
-	buf_reset(&k->ehlo);
-	buf_puts(&k->ehlo, buf_cstr(&k->r.text));
+	smtp_ehlo_parse(&k->r, &k->ext);
 	check_ext_details(k, s);
 	report_end(&k->rep, s, REPORT_PASS, "250: %zu extension%s announced", k->r.nlines - 1,
 		   k->r.nlines == 2 ? "" : "s");
@@ -258,7 +220,7 @@ static int check_ehlo(struct check *k, const char *name)
 /* ------------------------------------------------------------ STARTTLS */
 
 static enum report_status check_tls_details(struct check *k, struct report_step *s,
-					    const struct smtpc_tls *ti, const char *name)
+					    const struct smtpc_tls_facts *ti, const char *name)
 {
 	report_detail(s, "protocol:    %s", ti->version);
 	report_detail(s, "cipher:      %s", ti->cipher);
@@ -279,7 +241,7 @@ static int check_starttls(struct check *k)
 	if (o->no_tls || !k->esmtp)
 		return 0;
 	struct report_step *s = report_begin(&k->rep, "starttls");
-	if (!check_ext(k, "STARTTLS")) {
+	if (!k->ext.starttls) {
 		report_end(&k->rep, s, o->require_tls ? REPORT_FAIL : REPORT_WARN,
 			   "STARTTLS not offered: mail to this server travels unencrypted");
 		return 0;
@@ -293,9 +255,9 @@ static int check_starttls(struct check *k)
 				"STARTTLS refused");
 		return 0;
 	}
-	struct smtpc_tls ti;
+	struct smtpc_tls_facts ti;
 	const char *name = o->tls_name ? o->tls_name : k->host;
-	if (smtpc_tls(&k->c, name, o->cafile, &ti) < 0) {
+	if (probe_conn_tls(&k->c, name, o->cafile, &ti) < 0) {
 		report_end(&k->rep, s, REPORT_FAIL, "%s", k->c.err);
 		return -1;
 	}
@@ -400,14 +362,12 @@ static int check_relay(struct check *k)
 
 /* ------------------------------------------------------------ AUTH */
 
-static const char *check_auth_mech(struct check *k, const char *auth)
+/* --auth-mech, else PLAIN when offered, else LOGIN. */
+static const char *check_auth_mech(struct check *k)
 {
 	if (k->o->auth_mech)
 		return k->o->auth_mech;
-	for (const char *p = auth + 5; *p; p++)
-		if (strncasecmp(p, "PLAIN", 5) == 0 && (p[5] == ' ' || p[5] == '\n' || !p[5]))
-			return "PLAIN";
-	return "LOGIN";
+	return k->ext.auth_mechs & SMTP_AUTH_PLAIN ? "PLAIN" : "LOGIN";
 }
 
 static int check_auth(struct check *k)
@@ -416,15 +376,18 @@ static int check_auth(struct check *k)
 	if (!o->user)
 		return 0;
 	struct report_step *s = report_begin(&k->rep, "auth");
-	const char *auth = check_ext(k, "AUTH");
-	if (!auth) {
+	if (!k->ext.auth) {
 		report_end(&k->rep, s, REPORT_FAIL, "the server does not offer AUTH%s", k->tls ?
 			   "" : " (many servers offer it only after STARTTLS)");
 		return 0;
 	}
-	const char *mech = check_auth_mech(k, auth);
-	if (smtpc_auth(&k->c, mech, o->user, o->password ? o->password : "", &k->r) < 0 &&
-	    k->r.code == 0) {
+	const char *mech = check_auth_mech(k);
+	int rc = probe_conn_auth(&k->c, mech, o->user, o->password ? o->password : "", &k->r);
+	if (rc < 0 && !smtp_auth_mech(mech)) {
+		report_end(&k->rep, s, REPORT_FAIL, "%s", k->c.err);
+		return 0;
+	}
+	if (rc < 0) {
 		check_end_lost(k, s);
 		return -1;
 	}
@@ -470,7 +433,7 @@ static int check_rcpt_one(struct check *k, struct report_step *s, const char *to
 static int check_rcpt(struct check *k)
 {
 	struct report_step *s = report_begin(&k->rep, "rcpt");
-	bool notify = k->o->notify && check_ext(k, "DSN");
+	bool notify = k->o->notify && k->ext.dsn;
 	if (k->o->notify && !notify)
 		report_detail(s, "the server does not offer DSN: NOTIFY=%s not sent", k->o->notify);
 	int ok = 0;
@@ -517,9 +480,9 @@ static int check_data(struct check *k)
 	}
 	struct buf m = BUF_INIT;
 	check_message(k, &m);
-	int rc = smtpc_data(&k->c, m.data, m.len, &k->r);
+	int rc = probe_conn_data(&k->c, m.data, m.len, &k->r);
 	buf_free(&m);
-	if (rc < 0 && k->r.code == 0) {
+	if (rc < 0) {
 		check_end_lost(k, s);
 		return -1;
 	}
@@ -577,8 +540,8 @@ static int check_setup(struct check *k, const struct check_opts *o, struct mx_ta
 	memset(k, 0, sizeof *k);
 	k->o = o;
 	report_init(&k->rep, stdout, o->json, o->verbose, o->target);
-	smtpc_init(&k->c, o->timeout_ms);
-	smtpc_reply_init(&k->r);
+	probe_conn_init(&k->c, o->timeout_ms);
+	smtp_reply_init(&k->r);
 	k->c.trace = report_trace;
 	k->c.trace_arg = &k->rep;
 	check_default_names(k);
@@ -602,9 +565,8 @@ int check_run(const struct check_opts *o)
 	else if (!o->mx_only)
 		check_session(&k, t.port ? t.port : o->port);
 	int rc = report_finish(&k.rep);
-	smtpc_close(&k.c);
-	smtpc_reply_free(&k.r);
-	buf_free(&k.ehlo);
+	probe_conn_free(&k.c);
+	smtp_reply_free(&k.r);
 	mx_free(k.mx);
 	report_free(&k.rep);
 	return rc;

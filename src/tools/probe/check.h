@@ -11,8 +11,8 @@
 #include <stdbool.h>
 
 #include "lib/buf.h"
+#include "net/smtp.h"
 #include "tools/probe/mx.h"
-#include "tools/probe/smtpc.h"
 
 #define CHECK_MAX_RCPT 16
 
@@ -28,13 +28,7 @@ struct check_opts {
 /* Runs the check and prints the report; returns the exit status. */
 int check_run(const struct check_opts *o);
 
-/* Connects to the first host and address of l that answers. name and ip
- * receive what was reached; every failure is appended to log as a line.
- * 0, or -1 when nothing answered. Shared with the console. */
-int check_open(struct smtpc *c, const struct mx_list *l, int port,
-	       char name[MX_NAME_MAX], char ip[46], struct buf *log);
-
-/* The reply as "code esc text" and its one-line explanation. */
-void check_said(const struct smtpc_reply *r, struct buf *out);
+/* The reply's last line ("code esc text") and its one-line explanation. */
+void check_said(const struct smtp_reply *r, struct buf *out);
 
 #endif

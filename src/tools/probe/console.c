@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "tools/probe/check.h"
+#include "net/smtp.h"
+#include "tools/probe/conn.h"
 #include "tools/probe/explain.h"
 #include "tools/probe/mx.h"
-#include "tools/probe/smtpc.h"
 
 #define CONSOLE_HELP \
 "Type SMTP commands; CRLF is sent for you. Helpers:\n" \
@@ -31,8 +31,8 @@
 
 struct console {
 	const struct console_opts *o;
-	struct smtpc c;
-	struct smtpc_reply r;
+	struct probe_conn c;
+	struct smtp_reply r;
 	EditLine *el;
 	History *hist;
 	FILE *log;
@@ -61,33 +61,32 @@ static char *console_prompt(EditLine *el)
 static void console_show(struct console *k)
 {
 	const char *t = buf_cstr(&k->r.text);
-	const char *last = strrchr(t, '\n');
-	last = last ? last + 1 : t;
+	const char *last = t + k->r.last;
 	fwrite(t, 1, (size_t)(last - t), stdout);
 	struct explain_codes ec;
 	explain_parse(last, &ec);
-	struct buf dec = BUF_INIT;
-	if (k->r.code == 334 && smtpc_unb64(buf_cstr(&k->r.last), &dec) == 0)
-		printf("%-40s  <- the server asks for: %s\n", last, buf_cstr(&dec));
+	const char *asked = smtp_reply_last(&k->r);
+	unsigned char dec[1024];
+	if (k->r.code == 334 && smtp_b64_decode(asked, strlen(asked), dec, sizeof dec) >= 0)
+		printf("%-40s  <- the server asks for: %s\n", last, (const char *)dec);
 	else
 		printf("%-40s  <- %s\n", last, explain_short(&ec));
-	buf_free(&dec);
 	fflush(stdout);
 }
 
-/* Reads and shows one reply; false when the connection is gone. */
+/* Reads and shows one reply; false when the connection is gone (a reply
+ * that is late may still come: the connection stays). */
 static bool console_reply(struct console *k)
 {
-	if (smtpc_reply(&k->c, &k->r) == 0) {
+	int rc = probe_conn_reply(&k->c, &k->r);
+	if (rc == 0) {
 		console_show(k);
 		return true;
 	}
-	if (k->r.nlines > 0)
-		console_show(k);
 	printf("*** %s\n", k->c.err);
-	if (k->r.code == 0 && strstr(k->c.err, "time limit") == NULL) {
+	if (rc != PROBE_CONN_TIMEOUT) {
 		printf("*** connection closed\n");
-		smtpc_close(&k->c);
+		probe_conn_close(&k->c);
 		return false;
 	}
 	return true;
@@ -95,7 +94,7 @@ static bool console_reply(struct console *k)
 
 static bool console_cmd(struct console *k, const char *line)
 {
-	if (smtpc_send(&k->c, line) < 0) {
+	if (probe_conn_send(&k->c, line) < 0) {
 		printf("*** %s\n", k->c.err);
 		return false;
 	}
@@ -108,9 +107,9 @@ static void console_starttls(struct console *k)
 {
 	if (!console_cmd(k, "STARTTLS") || k->r.code != 220)
 		return;
-	struct smtpc_tls ti;
+	struct smtpc_tls_facts ti;
 	const char *name = k->o->tls_name ? k->o->tls_name : k->host;
-	if (smtpc_tls(&k->c, name, k->o->cafile, &ti) < 0) {
+	if (probe_conn_tls(&k->c, name, k->o->cafile, &ti) < 0) {
 		printf("*** %s\n", k->c.err);
 		return;
 	}
@@ -153,11 +152,12 @@ static void console_auth(struct console *k, const char *args)
 	}
 	struct buf pw = BUF_INIT;
 	console_password(&pw);
-	int rc = smtpc_auth(&k->c, mech, user, buf_cstr(&pw), &k->r);
+	int rc = probe_conn_auth(&k->c, mech, user, buf_cstr(&pw), &k->r);
+	explicit_bzero(pw.data, pw.len);
 	buf_free(&pw);
-	if (k->r.nlines > 0)
+	if (rc == 0)
 		console_show(k);
-	if (rc < 0 && k->r.code == 0)
+	else
 		printf("*** %s\n", k->c.err);
 }
 
@@ -177,8 +177,7 @@ static void console_data_file(struct console *k, const char *path)
 	fclose(f);
 	if (console_cmd(k, "DATA") && k->r.code == 354) {
 		printf("*** sending %s (%zu octets, dot-stuffed)\n", path, m.len);
-		if (smtpc_data(&k->c, m.data ? m.data : "", m.len, &k->r) == 0 ||
-		    k->r.nlines > 0)
+		if (probe_conn_data(&k->c, m.data ? m.data : "", m.len, &k->r) == 0)
 			console_show(k);
 		else
 			printf("*** %s\n", k->c.err);
@@ -215,7 +214,7 @@ static void console_explain(const char *args)
 
 static void console_quit(struct console *k)
 {
-	if (k->c.fd >= 0)
+	if (k->c.open)
 		console_cmd(k, "QUIT");
 	k->quit = true;
 }
@@ -254,7 +253,7 @@ static void console_data_line(struct console *k, const char *line)
 	}
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "%s%s", line[0] == '.' ? "." : "", line);
-	if (smtpc_send(&k->c, buf_cstr(&b)) < 0)
+	if (probe_conn_send(&k->c, buf_cstr(&b)) < 0)
 		printf("*** %s\n", k->c.err);
 	buf_free(&b);
 }
@@ -282,16 +281,16 @@ static void console_line(struct console *k, const char *line)
 /* Replies nobody asked for (a 421 on timeout) are shown before the prompt. */
 static void console_unsolicited(struct console *k)
 {
-	while (k->c.fd >= 0 && !k->data_mode && smtpc_readable(&k->c, 0))
+	while (k->c.open && !k->data_mode && probe_conn_pending(&k->c))
 		if (!console_reply(k))
 			break;
 }
 
 static void console_loop(struct console *k)
 {
-	while (!k->quit && k->c.fd >= 0) {
+	while (!k->quit && k->c.open) {
 		console_unsolicited(k);
-		if (k->c.fd < 0)
+		if (!k->c.open)
 			break;
 		int n;
 		const char *got = el_gets(k->el, &n);
@@ -335,7 +334,7 @@ static int console_connect(struct console *k)
 		 mx_route(m, &t, &l, &mx_found, err, sizeof err) == 0) {
 		struct buf log = BUF_INIT;
 		int port = t.port ? t.port : k->o->port;
-		rc = check_open(&k->c, &l, port, k->host, k->ip, &log);
+		rc = probe_conn_open(&k->c, &l, port, k->host, k->ip, &log);
 		fputs(buf_cstr(&log), stdout);
 		if (rc == 0)
 			printf("Connected to %s [%s] port %d%s. Type .help for helpers.\n",
@@ -353,8 +352,8 @@ int console_run(const struct console_opts *o)
 	struct console k;
 	memset(&k, 0, sizeof k);
 	k.o = o;
-	smtpc_init(&k.c, o->timeout_ms);
-	smtpc_reply_init(&k.r);
+	probe_conn_init(&k.c, o->timeout_ms);
+	smtp_reply_init(&k.r);
 	k.c.trace = console_trace;
 	k.c.trace_arg = &k;
 	if (o->log)
@@ -370,7 +369,7 @@ int console_run(const struct console_opts *o)
 	}
 	if (k.log)
 		fclose(k.log);
-	smtpc_close(&k.c);
-	smtpc_reply_free(&k.r);
+	probe_conn_free(&k.c);
+	smtp_reply_free(&k.r);
 	return rc;
 }

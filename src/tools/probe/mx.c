@@ -9,6 +9,9 @@
 
 #include <unbound.h>
 
+#include "lib/util.h"
+#include "net/dns.h"
+
 #define RR_A 1
 #define RR_MX 15
 #define RR_AAAA 28
@@ -24,8 +27,8 @@ static const char *const mx_lab_zones[] = {
 
 struct mx *mx_new(const char *resolver, char *err, size_t errlen)
 {
-	struct mx *m = calloc(1, sizeof *m);
-	if (!m || !(m->ctx = ub_ctx_create())) {
+	struct mx *m = util_xcalloc(1, sizeof *m);
+	if (!(m->ctx = ub_ctx_create())) {
 		snprintf(err, errlen, "cannot create a libunbound context");
 		free(m);
 		return NULL;
@@ -97,35 +100,6 @@ int mx_target_parse(const char *s, struct mx_target *t)
 	return 0;
 }
 
-/* Wire-format name (uncompressed, as libunbound returns rdata) to text. */
-static int mx_name_text(const unsigned char *p, size_t n, char *name, size_t len)
-{
-	size_t i = 0, o = 0;
-	while (i < n && p[i] != 0) {
-		size_t l = p[i++];
-		if (l > 63 || i + l > n || o + l + 2 > len)
-			return -1;
-		memcpy(name + o, p + i, l);
-		o += l;
-		name[o++] = '.';
-		i += l;
-	}
-	if (i >= n)
-		return -1;
-	if (o == 0)
-		name[o++] = '.';
-	name[o] = '\0';
-	return 0;
-}
-
-int mx_parse_rdata(const unsigned char *p, size_t n, int *pref, char *name, size_t len)
-{
-	if (n < 3)
-		return -1;
-	*pref = p[0] << 8 | p[1];
-	return mx_name_text(p + 2, n - 2, name, len);
-}
-
 int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t len)
 {
 	if (type == RR_A && n == 4)
@@ -136,13 +110,6 @@ int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t l
 }
 
 /* ------------------------------------------------------------ lookups */
-
-static void mx_strip_dot(char *name)
-{
-	size_t n = strlen(name);
-	if (n > 1 && name[n - 1] == '.')
-		name[n - 1] = '\0';
-}
 
 static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result **res,
 		      char *err, size_t errlen)
@@ -199,13 +166,15 @@ static int mx_cmp(const void *a, const void *b)
 	return strcasecmp(x->name, y->name);
 }
 
+/* RFC 1035 3.3.9 rdata, by net/dns.c's parser (the daemon's). */
 static void mx_add(struct mx_list *out, const unsigned char *p, size_t n)
 {
 	struct mx_host *h = &out->hosts[out->n];
+	unsigned pref;
 	memset(h, 0, sizeof *h);
-	if (mx_parse_rdata(p, n, &h->pref, h->name, sizeof h->name) < 0)
+	if (!dns_parse_mx(p, n, &pref, h->name, sizeof h->name))
 		return;
-	mx_strip_dot(h->name);
+	h->pref = (int)pref;
 	out->n++;
 }
 

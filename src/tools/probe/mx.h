@@ -4,8 +4,8 @@
  * is a command-line tool), forwarding to --resolver when given, otherwise
  * to the resolvers of /etc/resolv.conf; /etc/hosts is honoured. RFC 5321
  * section 5.1: MX hosts in order of preference; with no MX record the
- * domain itself is the host (the "implicit MX"). Target and rdata parsing
- * are pure.
+ * domain itself is the host (the "implicit MX"). MX rdata is parsed by
+ * net/dns.c, as in the daemon; TARGET and address parsing are pure.
  */
 #ifndef TERN_PROBE_MX_H
 #define TERN_PROBE_MX_H
@@ -59,8 +59,6 @@ int mx_route(struct mx *m, const struct mx_target *t, struct mx_list *out,
 
 /* Pure. */
 int mx_target_parse(const char *s, struct mx_target *t);      /* -1: bad */
-/* An MX rdata (RFC 1035 3.3.9): preference and exchange name as text. */
-int mx_parse_rdata(const unsigned char *p, size_t n, int *pref, char *name, size_t len);
 /* A or AAAA rdata to text; -1 when the length is wrong. */
 int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t len);
 

@@ -1,52 +1,48 @@
-/* smtp_client: the outbound side, SMTP (RFC 5321) and LMTP (RFC 2033), as
- * an asynchronous state machine on libevent bufferevents.
+/* smtpc: the delivery driver of the SMTP client engine, SMTP (RFC 5321)
+ * and LMTP (RFC 2033), on the connection level (net/smtpc_conn.h).
  *
  * A connection tries its addresses in order (MX preference order) until
  * one greets, answers EHLO (or HELO, or LHLO), and, when offered and the
- * policy allows, completes STARTTLS (RFC 3207) and AUTH (RFC 4954). Then
- * it runs transactions, one job at a time: MAIL, RCPTs and DATA pipelined
- * when PIPELINING (RFC 2920) is offered, and then the next job's commands
- * right after the final dot; the body streamed from the spool with
- * dot-stuffing, DSN parameters passed on when DSN (RFC 3461) is.
+ * policy (smtp_tls) allows, completes STARTTLS (RFC 3207) and AUTH (RFC
+ * 4954). Then it runs transactions, one job at a time: MAIL, RCPTs and
+ * DATA pipelined when PIPELINING (RFC 2920) is offered, and then the next
+ * job's commands right after the final dot; the body read through the
+ * job's source and dot-stuffed (or a dotless file sent as it is), DSN
+ * parameters passed on when DSN (RFC 3461) is offered.
  */
-#ifndef TERN_SMTP_CLIENT_H
-#define TERN_SMTP_CLIENT_H
+#ifndef TERN_SMTPC_H
+#define TERN_SMTPC_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/socket.h>
-#include <openssl/ssl.h>
+#include <stdint.h>
 
-#include "spool/reader.h"
-#include "spool/spool.h"
-#include "deliver/deliver.h"
+#include "lib/buf.h"
+#include "net/smtp.h"
+#include "net/smtpc_conn.h"
 
-#define SMTPC_ADDRS_MAX 64
+struct smtpc_job;
 
-enum smtpc_tls { SMTPC_TLS_NONE, SMTPC_TLS_MAY, SMTPC_TLS_ENCRYPT, SMTPC_TLS_VERIFY };
-
-/* Where and how to connect. */
-struct smtpc_target {
-	size_t naddr;
-	struct sockaddr_storage addr[SMTPC_ADDRS_MAX];  /* ports set */
-	char name[SMTPC_ADDRS_MAX][256];                /* host name of each address */
-	bool lmtp;
-	enum smtpc_tls tls;
-	SSL_CTX *ssl_ctx;          /* client context; NULL: never STARTTLS */
-	const char *helo;          /* our name for EHLO/LHLO */
-	const char *auth_user;     /* NULL: no AUTH */
-	const char *auth_pass;
-	unsigned connect_timeout;  /* seconds */
-	unsigned timeout;          /* seconds per reply */
-	struct closer *closer;     /* where the connection goes to be closed */
+/* Where a job's envelope and body come from (the spool, in deliver/).
+ * mail and rcpt: the envelope in the protocol's terms, recipient i of the
+ * job. chunk: piece seq of the body into out (replacing its contents): 0,
+ * ENOENT after the last piece, or an errno. file (may be NULL): the body
+ * as a file in which no line begins with a dot, opened (the engine closes
+ * it), its size in *size; -1 when there is none. */
+struct smtpc_source {
+	void (*mail)(const struct smtpc_job *job, struct smtp_mail *out);
+	void (*rcpt)(const struct smtpc_job *job, size_t i, struct smtp_rcpt *out);
+	int (*chunk)(const struct smtpc_job *job, unsigned seq, struct buf *out);
+	int (*file)(const struct smtpc_job *job, uint64_t *size);
 };
 
 /* One transaction: a message to some of its recipients. */
 struct smtpc_job {
-	const struct spool_env *env;
-	struct spool_reader *reader;    /* the body comes from here */
+	const struct smtpc_source *src;
+	const void *msg;                /* the source's message */
+	void *store;                    /* the source's handle on where bodies are */
 	size_t n;
-	const unsigned *idx;            /* env->rcpt[idx[i]] */
+	const unsigned *idx;            /* recipient i is the message's idx[i] */
 	struct deliver_result *res;     /* n results, filled in */
 	bool dsn_offered;               /* the next hop took our NOTIFY */
 	char remote_mta[300];           /* "mx.example[192.0.2.1]" */
@@ -54,7 +50,6 @@ struct smtpc_job {
 
 struct smtpc;
 struct event_base;
-struct closer;
 
 /* ready: the connection can take a job. fail: it could not get there; every
  * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,

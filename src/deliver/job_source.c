@@ -1,0 +1,43 @@
+/* job_source: a delivery job's envelope and body, from the spool (see
+ * job_source.h). */
+#include "deliver/job_source.h"
+
+#include <errno.h>
+
+#include "spool/reader.h"
+#include "spool/spool.h"
+
+static void job_source_mail(const struct smtpc_job *job, struct smtp_mail *out)
+{
+	const struct spool_env *e = job->msg;
+	*out = (struct smtp_mail){ e->sender, e->size, (enum smtp_body)e->body,
+	                           (enum smtp_ret)e->ret, e->envid };
+}
+
+static void job_source_rcpt(const struct smtpc_job *job, size_t i, struct smtp_rcpt *out)
+{
+	const struct spool_env *e = job->msg;
+	const struct spool_rcpt *r = &e->rcpt[job->idx[i]];
+	*out = (struct smtp_rcpt){ r->addr, r->notify, r->orcpt };
+}
+
+static int job_source_chunk(const struct smtpc_job *job, unsigned seq, struct buf *out)
+{
+	return spool_reader_chunk(job->store, job->msg, seq, out);
+}
+
+/* Only a body file known to have no line that begins with a dot goes out
+ * as it is (spool_env.dotless). */
+static int job_source_file(const struct smtpc_job *job, uint64_t *size)
+{
+	const struct spool_env *e = job->msg;
+	if (!e->body_file || !e->dotless) {
+		errno = ENOENT;
+		return -1;
+	}
+	return spool_reader_body_fd(job->store, e, size);
+}
+
+const struct smtpc_source job_source = {
+	job_source_mail, job_source_rcpt, job_source_chunk, job_source_file,
+};

@@ -1,0 +1,658 @@
+/* smtpc: the delivery driver (see smtpc.h): session set-up, transactions,
+ * the body, per-recipient results; the connection is smtpc_conn.c's. */
+#include "net/smtpc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "net/tls.h"
+
+#define SMTPC_TEXT_MAX 512            /* of a reply, quoted in results */
+#define SMTPC_BODY_LOW (64 * 1024)    /* refill the output below this */
+
+enum smtpc_state {
+	C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_HANDSHAKE, C_AUTH, C_READY, C_TX,
+	C_BODY, C_DOT, C_RSET, C_QUIT, C_BROKEN,
+};
+
+struct smtpc {
+	struct smtpc_conn *conn;
+	const struct smtpc_target *t;   /* the connection's copy */
+	struct smtpc_cbs cbs;
+	enum smtpc_state state;
+	struct smtp_ext ext;            /* what the server offered (EHLO) */
+	bool need_rset, closing;
+	const struct smtp_reply *reply; /* the reply being handled */
+	struct buf text;                /* its lines' text joined (smtpc_text) */
+	bool text_ok;
+	struct buf last_err;            /* why the previous address failed */
+	/* the current transaction */
+	struct smtpc_job *job;
+	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
+	size_t sent, got;               /* commands sent / replies seen: MAIL, RCPT*n, DATA */
+	size_t naccepted, dot_replies;
+	bool mail_failed, *accepted;
+	unsigned seq;                   /* next body chunk */
+	bool body_done;
+	struct smtp_stuff stuff;
+	struct buf chunk;
+};
+
+static void smtpc_body(struct smtpc *c);
+
+/* ---- helpers ---- */
+
+/* The reply's text, lines joined by spaces, codes stripped. */
+static const char *smtpc_text(struct smtpc *c)
+{
+	if (!c->text_ok) {
+		buf_reset(&c->text);
+		smtp_reply_join(c->reply, &c->text, SMTPC_TEXT_MAX);
+		c->text_ok = true;
+	}
+	return buf_cstr(&c->text);
+}
+
+/* A result from the reply just read: "x.y.z host said: 550 5.1.1 ...". */
+static void smtpc_result(struct smtpc *c, struct deliver_result *r, const char *cmd)
+{
+	const char *t = smtpc_text(c);
+	int code = c->reply->code;
+	char esc[16] = "";
+	if (isdigit((unsigned char)t[0]) && t[1] == '.' && (t[0] - '0') == code / 100)
+		snprintf(esc, sizeof esc, "%.*s", (int)strcspn(t, " "), t);
+	else
+		snprintf(esc, sizeof esc, "%d.0.0", code / 100);
+	r->status = code < 400 ? DELIVER_OK : code < 500 ? DELIVER_TEMP : DELIVER_PERM;
+	snprintf(r->reply, sizeof r->reply, "%s %s said: %d %s (in reply to %s)", esc,
+	         smtpc_conn_peer(c->conn), code, t, cmd);
+}
+
+static void smtpc_set_result(struct deliver_result *r, enum deliver_status st, const char *why)
+{
+	r->status = st;
+	snprintf(r->reply, sizeof r->reply, "%s", why);
+}
+
+/* ---- ending ---- */
+
+/* The connection's memory is gone: this goes with it. */
+static void smtpc_free(void *arg)
+{
+	struct smtpc *c = arg;
+	buf_free(&c->text);
+	buf_free(&c->last_err);
+	buf_free(&c->chunk);
+	free(c->accepted);
+	free(c);
+}
+
+/* The current job, and the one pipelined after it, end with every result
+ * not yet known set to r. */
+static void smtpc_job_fail(struct smtpc *c, const struct deliver_result *r)
+{
+	struct smtpc_job *jobs[2] = { c->job, c->next };
+	if (!c->job)
+		return;
+	c->job = c->next = NULL;
+	c->state = C_BROKEN;
+	for (int k = 0; k < 2 && jobs[k]; k++) {
+		for (size_t i = 0; i < jobs[k]->n; i++)
+			if (jobs[k]->res[i].reply[0] == '\0')
+				jobs[k]->res[i] = *r;
+		c->cbs.done(c, jobs[k], c->cbs.ctx);
+	}
+}
+
+/* Try the next address, or report that none worked. */
+static void smtpc_next_address(struct smtpc *c)
+{
+	c->state = C_CONNECT;
+	memset(&c->ext, 0, sizeof c->ext);
+	if (smtpc_conn_next(c->conn))
+		return;
+	struct deliver_result r;
+	smtpc_set_result(&r, DELIVER_TEMP, c->last_err.len ? c->last_err.data : "4.4.1 no host answered");
+	c->cbs.fail(c, &r, c->cbs.ctx);
+}
+
+/* Give up on this address: note why, try the next one. */
+static void smtpc_address_failed(struct smtpc *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void smtpc_address_failed(struct smtpc *c, const char *fmt, ...)
+{
+	buf_reset(&c->last_err);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&c->last_err, fmt, ap);
+	va_end(ap);
+	log_info("smtp %s: %s", smtpc_conn_peer(c->conn), buf_cstr(&c->last_err));
+	smtpc_next_address(c);
+}
+
+/* The connection broke: fail the job, then tell the owner; before the
+ * session was ready, the next address instead. */
+static void smtpc_broken(struct smtpc *c, const char *why)
+{
+	struct deliver_result r;
+	smtpc_set_result(&r, DELIVER_TEMP, "");
+	snprintf(r.reply, sizeof r.reply, "4.4.2 %s: %s", smtpc_conn_peer(c->conn), why);
+	log_info("smtp %s: %s", smtpc_conn_peer(c->conn), why);
+	if (c->state < C_READY && !c->job) {
+		buf_reset(&c->last_err);
+		buf_puts(&c->last_err, r.reply);
+		return smtpc_next_address(c);
+	}
+	smtpc_job_fail(c, &r);
+	c->state = C_BROKEN;
+	c->cbs.fail(c, &r, c->cbs.ctx);
+}
+
+/* ---- the transaction ---- */
+
+static void smtpc_mail_cmd(struct smtpc *c, const struct smtpc_job *job)
+{
+	struct smtp_mail m;
+	struct buf b = BUF_INIT;
+	job->src->mail(job, &m);
+	smtp_mail_line(&m, &c->ext, &b);
+	smtpc_conn_line(c->conn, b.data);
+	buf_free(&b);
+}
+
+static void smtpc_rcpt_cmd(struct smtpc *c, const struct smtpc_job *job, size_t i)
+{
+	struct smtp_rcpt r;
+	struct buf b = BUF_INIT;
+	job->src->rcpt(job, i, &r);
+	smtp_rcpt_line(&r, &c->ext, &b);
+	smtpc_conn_line(c->conn, b.data);
+	buf_free(&b);
+}
+
+/* Send what may go now: everything when pipelining, else one command. */
+static void smtpc_tx_send(struct smtpc *c)
+{
+	size_t total = c->job->n + 2;
+	while (c->sent < total) {
+		if (c->sent == 0)
+			smtpc_mail_cmd(c, c->job);
+		else if (c->sent <= c->job->n)
+			smtpc_rcpt_cmd(c, c->job, c->sent - 1);
+		else
+			smtpc_conn_line(c->conn, "DATA");
+		c->sent++;
+		if (!c->ext.pipelining)
+			break;
+	}
+}
+
+/* A job's results start unknown; it will have been sent here. */
+static void smtpc_job_init(struct smtpc *c, struct smtpc_job *job)
+{
+	for (size_t i = 0; i < job->n; i++)
+		job->res[i].reply[0] = '\0';
+	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", smtpc_conn_peer(c->conn));
+	job->dsn_offered = c->ext.dsn;
+}
+
+/* Make job the current transaction, sent commands: none, or (pipelined
+ * after the previous one) all of them. */
+static void smtpc_tx_begin(struct smtpc *c, struct smtpc_job *job, size_t sent)
+{
+	c->job = job;
+	free(c->accepted);
+	c->accepted = util_xcalloc(job->n, sizeof *c->accepted);
+	c->sent = sent;
+	c->got = c->naccepted = c->dot_replies = 0;
+	c->mail_failed = false;
+	c->seq = 0;
+	c->stuff = (struct smtp_stuff)SMTP_STUFF_INIT;
+	c->body_done = false;
+	c->state = C_TX;
+}
+
+/* After a job's final dot, the next transaction goes in the same write:
+ * RFC 2920 3.1 lets message content open a group of commands, and DATA
+ * ends it. Its replies follow the dot's, in order. One write and one read
+ * per message instead of two each, here and at the other end. */
+static void smtpc_pipeline_next(struct smtpc *c)
+{
+	if (!c->ext.pipelining || c->next || c->closing || !c->cbs.more)
+		return;
+	struct smtpc_job *job = c->cbs.more(c, c->cbs.ctx);
+	if (!job)
+		return;
+	c->next = job;
+	smtpc_job_init(c, job);
+	smtpc_mail_cmd(c, job);
+	for (size_t i = 0; i < job->n; i++)
+		smtpc_rcpt_cmd(c, job, i);
+	smtpc_conn_line(c->conn, "DATA");
+}
+
+void smtpc_send(struct smtpc *c, struct smtpc_job *job)
+{
+	smtpc_job_init(c, job);
+	smtpc_tx_begin(c, job, 0);
+	if (c->need_rset) {
+		c->need_rset = false;
+		c->state = C_RSET;
+		smtpc_conn_line(c->conn, "RSET");
+	} else {
+		smtpc_tx_send(c);
+	}
+	smtpc_conn_flush(c->conn);
+}
+
+/* The current job is over; a job pipelined after it becomes current
+ * (before the owner hears of the first: it must not hand over another). */
+static void smtpc_job_done(struct smtpc *c)
+{
+	struct smtpc_job *job = c->job;
+	c->job = NULL;
+	c->state = C_READY;
+	if (c->next) {
+		smtpc_tx_begin(c, c->next, c->next->n + 2);
+		c->next = NULL;
+	}
+	c->cbs.done(c, job, c->cbs.ctx);
+}
+
+static void smtpc_sink(void *arg, const char *p, size_t n)
+{
+	smtpc_conn_write(arg, p, n);
+}
+
+/* A body file in which no line begins with a dot is already what goes on
+ * the wire: the kernel sends it from the page cache (sendfile), with no
+ * read, scan or copy here. Not under TLS, where it must pass through
+ * OpenSSL. Returns false to take the chunk by chunk way instead. */
+static bool smtpc_body_file(struct smtpc *c)
+{
+	struct smtpc_job *job = c->job;
+	if (smtpc_conn_tls_on(c->conn) || !job->src->file || c->seq != 0)
+		return false;
+	uint64_t size = 0;
+	int fd = job->src->file(job, &size);
+	if (fd < 0)
+		return false;
+	char last = '\n';
+	if (size && pread(fd, &last, 1, (off_t)size - 1) != 1) {
+		close(fd);
+		return false;
+	}
+	if (!smtpc_conn_sendfile(c->conn, fd, size))
+		return false;
+	c->stuff.mid = last != '\n';
+	c->stuff.cr = last == '\r';
+	return true;
+}
+
+/* The end of the data: CRLF "." CRLF (RFC 5321 4.1.1.4). */
+static void smtpc_body_end(struct smtpc *c)
+{
+	smtp_stuff_end(&c->stuff, smtpc_sink, c->conn);
+	c->body_done = true;
+	c->state = C_DOT;
+	smtpc_pipeline_next(c);
+}
+
+/* Push body chunks until the output holds enough; then the final dot. */
+static void smtpc_body(struct smtpc *c)
+{
+	if (!c->body_done && smtpc_body_file(c))
+		return smtpc_body_end(c);
+	while (!c->body_done && smtpc_conn_pending(c->conn) < SMTPC_BODY_LOW) {
+		int err = c->job->src->chunk(c->job, c->seq++, &c->chunk);
+		if (err == ENOENT) {
+			smtpc_body_end(c);
+		} else if (err) {
+			struct deliver_result r;
+			smtpc_set_result(&r, DELIVER_TEMP, "4.3.0 cannot read the message from the spool");
+			smtpc_job_fail(c, &r);
+			c->cbs.fail(c, &r, c->cbs.ctx);
+			return;
+		} else {
+			smtp_stuff(&c->stuff, c->chunk.data, c->chunk.len, smtpc_sink, c->conn);
+		}
+	}
+}
+
+static void smtpc_tx_end_early(struct smtpc *c)
+{
+	c->need_rset = true;
+	smtpc_job_done(c);
+}
+
+/* The reply to MAIL (i == 0), RCPT i, or DATA (i == n + 1). */
+static void smtpc_tx_reply(struct smtpc *c, size_t i)
+{
+	struct smtpc_job *job = c->job;
+	int code = c->reply->code;
+	if (i == 0) {
+		if (code / 100 != 2) {
+			c->mail_failed = true;
+			for (size_t k = 0; k < job->n; k++)
+				smtpc_result(c, &job->res[k], "MAIL FROM");
+		}
+	} else if (i <= job->n) {
+		if (c->mail_failed)
+			return;
+		if (code / 100 == 2) {
+			c->accepted[i - 1] = true;
+			c->naccepted++;
+		} else {
+			smtpc_result(c, &job->res[i - 1], "RCPT TO");
+		}
+	} else if (code == 354 && c->naccepted > 0 && !c->mail_failed) {
+		c->state = C_BODY;
+		smtpc_body(c);
+	} else if (code == 354) {          /* RFC 2920 3.1: nobody to send to */
+		c->state = C_DOT;
+		c->naccepted = 0;
+		smtpc_conn_write(c->conn, ".\r\n", 3);
+	} else {
+		for (size_t k = 0; k < job->n; k++)
+			if (c->accepted[k])
+				smtpc_result(c, &job->res[k], "DATA");
+		smtpc_tx_end_early(c);
+	}
+}
+
+static void smtpc_tx_step(struct smtpc *c)
+{
+	size_t total = c->job->n + 2;
+	smtpc_tx_reply(c, c->got++);
+	if (c->state != C_TX)
+		return;
+	if (c->got == c->sent && c->sent < total) {
+		/* not pipelining: stop early when nothing can succeed */
+		if (c->mail_failed || (c->sent == c->job->n + 1 && c->naccepted == 0))
+			smtpc_tx_end_early(c);
+		else
+			smtpc_tx_send(c);
+	}
+}
+
+/* After the final dot: one reply (SMTP), or one per accepted RCPT (LMTP,
+ * RFC 2033 4.2). */
+static void smtpc_dot_reply(struct smtpc *c)
+{
+	struct smtpc_job *job = c->job;
+	if (c->naccepted == 0) {          /* the empty-transaction dot */
+		smtpc_tx_end_early(c);
+		return;
+	}
+	size_t k = 0, seen = 0;
+	for (; k < job->n; k++)
+		if (c->accepted[k] && seen++ == c->dot_replies)
+			break;
+	c->dot_replies++;
+	for (size_t j = 0; j < job->n; j++)
+		if (c->accepted[j] && (!c->t->lmtp || j == k))
+			smtpc_result(c, &job->res[j], "end of DATA");
+	if (!c->t->lmtp || c->dot_replies == c->naccepted)
+		smtpc_job_done(c);
+}
+
+/* ---- session set-up ---- */
+
+static void smtpc_ready(struct smtpc *c)
+{
+	c->state = C_READY;
+	c->cbs.ready(c, c->cbs.ctx);
+}
+
+static void smtpc_hello(struct smtpc *c)
+{
+	c->state = C_EHLO;
+	smtpc_conn_printf(c->conn, "%s %s", c->t->lmtp ? "LHLO" : "EHLO", c->t->helo);
+}
+
+/* RFC 4954: PLAIN when offered, else LOGIN; never in clear text. */
+static void smtpc_auth(struct smtpc *c)
+{
+	if (!smtpc_conn_tls_on(c->conn))
+		return smtpc_address_failed(c, "4.7.0 no TLS: not sending the password in clear");
+	unsigned mech = c->ext.auth_mechs & SMTP_AUTH_PLAIN ? SMTP_AUTH_PLAIN :
+	                c->ext.auth_mechs & SMTP_AUTH_LOGIN ? SMTP_AUTH_LOGIN : 0;
+	if (!mech)
+		return smtpc_address_failed(c, "4.7.0 the server offers no AUTH PLAIN or LOGIN");
+	c->state = C_AUTH;
+	smtpc_conn_auth(c->conn, mech, c->t->auth_user, c->t->auth_pass);
+}
+
+static void smtpc_after_ehlo(struct smtpc *c)
+{
+	bool tls = smtpc_conn_tls_on(c->conn);
+	bool want_tls = c->t->ssl_ctx && c->t->tls != SMTPC_TLS_NONE && !tls;
+	if (want_tls && c->ext.starttls) {
+		c->state = C_STARTTLS;
+		smtpc_conn_line(c->conn, "STARTTLS");
+	} else if (!tls && (c->t->tls == SMTPC_TLS_ENCRYPT || c->t->tls == SMTPC_TLS_VERIFY)) {
+		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy but not offered");
+	} else if (c->t->auth_user) {
+		smtpc_auth(c);
+	} else {
+		smtpc_ready(c);
+	}
+}
+
+static void smtpc_start_tls(struct smtpc *c)
+{
+	const char *why;
+	if (smtpc_conn_starttls(c->conn, c->t->ssl_ctx, smtpc_conn_name(c->conn),
+	                        c->t->tls == SMTPC_TLS_VERIFY, &why) < 0)
+		return smtpc_address_failed(c, "4.7.5 %s", why);
+	c->state = C_HANDSHAKE;
+}
+
+/* The handshake is done: under verify the chain and the name must hold;
+ * then RFC 3207 4.2: forget everything, greet again. */
+static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
+{
+	struct smtpc *c = arg;
+	struct smtpc_tls_facts f;
+	smtpc_conn_tls_facts(conn, smtpc_conn_name(conn), &f);
+	if (c->t->tls == SMTPC_TLS_VERIFY && !f.chain_ok)
+		return smtpc_address_failed(c, "4.7.5 certificate verification failed: %s",
+		                            f.verify_error);
+	log_info("smtp %s: TLS %s %s", smtpc_conn_peer(conn), f.version, f.cipher);
+	memset(&c->ext, 0, sizeof c->ext);
+	smtpc_hello(c);
+}
+
+static void smtpc_greeting(struct smtpc *c)
+{
+	if (c->reply->code != 220)
+		return smtpc_address_failed(c, "4.4.1 greeting %d %s", c->reply->code, smtpc_text(c));
+	smtpc_hello(c);
+}
+
+static void smtpc_ehlo_reply(struct smtpc *c)
+{
+	if (c->reply->code == 250) {
+		if (c->state == C_EHLO)
+			smtp_ehlo_parse(c->reply, &c->ext);
+		return smtpc_after_ehlo(c);
+	}
+	if (c->state == C_EHLO && !c->t->lmtp && c->reply->code >= 500 &&
+	    !smtpc_conn_tls_on(c->conn)) {
+		c->state = C_HELO;   /* RFC 5321 3.2: fall back to HELO */
+		smtpc_conn_printf(c->conn, "HELO %s", c->t->helo);
+		return;
+	}
+	smtpc_address_failed(c, "4.4.1 %s refused: %d %s", c->state == C_HELO ? "HELO" : "EHLO",
+	                     c->reply->code, smtpc_text(c));
+}
+
+static void smtpc_starttls_reply(struct smtpc *c)
+{
+	if (c->reply->code == 220)
+		smtpc_start_tls(c);
+	else if (c->t->tls == SMTPC_TLS_MAY)
+		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
+	else
+		smtpc_address_failed(c, "4.7.5 STARTTLS refused: %d", c->reply->code);
+}
+
+static void smtpc_auth_reply(struct smtpc *c)
+{
+	if (c->reply->code == 235)
+		return smtpc_ready(c);
+	smtpc_address_failed(c, "4.7.0 authentication failed: %d %s", c->reply->code,
+	                     smtpc_text(c));
+}
+
+/* ---- the connection's callbacks ---- */
+
+static void smtpc_on_reply(struct smtpc_conn *conn, const struct smtp_reply *r, void *arg)
+{
+	(void)conn;
+	struct smtpc *c = arg;
+	c->reply = r;
+	c->text_ok = false;
+	switch (c->state) {
+	case C_GREETING: smtpc_greeting(c); break;
+	case C_EHLO: case C_HELO: smtpc_ehlo_reply(c); break;
+	case C_STARTTLS: smtpc_starttls_reply(c); break;
+	case C_AUTH: smtpc_auth_reply(c); break;
+	case C_TX: smtpc_tx_step(c); break;
+	case C_DOT: smtpc_dot_reply(c); break;
+	case C_RSET:
+		c->state = C_TX;
+		smtpc_tx_send(c);
+		break;
+	case C_QUIT: case C_READY: case C_BODY: case C_CONNECT: case C_HANDSHAKE: case C_BROKEN:
+		break;  /* unsolicited: ignore (a 421 before close shows in the log) */
+	}
+	c->reply = NULL;
+}
+
+static void smtpc_on_connected(struct smtpc_conn *conn, void *arg)
+{
+	(void)conn;
+	struct smtpc *c = arg;
+	c->state = C_GREETING;
+}
+
+/* Before the session is up (and with no job) the next address; after,
+ * the connection broke. */
+static void smtpc_on_down(struct smtpc_conn *conn, enum smtpc_down why, const char *text,
+                          void *arg)
+{
+	(void)conn;
+	struct smtpc *c = arg;
+	if (why == SMTPC_DOWN_PROTOCOL)
+		return smtpc_broken(c, "protocol error: a reply line that is not SMTP");
+	if (c->state <= C_HANDSHAKE && !c->job)
+		return smtpc_address_failed(c, "4.4.1 %s", text);
+	smtpc_broken(c, text);
+}
+
+/* The output has left: more of the body. */
+static bool smtpc_on_sent(struct smtpc_conn *conn, void *arg)
+{
+	(void)conn;
+	struct smtpc *c = arg;
+	if (c->state != C_BODY)
+		return false;
+	smtpc_body(c);
+	return true;
+}
+
+static void smtpc_on_trace(void *arg, char dir, const char *line)
+{
+	struct smtpc *c = arg;
+	log_debug("smtp %s: %c %s", smtpc_conn_name(c->conn), dir, line);
+}
+
+/* ---- the owner's calls ---- */
+
+struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
+                         const struct smtpc_cbs *cbs)
+{
+	static const struct smtpc_conn_cbs link = {
+		smtpc_on_connected, smtpc_on_reply, smtpc_tls_up, smtpc_on_down, smtpc_on_sent,
+		smtpc_on_trace, smtpc_free, NULL,
+	};
+	struct smtpc *c = util_xcalloc(1, sizeof *c);
+	struct smtpc_conn_cbs l = link;
+	l.ctx = c;
+	c->cbs = *cbs;
+	c->state = C_CONNECT;
+	c->conn = smtpc_conn_open(base, t, &l);
+	c->t = smtpc_conn_target(c->conn);
+	return c;
+}
+
+/* QUIT when idle, and the connection to the closer (QUIT and a TLS
+ * close_notify leave, then the socket closes; the 221 is not waited for).
+ * No callback comes after this. */
+void smtpc_hangup(struct smtpc *c)
+{
+	if (!c || c->closing)
+		return;
+	c->closing = true;
+	if (c->state == C_READY) {
+		c->state = C_QUIT;
+		smtpc_conn_line(c->conn, "QUIT");
+	}
+	smtpc_conn_hangup(c->conn);
+}
+
+/* Never frees under the caller's feet: the struct goes from the loop,
+ * with the connection. */
+void smtpc_close(struct smtpc *c)
+{
+	if (!c)
+		return;
+	smtpc_hangup(c);
+	smtpc_conn_close(c->conn);
+}
+
+void smtpc_destroy(struct smtpc *c)
+{
+	if (c)
+		smtpc_conn_destroy(c->conn);
+}
+
+bool smtpc_usable(const struct smtpc *c)
+{
+	return c->state == C_READY && !c->closing;
+}
+
+/* The shared defaults of tls_ctx_new (TLS 1.2 minimum, no compression or
+ * renegotiation). Opportunistic TLS (may) keeps OpenSSL's wider default
+ * cipher list: against an old MX, some encryption beats none; encrypt and
+ * verify keep the strict forward-secret list. */
+SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file)
+{
+	if (tls == SMTPC_TLS_NONE)
+		return NULL;
+	SSL_CTX *ctx = tls_ctx_new(TLS_CLIENT);
+	if (!ctx)
+		return NULL;
+	if (tls == SMTPC_TLS_MAY)
+		SSL_CTX_set_cipher_list(ctx, "DEFAULT");
+	if (tls == SMTPC_TLS_VERIFY) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		int ok = ca_file && *ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+		                             : SSL_CTX_set_default_verify_paths(ctx);
+		if (!ok) {
+			log_error("smtp_tls_ca_file: cannot load %s", ca_file && *ca_file ? ca_file : "the system CAs");
+			tls_ctx_free(ctx);
+			return NULL;
+		}
+	}
+	return ctx;
+}
