@@ -12,6 +12,7 @@
 #include <unbound.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define T_A 1
 #define T_MX 15
@@ -53,9 +54,7 @@ static void dns_readable(evutil_socket_t fd, short what, void *arg)
 
 struct dns *dns_new(struct event_base *base, const char *resolver)
 {
-	struct dns *d = calloc(1, sizeof *d);
-	if (!d)
-		abort();
+	struct dns *d = util_xcalloc(1, sizeof *d);
 	d->base = base;
 	d->ub = ub_ctx_create();
 	if (!d->ub)
@@ -279,9 +278,7 @@ static void dns_mx_cb(void *arg, int err, struct ub_result *res)
 
 static struct dns_query *dns_query_new(struct dns *d, dns_cb cb, void *ctx)
 {
-	struct dns_query *q = calloc(1, sizeof *q);
-	if (!q)
-		abort();
+	struct dns_query *q = util_xcalloc(1, sizeof *q);
 	q->d = d;
 	q->cb = cb;
 	q->ctx = ctx;

@@ -470,34 +470,11 @@ static bool cmd_expn(struct session *s, const char *args)
 	return false;
 }
 
-static bool cmd_turn(struct session *s, const char *args)
+/* Answered, not offered: the row's reply says why (its verb for %s). */
+static bool cmd_answered(struct session *s, const char *args)
 {
 	(void)args;
-	return session_no(s, R_TURN);
-}
-
-static bool cmd_etrn(struct session *s, const char *args)
-{
-	(void)args;
-	return session_no(s, R_ETRN);
-}
-
-static bool cmd_verb(struct session *s, const char *args)
-{
-	(void)args;
-	return session_no(s, R_VERB);
-}
-
-static bool cmd_dsn(struct session *s, const char *args)
-{
-	(void)args;
-	return session_no(s, R_DSN_VERB);
-}
-
-static bool cmd_bdat(struct session *s, const char *args)
-{
-	(void)args;
-	return session_no(s, R_NOT_OFFERED, "BDAT");
+	return session_no(s, s->cmd->reply, s->cmd->verb);
 }
 
 /* RFC 3207 4.2: the session starts over, and nothing the client sent
@@ -534,27 +511,29 @@ static bool cmd_starttls(struct session *s, const char *args)
 	return false;
 }
 
+/* reply: for cmd_answered rows only (R_UNRECOGNIZED, never sent, on the
+ * others). */
 #define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
 #define NO CMD_NO_STAGE
 static const struct cmd cmd_table[] = {
-	{ "HELO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_helo, cmd_greet },
-	{ "EHLO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_ehlo, cmd_greet },
-	{ "MAIL", CMD_ERRORS, POLICY_MAIL, cmd_mail, cmd_mail_proceed },
-	{ "RCPT", CMD_ERRORS, POLICY_RCPT, cmd_rcpt, cmd_rcpt_proceed },
-	{ "DATA", CMD_LAST | CMD_ERRORS, POLICY_DATA, cmd_data, cmd_data_proceed },
-	{ "RSET", PRE | CMD_ERRORS, NO, cmd_rset, NULL },
-	{ "NOOP", PRE | CMD_LAST, NO, cmd_noop, NULL },
-	{ "QUIT", PRE | CMD_LAST, NO, cmd_quit, NULL },
-	{ "HELP", PRE, NO, cmd_help, NULL },
-	{ "VRFY", CMD_LAST | CMD_ERRORS, NO, cmd_vrfy, NULL },
-	{ "EXPN", CMD_LAST | CMD_ERRORS, NO, cmd_expn, NULL },
-	{ "STARTTLS", PRE | CMD_LAST | CMD_ERRORS, NO, cmd_starttls, NULL },
-	{ "AUTH", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL },
-	{ "TURN", CMD_PRE_AUTH | CMD_LAST, NO, cmd_turn, NULL },
-	{ "ETRN", CMD_PRE_AUTH, NO, cmd_etrn, NULL },
-	{ "VERB", CMD_PRE_AUTH, NO, cmd_verb, NULL },
-	{ "DSN", CMD_PRE_AUTH, NO, cmd_dsn, NULL },
-	{ "BDAT", CMD_PRE_AUTH, NO, cmd_bdat, NULL },
+	{ "HELO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_helo, cmd_greet, R_UNRECOGNIZED },
+	{ "EHLO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_ehlo, cmd_greet, R_UNRECOGNIZED },
+	{ "MAIL", CMD_ERRORS, POLICY_MAIL, cmd_mail, cmd_mail_proceed, R_UNRECOGNIZED },
+	{ "RCPT", CMD_ERRORS, POLICY_RCPT, cmd_rcpt, cmd_rcpt_proceed, R_UNRECOGNIZED },
+	{ "DATA", CMD_LAST | CMD_ERRORS, POLICY_DATA, cmd_data, cmd_data_proceed, R_UNRECOGNIZED },
+	{ "RSET", PRE | CMD_ERRORS, NO, cmd_rset, NULL, R_UNRECOGNIZED },
+	{ "NOOP", PRE | CMD_LAST, NO, cmd_noop, NULL, R_UNRECOGNIZED },
+	{ "QUIT", PRE | CMD_LAST, NO, cmd_quit, NULL, R_UNRECOGNIZED },
+	{ "HELP", PRE, NO, cmd_help, NULL, R_UNRECOGNIZED },
+	{ "VRFY", CMD_LAST | CMD_ERRORS, NO, cmd_vrfy, NULL, R_UNRECOGNIZED },
+	{ "EXPN", CMD_LAST | CMD_ERRORS, NO, cmd_expn, NULL, R_UNRECOGNIZED },
+	{ "STARTTLS", PRE | CMD_LAST | CMD_ERRORS, NO, cmd_starttls, NULL, R_UNRECOGNIZED },
+	{ "AUTH", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL, R_UNRECOGNIZED },
+	{ "TURN", CMD_PRE_AUTH | CMD_LAST, NO, cmd_answered, NULL, R_TURN },
+	{ "ETRN", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_ETRN },
+	{ "VERB", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_VERB },
+	{ "DSN", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_DSN_VERB },
+	{ "BDAT", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_NOT_OFFERED },
 };
 #undef PRE
 #undef NO

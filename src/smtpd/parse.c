@@ -195,15 +195,19 @@ static bool mail_size(const struct param *pm, void *out)
 	return true;
 }
 
+/* A keyword's value that must be one of two words: the first gives 1,
+ * the second 2 (the enums' values), anything else 0. */
+static int val_word(const struct param *pm, const char *one, const char *two)
+{
+	return val_is(pm, one) ? 1 : val_is(pm, two) ? 2 : 0;
+}
+
 /* RFC 6152 2: BODY=7BIT / 8BITMIME. */
 static bool mail_body(const struct param *pm, void *out)
 {
 	struct parse_mail_params *mp = out;
-
-	if (val_is(pm, "7BIT"))
-		mp->body = BODY_7BIT;
-	else if (val_is(pm, "8BITMIME"))
-		mp->body = BODY_8BITMIME;
+	_Static_assert(BODY_7BIT == 1 && BODY_8BITMIME == 2, "val_word's order");
+	mp->body = (enum smtp_body)val_word(pm, "7BIT", "8BITMIME");
 	return mp->body != BODY_UNSET;
 }
 
@@ -211,11 +215,8 @@ static bool mail_body(const struct param *pm, void *out)
 static bool mail_ret(const struct param *pm, void *out)
 {
 	struct parse_mail_params *mp = out;
-
-	if (val_is(pm, "FULL"))
-		mp->ret = RET_FULL;
-	else if (val_is(pm, "HDRS"))
-		mp->ret = RET_HDRS;
+	_Static_assert(RET_FULL == 1 && RET_HDRS == 2, "val_word's order");
+	mp->ret = (enum smtp_ret)val_word(pm, "FULL", "HDRS");
 	return mp->ret != RET_UNSET;
 }
 

@@ -390,6 +390,7 @@ static void session_check_errors(struct session *s)
 static void session_run(struct session *s, const struct cmd *c, const char *args)
 {
 	enum esc_id gate = policy_gate(s->srv->policy, &s->client, c->flags);
+	s->cmd = c;
 	s->uncounted = !(c->flags & CMD_ERRORS);
 	if (gate != R_SUCCESS) {
 		session_reply(s, gate);

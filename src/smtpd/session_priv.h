@@ -95,6 +95,7 @@ struct session {
 	unsigned busy;                  /* session frames running: a close
 	                                   inside one frees at its end */
 	struct cmd_args args;
+	const struct cmd *cmd;          /* the row being run */
 	struct tx *tx;
 };
 
@@ -120,6 +121,7 @@ struct cmd {
 	int stage;                      /* enum policy_stage, or CMD_NO_STAGE */
 	bool (*check)(struct session *s, const char *args);
 	session_proceed_fn *proceed;
+	enum esc_id reply;              /* cmd_answered: the refusal */
 };
 
 /* The row of an upper-case verb, or NULL. */
