@@ -49,15 +49,17 @@ void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, c
 {
 	e->kind = k;
 	e->level = l;
+	e->wanted = ev_wanted(l);
 	e->session = session;
-	snprintf(e->qid, sizeof e->qid, "%s", qid ? qid : "");
 	e->n = 0;
 	e->used = 0;
+	if (e->wanted)
+		snprintf(e->qid, sizeof e->qid, "%s", qid ? qid : "");
 }
 
 static struct ev_field *ev_slot(struct ev *e, const char *key)
 {
-	if (e->n == EK_FIELDS)
+	if (!e->wanted || e->n == EK_FIELDS)
 		return NULL;
 	struct ev_field *f = &e->f[e->n++];
 	f->key = key;
@@ -91,6 +93,8 @@ void ev_flag(struct ev *e, const char *key)
 
 void ev_emit(const struct ev *e)
 {
+	if (!e->wanted)
+		return;
 	for (size_t i = 0; i < ev_nsubs; i++)
 		if (e->level >= ev_subs[i].min)
 			ev_subs[i].fn(ev_subs[i].ctx, e);
@@ -103,6 +107,8 @@ void ev_note(enum log_level l, uint64_t session, const char *qid, const char *fm
 	struct ev e;
 	ev_init(&e, EK_NOTE, l, session, qid);
 	struct ev_field *f = ev_slot(&e, "text");
+	if (!f)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(e.text, sizeof e.text, fmt, ap);

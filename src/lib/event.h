@@ -47,6 +47,8 @@ struct ev_field {
 struct ev {
 	enum ev_kind kind;
 	enum log_level level;
+	bool wanted;            /* some subscriber takes this level: else every
+	                           call on the record is skipped, nothing formatted */
 	uint64_t session;       /* 0: none */
 	char qid[24];           /* "": none */
 	size_t n;

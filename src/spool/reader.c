@@ -285,8 +285,9 @@ static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct sp
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
-	spool_reader_each(r, st, spool_reader_rcpt_row, e);
-	return 0;   /* a failed step keeps the recipients read before it */
+	/* All or nothing: an envelope missing recipients would be recorded as
+	 * finished when those it has are, and the message removed. */
+	return spool_reader_each(r, st, spool_reader_rcpt_row, e);
 }
 
 int spool_reader_env(struct spool_reader *r, const char *qid, struct spool_env *e)
