@@ -329,7 +329,10 @@ static void dest_submit(struct queue *q, struct qjob *job)
 	dest_pump(q, d);
 }
 
+/* The same next-hop machinery for both: the route says which protocol
+ * (route.lmtp, RFC 2033's LHLO and a reply per recipient after DATA). */
 const struct transport transport_smtp = { "smtp", dest_submit };
+const struct transport transport_lmtp = { "lmtp", dest_submit };
 
 /* Shutdown: every connection says QUIT when idle and goes to the closer. */
 void dest_hangup_all(struct queue *q)

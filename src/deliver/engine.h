@@ -49,7 +49,8 @@ struct transport {
 };
 
 extern const struct transport transport_maildir;  /* local.c */
-extern const struct transport transport_smtp;     /* dest.c: SMTP and LMTP */
+extern const struct transport transport_smtp;     /* dest.c */
+extern const struct transport transport_lmtp;     /* dest.c */
 
 struct qmsg {
 	struct qmsg *next;          /* in msgs, done, recording or held */

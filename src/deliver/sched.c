@@ -344,7 +344,8 @@ static struct qjob *sched_job_for(struct qmsg *m, const struct route *r)
 	struct qjob *j = util_xcalloc(1, sizeof *j);
 	j->m = m;
 	j->route = *r;
-	j->tr = r->kind == ROUTE_LOCAL ? &transport_maildir : &transport_smtp;
+	j->tr = r->kind == ROUTE_LOCAL ? &transport_maildir : r->lmtp ? &transport_lmtp
+	                                                              : &transport_smtp;
 	m->jobs[m->njobs++] = j;
 	return j;
 }
