@@ -412,6 +412,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+def proc_status(pid, field):
+    """A size line of /proc/PID/status ("VmRSS", "VmHWM") in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def wait_for(what, check, timeout=DEADLINE, poll=POLL):
+    """Poll check() until it returns something true (returned); fail after
+    timeout, naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not within %.0f s" % (what, timeout))
+        time.sleep(poll)
+
+
 def sanitizer_problems(text):
     return [m for m in SANITIZER_MARKERS if m in text]
 

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import time
 
+import conftest
 from peers import SmtpSink, free_port_on
 
 N = 17000
@@ -21,14 +22,7 @@ POLL = 0.2      # listing 17,000 files is not free
 
 
 def wait_for(what, check, timeout=LONG):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not within %.0f s" % (what, timeout))
-        time.sleep(POLL)
+    return conftest.wait_for(what, check, timeout, POLL)
 
 
 def spool_messages(spool):

@@ -9,15 +9,11 @@ import time
 
 import pytest
 
-from conftest import HOSTNAME
+from conftest import HOSTNAME, proc_status
 
 
-def rss(pid, field="VmHWM:"):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no %s" % field)
+def rss(pid):
+    return proc_status(pid, "VmHWM")
 
 
 @pytest.fixture

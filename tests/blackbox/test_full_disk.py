@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+import conftest
+
 from conftest import BYE, DEADLINE, POLL, QUEUED, RCPT_OK, SENDER_OK, START_DATA, crlf
 from peers import SmtpSink, free_port_on
 
@@ -84,15 +86,7 @@ LONG = 30.0     # seconds: waits that span several retry rounds
 
 
 def wait_for(what, check, timeout=DEADLINE):
-    """Poll check() until it returns something true; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not within %.0f s" % (what, timeout))
-        time.sleep(POLL)
+    return conftest.wait_for(what, check, timeout, POLL)
 
 
 def fill(directory):
@@ -224,13 +218,19 @@ def big_messages_refused(s, spool):
     wait_for("body/ emptied after the 452s", lambda: not os.listdir(spool / "body"))
 
 
-def test_results_on_a_full_disk_are_kept_not_delivered_again(relay, ternd, tmp_path):
+def results_held(relay):
+    """Messages delivered while the spool's disk is full (no reserve):
+    their results are held. The relay, its ternd and the filler file."""
     r = relay(spool_reserve="0")
-    s = r.s
     filler = fill(r.spool)
     r.resume_sink()
     r.wait_all_sent()
-    wait_for("the results held", lambda: lines_with(s, "cannot record delivery results"))
+    wait_for("the results held", lambda: lines_with(r.s, "cannot record delivery results"))
+    return r, r.s, filler
+
+
+def test_results_on_a_full_disk_are_kept_not_delivered_again(relay, ternd, tmp_path):
+    r, s, filler = results_held(relay)
     # several retry rounds with the disk still full: nothing goes out again
     # (it did 2 s later, every 2 s), and the rounds back off (1 s, 2 s, 4 s)
     wait_for("three rounds of retrying the record",
@@ -291,12 +291,7 @@ def test_deferred_results_on_a_full_disk_count_attempts(relay):
 
 
 def test_results_lost_at_shutdown_are_named(relay, ternd, tmp_path):
-    r = relay(spool_reserve="0")
-    s = r.s
-    filler = fill(r.spool)
-    r.resume_sink()
-    r.wait_all_sent()
-    wait_for("the results held", lambda: lines_with(s, "cannot record delivery results"))
+    r, s, filler = results_held(relay)
     s.stop_checked()
     for q in r.qids:
         assert lines_with(s, "%s: delivery results lost" % q), s.log()

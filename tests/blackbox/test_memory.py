@@ -10,17 +10,13 @@ import os
 
 import pytest
 
-from conftest import BYE, RCPT_OK, SENDER_OK, START_DATA
+from conftest import BYE, RCPT_OK, SENDER_OK, START_DATA, proc_status
 
 MIB = 1024 * 1024
 
 
 def peak_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc/%d/status" % pid)
+    return proc_status(pid, "VmHWM")
 
 
 def send_big(c, rcpt, size, marker):
@@ -62,11 +58,7 @@ def test_large_message_streams_with_bounded_memory(ternd, monkeypatch):
 
 
 def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+    return proc_status(pid, "VmRSS")
 
 
 def burst_client(port, i):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import DEADLINE, POLL, crlf, free_port
+from conftest import DEADLINE, POLL, crlf, free_port, proc_status
 from secfix import cert, client_context  # noqa: F401
 
 ROUNDS = 6          # of every (listener, way of leaving) pair, per pass
@@ -31,11 +31,7 @@ def open_fds(pid):
 
 
 def vm_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return proc_status(pid, "VmRSS")
 
 
 def reset(sock):
