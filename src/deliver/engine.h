@@ -65,6 +65,7 @@ struct qmsg {
 	struct report_out *out;     /* the reports, made when it finished */
 	size_t nout;
 	bool held;                  /* its results were refused once (logged) */
+	struct inbox_item *told;    /* a command waiting for this message's record */
 };
 
 struct qjob {
@@ -87,6 +88,7 @@ struct inbox_item {
 	struct queue_cmd cmd;
 	queue_done_fn *done;
 	void *ctx;
+	long count;                 /* bounce: recipients returned */
 };
 struct report_out;              /* report.c */
 
@@ -120,6 +122,7 @@ struct queue {
 	int rec_err;
 	unsigned admin_pending;     /* commands with the writer (under rec_mu) */
 	bool rescan_recorded;       /* a command touched the batch being recorded */
+	bool paused;                /* QUEUE_PAUSE: nothing new is started */
 	struct qmsg *held;          /* finished, results not yet written (sched_hold) */
 	size_t nheld;
 	struct event *rec_retry_ev; /* offers the held results again */

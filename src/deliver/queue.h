@@ -24,9 +24,13 @@ void queue_kick(void *q);
 
 /* What an operator asks of the engine: hold (never try until released),
  * release (and try now), flush (try now) or delete (no report), for one
- * message (qid), the recipients of one domain, or (flush only) all. A
- * domain held stays held for mail that comes later, until released. */
-enum queue_op { QUEUE_HOLD, QUEUE_RELEASE, QUEUE_FLUSH, QUEUE_DELETE };
+ * message (qid), the recipients of one domain, or (flush only) all; bounce
+ * (return one message to its sender with an RFC 3464 report, as Postfix's
+ * postsuper -e); pause and resume delivery (nothing new is started while
+ * paused; what is under way finishes). A domain held stays held for mail
+ * that comes later, until released. */
+enum queue_op { QUEUE_HOLD, QUEUE_RELEASE, QUEUE_FLUSH, QUEUE_DELETE, QUEUE_BOUNCE,
+                QUEUE_PAUSE, QUEUE_RESUME };
 struct queue_cmd {
 	enum queue_op op;
 	char qid[UTIL_QID_LEN + 1];   /* "": not one message */

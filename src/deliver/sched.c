@@ -29,6 +29,7 @@
 
 static void sched_wake_at(struct queue *q, int64_t t);
 static void sched_arm(struct queue *q, int64_t now);
+static void sched_cmd_done(void *arg, int err, long count);
 
 /* ---- results ---- */
 
@@ -91,6 +92,7 @@ static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
 {
 	struct spool_rcpt *r = &m->env.rcpt[i];
 	r->attempts++;
+	r->tried_at = m->now;
 	free(r->last_reply);
 	r->last_reply = util_xstrdup(res->reply);
 	free(r->remote_mta);
@@ -128,6 +130,8 @@ static void sched_msg_free(struct queue *q, struct qmsg *m)
 	}
 	free(m->jobs);
 	report_free(m);
+	if (m->told)
+		sched_cmd_done(m->told, ECANCELED, 0);   /* never recorded (shutdown) */
 	spool_env_free(&m->env);
 	free(m);
 }
@@ -244,6 +248,10 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 		}
 		was_held += m->held;
 		report_recorded(m);
+		if (m->told) {
+			sched_cmd_done(m->told, 0, m->told->count);
+			m->told = NULL;
+		}
 		if (sched_finished(&m->env)) {
 			struct ev e;
 			ev_init(&e, EK_REMOVED, LOG_INFO, m->env.session, m->env.qid);
@@ -548,6 +556,8 @@ static void sched_scan_full(struct queue *q, bool full)
  * has read to the end; while there is room, it goes on at once. */
 void sched_scan(struct queue *q)
 {
+	if (q->paused)
+		return;
 	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
 	int64_t now = (int64_t)time(NULL);
 	bool rescan, more = false;
@@ -588,6 +598,8 @@ void sched_wake(evutil_socket_t fd, short what, void *arg)
 /* After a commit: the new messages, from the handoff. */
 void sched_fresh(struct queue *q)
 {
+	if (q->paused)
+		return;   /* the handoff keeps them; the scan at resume takes them */
 	bool rescan;
 	struct spool_fresh *fresh = spool_take_fresh(q->spool, &rescan);
 	sched_start_fresh(q, fresh, (int64_t)time(NULL));
@@ -701,15 +713,24 @@ static void sched_cmd_inflight(struct queue *q, const struct queue_cmd *c, int64
 }
 
 /* The writer has committed the change: release and flush look again. */
+/* The command's answer (any thread): done is told, the item freed. */
 static void sched_cmd_done(void *arg, int err, long count)
+{
+	struct inbox_item *it = arg;
+	if (it->done)
+		it->done(it->ctx, err, count);
+	free(it);
+}
+
+/* The writer has carried out a command (its thread): release and flush
+ * look again. */
+static void sched_admin_done(void *arg, int err, long count)
 {
 	struct inbox_item *it = arg;
 	struct queue *q = it->q;
 	if (!err && (it->cmd.op == QUEUE_RELEASE || it->cmd.op == QUEUE_FLUSH))
 		event_active(q->scan_ev, EV_TIMEOUT, 0);
-	if (it->done)
-		it->done(it->ctx, err, count);
-	free(it);
+	sched_cmd_done(it, err, count);
 	pthread_mutex_lock(&q->rec_mu);   /* queue_stop waits for the last one */
 	q->admin_pending--;
 	pthread_cond_broadcast(&q->rec_cv);
@@ -721,7 +742,91 @@ static bool sched_cmd_valid(const struct queue_cmd *c)
 	bool qid = c->qid[0], domain = c->domain[0];
 	if (qid && domain)
 		return false;
-	return c->op == QUEUE_FLUSH || (c->op == QUEUE_DELETE ? qid : qid || domain);
+	switch (c->op) {
+	case QUEUE_FLUSH: return true;
+	case QUEUE_DELETE: case QUEUE_BOUNCE: return qid;
+	case QUEUE_PAUSE: case QUEUE_RESUME: return !qid && !domain;
+	case QUEUE_HOLD: case QUEUE_RELEASE: return qid || domain;
+	}
+	return false;
+}
+
+/* ---- pause, resume, bounce ---- */
+
+static void sched_pause(struct queue *q, struct inbox_item *it)
+{
+	bool pause = it->cmd.op == QUEUE_PAUSE;
+	long changed = q->paused != pause;
+	q->paused = pause;
+	if (!pause && changed)
+		sched_scan(q);
+	sched_cmd_done(it, 0, changed);
+}
+
+/* Every pending recipient fails with the operator's reason; the report
+ * and the record follow as for any finished message (sched_flush), and
+ * the command is answered once it is recorded. */
+static long sched_bounce_msg(struct qmsg *m)
+{
+	long n = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		struct spool_rcpt *r = &m->env.rcpt[i];
+		if (r->status != SPOOL_PENDING)
+			continue;
+		r->status = SPOOL_FAILED;
+		r->held = false;
+		free(r->last_reply);
+		r->last_reply = util_xstrdup("5.0.0 returned to the sender by the operator");
+		r->tried_at = m->now;
+		sched_log(m, r, "bounced");
+		report_note(m, DSN_FAILED, r, "failed");
+		n++;
+	}
+	return n;
+}
+
+static bool sched_listed(const struct qmsg *list, const struct qmsg *m)
+{
+	for (; list; list = list->next)
+		if (list == m)
+			return true;
+	return false;
+}
+
+static struct qmsg *sched_find(struct queue *q, const char *qid)
+{
+	size_t h = hmap_hash(qid);
+	for (struct hmap_node *n = hmap_first(&q->inflight, h); n; n = hmap_next(n)) {
+		struct qmsg *m = HMAP_ENTRY(n, struct qmsg, node);
+		if (!strcmp(m->env.qid, qid))
+			return m;
+	}
+	return NULL;
+}
+
+static void sched_bounce(struct queue *q, struct inbox_item *it)
+{
+	struct qmsg *m = sched_find(q, it->cmd.qid);
+	if (m && (m->told || sched_listed(q->recording, m) || sched_listed(q->held, m)))
+		return sched_cmd_done(it, EBUSY, 0);   /* its record would undo ours */
+	if (m) {   /* in flight: its jobs finish, the rest is returned */
+		it->count = sched_bounce_msg(m);
+		m->told = it;
+		return;
+	}
+	m = util_xcalloc(1, sizeof *m);
+	int err = spool_reader_env(q->reader, it->cmd.qid, &m->env);
+	if (err) {
+		free(m);
+		return sched_cmd_done(it, err, 0);
+	}
+	m->now = (int64_t)time(NULL);
+	hmap_add(&q->inflight, &m->node, hmap_hash(m->env.qid));
+	it->count = sched_bounce_msg(m);
+	m->told = it;
+	m->next = q->done;
+	q->done = m;
+	event_active(q->flush_ev, EV_TIMEOUT, 0);
 }
 
 void sched_command(struct queue *q, struct inbox_item *it)
@@ -729,19 +834,24 @@ void sched_command(struct queue *q, struct inbox_item *it)
 	static const enum spool_admin admin[] = { [QUEUE_HOLD] = SPOOL_HOLD,
 		[QUEUE_RELEASE] = SPOOL_RELEASE, [QUEUE_FLUSH] = SPOOL_FLUSH,
 		[QUEUE_DELETE] = SPOOL_DELETE };
-	static const char *const verb[] = { "hold", "release", "flush", "delete" };
+	static const char *const verb[] = { "hold", "release", "flush", "delete", "bounce", "pause",
+	                                    "resume" };
 	const struct queue_cmd *c = &it->cmd;
-	pthread_mutex_lock(&q->rec_mu);
-	q->admin_pending++;
-	pthread_mutex_unlock(&q->rec_mu);
 	if (!sched_cmd_valid(c))
 		return sched_cmd_done(it, EINVAL, 0);
 	int64_t now = (int64_t)time(NULL);
 	log_info("queue: %s %s%s", verb[c->op], c->qid[0] ? c->qid : c->domain[0] ? c->domain : "all",
 	         c->domain[0] ? " (domain)" : "");
+	if (c->op == QUEUE_PAUSE || c->op == QUEUE_RESUME)
+		return sched_pause(q, it);
+	if (c->op == QUEUE_BOUNCE)
+		return sched_bounce(q, it);
 	if (c->domain[0] && (c->op == QUEUE_HOLD || c->op == QUEUE_RELEASE))
 		sched_held_set(q, c->domain, c->op == QUEUE_HOLD);
 	sched_cmd_inflight(q, c, now);
+	pthread_mutex_lock(&q->rec_mu);
+	q->admin_pending++;
+	pthread_mutex_unlock(&q->rec_mu);
 	spool_admin_async(q->spool, admin[c->op], c->qid[0] ? c->qid : NULL,
-	                  c->domain[0] ? c->domain : NULL, now, sched_cmd_done, it);
+	                  c->domain[0] ? c->domain : NULL, now, sched_admin_done, it);
 }

@@ -2,6 +2,7 @@
 #include "lib/event.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,18 +22,24 @@ static const char *const ev_names[EK__COUNT] = {
 static struct {
 	ev_fn *fn;
 	void *ctx;
-	enum log_level min;
+	atomic_int min;       /* enum log_level; ev_set_min from any thread */
 } ev_subs[EK_SUBS_MAX] = { { log_event, NULL, LOG_DEBUG } };
 static size_t ev_nsubs = 1;
 
-bool ev_subscribe(ev_fn *fn, void *ctx, enum log_level min)
+int ev_subscribe(ev_fn *fn, void *ctx, enum log_level min)
 {
 	if (ev_nsubs == EK_SUBS_MAX)
-		return false;
+		return -1;
 	ev_subs[ev_nsubs].fn = fn;
 	ev_subs[ev_nsubs].ctx = ctx;
-	ev_subs[ev_nsubs++].min = min;
-	return true;
+	atomic_store(&ev_subs[ev_nsubs].min, (int)min);
+	return (int)ev_nsubs++;
+}
+
+void ev_set_min(int handle, enum log_level min)
+{
+	if (handle > 0 && (size_t)handle < ev_nsubs)
+		atomic_store(&ev_subs[handle].min, (int)min);
 }
 
 bool ev_wanted(enum log_level l)
@@ -40,7 +47,7 @@ bool ev_wanted(enum log_level l)
 	if (log_enabled(l))
 		return true;
 	for (size_t i = 1; i < ev_nsubs; i++)
-		if (l >= ev_subs[i].min)
+		if ((int)l >= atomic_load_explicit(&ev_subs[i].min, memory_order_relaxed))
 			return true;
 	return false;
 }
@@ -96,7 +103,7 @@ void ev_emit(const struct ev *e)
 	if (!e->wanted)
 		return;
 	for (size_t i = 0; i < ev_nsubs; i++)
-		if (e->level >= ev_subs[i].min)
+		if ((int)e->level >= atomic_load_explicit(&ev_subs[i].min, memory_order_relaxed))
 			ev_subs[i].fn(ev_subs[i].ctx, e);
 }
 

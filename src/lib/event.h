@@ -76,8 +76,11 @@ const char *ev_name(enum ev_kind k);
 const char *ev_get(const struct ev *e, const char *key, size_t *len);
 
 typedef void ev_fn(void *ctx, const struct ev *e);
-/* Add a subscriber (at start-up, before other threads run); false when
- * there is no room. */
-bool ev_subscribe(ev_fn *fn, void *ctx, enum log_level min);
+/* Add a subscriber (at start-up, before other threads run): its handle,
+ * or -1 when there is no room. fn runs on the thread that emits. */
+int ev_subscribe(ev_fn *fn, void *ctx, enum log_level min);
+/* Change what a subscriber takes (any thread): a trace that wants the
+ * transcript asks for debug records while it runs. */
+void ev_set_min(int handle, enum log_level min);
 
 #endif

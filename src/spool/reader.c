@@ -19,7 +19,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-#define SPOOL_READER_STMTS 12
+#define SPOOL_READER_STMTS 16
 
 struct spool_reader {
 	sqlite3 *db;
@@ -568,4 +568,30 @@ void spool_domain_counts_free(struct spool_domain_counts *c)
 		free(c->v[i].domain);
 	free(c->v);
 	memset(c, 0, sizeof *c);
+}
+
+struct spool_reader_attempt_cb {
+	void (*fn)(void *ctx, unsigned idx, int64_t at, const char *reply, const char *mta);
+	void *ctx;
+};
+
+static void spool_reader_attempt_row(sqlite3_stmt *st, void *ctx)
+{
+	struct spool_reader_attempt_cb *cb = ctx;
+	cb->fn(cb->ctx, (unsigned)sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+	       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
+}
+
+int spool_reader_attempts(struct spool_reader *r, const char *qid,
+                          void (*fn)(void *ctx, unsigned idx, int64_t at, const char *reply,
+                                     const char *mta),
+                          void *ctx)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT idx, at, reply, mta FROM attempt"
+	                                        " WHERE qid=? ORDER BY rowid");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	struct spool_reader_attempt_cb cb = { fn, ctx };
+	return spool_reader_each(r, st, spool_reader_attempt_row, &cb);
 }

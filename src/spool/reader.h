@@ -136,4 +136,11 @@ int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
                          struct spool_domain_counts *out);
 void spool_domain_counts_free(struct spool_domain_counts *c);
 
+/* The history of a message's attempts, oldest first: fn(ctx, recipient
+ * index, when, the reply, the host that gave it). 0 or an errno. */
+int spool_reader_attempts(struct spool_reader *r, const char *qid,
+                          void (*fn)(void *ctx, unsigned idx, int64_t at, const char *reply,
+                                     const char *mta),
+                          void *ctx);
+
 #endif

@@ -29,6 +29,9 @@ static const char rows_schema[] =
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
 	" next_try INT NOT NULL, last_reply TEXT NOT NULL, remote_mta TEXT NOT NULL,"
 	" dsn_flags INT NOT NULL, held INT NOT NULL DEFAULT 0, PRIMARY KEY(qid, idx));"
+	"CREATE TABLE IF NOT EXISTS attempt(qid TEXT NOT NULL, idx INT NOT NULL, at INT NOT NULL,"
+	" reply TEXT NOT NULL, mta TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS attempt_qid ON attempt(qid);"
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS chunk_qid ON chunk(qid, seq);";
@@ -37,6 +40,7 @@ static const char rows_schema[] =
  * only a 250 makes us responsible; those messages were never acknowledged). */
 static const char rows_orphans[] =
 	"DELETE FROM chunk WHERE qid NOT IN (SELECT qid FROM msg);"
+	"DELETE FROM attempt WHERE qid NOT IN (SELECT qid FROM msg);"
 	"DELETE FROM rcpt WHERE qid NOT IN (SELECT qid FROM msg);";
 
 static int rows_errno(sqlite3 *db)
@@ -74,7 +78,7 @@ static sqlite3 *rows_connect(const char *dir)
  * thread uses them): preparing each statement per row cost about a fifth of
  * the writer's time under load. Keyed by the SQL text's address, as every
  * caller passes a string literal. */
-#define ROWS_STMTS 16
+#define ROWS_STMTS 32
 static _Thread_local struct { sqlite3 *db; const char *sql; sqlite3_stmt *st; } rows_stmts[ROWS_STMTS];
 
 static sqlite3_stmt *rows_stmt(sqlite3 *db, const char *sql)
@@ -203,10 +207,11 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 static int rows_delete_msg(sqlite3 *db, struct buf *gone, const char *qid, bool file)
 {
 	static const char *const sql[] = { "DELETE FROM chunk WHERE qid=?",
+	                                   "DELETE FROM attempt WHERE qid=?",
 	                                   "DELETE FROM rcpt WHERE qid=?",
 	                                   "DELETE FROM msg WHERE qid=?" };
 	int err = 0;
-	for (size_t i = file ? 1 : 0; !err && i < 3; i++) {
+	for (size_t i = file ? 1 : 0; !err && i < 4; i++) {
 		sqlite3_stmt *st;
 		err = rows_exec_stmt(db, sql[i], qid, &st);
 		if (!err)
@@ -215,6 +220,21 @@ static int rows_delete_msg(sqlite3 *db, struct buf *gone, const char *qid, bool 
 	if (!err && file)
 		buf_append(gone, qid, strlen(qid) + 1);
 	return err;
+}
+
+/* A recipient's attempt, into its history (ternctl show). */
+static int rows_put_attempt(sqlite3 *db, const char *qid, const struct spool_rcpt *r)
+{
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, "INSERT INTO attempt(qid, idx, at, reply, mta)"
+	                         " VALUES(?,?,?,?,?)", qid, &st);
+	if (err)
+		return err;
+	sqlite3_bind_int(st, 2, (int)r->idx);
+	sqlite3_bind_int64(st, 3, r->tried_at);
+	sqlite3_bind_text(st, 4, r->last_reply ? r->last_reply : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->remote_mta ? r->remote_mta : "", -1, SQLITE_STATIC);
+	return rows_step_done(db, st);
 }
 
 static int rows_set_rcpt(sqlite3 *db, const char *qid, const struct spool_rcpt *r)
@@ -248,8 +268,11 @@ int rows_update(sqlite3 *db, struct buf *gone, const struct spool_env *e)
 	if (!pending || e->deleted)
 		return rows_delete_msg(db, gone, e->qid, e->body_file);
 	int err = 0;
-	for (size_t i = 0; !err && i < e->nrcpt; i++)
+	for (size_t i = 0; !err && i < e->nrcpt; i++) {
 		err = rows_set_rcpt(db, e->qid, &e->rcpt[i]);
+		if (!err && e->rcpt[i].tried_at)
+			err = rows_put_attempt(db, e->qid, &e->rcpt[i]);
+	}
 	return err;
 }
 

@@ -61,6 +61,8 @@ struct spool_rcpt {
 	char *remote_mta;    /* the host that gave last_reply, "" if none */
 	unsigned dsn_flags;  /* SPOOL_DSN_*: reports already generated */
 	bool held;           /* pending, and not to be tried until released */
+	int64_t tried_at;    /* an attempt made since it was loaded (unix seconds,
+	                        0: none): recording adds it to the history */
 };
 
 enum { SPOOL_DSN_DELAY = 1 << 0 };

@@ -129,9 +129,18 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void queue_msg_from(struct fixture *f, const char *local, const char *sender,
+                           char qid[UTIL_QID_LEN + 1]);
+
 /* Queue a message to local@example.com (the engine is told by the spool's
  * commit hook); its qid in qid. */
 static void queue_msg(struct fixture *f, const char *local, char qid[UTIL_QID_LEN + 1])
+{
+	queue_msg_from(f, local, "s@example.net", qid);
+}
+
+static void queue_msg_from(struct fixture *f, const char *local, const char *sender,
+                           char qid[UTIL_QID_LEN + 1])
 {
 	char addr[64], body[128];
 	snprintf(addr, sizeof addr, "%s@%s", local, domain_of(local));
@@ -141,7 +150,7 @@ static void queue_msg(struct fixture *f, const char *local, char qid[UTIL_QID_LE
 	struct spool_rcpt r = { .idx = 0, .orig = addr, .addr = addr, .transport = SPOOL_LOCAL,
 	                        .orcpt = "", .last_reply = "", .remote_mta = "",
 	                        .status = SPOOL_PENDING };
-	struct spool_env e = { .sender = "s@example.net", .envid = "", .client = "127.0.0.1",
+	struct spool_env e = { .sender = (char *)sender, .envid = "", .client = "127.0.0.1",
 	                       .helo = "test", .size = (uint64_t)n, .arrival = time(NULL),
 	                       .nrcpt = 1, .rcpt = &r };
 	util_qid(e.qid);
@@ -290,6 +299,39 @@ static void test_flush_a_deferred_message(void **state)
 	wait_gone(f, qid);
 }
 
+/* Bounce: the message goes back to its sender with a report (RFC 3464),
+ * and leaves the queue; the command is answered once that is recorded. */
+static void test_bounce(void **state)
+{
+	struct fixture *f = *state;
+	char qid[UTIL_QID_LEN + 1];
+	command(f, QUEUE_HOLD, NULL, "example.com");
+	queue_msg_from(f, "held", "free@example.org", qid);
+	barrier(f);
+	int before = count(f, "free");
+	struct done d = command(f, QUEUE_BOUNCE, qid, NULL);
+	assert_int_equal(d.err, 0);
+	assert_int_equal(d.count, 1);
+	assert_false(queued(f, qid));
+	wait_count(f, "free", before + 1);   /* the report */
+	assert_int_equal(count(f, "held"), 0);
+	assert_int_equal(command(f, QUEUE_BOUNCE, qid, NULL).err, ENOENT);
+}
+
+static void test_pause_and_resume(void **state)
+{
+	struct fixture *f = *state;
+	char qid[UTIL_QID_LEN + 1];
+	assert_int_equal(command(f, QUEUE_PAUSE, NULL, NULL).count, 1);
+	queue_msg(f, "free", qid);
+	usleep(500000);
+	assert_int_equal(count(f, "free"), 0);
+	assert_true(queued(f, qid));
+	assert_int_equal(command(f, QUEUE_RESUME, NULL, NULL).count, 1);
+	wait_count(f, "free", 1);
+	assert_int_equal(command(f, QUEUE_PAUSE, "X", NULL).err, EINVAL);
+}
+
 int main(void)
 {
 	evthread_use_pthreads();
@@ -298,6 +340,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hold_a_message_across_a_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_a_deferred_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounce, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

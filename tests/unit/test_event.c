@@ -88,7 +88,8 @@ static void test_subscriber_and_levels(void **state)
 	static struct seen s;
 	log_set_level(LOG_ERROR);
 	assert_false(ev_wanted(LOG_INFO));
-	assert_true(ev_subscribe(collect, &s, LOG_INFO));
+	int h = ev_subscribe(collect, &s, LOG_INFO);
+	assert_true(h > 0);
 	assert_true(ev_wanted(LOG_INFO));      /* the subscriber wants it, the log not */
 	assert_false(ev_wanted(LOG_DEBUG));
 	struct ev e;
@@ -104,6 +105,13 @@ static void test_subscriber_and_levels(void **state)
 	assert_int_equal(e.n, 0);
 	ev_emit(&e);
 	assert_int_equal(s.calls, 1);
+	/* a trace asks for the transcript: now it is built and given */
+	ev_set_min(h, LOG_DEBUG);
+	ev_init(&e, EK_IN, LOG_DEBUG, 1, NULL);
+	ev_add(&e, "line", "%s", "NOOP");
+	ev_emit(&e);
+	assert_int_equal(s.calls, 2);
+	ev_set_min(h, LOG_INFO);
 	log_set_level(LOG_INFO);
 }
 

@@ -466,6 +466,48 @@ static void test_results_with_report(void **state)
 	free(b);
 }
 
+static void collect_attempt(void *ctx, unsigned idx, int64_t at, const char *reply,
+                            const char *mta)
+{
+	struct buf *b = ctx;
+	buf_printf(b, "%u %lld %s %s;", idx, (long long)at, reply, mta);
+}
+
+/* Every recorded attempt joins the recipient's history (ternctl show). */
+static void test_attempt_history(void **state)
+{
+	struct fixture *f = *state;
+	char *b = body_make(100);
+	put_msg(f, "HISTORY00001", b, 100);
+	static const char *const replies[] = { "4.4.1 refused", "4.2.0 busy" };
+	for (int round = 0; round < 2; round++) {
+		struct spool_env e;
+		assert_int_equal(spool_reader_env(f->r, "HISTORY00001", &e), 0);
+		free(e.rcpt[0].last_reply);
+		free(e.rcpt[0].remote_mta);
+		e.rcpt[0].last_reply = util_xstrdup(replies[round]);
+		e.rcpt[0].remote_mta = util_xstrdup("mx.example[192.0.2.1]");
+		e.rcpt[0].attempts = (unsigned)round + 1;
+		e.rcpt[0].tried_at = 1000 + round;
+		const struct spool_env *envs[] = { &e };
+		struct wait w = { false, -1 };
+		spool_update_many_async(f->sp, envs, 1, NULL, 0, on_recorded, &w);
+		for (int i = 0; i < 5000 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++)
+			usleep(1000);
+		assert_int_equal(w.err, 0);
+		spool_env_free(&e);
+	}
+	struct buf got = BUF_INIT;
+	assert_int_equal(spool_reader_attempts(f->r, "HISTORY00001", collect_attempt, &got), 0);
+	assert_string_equal(buf_cstr(&got), "0 1000 4.4.1 refused mx.example[192.0.2.1];"
+	                                    "0 1001 4.2.0 busy mx.example[192.0.2.1];");
+	buf_free(&got);
+	finish_msg(f, "HISTORY00001");   /* the history goes with the message */
+	assert_int_equal(spool_reader_attempts(f->r, "HISTORY00001", collect_attempt, &got), 0);
+	assert_int_equal(got.len, 0);
+	free(b);
+}
+
 /* Without a hook (queue_only, or once the queue is gone) nothing is kept. */
 static void test_no_hook_keeps_nothing(void **state)
 {
@@ -496,6 +538,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_due_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_results_with_report, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attempt_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff_inject_rescans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_hook_keeps_nothing, setup, teardown),
 	};
