@@ -58,6 +58,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tern \
 		$(DESTDIR)/var/lib/tern
 	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
+	install -m 755 build/ternctl $(DESTDIR)$(PREFIX)/sbin/ternctl
 	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
 	[ -e $(DESTDIR)/etc/tern/tern.conf ] || sed \
 		-e 's|^spool_dir = ./var/spool|spool_dir = /var/lib/tern/spool|' \
@@ -75,6 +76,7 @@ blackbox: all
 blackbox-asan: asan
 	TERND=$(CURDIR)/build-asan/ternd \
 	TERN_PROBE=$(CURDIR)/build-asan/tern-probe \
+	TERNCTL=$(CURDIR)/build-asan/ternctl \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox

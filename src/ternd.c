@@ -15,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "control/control.h"
 #include "deliver/queue.h"
 #include "lib/aliases.h"
 #include "lib/conf.h"
@@ -38,6 +41,7 @@ struct ternd {
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
+	struct control *control;
 	struct event *spool_ev, *sigterm, *sigint, *grace, *trim;
 };
 
@@ -176,10 +180,14 @@ static void ternd_events(struct ternd *t)
 
 /* Give spool_dir and its files (queue.db, -wal, -shm) and the top of
  * mail_dir to run_user, as Postfix's set-permissions does, so that a
- * spool written by an earlier root run stays usable. */
-static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
+ * spool written by an earlier root run stays usable. With a
+ * control_group, spool_dir is 0710 in that group: its members may reach
+ * the control socket inside, and read nothing else. */
+static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid, gid_t ctl_gid)
 {
-	if (chown(c->spool_dir, uid, gid) != 0 || chown(c->mail_dir, uid, gid) != 0)
+	bool grouped = *c->control_group;
+	if (chown(c->spool_dir, uid, grouped ? ctl_gid : gid) != 0 ||
+	    chmod(c->spool_dir, grouped ? 0710 : 0700) != 0 || chown(c->mail_dir, uid, gid) != 0)
 		return false;
 	DIR *d = opendir(c->spool_dir);
 	if (!d)
@@ -196,12 +204,16 @@ static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
 
 /* Started as root: look run_user up, hand it the directories. The drop
  * itself waits until the ports are bound (ternd_drop). */
-static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_t n)
+static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_t n,
+                            gid_t *ctl_gid)
 {
 	struct passwd *res = NULL;
 	const struct conf *c = &t->conf;
-	if (geteuid() != 0)
-		return 0;
+	if (geteuid() != 0) {
+		pw->pw_uid = geteuid();
+		pw->pw_gid = getegid();
+		return control_group_gid(c->control_group, pw->pw_gid, ctl_gid) ? 0 : 3;
+	}
 	if (getpwnam_r(c->run_user, pw, buf, n, &res) != 0 || !res) {
 		log_error("run_user: no such user '%s' (scripts/install-deps creates 'tern')", c->run_user);
 		return 2;
@@ -210,7 +222,9 @@ static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_
 		log_error("run_user: '%s' is root; ternd does not run as root", c->run_user);
 		return 2;
 	}
-	if (!ternd_chown_dirs(c, pw->pw_uid, pw->pw_gid)) {
+	if (!control_group_gid(c->control_group, pw->pw_gid, ctl_gid))
+		return 3;
+	if (!ternd_chown_dirs(c, pw->pw_uid, pw->pw_gid, *ctl_gid)) {
 		log_error("cannot give %s and %s to %s: %s", c->spool_dir, c->mail_dir, c->run_user,
 		          strerror(errno));
 		return 2;
@@ -262,11 +276,20 @@ static int ternd_start(struct ternd *t)
 	}
 	struct passwd pw;
 	char pwbuf[4096];
-	int rc = ternd_privileges(t, &pw, pwbuf, sizeof pwbuf);
+	gid_t ctl_gid;
+	int rc = ternd_privileges(t, &pw, pwbuf, sizeof pwbuf, &ctl_gid);
+	if (rc == 3) {
+		log_error("control_group: no such group '%s'", c->control_group);
+		return 2;
+	}
 	if (rc)
 		return rc;
 	t->listeners = listener_open(&t->srv);
 	if (!t->listeners)
+		return 2;
+	struct control_env env = { .conf = c, .srv = &t->srv, .queue = t->queue,
+	                           .tls = t->srv.tls, .started = (int64_t)time(NULL) };
+	if (!(t->control = control_open(&env, pw.pw_uid, ctl_gid)))
 		return 2;
 	if ((rc = ternd_drop(c, &pw)) != 0)
 		return rc;
@@ -282,6 +305,8 @@ static int ternd_start(struct ternd *t)
 			return 2;
 		spool_set_commit_hook(t->srv.spool, queue_kick, t->queue);
 	}
+	if (!control_start(t->control))
+		return 2;
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
 	return 0;
@@ -291,12 +316,14 @@ static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
 	policy_stop(&t->policy);    /* sessions closed while asking are freed */
+	control_close(t->control);  /* its clients' sockets go through the closer */
 	closer_free(t->srv.closer);
 	listener_close(t->listeners);
 	if (t->srv.spool)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
 	spool_close(t->srv.spool);  /* runs the last completions */
+	control_free(t->control);   /* nothing answers or emits any more */
 	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])

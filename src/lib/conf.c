@@ -79,6 +79,8 @@ static const struct conf_key conf_keys[] = {
 	K(greeting_delay, T_DURATION, "0"),
 	K(reject_delay, T_DURATION, "0"),
 	K(reject_delay_after, T_UINT, "3"),
+	K(control_socket, T_STR, NULL),
+	K(control_group, T_STR, ""),
 };
 #undef K
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -516,6 +518,17 @@ int conf_finish(struct conf *c)
 		conf_add_item(&c->local_domains, "localhost");
 		if (strcmp(c->hostname, "localhost") != 0)
 			conf_add_item(&c->local_domains, c->hostname);
+	}
+	if (!c->control_socket) {
+		struct buf b = BUF_INIT;
+		buf_printf(&b, "%s/control", c->spool_dir);
+		c->control_socket = util_xstrdup(buf_cstr(&b));
+		buf_free(&b);
+	}
+	if (strlen(c->control_socket) >= 108) {   /* sun_path */
+		fprintf(stderr, "control_socket: '%s' is longer than a unix socket path may be (107)\n",
+		        c->control_socket);
+		bad++;
 	}
 	if (!c->postmaster_address) {
 		struct buf b = BUF_INIT;

@@ -80,6 +80,10 @@ struct conf {
 	unsigned greeting_delay;       /* seconds; talking before the 220 gets 554 */
 	unsigned reject_delay;         /* seconds before a refusal is answered (tarpit) */
 	unsigned reject_delay_after;   /* from this refusal of a session on */
+
+	/* operators */
+	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
+	char *control_group;           /* its group, besides root and run_user; "" = none */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */

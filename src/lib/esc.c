@@ -52,6 +52,7 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_NOT_OFFERED] = { 502, "5.5.1", "%s not offered by this server" },
 	[R_TIMEOUT] = { 421, "4.4.2", "%s Error: timeout exceeded" },
 	[R_SHUTDOWN] = { 421, "4.3.2", "%s Service shutting down" },
+	[R_PAUSED] = { 421, "4.3.2", "%s Service paused for maintenance; try again later" },
 	[R_HELP_LINE] = { 214, "2.0.0", "%s" },
 	[R_HELP_END] = { 214, "2.0.0", "End of HELP info" },
 	[R_HELP_UNKNOWN] = { 504, "5.5.1", "HELP topic unknown: %.40s" },

@@ -3,6 +3,7 @@
 #include "lib/log.h"
 
 #include "lib/event.h"
+#include "lib/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,13 +38,10 @@ bool log_enabled(enum log_level l)
 static size_t log_stamp(char *line, size_t n, enum log_level l)
 {
 	struct timeval tv;
-	struct tm tm;
+	char when[UTIL_ISO_TIME_LEN + 1];
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	int w = snprintf(line, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ternd[%d]: %s: ",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	                 tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000, (int)getpid(),
-	                 log_names[l]);
+	util_iso_time(&tv, when);
+	int w = snprintf(line, n, "%s ternd[%d]: %s: ", when, (int)getpid(), log_names[l]);
 	return w < 0 || (size_t)w >= n ? 0 : (size_t)w;
 }
 

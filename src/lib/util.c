@@ -26,6 +26,18 @@ void util_rfc5322_date(time_t t, char *out, size_t n)
 	         tm.tm_sec);
 }
 
+void util_iso_time(const struct timeval *tv, char out[UTIL_ISO_TIME_LEN + 1])
+{
+	struct tm tm;
+	gmtime_r(&tv->tv_sec, &tm);
+	size_t n = strftime(out, UTIL_ISO_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n != 19) {   /* a year past 9999 */
+		snprintf(out, UTIL_ISO_TIME_LEN + 1, "%s", "9999-12-31T23:59:59.999Z");
+		return;
+	}
+	snprintf(out + n, UTIL_ISO_TIME_LEN + 1 - n, ".%03uZ", (unsigned)(tv->tv_usec / 1000) % 1000u);
+}
+
 void util_qid(char out[UTIL_QID_LEN + 1])
 {
 	static atomic_uint counter;

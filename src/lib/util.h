@@ -6,12 +6,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define UTIL_QID_LEN 16  /* upper-case hex digits */
 
 /* RFC 5322 3.3 date-time, e.g. "Sat, 21 Nov 2026 11:22:33 +0000". */
 void util_rfc5322_date(time_t t, char *out, size_t n);
+/* "2026-12-01T18:20:10.495Z" (UTC, milliseconds): the log's and the
+ * control socket's time stamps. out holds UTIL_ISO_TIME_LEN + 1. */
+#define UTIL_ISO_TIME_LEN 24
+void util_iso_time(const struct timeval *tv, char out[UTIL_ISO_TIME_LEN + 1]);
 
 /* A new queue id: 16 upper-case hex digits, unique within this host
  * (microsecond clock, process id and a counter mixed). Thread-safe. */

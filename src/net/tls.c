@@ -100,6 +100,12 @@ struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain,
 	return tls_filter(base, plain, ssl, BUFFEREVENT_SSL_CONNECTING);
 }
 
+const char *tls_version(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl ? SSL_get_version(ssl) : "none";
+}
+
 void tls_describe(struct bufferevent *bev, char *out, size_t n)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
@@ -108,8 +114,7 @@ void tls_describe(struct bufferevent *bev, char *out, size_t n)
 		snprintf(out, n, "no TLS");
 		return;
 	}
-	int bits = SSL_CIPHER_get_bits(c, NULL);
-	snprintf(out, n, "%s %s %d", SSL_get_version(ssl), SSL_CIPHER_get_name(c), bits);
+	snprintf(out, n, "%s %d", SSL_CIPHER_get_name(c), SSL_CIPHER_get_bits(c, NULL));
 }
 
 void tls_error(struct bufferevent *bev, char *out, size_t n)

@@ -41,7 +41,9 @@ struct tls_peer {
 struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx,
                              const struct tls_peer *peer);
 
-/* "TLSv1.3 TLS_AES_256_GCM_SHA384 256" for logs and Received headers. */
+/* The protocol ("TLSv1.3") and the cipher with its bits
+ * ("TLS_AES_256_GCM_SHA384 256"), for the log and the counters. */
+const char *tls_version(struct bufferevent *bev);
 void tls_describe(struct bufferevent *bev, char *out, size_t n);
 
 /* The last OpenSSL error of this bufferevent, as text. */

@@ -229,6 +229,8 @@ static void policy_connect(struct policy *p, struct policy_client *c, struct pol
 	const struct conf *cf = p->conf;
 	a->close = true;
 	policy_arg(a, 0, cf->hostname);
+	if (p->paused)
+		return policy_refuse(a, R_PAUSED, "paused by the operator");
 	if (c->sessions > cf->max_connections)
 		return policy_refuse(a, R_TOO_MANY_CONNS, "too many connections");  /* RFC 5321 3.8 */
 	enum limits_verdict v = limits_connect(p->limits, c->ip, (int64_t)time(NULL),

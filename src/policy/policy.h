@@ -45,6 +45,7 @@ struct policy {
 	struct limits *limits;             /* per-address counters */
 	const struct auth_users *users;    /* empty: no AUTH */
 	struct policy_later *later;        /* answers waiting for their time */
+	bool paused;                       /* ternctl pause smtp: new sessions get 421 */
 };
 
 struct policy_target {

@@ -291,6 +291,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		struct ev e;
 		session_event(s, &e, EK_TLS, LOG_INFO, NULL);
 		ev_flag(&e, "established");
+		ev_add(&e, "version", "%s", tls_version(s->bev));
 		ev_add(&e, "cipher", "%s", desc);
 		ev_emit(&e);
 		return;

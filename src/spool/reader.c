@@ -421,7 +421,7 @@ static const char spool_reader_list_sql[] =
 	" FROM msg WHERE qid > ?1 ORDER BY qid LIMIT ?6";
 
 static const char spool_reader_summary_sql[] =
-	"SELECT addr, orig, " SPOOL_READER_STATE ", attempts, next_try, last_reply"
+	"SELECT addr, orig, " SPOOL_READER_STATE ", attempts, next_try, last_reply, transport"
 	" FROM rcpt WHERE qid=? ORDER BY idx";
 
 static const char spool_reader_domains_sql[] =
@@ -445,6 +445,7 @@ static void spool_reader_summary_rcpt(sqlite3_stmt *st, void *ctx)
 	x->attempts = (unsigned)sqlite3_column_int(st, 3);
 	x->next_try = sqlite3_column_int64(st, 4);
 	x->last_reply = spool_reader_col(st, 5);
+	x->transport = sqlite3_column_int(st, 6);
 }
 
 /* The message of the listing's current row, with its recipients. */

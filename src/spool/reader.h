@@ -58,9 +58,8 @@ long spool_reader_count(struct spool_reader *r);
  */
 
 /* A recipient's state: its status (enum spool_status), or held: pending
- * but not to be tried until released. Nothing holds a recipient yet: the
- * state is in the schema (rcpt.held) and in these queries for when
- * something does. */
+ * but not to be tried until released (rcpt.held, set by an operator's
+ * hold or for a held domain). */
 enum spool_state {
 	SPOOL_STATE_PENDING = SPOOL_PENDING,
 	SPOOL_STATE_DELIVERED = SPOOL_DELIVERED,
@@ -84,6 +83,7 @@ struct spool_summary_rcpt {
 	unsigned attempts;
 	int64_t next_try;       /* unix seconds; 0: not tried yet */
 	char *last_reply;       /* the last result (why deferred or failed), or "" */
+	int transport;          /* enum spool_transport */
 };
 
 struct spool_summary {

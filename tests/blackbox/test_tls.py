@@ -46,7 +46,7 @@ def test_smtplib_starttls_and_delivery(tls_server):
     data = tls_server.wait_message_with("kate@example.com", "encrypted hello")
     Delivered(data).check(sender="a@client.example", rcpt="kate@example.com",
                           helo="client.example", proto="ESMTPS")
-    assert "tls: client=[127.0.0.1], established, cipher=TLSv1." in tls_server.log()
+    assert "tls: client=[127.0.0.1], established, version=TLSv1." in tls_server.log()
 
 
 def test_openssl_s_client_starttls(tls_server):

@@ -1,0 +1,52 @@
+/* control: the control socket that ternctl talks to (a unix socket,
+ * control_socket; mode 0660, group control_group), served by the main
+ * loop. One JSON request per line, one JSON reply per line; `queue` sends
+ * a message per line and then its reply; `trace` and `monitor` stream
+ * until the client goes.
+ *
+ * Requests: {"cmd": "status"|"stats"|"queue"|"show"|"flush"|"hold"|
+ * "release"|"delete"|"bounce"|"pause"|"resume"|"trace"|"monitor", ...}.
+ * Replies: {"ok": true, ...} or {"ok": false, "error": "..."}. Only root,
+ * run_user and members of control_group may connect (the socket's mode
+ * and SO_PEERCRED); commands that change state are logged with the
+ * caller's uid.
+ */
+#ifndef TERN_CONTROL_H
+#define TERN_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#include "deliver/queue.h"
+#include "smtpd/session.h"
+
+struct control;
+
+/* What the control socket reports on and acts on. */
+struct control_env {
+	const struct conf *conf;
+	struct server *srv;         /* sessions, the policy (pause smtp), the loop */
+	struct queue *queue;        /* NULL with queue_only */
+	SSL_CTX *tls;               /* for the certificate's expiry, or NULL */
+	int64_t started;            /* unix seconds */
+};
+
+/* As root, before the privilege drop: bind control_socket and give it to
+ * uid and group gid, mode 0660. NULL, with why logged, on failure. */
+struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid);
+/* After the drop, with the spool open: take connections. */
+bool control_start(struct control *c);
+/* The gid of control_group ("" : run_user's own group gid); false when
+ * there is no such group. */
+bool control_group_gid(const char *name, gid_t fallback, gid_t *out);
+/* Shutdown, in two steps: control_close (while the loop's closer is
+ * there) ends every client and stops listening; control_free, once the
+ * engine and the spool have stopped (nothing answers or emits any more),
+ * frees the rest. */
+void control_close(struct control *c);
+void control_free(struct control *c);
+
+#endif

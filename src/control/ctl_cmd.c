@@ -1,0 +1,349 @@
+/* ctl_cmd: the control socket's commands (see control.h): what they read
+ * (the spool's reader queries, the counters) and what they ask the
+ * delivery engine (queue_command). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <openssl/x509.h>
+
+#include "control/control_priv.h"
+#include "control/stats.h"
+#include "deliver/route.h"
+#include "lib/addr.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "policy/policy.h"
+
+#define CTL_PAGE 200            /* messages per page of a listing */
+#define CTL_HEADERS_MAX 65536   /* octets of headers `show` returns */
+
+/* ---- reading a request ---- */
+
+static const char *ctl_str(json_t *req, const char *key)
+{
+	json_t *v = json_object_get(req, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A queue id as util_qid makes them: 16 upper-case hex digits. */
+static bool ctl_is_qid(const char *s)
+{
+	if (strlen(s) != UTIL_QID_LEN)
+		return false;
+	for (size_t i = 0; i < UTIL_QID_LEN; i++)
+		if (!isxdigit((unsigned char)s[i]) || islower((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* ---- status and stats ---- */
+
+static json_t *ctl_cert(SSL_CTX *tls)
+{
+	X509 *x = tls ? SSL_CTX_get0_certificate(tls) : NULL;
+	if (!x)
+		return json_null();
+	int days = 0, secs = 0;
+	ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x));
+	char subject[256];
+	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+	return json_pack("{s:s, s:i}", "subject", subject, "days_left", days);
+}
+
+static void ctl_status(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	const struct control_env *env = &cl->c->env;
+	json_t *ls = json_array();
+	for (size_t i = 0; i < env->conf->listen.n; i++)
+		json_array_append_new(ls, json_string(env->conf->listen.v[i]));
+	json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:o, s:i, s:I, s:{s:b, s:b}, s:o}",
+		"version", TERN_VERSION, "pid", (int)getpid(),
+		"uptime", (json_int_t)((int64_t)time(NULL) - env->started),
+		"hostname", env->conf->hostname, "listeners", ls,
+		"sessions", (int)env->srv->nsessions,
+		"queued", (json_int_t)spool_reader_count(cl->c->reader),
+		"paused", "smtp", env->srv->policy->paused, "delivery", cl->c->delivery_paused,
+		"tls_certificate", ctl_cert(env->tls));
+	ctl_ok(cl, o);
+}
+
+static void ctl_stats(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	json_t *o = stats_json();
+	struct spool_domain_counts dc;
+	json_t *by = json_array();
+	if (spool_reader_domains(cl->c->reader, SPOOL_STATE_BIT(SPOOL_STATE_PENDING) |
+	                         SPOOL_STATE_BIT(SPOOL_STATE_HELD), 20, &dc) == 0)
+		for (size_t i = 0; i < dc.n; i++)
+			json_array_append_new(by, json_pack("{s:s, s:I, s:I}", "domain", dc.v[i].domain,
+			                                    "messages", (json_int_t)dc.v[i].msgs,
+			                                    "recipients", (json_int_t)dc.v[i].rcpts));
+	spool_domain_counts_free(&dc);
+	json_object_set_new(o, "queued", json_integer(spool_reader_count(cl->c->reader)));
+	json_object_set_new(o, "queued_by_domain", by);
+	json_object_set_new(o, "sessions", json_integer(cl->c->env.srv->nsessions));
+	ctl_ok(cl, o);
+}
+
+/* ---- queue: Postfix's postqueue -j members, and tern's own ---- */
+
+/* active: nothing tried yet; deferred: tried and pending; held. */
+static const char *ctl_queue_name(const struct spool_summary *m)
+{
+	bool tried = false;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].state == SPOOL_STATE_HELD)
+			return "hold";
+		tried |= m->rcpt[i].state == SPOOL_STATE_PENDING && m->rcpt[i].attempts > 0;
+	}
+	return tried ? "deferred" : "active";
+}
+
+/* Where the recipient goes next, as the engine names destinations
+ * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
+static json_t *ctl_route(const struct control *c, const struct spool_summary_rcpt *r)
+{
+	struct route rt;
+	return route_for(c->env.conf, c->routes, r->addr, r->transport, &rt) ? json_string(rt.key)
+	                                                                     : json_null();
+}
+
+static json_t *ctl_queue_rcpt(const struct control *c, const struct spool_summary_rcpt *r)
+{
+	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:o, s:s}", "address", r->addr,
+	                      "attempts", (json_int_t)r->attempts, "next_try", (json_int_t)r->next_try,
+	                      "held", r->state == SPOOL_STATE_HELD, "route", ctl_route(c, r),
+	                      "last_reply", r->last_reply);
+	if (strcmp(r->orig, r->addr))
+		json_object_set_new(o, "orig_address", json_string(r->orig));
+	if (r->last_reply[0])
+		json_object_set_new(o, r->state == SPOOL_STATE_FAILED ? "bounce_reason" : "delay_reason",
+		                    json_string(r->last_reply));
+	return o;
+}
+
+static json_t *ctl_queue_msg(const struct control *c, const struct spool_summary *m,
+                             const char *queue_name)
+{
+	json_t *rs = json_array();
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpt[i].state != SPOOL_STATE_DELIVERED)
+			json_array_append_new(rs, ctl_queue_rcpt(c, &m->rcpt[i]));
+	return json_pack("{s:s, s:s, s:I, s:I, s:b, s:s, s:o}", "queue_name", queue_name,
+	                 "queue_id", m->qid, "arrival_time", (json_int_t)m->arrival,
+	                 "message_size", (json_int_t)m->size, "forced_expire", 0,
+	                 "sender", m->sender, "recipients", rs);
+}
+
+/* One page, as long as the client reads; then the reply. */
+void ctl_list_more(struct ctl_client *cl)
+{
+	while (cl->mode == CL_LIST && !ctl_output_full(cl)) {
+		struct spool_list l;
+		int err = spool_reader_list(cl->c->reader, &cl->filter, &cl->cur, CTL_PAGE, &l);
+		for (size_t i = 0; !err && i < l.n; i++) {
+			const char *name = ctl_queue_name(&l.msg[i]);
+			if (cl->f_queue && strcmp(cl->f_queue, name))
+				continue;
+			ctl_send(cl, ctl_queue_msg(cl->c, &l.msg[i], name));
+			cl->listed++;
+		}
+		bool more = !err && l.more;
+		spool_list_free(&l);
+		if (err)
+			return ctl_fail(cl, "cannot read the spool: %s", strerror(err));
+		if (!more)
+			return ctl_ok(cl, json_pack("{s:I}", "count", (json_int_t)cl->listed));
+		if (evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
+			return;   /* the write callback goes on once it has drained */
+	}
+}
+
+static void ctl_queue(struct ctl_client *cl, json_t *req)
+{
+	const char *domain = ctl_str(req, "domain"), *sender = ctl_str(req, "sender");
+	const char *state = ctl_str(req, "state");
+	memset(&cl->filter, 0, sizeof cl->filter);
+	cl->f_queue = NULL;
+	if (state && !strcmp(state, "held")) {
+		cl->filter.states = SPOOL_STATE_BIT(SPOOL_STATE_HELD);
+		cl->f_queue = "hold";
+	} else if (state && (!strcmp(state, "deferred") || !strcmp(state, "active"))) {
+		cl->filter.states = SPOOL_STATE_BIT(SPOOL_STATE_PENDING);
+		cl->f_queue = !strcmp(state, "deferred") ? "deferred" : "active";
+	} else if (state) {
+		return ctl_fail(cl, "state: '%s' is not deferred, held or active", state);
+	}
+	if (domain) {
+		snprintf(cl->f_domain, sizeof cl->f_domain, "%s", domain);
+		cl->filter.domain = cl->f_domain;
+	}
+	if (sender) {
+		snprintf(cl->f_sender, sizeof cl->f_sender, "%s", sender);
+		cl->filter.sender = cl->f_sender;
+	}
+	cl->cur = SPOOL_LIST_START;
+	cl->listed = 0;
+	cl->mode = CL_LIST;
+	ctl_list_more(cl);
+}
+
+/* ---- show: the envelope, every recipient, their history, the headers ---- */
+
+static void ctl_show_attempt(void *ctx, unsigned idx, int64_t at, const char *reply,
+                             const char *mta)
+{
+	json_array_append_new(ctx, json_pack("{s:i, s:I, s:s, s:s}", "recipient", (int)idx,
+	                                     "time", (json_int_t)at, "reply", reply, "host", mta));
+}
+
+static json_t *ctl_show_headers(struct spool_reader *r, const struct spool_env *e)
+{
+	struct buf b = BUF_INIT;
+	if (spool_reader_chunk(r, e, 0, &b) != 0) {
+		buf_free(&b);
+		return json_null();
+	}
+	size_t n = b.len < CTL_HEADERS_MAX ? b.len : CTL_HEADERS_MAX;
+	const char *end = memmem(b.data, n, "\r\n\r\n", 4);
+	json_t *s = json_stringn(b.data, end ? (size_t)(end - b.data) + 2 : n);
+	buf_free(&b);
+	return s ? s : json_string("(headers are not UTF-8)");
+}
+
+static json_t *ctl_show_rcpt(const struct spool_rcpt *r)
+{
+	return json_pack("{s:i, s:s, s:s, s:s, s:b, s:i, s:I, s:s, s:s, s:i}", "index", (int)r->idx,
+	                 "address", r->addr, "orig_address", r->orig,
+	                 "state", r->status == SPOOL_DELIVERED ? "delivered" :
+	                          r->status == SPOOL_FAILED ? "failed" : r->held ? "held" : "pending",
+	                 "held", r->held, "attempts", (int)r->attempts, "next_try",
+	                 (json_int_t)r->next_try, "last_reply", r->last_reply, "host", r->remote_mta,
+	                 "notify", (int)r->notify);
+}
+
+static void ctl_show(struct ctl_client *cl, json_t *req)
+{
+	const char *qid = ctl_str(req, "id");
+	if (!qid || !ctl_is_qid(qid))
+		return ctl_fail(cl, "show: a queue id, please");
+	struct spool_reader *r = cl->c->reader;
+	struct spool_env e;
+	int err = spool_reader_env(r, qid, &e);
+	if (err)
+		return ctl_fail(cl, "%s: %s", qid, err == ENOENT ? "not in the queue" : strerror(err));
+	json_t *rs = json_array(), *hist = json_array();
+	for (size_t i = 0; i < e.nrcpt; i++)
+		json_array_append_new(rs, ctl_show_rcpt(&e.rcpt[i]));
+	spool_reader_attempts(r, qid, ctl_show_attempt, hist);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}", "queue_id", qid,
+	                      "sender", e.sender, "envid", e.envid, "message_size",
+	                      (json_int_t)e.size, "arrival_time", (json_int_t)e.arrival,
+	                      "client", e.client, "helo", e.helo, "recipients", rs,
+	                      "attempts", hist, "headers", ctl_show_headers(r, &e));
+	spool_env_free(&e);
+	ctl_ok(cl, o);
+}
+
+/* ---- acting: through the engine's inbox ---- */
+
+static const struct {
+	const char *cmd;
+	enum queue_op op;
+} ctl_acts[] = {
+	{ "flush", QUEUE_FLUSH }, { "hold", QUEUE_HOLD }, { "release", QUEUE_RELEASE },
+	{ "delete", QUEUE_DELETE }, { "bounce", QUEUE_BOUNCE },
+};
+
+static void ctl_ask_engine(struct ctl_client *cl, const struct queue_cmd *qc)
+{
+	if (!cl->c->env.queue)
+		return ctl_fail(cl, "delivery is off here (queue_only = yes)");
+	cl->pending++;
+	cl->mode = CL_WAIT;
+	queue_command(cl->c->env.queue, qc, ctl_engine_done, cl);
+}
+
+/* flush ID|DOMAIN|all, hold and release ID|DOMAIN, delete and bounce ID. */
+static void ctl_act(struct ctl_client *cl, enum queue_op op, const char *verb, json_t *req)
+{
+	const char *target = ctl_str(req, "target");
+	bool ids_only = op == QUEUE_DELETE || op == QUEUE_BOUNCE;
+	struct queue_cmd qc = { .op = op };
+	if (!target || !*target)
+		return ctl_fail(cl, "%s: what? (a queue id%s)", verb,
+		                ids_only ? "" : op == QUEUE_FLUSH ? ", a domain or all" : " or a domain");
+	if (ctl_is_qid(target))
+		snprintf(qc.qid, sizeof qc.qid, "%s", target);
+	else if (ids_only)
+		return ctl_fail(cl, "%s: '%.64s' is not a queue id", verb, target);
+	else if (op == QUEUE_FLUSH && !strcmp(target, "all"))
+		;   /* neither: every message */
+	else if (addr_domain_valid(target))
+		snprintf(qc.domain, sizeof qc.domain, "%s", target);
+	else
+		return ctl_fail(cl, "%s: '%.64s' is neither a queue id nor a domain", verb, target);
+	ctl_audit(cl, verb, target);
+	ctl_ask_engine(cl, &qc);
+}
+
+/* pause smtp|delivery; resume [smtp|delivery] (both when not named). */
+static void ctl_pause(struct ctl_client *cl, json_t *req, bool pause)
+{
+	const char *what = ctl_str(req, "what");
+	bool smtp = !what ? !pause : !strcmp(what, "smtp");
+	bool delivery = !what ? !pause : !strcmp(what, "delivery");
+	if (!smtp && !delivery)
+		return ctl_fail(cl, "%s: smtp or delivery", pause ? "pause" : "resume");
+	ctl_audit(cl, pause ? "pause" : "resume", what ? what : "smtp and delivery");
+	if (smtp)
+		cl->c->env.srv->policy->paused = pause;
+	if (!delivery || (!cl->c->env.queue && !pause))
+		return ctl_ok(cl, NULL);
+	cl->c->delivery_paused = pause;
+	struct queue_cmd qc = { .op = pause ? QUEUE_PAUSE : QUEUE_RESUME };
+	ctl_ask_engine(cl, &qc);
+}
+
+void ctl_answered(struct ctl_client *cl, int err, long count)
+{
+	if (err)
+		return ctl_fail(cl, "%s", err == EINVAL ? "nothing to act on" :
+		                err == ENOENT ? "not in the queue" :
+		                err == EBUSY ? "its results are being recorded; try again" :
+		                strerror(err));
+	ctl_ok(cl, json_pack("{s:I}", "count", (json_int_t)count));
+}
+
+/* ---- dispatch ---- */
+
+void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(struct ctl_client *cl, json_t *req);
+	} cmds[] = {
+		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
+		{ "show", ctl_show }, { "trace", trace_start },
+	};
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(cmd, cmds[i].name))
+			return cmds[i].fn(cl, req);
+	for (size_t i = 0; i < sizeof ctl_acts / sizeof ctl_acts[0]; i++)
+		if (!strcmp(cmd, ctl_acts[i].cmd))
+			return ctl_act(cl, ctl_acts[i].op, cmd, req);
+	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume"))
+		return ctl_pause(cl, req, !strcmp(cmd, "pause"));
+	if (!strcmp(cmd, "monitor"))
+		return monitor_start(cl);
+	ctl_fail(cl, "unknown command '%s'", cmd);
+}
