@@ -319,7 +319,7 @@ void ctl_answered(struct ctl_client *cl, int err, long count)
 	if (err)
 		return ctl_fail(cl, "%s", err == EINVAL ? "nothing to act on" :
 		                err == ENOENT ? "not in the queue" :
-		                err == EBUSY ? "its results are being recorded; try again" :
+		                err == ECANCELED ? "ternd is stopping" :
 		                strerror(err));
 	ctl_ok(cl, json_pack("{s:I}", "count", (json_int_t)count));
 }

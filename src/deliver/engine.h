@@ -109,6 +109,7 @@ struct queue {
 	struct event *inbox_ev;     /* commands from other threads (queue_command) */
 	pthread_mutex_t inbox_mu;
 	struct inbox_item *inbox;   /* under inbox_mu, oldest first */
+	struct inbox_item *parked;  /* bounces waiting for their message's record */
 	struct local *local;        /* the Maildir worker */
 	/* sched.c */
 	struct qmsg *msgs, *done;

@@ -156,17 +156,19 @@ void queue_kick(void *arg)
 	event_active(q->kick_ev, EV_TIMEOUT, 0);
 }
 
-/* Commands still in the inbox when the loop stopped: not carried out. */
+/* Commands still in the inbox, or parked, when the loop stopped: not
+ * carried out. */
 static void queue_inbox_cancel(struct queue *q)
 {
-	struct inbox_item *it = q->inbox;
-	q->inbox = NULL;
-	while (it) {
-		struct inbox_item *next = it->next;
-		if (it->done)
-			it->done(it->ctx, ECANCELED, 0);
-		free(it);
-		it = next;
+	struct inbox_item *lists[] = { q->parked, q->inbox };
+	q->parked = q->inbox = NULL;
+	for (int l = 0; l < 2; l++) {
+		for (struct inbox_item *it = lists[l], *next; it; it = next) {
+			next = it->next;
+			if (it->done)
+				it->done(it->ctx, ECANCELED, 0);
+			free(it);
+		}
 	}
 }
 

@@ -41,7 +41,9 @@ typedef void queue_done_fn(void *ctx, int err, long count);
 /* From any thread, through the engine's inbox. done(ctx, err, count) runs
  * on the spool writer's thread once the change is on disk (so it must only
  * hand the news over): err EINVAL for a command that names nothing it can
- * act on; count the recipients changed (messages, for delete). */
+ * act on, ENOENT for a message not in the queue, ECANCELED when the engine
+ * stopped first; count the recipients changed (messages, for delete). A
+ * bounce of a message whose results are being written waits for them. */
 void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx);
 void queue_stop(struct queue *q);
 

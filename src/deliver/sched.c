@@ -275,6 +275,8 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 	return pending;
 }
 
+static void sched_bounce(struct queue *q, struct inbox_item *it);
+
 void sched_recorded(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -295,6 +297,13 @@ void sched_recorded(evutil_socket_t fd, short what, void *arg)
 		sched_scan(q);  /* room again for what the last scan left out */
 	else if (pending)
 		sched_arm(q, (int64_t)time(NULL));  /* their retry, as now recorded */
+	struct inbox_item *it = q->parked;
+	q->parked = NULL;
+	while (it) {   /* bounces that waited for a record: again (or parked again) */
+		struct inbox_item *next = it->next;
+		sched_bounce(q, it);
+		it = next;
+	}
 }
 
 /* Hand every finished message to the writer in one group commit, with
@@ -807,8 +816,11 @@ static struct qmsg *sched_find(struct queue *q, const char *qid)
 static void sched_bounce(struct queue *q, struct inbox_item *it)
 {
 	struct qmsg *m = sched_find(q, it->cmd.qid);
-	if (m && (m->told || sched_listed(q->recording, m) || sched_listed(q->held, m)))
-		return sched_cmd_done(it, EBUSY, 0);   /* its record would undo ours */
+	if (m && (m->told || sched_listed(q->recording, m) || sched_listed(q->held, m))) {
+		it->next = q->parked;   /* its record would undo ours: once it is written */
+		q->parked = it;
+		return;
+	}
 	if (m) {   /* in flight: its jobs finish, the rest is returned */
 		it->count = sched_bounce_msg(m);
 		m->told = it;
