@@ -42,6 +42,7 @@ struct ternd {
 	struct listeners *listeners;
 	struct queue *queue;
 	struct control *control;
+	bool forced;                /* shutdown_grace is over */
 	struct event *spool_ev, *sigterm, *sigint, *grace, *trim;
 };
 
@@ -118,12 +119,25 @@ static void ternd_spool_notify(void *arg)
 	event_active(t->spool_ev, EV_READ, 0);
 }
 
+/* shutdown_grace is over: 421 to the transactions still under way; the
+ * loop ends once they are closed, or TERND_LAST_WORD seconds later. */
+#define TERND_LAST_WORD 5
+
 static void ternd_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct ternd *t = arg;
-	log_warn("sessions still open after the grace period; closing them");
+	if (!t->forced) {
+		log_warn("shutdown_grace (%us) is over: 421 to %u session%s still open",
+		         t->conf.shutdown_grace, t->srv.nsessions, t->srv.nsessions == 1 ? "" : "s");
+		t->forced = true;
+		session_close_all(&t->srv, true);
+		struct timeval last = { TERND_LAST_WORD, 0 };
+		evtimer_add(t->grace, &last);
+		return;
+	}
+	log_warn("sessions still open %ds after their 421; closing them", TERND_LAST_WORD);
 	event_base_loopbreak(t->srv.base);
 }
 
@@ -154,12 +168,13 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct ternd *t = arg;
 	if (t->srv.shutting_down)
 		return;
-	log_info("signal %d: shutting down", (int)sig);
+	log_info("signal %d: shutting down; transactions under way have %us to finish", (int)sig,
+	         t->conf.shutdown_grace);
 	listener_close(t->listeners);
 	t->listeners = NULL;
-	struct timeval grace = { 5, 0 };
+	struct timeval grace = { (time_t)t->conf.shutdown_grace, 0 };
 	evtimer_add(t->grace, &grace);
-	session_close_all(&t->srv);
+	session_close_all(&t->srv, false);
 }
 
 static void ternd_events(struct ternd *t)

@@ -79,6 +79,7 @@ static const struct conf_key conf_keys[] = {
 	K(greeting_delay, T_DURATION, "0"),
 	K(reject_delay, T_DURATION, "0"),
 	K(reject_delay_after, T_UINT, "3"),
+	K(shutdown_grace, T_DURATION, "30s"),
 	K(control_socket, T_STR, NULL),
 	K(control_group, T_STR, ""),
 };

@@ -82,6 +82,7 @@ struct conf {
 	unsigned reject_delay_after;   /* from this refusal of a session on */
 
 	/* operators */
+	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */
 	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
 	char *control_group;           /* its group, besides root and run_user; "" = none */
 };

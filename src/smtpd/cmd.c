@@ -523,7 +523,7 @@ static const struct cmd cmd_table[] = {
 	{ "DATA", CMD_LAST | CMD_ERRORS, POLICY_DATA, cmd_data, cmd_data_proceed, R_UNRECOGNIZED },
 	{ "RSET", PRE | CMD_ERRORS, NO, cmd_rset, NULL, R_UNRECOGNIZED },
 	{ "NOOP", PRE | CMD_LAST, NO, cmd_noop, NULL, R_UNRECOGNIZED },
-	{ "QUIT", PRE | CMD_LAST, NO, cmd_quit, NULL, R_UNRECOGNIZED },
+	{ "QUIT", PRE | CMD_LAST | CMD_AT_STOP, NO, cmd_quit, NULL, R_UNRECOGNIZED },
 	{ "HELP", PRE, NO, cmd_help, NULL, R_UNRECOGNIZED },
 	{ "VRFY", CMD_LAST | CMD_ERRORS, NO, cmd_vrfy, NULL, R_UNRECOGNIZED },
 	{ "EXPN", CMD_LAST | CMD_ERRORS, NO, cmd_expn, NULL, R_UNRECOGNIZED },

@@ -414,6 +414,10 @@ static void session_dispatch(struct session *s, const char *line)
 		c = cmd_find(pc.verb);
 	if (!c)
 		return session_reply(s, R_UNRECOGNIZED);
+	/* Stopping: a transaction under way may finish (shutdown_grace); a
+	 * session between transactions may only say goodbye. */
+	if (s->srv->shutting_down && !s->tx && !(c->flags & CMD_AT_STOP))
+		return session_shutdown(s);
 	session_run(s, c, pc.args);
 }
 
@@ -807,7 +811,7 @@ static void session_shutdown(struct session *s)
 	session_close_after_flush(s);
 }
 
-void session_close_all(struct server *srv)
+void session_close_all(struct server *srv, bool force)
 {
 	srv->shutting_down = true;
 	if (srv->nsessions == 0) {
@@ -816,8 +820,9 @@ void session_close_all(struct server *srv)
 	}
 	for (struct session *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
-		/* a message being committed gets its 250 first (session_committed) */
-		if (s->state == ST_CLOSING || s->state == ST_COMMIT)
+		/* a message being committed gets its 250 first (session_committed);
+		 * until forced, a transaction under way goes on */
+		if (s->state == ST_CLOSING || s->state == ST_COMMIT || (!force && s->tx))
 			continue;
 		session_shutdown(s);
 	}

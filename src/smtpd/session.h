@@ -45,8 +45,10 @@ struct server {
 void session_start(struct server *srv, int fd, const struct sockaddr *sa, int salen,
                    unsigned modes);
 
-/* Say 421 to every session and close it (shutdown). */
-void session_close_all(struct server *srv);
+/* Stopping: 421 and close to every session between transactions (and
+ * to each one as its transaction ends); with force, to those in a
+ * transaction too. A message being committed gets its 250 first. */
+void session_close_all(struct server *srv, bool force);
 
 /* Free whatever is left without talking (after the event loop ended). */
 void session_free_all(struct server *srv);

@@ -107,6 +107,8 @@ enum cmd_flag {
 	CMD_LAST = 1 << 2,              /* ends a pipelining group (RFC 2920 3.1):
 	                                   its reply leaves at once */
 	CMD_ERRORS = 1 << 3,            /* its error replies count toward max_errors */
+	CMD_AT_STOP = 1 << 4,           /* answered while ternd stops, outside a
+	                                   transaction too (else 421) */
 };
 
 #define CMD_NO_STAGE (-1)

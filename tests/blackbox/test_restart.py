@@ -193,3 +193,66 @@ def test_sigterm_never_asks_a_committed_message_to_be_sent_again(ternd):
     assert not bad, "acknowledged messages lost or doubled: %s" % bad
     assert not [m for m in refused if m in have], "told to retry, and delivered as well"
     assert all(have.get(m, 0) <= 1 for m in cut)
+
+
+SHUTDOWN = "421 4.3.2 mx.test.example Service shutting down"
+
+
+def test_sigterm_lets_a_long_data_transfer_finish(ternd):
+    """SIGTERM: the listener closes, a session between transactions gets
+    421 at once, one in the middle of DATA goes on (shutdown_grace) and
+    gets its 250 before the 421; the message is there after a restart."""
+    import signal
+    import socket
+    s1 = ternd(queue_only="yes", shutdown_grace="20s")
+    s1.make_maildir("x@example.com")
+    idle = s1.session()
+    busy = s1.session()
+    busy.expect("MAIL FROM:<a@b.example>", SENDER_OK)
+    busy.expect("RCPT TO:<x@example.com>", RCPT_OK)
+    busy.expect("DATA", START_DATA)
+    busy.raw(b"Subject: long-transfer\r\n\r\n" + b"y" * 998 + b"\r\n")
+    s1.proc.send_signal(signal.SIGTERM)
+    idle.expect_reply(SHUTDOWN, after="SIGTERM")
+    idle.wait_closed()
+    import time
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:   # the listener goes
+        try:
+            socket.create_connection(("127.0.0.1", s1.port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("still accepting connections after SIGTERM")
+    for _ in range(200):              # the rest of the message, after the signal
+        busy.raw(b"z" * 998 + b"\r\n")
+    busy.raw(b".\r\n")
+    busy.expect_reply("250 2.6.0 ...", after="the final dot")
+    busy.expect_reply(SHUTDOWN, after="its 250")
+    busy.wait_closed()
+    s1.stop_checked()
+    assert "transactions under way have 20s to finish" in s1.log()
+    s2 = ternd()
+    s2.wait_message_with("x@example.com", "long-transfer")
+
+
+def test_sigterm_grace_over_unfinished_transfer_is_not_kept(ternd):
+    """A transfer still unfinished when shutdown_grace is over gets 421 (the
+    client will retry it) and leaves nothing behind."""
+    import signal
+    s1 = ternd(queue_only="yes", shutdown_grace="1s")
+    s1.make_maildir("x@example.com")
+    c = s1.session()
+    c.expect("MAIL FROM:<a@b.example>", SENDER_OK)
+    c.expect("RCPT TO:<x@example.com>", RCPT_OK)
+    c.expect("DATA", START_DATA)
+    c.raw(b"Subject: never-finished\r\n\r\nhalf\r\n")
+    s1.proc.send_signal(signal.SIGTERM)
+    c.expect_reply(SHUTDOWN, after="shutdown_grace")
+    c.wait_closed()
+    s1.stop_checked()
+    assert "shutdown_grace (1s) is over: 421 to 1 session still open" in s1.log()
+    s2 = ternd()
+    s2.barrier("x@example.com")
+    assert count_with(s2, "x@example.com", "never-finished") == 0

@@ -158,6 +158,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.reject_delay_after, 3);
 	assert_string_equal(c.control_socket, "./var/spool/control");
 	assert_string_equal(c.control_group, "");
+	assert_int_equal(c.shutdown_grace, 30);
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_MAY);
 	conf_set(&c, "smtp_tls", "encrypt", "test");
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_ENCRYPT);
