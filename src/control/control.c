@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control/control_priv.h"
+#include "control/metrics.h"
 #include "control/stats.h"
 #include "deliver/route.h"
 #include "lib/log.h"
@@ -327,6 +328,10 @@ struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid
 	c->routes = route_map_load(env->conf->transport_map, &bad);
 	pthread_mutex_init(&c->mu, NULL);
 	c->recs_tail = &c->recs;
+	if (*env->conf->metrics_listen && !(c->metrics = metrics_open(c, env->conf->metrics_listen))) {
+		control_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -356,6 +361,8 @@ void control_close(struct control *c)
 		return;
 	while (c->clients)
 		ctl_client_close(c->clients);
+	metrics_free(c->metrics);
+	c->metrics = NULL;
 	if (c->lev)
 		evconnlistener_free(c->lev);
 	else if (c->fd >= 0)

@@ -38,6 +38,7 @@ struct control {
 	struct event *tick_ev;          /* monitor: every second */
 	int nmonitor;
 	bool delivery_paused;            /* as the engine was last told */
+	struct metrics *metrics;         /* metrics_listen, or NULL */
 };
 
 enum ctl_mode { CL_REQ, CL_WAIT, CL_LIST, CL_TRACE, CL_MONITOR };

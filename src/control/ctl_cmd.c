@@ -96,17 +96,10 @@ static void ctl_stats(struct ctl_client *cl, json_t *req)
 
 /* ---- queue: Postfix's postqueue -j members, and tern's own ---- */
 
-/* active: nothing tried yet; deferred: tried and pending; held. */
-static const char *ctl_queue_name(const struct spool_summary *m)
-{
-	bool tried = false;
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		if (m->rcpt[i].state == SPOOL_STATE_HELD)
-			return "hold";
-		tried |= m->rcpt[i].state == SPOOL_STATE_PENDING && m->rcpt[i].attempts > 0;
-	}
-	return tried ? "deferred" : "active";
-}
+static const char *const ctl_queue_names[SPOOL_QUEUE__COUNT] = {
+	[SPOOL_QUEUE_ACTIVE] = "active", [SPOOL_QUEUE_DEFERRED] = "deferred",
+	[SPOOL_QUEUE_HOLD] = "hold",
+};
 
 /* Where the recipient goes next, as the engine names destinations
  * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
@@ -151,7 +144,7 @@ void ctl_list_more(struct ctl_client *cl)
 		struct spool_list l;
 		int err = spool_reader_list(cl->c->reader, &cl->filter, &cl->cur, CTL_PAGE, &l);
 		for (size_t i = 0; !err && i < l.n; i++) {
-			const char *name = ctl_queue_name(&l.msg[i]);
+			const char *name = ctl_queue_names[l.msg[i].queue];
 			if (cl->f_queue && strcmp(cl->f_queue, name))
 				continue;
 			ctl_send(cl, ctl_queue_msg(cl->c, &l.msg[i], name));

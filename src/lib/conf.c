@@ -82,6 +82,7 @@ static const struct conf_key conf_keys[] = {
 	K(shutdown_grace, T_DURATION, "30s"),
 	K(control_socket, T_STR, NULL),
 	K(control_group, T_STR, ""),
+	K(metrics_listen, T_STR, ""),
 };
 #undef K
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -389,6 +390,10 @@ static int conf_finish_delivery(struct conf *c)
 	}
 	if (*c->lmtp_host && strncmp(c->lmtp_host, "unix:/", 6) && !conf_hostport_valid(c->lmtp_host)) {
 		fprintf(stderr, "lmtp_host: '%s' is not unix:/path or host:port\n", c->lmtp_host);
+		bad++;
+	}
+	if (*c->metrics_listen && !conf_hostport_valid(c->metrics_listen)) {
+		fprintf(stderr, "metrics_listen: '%s' is not host:port\n", c->metrics_listen);
 		bad++;
 	}
 	if (*c->relayhost && !conf_hostport_valid(c->relayhost)) {

@@ -85,6 +85,7 @@ struct conf {
 	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */
 	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
 	char *control_group;           /* its group, besides root and run_user; "" = none */
+	char *metrics_listen;          /* host:port of the Prometheus page; "" = none */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */

@@ -407,6 +407,13 @@ _Static_assert(SPOOL_STATE_HELD == 3 && SPOOL_STATE_PENDING == 0 && SPOOL_STATE_
                           SPOOL_STATE_BIT(SPOOL_STATE_DELIVERED) | \
                           SPOOL_STATE_BIT(SPOOL_STATE_FAILED) | SPOOL_STATE_BIT(SPOOL_STATE_HELD))
 
+/* A message's enum spool_queue, from its recipients' rows: held when one
+ * is held, deferred when one pending was tried, else active. */
+#define SPOOL_READER_QUEUE "(CASE WHEN MAX(status=0 AND held<>0) THEN 2" \
+                           " WHEN MAX(status=0 AND attempts>0) THEN 1 ELSE 0 END)"
+_Static_assert(SPOOL_QUEUE_ACTIVE == 0 && SPOOL_QUEUE_DEFERRED == 1 && SPOOL_QUEUE_HOLD == 2,
+               "SPOOL_READER_QUEUE names these");
+
 /* Messages after the cursor in queue id order (the primary key's index:
  * a page starts with a seek), each with whether the filter lets it through:
  * ?1 cursor, ?2 sender or NULL, ?3 domain or NULL, ?4 states, ?5 whether
@@ -417,8 +424,13 @@ static const char spool_reader_list_sql[] =
 	" (?2 IS NULL OR sender = ?2 COLLATE NOCASE) AND"
 	" (NOT ?5 OR EXISTS (SELECT 1 FROM rcpt WHERE rcpt.qid = msg.qid"
 	"  AND (?3 IS NULL OR rcpt_domain(addr) = lower(?3))"
-	"  AND (?4 >> " SPOOL_READER_STATE ") & 1))"
+	"  AND (?4 >> " SPOOL_READER_STATE ") & 1)),"
+	" (SELECT " SPOOL_READER_QUEUE " FROM rcpt WHERE rcpt.qid = msg.qid)"
 	" FROM msg WHERE qid > ?1 ORDER BY qid LIMIT ?6";
+
+static const char spool_reader_queues_sql[] =
+	"SELECT q, COUNT(*) FROM (SELECT " SPOOL_READER_QUEUE " AS q FROM rcpt GROUP BY qid)"
+	" GROUP BY q";
 
 static const char spool_reader_summary_sql[] =
 	"SELECT addr, orig, " SPOOL_READER_STATE ", attempts, next_try, last_reply, transport"
@@ -458,6 +470,7 @@ static int spool_reader_summary(struct spool_reader *r, sqlite3_stmt *st, struct
 	s->sender = spool_reader_col(st, 1);
 	s->size = (uint64_t)sqlite3_column_int64(st, 2);
 	s->arrival = sqlite3_column_int64(st, 3);
+	s->queue = sqlite3_column_int(st, 5);
 	sqlite3_stmt *rs = spool_reader_prepare(r, spool_reader_summary_sql);
 	if (!rs)
 		return EIO;
@@ -536,6 +549,21 @@ void spool_list_free(struct spool_list *l)
 	}
 	free(l->msg);
 	memset(l, 0, sizeof *l);
+}
+
+static void spool_reader_queue_row(sqlite3_stmt *st, void *ctx)
+{
+	long *out = ctx;
+	int q = sqlite3_column_int(st, 0);
+	if (q >= 0 && q < SPOOL_QUEUE__COUNT)
+		out[q] = (long)sqlite3_column_int64(st, 1);
+}
+
+int spool_reader_queues(struct spool_reader *r, long out[SPOOL_QUEUE__COUNT])
+{
+	memset(out, 0, SPOOL_QUEUE__COUNT * sizeof out[0]);
+	sqlite3_stmt *st = spool_reader_prepare(r, spool_reader_queues_sql);
+	return st ? spool_reader_each(r, st, spool_reader_queue_row, out) : EIO;
 }
 
 static void spool_reader_domain_row(sqlite3_stmt *st, void *ctx)

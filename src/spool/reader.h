@@ -86,8 +86,14 @@ struct spool_summary_rcpt {
 	int transport;          /* enum spool_transport */
 };
 
+/* Where a message stands, as Postfix's queue names say: active (nothing
+ * tried yet), deferred (a pending recipient was tried), hold (one is held). */
+enum spool_queue { SPOOL_QUEUE_ACTIVE, SPOOL_QUEUE_DEFERRED, SPOOL_QUEUE_HOLD,
+                   SPOOL_QUEUE__COUNT };
+
 struct spool_summary {
 	char qid[UTIL_QID_LEN + 1];
+	int queue;              /* enum spool_queue */
 	char *sender;           /* "" for the null sender */
 	uint64_t size;
 	int64_t arrival;        /* unix seconds */
@@ -118,6 +124,9 @@ struct spool_list_cursor {
 int spool_reader_list(struct spool_reader *r, const struct spool_filter *f,
                       struct spool_list_cursor *cur, size_t max, struct spool_list *out);
 void spool_list_free(struct spool_list *l);
+
+/* How many messages each enum spool_queue holds. 0 or an errno. */
+int spool_reader_queues(struct spool_reader *r, long out[SPOOL_QUEUE__COUNT]);
 
 /* Per recipient domain: how many messages, and recipients, have a
  * recipient there in one of states (SPOOL_STATE_BIT()s; 0: any). */

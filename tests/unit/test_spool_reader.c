@@ -208,7 +208,17 @@ static void test_list_all(void **state)
 	check_rcpt(&l.msg[2].rcpt[0], "w@other.example", SPOOL_STATE_FAILED, 1, 0,
 	           "550 5.1.1 no such user");
 	check_rcpt(&l.msg[3].rcpt[0], "u@third.example", SPOOL_STATE_HELD, 0, 0, "");
+	/* Q01 tried and pending, Q02 and Q03 nothing pending tried, Q04 held */
+	assert_int_equal(l.msg[0].queue, SPOOL_QUEUE_DEFERRED);
+	assert_int_equal(l.msg[1].queue, SPOOL_QUEUE_ACTIVE);
+	assert_int_equal(l.msg[2].queue, SPOOL_QUEUE_ACTIVE);
+	assert_int_equal(l.msg[3].queue, SPOOL_QUEUE_HOLD);
 	spool_list_free(&l);
+	long q[SPOOL_QUEUE__COUNT];
+	assert_int_equal(spool_reader_queues(f->r, q), 0);
+	assert_int_equal(q[SPOOL_QUEUE_ACTIVE], 2);
+	assert_int_equal(q[SPOOL_QUEUE_DEFERRED], 1);
+	assert_int_equal(q[SPOOL_QUEUE_HOLD], 1);
 }
 
 /* Pages follow the cursor without a gap or a repeat; a page that filled
