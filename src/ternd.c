@@ -22,6 +22,7 @@
 #include "control/control.h"
 #include "deliver/queue.h"
 #include "lib/aliases.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -29,21 +30,22 @@
 #include "net/tls.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
+#include "policy/settings.h"
 #include "smtpd/listener.h"
 #include "smtpd/session.h"
 #include "spool/spool.h"
 
 struct ternd {
-	struct conf conf;
-	struct aliases *aliases;
-	struct auth_users *users;
+	const char *file;           /* -c, or NULL: the embedded defaults */
+	char **overrides;           /* -o key=value, in order (a reload applies them again) */
+	size_t noverrides;
 	struct policy policy;
-	struct server srv;
+	struct server srv;          /* srv.set: the settings in force */
 	struct listeners *listeners;
 	struct queue *queue;
 	struct control *control;
 	bool forced;                /* shutdown_grace is over */
-	struct event *spool_ev, *sigterm, *sigint, *grace, *trim;
+	struct event *spool_ev, *sigterm, *sigint, *sighup, *grace, *trim;
 };
 
 #define TERND_TRIM_EVERY 5   /* seconds between looks at memory after a burst */
@@ -58,50 +60,63 @@ static void ternd_usage(void)
 	                "  -V            print the version\n");
 }
 
-static int ternd_override(struct conf *c, const char *kv)
-{
-	char key[128];
-	const char *eq = strchr(kv, '=');
-	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key) {
-		fprintf(stderr, "-o %s: expected key=value\n", kv);
-		return 1;
-	}
-	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-	char origin[160];
-	snprintf(origin, sizeof origin, "-o %s", key);
-	return conf_set(c, key, eq + 1, origin);
-}
-
 /* Returns the number of problems; -n and -V are reported through *check. */
 static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 {
-	const char *file = NULL;
 	int bad = 0, opt;
-	conf_defaults(&t->conf);
-	char **overrides = util_xcalloc((size_t)argc + 1, sizeof *overrides);
-	size_t no = 0;
+	t->overrides = util_xcalloc((size_t)argc + 1, sizeof *t->overrides);
 	while ((opt = getopt(argc, argv, "c:o:nVh")) != -1) {
 		switch (opt) {
-		case 'c': file = optarg; break;
-		case 'o': overrides[no++] = optarg; break;
+		case 'c': t->file = optarg; break;
+		case 'o': t->overrides[t->noverrides++] = optarg; break;
 		case 'n': *check = true; break;
-		case 'V': printf("ternd %s\n", TERN_VERSION); free(overrides); exit(0);
-		default: ternd_usage(); free(overrides); conf_free(&t->conf); exit(2);
+		case 'V': printf("ternd %s\n", TERN_VERSION); free(t->overrides); exit(0);
+		default: ternd_usage(); free(t->overrides); exit(2);
 		}
 	}
 	if (optind < argc) {
 		ternd_usage();
 		bad++;
 	}
-	if (file)
-		bad += conf_load_file(&t->conf, file);
-	for (size_t i = 0; i < no; i++)  /* -o wins over the file, whatever the order */
-		bad += ternd_override(&t->conf, overrides[i]);
-	free(overrides);
-	bad += conf_finish(&t->conf);  /* report every problem at once */
-	t->aliases = aliases_load(t->conf.aliases_file, &bad);
-	t->users = auth_users_load(t->conf.users_file, &bad);
+	t->srv.set = settings_load(t->file, t->overrides, t->noverrides, NULL, &bad);
 	return bad;
+}
+
+/* SIGHUP and ternctl reload: a new generation of the settings, taken by
+ * new sessions and by the engine; sessions under way keep theirs. A
+ * problem anywhere (problems, when not NULL, gets them) and nothing
+ * changes. */
+static bool ternd_reload(void *arg, struct buf *problems)
+{
+	struct ternd *t = arg;
+	struct buf mine = BUF_INIT;
+	struct buf *into = problems ? problems : &mine;
+	int bad = 0;
+	log_problems_collect(into);
+	struct settings *st = settings_load(t->file, t->overrides, t->noverrides, t->srv.set, &bad);
+	bool ok = st && (!t->queue || queue_reload(t->queue, st, NULL, NULL));
+	log_problems_collect(NULL);
+	if (!ok) {
+		const char *p = buf_cstr(into);
+		for (const char *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+			nl = strchr(p, '\n');
+			log_error("reload: %.*s", (int)(nl ? nl - p : (ptrdiff_t)strlen(p)), p);
+		}
+		log_error("reload refused: the configuration in force stays (generation %u)",
+		          t->srv.set->generation);
+		settings_unref(st);
+		buf_free(&mine);
+		return false;
+	}
+	buf_free(&mine);
+	settings_unref(t->srv.set);   /* sessions under way hold their own */
+	t->srv.set = st;
+	log_set_level((enum log_level)log_level_parse(st->conf.log_level));
+	if (!policy_ensure_postmaster(st))
+		log_warn("postmaster_address %s: cannot create its mailbox", st->conf.postmaster_address);
+	log_info("reload: configuration generation %u in force%s%s", st->generation,
+	         *st->restart_pending ? "; waiting for a restart: " : "", st->restart_pending);
+	return true;
 }
 
 static void ternd_spool_cb(evutil_socket_t fd, short what, void *arg)
@@ -130,7 +145,7 @@ static void ternd_grace_cb(evutil_socket_t fd, short what, void *arg)
 	struct ternd *t = arg;
 	if (!t->forced) {
 		log_warn("shutdown_grace (%us) is over: 421 to %u session%s still open",
-		         t->conf.shutdown_grace, t->srv.nsessions, t->srv.nsessions == 1 ? "" : "s");
+		         t->srv.set->conf.shutdown_grace, t->srv.nsessions, t->srv.nsessions == 1 ? "" : "s");
 		t->forced = true;
 		session_close_all(&t->srv, true);
 		struct timeval last = { TERND_LAST_WORD, 0 };
@@ -166,13 +181,18 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	struct ternd *t = arg;
+	if (sig == SIGHUP && !t->srv.shutting_down) {
+		log_info("signal %d: reloading the configuration", (int)sig);
+		ternd_reload(t, NULL);
+		return;
+	}
 	if (t->srv.shutting_down)
 		return;
 	log_info("signal %d: shutting down; transactions under way have %us to finish", (int)sig,
-	         t->conf.shutdown_grace);
+	         t->srv.set->conf.shutdown_grace);
 	listener_close(t->listeners);
 	t->listeners = NULL;
-	struct timeval grace = { (time_t)t->conf.shutdown_grace, 0 };
+	struct timeval grace = { (time_t)t->srv.set->conf.shutdown_grace, 0 };
 	evtimer_add(t->grace, &grace);
 	session_close_all(&t->srv, false);
 }
@@ -183,12 +203,14 @@ static void ternd_events(struct ternd *t)
 	t->spool_ev = event_new(b, -1, 0, ternd_spool_cb, t);
 	t->sigterm = evsignal_new(b, SIGTERM, ternd_signal_cb, t);
 	t->sigint = evsignal_new(b, SIGINT, ternd_signal_cb, t);
+	t->sighup = evsignal_new(b, SIGHUP, ternd_signal_cb, t);
 	t->grace = evtimer_new(b, ternd_grace_cb, t);
 	t->trim = event_new(b, -1, EV_PERSIST, ternd_trim_cb, t);
-	if (!t->spool_ev || !t->sigterm || !t->sigint || !t->grace || !t->trim)
+	if (!t->spool_ev || !t->sigterm || !t->sigint || !t->sighup || !t->grace || !t->trim)
 		log_fatal("cannot create events");
 	evsignal_add(t->sigterm, NULL);
 	evsignal_add(t->sigint, NULL);
+	evsignal_add(t->sighup, NULL);
 	struct timeval every = { TERND_TRIM_EVERY, 0 };
 	event_add(t->trim, &every);
 }
@@ -223,7 +245,7 @@ static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_
                             gid_t *ctl_gid)
 {
 	struct passwd *res = NULL;
-	const struct conf *c = &t->conf;
+	const struct conf *c = &t->srv.set->conf;
 	if (geteuid() != 0) {
 		pw->pw_uid = geteuid();
 		pw->pw_gid = getegid();
@@ -273,17 +295,17 @@ static int ternd_drop(const struct conf *c, const struct passwd *pw)
 
 static int ternd_start(struct ternd *t)
 {
-	const struct conf *c = &t->conf;
+	const struct conf *c = &t->srv.set->conf;
+	log_set_level((enum log_level)log_level_parse(c->log_level));
 	if (evthread_use_pthreads() != 0 || !(t->srv.base = event_base_new()))
 		log_fatal("cannot initialise libevent");
-	t->srv.conf = c;
-	policy_init(&t->policy, c, t->aliases, t->users, t->srv.base);
+	policy_init(&t->policy, t->srv.base);
 	t->srv.policy = &t->policy;
 	t->srv.closer = closer_new(t->srv.base);
 	ternd_events(t);
-	if (*c->tls_cert && !(t->srv.tls = tls_server_ctx(c->tls_cert, c->tls_key)))
-		return 2;  /* read as root: the key may be root's alone */
-	if (!c->queue_only && !(t->queue = queue_new(c, &t->policy)))
+	/* the TLS key was read with the rest of the settings, as root: it may
+	 * be root's alone (a reload reads it as run_user) */
+	if (!c->queue_only && !(t->queue = queue_new(t->srv.set)))
 		return 2;  /* the transport map and CA bundle, likewise */
 	if (!util_mkdir_p(c->mail_dir, 0700) || !util_mkdir_p(c->spool_dir, 0700)) {
 		log_error("cannot create %s or %s: %s", c->mail_dir, c->spool_dir, strerror(errno));
@@ -302,13 +324,13 @@ static int ternd_start(struct ternd *t)
 	t->listeners = listener_open(&t->srv);
 	if (!t->listeners)
 		return 2;
-	struct control_env env = { .conf = c, .srv = &t->srv, .queue = t->queue,
-	                           .tls = t->srv.tls, .started = (int64_t)time(NULL) };
+	struct control_env env = { .srv = &t->srv, .queue = t->queue, .reload = ternd_reload,
+	                           .reload_ctx = t, .started = (int64_t)time(NULL) };
 	if (!(t->control = control_open(&env, pw.pw_uid, ctl_gid)))
 		return 2;
 	if ((rc = ternd_drop(c, &pw)) != 0)
 		return rc;
-	if (!policy_ensure_postmaster(&t->policy))
+	if (!policy_ensure_postmaster(t->srv.set))
 		log_warn("postmaster_address %s: cannot create its mailbox", c->postmaster_address);
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
@@ -339,17 +361,15 @@ static void ternd_stop(struct ternd *t)
 	queue_stop(t->queue);
 	spool_close(t->srv.spool);  /* runs the last completions */
 	control_free(t->control);   /* nothing answers or emits any more */
-	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace, t->trim };
+	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->sighup, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
 	if (t->srv.base)
 		event_base_free(t->srv.base);
-	aliases_free(t->aliases);
-	auth_users_free(t->users);
-	tls_ctx_free(t->srv.tls);
 	policy_free(&t->policy);
-	conf_free(&t->conf);
+	settings_unref(t->srv.set);
+	free(t->overrides);
 	libevent_global_shutdown();
 }
 
@@ -369,9 +389,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ternd: %d configuration problem%s\n", bad, bad == 1 ? "" : "s");
 		else
 			printf("ternd: configuration OK\n");
-		aliases_free(t.aliases);
-		auth_users_free(t.users);
-		conf_free(&t.conf);
+		settings_unref(t.srv.set);
+		free(t.overrides);
 		return bad ? 2 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -310,7 +310,8 @@ static int ctl_bind(const char *path)
 
 struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid)
 {
-	const char *path = env->conf->control_socket;
+	const struct conf *cf = &env->srv->set->conf;
+	const char *path = cf->control_socket;
 	int fd = ctl_bind(path);
 	if (fd < 0 || chown(path, uid, gid) != 0 || chmod(path, 0660) != 0) {
 		log_error("control_socket: cannot listen on %s: %s", path, strerror(errno));
@@ -324,11 +325,9 @@ struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid
 	c->gid = gid;
 	c->sub = -1;
 	snprintf(c->path, sizeof c->path, "%s", path);
-	int bad = 0;   /* queue_new has refused a bad map already */
-	c->routes = route_map_load(env->conf->transport_map, &bad);
 	pthread_mutex_init(&c->mu, NULL);
 	c->recs_tail = &c->recs;
-	if (*env->conf->metrics_listen && !(c->metrics = metrics_open(c, env->conf->metrics_listen))) {
+	if (*cf->metrics_listen && !(c->metrics = metrics_open(c, cf->metrics_listen))) {
 		control_free(c);
 		return NULL;
 	}
@@ -338,7 +337,7 @@ struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid
 bool control_start(struct control *c)
 {
 	struct event_base *base = c->env.srv->base;
-	c->reader = spool_reader_open(c->env.conf->spool_dir);
+	c->reader = spool_reader_open(c->env.srv->set->conf.spool_dir);
 	if (!c->reader)
 		return false;
 	c->lev = evconnlistener_new(base, ctl_accept, c, LEV_OPT_CLOSE_ON_FREE, -1, c->fd);

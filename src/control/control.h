@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <openssl/ssl.h>
+struct buf;
 
 #include "deliver/queue.h"
 #include "smtpd/session.h"
@@ -27,10 +27,11 @@ struct control;
 
 /* What the control socket reports on and acts on. */
 struct control_env {
-	const struct conf *conf;
-	struct server *srv;         /* sessions, the policy (pause smtp), the loop */
+	struct server *srv;         /* the settings in force, sessions, the policy, the loop */
 	struct queue *queue;        /* NULL with queue_only */
-	SSL_CTX *tls;               /* for the certificate's expiry, or NULL */
+	/* reload: ternd's (problems gets "FILE:LINE: message" lines) */
+	bool (*reload)(void *ctx, struct buf *problems);
+	void *reload_ctx;
 	int64_t started;            /* unix seconds */
 };
 

@@ -26,6 +26,7 @@ struct control {
 	struct evconnlistener *lev;
 	struct spool_reader *reader;    /* the main thread's */
 	struct route_map *routes;       /* transport_map, for the recipients' routes */
+	unsigned routes_gen;            /* the settings generation routes was read from */
 	struct ctl_client *clients;
 	int sub;                        /* the event subscription */
 	pthread_mutex_t mu;             /* answers and records from other threads */

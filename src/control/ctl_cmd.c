@@ -17,6 +17,8 @@
 #include "control/stats.h"
 #include "deliver/route.h"
 #include "lib/addr.h"
+#include "lib/buf.h"
+#include "policy/settings.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "policy/policy.h"
@@ -61,17 +63,21 @@ static void ctl_status(struct ctl_client *cl, json_t *req)
 {
 	(void)req;
 	const struct control_env *env = &cl->c->env;
+	const struct settings *st = env->srv->set;
 	json_t *ls = json_array();
-	for (size_t i = 0; i < env->conf->listen.n; i++)
-		json_array_append_new(ls, json_string(env->conf->listen.v[i]));
+	for (size_t i = 0; i < st->conf.listen.n; i++)
+		json_array_append_new(ls, json_string(st->conf.listen.v[i]));
 	json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:o, s:i, s:I, s:{s:b, s:b}, s:o}",
 		"version", TERN_VERSION, "pid", (int)getpid(),
 		"uptime", (json_int_t)((int64_t)time(NULL) - env->started),
-		"hostname", env->conf->hostname, "listeners", ls,
+		"hostname", st->conf.hostname, "listeners", ls,
 		"sessions", (int)env->srv->nsessions,
 		"queued", (json_int_t)spool_reader_count(cl->c->reader),
 		"paused", "smtp", env->srv->policy->paused, "delivery", cl->c->delivery_paused,
-		"tls_certificate", ctl_cert(env->tls));
+		"tls_certificate", ctl_cert(st->tls));
+	json_object_set_new(o, "generation", json_integer(st->generation));
+	if (*st->restart_pending)
+		json_object_set_new(o, "restart_pending", json_string(st->restart_pending));
 	ctl_ok(cl, o);
 }
 
@@ -103,14 +109,21 @@ static const char *const ctl_queue_names[SPOOL_QUEUE__COUNT] = {
 
 /* Where the recipient goes next, as the engine names destinations
  * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
-static json_t *ctl_route(const struct control *c, const struct spool_summary_rcpt *r)
+static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
 {
+	const struct settings *st = c->env.srv->set;
+	if (!c->routes || c->routes_gen != st->generation) {   /* a reload: the map again */
+		int bad = 0;   /* the engine refused a bad map already */
+		route_map_free(c->routes);
+		c->routes = route_map_load(st->conf.transport_map, &bad);
+		c->routes_gen = st->generation;
+	}
 	struct route rt;
-	return route_for(c->env.conf, c->routes, r->addr, r->transport, &rt) ? json_string(rt.key)
-	                                                                     : json_null();
+	return route_for(&st->conf, c->routes, r->addr, r->transport, &rt) ? json_string(rt.key)
+	                                                                  : json_null();
 }
 
-static json_t *ctl_queue_rcpt(const struct control *c, const struct spool_summary_rcpt *r)
+static json_t *ctl_queue_rcpt(struct control *c, const struct spool_summary_rcpt *r)
 {
 	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:o, s:s}", "address", r->addr,
 	                      "attempts", (json_int_t)r->attempts, "next_try", (json_int_t)r->next_try,
@@ -124,7 +137,7 @@ static json_t *ctl_queue_rcpt(const struct control *c, const struct spool_summar
 	return o;
 }
 
-static json_t *ctl_queue_msg(const struct control *c, const struct spool_summary *m,
+static json_t *ctl_queue_msg(struct control *c, const struct spool_summary *m,
                              const char *queue_name)
 {
 	json_t *rs = json_array();
@@ -307,6 +320,33 @@ static void ctl_pause(struct ctl_client *cl, json_t *req, bool pause)
 	ctl_ask_engine(cl, &qc);
 }
 
+/* reload: ternd's, at once (the engine takes the new settings on its own
+ * thread a moment later). */
+static void ctl_reload(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	const struct control_env *env = &cl->c->env;
+	struct buf problems = BUF_INIT;
+	ctl_audit(cl, "reload", "the configuration");
+	bool ok = env->reload(env->reload_ctx, &problems);
+	if (ok) {
+		const struct settings *st = env->srv->set;
+		ctl_ok(cl, json_pack("{s:i, s:s}", "generation", (int)st->generation,
+		                     "restart_pending", st->restart_pending));
+	} else {
+		json_t *lines = json_array();
+		buf_cstr(&problems);
+		for (char *p = problems.data, *nl; p && *p; p = nl ? nl + 1 : p + strlen(p)) {
+			nl = strchr(p, '\n');
+			json_t *line = json_stringn(p, nl ? (size_t)(nl - p) : strlen(p));
+			json_array_append_new(lines, line ? line : json_string("(not UTF-8)"));
+		}
+		ctl_send(cl, json_pack("{s:b, s:s, s:o}", "ok", 0, "error",
+		                       "configuration refused; the one in force stays", "problems", lines));
+	}
+	buf_free(&problems);
+}
+
 void ctl_answered(struct ctl_client *cl, int err, long count)
 {
 	if (err)
@@ -326,7 +366,7 @@ void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
 		void (*fn)(struct ctl_client *cl, json_t *req);
 	} cmds[] = {
 		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
-		{ "show", ctl_show }, { "trace", trace_start },
+		{ "show", ctl_show }, { "trace", trace_start }, { "reload", ctl_reload },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(cmd, cmds[i].name))

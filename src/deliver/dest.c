@@ -30,6 +30,7 @@ struct conn {
 	struct event *idle_ev;
 	struct qjob *job;           /* under way */
 	struct qjob *pipelined;     /* sent after it (smtpc's more) */
+	struct engine_set *es;      /* the settings it was opened with (its target's) */
 	bool ready;
 };
 
@@ -107,6 +108,7 @@ static void conn_free(struct conn *cn)
 	conn_track(q, cn, false);
 	if (cn->idle_ev)
 		event_free(cn->idle_ev);
+	engine_set_unref(cn->es);
 	free(cn);
 }
 
@@ -228,18 +230,20 @@ static void conn_fail_cb(struct smtpc *c, const struct deliver_result *why, void
 	conn_fail(arg, why);
 }
 
-static void conn_target_base(struct queue *q, const struct route *r, struct smtpc_target *t)
+static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 {
+	const struct engine_set *es = cn->es;
+	const struct route *r = &cn->d->route;
 	memset(t, 0, sizeof *t);
 	t->lmtp = r->lmtp;
-	t->tls = r->kind == ROUTE_UNIX ? SMTPC_TLS_NONE : q->tls;
-	t->ssl_ctx = q->ssl;
-	t->helo = q->conf->hostname;
-	t->auth_user = r->auth ? q->auth_user : NULL;
-	t->auth_pass = r->auth ? q->auth_pass : NULL;
-	t->connect_timeout = q->conf->smtp_connect_timeout;
-	t->timeout = q->conf->smtp_timeout;
-	t->closer = q->closer;
+	t->tls = r->kind == ROUTE_UNIX ? SMTPC_TLS_NONE : es->tls;
+	t->ssl_ctx = es->ssl;
+	t->helo = es->set->conf.hostname;
+	t->auth_user = r->auth ? es->auth_user : NULL;
+	t->auth_pass = r->auth ? es->auth_pass : NULL;
+	t->connect_timeout = es->set->conf.smtp_connect_timeout;
+	t->timeout = es->set->conf.smtp_timeout;
+	t->closer = cn->q->closer;
 }
 
 static void conn_open(struct conn *cn, const struct smtpc_target *t)
@@ -260,7 +264,7 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 		return conn_fail(cn, &r);
 	}
 	struct smtpc_target t;
-	conn_target_base(cn->q, &cn->d->route, &t);
+	conn_target_base(cn, &t);
 	for (size_t h = 0; h < res->nhost; h++)
 		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
 			struct sockaddr_storage *ss = &t.addr[t.naddr];
@@ -277,7 +281,7 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 static void conn_unix(struct conn *cn)
 {
 	struct smtpc_target t;
-	conn_target_base(cn->q, &cn->d->route, &t);
+	conn_target_base(cn, &t);
 	struct sockaddr_un *sun = (struct sockaddr_un *)&t.addr[0];
 	sun->sun_family = AF_UNIX;
 	if (strlen(cn->d->route.name) >= sizeof sun->sun_path) {
@@ -295,6 +299,7 @@ static void conn_new(struct queue *q, struct dest *d)
 	struct conn *cn = util_xcalloc(1, sizeof *cn);
 	cn->q = q;
 	cn->d = d;
+	cn->es = engine_set_ref(q->cur);
 	cn->idle_ev = evtimer_new(q->base, conn_idle_cb, cn);
 	conn_track(q, cn, true);
 	d->active++;

@@ -89,20 +89,33 @@ struct inbox_item {
 	queue_done_fn *done;
 	void *ctx;
 	long count;                 /* bounce: recipients returned */
+	struct engine_set *reload;  /* queue_reload: the settings to take */
 };
 struct report_out;              /* report.c */
 
+/* What the engine makes of one settings generation: the transport map,
+ * the client TLS context, the smarthost's credentials. The queue holds the
+ * current one; each connection holds the one it was opened with (its
+ * target points into it), so a reload never pulls it from under them.
+ * Delivery thread only, after queue_new. */
+struct engine_set {
+	unsigned refs;
+	struct settings *set;
+	struct route_map *map;
+	enum smtpc_tls tls;
+	SSL_CTX *ssl;
+	char *auth_user, *auth_pass;
+};
+struct engine_set *engine_set_ref(struct engine_set *es);
+void engine_set_unref(struct engine_set *es);
+
 struct queue {
-	const struct conf *conf;
-	const struct policy *policy;
+	struct engine_set *cur;     /* the current settings and what they made */
+	const struct conf *conf;    /* &cur->set->conf */
 	struct spool *spool;
 	struct spool_reader *reader;
-	struct route_map *map;
 	struct dns *dns;
 	struct closer *closer;      /* closes outbound connections (closer.h) */
-	SSL_CTX *ssl;
-	enum smtpc_tls tls;
-	char *auth_user, *auth_pass;
 	pthread_t thread;
 	struct event_base *base;
 	struct event *kick_ev, *timer_ev, *flush_ev, *stop_ev;

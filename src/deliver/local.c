@@ -21,6 +21,7 @@ struct local {
 	struct qjob *todo, **todo_tail;   /* under mu */
 	struct qjob *done, **done_tail;   /* under mu */
 	bool stop;
+	char *mail_dir, *hostname;        /* copies: read at start only (a reload keeps them) */
 	struct spool_reader *reader;      /* the worker's own */
 	struct event *done_ev;            /* on the loop: done has jobs */
 };
@@ -37,12 +38,11 @@ static void local_push(struct qjob ***tail, struct qjob *job)
  * already in the mailbox then counts (exactly once). */
 static void local_deliver(struct local *l, struct qjob *job)
 {
-	const struct conf *c = l->q->conf;
 	struct spool_env *e = &job->m->env;
 	bool recovered = e->arrival <= l->q->started;
 	for (size_t i = 0; i < job->n; i++) {
 		job->res[i] = (struct deliver_result){ DELIVER_TEMP, "" };
-		maildir_deliver(c->mail_dir, c->hostname, l->reader, e, &e->rcpt[job->idx[i]],
+		maildir_deliver(l->mail_dir, l->hostname, l->reader, e, &e->rcpt[job->idx[i]],
 		                recovered, &job->res[i]);
 	}
 }
@@ -117,6 +117,8 @@ bool local_start(struct queue *q)
 		free(l);
 		return false;
 	}
+	l->mail_dir = util_xstrdup(q->conf->mail_dir);
+	l->hostname = util_xstrdup(q->conf->hostname);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->done_ev = event_new(q->base, -1, 0, local_done_cb, l);
@@ -144,6 +146,8 @@ void local_stop(struct queue *q)
 	local_collect(l);
 	event_free(l->done_ev);
 	spool_reader_close(l->reader);
+	free(l->mail_dir);
+	free(l->hostname);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	free(l);

@@ -17,6 +17,8 @@
 #include "net/dns.h"
 #include "spool/reader.h"
 
+static void queue_reloaded(struct queue *q, struct inbox_item *it);
+
 /* ---- the inbox: commands from other threads ---- */
 
 static void queue_inbox_cb(evutil_socket_t fd, short what, void *arg)
@@ -30,9 +32,23 @@ static void queue_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&q->inbox_mu);
 	while (it) {
 		struct inbox_item *next = it->next;
-		sched_command(q, it);
+		if (it->reload)
+			queue_reloaded(q, it);
+		else
+			sched_command(q, it);
 		it = next;
 	}
+}
+
+static void queue_post(struct queue *q, struct inbox_item *it)
+{
+	pthread_mutex_lock(&q->inbox_mu);
+	struct inbox_item **tail = &q->inbox;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = it;
+	pthread_mutex_unlock(&q->inbox_mu);
+	event_active(q->inbox_ev, EV_TIMEOUT, 0);
 }
 
 void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx)
@@ -42,13 +58,7 @@ void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *
 	it->cmd = *cmd;
 	it->done = done;
 	it->ctx = ctx;
-	pthread_mutex_lock(&q->inbox_mu);
-	struct inbox_item **tail = &q->inbox;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = it;
-	pthread_mutex_unlock(&q->inbox_mu);
-	event_active(q->inbox_ev, EV_TIMEOUT, 0);
+	queue_post(q, it);
 }
 
 static void queue_fresh_cb(evutil_socket_t fd, short what, void *arg)
@@ -77,39 +87,97 @@ static void *queue_run(void *arg)
 	return NULL;
 }
 
-/* ---- start and stop ---- */
+/* ---- settings ---- */
 
-static bool queue_setup(struct queue *q)
+static struct engine_set *engine_set_new(struct settings *st)
 {
-	const struct conf *c = q->conf;
+	const struct conf *c = &st->conf;
+	struct engine_set *es = util_xcalloc(1, sizeof *es);
 	int bad = 0;
-	q->map = route_map_load(c->transport_map, &bad);
-	if (bad)
-		return false;
-	q->tls = c->smtp_tls;
-	q->ssl = smtpc_ssl_ctx(q->tls, c->smtp_tls_ca_file);
-	if (q->tls != SMTPC_TLS_NONE && !q->ssl)
-		return false;
+	es->refs = 1;
+	es->set = settings_ref(st);
+	es->map = route_map_load(c->transport_map, &bad);
+	es->tls = c->smtp_tls;
+	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
-		q->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
-		q->auth_pass = util_xstrdup(colon + 1);
+		es->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
+		es->auth_pass = util_xstrdup(colon + 1);
 	}
+	if (bad || (es->tls != SMTPC_TLS_NONE && !es->ssl)) {
+		engine_set_unref(es);
+		return NULL;
+	}
+	return es;
+}
+
+struct engine_set *engine_set_ref(struct engine_set *es)
+{
+	es->refs++;
+	return es;
+}
+
+void engine_set_unref(struct engine_set *es)
+{
+	if (!es || --es->refs > 0)
+		return;
+	route_map_free(es->map);
+	if (es->ssl)
+		SSL_CTX_free(es->ssl);
+	free(es->auth_user);
+	free(es->auth_pass);
+	settings_unref(es->set);
+	free(es);
+}
+
+static void queue_take(struct queue *q, struct engine_set *es)
+{
+	struct engine_set *old = q->cur;
+	q->cur = es;
+	q->conf = &es->set->conf;
+	engine_set_unref(old);
+}
+
+/* On the loop: a reload's settings replace the current ones. */
+static void queue_reloaded(struct queue *q, struct inbox_item *it)
+{
+	queue_take(q, it->reload);
+	it->reload = NULL;
+	if (q->spool)
+		spool_set_reserve(q->spool, q->conf->spool_reserve);
+	log_info("queue: settings of generation %u taken", q->cur->set->generation);
+	if (it->done)
+		it->done(it->ctx, 0, 0);
+	free(it);
+	event_active(q->scan_ev, EV_TIMEOUT, 0);   /* new routes, new limits: look again */
+}
+
+bool queue_reload(struct queue *q, struct settings *st, queue_done_fn *done, void *ctx)
+{
+	struct engine_set *es = engine_set_new(st);
+	if (!es)
+		return false;
+	struct inbox_item *it = util_xcalloc(1, sizeof *it);
+	it->q = q;
+	it->done = done;
+	it->ctx = ctx;
+	it->reload = es;
+	queue_post(q, it);
 	return true;
 }
 
-struct queue *queue_new(const struct conf *c, const struct policy *p)
+/* ---- start and stop ---- */
+
+struct queue *queue_new(struct settings *st)
 {
+	struct engine_set *es = engine_set_new(st);
+	if (!es)
+		return NULL;
 	struct queue *q = util_xcalloc(1, sizeof *q);
-	q->conf = c;
-	q->policy = p;
+	queue_take(q, es);
 	pthread_mutex_init(&q->rec_mu, NULL);
 	pthread_cond_init(&q->rec_cv, NULL);
 	pthread_mutex_init(&q->inbox_mu, NULL);
-	if (!queue_setup(q)) {
-		queue_stop(q);
-		return NULL;
-	}
 	return q;
 }
 
@@ -167,6 +235,7 @@ static void queue_inbox_cancel(struct queue *q)
 			next = it->next;
 			if (it->done)
 				it->done(it->ctx, ECANCELED, 0);
+			engine_set_unref(it->reload);
 			free(it);
 		}
 	}
@@ -202,11 +271,7 @@ void queue_stop(struct queue *q)
 		queue_free_all(q);
 	}
 	spool_reader_close(q->reader);
-	route_map_free(q->map);
-	if (q->ssl)
-		SSL_CTX_free(q->ssl);
-	free(q->auth_user);
-	free(q->auth_pass);
+	engine_set_unref(q->cur);
 	pthread_mutex_destroy(&q->rec_mu);
 	pthread_cond_destroy(&q->rec_cv);
 	pthread_mutex_destroy(&q->inbox_mu);

@@ -9,13 +9,15 @@
 
 #include "lib/conf.h"
 #include "policy/policy.h"
+#include "policy/settings.h"
 #include "spool/spool.h"
 
 struct queue;
 
 /* Read what the engine needs from files (transport map, CA bundle), before
- * ternd drops its privileges. NULL (with a log line) when one is bad. */
-struct queue *queue_new(const struct conf *c, const struct policy *p);
+ * ternd drops its privileges; the engine holds a reference to st. NULL
+ * (with a log line) when one is bad. */
+struct queue *queue_new(struct settings *st);
 /* Start delivering from the spool (after the privilege drop). false when
  * the spool cannot be read; the queue must still be given to queue_stop. */
 bool queue_start(struct queue *q, struct spool *sp);
@@ -45,6 +47,12 @@ typedef void queue_done_fn(void *ctx, int err, long count);
  * stopped first; count the recipients changed (messages, for delete). A
  * bounce of a message whose results are being written waits for them. */
 void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx);
+/* A reload (the caller's thread): read what the engine needs of st (its
+ * problems through log_problem); false when something is bad, and nothing
+ * changes. Else the engine takes st on its thread between two steps (work
+ * under way finishes with the settings it began with) and done(ctx, 0, 0)
+ * runs there. */
+bool queue_reload(struct queue *q, struct settings *st, queue_done_fn *done, void *ctx);
 void queue_stop(struct queue *q);
 
 #endif

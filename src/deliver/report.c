@@ -48,7 +48,7 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
 {
 	struct addr a;
 	if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
-	    policy_rcpt(q->policy, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
+	    policy_rcpt(q->cur->set, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
 		ev_note(LOG_WARNING, m->env.session, m->env.qid,
 		        "cannot return a report to <%s>: no such mailbox or route", m->env.sender);
 		return false;

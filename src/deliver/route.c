@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/log.h"
 #include "lib/util.h"
 #include "spool/spool.h"
 
@@ -29,7 +30,7 @@ static int route_map_line(void *ctx, char *t, const char *origin)
 	char host[256];
 	unsigned port;
 	if (!*target || dl >= sizeof m->v[0].domain || !util_hostport(target, host, sizeof host, &port)) {
-		fprintf(stderr, "%s: expected 'domain host:port'\n", origin);
+		log_problem("%s: expected 'domain host:port'\n", origin);
 		return 1;
 	}
 	struct route_entry *v = util_xrealloc(m->v, m->n + 1, sizeof *v);

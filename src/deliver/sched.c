@@ -444,7 +444,7 @@ static void sched_plan(struct queue *q, struct qmsg *m)
 		if (r->status != SPOOL_PENDING || r->next_try > m->now || sched_waits(q, r))
 			continue;
 		struct route rt;
-		if (!route_for(q->conf, q->map, r->addr, r->transport, &rt)) {
+		if (!route_for(q->conf, q->cur->map, r->addr, r->transport, &rt)) {
 			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
 			sched_apply(q, m, i, &res, "", false);
 			continue;

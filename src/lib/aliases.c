@@ -1,5 +1,5 @@
 /* aliases: load and look up the aliases file (see aliases.h). A sorted
- * array and binary search: the file is read once at start-up. */
+ * array and binary search: the file is read at start-up and on reload. */
 #include "lib/aliases.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define ALIASES_TARGETS_MAX 1000
@@ -47,11 +48,11 @@ static int aliases_targets(struct alias *al, char *list, const char *origin)
 		if (!*t)
 			continue;
 		if (!aliases_key_valid(t)) {
-			fprintf(stderr, "%s: bad alias target '%s'\n", origin, t);
+			log_problem("%s: bad alias target '%s'\n", origin, t);
 			return 1;
 		}
 		if (al->n >= ALIASES_TARGETS_MAX) {
-			fprintf(stderr, "%s: too many targets\n", origin);
+			log_problem("%s: too many targets\n", origin);
 			return 1;
 		}
 		al->targets = util_xrealloc(al->targets, al->n + 1, sizeof *al->targets);
@@ -73,20 +74,20 @@ static int aliases_line(void *ctx, char *t, const char *origin)
 	struct aliases *a = ctx;
 	char *colon = strchr(t, ':');
 	if (!colon) {
-		fprintf(stderr, "%s: expected 'address: target, target'\n", origin);
+		log_problem("%s: expected 'address: target, target'\n", origin);
 		return 1;
 	}
 	*colon = '\0';
 	char *key = util_trim(t);
 	if (!aliases_key_valid(key)) {
-		fprintf(stderr, "%s: bad alias name '%s'\n", origin, key);
+		log_problem("%s: bad alias name '%s'\n", origin, key);
 		return 1;
 	}
 	struct alias al = { util_xstrdup(key), 0, NULL };
 	util_lower(al.key);
 	if (aliases_targets(&al, colon + 1, origin) || al.n == 0) {
 		if (al.n == 0)
-			fprintf(stderr, "%s: alias '%s' has no targets\n", origin, key);
+			log_problem("%s: alias '%s' has no targets\n", origin, key);
 		aliases_entry_free(&al);
 		return 1;
 	}

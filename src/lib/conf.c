@@ -28,14 +28,18 @@ struct conf_key {
 	enum conf_type type;
 	size_t off;
 	const char *def;  /* NULL: derived in conf_finish */
+	bool restart;     /* read at start only: a reload keeps the running value */
 };
 
-#define K(n, t, d) { #n, t, offsetof(struct conf, n), d }
+#define K(n, t, d) { #n, t, offsetof(struct conf, n), d, false }
+/* What the process is built around (sockets bound as root, directories,
+ * identity): a change needs a restart. */
+#define R(n, t, d) { #n, t, offsetof(struct conf, n), d, true }
 static const struct conf_key conf_keys[] = {
-	K(hostname, T_STR, NULL),
-	K(listen, T_LIST, "127.0.0.1:2525"),
-	K(spool_dir, T_STR, "./var/spool"),
-	K(mail_dir, T_STR, "./var/mail"),
+	R(hostname, T_STR, NULL),
+	R(listen, T_LIST, "127.0.0.1:2525"),
+	R(spool_dir, T_STR, "./var/spool"),
+	R(mail_dir, T_STR, "./var/mail"),
 	K(spool_reserve, T_SIZE, "256k"),
 	K(local_domains, T_DOMAINS, NULL),
 	K(relay_networks, T_CIDRS, ""),
@@ -46,7 +50,7 @@ static const struct conf_key conf_keys[] = {
 	K(banner, T_STR, "tern ready"),
 	K(postmaster_address, T_STR, NULL),
 	K(vrfy_disclose, T_BOOL, "no"),
-	K(queue_only, T_BOOL, "no"),
+	R(queue_only, T_BOOL, "no"),
 	K(command_timeout, T_DURATION, "5m"),
 	K(data_timeout, T_DURATION, "10m"),
 	K(retry_min, T_DURATION, "5m"),
@@ -54,7 +58,7 @@ static const struct conf_key conf_keys[] = {
 	K(log_level, T_LOGLEVEL, "info"),
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
-	K(dns_resolver, T_STR, ""),
+	R(dns_resolver, T_STR, ""),
 	K(transport_map, T_STR, ""),
 	K(relayhost, T_STR, ""),
 	K(relayhost_auth, T_STR, ""),
@@ -70,7 +74,7 @@ static const struct conf_key conf_keys[] = {
 	K(tls_key, T_STR, ""),
 	K(users_file, T_STR, ""),
 	K(auth_allow_plaintext, T_BOOL, "no"),
-	K(run_user, T_STR, "tern"),
+	R(run_user, T_STR, "tern"),
 	K(max_connections, T_UINT, "500"),
 	K(max_connections_per_ip, T_UINT, "20"),
 	K(max_connection_rate, T_UINT, "120"),
@@ -80,11 +84,12 @@ static const struct conf_key conf_keys[] = {
 	K(reject_delay, T_DURATION, "0"),
 	K(reject_delay_after, T_UINT, "3"),
 	K(shutdown_grace, T_DURATION, "30s"),
-	K(control_socket, T_STR, NULL),
-	K(control_group, T_STR, ""),
-	K(metrics_listen, T_STR, ""),
+	R(control_socket, T_STR, NULL),
+	R(control_group, T_STR, ""),
+	R(metrics_listen, T_STR, ""),
 };
 #undef K
+#undef R
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 
 static const struct conf_key *conf_find(const char *name)
@@ -276,11 +281,11 @@ int conf_set(struct conf *c, const char *key, const char *value, const char *ori
 {
 	const struct conf_key *k = conf_find(key);
 	if (!k) {
-		fprintf(stderr, "%s: unknown key '%s'\n", origin, key);
+		log_problem("%s: unknown key '%s'\n", origin, key);
 		return 1;
 	}
 	if (!conf_store(c, k, value)) {
-		fprintf(stderr, "%s: bad value '%s' for %s: expected %s\n", origin, value,
+		log_problem("%s: bad value '%s' for %s: expected %s\n", origin, value,
 		        key, conf_type_hint(k->type));
 		return 1;
 	}
@@ -312,7 +317,7 @@ static int conf_line(void *ctx, char *line, const char *origin)
 {
 	char *eq = strchr(line, '=');
 	if (!eq) {
-		fprintf(stderr, "%s: expected 'key = value'\n", origin);
+		log_problem("%s: expected 'key = value'\n", origin);
 		return 1;
 	}
 	*eq = '\0';
@@ -337,7 +342,7 @@ int conf_load_string(struct conf *c, const char *text, size_t len, const char *o
 		line[n] = '\0';
 		snprintf(where, sizeof where, "%.200s:%u", origin, ++lineno);
 		if (strlen(line) != n) {
-			fprintf(stderr, "%s: NUL byte in line\n", where);
+			log_problem("%s: NUL byte in line\n", where);
 			bad++;
 		} else {
 			bad += conf_line(c, line, where);
@@ -385,27 +390,27 @@ static int conf_finish_delivery(struct conf *c)
 {
 	int bad = 0;
 	if (c->lmtp_domains.n && !*c->lmtp_host) {
-		fprintf(stderr, "lmtp_domains: needs lmtp_host (unix:/path or host:port)\n");
+		log_problem("lmtp_domains: needs lmtp_host (unix:/path or host:port)\n");
 		bad++;
 	}
 	if (*c->lmtp_host && strncmp(c->lmtp_host, "unix:/", 6) && !conf_hostport_valid(c->lmtp_host)) {
-		fprintf(stderr, "lmtp_host: '%s' is not unix:/path or host:port\n", c->lmtp_host);
+		log_problem("lmtp_host: '%s' is not unix:/path or host:port\n", c->lmtp_host);
 		bad++;
 	}
 	if (*c->metrics_listen && !conf_hostport_valid(c->metrics_listen)) {
-		fprintf(stderr, "metrics_listen: '%s' is not host:port\n", c->metrics_listen);
+		log_problem("metrics_listen: '%s' is not host:port\n", c->metrics_listen);
 		bad++;
 	}
 	if (*c->relayhost && !conf_hostport_valid(c->relayhost)) {
-		fprintf(stderr, "relayhost: '%s' is not host:port\n", c->relayhost);
+		log_problem("relayhost: '%s' is not host:port\n", c->relayhost);
 		bad++;
 	}
 	if (*c->relayhost_auth && !strchr(c->relayhost_auth, ':')) {
-		fprintf(stderr, "relayhost_auth: expected user:password\n");
+		log_problem("relayhost_auth: expected user:password\n");
 		bad++;
 	}
 	if (c->smtp_port == 0 || c->smtp_port > 65535 || c->destination_concurrency == 0) {
-		fprintf(stderr, "smtp_port / destination_concurrency: out of range\n");
+		log_problem("smtp_port / destination_concurrency: out of range\n");
 		bad++;
 	}
 	return bad;
@@ -476,28 +481,28 @@ static int conf_finish_security(const struct conf *c)
 	int bad = 0;
 	unsigned modes = conf_listen_modes(c);
 	if (!*c->tls_cert != !*c->tls_key) {
-		fprintf(stderr, "tls_cert/tls_key: set both or neither\n");
+		log_problem("tls_cert/tls_key: set both or neither\n");
 		bad++;
 	}
 	if ((modes & CONF_LISTEN_SMTPS) && !*c->tls_cert) {
-		fprintf(stderr, "listen: an smtps listener needs tls_cert and tls_key\n");
+		log_problem("listen: an smtps listener needs tls_cert and tls_key\n");
 		bad++;
 	}
 	if ((modes & CONF_LISTEN_STARTTLS) && !*c->tls_cert) {
-		fprintf(stderr, "listen: a starttls listener needs tls_cert and tls_key\n");
+		log_problem("listen: a starttls listener needs tls_cert and tls_key\n");
 		bad++;
 	}
 	if ((modes & CONF_LISTEN_SUBMISSION) && !*c->users_file) {
-		fprintf(stderr, "listen: a submission listener needs users_file (AUTH)\n");
+		log_problem("listen: a submission listener needs users_file (AUTH)\n");
 		bad++;
 	}
 	if (!*c->run_user) {
-		fprintf(stderr, "run_user: must name an unprivileged user\n");
+		log_problem("run_user: must name an unprivileged user\n");
 		bad++;
 	}
 	if (c->max_connections == 0 || c->max_connections_per_ip == 0 ||
 	    c->max_auth_failures == 0 || c->max_errors == 0) {
-		fprintf(stderr, "max_connections, max_connections_per_ip, max_auth_failures, "
+		log_problem("max_connections, max_connections_per_ip, max_auth_failures, "
 		                "max_errors: must be at least 1\n");
 		bad++;
 	}
@@ -509,14 +514,14 @@ int conf_finish(struct conf *c)
 	int bad = 0;
 	for (size_t i = 0; i < c->listen.n; i++) {
 		if (!conf_listen_valid(c->listen.v[i])) {
-			fprintf(stderr, "listen: '%s' is not address:port [submission] [smtps] [starttls] [proxy] "
+			log_problem("listen: '%s' is not address:port [submission] [smtps] [starttls] [proxy] "
 			        "(e.g. 127.0.0.1:25 or [::1]:587 submission)\n",
 			        c->listen.v[i]);
 			bad++;
 		}
 	}
 	if (!addr_domain_valid(c->hostname)) {
-		fprintf(stderr, "hostname: '%s' is not a valid domain name\n", c->hostname);
+		log_problem("hostname: '%s' is not a valid domain name\n", c->hostname);
 		bad++;
 	}
 	util_lower(c->hostname);
@@ -532,7 +537,7 @@ int conf_finish(struct conf *c)
 		buf_free(&b);
 	}
 	if (strlen(c->control_socket) >= 108) {   /* sun_path */
-		fprintf(stderr, "control_socket: '%s' is longer than a unix socket path may be (107)\n",
+		log_problem("control_socket: '%s' is longer than a unix socket path may be (107)\n",
 		        c->control_socket);
 		bad++;
 	}
@@ -544,29 +549,82 @@ int conf_finish(struct conf *c)
 	}
 	struct addr a;
 	if (addr_parse_mailbox(c->postmaster_address, &a) != ADDR_OK) {
-		fprintf(stderr, "postmaster_address: '%s' is not a mailbox\n", c->postmaster_address);
+		log_problem("postmaster_address: '%s' is not a mailbox\n", c->postmaster_address);
 		bad++;
 	}
 	if (c->listen.n == 0) {
-		fprintf(stderr, "listen: at least one address:port is needed\n");
+		log_problem("listen: at least one address:port is needed\n");
 		bad++;
 	}
 	if (c->max_line_length < 78 || c->max_line_length > 65536) {
-		fprintf(stderr, "max_line_length: %u is outside 78..65536\n", c->max_line_length);
+		log_problem("max_line_length: %u is outside 78..65536\n", c->max_line_length);
 		bad++;
 	}
 	if (c->max_recipients == 0) {
-		fprintf(stderr, "max_recipients: must be at least 1\n");
+		log_problem("max_recipients: must be at least 1\n");
 		bad++;
 	}
 	if (c->retry_min == 0 || c->retry_max < c->retry_min) {
-		fprintf(stderr, "retry_min/retry_max: need 0 < retry_min <= retry_max\n");
+		log_problem("retry_min/retry_max: need 0 < retry_min <= retry_max\n");
 		bad++;
 	}
 	bad += conf_finish_delivery(c);
 	bad += conf_finish_security(c);
-	log_set_level((enum log_level)log_level_parse(c->log_level));
 	return bad;
+}
+
+static bool conf_list_equal(const struct conf_list *a, const struct conf_list *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]))
+			return false;
+	return true;
+}
+
+int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *changed, size_t n)
+{
+	int kept = 0;
+	if (n)
+		changed[0] = '\0';
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (!k->restart)
+			continue;
+		void *to = (char *)c + k->off;
+		const void *from = (const char *)running + k->off;
+		bool same;
+		switch (k->type) {
+		case T_STR: {   /* NULL: not derived yet (before conf_finish) */
+			const char *a = *(char **)to, *b = *(char *const *)from;
+			same = !strcmp(a ? a : "", b ? b : "");
+			break;
+		}
+		case T_LIST: same = conf_list_equal(to, from); break;
+		case T_BOOL: same = *(bool *)to == *(const bool *)from; break;
+		default: log_panic("conf: restart key %s of an unexpected type", k->name);
+		}
+		if (same)
+			continue;
+		log_warn("%s: changed; the running value stays until a restart", k->name);
+		size_t used = strlen(changed);
+		if (used < n)
+			snprintf(changed + used, n - used, "%s%s", kept ? " " : "", k->name);
+		kept++;
+		if (k->type == T_STR) {
+			free(*(char **)to);
+			*(char **)to = *(char *const *)from ? util_xstrdup(*(char *const *)from) : NULL;
+		} else if (k->type == T_LIST) {
+			const struct conf_list *l = from;
+			conf_list_clear(to);
+			for (size_t j = 0; j < l->n; j++)
+				conf_add_item(to, l->v[j]);
+		} else {
+			*(bool *)to = *(const bool *)from;
+		}
+	}
+	return kept;
 }
 
 bool conf_is_local_domain(const struct conf *c, const char *domain)

@@ -128,6 +128,13 @@ bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes);
 /* Read configuration text (fuzzing, tests); origin names it in messages. */
 int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin);
 
+/* A reload: the keys read at start only (listen, hostname, spool_dir,
+ * mail_dir, queue_only, dns_resolver, run_user, control_socket,
+ * control_group, metrics_listen) keep running's values in c, each change
+ * logged as waiting for a restart and named in changed (space-separated,
+ * n bytes). Returns how many changed. */
+int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *changed, size_t n);
+
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 
 void conf_free(struct conf *c);

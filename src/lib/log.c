@@ -2,6 +2,7 @@
  * event record (event.h). */
 #include "lib/log.h"
 
+#include "lib/buf.h"
 #include "lib/event.h"
 #include "lib/util.h"
 
@@ -32,6 +33,25 @@ int log_level_parse(const char *s)
 bool log_enabled(enum log_level l)
 {
 	return l >= log_min;
+}
+
+static _Thread_local struct buf *log_problems;
+
+void log_problems_collect(struct buf *into)
+{
+	log_problems = into;
+}
+
+void log_problem(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (log_problems) {
+		buf_vprintf(log_problems, fmt, ap);
+	} else {
+		vfprintf(stderr, fmt, ap);
+	}
+	va_end(ap);
 }
 
 /* "2026-12-01T18:20:10.495Z ternd[6222]: info: " */

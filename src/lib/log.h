@@ -30,6 +30,13 @@ struct ev;
  * first subscriber of event.h, always there). */
 void log_event(void *ctx, const struct ev *e);
 
+/* A problem with the configuration or a file it names, "FILE:LINE:
+ * message": a line on stderr; while this thread collects (a reload), a line
+ * of into instead (log_problems_collect(NULL) stops collecting). */
+void log_problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+struct buf;
+void log_problems_collect(struct buf *into);
+
 /* A bad environment: log and exit(2). */
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -119,7 +119,7 @@ int util_each_line(const char *path, const char *what, unsigned flags,
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
+		log_problem("%s: cannot open %s: %s\n", path, what, strerror(errno));
 		return 1;
 	}
 	char *line = NULL, origin[4200];

@@ -18,7 +18,7 @@ static void tls_log_errors(const char *what)
 	unsigned long e = ERR_get_error();
 	char buf[256];
 	ERR_error_string_n(e, buf, sizeof buf);
-	log_error("tls: %s: %s", what, e ? buf : "unknown error");
+	log_problem("tls: %s: %s\n", what, e ? buf : "unknown error");
 	ERR_clear_error();
 }
 

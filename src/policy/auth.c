@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/log.h"
 #include "lib/util.h"
 #include "net/smtp.h"
 
@@ -123,14 +124,14 @@ static int auth_users_line(void *ctx, char *t, const char *where)
 	struct auth_users *u = ctx;
 	char *colon = strchr(t, ':');
 	if (!colon || colon == t) {
-		fprintf(stderr, "%s: expected user:{SCHEME}hash\n", where);
+		log_problem("%s: expected user:{SCHEME}hash\n", where);
 		return 1;
 	}
 	*colon = '\0';
 	char *stored = colon + 1;
 	stored[strcspn(stored, ":")] = '\0';
 	if (!auth_scheme_known(stored) || strlen(t) > AUTH_FIELD_MAX) {
-		fprintf(stderr, "%s: user %s: unknown password scheme or bad name\n", where, t);
+		log_problem("%s: user %s: unknown password scheme or bad name\n", where, t);
 		return 1;
 	}
 	auth_users_add(u, t, stored);

@@ -17,9 +17,9 @@
 #include "policy/limits.h"
 #include "spool/spool.h"
 
-bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed)
+bool policy_may_relay(const struct settings *st, const struct sockaddr *client, bool authed)
 {
-	return authed || cidr_list_match(&p->conf->relay_networks, client);
+	return authed || cidr_list_match(&st->conf.relay_networks, client);
 }
 
 static bool policy_add(struct policy_targets *out, const char *local, const char *domain,
@@ -45,20 +45,20 @@ static bool policy_add(struct policy_targets *out, const char *local, const char
 	return true;
 }
 
-static bool policy_mailbox_exists(const struct policy *p, const char *local, const char *domain)
+static bool policy_mailbox_exists(const struct settings *st, const char *local, const char *domain)
 {
 	char dir[4096];
-	struct stat st;
-	return mailbox_path(p->conf->mail_dir, local, domain, dir, sizeof dir) &&
-	       stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	struct stat sb;
+	return mailbox_path(st->conf.mail_dir, local, domain, dir, sizeof dir) &&
+	       stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static enum policy_verdict policy_resolve(const struct policy *p, const char *local,
+static enum policy_verdict policy_resolve(const struct settings *st, const char *local,
                                           const char *domain, bool may_relay,
                                           struct policy_targets *out, int depth);
 
 /* Expand one alias target: "user@domain" or a bare "user" (same domain). */
-static enum policy_verdict policy_target(const struct policy *p, const char *target,
+static enum policy_verdict policy_target(const struct settings *st, const char *target,
                                          const char *domain, struct policy_targets *out,
                                          int depth)
 {
@@ -71,52 +71,52 @@ static enum policy_verdict policy_target(const struct policy *p, const char *tar
 	if (addr_parse_mailbox(full, &a) != ADDR_OK)
 		return POLICY_UNKNOWN;
 	/* An alias owner may point anywhere: relaying is allowed for targets. */
-	return policy_resolve(p, a.local, a.domain, true, out, depth + 1);
+	return policy_resolve(st, a.local, a.domain, true, out, depth + 1);
 }
 
-static enum policy_verdict policy_local(const struct policy *p, const char *local,
+static enum policy_verdict policy_local(const struct settings *st, const char *local,
                                         const char *domain, struct policy_targets *out,
                                         int depth)
 {
 	if (!strcasecmp(local, "postmaster")) {
 		struct addr pm;
-		if (addr_parse_mailbox(p->conf->postmaster_address, &pm) != ADDR_OK)
+		if (addr_parse_mailbox(st->conf.postmaster_address, &pm) != ADDR_OK)
 			return POLICY_UNKNOWN;
-		if (conf_is_local_domain(p->conf, pm.domain) && !strcasecmp(pm.local, "postmaster"))
+		if (conf_is_local_domain(&st->conf, pm.domain) && !strcasecmp(pm.local, "postmaster"))
 			return policy_add(out, pm.local, pm.domain, SPOOL_LOCAL) ? POLICY_ACCEPT : POLICY_LOOP;
-		return policy_resolve(p, pm.local, pm.domain, true, out, depth + 1);
+		return policy_resolve(st, pm.local, pm.domain, true, out, depth + 1);
 	}
 	char *const *targets;
-	size_t n = aliases_lookup(p->aliases, local, domain, &targets);
+	size_t n = aliases_lookup(st->aliases, local, domain, &targets);
 	for (size_t i = 0; i < n; i++) {
-		enum policy_verdict v = policy_target(p, targets[i], domain, out, depth);
+		enum policy_verdict v = policy_target(st, targets[i], domain, out, depth);
 		if (v != POLICY_ACCEPT)
 			return v;
 	}
 	if (n)
 		return POLICY_ACCEPT;
-	if (!policy_mailbox_exists(p, local, domain))
+	if (!policy_mailbox_exists(st, local, domain))
 		return POLICY_UNKNOWN;
 	return policy_add(out, local, domain, SPOOL_LOCAL) ? POLICY_ACCEPT : POLICY_LOOP;
 }
 
-static bool policy_is_lmtp(const struct policy *p, const char *domain)
+static bool policy_is_lmtp(const struct settings *st, const char *domain)
 {
-	for (size_t i = 0; i < p->conf->lmtp_domains.n; i++)
-		if (!strcasecmp(p->conf->lmtp_domains.v[i], domain))
+	for (size_t i = 0; i < st->conf.lmtp_domains.n; i++)
+		if (!strcasecmp(st->conf.lmtp_domains.v[i], domain))
 			return true;
 	return false;
 }
 
-static enum policy_verdict policy_resolve(const struct policy *p, const char *local,
+static enum policy_verdict policy_resolve(const struct settings *st, const char *local,
                                           const char *domain, bool may_relay,
                                           struct policy_targets *out, int depth)
 {
 	if (depth > POLICY_DEPTH_MAX)
 		return POLICY_LOOP;
-	if (!*domain || conf_is_local_domain(p->conf, domain))
-		return policy_local(p, local, domain, out, depth);
-	if (policy_is_lmtp(p, domain))
+	if (!*domain || conf_is_local_domain(&st->conf, domain))
+		return policy_local(st, local, domain, out, depth);
+	if (policy_is_lmtp(st, domain))
 		return policy_add(out, local, domain, SPOOL_LMTP) ? POLICY_ACCEPT : POLICY_LOOP;
 	if (!may_relay)
 		return POLICY_RELAY_DENIED;
@@ -134,17 +134,17 @@ static bool policy_routing_trick(const struct addr *a, bool local_domain)
 	return local_domain && strpbrk(a->local, "%!@");
 }
 
-enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
+enum policy_verdict policy_rcpt(const struct settings *st, const struct addr *a,
                                 bool may_relay, struct policy_targets *out)
 {
 	/* No address literal names a local domain here, and tern does not
 	 * route to literals: refusing them closes a relay trick. */
 	if (a->literal)
 		return POLICY_RELAY_DENIED;
-	bool local = !*a->domain || conf_is_local_domain(p->conf, a->domain);
+	bool local = !*a->domain || conf_is_local_domain(&st->conf, a->domain);
 	if (policy_routing_trick(a, local))
 		return POLICY_RELAY_DENIED;
-	return policy_resolve(p, a->local, a->domain, may_relay, out, 0);
+	return policy_resolve(st, a->local, a->domain, may_relay, out, 0);
 }
 
 /* Does one alias target of local@domain name user? */
@@ -158,7 +158,7 @@ static bool policy_target_is(const char *target, const char *domain, const char 
 	return !strcasecmp(full, user);
 }
 
-bool policy_sender_owned(const struct policy *p, const char *user, const struct addr *sender)
+bool policy_sender_owned(const struct settings *st, const char *user, const struct addr *sender)
 {
 	char from[POLICY_ADDR_MAX];
 	if (sender->null)
@@ -168,7 +168,7 @@ bool policy_sender_owned(const struct policy *p, const char *user, const struct 
 	if (!strcasecmp(from, user))
 		return true;
 	char *const *targets;
-	size_t n = aliases_lookup(p->aliases, sender->local, sender->domain, &targets);
+	size_t n = aliases_lookup(st->aliases, sender->local, sender->domain, &targets);
 	for (size_t i = 0; i < n; i++)
 		if (policy_target_is(targets[i], sender->domain, user))
 			return true;
@@ -181,19 +181,19 @@ void policy_targets_free(struct policy_targets *t)
 	memset(t, 0, sizeof *t);
 }
 
-bool policy_ensure_postmaster(const struct policy *p)
+bool policy_ensure_postmaster(const struct settings *st)
 {
 	struct addr pm;
 	char dir[4096];
-	if (addr_parse_mailbox(p->conf->postmaster_address, &pm) != ADDR_OK ||
-	    !conf_is_local_domain(p->conf, pm.domain))
+	if (addr_parse_mailbox(st->conf.postmaster_address, &pm) != ADDR_OK ||
+	    !conf_is_local_domain(&st->conf, pm.domain))
 		return true;
 	char *const *targets;
-	if (aliases_lookup(p->aliases, pm.local, pm.domain, &targets))
+	if (aliases_lookup(st->aliases, pm.local, pm.domain, &targets))
 		return true;
-	if (!mailbox_path(p->conf->mail_dir, pm.local, pm.domain, dir, sizeof dir))
+	if (!mailbox_path(st->conf.mail_dir, pm.local, pm.domain, dir, sizeof dir))
 		return false;
-	if (policy_mailbox_exists(p, pm.local, pm.domain))
+	if (policy_mailbox_exists(st, pm.local, pm.domain))
 		return true;
 	log_info("creating the postmaster mailbox %s", dir);
 	return mailbox_create(dir);
@@ -226,7 +226,7 @@ static void policy_arg(struct policy_answer *a, int i, const char *s)
 /* RFC 5321 4.5.3: the server's resources are its own to protect. */
 static void policy_connect(struct policy *p, struct policy_client *c, struct policy_answer *a)
 {
-	const struct conf *cf = p->conf;
+	const struct conf *cf = &c->set->conf;
 	a->close = true;
 	policy_arg(a, 0, cf->hostname);
 	if (p->paused)
@@ -244,18 +244,17 @@ static void policy_connect(struct policy *p, struct policy_client *c, struct pol
 }
 
 /* An authenticated client sends as itself (RFC 6409 6.1). */
-static void policy_mail(struct policy *p, const struct policy_query *q, struct policy_answer *a)
+static void policy_mail(const struct policy_query *q, struct policy_answer *a)
 {
 	const struct policy_client *c = q->client;
-	if (!c->authed || policy_sender_owned(p, c->user, q->addr))
+	if (!c->authed || policy_sender_owned(c->set, c->user, q->addr))
 		return;
 	addr_format(q->addr, a->arg[0], sizeof a->arg[0]);
 	policy_arg(a, 1, c->user);
 	policy_refuse(a, R_SENDER_NOT_OWNED, "sender not owned by the user");
 }
 
-static void policy_recipient(struct policy *p, const struct policy_query *q,
-                             struct policy_answer *a)
+static void policy_recipient(const struct policy_query *q, struct policy_answer *a)
 {
 	static const enum esc_id ids[] = { [POLICY_UNKNOWN] = R_USER_UNKNOWN,
 	                                   [POLICY_RELAY_DENIED] = R_RELAY_DENIED,
@@ -263,31 +262,31 @@ static void policy_recipient(struct policy *p, const struct policy_query *q,
 	static const char *const why[] = { [POLICY_UNKNOWN] = "no such mailbox",
 	                                   [POLICY_RELAY_DENIED] = "relaying denied",
 	                                   [POLICY_LOOP] = "alias loop or too many targets" };
-	if (q->rcpts >= p->conf->max_recipients)
+	if (q->rcpts >= q->client->set->conf.max_recipients)
 		return policy_refuse(a, R_TOO_MANY_RCPTS, "max_recipients");  /* RFC 5321 4.5.3.1.10 */
 	const struct policy_client *c = q->client;
-	bool relay = policy_may_relay(p, c->addr, c->authed);
-	a->verdict = policy_rcpt(p, q->addr, relay, &a->targets);
+	bool relay = policy_may_relay(c->set, c->addr, c->authed);
+	a->verdict = policy_rcpt(c->set, q->addr, relay, &a->targets);
 	if (a->verdict != POLICY_ACCEPT)
 		policy_refuse(a, ids[a->verdict], why[a->verdict]);
 }
 
 /* RFC 4954 4: credentials; after max_auth_failures the session ends. */
-static void policy_auth(struct policy *p, const struct policy_query *q, struct policy_answer *a)
+static void policy_auth(const struct policy_query *q, struct policy_answer *a)
 {
-	if (auth_users_check(p->users, q->user, q->pass))
+	if (auth_users_check(q->client->set->users, q->user, q->pass))
 		return;
 	policy_refuse(a, R_AUTH_FAILED, "authentication failed");
-	a->close = ++q->client->auth_failures >= p->conf->max_auth_failures;
+	a->close = ++q->client->auth_failures >= q->client->set->conf.max_auth_failures;
 }
 
 static void policy_decide(struct policy *p, const struct policy_query *q, struct policy_answer *a)
 {
 	switch (q->stage) {
 	case POLICY_CONNECT: policy_connect(p, q->client, a); break;
-	case POLICY_MAIL: policy_mail(p, q, a); break;
-	case POLICY_RCPT: policy_recipient(p, q, a); break;
-	case POLICY_AUTH: policy_auth(p, q, a); break;
+	case POLICY_MAIL: policy_mail(q, a); break;
+	case POLICY_RCPT: policy_recipient(q, a); break;
+	case POLICY_AUTH: policy_auth(q, a); break;
 	case POLICY_HELO: case POLICY_DATA: case POLICY_EOM: break;
 	}
 }
@@ -326,7 +325,7 @@ static void policy_later_cb(evutil_socket_t fd, short what, void *arg)
 static bool policy_tarpit(struct policy *p, const struct policy_query *q,
                           const struct policy_answer *a, policy_answer_fn *fn, void *ctx)
 {
-	const struct conf *c = p->conf;
+	const struct conf *c = &q->client->set->conf;
 	if (a->ok || a->close || !c->reject_delay || q->client->errors + 1 < c->reject_delay_after)
 		return false;
 	struct policy_later *l = util_xcalloc(1, sizeof *l);
@@ -377,13 +376,9 @@ enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, u
 	return R_SUCCESS;
 }
 
-void policy_init(struct policy *p, const struct conf *c, const struct aliases *aliases,
-                 const struct auth_users *users, struct event_base *base)
+void policy_init(struct policy *p, struct event_base *base)
 {
 	memset(p, 0, sizeof *p);
-	p->conf = c;
-	p->aliases = aliases;
-	p->users = users;
 	p->base = base;
 	p->limits = limits_new();
 }

@@ -27,6 +27,7 @@
 #include "lib/aliases.h"
 #include "lib/conf.h"
 #include "lib/esc.h"
+#include "policy/settings.h"
 
 #define POLICY_ADDR_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define POLICY_DEPTH_MAX 8       /* alias nesting */
@@ -38,12 +39,10 @@ struct auth_users;
 struct policy_later;
 
 struct policy {
-	const struct conf *conf;
-	const struct aliases *aliases;
-	/* the policy phase (main thread only) */
+	/* the policy phase (main thread only); the settings are each
+	 * client's (policy_client.set) */
 	struct event_base *base;
 	struct limits *limits;             /* per-address counters */
-	const struct auth_users *users;    /* empty: no AUTH */
 	struct policy_later *later;        /* answers waiting for their time */
 	bool paused;                       /* ternctl pause smtp: new sessions get 421 */
 };
@@ -67,12 +66,12 @@ enum policy_verdict {
 
 /* May this client send mail to other domains? (RFC 5321 3.6: relaying is
  * the server's choice; tern's default is no.) */
-bool policy_may_relay(const struct policy *p, const struct sockaddr *client, bool authed);
+bool policy_may_relay(const struct settings *st, const struct sockaddr *client, bool authed);
 
 /* May an authenticated user send as sender? Its own address (the user
  * name, case-insensitive), an address that aliases_file maps to it
  * directly, or the null sender. */
-bool policy_sender_owned(const struct policy *p, const char *user, const struct addr *sender);
+bool policy_sender_owned(const struct settings *st, const char *user, const struct addr *sender);
 
 /* Resolve a recipient into the mailboxes to deliver to; appends to out.
  * Relay tricks are refused with POLICY_RELAY_DENIED: address literals,
@@ -81,7 +80,7 @@ bool policy_sender_owned(const struct policy *p, const char *user, const struct 
  * no trailing dot, source route dropped, by addr.c). Local domains need a
  * Maildir or an alias; lmtp_domains are accepted as they are (the LMTP
  * server judges them at delivery). */
-enum policy_verdict policy_rcpt(const struct policy *p, const struct addr *a,
+enum policy_verdict policy_rcpt(const struct settings *st, const struct addr *a,
                                 bool may_relay, struct policy_targets *out);
 
 void policy_targets_free(struct policy_targets *t);
@@ -95,6 +94,7 @@ enum policy_stage {
 
 /* What the policy knows of a client: kept up to date by its session. */
 struct policy_client {
+	const struct settings *set;  /* the session's (it keeps them to its end) */
 	uint64_t session;
 	const struct sockaddr *addr;
 	const char *ip;
@@ -141,10 +141,9 @@ void policy_disconnect(struct policy *p, struct policy_client *c);
 enum { POLICY_PRE_TLS = 1 << 0, POLICY_PRE_AUTH = 1 << 1 };
 enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags);
 
-/* The daemon's policy: what it reads (conf, aliases, users) and the loop
- * its answers come from; per-address limits start empty. */
-void policy_init(struct policy *p, const struct conf *c, const struct aliases *aliases,
-                 const struct auth_users *users, struct event_base *base);
+/* The daemon's policy: the loop its answers come from; per-address limits
+ * start empty. */
+void policy_init(struct policy *p, struct event_base *base);
 /* The loop is ending: answer what still waits (as it would have been). */
 void policy_stop(struct policy *p);
 /* policy_stop, then free what policy_init made. */
@@ -152,6 +151,6 @@ void policy_free(struct policy *p);
 
 /* Create the Maildir of postmaster_address when it is local and missing
  * (RFC 5321 4.5.1: postmaster must always be deliverable). */
-bool policy_ensure_postmaster(const struct policy *p);
+bool policy_ensure_postmaster(const struct settings *st);
 
 #endif

@@ -66,12 +66,12 @@ static bool cmd_ehlo(struct session *s, const char *args)
 static void cmd_ehlo_reply(struct session *s)
 {
 	char size[32];
-	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->srv->conf->max_message_size);
-	session_reply_more(s, R_HELO, s->srv->conf->hostname, s->ip);
+	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->conf->max_message_size);
+	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
 	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
-	if (s->srv->tls && !s->client.tls)
+	if (s->set->tls && !s->client.tls)
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
 		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
@@ -89,7 +89,7 @@ static void cmd_greet(struct session *s, const struct policy_answer *a)
 	if (s->esmtp)
 		cmd_ehlo_reply(s);
 	else
-		session_reply(s, R_HELO, s->srv->conf->hostname, s->ip);
+		session_reply(s, R_HELO, s->conf->hostname, s->ip);
 }
 
 /* ---- MAIL (RFC 5321 4.1.1.2) ---- */
@@ -112,8 +112,8 @@ static bool cmd_mail_params(struct session *s, const char *rest, struct parse_ma
 		session_reply(s, R_PARAM_UNKNOWN, kw);
 	else if (e != PARSE_OK)
 		session_reply(s, R_PARAM_BAD, kw);
-	else if (mp->has_size && s->srv->conf->max_message_size &&
-	         mp->size > s->srv->conf->max_message_size)
+	else if (mp->has_size && s->conf->max_message_size &&
+	         mp->size > s->conf->max_message_size)
 		session_reply(s, R_SIZE_EXCEEDED);  /* RFC 1870 6.1 */
 	else
 		return true;
@@ -268,7 +268,7 @@ static void cmd_received(struct session *s)
 	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->client.tls ? "S" : "",
 	         s->client.authed ? "A" : "");
 	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
-	           s->ip, s->srv->conf->hostname, with, tx->qid);
+	           s->ip, s->conf->hostname, with, tx->qid);
 	if (tx->rcpt_cmds == 1)
 		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
 	buf_printf(&b, ";\r\n\t%s\r\n", date);
@@ -282,7 +282,7 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 		return;
 	if (!a->ok)
 		return session_refusal(s, a);
-	const struct conf *c = s->srv->conf;
+	const struct conf *c = s->conf;
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
@@ -310,7 +310,7 @@ static bool cmd_data_refused(struct session *s)
 	else if (f & DATA_NUL)
 		session_reply(s, R_DATA_NUL);
 	else if (f & DATA_LONG_LINE)
-		session_reply(s, R_DATA_LONG_LINE, s->srv->conf->max_line_length);
+		session_reply(s, R_DATA_LONG_LINE, s->conf->max_line_length);
 	else
 		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
 	struct ev e;
@@ -438,14 +438,14 @@ static void cmd_verify(struct session *s, const char *verb, const char *args, bo
 {
 	if (!*args)
 		return session_reply(s, R_VRFY_SYNTAX, verb);
-	if (!s->srv->conf->vrfy_disclose)
+	if (!s->conf->vrfy_disclose)
 		return session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
 	struct addr a;
 	const char *rest;
 	if (addr_parse_path(args, &rest, &a, false, true) != ADDR_OK)
 		return session_reply(s, R_BAD_RCPT, "not an address");
 	struct policy_targets t = { 0, 0, NULL };
-	enum policy_verdict v = policy_rcpt(s->srv->policy, &a, false, &t);
+	enum policy_verdict v = policy_rcpt(s->set, &a, false, &t);
 	if (v == POLICY_RELAY_DENIED)
 		session_reply(s, expn ? R_EXPN_CANNOT : R_VRFY_CANNOT);
 	else if (v != POLICY_ACCEPT)
@@ -499,7 +499,7 @@ static void cmd_start_tls(struct session *s)
 
 static bool cmd_starttls(struct session *s, const char *args)
 {
-	if (!s->srv->tls)
+	if (!s->set->tls)
 		return session_no(s, R_NOT_OFFERED, "STARTTLS");
 	if (s->client.tls)
 		return session_no(s, R_TLS_ACTIVE);

@@ -64,9 +64,9 @@ static bool listener_bind(struct listener *li, const char *spec)
 struct listeners *listener_open(struct server *srv)
 {
 	struct listeners *ls = util_xcalloc(1, sizeof *ls);
-	for (size_t i = 0; i < srv->conf->listen.n; i++) {
+	for (size_t i = 0; i < srv->set->conf.listen.n; i++) {
 		ls->v[ls->n].srv = srv;
-		if (!listener_bind(&ls->v[ls->n], srv->conf->listen.v[i])) {
+		if (!listener_bind(&ls->v[ls->n], srv->set->conf.listen.v[i])) {
 			listener_close(ls);
 			return NULL;
 		}

@@ -13,8 +13,8 @@
 /* RFC 4954 4: AUTH only where passwords do not cross in the clear. */
 bool sasl_offered(const struct session *s)
 {
-	return auth_users_count(s->srv->policy->users) > 0 &&
-	       (s->client.tls || s->srv->conf->auth_allow_plaintext);
+	return auth_users_count(s->set->users) > 0 &&
+	       (s->client.tls || s->conf->auth_allow_plaintext);
 }
 
 static void sasl_wipe(struct session *s)
@@ -39,7 +39,7 @@ static void sasl_proceed(struct session *s, const struct policy_answer *a)
 	} else {
 		session_reply(s, a->reply);
 		if (a->close) {
-			session_reply(s, R_AUTH_TOO_MANY, s->srv->conf->hostname);
+			session_reply(s, R_AUTH_TOO_MANY, s->conf->hostname);
 			session_close_after_flush(s);
 		}
 	}
@@ -88,7 +88,7 @@ void sasl_response(struct session *s, const char *resp)
 /* May AUTH start now? Replies and returns false when not. */
 static bool sasl_allowed(struct session *s)
 {
-	if (auth_users_count(s->srv->policy->users) == 0)
+	if (auth_users_count(s->set->users) == 0)
 		session_reply(s, R_NOT_OFFERED, "AUTH");
 	else if (!s->greeted || !s->esmtp)
 		session_reply(s, R_NEED_HELO);

@@ -157,8 +157,10 @@ static void session_unlink(struct session *s)
  * (a spool or policy callback, a frame of its own) still holds it. */
 static void session_release(struct session *s)
 {
-	if (s->dead && s->pending == 0 && s->busy == 0)
+	if (s->dead && s->pending == 0 && s->busy == 0) {
+		settings_unref(s->set);
 		free(s);
+	}
 }
 
 /* Close now: the one place a session lets go of its connection. The
@@ -251,7 +253,7 @@ static void session_bev_setup(struct session *s)
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_set_max_single_read(s->bev, SESSION_READ_MAX);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH);
-	session_set_timeout(s, s->srv->conf->command_timeout);
+	session_set_timeout(s, s->conf->command_timeout);
 	bufferevent_enable(s->bev, EV_READ);
 }
 
@@ -261,7 +263,7 @@ static void session_bev_setup(struct session *s)
 bool session_tls_on(struct session *s)
 {
 	session_direct_off(s);
-	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->srv->tls, NULL);
+	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->set->tls, NULL);
 	if (!tls) {
 		session_close(s, "cannot start TLS");
 		return false;
@@ -280,7 +282,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		/* RFC 5321 4.5.3.2: the server may close after a timeout. */
 		session_say(s, EK_TIMEOUT, NULL, NULL);
-		session_reply(s, R_TIMEOUT, s->srv->conf->hostname);
+		session_reply(s, R_TIMEOUT, s->conf->hostname);
 		bufferevent_enable(s->bev, EV_WRITE);
 		session_close_after_flush(s);
 		return;
@@ -317,7 +319,7 @@ void session_reset(struct session *s)
 {
 	session_tx_free(s);
 	if (s->bev && s->state == ST_DATA)
-		session_set_timeout(s, s->srv->conf->command_timeout);
+		session_set_timeout(s, s->conf->command_timeout);
 	if (s->bev && s->paused)
 		bufferevent_enable(s->bev, EV_READ);
 	s->paused = false;
@@ -376,13 +378,13 @@ void session_refusal(struct session *s, const struct policy_answer *a)
 /* After max_errors error replies the client is broken or probing. */
 static void session_check_errors(struct session *s)
 {
-	if (s->dead || s->state == ST_CLOSING || s->client.errors < s->srv->conf->max_errors)
+	if (s->dead || s->state == ST_CLOSING || s->client.errors < s->conf->max_errors)
 		return;
 	struct ev e;
 	session_event(s, &e, EK_PROTOCOL, LOG_INFO, NULL);
 	ev_add(&e, "problem", "too many errors (%u): closing", s->client.errors);
 	ev_emit(&e);
-	session_reply(s, R_TOO_MANY_ERRORS, s->srv->conf->hostname);
+	session_reply(s, R_TOO_MANY_ERRORS, s->conf->hostname);
 	session_close_after_flush(s);
 }
 
@@ -478,7 +480,7 @@ void session_committed(void *ctx, int err)
 	if (err)
 		session_reply(s, err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
 	else
-		session_reply(s, R_QUEUED, tx->qid, s->srv->conf->hostname);
+		session_reply(s, R_QUEUED, tx->qid, s->conf->hostname);
 	session_reset(s);
 	if (s->srv->shutting_down)
 		session_shutdown(s);  /* the 250 first: the client must not retry */
@@ -674,9 +676,9 @@ static void session_set_ip(struct session *s, const struct sockaddr *sa, size_t 
 
 void session_send_greeting(struct session *s)
 {
-	const char *banner = s->srv->conf->banner;
+	const char *banner = s->conf->banner;
 	s->state = ST_CMD;
-	session_reply(s, R_GREETING, s->srv->conf->hostname, *banner ? " " : "", banner);
+	session_reply(s, R_GREETING, s->conf->hostname, *banner ? " " : "", banner);
 }
 
 static void session_greet_cb(evutil_socket_t fd, short what, void *arg)
@@ -712,7 +714,7 @@ static void session_connected(struct session *s, const struct policy_answer *a)
 	}
 	if ((s->client.modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
 		return;
-	unsigned delay = s->srv->conf->greeting_delay;
+	unsigned delay = s->conf->greeting_delay;
 	if (delay == 0)
 		return session_send_greeting(s);
 	s->state = ST_GREET;
@@ -782,14 +784,17 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 {
 	struct session *s = util_xcalloc(1, sizeof *s);
 	s->srv = srv;
+	s->set = settings_ref(srv->set);   /* its settings to the end, whatever a reload does */
+	s->conf = &s->set->conf;
 	s->id = ++srv->next_id;
 	session_set_ip(s, sa, (size_t)salen);
-	s->client = (struct policy_client){ .session = s->id, .addr = (struct sockaddr *)&s->peer,
+	s->client = (struct policy_client){ .set = s->set, .session = s->id, .addr = (struct sockaddr *)&s->peer,
 	                                    .ip = s->ip, .modes = modes, .user = s->user,
 	                                    .helo = s->helo };
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);
+		settings_unref(s->set);
 		free(s);
 		return;
 	}
@@ -807,7 +812,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 /* 421 and close (RFC 5321 3.8). */
 static void session_shutdown(struct session *s)
 {
-	session_reply(s, R_SHUTDOWN, s->srv->conf->hostname);
+	session_reply(s, R_SHUTDOWN, s->conf->hostname);
 	session_close_after_flush(s);
 }
 

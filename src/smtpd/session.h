@@ -28,10 +28,9 @@ struct session;
 /* What all sessions share: the daemon's state as the sessions see it. */
 struct server {
 	struct event_base *base;
-	const struct conf *conf;
+	struct settings *set;       /* the current generation: new sessions take it */
 	struct policy *policy;      /* decides; the session asks (policy_ask) */
 	struct spool *spool;
-	SSL_CTX *tls;               /* NULL: no STARTTLS, no smtps */
 	struct closer *closer;      /* closes connections (closer.h) */
 	struct session *sessions;   /* every open session, for shutdown */
 	unsigned nsessions;

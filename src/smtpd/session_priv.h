@@ -63,6 +63,8 @@ typedef void session_proceed_fn(struct session *s, const struct policy_answer *a
 struct session {
 	struct session *next, *prev;
 	struct server *srv;
+	struct settings *set;           /* taken at the start, kept to the end */
+	const struct conf *conf;        /* set->conf */
 	struct bufferevent *bev;
 	struct sockaddr_storage peer;
 	char ip[INET6_ADDRSTRLEN];

@@ -248,6 +248,31 @@ static void test_file_errors(void **state)
 	unlink(path);
 }
 
+/* A reload keeps what is read at start only, and names it. */
+static void test_keep_restart_keys(void **state)
+{
+	(void)state;
+	struct conf running, next;
+	conf_defaults(&running);
+	conf_defaults(&next);
+	assert_int_equal(conf_set(&running, "listen", "127.0.0.1:25", "t") +
+	                 conf_set(&running, "max_errors", "20", "t") +
+	                 conf_set(&next, "listen", "127.0.0.1:26, 127.0.0.1:587 submission", "t") +
+	                 conf_set(&next, "queue_only", "yes", "t") +
+	                 conf_set(&next, "max_errors", "5", "t"), 0);
+	char changed[64];
+	assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 2);
+	assert_string_equal(changed, "listen queue_only");
+	assert_int_equal(next.listen.n, 1);
+	assert_string_equal(next.listen.v[0], "127.0.0.1:25");
+	assert_false(next.queue_only);
+	assert_int_equal(next.max_errors, 5);   /* live */
+	assert_int_equal(conf_keep_restart_keys(&next, &running, changed, sizeof changed), 0);
+	assert_string_equal(changed, "");
+	conf_free(&running);
+	conf_free(&next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_set), cmocka_unit_test(test_file),
 		cmocka_unit_test(test_file_errors), cmocka_unit_test(test_listen_modes),
 		cmocka_unit_test(test_security_keys), cmocka_unit_test(test_load_string),
+		cmocka_unit_test(test_keep_restart_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,11 +23,11 @@
 #include <unistd.h>
 
 #include "deliver/queue.h"
-#include "lib/aliases.h"
 #include "lib/conf.h"
+#include "lib/log.h"
 #include "lib/mailbox.h"
 #include "lib/util.h"
-#include "policy/policy.h"
+#include "policy/settings.h"
 #include "spool/reader.h"
 #include "spool/spool.h"
 
@@ -35,9 +35,7 @@
 
 struct fixture {
 	char dir[64], spool[96], mail[96];
-	struct conf conf;
-	struct aliases *aliases;
-	struct policy policy;
+	struct settings *set;
 	struct spool *sp;
 	struct queue *q;
 	unsigned seq;
@@ -60,7 +58,7 @@ static void engine_start(struct fixture *f)
 {
 	f->sp = spool_open(f->spool, NULL, NULL);
 	assert_non_null(f->sp);
-	f->q = queue_new(&f->conf, &f->policy);
+	f->q = queue_new(f->set);
 	assert_non_null(f->q);
 	assert_true(queue_start(f->q, f->sp));
 	spool_set_commit_hook(f->sp, queue_kick, f->q);
@@ -96,17 +94,15 @@ static int setup(void **state)
 	snprintf(f->spool, sizeof f->spool, "%s/spool", f->dir);
 	snprintf(f->mail, sizeof f->mail, "%s/mail", f->dir);
 	assert_true(util_mkdir_p(f->spool, 0700) && util_mkdir_p(f->mail, 0700));
-	conf_defaults(&f->conf);
-	int bad = conf_set(&f->conf, "spool_dir", f->spool, "test") +
-	          conf_set(&f->conf, "mail_dir", f->mail, "test") +
-	          conf_set(&f->conf, "hostname", "mx.example.com", "test") +
-	          conf_set(&f->conf, "local_domains", "example.com, example.org", "test") +
-	          conf_set(&f->conf, "retry_min", "1h", "test") +
-	          conf_set(&f->conf, "log_level", "warning", "test");
-	bad += conf_finish(&f->conf);
+	char spool[300], mail[300];
+	snprintf(spool, sizeof spool, "spool_dir=%s", f->spool);
+	snprintf(mail, sizeof mail, "mail_dir=%s", f->mail);
+	char *o[] = { spool, mail, "hostname=mx.example.com",
+	              "local_domains=example.com, example.org", "retry_min=1h" };
+	int bad = 0;
+	f->set = settings_load(NULL, o, sizeof o / sizeof o[0], NULL, &bad);
 	assert_int_equal(bad, 0);
-	f->aliases = aliases_load("", &bad);
-	policy_init(&f->policy, &f->conf, f->aliases, NULL, NULL);
+	log_set_level(LOG_WARNING);
 	mailbox(f, "held");
 	mailbox(f, "free");
 	engine_start(f);
@@ -119,9 +115,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	if (f->q)
 		engine_stop(f);
-	policy_free(&f->policy);
-	aliases_free(f->aliases);
-	conf_free(&f->conf);
+	settings_unref(f->set);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);

@@ -117,8 +117,11 @@ static int ctl_result(json_t *o)
 {
 	if (json_is_true(json_object_get(o, "ok")))
 		return 0;
-	json_t *e = json_object_get(o, "error");
+	json_t *e = json_object_get(o, "error"), *line;
+	size_t i;
 	fprintf(stderr, "ternctl: %s\n", json_is_string(e) ? json_string_value(e) : "refused");
+	json_array_foreach(json_object_get(o, "problems"), i, line)
+		fprintf(stderr, "%s\n", json_string_value(line));
 	return 1;
 }
 
@@ -288,6 +291,9 @@ static void ctl_print_status(json_t *o)
 		printf("%s %s", i ? "," : "", json_string_value(l));
 	printf("\nsessions: %lld, queued: %lld\n", (long long)ctl_i(o, "sessions"),
 	       (long long)ctl_i(o, "queued"));
+	printf("configuration generation %lld%s%s\n", (long long)ctl_i(o, "generation"),
+	       *ctl_s(o, "restart_pending") ? ", waiting for a restart: " : "",
+	       ctl_s(o, "restart_pending"));
 	printf("smtp: %s, delivery: %s\n",
 	       json_is_true(json_object_get(paused, "smtp")) ? "PAUSED" : "running",
 	       json_is_true(json_object_get(paused, "delivery")) ? "PAUSED" : "running");
@@ -462,6 +468,13 @@ static void ctl_print_done(json_t *o)
 	printf("done\n");
 }
 
+static void ctl_print_reload(json_t *o)
+{
+	printf("reloaded: configuration generation %lld in force\n", (long long)ctl_i(o, "generation"));
+	if (*ctl_s(o, "restart_pending"))
+		printf("changed, waiting for a restart: %s\n", ctl_s(o, "restart_pending"));
+}
+
 #define CTL_USAGE \
 "usage: ternctl [-c FILE] [--json] COMMAND [ARGS]\n" \
 "  -c FILE   the configuration that names control_socket (default " CTL_DEFAULT_CONF ")\n" \
@@ -545,7 +558,7 @@ static int ctl_plain_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char
 	(void)o;
 	(void)argc;
 	void (*print)(json_t *) = !strcmp(argv[0], "status") ? ctl_print_status :
-	                          !strcmp(argv[0], "stats") ? ctl_print_stats : ctl_print_done;
+	                          !strcmp(argv[0], "stats") ? ctl_print_stats : ctl_print_reload;
 	return ctl_simple(c, json_pack("{s:s}", "cmd", argv[0]), print);
 }
 

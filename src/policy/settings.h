@@ -1,0 +1,44 @@
+/* settings: one generation of what the configuration says: the keys
+ * (struct conf), the aliases, the AUTH users and the server's TLS context,
+ * loaded together and shared by reference. ternd holds the current one;
+ * a session takes a reference when it starts and keeps its settings to
+ * the end; the delivery engine holds its own and swaps it on its thread.
+ * A reload loads a new generation beside the running one and replaces it
+ * only when every part loaded: a bad file leaves everything as it was.
+ */
+#ifndef TERN_SETTINGS_H
+#define TERN_SETTINGS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "lib/aliases.h"
+#include "lib/conf.h"
+#include "policy/auth.h"
+
+struct settings {
+	atomic_uint refs;
+	unsigned generation;          /* 1 at start, then one more a reload */
+	struct conf conf;
+	struct aliases *aliases;
+	struct auth_users *users;     /* empty: no AUTH */
+	SSL_CTX *tls;                 /* tls_cert and tls_key; NULL: no TLS */
+	char restart_pending[512];    /* keys changed in the file that wait for a
+	                                 restart ("listen hostname"), or "" */
+};
+
+/* The configuration file (NULL: the embedded defaults), then the -o
+ * overrides ("key=value"), checked; the files it names loaded. Problems
+ * go through log_problem ("FILE:LINE: message") and are counted in *bad;
+ * NULL when there is any. running (a reload) keeps the keys read at
+ * start only (conf_keep_restart_keys). */
+struct settings *settings_load(const char *file, char *const *overrides, size_t n,
+                               const struct settings *running, int *bad);
+
+/* A reference more (any thread); settings_unref frees the last. */
+struct settings *settings_ref(struct settings *s);
+void settings_unref(struct settings *s);
+
+#endif
