@@ -35,7 +35,13 @@ struct ctl_answer {
 	long count;
 };
 
-/* ---- replies ---- */
+/* ---- requests and replies ---- */
+
+const char *ctl_str(json_t *req, const char *key)
+{
+	json_t *v = json_object_get(req, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
 
 void ctl_send(struct ctl_client *cl, json_t *o)
 {

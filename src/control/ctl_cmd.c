@@ -28,12 +28,6 @@
 
 /* ---- reading a request ---- */
 
-static const char *ctl_str(json_t *req, const char *key)
-{
-	json_t *v = json_object_get(req, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* A queue id as util_qid makes them: 16 upper-case hex digits. */
 static bool ctl_is_qid(const char *s)
 {

@@ -52,13 +52,6 @@ static void stats_label(enum stats_family f, const char *p, size_t len)
 	pthread_mutex_unlock(&stats_mu);
 }
 
-static bool stats_field_is(const struct ev *e, const char *key, const char *want)
-{
-	size_t len;
-	const char *v = ev_get(e, key, &len);
-	return v && len == strlen(want) && !memcmp(v, want, len);
-}
-
 static void stats_add(enum stats_counter c)
 {
 	atomic_fetch_add_explicit(&stats_v[c], 1, memory_order_relaxed);
@@ -89,7 +82,7 @@ static void stats_delivery(const struct ev *e)
 		{ "bounced", STATS_BOUNCED }, { "expired", STATS_EXPIRED },
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-		if (!stats_field_is(e, "status", map[i].status))
+		if (!ev_is(e, "status", map[i].status))
 			continue;
 		stats_add(map[i].c);
 		if (map[i].c == STATS_DELIVERED)
@@ -116,7 +109,7 @@ void stats_event(void *ctx, const struct ev *e)
 		}
 		break;
 	case EK_AUTH:
-		if (stats_field_is(e, "result", "failed"))
+		if (ev_is(e, "result", "failed"))
 			stats_add(STATS_AUTH_FAILED);
 		break;
 	case EK_REFUSED: case EK_REJECT:

@@ -63,13 +63,6 @@ void trace_event(void *ctx, const struct ev *e)
 
 /* ---- on the loop ---- */
 
-static bool trace_field_is(const struct ev *e, const char *key, const char *want)
-{
-	size_t len;
-	const char *v = ev_get(e, key, &len);
-	return v && len == strlen(want) && !memcmp(v, want, len);
-}
-
 /* Does the client want this record? A --client trace follows the
  * sessions it has seen from that address (their messages' lines carry
  * the session). */
@@ -88,7 +81,7 @@ static bool trace_match(struct ctl_client *cl, const struct ev *e)
 			return true;
 	char want[80];
 	snprintf(want, sizeof want, "[%s]", cl->t_client);
-	if (!trace_field_is(e, "client", want))
+	if (!ev_is(e, "client", want))
 		return false;
 	if (e->session) {   /* remember it, oldest out */
 		memmove(cl->last + 1, cl->last, (TRACE_SESSIONS - 1) * sizeof cl->last[0]);
@@ -167,16 +160,10 @@ void trace_free_records(struct control *c)
 	c->recs_tail = &c->recs;
 }
 
-static const char *trace_str(json_t *req, const char *key)
-{
-	json_t *v = json_object_get(req, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 void trace_start(struct ctl_client *cl, json_t *req)
 {
 	struct control *c = cl->c;
-	const char *client = trace_str(req, "client"), *qid = trace_str(req, "queue_id");
+	const char *client = ctl_str(req, "client"), *qid = ctl_str(req, "queue_id");
 	json_t *session = json_object_get(req, "session");
 	snprintf(cl->t_client, sizeof cl->t_client, "%s", client ? client : "");
 	snprintf(cl->t_qid, sizeof cl->t_qid, "%s", qid ? qid : "");

@@ -139,3 +139,10 @@ const char *ev_get(const struct ev *e, const char *key, size_t *len)
 		}
 	return NULL;
 }
+
+bool ev_is(const struct ev *e, const char *key, const char *want)
+{
+	size_t len;
+	const char *v = ev_get(e, key, &len);
+	return v && len == strlen(want) && !memcmp(v, want, len);
+}

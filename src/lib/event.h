@@ -74,6 +74,8 @@ void ev_note(enum log_level l, uint64_t session, const char *qid, const char *fm
 /* The kind's name ("queued"), and a field's value (NULL when absent). */
 const char *ev_name(enum ev_kind k);
 const char *ev_get(const struct ev *e, const char *key, size_t *len);
+/* Has the record the field key with exactly the value want? */
+bool ev_is(const struct ev *e, const char *key, const char *want);
 
 typedef void ev_fn(void *ctx, const struct ev *e);
 /* Add a subscriber (at start-up, before other threads run): its handle,

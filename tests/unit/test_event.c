@@ -64,6 +64,10 @@ static void test_message_line(void **state)
 	rendered(&e, line, sizeof line);
 	assert_string_equal(line, "06B0180CAC6F9400: queued: from=<a@b.example>, size=199, tls, "
 	                          "session=7\n");
+	assert_true(ev_is(&e, "size", "199"));
+	assert_false(ev_is(&e, "size", "19"));     /* the whole value, not a prefix */
+	assert_false(ev_is(&e, "size", "1990"));
+	assert_false(ev_is(&e, "nrcpt", "199"));   /* no such field */
 }
 
 static void test_session_lines(void **state)
