@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <grp.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "deliver/queue.h"
@@ -23,10 +25,12 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/maildrop.h"
 #include "net/tls.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "smtpd/listener.h"
+#include "smtpd/pickup.h"
 #include "smtpd/session.h"
 #include "spool/spool.h"
 
@@ -38,6 +42,7 @@ struct ternd {
 	struct server srv;
 	struct listeners *listeners;
 	struct queue *queue;
+	struct pickup *pickup;
 	struct event *spool_ev, *sigterm, *sigint, *grace, *trim;
 };
 
@@ -218,6 +223,40 @@ static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_
 	return 0;
 }
 
+/* spool_dir/maildrop and maildrop/bad (net/maildrop.h). As root (pw set):
+ * maildrop run_user:maildrop_group mode 1730, bad/ run_user's alone, and
+ * spool_dir run_user:maildrop_group mode 0710, so that the group (a setgid
+ * tern-sendmail) may pass through to maildrop/ and list nothing; queue.db
+ * and body/ stay out of its reach by their names' secrecy no more than
+ * before: only run_user and the group may enter spool_dir at all. */
+static int ternd_maildrop(const struct conf *c, const struct passwd *pw)
+{
+	char drop[PATH_MAX], bad[PATH_MAX + sizeof MAILDROP_BAD + 1];
+	snprintf(drop, sizeof drop, "%s/%s", c->spool_dir, MAILDROP_DIR);
+	snprintf(bad, sizeof bad, "%s/%s", drop, MAILDROP_BAD);
+	if (!util_mkdir_p(bad, 0700) || chmod(drop, MAILDROP_MODE) != 0) {
+		log_error("cannot create %s: %s", bad, strerror(errno));
+		return 2;
+	}
+	if (!pw)
+		return 0;
+	gid_t group = pw->pw_gid;
+	struct group gr, *res = NULL;
+	char buf[4096];
+	if (getgrnam_r(c->maildrop_group, &gr, buf, sizeof buf, &res) == 0 && res)
+		group = gr.gr_gid;
+	else
+		log_warn("maildrop_group: no group '%s' (scripts/add-user creates tern-drop); "
+		         "only root and %s can leave mail in %s", c->maildrop_group, c->run_user, drop);
+	if (chown(drop, pw->pw_uid, group) != 0 || chmod(drop, MAILDROP_MODE) != 0 ||
+	    chown(bad, pw->pw_uid, pw->pw_gid) != 0 || chmod(bad, 0700) != 0 ||
+	    chown(c->spool_dir, pw->pw_uid, group) != 0 || chmod(c->spool_dir, 0710) != 0) {
+		log_error("cannot set the owners and modes of %s: %s", drop, strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
 /* setgroups, setgid, setuid, then prove that root cannot come back. */
 static int ternd_drop(const struct conf *c, const struct passwd *pw)
 {
@@ -263,7 +302,7 @@ static int ternd_start(struct ternd *t)
 	struct passwd pw;
 	char pwbuf[4096];
 	int rc = ternd_privileges(t, &pw, pwbuf, sizeof pwbuf);
-	if (rc)
+	if (rc || (rc = ternd_maildrop(c, geteuid() == 0 ? &pw : NULL)) != 0)
 		return rc;
 	t->listeners = listener_open(&t->srv);
 	if (!t->listeners)
@@ -275,6 +314,7 @@ static int ternd_start(struct ternd *t)
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
 		return 2;
+	t->pickup = pickup_new(&t->srv);
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
@@ -296,7 +336,9 @@ static void ternd_stop(struct ternd *t)
 	if (t->srv.spool)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
+	pickup_stop(t->pickup);     /* a file half read stays for the next start */
 	spool_close(t->srv.spool);  /* runs the last completions */
+	pickup_free(t->pickup);     /* after its last commit's completion */
 	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
