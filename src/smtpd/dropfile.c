@@ -35,6 +35,14 @@ static long dropfile_line(const char *p, size_t n, char line[MAILDROP_LINE_MAX])
 	return (long)len + 2;
 }
 
+/* Could p[0..n) be the start of a maildrop file? (A file of something
+ * else is refused at its first octets, not read to its end.) */
+static bool dropfile_magic(const char *p, size_t n)
+{
+	static const char magic[] = MAILDROP_MAGIC " ";
+	return memcmp(p, magic, n < sizeof magic - 1 ? n : sizeof magic - 1) == 0;
+}
+
 /* "TERN-MAILDROP 1 uid=N user=NAME" */
 static bool dropfile_first(const char *line, struct dropfile_env *e)
 {
@@ -125,9 +133,11 @@ enum dropfile_res dropfile_parse(const char *p, size_t n, unsigned max_rcpt,
 	*why = NULL;
 	for (unsigned nline = 0; !data; nline++) {
 		long len = dropfile_line(p + off, n - off, line);
-		if (len == 0)
+		if (len == 0 && (nline > 0 || dropfile_magic(p, n)))
 			return DROPFILE_MORE;
-		if (len < 0)
+		if (len <= 0 && nline == 0)
+			*why = "not a maildrop file of version 1";
+		else if (len < 0)
 			*why = "an envelope line is not framed by CRLF";
 		else if (nline == 0 && !dropfile_first(line, e))
 			*why = "not a maildrop file of version 1";

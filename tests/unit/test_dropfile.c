@@ -42,7 +42,8 @@ static const struct row rows[] = {
 	{ "TERN-MAILDROP 1 uid=1 user=a b\r\n" MAIL "RCPT TO:<b@c.example>\r\nDATA\r\n",
 	  DROPFILE_BAD, 0, NULL },
 	{ "From alice Mon Jan  1 00:00:00 2026\r\n", DROPFILE_BAD, 0, NULL },
-	{ "\x7f" "ELF\x02\x01\x01", DROPFILE_MORE, 0, NULL },
+	{ "\x7f" "ELF\x02\x01\x01", DROPFILE_BAD, 0, NULL },
+	{ "TERN-MAIL", DROPFILE_MORE, 0, NULL },
 	{ "\x7f" "ELF\x02\x01\x01\r\n", DROPFILE_BAD, 0, NULL },
 	/* the envelope's commands */
 	{ HEAD "RCPT TO:<b@c.example>\r\nDATA\r\n", DROPFILE_BAD, 0, NULL },

@@ -51,6 +51,20 @@
 
 #define MAIN_CONF "/etc/tern/tern.conf"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#include <sys/prctl.h>
+/* LeakSanitizer cannot stop a process that may not be dumped (a setgid
+ * one), nor read its options then: sanitizer builds only, and leaks are
+ * still checked in every run that is not setgid. */
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
+{
+	return prctl(PR_GET_DUMPABLE) == 0;
+}
+#endif
+#endif
+
 static void main_usage(void)
 {
 	fprintf(stderr,
