@@ -76,12 +76,7 @@ static void pickup_job_free(struct pickup_job *j)
 		spool_msg_abort(j->msg);
 	if (j->fd >= 0)
 		close(j->fd);
-	for (size_t i = 0; i < j->nrcpt; i++) {
-		free(j->rcpt[i].orig);
-		free(j->rcpt[i].addr);
-		free(j->rcpt[i].orcpt);
-	}
-	free(j->rcpt);
+	spool_rcpts_free(j->rcpt, j->nrcpt);
 	dropfile_free(&j->env);
 	buf_free(&j->head);
 	if (j->p->job == j)
@@ -230,24 +225,6 @@ static void pickup_received(struct pickup_job *j)
 	buf_free(&b);
 }
 
-static void pickup_rcpt_add(struct pickup_job *j, const char *orig, const struct policy_target *t,
-                            const struct parse_rcpt_params *rp)
-{
-	if (j->nrcpt == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : 8;
-		j->rcpt = util_xrealloc(j->rcpt, j->cap, sizeof *j->rcpt);
-	}
-	struct spool_rcpt *r = &j->rcpt[j->nrcpt];
-	memset(r, 0, sizeof *r);
-	r->idx = (unsigned)j->nrcpt++;
-	r->orig = util_xstrdup(orig);
-	r->addr = util_xstrdup(t->addr);
-	r->transport = t->transport;
-	r->notify = rp->notify;
-	r->orcpt = util_xstrdup(rp->orcpt);
-	r->status = SPOOL_PENDING;
-}
-
 /* Each recipient as a session's RCPT resolves it; a local user may relay.
  * Refused ones are logged. */
 static void pickup_resolve(struct pickup_job *j)
@@ -262,7 +239,8 @@ static void pickup_resolve(struct pickup_job *j)
 		struct policy_targets t = { 0, 0, NULL };
 		enum policy_verdict v = policy_rcpt(j->p->srv->policy, &r->addr, true, &t);
 		for (size_t k = 0; v == POLICY_ACCEPT && k < t.n; k++)
-			pickup_rcpt_add(j, orig, &t.v[k], &r->rp);
+			spool_rcpt_add(&j->rcpt, &j->nrcpt, &j->cap, orig, t.v[k].addr, t.v[k].transport,
+			               r->rp.notify, r->rp.orcpt);
 		policy_targets_free(&t);
 		if (v == POLICY_ACCEPT)
 			continue;

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEADLINE, HOSTNAME, LOCAL_DOMAINS, REPO, wait_for
+from conftest import DEADLINE, REPO, wait_for
 
 SENDMAIL = os.environ.get("TERN_SENDMAIL") or str(REPO / "build" / "tern-sendmail")
 RECEIVED_LOCAL = re.compile(
@@ -36,16 +36,9 @@ EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_CANTCREAT = 64, 65, 67, 69, 
 def write_conf(server, **extra):
     """The test's configuration as a file for -C (readable by anyone, as
     /etc/tern/tern.conf is)."""
-    opts = {
-        "listen": "127.0.0.1:%d" % server.port,
-        "hostname": HOSTNAME,
-        "spool_dir": str(server.spool_dir),
-        "mail_dir": str(server.mail_dir),
-        "local_domains": LOCAL_DOMAINS,
-    }
-    opts.update(extra)
+    opts = dict(server.opts, **extra)
     path = server.tmp / "tern.conf"
-    path.write_text("".join("%s = %s\n" % kv for kv in opts.items()))
+    path.write_text("".join("%s = %s\n" % (k, v) for k, v in opts.items() if v is not None))
     os.chmod(path, 0o644)
     return path
 
