@@ -17,13 +17,14 @@
 #include "tools/sendmail/message.h"
 
 #define ARRAY_LEN(a) (sizeof (a) / sizeof (a)[0])
-#define MAXW 12
+#define MAXW 16
 
 static int parse(const char *const *words, struct args *a)
 {
 	char *argv[MAXW + 1];
 	int argc = 0;
 	while (words[argc]) {
+		assert_true(argc < MAXW);
 		argv[argc] = (char *)words[argc];
 		argc++;
 	}
