@@ -4,7 +4,9 @@
  * relay), a Received header naming the user, the message through the
  * data parser into the spool (spool_msg_begin/write/commit); a file goes
  * only after its message is committed. A file ternd cannot take is moved
- * to maildrop/bad/ with a log line, never deleted.
+ * to maildrop/bad/ with a log line, never deleted. A recipient the policy
+ * refuses is logged (a reject event) and left out; no report goes to the
+ * sender for it yet, and a file with no recipient left is moved aside.
  *
  * When: a scan at start, an inotify watch on the directory (a file
  * renamed into it, or written and closed by hand), and a scan every

@@ -1,6 +1,7 @@
 """Started as root, ternd binds its ports, then runs as run_user and can
 never become root again; it refuses to start when it cannot drop."""
 
+import grp
 import os
 
 import pytest
@@ -38,11 +39,15 @@ def test_queue_files_belong_to_run_user(ternd):
     c.expect("QUIT", BYE)
     names = sorted(os.listdir(s.spool_dir))
     assert "queue.db" in names and "queue.db-wal" in names, names
+    # the maildrop (and spool_dir, to be passed through) have the group
+    # that tern-sendmail is setgid to
+    drop = grp.getgrnam("tern-drop").gr_gid
     for n in names:
         st = os.stat(s.spool_dir / n)
-        assert (st.st_uid, st.st_gid) == (uid, gid), "%s owned by %d:%d" % (n, st.st_uid, st.st_gid)
+        want = (uid, drop if n == "maildrop" else gid)
+        assert (st.st_uid, st.st_gid) == want, "%s owned by %d:%d" % (n, st.st_uid, st.st_gid)
     st = os.stat(s.spool_dir)
-    assert st.st_uid == uid
+    assert (st.st_uid, st.st_gid) == (uid, drop)
 
 
 def test_root_owned_spool_from_earlier_run_is_taken_over(ternd, tmp_path):
