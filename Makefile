@@ -9,16 +9,17 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # libFuzzer harnesses (tests/fuzz/fuzz_*.c) over the pure code, built by
 # clang with ASan and UBSan into build-fuzz/. `make fuzz` builds them,
 # `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
-FUZZERS = command addr params data conf proxy auth reply
+FUZZERS = command addr params data conf proxy auth reply maildrop
 FUZZ_SECONDS ?= 10
 FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
-	src/policy/auth.c src/policy/limits.c src/smtpd/proxy.c
+	src/policy/auth.c src/policy/limits.c src/smtpd/proxy.c src/smtpd/dropfile.c
 FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench \
+.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
+	install-sendmail bench \
 	bench-drain layers
 
 all: build/build.ninja
@@ -52,8 +53,11 @@ run: deps all $(TLS_DIR)/cert.pem
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, a configuration
 # in /etc/tern (kept if there is one) whose spool and mailboxes live under
-# /var/lib/tern, and the system user tern.
+# /var/lib/tern, the system user tern and group tern-drop. tern-sendmail
+# is setgid DROP_GROUP (maildrop_group), which may leave mail in
+# spool_dir/maildrop; without that group it is installed plain.
 PREFIX ?= /usr/local
+DROP_GROUP ?= tern-drop
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tern \
 		$(DESTDIR)/var/lib/tern
@@ -65,7 +69,31 @@ install: all
 		-e 's|^mail_dir = ./var/mail|mail_dir = /var/lib/tern/mail|' \
 		etc/tern.conf > $(DESTDIR)/etc/tern/tern.conf
 	[ -n "$(DESTDIR)" ] || scripts/add-user
+	install -m 755 build/tern-sendmail $(DESTDIR)$(PREFIX)/sbin/tern-sendmail
+	if getent group $(DROP_GROUP) >/dev/null; then \
+		chgrp $(DROP_GROUP) $(DESTDIR)$(PREFIX)/sbin/tern-sendmail && \
+		chmod 2755 $(DESTDIR)$(PREFIX)/sbin/tern-sendmail; \
+	else echo "note: no group $(DROP_GROUP): tern-sendmail is not setgid" >&2; fi
 	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf"
+
+# make install-sendmail: sendmail, mailq and newaliases as links to
+# tern-sendmail (the mode follows the name). Never over another mail
+# system's: each must be missing or tern's already, else nothing changes;
+# FORCE=1 keeps the other one as NAME.pre-tern.
+SENDMAIL_LINKS = /usr/sbin/sendmail /usr/bin/mailq /usr/bin/newaliases
+install-sendmail: install
+	@for l in $(SENDMAIL_LINKS); do t=$(DESTDIR)$$l; \
+		[ -e "$$t" ] || [ -L "$$t" ] || continue; \
+		[ "$$(readlink "$$t")" = "$(PREFIX)/sbin/tern-sendmail" ] && continue; \
+		[ "$(FORCE)" = 1 ] || { echo "install-sendmail: $$t exists (another mail system's):" \
+			"remove it, or FORCE=1 to keep it as $$t.pre-tern" >&2; exit 1; }; \
+	done
+	@for l in $(SENDMAIL_LINKS); do t=$(DESTDIR)$$l; \
+		[ "$$(readlink "$$t")" = "$(PREFIX)/sbin/tern-sendmail" ] && continue; \
+		if [ -e "$$t" ] || [ -L "$$t" ]; then mv "$$t" "$$t.pre-tern"; fi; \
+		install -d "$$(dirname "$$t")" && ln -s $(PREFIX)/sbin/tern-sendmail "$$t" && \
+		echo "install-sendmail: $$l -> $(PREFIX)/sbin/tern-sendmail"; \
+	done
 
 unit: all
 	meson test -C build --print-errorlogs
@@ -77,6 +105,7 @@ blackbox-asan: asan
 	TERND=$(CURDIR)/build-asan/ternd \
 	TERN_PROBE=$(CURDIR)/build-asan/tern-probe \
 	TERNCTL=$(CURDIR)/build-asan/ternctl \
+	TERN_SENDMAIL=$(CURDIR)/build-asan/tern-sendmail \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(PYTHON) -m pytest -q tests/blackbox

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <grp.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
@@ -27,11 +28,13 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/maildrop.h"
 #include "net/tls.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "policy/settings.h"
 #include "smtpd/listener.h"
+#include "smtpd/pickup.h"
 #include "smtpd/session.h"
 #include "spool/spool.h"
 
@@ -44,6 +47,7 @@ struct ternd {
 	struct listeners *listeners;
 	struct queue *queue;
 	struct control *control;
+	struct pickup *pickup;
 	bool forced;                /* shutdown_grace is over */
 	struct event *spool_ev, *sigterm, *sigint, *sighup, *grace, *trim;
 };
@@ -217,14 +221,14 @@ static void ternd_events(struct ternd *t)
 
 /* Give spool_dir and its files (queue.db, -wal, -shm) and the top of
  * mail_dir to run_user, as Postfix's set-permissions does, so that a
- * spool written by an earlier root run stays usable. With a
- * control_group, spool_dir is 0710 in that group: its members may reach
- * the control socket inside, and read nothing else. */
-static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid, gid_t ctl_gid)
+ * spool written by an earlier root run stays usable. spool_dir is 0711:
+ * the maildrop group and control_group pass through it to maildrop/
+ * (1730) and the control socket (0660) and can list nothing; the files in
+ * it are run_user's alone (0600, and umask 077 for new ones). */
+static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
 {
-	bool grouped = *c->control_group;
-	if (chown(c->spool_dir, uid, grouped ? ctl_gid : gid) != 0 ||
-	    chmod(c->spool_dir, grouped ? 0710 : 0700) != 0 || chown(c->mail_dir, uid, gid) != 0)
+	if (chown(c->spool_dir, uid, gid) != 0 || chmod(c->spool_dir, 0711) != 0 ||
+	    chown(c->mail_dir, uid, gid) != 0)
 		return false;
 	DIR *d = opendir(c->spool_dir);
 	if (!d)
@@ -234,6 +238,8 @@ static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid, gid_t c
 		if (e->d_name[0] == '.')
 			continue;
 		ok &= fchownat(dirfd(d), e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
+		if (e->d_type == DT_REG)   /* queue.db and its companions of an older run */
+			ok &= fchmodat(dirfd(d), e->d_name, 0600, 0) == 0;
 	}
 	closedir(d);
 	return ok;
@@ -261,9 +267,40 @@ static int ternd_privileges(struct ternd *t, struct passwd *pw, char *buf, size_
 	}
 	if (!control_group_gid(c->control_group, pw->pw_gid, ctl_gid))
 		return 3;
-	if (!ternd_chown_dirs(c, pw->pw_uid, pw->pw_gid, *ctl_gid)) {
+	if (!ternd_chown_dirs(c, pw->pw_uid, pw->pw_gid)) {
 		log_error("cannot give %s and %s to %s: %s", c->spool_dir, c->mail_dir, c->run_user,
 		          strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/* spool_dir/maildrop and maildrop/bad (net/maildrop.h). As root (pw set):
+ * maildrop run_user:maildrop_group mode 1730 (the group, a setgid
+ * tern-sendmail, may add files and list nothing), bad/ run_user's alone;
+ * spool_dir lets it pass (ternd_chown_dirs). */
+static int ternd_maildrop(const struct conf *c, const struct passwd *pw)
+{
+	char drop[PATH_MAX], bad[PATH_MAX + sizeof MAILDROP_BAD + 1];
+	snprintf(drop, sizeof drop, "%s/%s", c->spool_dir, MAILDROP_DIR);
+	snprintf(bad, sizeof bad, "%s/%s", drop, MAILDROP_BAD);
+	if (!util_mkdir_p(bad, 0700) || chmod(drop, MAILDROP_MODE) != 0) {
+		log_error("cannot create %s: %s", bad, strerror(errno));
+		return 2;
+	}
+	if (!pw)
+		return 0;
+	gid_t group = pw->pw_gid;
+	struct group gr, *res = NULL;
+	char buf[4096];
+	if (getgrnam_r(c->maildrop_group, &gr, buf, sizeof buf, &res) == 0 && res)
+		group = gr.gr_gid;
+	else
+		log_warn("maildrop_group: no group '%s' (scripts/add-user creates tern-drop); "
+		         "only root and %s can leave mail in %s", c->maildrop_group, c->run_user, drop);
+	if (chown(drop, pw->pw_uid, group) != 0 || chmod(drop, MAILDROP_MODE) != 0 ||
+	    chown(bad, pw->pw_uid, pw->pw_gid) != 0 || chmod(bad, 0700) != 0) {
+		log_error("cannot set the owners and modes of %s: %s", drop, strerror(errno));
 		return 2;
 	}
 	return 0;
@@ -319,7 +356,7 @@ static int ternd_start(struct ternd *t)
 		log_error("control_group: no such group '%s'", c->control_group);
 		return 2;
 	}
-	if (rc)
+	if (rc || (rc = ternd_maildrop(c, geteuid() == 0 ? &pw : NULL)) != 0)
 		return rc;
 	t->listeners = listener_open(&t->srv);
 	if (!t->listeners)
@@ -335,6 +372,7 @@ static int ternd_start(struct ternd *t)
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
 		return 2;
+	t->pickup = pickup_new(&t->srv);
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
@@ -359,8 +397,10 @@ static void ternd_stop(struct ternd *t)
 	if (t->srv.spool)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
+	pickup_stop(t->pickup);     /* a file half read stays for the next start */
 	spool_close(t->srv.spool);  /* runs the last completions */
 	control_free(t->control);   /* nothing answers or emits any more */
+	pickup_free(t->pickup);     /* after its last commit's completion */
 	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->sighup, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
@@ -382,6 +422,7 @@ int main(int argc, char **argv)
 	 * mmap threshold each one was a fresh mapping, page-faulted and zeroed
 	 * again, then unmapped. */
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	umask(077);   /* the spool, its database and body files: run_user's alone */
 	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	int bad = ternd_args(argc, argv, &t, &check);
 	if (bad || check) {

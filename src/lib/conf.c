@@ -75,6 +75,7 @@ static const struct conf_key conf_keys[] = {
 	K(users_file, T_STR, ""),
 	K(auth_allow_plaintext, T_BOOL, "no"),
 	R(run_user, T_STR, "tern"),
+	R(maildrop_group, T_STR, "tern-drop"),
 	K(max_connections, T_UINT, "500"),
 	K(max_connections_per_ip, T_UINT, "20"),
 	K(max_connection_rate, T_UINT, "120"),

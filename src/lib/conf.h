@@ -72,6 +72,7 @@ struct conf {
 	char *users_file;              /* Dovecot passwd-file for AUTH; "" = no AUTH */
 	bool auth_allow_plaintext;     /* offer AUTH without TLS */
 	char *run_user;                /* drop to this user after binding */
+	char *maildrop_group;          /* may write spool_dir/maildrop (tern-sendmail) */
 	unsigned max_connections;      /* sessions at once, all clients */
 	unsigned max_connections_per_ip;
 	unsigned max_connection_rate;  /* connections per IP per minute; 0 = any */

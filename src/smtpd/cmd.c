@@ -206,24 +206,6 @@ static bool cmd_rcpt(struct session *s, const char *args)
 	return true;
 }
 
-static void cmd_tx_add(struct tx *tx, const char *orig, const struct policy_target *t,
-                       const struct parse_rcpt_params *rp)
-{
-	if (tx->nrcpt == tx->cap) {
-		tx->cap = tx->cap ? tx->cap * 2 : 4;
-		tx->rcpt = util_xrealloc(tx->rcpt, tx->cap, sizeof *tx->rcpt);
-	}
-	struct spool_rcpt *r = &tx->rcpt[tx->nrcpt];
-	memset(r, 0, sizeof *r);
-	r->idx = (unsigned)tx->nrcpt++;
-	r->orig = util_xstrdup(orig);
-	r->addr = util_xstrdup(t->addr);
-	r->transport = t->transport;
-	r->notify = rp->notify;
-	r->orcpt = util_xstrdup(rp->orcpt);
-	r->status = SPOOL_PENDING;
-}
-
 static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!s->tx)
@@ -237,8 +219,10 @@ static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 		ev_emit(&e);
 		return session_refusal(s, a);
 	}
+	struct tx *tx = s->tx;
 	for (size_t i = 0; i < a->targets.n; i++)
-		cmd_tx_add(s->tx, s->args.orig, &a->targets.v[i], &s->args.rp);
+		spool_rcpt_add(&tx->rcpt, &tx->nrcpt, &tx->cap, s->args.orig, a->targets.v[i].addr,
+		               a->targets.v[i].transport, s->args.rp.notify, s->args.rp.orcpt);
 	s->tx->rcpt_cmds++;
 	session_reply(s, R_RCPT_OK);
 }

@@ -128,12 +128,7 @@ static void session_tx_free(struct session *s)
 		return;
 	if (tx->msg)
 		spool_msg_abort(tx->msg);
-	for (size_t i = 0; i < tx->nrcpt; i++) {
-		free(tx->rcpt[i].orig);
-		free(tx->rcpt[i].addr);
-		free(tx->rcpt[i].orcpt);
-	}
-	free(tx->rcpt);
+	spool_rcpts_free(tx->rcpt, tx->nrcpt);
 	free(tx);
 	s->tx = NULL;
 }

@@ -301,20 +301,43 @@ int spool_inject(struct spool *sp, const struct spool_env *env, const void *body
 	return spool_sync(sp, op);
 }
 
+void spool_rcpt_add(struct spool_rcpt **v, size_t *n, size_t *cap, const char *orig,
+                    const char *addr, int transport, unsigned notify, const char *orcpt)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		*v = util_xrealloc(*v, *cap, sizeof **v);
+	}
+	struct spool_rcpt *r = &(*v)[*n];
+	memset(r, 0, sizeof *r);
+	r->idx = (unsigned)(*n)++;
+	r->orig = util_xstrdup(orig);
+	r->addr = util_xstrdup(addr);
+	r->transport = transport;
+	r->notify = notify;
+	r->orcpt = util_xstrdup(orcpt);
+	r->status = SPOOL_PENDING;
+}
+
+void spool_rcpts_free(struct spool_rcpt *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].orig);
+		free(v[i].addr);
+		free(v[i].orcpt);
+		free(v[i].last_reply);
+		free(v[i].remote_mta);
+	}
+	free(v);
+}
+
 void spool_env_free(struct spool_env *e)
 {
 	free(e->sender);
 	free(e->envid);
 	free(e->client);
 	free(e->helo);
-	for (size_t i = 0; i < e->nrcpt; i++) {
-		free(e->rcpt[i].orig);
-		free(e->rcpt[i].addr);
-		free(e->rcpt[i].orcpt);
-		free(e->rcpt[i].last_reply);
-		free(e->rcpt[i].remote_mta);
-	}
-	free(e->rcpt);
+	spool_rcpts_free(e->rcpt, e->nrcpt);
 	if (e->mem) {
 		free(e->mem);
 		atomic_fetch_sub(&spool_mem_held, e->mem_cap);

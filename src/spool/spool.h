@@ -92,6 +92,13 @@ struct spool_env {
 
 void spool_env_free(struct spool_env *e);
 
+/* The recipients of a message being gathered (a session's RCPT commands,
+ * a maildrop file's): append one, pending, to v (n used, cap allocated);
+ * free the strings of n of them and v. */
+void spool_rcpt_add(struct spool_rcpt **v, size_t *n, size_t *cap, const char *orig,
+                    const char *addr, int transport, unsigned notify, const char *orcpt);
+void spool_rcpts_free(struct spool_rcpt *v, size_t n);
+
 typedef void (*spool_done_fn)(void *ctx, int err);  /* err: 0 or an errno */
 
 struct spool;

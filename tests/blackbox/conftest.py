@@ -473,6 +473,7 @@ class Ternd:
             "local_domains": LOCAL_DOMAINS,
         }
         opts.update(overrides)
+        self.opts = opts    # what -o says (value None: the embedded default)
         self.host = "127.0.0.1"
         if overrides.get("listen"):
             # readiness is probed on the first listen address

@@ -1,6 +1,7 @@
 """Started as root, ternd binds its ports, then runs as run_user and can
 never become root again; it refuses to start when it cannot drop."""
 
+import grp
 import os
 
 import pytest
@@ -38,11 +39,17 @@ def test_queue_files_belong_to_run_user(ternd):
     c.expect("QUIT", BYE)
     names = sorted(os.listdir(s.spool_dir))
     assert "queue.db" in names and "queue.db-wal" in names, names
+    # the maildrop has the group that tern-sendmail is setgid to; spool_dir
+    # lets it (and control_group) pass, and the files are run_user's alone
+    drop = grp.getgrnam("tern-drop").gr_gid
     for n in names:
         st = os.stat(s.spool_dir / n)
-        assert (st.st_uid, st.st_gid) == (uid, gid), "%s owned by %d:%d" % (n, st.st_uid, st.st_gid)
+        want = (uid, drop if n == "maildrop" else gid)
+        assert (st.st_uid, st.st_gid) == want, "%s owned by %d:%d" % (n, st.st_uid, st.st_gid)
+        if n.startswith("queue.db"):
+            assert st.st_mode & 0o077 == 0, "%s mode %o" % (n, st.st_mode)
     st = os.stat(s.spool_dir)
-    assert st.st_uid == uid
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (uid, gid, 0o711)
 
 
 def test_root_owned_spool_from_earlier_run_is_taken_over(ternd, tmp_path):

@@ -421,7 +421,8 @@ def test_only_root_run_user_and_group(ternd):
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv")
     s = ternd(control_group="adm")
-    assert oct(s.spool_dir.stat().st_mode & 0o777) == "0o710"
+    assert oct(s.spool_dir.stat().st_mode & 0o777) == "0o711"
+    assert all(f.stat().st_mode & 0o077 == 0 for f in s.spool_dir.glob("queue.db*"))
     p = ctl(s, "status", user=("nobody", "nogroup"), check=False)
     assert p.returncode == 77, (p.returncode, p.stderr)
     assert "Permission denied" in p.stderr
