@@ -353,6 +353,7 @@ void dest_free_all(struct queue *q)
 		smtpc_destroy(q->conns[i]->c);
 		if (q->conns[i]->idle_ev)
 			event_free(q->conns[i]->idle_ev);
+		engine_set_unref(q->conns[i]->es);
 		free(q->conns[i]);
 	}
 	free(q->conns);
