@@ -1,7 +1,9 @@
 /* ternd: the daemon's entry point. Reads the configuration, opens the spool,
  * starts the delivery thread and the listeners, and runs the event loop
  * until SIGTERM or SIGINT. Exit codes: 0 after a clean stop, 2 for a bad
- * configuration or environment (DESIGN.md's three error levels). */
+ * configuration or environment (DESIGN.md's three error levels). Under
+ * systemd (Type=notify) it says READY=1 once it listens as run_user and
+ * STOPPING=1 when told to stop; without NOTIFY_SOCKET nothing is sent. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -15,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "deliver/queue.h"
 #include "lib/aliases.h"
+#include "lib/buf.h"
 #include "lib/conf.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -144,6 +148,17 @@ static void ternd_trim_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* READY=1 with the listeners in STATUS=, once ternd listens as run_user. */
+static void ternd_notify_ready(const struct conf *c)
+{
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < c->listen.n; i++)
+		buf_printf(&b, "%s%s", i ? ", " : "", c->listen.v[i]);
+	sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %s%s", buf_cstr(&b),
+	           c->queue_only ? " (queue_only: not delivering)" : "");
+	buf_free(&b);
+}
+
 static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -151,6 +166,7 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (t->srv.shutting_down)
 		return;
 	log_info("signal %d: shutting down", (int)sig);
+	sd_notifyf(0, "STOPPING=1\nSTATUS=shutting down (signal %d)", (int)sig);
 	listener_close(t->listeners);
 	t->listeners = NULL;
 	struct timeval grace = { 5, 0 };
@@ -284,6 +300,7 @@ static int ternd_start(struct ternd *t)
 	}
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
+	ternd_notify_ready(c);
 	return 0;
 }
 
@@ -336,6 +353,8 @@ int main(int argc, char **argv)
 	int rc = ternd_start(&t);
 	if (rc == 0)
 		event_base_dispatch(t.srv.base);
+	else
+		sd_notify(0, "STATUS=start-up failed (see the log)");
 	ternd_stop(&t);
 	if (rc == 0)
 		log_info("stopped");
