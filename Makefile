@@ -81,7 +81,7 @@ blackbox-asan: asan
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lsystemd -lpthread
 
 fuzz: $(FUZZ_BINS)
 

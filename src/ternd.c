@@ -350,6 +350,7 @@ int main(int argc, char **argv)
 		return bad ? 2 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	log_open(t.conf.log_target);
 	int rc = ternd_start(&t);
 	if (rc == 0)
 		event_base_dispatch(t.srv.base);
@@ -358,5 +359,6 @@ int main(int argc, char **argv)
 	ternd_stop(&t);
 	if (rc == 0)
 		log_info("stopped");
+	log_close();
 	return rc;
 }

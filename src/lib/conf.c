@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_TLS };
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS };
 
 struct conf_key {
 	const char *name;
@@ -52,6 +52,7 @@ static const struct conf_key conf_keys[] = {
 	K(retry_min, T_DURATION, "5m"),
 	K(retry_max, T_DURATION, "1h"),
 	K(log_level, T_LOGLEVEL, "info"),
+	K(log_target, T_LOGTARGET, "stderr"),
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
 	K(dns_resolver, T_STR, ""),
@@ -215,7 +216,7 @@ static int conf_add_cidr(void *ctx, const char *item)
 static bool conf_store(struct conf *c, const struct conf_key *k, const char *value)
 {
 	void *f = (char *)c + k->off;
-	int lvl;
+	int lvl, to;
 	switch (k->type) {
 	case T_STR:
 		free(*(char **)f);
@@ -247,6 +248,11 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		free(*(char **)f);
 		*(char **)f = util_xstrdup(value);
 		return true;
+	case T_LOGTARGET:
+		if ((to = log_target_parse(value)) < 0)
+			return false;
+		*(enum log_target *)f = (enum log_target)to;
+		return true;
 	}
 	return false;
 }
@@ -259,6 +265,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_DURATION: return "a duration such as 30s, 5m, 2h or 1d";
 	case T_BOOL: return "yes or no";
 	case T_LOGLEVEL: return "debug, info, warning or error";
+	case T_LOGTARGET: return "stderr, syslog or journal";
 	case T_TLS: return "none, may, encrypt or verify";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lib/cidr.h"
+#include "lib/log.h"
 
 #define CONF_LIST_MAX 64
 
@@ -49,6 +50,7 @@ struct conf {
 	unsigned retry_min;            /* seconds before a failed local delivery is retried */
 	unsigned retry_max;            /* seconds, the backoff's ceiling */
 	char *log_level;               /* "debug", "info", "warning", "error" */
+	enum log_target log_target;    /* stderr, syslog, journal */
 
 	/* delivery */
 	struct conf_list lmtp_domains; /* delivered over LMTP to lmtp_host */
