@@ -1,7 +1,8 @@
 # tern: the two commands of the README, and the steps behind them.
 #   make        optimised build into build/
 #   make run    install what is missing, build, start ternd on 127.0.0.1:2525
-#   make test   install, build (optimised and ASan/UBSan), run every test
+#   make test   install, build (optimised and ASan/UBSan), check the man pages,
+#               run every test
 PYTHON ?= /usr/bin/python3
 MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
@@ -19,7 +20,7 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
 .PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install bench \
-	bench-drain layers
+	bench-drain layers man-check
 
 all: build/build.ninja
 	ninja -C build
@@ -102,8 +103,14 @@ fuzz-run: fuzz
 layers:
 	$(PYTHON) scripts/check-layers
 
+# Every page in man/ through `mandoc -T lint -W warning`, and the pages
+# against the code: every configuration key, every option.
+man-check:
+	$(PYTHON) scripts/check-man
+
 test: test-deps
 	$(PYTHON) scripts/check-layers
+	$(PYTHON) scripts/check-man
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs
