@@ -51,21 +51,37 @@ $(TLS_DIR)/cert.pem:
 run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
 
-# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, a configuration
-# in /etc/tern (kept if there is one) whose spool and mailboxes live under
-# /var/lib/tern, and the system user tern.
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
+# in $(PREFIX)/share/man; the systemd unit in $(PREFIX)/lib/systemd/system
+# (for /usr/local, the place systemd reads units an administrator installed
+# by hand; /etc/systemd/system stays the administrator's own, for
+# `systemctl edit`), its ExecStart made to match PREFIX; a configuration in
+# /etc/tern (kept if there is one) that logs to the journal and keeps the
+# spool and mailboxes under /var/lib/tern (the unit's ReadWritePaths); and
+# the system user tern.
 PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES = $(wildcard man/*.[0-9])
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tern \
-		$(DESTDIR)/var/lib/tern
+		$(DESTDIR)$(UNITDIR)
+	install -d -m 700 $(DESTDIR)/var/lib/tern/spool $(DESTDIR)/var/lib/tern/mail
 	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
 	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
+	for p in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -d $$d && install -m 644 $$p $$d/ || exit 1; \
+	done
+	sed 's|/usr/local/sbin/ternd|$(PREFIX)/sbin/ternd|' etc/ternd.service > $(DESTDIR)$(UNITDIR)/ternd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/ternd.service
 	[ -e $(DESTDIR)/etc/tern/tern.conf ] || sed \
 		-e 's|^spool_dir = ./var/spool|spool_dir = /var/lib/tern/spool|' \
 		-e 's|^mail_dir = ./var/mail|mail_dir = /var/lib/tern/mail|' \
+		-e 's|^log_target = stderr|log_target = journal|' \
 		etc/tern.conf > $(DESTDIR)/etc/tern/tern.conf
 	[ -n "$(DESTDIR)" ] || scripts/add-user
-	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf"
+	[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
+	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf; systemctl enable --now ternd"
 
 unit: all
 	meson test -C build --print-errorlogs

@@ -14,6 +14,11 @@
   would. Where journald is not installed the test is skipped, saying so;
   the entry's fields are also checked by the unit tests (test_event).
   Without a journal, ternd says so and the lines go to stderr.
+* The unit file passes `systemd-analyze verify` (with ExecStart pointing
+  at the binary under test and the man pages of man/ on MANPATH), and
+  `make install DESTDIR=...` stages the binaries, the unit, the man pages
+  and the configuration.
+
 The namespaces need root, unshare(1) and overlayfs; without them those
 tests are skipped with the reason.
 """
@@ -31,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BYE, DEADLINE, RUN_USER, crlf, make_traversable, run_ternd,
-                      wait_for)
+from conftest import (BYE, DEADLINE, REPO, RUN_USER, crlf, make_traversable, run_ternd,
+                      ternd_binary, wait_for)
 
 MAILBOX = "kate@example.com"
 SENDER = "chris@client.example"
@@ -340,3 +345,75 @@ def test_no_journal_lines_go_to_stderr(ternd, tmp_path):
             "there); logging to stderr") in s.log()
     qid = send_one(s, "no journal")
     wait_for("the queued line on stderr", lambda: qid + ": queued: " in s.log())
+
+
+# --------------------------------------------------------------------------
+# The unit file and make install
+
+
+UNIT = REPO / "etc" / "ternd.service"
+EXEC_START = "ExecStart=/usr/local/sbin/ternd -c /etc/tern/tern.conf"
+
+
+def man_tree(tmp):
+    """man/NAME.N as tmp/man/manN/NAME.N, for MANPATH."""
+    root = tmp / "man"
+    for page in sorted((REPO / "man").glob("*.[0-9]")):
+        d = root / ("man" + page.suffix[1:])
+        d.mkdir(parents=True, exist_ok=True)
+        (d / page.name).symlink_to(page)
+    return root
+
+
+def analyze_verify(unit, env):
+    p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def test_unit_file_verifies(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed (scripts/install-deps test installs systemd)")
+    text = UNIT.read_text()
+    assert EXEC_START in text.splitlines(), "ExecStart is not %r (make install rewrites it)" % EXEC_START
+    unit = tmp_path / "ternd.service"
+    unit.write_text(text.replace("/usr/local/sbin/ternd", ternd_binary()))
+    env = dict(os.environ, MANPATH=str(man_tree(tmp_path)), SYSTEMD_LOG_COLOR="0")
+    rc, out = analyze_verify(unit, env)
+    if rc != 0:
+        least = tmp_path / "least.service"
+        least.write_text("[Service]\nExecStart=/bin/true\n")
+        rc0, out0 = analyze_verify(least, env)
+        if rc0 != 0:
+            pytest.skip("systemd-analyze verify cannot run here (it fails on a one-line "
+                        "unit too): " + out0)
+    # verify exits 0 on unknown keys and bad values: any word from it is a failure
+    assert rc == 0 and out == "", "systemd-analyze verify:\n" + out
+
+
+@pytest.mark.parametrize("prefix", ["/usr/local", "/usr"])
+def test_make_install_stages_everything(tmp_path, prefix):
+    dest = tmp_path / "dest"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    p = subprocess.run(["make", "-s", "-C", str(REPO), "install", "DESTDIR=%s" % dest,
+                        "PREFIX=%s" % prefix], capture_output=True, text=True, timeout=600,
+                       env=env)
+    assert p.returncode == 0, "make install:\n" + p.stdout + p.stderr
+    root = Path(str(dest) + prefix)
+    for f in ("sbin/ternd", "bin/tern-probe"):
+        assert os.access(root / f, os.X_OK), f
+    pages = sorted((REPO / "man").glob("*.[0-9]"))
+    assert pages
+    for page in pages:
+        assert (root / "share" / "man" / ("man" + page.suffix[1:]) / page.name).read_bytes() == \
+            page.read_bytes(), page.name
+    unit = (root / "lib" / "systemd" / "system" / "ternd.service").read_text()
+    assert "ExecStart=%s/sbin/ternd -c /etc/tern/tern.conf" % prefix in unit.splitlines()
+    assert "ReadWritePaths=/var/lib/tern/spool /var/lib/tern/mail" in unit.splitlines()
+    assert unit == UNIT.read_text().replace("/usr/local/sbin/ternd", prefix + "/sbin/ternd")
+    conf = (dest / "etc" / "tern" / "tern.conf").read_text().splitlines()
+    for line in ("log_target = journal", "spool_dir = /var/lib/tern/spool",
+                 "mail_dir = /var/lib/tern/mail"):
+        assert line in conf, line
+    for d in ("spool", "mail"):
+        assert (dest / "var" / "lib" / "tern" / d).is_dir(), "ReadWritePaths needs /var/lib/tern/" + d
