@@ -207,6 +207,10 @@ static void log_jrecord(const struct ev *e, struct log_journal *j)
 	}
 }
 
+/* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, TERN_EVENT,
+ * QUEUE_ID, SESSION, and a slot for every field of a record. */
+_Static_assert(7 + EK_FIELDS <= LOG_JOURNAL_MAX, "LOG_JOURNAL_MAX below a full record");
+
 void log_journal_build(const struct ev *e, struct log_journal *j)
 {
 	char text[2048], prio[4];
