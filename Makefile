@@ -1,7 +1,8 @@
 # tern: the two commands of the README, and the steps behind them.
 #   make        optimised build into build/
 #   make run    install what is missing, build, start ternd on 127.0.0.1:2525
-#   make test   install, build (optimised and ASan/UBSan), run every test
+#   make test   install, build (optimised and ASan/UBSan), check the man pages,
+#               run every test
 PYTHON ?= /usr/bin/python3
 MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
@@ -19,8 +20,7 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
 .PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
-	install-sendmail bench \
-	bench-drain layers
+	install-sendmail bench bench-drain layers man-check
 
 all: build/build.ninja
 	ninja -C build
@@ -51,22 +51,37 @@ $(TLS_DIR)/cert.pem:
 run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
 
-# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, a configuration
-# in /etc/tern (kept if there is one) whose spool and mailboxes live under
-# /var/lib/tern, the system user tern and group tern-drop. tern-sendmail
-# is setgid DROP_GROUP (maildrop_group), which may leave mail in
-# spool_dir/maildrop; without that group it is installed plain.
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
+# in $(PREFIX)/share/man; the systemd unit in $(PREFIX)/lib/systemd/system
+# (for /usr/local, the place systemd reads units an administrator installed
+# by hand; /etc/systemd/system stays the administrator's own, for
+# `systemctl edit`), its ExecStart made to match PREFIX; a configuration in
+# /etc/tern (kept if there is one) that logs to the journal and keeps the
+# spool and mailboxes under /var/lib/tern (the unit's ReadWritePaths); the
+# system user tern and group tern-drop. tern-sendmail is setgid DROP_GROUP
+# (maildrop_group), which may leave mail in spool_dir/maildrop; without
+# that group it is installed plain.
 PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES = $(wildcard man/*.[0-9])
 DROP_GROUP ?= tern-drop
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tern \
-		$(DESTDIR)/var/lib/tern
+		$(DESTDIR)$(UNITDIR)
+	install -d -m 700 $(DESTDIR)/var/lib/tern/spool $(DESTDIR)/var/lib/tern/mail
 	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
 	install -m 755 build/ternctl $(DESTDIR)$(PREFIX)/sbin/ternctl
 	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
+	for p in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -d $$d && install -m 644 $$p $$d/ || exit 1; \
+	done
+	sed 's|/usr/local/sbin/ternd|$(PREFIX)/sbin/ternd|' etc/ternd.service > $(DESTDIR)$(UNITDIR)/ternd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/ternd.service
 	[ -e $(DESTDIR)/etc/tern/tern.conf ] || sed \
 		-e 's|^spool_dir = ./var/spool|spool_dir = /var/lib/tern/spool|' \
 		-e 's|^mail_dir = ./var/mail|mail_dir = /var/lib/tern/mail|' \
+		-e 's|^log_target = stderr|log_target = journal|' \
 		etc/tern.conf > $(DESTDIR)/etc/tern/tern.conf
 	[ -n "$(DESTDIR)" ] || scripts/add-user
 	install -m 755 build/tern-sendmail $(DESTDIR)$(PREFIX)/sbin/tern-sendmail
@@ -74,7 +89,8 @@ install: all
 		chgrp $(DROP_GROUP) $(DESTDIR)$(PREFIX)/sbin/tern-sendmail && \
 		chmod 2755 $(DESTDIR)$(PREFIX)/sbin/tern-sendmail; \
 	else echo "note: no group $(DROP_GROUP): tern-sendmail is not setgid" >&2; fi
-	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf"
+	[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
+	@echo "installed: $(PREFIX)/sbin/ternd -c /etc/tern/tern.conf; systemctl enable --now ternd"
 
 # make install-sendmail: sendmail, mailq and newaliases as links to
 # tern-sendmail (the mode follows the name). Never over another mail
@@ -112,7 +128,7 @@ blackbox-asan: asan
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lsystemd -lpthread
 
 fuzz: $(FUZZ_BINS)
 
@@ -133,8 +149,14 @@ fuzz-run: fuzz
 layers:
 	$(PYTHON) scripts/check-layers
 
+# Every page in man/ through `mandoc -T lint -W warning`, and the pages
+# against the code: every configuration key, every option.
+man-check:
+	$(PYTHON) scripts/check-man
+
 test: test-deps
 	$(PYTHON) scripts/check-layers
+	$(PYTHON) scripts/check-man
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs

@@ -1,7 +1,9 @@
 /* ternd: the daemon's entry point. Reads the configuration, opens the spool,
  * starts the delivery thread and the listeners, and runs the event loop
  * until SIGTERM or SIGINT. Exit codes: 0 after a clean stop, 2 for a bad
- * configuration or environment (DESIGN.md's three error levels). */
+ * configuration or environment (DESIGN.md's three error levels). Under
+ * systemd (Type=notify) it says READY=1 once it listens as run_user and
+ * STOPPING=1 when told to stop; without NOTIFY_SOCKET nothing is sent. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "control/control.h"
@@ -86,6 +89,17 @@ static int ternd_args(int argc, char **argv, struct ternd *t, bool *check)
 	return bad;
 }
 
+/* READY=1 with the listeners in STATUS=, once ternd listens as run_user. */
+static void ternd_notify_ready(const struct conf *c)
+{
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < c->listen.n; i++)
+		buf_printf(&b, "%s%s", i ? ", " : "", c->listen.v[i]);
+	sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %s%s", buf_cstr(&b),
+	           c->queue_only ? " (queue_only: not delivering)" : "");
+	buf_free(&b);
+}
+
 /* SIGHUP and ternctl reload: a new generation of the settings, taken by
  * new sessions and by the engine; sessions under way keep theirs. A
  * problem anywhere (problems, when not NULL, gets them) and nothing
@@ -96,6 +110,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 	struct buf mine = BUF_INIT;
 	struct buf *into = problems ? problems : &mine;
 	int bad = 0;
+	sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
 	log_problems_collect(into);
 	struct settings *st = settings_load(t->file, t->overrides, t->noverrides, t->srv.set, &bad);
 	bool ok = st && (!t->queue || queue_reload(t->queue, st, NULL, NULL));
@@ -110,6 +125,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 		          t->srv.set->generation);
 		settings_unref(st);
 		buf_free(&mine);
+		ternd_notify_ready(&t->srv.set->conf);
 		return false;
 	}
 	buf_free(&mine);
@@ -120,6 +136,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 		log_warn("postmaster_address %s: cannot create its mailbox", st->conf.postmaster_address);
 	log_info("reload: configuration generation %u in force%s%s", st->generation,
 	         *st->restart_pending ? "; waiting for a restart: " : "", st->restart_pending);
+	ternd_notify_ready(&st->conf);
 	return true;
 }
 
@@ -194,6 +211,7 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("signal %d: shutting down; transactions under way have %us to finish", (int)sig,
 	         t->srv.set->conf.shutdown_grace);
+	sd_notifyf(0, "STOPPING=1\nSTATUS=shutting down (signal %d)", (int)sig);
 	listener_close(t->listeners);
 	t->listeners = NULL;
 	struct timeval grace = { (time_t)t->srv.set->conf.shutdown_grace, 0 };
@@ -227,7 +245,9 @@ static void ternd_events(struct ternd *t)
  * it are run_user's alone (0600, and umask 077 for new ones). */
 static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
 {
-	if (chown(c->spool_dir, uid, gid) != 0 || chmod(c->spool_dir, 0711) != 0 ||
+	/* each mode before the owner: once a file is run_user's, changing its
+	 * mode would need CAP_FOWNER, which the unit's bounding set leaves out */
+	if (chmod(c->spool_dir, 0711) != 0 || chown(c->spool_dir, uid, gid) != 0 ||
 	    chown(c->mail_dir, uid, gid) != 0)
 		return false;
 	DIR *d = opendir(c->spool_dir);
@@ -237,9 +257,9 @@ static bool ternd_chown_dirs(const struct conf *c, uid_t uid, gid_t gid)
 	for (struct dirent *e; (e = readdir(d));) {
 		if (e->d_name[0] == '.')
 			continue;
-		ok &= fchownat(dirfd(d), e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
 		if (e->d_type == DT_REG)   /* queue.db and its companions of an older run */
 			ok &= fchmodat(dirfd(d), e->d_name, 0600, 0) == 0;
+		ok &= fchownat(dirfd(d), e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0;
 	}
 	closedir(d);
 	return ok;
@@ -298,8 +318,8 @@ static int ternd_maildrop(const struct conf *c, const struct passwd *pw)
 	else
 		log_warn("maildrop_group: no group '%s' (scripts/add-user creates tern-drop); "
 		         "only root and %s can leave mail in %s", c->maildrop_group, c->run_user, drop);
-	if (chown(drop, pw->pw_uid, group) != 0 || chmod(drop, MAILDROP_MODE) != 0 ||
-	    chown(bad, pw->pw_uid, pw->pw_gid) != 0 || chmod(bad, 0700) != 0) {
+	if (chmod(drop, MAILDROP_MODE) != 0 || chown(drop, pw->pw_uid, group) != 0 ||
+	    chmod(bad, 0700) != 0 || chown(bad, pw->pw_uid, pw->pw_gid) != 0) {
 		log_error("cannot set the owners and modes of %s: %s", drop, strerror(errno));
 		return 2;
 	}
@@ -384,6 +404,7 @@ static int ternd_start(struct ternd *t)
 		return 2;
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
+	ternd_notify_ready(c);
 	return 0;
 }
 
@@ -435,11 +456,15 @@ int main(int argc, char **argv)
 		return bad ? 2 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	log_open(t.srv.set->conf.log_target);
 	int rc = ternd_start(&t);
 	if (rc == 0)
 		event_base_dispatch(t.srv.base);
+	else
+		sd_notify(0, "STATUS=start-up failed (see the log)");
 	ternd_stop(&t);
 	if (rc == 0)
 		log_info("stopped");
+	log_close();
 	return rc;
 }

@@ -319,7 +319,7 @@ struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid
 	const struct conf *cf = &env->srv->set->conf;
 	const char *path = cf->control_socket;
 	int fd = ctl_bind(path);
-	if (fd < 0 || chown(path, uid, gid) != 0 || chmod(path, 0660) != 0) {
+	if (fd < 0 || chmod(path, 0660) != 0 || chown(path, uid, gid) != 0) {
 		log_error("control_socket: cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);

@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_TLS };
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS };
 
 struct conf_key {
 	const char *name;
@@ -56,6 +56,7 @@ static const struct conf_key conf_keys[] = {
 	K(retry_min, T_DURATION, "5m"),
 	K(retry_max, T_DURATION, "1h"),
 	K(log_level, T_LOGLEVEL, "info"),
+	R(log_target, T_LOGTARGET, "stderr"),
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
 	R(dns_resolver, T_STR, ""),
@@ -225,7 +226,7 @@ static int conf_add_cidr(void *ctx, const char *item)
 static bool conf_store(struct conf *c, const struct conf_key *k, const char *value)
 {
 	void *f = (char *)c + k->off;
-	int lvl;
+	int lvl, to;
 	switch (k->type) {
 	case T_STR:
 		free(*(char **)f);
@@ -257,6 +258,11 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		free(*(char **)f);
 		*(char **)f = util_xstrdup(value);
 		return true;
+	case T_LOGTARGET:
+		if ((to = log_target_parse(value)) < 0)
+			return false;
+		*(enum log_target *)f = (enum log_target)to;
+		return true;
 	}
 	return false;
 }
@@ -269,6 +275,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_DURATION: return "a duration such as 30s, 5m, 2h or 1d";
 	case T_BOOL: return "yes or no";
 	case T_LOGLEVEL: return "debug, info, warning or error";
+	case T_LOGTARGET: return "stderr, syslog or journal";
 	case T_TLS: return "none, may, encrypt or verify";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
@@ -604,6 +611,9 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 		}
 		case T_LIST: same = conf_list_equal(to, from); break;
 		case T_BOOL: same = *(bool *)to == *(const bool *)from; break;
+		case T_LOGTARGET:
+			same = *(enum log_target *)to == *(const enum log_target *)from;
+			break;
 		default: log_panic("conf: restart key %s of an unexpected type", k->name);
 		}
 		if (same)
@@ -621,6 +631,8 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 			conf_list_clear(to);
 			for (size_t j = 0; j < l->n; j++)
 				conf_add_item(to, l->v[j]);
+		} else if (k->type == T_LOGTARGET) {
+			*(enum log_target *)to = *(const enum log_target *)from;
 		} else {
 			*(bool *)to = *(const bool *)from;
 		}

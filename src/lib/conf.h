@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lib/cidr.h"
+#include "lib/log.h"
 
 #define CONF_LIST_MAX 64
 
@@ -49,6 +50,7 @@ struct conf {
 	unsigned retry_min;            /* seconds before a failed local delivery is retried */
 	unsigned retry_max;            /* seconds, the backoff's ceiling */
 	char *log_level;               /* "debug", "info", "warning", "error" */
+	enum log_target log_target;    /* stderr, syslog, journal */
 
 	/* delivery */
 	struct conf_list lmtp_domains; /* delivered over LMTP to lmtp_host */
@@ -130,8 +132,9 @@ bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes);
 int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin);
 
 /* A reload: the keys read at start only (listen, hostname, spool_dir,
- * mail_dir, queue_only, dns_resolver, run_user, control_socket,
- * control_group, metrics_listen) keep running's values in c, each change
+ * mail_dir, queue_only, dns_resolver, run_user, maildrop_group,
+ * log_target, control_socket, control_group, metrics_listen) keep
+ * running's values in c, each change
  * logged as waiting for a restart and named in changed (space-separated,
  * n bytes). Returns how many changed. */
 int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *changed, size_t n);

@@ -1,5 +1,5 @@
-/* log: timestamped lines on stderr (see log.h), each rendered from an
- * event record (event.h). */
+/* log: lines rendered from event records (event.h), written to stderr,
+ * syslog or the journal (see log.h). */
 #include "lib/log.h"
 
 #include "lib/buf.h"
@@ -10,12 +10,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+
+/* syslog.h names its priorities as log.h names its levels: keep syslog's
+ * numbers, by level, and give the names back to log.h. */
+static const int log_prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
+#undef LOG_DEBUG
+#undef LOG_INFO
+#undef LOG_WARNING
+
 static enum log_level log_min = LOG_INFO;
+static enum log_target log_to = LOG_TO_STDERR;
 static const char *const log_names[] = { "debug", "info", "warning", "error" };
+static const char *const log_targets[] = { "stderr", "syslog", "journal" };
 
 void log_set_level(enum log_level l)
 {
@@ -54,6 +67,38 @@ void log_problem(const char *fmt, ...)
 	va_end(ap);
 }
 
+int log_target_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, log_targets[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* sd_journal_sendv(3) drops an entry silently when there is no journal:
+ * look for journald's socket once, at start-up. */
+#define LOG_JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+void log_open(enum log_target t)
+{
+	struct stat st;
+	if (t == LOG_TO_JOURNAL && (stat(LOG_JOURNAL_SOCKET, &st) != 0 || !S_ISSOCK(st.st_mode))) {
+		log_warn("log_target = journal: no journal (%s is not there); logging to stderr",
+		         LOG_JOURNAL_SOCKET);
+		return;
+	}
+	if (t == LOG_TO_SYSLOG)
+		openlog("ternd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+	log_to = t;
+}
+
+void log_close(void)
+{
+	if (log_to == LOG_TO_SYSLOG)
+		closelog();
+	log_to = LOG_TO_STDERR;
+}
+
 /* "2026-12-01T18:20:10.495Z ternd[6222]: info: " */
 static size_t log_stamp(char *line, size_t n, enum log_level l)
 {
@@ -90,15 +135,12 @@ static void log_fields(const struct ev *e, char *line, size_t n, size_t *len)
 	}
 }
 
-/* The log writer, the events' first subscriber. One write(2) per line, so
- * lines from the spool and delivery threads never interleave. */
-void log_event(void *ctx, const struct ev *e)
+/* The line without time and level: "QID: kind: k=v, ..., session=N",
+ * "session N: kind: ...", or prose. Returns its length (at most n). */
+static size_t log_render(const struct ev *e, char *line, size_t n)
 {
-	(void)ctx;
-	if (!log_enabled(e->level))
-		return;
-	char line[2048], pre[64];
-	size_t n = sizeof line - 1, len = log_stamp(line, n, e->level);
+	char pre[64];
+	size_t len = 0;
 	int w = e->qid[0] ? snprintf(pre, sizeof pre, "%s: ", e->qid)
 	        : e->session ? snprintf(pre, sizeof pre, "session %llu: ", (unsigned long long)e->session)
 	        : 0;
@@ -116,9 +158,118 @@ void log_event(void *ctx, const struct ev *e)
 		w = snprintf(pre, sizeof pre, ", session=%llu", (unsigned long long)e->session);
 		log_append(line, n, &len, pre, w > 0 ? (size_t)w : 0);
 	}
+	return len;
+}
+
+/* One write(2) per line, so that lines from the spool and delivery
+ * threads never interleave. */
+static void log_stderr(enum log_level l, const char *text, size_t tlen)
+{
+	char line[2048 + 64];
+	size_t n = sizeof line - 1, len = log_stamp(line, n, l);
+	log_append(line, n, &len, text, tlen);
 	line[len++] = '\n';
 	ssize_t r = write(STDERR_FILENO, line, len);
 	(void)r;
+}
+
+/* Appends "name" and value to j->buf as one more field, when both fit. */
+static void log_jfield(struct log_journal *j, const char *name, const char *v, size_t vlen)
+{
+	size_t k = strlen(name);
+	if (j->n == LOG_JOURNAL_MAX || j->used + k + vlen > sizeof j->buf)
+		return;
+	char *p = j->buf + j->used;
+	memcpy(p, name, k);
+	memcpy(p + k, v, vlen);
+	j->iov[j->n].iov_base = p;
+	j->iov[j->n++].iov_len = k + vlen;
+	j->used += k + vlen;
+}
+
+/* TERN_<KEY>= from a field's key: upper case, digits kept, the rest '_';
+ * journald takes names of up to 64 characters. */
+static void log_jname(const char *key, char *name, size_t n)
+{
+	size_t len = (size_t)snprintf(name, n, "TERN_");
+	for (; *key && len + 2 < n && len < 64; key++) {
+		char c = *key;
+		name[len++] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A')
+		              : (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? c : '_';
+	}
+	name[len++] = '=';
+	name[len] = '\0';
+}
+
+/* The record's own fields (none for prose: its text is the MESSAGE). */
+static void log_jrecord(const struct ev *e, struct log_journal *j)
+{
+	char name[80], num[32];
+	if (e->kind != EK_NOTE) {
+		const char *kind = ev_name(e->kind);
+		log_jfield(j, "TERN_EVENT=", kind, strlen(kind));
+	}
+	if (e->qid[0])
+		log_jfield(j, "QUEUE_ID=", e->qid, strlen(e->qid));
+	if (e->session) {
+		int w = snprintf(num, sizeof num, "%llu", (unsigned long long)e->session);
+		log_jfield(j, "SESSION=", num, (size_t)w);
+	}
+	for (size_t i = 0; e->kind != EK_NOTE && i < e->n; i++) {
+		const struct ev_field *f = &e->f[i];
+		log_jname(f->key, name, sizeof name);
+		if (f->flag)
+			log_jfield(j, name, "1", 1);
+		else
+			log_jfield(j, name, e->text + f->off, f->len);
+	}
+}
+
+/* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, SYSLOG_FACILITY, TERN_EVENT,
+ * QUEUE_ID, SESSION, and a slot for every field of a record. */
+_Static_assert(7 + EK_FIELDS <= LOG_JOURNAL_MAX, "LOG_JOURNAL_MAX below a full record");
+
+void log_journal_build(const struct ev *e, struct log_journal *j)
+{
+	char text[2048], prio[4];
+	size_t len = log_render(e, text, sizeof text);
+	j->n = 0;
+	j->used = 0;
+	log_jfield(j, "MESSAGE=", text, len);
+	prio[0] = (char)('0' + log_prio[e->level]);
+	log_jfield(j, "PRIORITY=", prio, 1);
+	log_jfield(j, "SYSLOG_IDENTIFIER=", "ternd", 5);
+	log_jfield(j, "SYSLOG_FACILITY=", "2", 1);
+	log_jrecord(e, j);
+}
+
+/* The journal, or stderr when it refuses the entry. */
+static void log_journal(const struct ev *e)
+{
+	struct log_journal j;
+	log_journal_build(e, &j);
+	if (sd_journal_sendv(j.iov, (int)j.n) >= 0)
+		return;
+	char text[2048];
+	log_stderr(e->level, text, log_render(e, text, sizeof text));
+}
+
+/* The log writer, the events' first subscriber. */
+void log_event(void *ctx, const struct ev *e)
+{
+	(void)ctx;
+	if (!log_enabled(e->level))
+		return;
+	if (log_to == LOG_TO_JOURNAL) {
+		log_journal(e);
+		return;
+	}
+	char text[2048];
+	size_t len = log_render(e, text, sizeof text);
+	if (log_to == LOG_TO_SYSLOG)
+		syslog(LOG_MAIL | log_prio[e->level], "%s: %.*s", log_names[e->level], (int)len, text);
+	else
+		log_stderr(e->level, text, len);
 }
 
 /* Prose, as an event of its own kind (EK_NOTE). */

@@ -438,12 +438,12 @@ def sanitizer_problems(text):
     return [m for m in SANITIZER_MARKERS if m in text]
 
 
-def run_ternd(args, timeout=DEADLINE):
+def run_ternd(args, timeout=DEADLINE, env=None):
     """Run ternd to completion (config checks); returns (rc, stdout, stderr)."""
     argv = [ternd_binary()] + list(args)
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=timeout)
+                           timeout=timeout, env=env)
     except subprocess.TimeoutExpired as e:
         raise AssertionError("ternd %s did not exit within %.0f s; stderr:\n%s"
                              % (" ".join(args), timeout,
@@ -456,7 +456,12 @@ def run_ternd(args, timeout=DEADLINE):
 
 
 class Ternd:
-    def __init__(self, tmp, index, overrides, args):
+    """One daemon. env: its environment (default ours); wrap: a command line
+    ternd's own is appended to (it must exec ternd, so that the pid is
+    ternd's); ready: a callable that says ternd has started (default: the
+    " ready: " line on stderr)."""
+
+    def __init__(self, tmp, index, overrides, args, env=None, wrap=(), ready=None):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         make_traversable(self.tmp)
@@ -480,7 +485,9 @@ class Ternd:
             first = overrides["listen"].split(",")[0].split()[0]
             self.host, port = first.rsplit(":", 1)
             self.port = int(port)
-        self.argv = [ternd_binary()] + list(args)
+        self.argv = list(wrap) + [ternd_binary()] + list(args)
+        self.env = env
+        self.ready = ready or (lambda: " ready: " in self.log())
         for k, v in opts.items():
             if v is not None:
                 self.argv += ["-o", "%s=%s" % (k, v)]
@@ -494,7 +501,7 @@ class Ternd:
     def start(self):
         with open(self.logpath, "wb") as logf:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=logf)
+                                         stdout=logf, stderr=logf, env=self.env)
         deadline = time.monotonic() + DEADLINE
         while True:
             rc = self.proc.poll()
@@ -505,7 +512,7 @@ class Ternd:
             # Every listener is bound before the "ready" line; a port that
             # answers without it may be another program's (tests of other
             # checkouts run on this machine too).
-            if " ready: " in self.log():
+            if self.ready():
                 try:
                     self.probe()
                     return self
@@ -666,15 +673,16 @@ class Ternd:
 
 @pytest.fixture
 def ternd(request, tmp_path):
-    """Factory: ternd(tmp=None, args=(), mailboxes=(), key=value...) starts a
-    daemon with -o overrides (value None drops a default) and returns it
-    running; the mailboxes exist before it listens."""
+    """Factory: ternd(tmp=None, args=(), mailboxes=(), env=None, wrap=(),
+    ready=None, key=value...) starts a daemon with -o overrides (value None
+    drops a default) and returns it running; the mailboxes exist before it
+    listens. env, wrap and ready: see Ternd."""
     servers = []
     counter = itertools.count()
     request.node._ternd_servers = servers
 
-    def start(tmp=None, args=(), mailboxes=(), **overrides):
-        s = Ternd(tmp or tmp_path, next(counter), overrides, args)
+    def start(tmp=None, args=(), mailboxes=(), env=None, wrap=(), ready=None, **overrides):
+        s = Ternd(tmp or tmp_path, next(counter), overrides, args, env, wrap, ready)
         s.make_maildir(*mailboxes)
         servers.append(s)
         return s.start()

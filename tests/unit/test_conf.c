@@ -166,6 +166,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_VERIFY);
 	conf_set(&c, "smtp_tls", "none", "test");
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_NONE);
+	assert_int_equal(c.log_target, LOG_TO_STDERR);
+	conf_set(&c, "log_target", "journal", "test");
+	assert_int_equal(c.log_target, LOG_TO_JOURNAL);
 	conf_free(&c);
 }
 
@@ -179,6 +182,8 @@ static void test_set(void **state)
 		{ "relay_networks", "10.0.0.0/8, ::1", 0 }, { "relay_networks", "10.0.0.0/33", 1 },
 		{ "local_domains", "example.com,Example.ORG", 0 }, { "local_domains", "bad..domain", 1 },
 		{ "log_level", "debug", 0 }, { "log_level", "loud", 1 },
+		{ "log_target", "journal", 0 }, { "log_target", "syslog", 0 },
+		{ "log_target", "stderr", 0 }, { "log_target", "file", 1 }, { "log_target", "", 1 },
 		{ "command_timeout", "30s", 0 }, { "command_timeout", "soon", 1 },
 		{ "reject_delay", "2s", 0 }, { "reject_delay", "-1", 1 },
 		{ "max_message_size", "10M", 0 }, { "max_message_size", "big", 1 },

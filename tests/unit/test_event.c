@@ -1,5 +1,6 @@
 /* test_event: lib/event.c's records and subscribers, and log.c's rendering
- * of them (the log is what operators grep: its form is an interface). */
+ * of them (the log is what operators grep: its form is an interface), on
+ * stderr and as journal entries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +120,83 @@ static void test_subscriber_and_levels(void **state)
 	log_set_level(LOG_INFO);
 }
 
+/* The entry's fields, "NAME=value" each, joined by '\n'. */
+static void journal_text(const struct ev *e, char *out, size_t n)
+{
+	static struct log_journal j;
+	log_journal_build(e, &j);
+	size_t len = 0;
+	for (size_t i = 0; i < j.n && len + j.iov[i].iov_len + 1 < n; i++) {
+		memcpy(out + len, j.iov[i].iov_base, j.iov[i].iov_len);
+		len += j.iov[i].iov_len;
+		out[len++] = '\n';
+	}
+	out[len] = '\0';
+}
+
+static void test_journal_fields(void **state)
+{
+	(void)state;
+	struct ev e;
+	char text[1024];
+	log_set_level(LOG_INFO);
+	ev_init(&e, EK_DELIVERY, LOG_WARNING, 12, "06B0180CAC6F9400");
+	ev_add(&e, "to", "<%s>", "bob@dest.example");
+	ev_add(&e, "orig_to", "<%s>", "b@x");
+	ev_add(&e, "reply", "%s", "450 4.2.0 later");
+	ev_flag(&e, "after the session ended");
+	journal_text(&e, text, sizeof text);
+	assert_string_equal(text,
+		"MESSAGE=06B0180CAC6F9400: delivery: to=<bob@dest.example>, orig_to=<b@x>, "
+		"reply=450 4.2.0 later, after the session ended, session=12\n"
+		"PRIORITY=4\nSYSLOG_IDENTIFIER=ternd\nSYSLOG_FACILITY=2\n"
+		"TERN_EVENT=delivery\nQUEUE_ID=06B0180CAC6F9400\nSESSION=12\n"
+		"TERN_TO=<bob@dest.example>\nTERN_ORIG_TO=<b@x>\nTERN_REPLY=450 4.2.0 later\n"
+		"TERN_AFTER_THE_SESSION_ENDED=1\n");
+	/* prose: its text is the message, nothing else of its own */
+	ev_init(&e, EK_NOTE, LOG_ERROR, 0, NULL);
+	ev_add(&e, "text", "cannot bind %s", "127.0.0.1:25");
+	journal_text(&e, text, sizeof text);
+	assert_string_equal(text, "MESSAGE=cannot bind 127.0.0.1:25\nPRIORITY=3\n"
+	                          "SYSLOG_IDENTIFIER=ternd\nSYSLOG_FACILITY=2\n");
+	/* a session's line: SESSION=, no QUEUE_ID= */
+	log_set_level(LOG_DEBUG);
+	ev_init(&e, EK_CONNECT, LOG_DEBUG, 3, NULL);
+	ev_add(&e, "client", "[%s]", "192.0.2.1");
+	journal_text(&e, text, sizeof text);
+	assert_string_equal(text, "MESSAGE=session 3: connect: client=[192.0.2.1]\nPRIORITY=7\n"
+	                          "SYSLOG_IDENTIFIER=ternd\nSYSLOG_FACILITY=2\nTERN_EVENT=connect\n"
+	                          "SESSION=3\nTERN_CLIENT=[192.0.2.1]\n");
+	log_set_level(LOG_INFO);
+}
+
+/* A record as large as a record gets: every field still fits in the
+ * entry, and nothing overruns it. */
+static void test_journal_limits(void **state)
+{
+	(void)state;
+	static struct log_journal j;
+	struct ev e;
+	char big[EK_TEXT];
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	ev_init(&e, EK_REPORT, LOG_ERROR, 1, "Q");
+	ev_add(&e, "an-unusually long key name that goes on and on past sixty-four characters",
+	       "%s", big);
+	for (int i = 1; i < EK_FIELDS; i++)
+		ev_add(&e, "k", "%d", i);
+	log_journal_build(&e, &j);
+	assert_int_equal(j.n, 7 + EK_FIELDS);
+	assert_true(j.used <= sizeof j.buf);
+	const char *name = j.iov[7].iov_base;
+	assert_int_equal(strchr(name, '=') - name, 64);
+	assert_memory_equal(name, "TERN_AN_UNUSUALLY_LONG_KEY_NAME", 31);
+	assert_int_equal(log_target_parse("journal"), LOG_TO_JOURNAL);
+	assert_int_equal(log_target_parse("syslog"), LOG_TO_SYSLOG);
+	assert_int_equal(log_target_parse("stderr"), LOG_TO_STDERR);
+	assert_int_equal(log_target_parse("Journal"), -1);
+}
+
 static void test_limits(void **state)
 {
 	(void)state;
@@ -146,6 +224,8 @@ int main(void)
 		cmocka_unit_test(test_message_line),
 		cmocka_unit_test(test_session_lines),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_journal_fields),
+		cmocka_unit_test(test_journal_limits),
 		cmocka_unit_test(test_subscriber_and_levels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
