@@ -88,7 +88,9 @@ static void ctl_stats(struct ctl_client *cl, json_t *req)
 			                                    "messages", (json_int_t)dc.v[i].msgs,
 			                                    "recipients", (json_int_t)dc.v[i].rcpts));
 	spool_domain_counts_free(&dc);
-	json_object_set_new(o, "queued", json_integer(spool_reader_count(cl->c->reader)));
+	uint64_t bytes;
+	json_object_set_new(o, "queued", json_integer(spool_reader_totals(cl->c->reader, &bytes)));
+	json_object_set_new(o, "queued_bytes", json_integer((json_int_t)bytes));
 	json_object_set_new(o, "queued_by_domain", by);
 	json_object_set_new(o, "sessions", json_integer(cl->c->env.srv->nsessions));
 	ctl_ok(cl, o);

@@ -127,6 +127,11 @@ static void metrics_queue(struct evbuffer *b, struct spool_reader *r)
 		[SPOOL_QUEUE_HOLD] = "hold",
 	};
 	long q[SPOOL_QUEUE__COUNT];
+	uint64_t bytes;
+	if (r && spool_reader_totals(r, &bytes) >= 0) {
+		metrics_head(b, "tern_queue_bytes", "gauge", "Octets of the queued messages.");
+		evbuffer_add_printf(b, "tern_queue_bytes %llu\n", (unsigned long long)bytes);
+	}
 	if (r && spool_reader_queues(r, q) == 0) {
 		metrics_head(b, "tern_queue_messages", "gauge",
 		             "Messages in the queue: active (not tried yet), deferred, hold.");

@@ -184,10 +184,19 @@ int64_t spool_reader_next_due(struct spool_reader *r, int64_t now)
 
 long spool_reader_count(struct spool_reader *r)
 {
-	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT COUNT(*) FROM msg");
+	uint64_t bytes;
+	return spool_reader_totals(r, &bytes);
+}
+
+long spool_reader_totals(struct spool_reader *r, uint64_t *bytes)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT COUNT(*), TOTAL(size) FROM msg");
 	long n = -1;
-	if (st && sqlite3_step(st) == SQLITE_ROW)
+	*bytes = 0;
+	if (st && sqlite3_step(st) == SQLITE_ROW) {
 		n = (long)sqlite3_column_int64(st, 0);
+		*bytes = (uint64_t)sqlite3_column_double(st, 1);
+	}
 	spool_reader_done(r, st);
 	return n;
 }

@@ -48,6 +48,8 @@ int spool_reader_chunk(struct spool_reader *r, const struct spool_env *env, unsi
 int spool_reader_body_fd(struct spool_reader *r, const struct spool_env *env, uint64_t *size);
 /* Number of messages in the queue. */
 long spool_reader_count(struct spool_reader *r);
+/* The same, and the octets of their messages in *bytes. */
+long spool_reader_totals(struct spool_reader *r, uint64_t *bytes);
 
 /* ---- what operators see (the control socket, ternctl queue) ----
  *

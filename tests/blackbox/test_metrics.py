@@ -61,6 +61,7 @@ def test_page_by_curl(metered):
     assert m['tern_delivery_latency_seconds_bucket{le="+Inf"}'] == 1
     assert m["tern_delivery_latency_seconds_count"] == 1
     assert m['tern_queue_messages{queue="deferred"}'] == 0
+    assert m["tern_queue_bytes"] == 0
     assert m['tern_build_info{version="0.1.0"}'] == 1
     # only /metrics, only GET and HEAD; the daemon goes on serving
     assert curl(metered.metrics_url.replace("/metrics", "/other"))[0] == 404

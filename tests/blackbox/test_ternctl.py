@@ -309,6 +309,7 @@ def test_stats_and_status(ternd, cert):  # noqa: F811
     o = wait_for("the delivery counted, the message removed", delivered_and_removed)
     assert o["accepted"] == 1 and o["rejected"] == 2 and o["connections"] >= 2
     assert o["rejected_by_reason"] == {"no such mailbox": 1, "relaying denied": 1}
+    assert o["queued_bytes"] == 0
     assert o["tls_sessions"] == 1 and o["tls_by_version"] == {version: 1}
     human = ctl(s, "stats").stdout
     assert re.search(r"^accepted\s+1$", human, re.M), human

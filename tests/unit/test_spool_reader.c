@@ -214,6 +214,9 @@ static void test_list_all(void **state)
 	assert_int_equal(l.msg[2].queue, SPOOL_QUEUE_ACTIVE);
 	assert_int_equal(l.msg[3].queue, SPOOL_QUEUE_HOLD);
 	spool_list_free(&l);
+	uint64_t bytes;
+	assert_int_equal(spool_reader_totals(f->r, &bytes), 4);
+	assert_int_equal(bytes, 4 * 5);   /* each message of the fixture is 5 octets */
 	long q[SPOOL_QUEUE__COUNT];
 	assert_int_equal(spool_reader_queues(f->r, q), 0);
 	assert_int_equal(q[SPOOL_QUEUE_ACTIVE], 2);
