@@ -89,6 +89,11 @@ bool route_for(const struct conf *c, const struct route_map *m, const char *addr
 		snprintf(out->key, sizeof out->key, "local");
 		return true;
 	}
+	if (transport == SPOOL_ERROR) {
+		out->kind = ROUTE_ERROR;
+		snprintf(out->key, sizeof out->key, "error");
+		return true;
+	}
 	if (transport == SPOOL_LMTP) {
 		if (!strncmp(c->lmtp_host, "unix:", 5)) {
 			out->kind = ROUTE_UNIX;

@@ -1,5 +1,6 @@
 /* route: where a recipient's mail goes next: a local mailbox (one route,
- * the Maildir transport); otherwise, in order: lmtp_domains to lmtp_host,
+ * the Maildir transport); nowhere, for a recipient refused when queued
+ * (SPOOL_ERROR); otherwise, in order: lmtp_domains to lmtp_host,
  * the transport_map (domain -> host:port), relayhost, else the domain's
  * MX hosts on smtp_port (RFC 5321 5.1). */
 #ifndef TERN_ROUTE_H
@@ -10,7 +11,7 @@
 
 #include "lib/conf.h"
 
-enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX, ROUTE_LOCAL };
+enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX, ROUTE_LOCAL, ROUTE_ERROR };
 
 struct route {
 	enum route_kind kind;

@@ -435,6 +435,16 @@ static bool sched_waits(struct queue *q, struct spool_rcpt *r)
 	return r->held;
 }
 
+/* A recipient refused when it was queued fails with the reason kept
+ * then, no attempt made. */
+static void sched_refused(struct queue *q, struct qmsg *m, unsigned i)
+{
+	struct deliver_result res = { DELIVER_PERM, "" };
+	const char *why = m->env.rcpt[i].last_reply;
+	snprintf(res.reply, sizeof res.reply, "%s", why && *why ? why : "5.1.1 refused when queued");
+	sched_apply(q, m, i, &res, "", false);
+}
+
 /* Sort a message's due recipients into jobs, by transport and next hop:
  * local mailboxes (one job), LMTP, and SMTP per destination. */
 static void sched_plan(struct queue *q, struct qmsg *m)
@@ -447,6 +457,10 @@ static void sched_plan(struct queue *q, struct qmsg *m)
 		if (!route_for(q->conf, q->cur->map, r->addr, r->transport, &rt)) {
 			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
 			sched_apply(q, m, i, &res, "", false);
+			continue;
+		}
+		if (rt.kind == ROUTE_ERROR) {
+			sched_refused(q, m, i);
 			continue;
 		}
 		sched_job_add(sched_job_for(m, &rt), i);

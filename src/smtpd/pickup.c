@@ -228,12 +228,15 @@ static void pickup_received(struct pickup_job *j)
 }
 
 /* Each recipient as a session's RCPT resolves it; a local user may relay.
- * Refused ones are logged. */
+ * A refused one is queued all the same, failed (SPOOL_ERROR): the program
+ * that ran sendmail has exited, so the sender learns of it by a report,
+ * as from Postfix's local(8) "unknown user". */
 static void pickup_resolve(struct pickup_job *j)
 {
-	static const char *const why[] = { [POLICY_UNKNOWN] = "user unknown",
-	                                   [POLICY_RELAY_DENIED] = "relay trick",
-	                                   [POLICY_LOOP] = "alias loop or too many targets" };
+	static const char *const why[] = {
+		[POLICY_UNKNOWN] = "5.1.1 %s: user unknown",
+		[POLICY_RELAY_DENIED] = "5.7.1 %s: refused, a source route or %%-hack address",
+		[POLICY_LOOP] = "5.4.6 %s: alias loop or too many alias targets" };
 	for (size_t i = 0; i < j->env.nrcpt; i++) {
 		const struct dropfile_rcpt *r = &j->env.rcpt[i];
 		char orig[POLICY_ADDR_MAX];
@@ -246,10 +249,16 @@ static void pickup_resolve(struct pickup_job *j)
 		policy_targets_free(&t);
 		if (v == POLICY_ACCEPT)
 			continue;
+		spool_rcpt_add(&j->rcpt, &j->nrcpt, &j->cap, orig, orig, SPOOL_ERROR, r->rp.notify,
+		               r->rp.orcpt);
+		char reply[POLICY_ADDR_MAX + 80];
+		snprintf(reply, sizeof reply, why[v], orig);
+		j->rcpt[j->nrcpt - 1].last_reply = util_xstrdup(reply);
 		struct ev e;
 		pickup_event(j, &e, EK_REJECT, LOG_WARNING);
 		ev_add(&e, "to", "<%s>", orig);
-		ev_add(&e, "reason", "%s", why[v]);
+		ev_add(&e, "reason", "%s", reply);
+		ev_add(&e, "report", "to the sender");
 		ev_emit(&e);
 	}
 }
@@ -268,7 +277,7 @@ static void pickup_accept(struct pickup_job *j, size_t used)
 	ev_emit(&e);
 	pickup_resolve(j);
 	if (j->nrcpt == 0)
-		return pickup_aside(j, "no recipient accepted");
+		return pickup_aside(j, "no recipient");
 	j->arrival = (int64_t)time(NULL);
 	j->msg = spool_msg_begin(j->p->srv->spool, j->qid, pickup_chunk_done, j);
 	pickup_received(j);

@@ -44,7 +44,10 @@
 
 #define SPOOL_CHUNK (64 * 1024)
 
-enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1, SPOOL_LMTP = 2 };
+/* SPOOL_ERROR: refused when the message was queued (a maildrop file's
+ * unknown user); last_reply says why, and the scheduler fails it at once
+ * with a report to the sender, as Postfix's error(8) transport does. */
+enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1, SPOOL_LMTP = 2, SPOOL_ERROR = 3 };
 enum spool_status { SPOOL_PENDING = 0, SPOOL_DELIVERED = 1, SPOOL_FAILED = 2 };
 
 struct spool_rcpt {

@@ -75,7 +75,11 @@ class SmtpSink:
 
 
 def parse(path):
-    return email.message_from_bytes(Path(path).read_bytes(), policy=email.policy.compat32)
+    return parse_bytes(Path(path).read_bytes())
+
+
+def parse_bytes(data):
+    return email.message_from_bytes(data, policy=email.policy.compat32)
 
 
 def report_parts(msg):

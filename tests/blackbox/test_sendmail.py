@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DEADLINE, REPO, wait_for
+from peers import parse_bytes, report_parts
 
 SENDMAIL = os.environ.get("TERN_SENDMAIL") or str(REPO / "build" / "tern-sendmail")
 RECEIVED_LOCAL = re.compile(
@@ -397,8 +398,8 @@ def test_malformed_maildrop_files_moved_aside(server):
                      b"RCPT TO:<kate@example.com>\r\nDATA\r\nSubject: cut short\r\n"),
         "3.bare-lf": (b"TERN-MAILDROP 1 uid=0 user=root\r\nMAIL FROM:<a@example.com>\r\n"
                       b"RCPT TO:<kate@example.com>\r\nDATA\r\nbare\nlf\r\n.\r\n"),
-        "4.unknown": (b"TERN-MAILDROP 1 uid=0 user=root\r\nMAIL FROM:<a@example.com>\r\n"
-                      b"RCPT TO:<nobody@example.com>\r\nDATA\r\nx\r\n.\r\n"),
+        "4.no-rcpt": (b"TERN-MAILDROP 1 uid=0 user=root\r\nMAIL FROM:<a@example.com>\r\n"
+                      b"DATA\r\nx\r\n.\r\n"),
     }
     for name, data in files.items():
         (md / (".tmp." + name)).write_bytes(data)
@@ -408,8 +409,31 @@ def test_malformed_maildrop_files_moved_aside(server):
         assert f.read_bytes() == files[f.name], "%s changed on its way aside" % f.name
     log = server.log()
     for name, why in (("1.garbage", "not a maildrop file"), ("2.no-dot", "does not end"),
-                      ("3.bare-lf", "bare CR or LF"), ("4.unknown", "no recipient accepted")):
+                      ("3.bare-lf", "bare CR or LF"), ("4.no-rcpt", "no recipients")):
         assert re.search(r"pickup: file=%s, .*problem=[^,]*%s.*moved=" % (re.escape(name), why),
                          log), "no log line for %s in:\n%s" % (name, log)
     assert maildrop(server) == []
+    server.barrier("kate@example.com")
+
+
+def test_unknown_recipient_returned_to_the_sender(ternd):
+    """The program that ran sendmail has gone: an unknown local recipient
+    comes back to the sender as a delivery-status report (as Postfix's
+    local(8) "unknown user"), and the known one gets the message."""
+    server = ternd(mailboxes=["kate@example.com", "bob@example.com"])
+    conf = write_conf(server)
+    p = sendmail(conf, ["-f", "kate@example.com", "-i", "nobody@example.com", "bob@example.com"],
+                 b"Subject: half known\n\nhalf-known-body\n")
+    assert p.returncode == 0, p.stderr
+    local_message(server, "bob@example.com", "half-known-body")
+    report = server.wait_message_with("kate@example.com", "half known")
+    human, _, rcpts, returned = report_parts(parse_bytes(report))
+    assert [r["Final-Recipient"] for r in rcpts] == ["rfc822; nobody@example.com"]
+    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "5.1.1"
+    assert "<nobody@example.com>: 5.1.1 nobody@example.com: user unknown" in human
+    assert b"half-known-body" in returned.as_bytes()
+    log = server.log()
+    assert re.search(r"to=<nobody@example\.com>, reason=5\.1\.1 [^,]*user unknown, "
+                     r"report=to the sender", log), log
+    assert maildrop(server) == [] and bad_files(server) == []
     server.barrier("kate@example.com")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DEADLINE, REPO, crlf, free_port, wait_for
-from peers import SmtpSink, free_port_on, parse, report_parts
+from peers import SmtpSink, free_port_on, parse, parse_bytes, report_parts
 from secfix import PASSWORD, cert, users_file  # noqa: F401 (fixtures)
 
 TERNCTL = os.environ.get("TERNCTL") or str(REPO / "build" / "ternctl")
@@ -246,12 +246,6 @@ def test_delete_is_silent_bounce_reports(world):
     wait_for("the queue empty", lambda: queue_json(world) == [])
     assert all(b"to delete" not in f.read_bytes() for f in world.messages("alice@example.com"))
     assert len(world.messages("alice@example.com")) == 1
-
-
-def parse_bytes(data):
-    import email
-    import email.policy
-    return email.message_from_bytes(data, policy=email.policy.compat32)
 
 
 # --------------------------------------------------------------------------

@@ -90,6 +90,11 @@ static void test_routes(void **state)
 	assert_false(r.auth);
 
 	assert_false(route_for(&c, m, "nodomain", SPOOL_REMOTE, &r) && r.kind == ROUTE_MX);
+
+	/* refused when queued: nowhere, whatever the maps say */
+	assert_true(route_for(&c, m, "u@mapped.example", SPOOL_ERROR, &r));
+	assert_int_equal(r.kind, ROUTE_ERROR);
+	assert_string_equal(r.key, "error");
 	route_map_free(m);
 	conf_free(&c);
 }
