@@ -32,6 +32,7 @@
 #include "lib/util.h"
 #include "net/closer.h"
 #include "net/maildrop.h"
+#include "net/post.h"
 #include "net/tls.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
@@ -350,6 +351,23 @@ static int ternd_drop(const struct conf *c, const struct passwd *pw)
 	return 0;
 }
 
+/* The port through which sessions ask the engine for held mail (smtpd
+ * and deliver never include each other). */
+static void ternd_release(void *q, const struct hold_release *rel)
+{
+	queue_release(q, rel);
+}
+
+static struct hold_conduit *ternd_conduit_new(void *q, const char *name)
+{
+	return queue_conduit_new(q, name);
+}
+
+static void ternd_conduit_attach(void *q, struct hold_conduit *c, struct closer_taken *t)
+{
+	queue_conduit_attach(q, c, t);
+}
+
 static int ternd_start(struct ternd *t)
 {
 	const struct conf *c = &t->srv.set->conf;
@@ -359,6 +377,7 @@ static int ternd_start(struct ternd *t)
 	policy_init(&t->policy, t->srv.base);
 	t->srv.policy = &t->policy;
 	t->srv.closer = closer_new(t->srv.base);
+	t->srv.post = post_new(t->srv.base);
 	ternd_events(t);
 	/* the TLS key was read with the rest of the settings, as root: it may
 	 * be root's alone (a reload reads it as run_user) */
@@ -399,6 +418,8 @@ static int ternd_start(struct ternd *t)
 		if (!queue_start(t->queue, t->srv.spool))
 			return 2;
 		spool_set_commit_hook(t->srv.spool, queue_kick, t->queue);
+		t->srv.hold = (struct hold_port){ ternd_release, ternd_conduit_new, ternd_conduit_attach,
+		                                  t->queue };
 	}
 	if (!control_start(t->control))
 		return 2;
@@ -422,6 +443,7 @@ static void ternd_stop(struct ternd *t)
 	spool_close(t->srv.spool);  /* runs the last completions */
 	control_free(t->control);   /* nothing answers or emits any more */
 	pickup_free(t->pickup);     /* after its last commit's completion */
+	post_free(t->srv.post);     /* the engine's last answers: sessions freed */
 	struct event *evs[] = { t->spool_ev, t->sigterm, t->sigint, t->sighup, t->grace, t->trim };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "deliver/engine.h"
@@ -41,6 +42,17 @@ struct dest {
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
 	struct conn *idle;
+};
+
+/* ATRN's reversed connection as a next hop (see the end of this file). */
+struct hold_conduit {
+	char name[200];               /* "user@[ip]", for the log */
+	struct sockaddr_storage peer;
+	struct closer_taken taken;    /* until its connection takes it */
+	bool attached;                /* the session has handed it over (or gave up) */
+	bool usable;                  /* and there is a connection to take */
+	bool released;                /* its release has ended */
+	unsigned id;
 };
 
 static void dest_pump(struct queue *q, struct dest *d);
@@ -157,7 +169,10 @@ static void conn_next(struct conn *cn)
 	cn->next = cn->d->idle;
 	cn->d->idle = cn;
 	struct timeval tv = { QUEUE_CONN_IDLE, 0 };
-	evtimer_add(cn->idle_ev, &tv);
+	if (cn->d->route.kind != ROUTE_CONDUIT)   /* it waits for its release's end */
+		evtimer_add(cn->idle_ev, &tv);
+	else if (cn->d->route.conduit->released)
+		event_active(cn->idle_ev, EV_TIMEOUT, 0);
 }
 
 static void conn_ready_cb(struct smtpc *c, void *arg)
@@ -294,6 +309,117 @@ static void conn_unix(struct conn *cn)
 	conn_open(cn, &t);
 }
 
+/* ---- ATRN: the customer's connection, reversed (RFC 2645 4) ---- */
+
+
+struct hold_conduit *queue_conduit_new(struct queue *q, const char *name)
+{
+	(void)q;
+	static _Atomic unsigned ids;
+	struct hold_conduit *c = util_xcalloc(1, sizeof *c);
+	snprintf(c->name, sizeof c->name, "%s", name);
+	c->taken.fd = -1;
+	c->id = ++ids;
+	return c;
+}
+
+const char *dest_conduit_name(const struct hold_conduit *c)
+{
+	return c->name;
+}
+
+void dest_conduit_route(struct hold_conduit *c, struct route *out)
+{
+	memset(out, 0, sizeof *out);
+	out->kind = ROUTE_CONDUIT;
+	out->conduit = c;
+	snprintf(out->name, sizeof out->name, "%s", c->name);
+	snprintf(out->key, sizeof out->key, "atrn:%u", c->id);
+}
+
+static struct dest *dest_find(struct queue *q, const char *key)
+{
+	size_t h = hmap_hash(key);
+	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
+		struct dest *d = HMAP_ENTRY(n, struct dest, node);
+		if (!strcmp(d->route.key, key))
+			return d;
+	}
+	return NULL;
+}
+
+static struct dest *dest_of_conduit(struct queue *q, struct hold_conduit *c)
+{
+	struct route r;
+	dest_conduit_route(c, &r);
+	return dest_find(q, r.key);
+}
+
+static void dest_conduit_free_if_over(struct hold_conduit *c)
+{
+	if (!c->attached || !c->released)
+		return;
+	closer_taken_free(&c->taken);
+	free(c);
+}
+
+/* Its one connection: the session's socket and TLS, moved here. */
+static void conn_conduit(struct conn *cn)
+{
+	struct hold_conduit *c = cn->d->route.conduit;
+	if (!c->usable) {
+		struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN connection is gone" };
+		return conn_fail(cn, &r);
+	}
+	c->usable = false;
+	struct smtpc_target t;
+	conn_target_base(cn, &t);
+	t.addr[0] = c->peer;
+	t.naddr = 1;
+	snprintf(t.name[0], sizeof t.name[0], "%s", c->name);
+	t.adopt = &c->taken;
+	conn_open(cn, &t);
+}
+
+void dest_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t)
+{
+	c->attached = true;
+	if (t) {
+		c->taken = *t;   /* moved */
+		memset(t, 0, sizeof *t);
+		t->fd = -1;
+		socklen_t len = sizeof c->peer;
+		if (getpeername(c->taken.fd, (struct sockaddr *)&c->peer, &len) != 0)
+			c->peer.ss_family = AF_UNSPEC;
+		c->usable = true;
+	}
+	struct dest *d = c->released ? NULL : dest_of_conduit(q, c);
+	if (d)
+		dest_pump(q, d);
+	dest_conduit_free_if_over(c);
+}
+
+/* The release has ended: its connection says QUIT (at once when idle);
+ * nothing more will be sent over it. */
+void dest_conduit_done(struct queue *q, struct hold_conduit *c)
+{
+	c->released = true;
+	struct dest *d = dest_of_conduit(q, c);
+	if (d) {
+		while (d->idle) {
+			struct conn *cn = d->idle;
+			evtimer_del(cn->idle_ev);
+			conn_idle_cb(-1, 0, cn);
+		}
+		if (d->nwait) {
+			struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN session has ended" };
+			dest_fail_waiting(q, d, &r);
+		}
+		dest_free_if_unused(q, d);
+	}
+	dest_conduit_free_if_over(c);
+}
+
 static void conn_new(struct queue *q, struct dest *d)
 {
 	struct conn *cn = util_xcalloc(1, sizeof *cn);
@@ -308,6 +434,8 @@ static void conn_new(struct queue *q, struct dest *d)
 		dns_mx(q->dns, d->route.name, conn_resolved, cn);
 	else if (d->route.kind == ROUTE_HOST)
 		dns_host(q->dns, d->route.name, conn_resolved, cn);
+	else if (d->route.kind == ROUTE_CONDUIT)
+		conn_conduit(cn);
 	else
 		conn_unix(cn);
 }
@@ -320,6 +448,16 @@ static void dest_pump(struct queue *q, struct dest *d)
 		d->idle = cn->next;
 		evtimer_del(cn->idle_ev);
 		conn_run(cn, dest_pop(d));
+	}
+	if (d->route.kind == ROUTE_CONDUIT) {   /* one connection, once handed over */
+		struct hold_conduit *c = d->route.conduit;
+		if (d->nwait && !d->active && c->attached && !c->usable) {
+			struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN connection is gone" };
+			dest_fail_waiting(q, d, &r);
+		} else if (d->nwait && !d->active && c->usable) {
+			conn_new(q, d);
+		}
+		return;
 	}
 	while (d->nwait > d->starting && d->active < q->conf->destination_concurrency)
 		conn_new(q, d);

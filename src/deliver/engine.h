@@ -90,6 +90,9 @@ struct inbox_item {
 	void *ctx;
 	long count;                 /* bounce: recipients returned */
 	struct engine_set *reload;  /* queue_reload: the settings to take */
+	struct hold_release *rel;   /* queue_release: the release to begin */
+	struct hold_conduit *conduit; /* queue_conduit_attach: it, and taken */
+	struct closer_taken taken;
 };
 struct report_out;              /* report.c */
 
@@ -150,6 +153,13 @@ struct queue {
 	struct spool_cursor scan_at; /* where the next scan goes on from */
 	int64_t wake_at;            /* when timer_ev fires (unix seconds), 0: not armed */
 	int64_t started;
+	/* release.c */
+	struct rel *releases;       /* under way */
+	struct hmap rel_entries;    /* each recipient they released, by "qid/idx" */
+	pthread_mutex_t rel_mu;
+	struct rel_rows *rel_inbox; /* the writer's answers (under rel_mu) */
+	struct event *rel_ev;       /* takes them on the loop */
+	int64_t aged_at;            /* the last look at held mail's age */
 	/* dest.c */
 	struct hmap dests;          /* by route key */
 	size_t nconns;
@@ -179,7 +189,31 @@ void sched_admin_wait(struct queue *q);
 void sched_record_last(struct queue *q);
 void sched_free_all(struct queue *q);
 
+/* ---- release.c ---- */
+
+/* Begin a release (on the loop): req's domains, or one message (qid). */
+void release_begin(struct queue *q, const struct hold_release *req, const char *qid);
+/* The writer's answers (rel_ev). */
+void release_rows(evutil_socket_t fd, short what, void *arg);
+/* Was recipient rc of m released by a release under way (then it goes,
+ * its domain held or not)? Its conduit, if that release has one. */
+struct hold_conduit *release_of(const struct queue *q, const struct qmsg *m,
+                                 const struct spool_rcpt *rc, bool *released);
+/* rc's attempt is over (its status set): its release hears of it. */
+void release_result(struct queue *q, const struct qmsg *m, const struct spool_rcpt *rc);
+/* Releases that heard nothing for long stop waiting (from the timer). */
+void release_tick(struct queue *q, int64_t now);
+void release_free_all(struct queue *q);
+
 /* ---- dest.c ---- */
+
+/* ATRN's reversed connection as a next hop (hold_conduit): its name for
+ * the log; its route; attach: the connection has come (t NULL: never
+ * will); done: its release ended: QUIT once idle. It is freed after both. */
+const char *dest_conduit_name(const struct hold_conduit *c);
+void dest_conduit_route(struct hold_conduit *c, struct route *out);
+void dest_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t);
+void dest_conduit_done(struct queue *q, struct hold_conduit *c);
 
 void dest_hangup_all(struct queue *q);
 void dest_free_all(struct queue *q);

@@ -32,10 +32,18 @@ static void queue_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&q->inbox_mu);
 	while (it) {
 		struct inbox_item *next = it->next;
-		if (it->reload)
+		if (it->reload) {
 			queue_reloaded(q, it);
-		else
+		} else if (it->conduit) {
+			dest_conduit_attach(q, it->conduit, it->taken.fd >= 0 ? &it->taken : NULL);
+			free(it);
+		} else if (it->rel) {
+			release_begin(q, it->rel, NULL);
+			free(it->rel);
+			free(it);
+		} else {
 			sched_command(q, it);
+		}
 		it = next;
 	}
 }
@@ -58,6 +66,29 @@ void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *
 	it->cmd = *cmd;
 	it->done = done;
 	it->ctx = ctx;
+	queue_post(q, it);
+}
+
+void queue_release(struct queue *q, const struct hold_release *rel)
+{
+	struct inbox_item *it = util_xcalloc(1, sizeof *it);
+	it->q = q;
+	it->rel = util_xcalloc(1, sizeof *it->rel);
+	*it->rel = *rel;
+	queue_post(q, it);
+}
+
+void queue_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t)
+{
+	struct inbox_item *it = util_xcalloc(1, sizeof *it);
+	it->q = q;
+	it->conduit = c;
+	it->taken.fd = -1;
+	if (t) {
+		it->taken = *t;   /* moved */
+		memset(t, 0, sizeof *t);
+		t->fd = -1;
+	}
 	queue_post(q, it);
 }
 
@@ -178,6 +209,7 @@ struct queue *queue_new(struct settings *st)
 	pthread_mutex_init(&q->rec_mu, NULL);
 	pthread_cond_init(&q->rec_cv, NULL);
 	pthread_mutex_init(&q->inbox_mu, NULL);
+	pthread_mutex_init(&q->rel_mu, NULL);
 	return q;
 }
 
@@ -211,6 +243,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->scan_ev = queue_event(q, sched_scan_cb, false);
 	q->stop_ev = queue_event(q, queue_stop_cb, false);
 	q->inbox_ev = queue_event(q, queue_inbox_cb, false);
+	q->rel_ev = queue_event(q, release_rows, false);
 	if (!local_start(q))
 		return false;
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
@@ -235,6 +268,15 @@ static void queue_inbox_cancel(struct queue *q)
 			next = it->next;
 			if (it->done)
 				it->done(it->ctx, ECANCELED, 0);
+			if (it->rel && it->rel->started)
+				it->rel->started(it->rel->ctx, ECANCELED, 0);
+			if (it->rel && it->rel->via)
+				dest_conduit_done(q, it->rel->via);
+			if (it->conduit) {
+				closer_taken_free(&it->taken);
+				dest_conduit_attach(q, it->conduit, NULL);
+			}
+			free(it->rel);
 			engine_set_unref(it->reload);
 			free(it);
 		}
@@ -248,11 +290,12 @@ static void queue_free_all(struct queue *q)
 	sched_admin_wait(q);
 	queue_inbox_cancel(q);
 	dns_free(q->dns);
+	release_free_all(q);    /* before its conduits go */
 	dest_free_all(q);
 	closer_free(q->closer);
 	sched_free_all(q);
 	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
-	                        q->rec_retry_ev, q->scan_ev, q->inbox_ev };
+	                        q->rec_retry_ev, q->scan_ev, q->inbox_ev, q->rel_ev };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -275,5 +318,6 @@ void queue_stop(struct queue *q)
 	pthread_mutex_destroy(&q->rec_mu);
 	pthread_cond_destroy(&q->rec_cv);
 	pthread_mutex_destroy(&q->inbox_mu);
+	pthread_mutex_destroy(&q->rel_mu);
 	free(q);
 }

@@ -8,6 +8,8 @@
 #define TERN_QUEUE_H
 
 #include "lib/conf.h"
+#include "net/closer.h"
+#include "policy/hold.h"
 #include "policy/policy.h"
 #include "policy/settings.h"
 #include "spool/spool.h"
@@ -47,6 +49,15 @@ typedef void queue_done_fn(void *ctx, int err, long count);
  * stopped first; count the recipients changed (messages, for delete). A
  * bounce of a message whose results are being written waits for them. */
 void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *done, void *ctx);
+/* A release of held domains followed to its end (policy/hold.h), from
+ * any thread; rel is copied. ATRN's conduit: made before the release
+ * (queue_conduit_new), attached once the 250 to ATRN has left
+ * (queue_conduit_attach: the connection, taken from the session's loop;
+ * NULL when the client went away), owned by the engine from then on. */
+void queue_release(struct queue *q, const struct hold_release *rel);
+struct hold_conduit *queue_conduit_new(struct queue *q, const char *name);
+void queue_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t);
+
 /* A reload (the caller's thread): read what the engine needs of st (its
  * problems through log_problem); false when something is bad, and nothing
  * changes. Else the engine takes st on its thread between two steps (work

@@ -11,7 +11,11 @@
 
 #include "lib/conf.h"
 
-enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX, ROUTE_LOCAL, ROUTE_ERROR };
+/* ROUTE_CONDUIT: ATRN's reversed connection (deliver/dest.c), never a
+ * result of route_for. */
+enum route_kind { ROUTE_MX, ROUTE_HOST, ROUTE_UNIX, ROUTE_LOCAL, ROUTE_ERROR, ROUTE_CONDUIT };
+
+struct hold_conduit;
 
 struct route {
 	enum route_kind kind;
@@ -20,6 +24,7 @@ struct route {
 	bool lmtp;
 	bool auth;            /* use relayhost_auth */
 	char key[300];        /* destination identity, for connection sharing */
+	struct hold_conduit *conduit;  /* ROUTE_CONDUIT */
 };
 
 struct route_map;

@@ -26,9 +26,16 @@
 #include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "policy/hold.h"
 
 static void sched_wake_at(struct queue *q, int64_t t);
 static void sched_arm(struct queue *q, int64_t now);
+static int64_t sched_age_period(const struct conf *c)
+{
+	unsigned shortest = c->hold_lifetime < c->delay_warning ? c->hold_lifetime : c->delay_warning;
+	unsigned p = shortest / 4;
+	return p < 1 ? 1 : p > QUEUE_IDLE_WAIT ? QUEUE_IDLE_WAIT : p;
+}
 static void sched_cmd_done(void *arg, int err, long count);
 
 /* ---- results ---- */
@@ -62,12 +69,21 @@ static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const ch
 	ev_emit(&e);
 }
 
-/* A temporary failure: retry later, or give up when the message is too old. */
+static const char *sched_domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+/* A temporary failure: retry later, or give up when the message is too
+ * old. Mail for a held domain waits for the next release instead (the
+ * customer's server asks again when it is up), and lives hold_lifetime. */
 static void sched_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 {
 	const struct conf *c = q->conf;
 	int64_t age = m->now - m->env.arrival;
-	if (age >= (int64_t)c->max_queue_lifetime) {
+	bool hold = hold_domain(c, sched_domain_of(r->addr));
+	if (age >= (int64_t)(hold ? c->hold_lifetime : c->max_queue_lifetime)) {
 		char why[600];
 		snprintf(why, sizeof why, "4.4.7 message expired after %llds in the queue; last error: %s",
 		         (long long)age, r->last_reply);
@@ -78,9 +94,14 @@ static void sched_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 		report_note(m, DSN_FAILED, r, "failed");
 		return;
 	}
-	r->next_try = m->now + sched_backoff(c, r->attempts);
-	sched_wake_at(q, r->next_try);
-	sched_log(m, r, "deferred");
+	if (hold) {
+		r->held = true;
+		sched_log(m, r, "deferred, held again");
+	} else {
+		r->next_try = m->now + sched_backoff(c, r->attempts);
+		sched_wake_at(q, r->next_try);
+		sched_log(m, r, "deferred");
+	}
 	if (!(r->dsn_flags & SPOOL_DSN_DELAY) && age >= (int64_t)c->delay_warning) {
 		r->dsn_flags |= SPOOL_DSN_DELAY;   /* one delay report per recipient */
 		report_note(m, DSN_DELAYED, r, "delayed");
@@ -112,6 +133,7 @@ static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
 	} else {
 		sched_defer(q, m, r);
 	}
+	release_result(q, m, r);
 }
 
 /* ---- messages ---- */
@@ -169,7 +191,7 @@ static int64_t sched_next_try(const struct spool_env *e)
 {
 	int64_t t = INT64_MAX;
 	for (size_t i = 0; i < e->nrcpt; i++)
-		if (e->rcpt[i].status == SPOOL_PENDING && e->rcpt[i].next_try < t)
+		if (e->rcpt[i].status == SPOOL_PENDING && !e->rcpt[i].held && e->rcpt[i].next_try < t)
 			t = e->rcpt[i].next_try;
 	return t;
 }
@@ -258,8 +280,11 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 			ev_emit(&e);
 		} else {
 			pending = true;
-			if (m->held)   /* its retry may have fallen due while it was held */
-				sched_wake_at(q, sched_next_try(&m->env));
+			/* its retry may have fallen due while it was held, or a
+			 * release made it due while it was in flight */
+			int64_t next = sched_next_try(&m->env);
+			if (next <= (int64_t)time(NULL) || (m->held && next < INT64_MAX))
+				sched_wake_at(q, next);
 		}
 		sched_msg_free(q, m);
 	}
@@ -386,12 +411,6 @@ struct held_domain {
 	char name[256];
 };
 
-static const char *sched_domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	return at ? at + 1 : "";
-}
-
 static struct held_domain *sched_held_find(const struct queue *q, const char *domain)
 {
 	char d[256];
@@ -426,13 +445,55 @@ static void sched_held_free(struct hmap_node *n, void *ctx)
 	free(HMAP_ENTRY(n, struct held_domain, node));
 }
 
-/* A recipient that must wait: held already, or for a held domain (then it
- * is marked, and recording the message keeps it out of the due scans). */
-static bool sched_waits(struct queue *q, struct spool_rcpt *r)
+/* A recipient that must wait: held already, or for a held domain (by
+ * hold_domains or an operator: then it is marked, and recording the
+ * message keeps it out of the due scans); unless a release under way
+ * took it, which also says whether it goes over ATRN's connection. */
+static bool sched_waits(struct queue *q, const struct qmsg *m, struct spool_rcpt *r,
+                        struct hold_conduit **via)
 {
-	if (!r->held && q->held_domains.n && sched_held_find(q, sched_domain_of(r->addr)))
+	bool released;
+	*via = release_of(q, m, r, &released);
+	if (released) {
+		r->held = false;
+		return false;
+	}
+	const char *domain = sched_domain_of(r->addr);
+	if (!r->held && (hold_domain(q->conf, domain) ||
+	                 (q->held_domains.n && sched_held_find(q, domain))))
 		r->held = true;
 	return r->held;
+}
+
+/* Held mail ages (hold_lifetime): a delay report once delay_warning has
+ * passed (as NOTIFY allows), a bounce at the end. */
+static void sched_held_age(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
+{
+	const struct conf *c = q->conf;
+	int64_t age = m->now - m->env.arrival;
+	char why[600];
+	if (age >= (int64_t)c->hold_lifetime) {
+		snprintf(why, sizeof why, "4.4.7 held for %llds and never asked for (hold_lifetime)%s%s",
+		         (long long)age, r->last_reply[0] ? "; last error: " : "", r->last_reply);
+		free(r->last_reply);
+		r->last_reply = util_xstrdup(why);
+		r->status = SPOOL_FAILED;
+		r->held = false;
+		r->tried_at = m->now;
+		sched_log(m, r, "expired");
+		report_note(m, DSN_FAILED, r, "failed");
+		return;
+	}
+	if ((r->dsn_flags & SPOOL_DSN_DELAY) || age < (int64_t)c->delay_warning)
+		return;
+	r->dsn_flags |= SPOOL_DSN_DELAY;
+	if (!r->last_reply[0]) {
+		snprintf(why, sizeof why, "4.4.0 held here for %s until its own server asks for it",
+		         sched_domain_of(r->addr));
+		free(r->last_reply);
+		r->last_reply = util_xstrdup(why);
+	}
+	report_note(m, DSN_DELAYED, r, "delayed");
 }
 
 /* A recipient refused when it was queued fails with the reason kept
@@ -451,10 +512,19 @@ static void sched_plan(struct queue *q, struct qmsg *m)
 {
 	for (unsigned i = 0; i < m->env.nrcpt; i++) {
 		struct spool_rcpt *r = &m->env.rcpt[i];
-		if (r->status != SPOOL_PENDING || r->next_try > m->now || sched_waits(q, r))
+		struct hold_conduit *via;
+		if (r->status != SPOOL_PENDING)
+			continue;
+		if (sched_waits(q, m, r, &via)) {
+			sched_held_age(q, m, r);
+			continue;
+		}
+		if (r->next_try > m->now)
 			continue;
 		struct route rt;
-		if (!route_for(q->conf, q->cur->map, r->addr, r->transport, &rt)) {
+		if (via) {
+			dest_conduit_route(via, &rt);
+		} else if (!route_for(q->conf, q->cur->map, r->addr, r->transport, &rt)) {
 			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
 			sched_apply(q, m, i, &res, "", false);
 			continue;
@@ -544,6 +614,8 @@ static void sched_arm(struct queue *q, int64_t now)
 {
 	if (q->backlog)
 		sched_wake_at(q, now + 1);
+	if (q->conf->hold_domains.n)
+		sched_wake_at(q, q->aged_at + sched_age_period(q->conf));
 	int64_t next = spool_reader_next_due(q->reader, now);
 	if (next > now)
 		sched_wake_at(q, next);
@@ -572,6 +644,24 @@ static void sched_scan_full(struct queue *q, bool full)
 		q->full = false;
 }
 
+/* Held mail is never due: a look, once a minute at most (more often for
+ * short delay_warning or hold_lifetime), for what has waited long enough
+ * to call for a delay report or a bounce (sched_plan does them,
+ * sched_held_age). */
+static void sched_age_held(struct queue *q, int64_t now)
+{
+	if (now - q->aged_at < sched_age_period(q->conf) || sched_scan_room(q) == 0)
+		return;
+	static char qids[QUEUE_BATCH][UTIL_QID_LEN + 1];
+	q->aged_at = now;
+	size_t n = spool_reader_held_aged(q->reader, now - (int64_t)q->conf->hold_lifetime,
+	                                  now - (int64_t)q->conf->delay_warning, qids,
+	                                  sched_scan_room(q));
+	for (size_t i = 0; i < n; i++)
+		if (!sched_inflight(q, qids[i]))
+			sched_start_qid(q, qids[i], now);
+}
+
 /* Look into the spool for due messages (the fresh ones taken under the
  * same lock, so that none is started twice or missed). A batch that was
  * cut leaves the cursor where it stopped: the next scan goes on from
@@ -593,6 +683,8 @@ void sched_scan(struct queue *q)
 	for (size_t i = 0; i < n; i++)
 		if (!sched_inflight(q, qids[i]))
 			sched_start_qid(q, qids[i], now);
+	sched_age_held(q, now);
+	release_tick(q, now);
 	q->backlog = more;
 	if (!more)
 		q->scan_at = SPOOL_CURSOR_START;
@@ -855,6 +947,23 @@ static void sched_bounce(struct queue *q, struct inbox_item *it)
 	event_active(q->flush_ev, EV_TIMEOUT, 0);
 }
 
+static void sched_released(void *ctx, int err, long count)
+{
+	sched_cmd_done(ctx, err, count);
+}
+
+/* An operator's release is followed like any other (release.c): what it
+ * releases goes although its domain is in hold_domains. */
+static void sched_release(struct queue *q, struct inbox_item *it)
+{
+	struct hold_release req = { .started = sched_released, .ctx = it };
+	if (it->cmd.domain[0]) {
+		snprintf(req.domain[0], sizeof req.domain[0], "%s", it->cmd.domain);
+		req.n = 1;
+	}
+	release_begin(q, &req, it->cmd.qid[0] ? it->cmd.qid : NULL);
+}
+
 void sched_command(struct queue *q, struct inbox_item *it)
 {
 	static const enum spool_admin admin[] = { [QUEUE_HOLD] = SPOOL_HOLD,
@@ -874,6 +983,8 @@ void sched_command(struct queue *q, struct inbox_item *it)
 		return sched_bounce(q, it);
 	if (c->domain[0] && (c->op == QUEUE_HOLD || c->op == QUEUE_RELEASE))
 		sched_held_set(q, c->domain, c->op == QUEUE_HOLD);
+	if (c->op == QUEUE_RELEASE)
+		return sched_release(q, it);
 	sched_cmd_inflight(q, c, now);
 	pthread_mutex_lock(&q->rec_mu);
 	q->admin_pending++;

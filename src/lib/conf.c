@@ -71,6 +71,11 @@ static const struct conf_key conf_keys[] = {
 	K(destination_concurrency, T_UINT, "10"),
 	K(delay_warning, T_DURATION, "4h"),
 	K(max_queue_lifetime, T_DURATION, "5d"),
+	K(hold_domains, T_DOMAINS, ""),
+	K(hold_recipients_file, T_STR, ""),
+	K(hold_lifetime, T_DURATION, "10d"),
+	K(etrn_networks, T_CIDRS, ""),
+	R(dequeue_listen, T_STR, ""),
 	K(tls_cert, T_STR, ""),
 	K(tls_key, T_STR, ""),
 	K(users_file, T_STR, ""),
@@ -407,6 +412,10 @@ static int conf_finish_delivery(struct conf *c)
 	}
 	if (*c->metrics_listen && !conf_hostport_valid(c->metrics_listen)) {
 		log_problem("metrics_listen: '%s' is not host:port\n", c->metrics_listen);
+		bad++;
+	}
+	if (*c->dequeue_listen && !conf_hostport_valid(c->dequeue_listen)) {
+		log_problem("dequeue_listen: '%s' is not host:port\n", c->dequeue_listen);
 		bad++;
 	}
 	if (*c->relayhost && !conf_hostport_valid(c->relayhost)) {

@@ -68,6 +68,13 @@ struct conf {
 	unsigned delay_warning;        /* seconds before a delay report */
 	unsigned max_queue_lifetime;   /* seconds before a bounce */
 
+	/* backup MX: domains held for dequeuing (ETRN, ATRN, dequeue_listen) */
+	struct conf_list hold_domains; /* and their subdomains, lower-cased */
+	char *hold_recipients_file;    /* "user@domain" lines: RCPT checks; "" = none */
+	unsigned hold_lifetime;        /* seconds mail may wait held before a bounce */
+	struct cidr_list etrn_networks;/* clients that may ETRN */
+	char *dequeue_listen;          /* host:port of the dequeue trigger; "" = none */
+
 	/* security */
 	char *tls_cert;                /* PEM chain for STARTTLS/SMTPS; "" = no TLS */
 	char *tls_key;                 /* PEM private key */

@@ -47,6 +47,13 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_VRFY_SYNTAX] = { 501, "5.5.4", "Syntax: %s address" },
 	[R_TURN] = { 502, "5.5.1", "TURN refused: RFC 2821 deprecates it as insecure; use ETRN" },
 	[R_ETRN] = { 502, "5.5.1", "ETRN not offered: no domains are held here for dequeuing" },
+	/* RFC 1985 4, 5 */
+	[R_ETRN_SYNTAX] = { 501, "5.5.4", "Syntax: ETRN domain or ETRN @domain" },
+	[R_ETRN_IN_TX] = { 503, "5.5.1", "ETRN not permitted during a mail transaction" },
+	[R_NODE_DENIED] = { 459, "4.7.1", "Node %s not allowed: %s" },
+	[R_NODE_BUSY] = { 458, "4.3.0", "Unable to queue messages for node %s: %s" },
+	[R_NODE_NONE] = { 251, "2.0.0", "OK, no messages waiting for node %s" },
+	[R_NODE_STARTED] = { 253, "2.0.0", "OK, %ld pending messages for node %s started" },
 	[R_VERB] = { 502, "5.5.1", "VERB not offered: the server log shows every step" },
 	[R_DSN_VERB] = { 502, "5.5.1", "DSN is an extension, not a command: add NOTIFY= to RCPT TO (RFC 3461)" },
 	[R_NOT_OFFERED] = { 502, "5.5.1", "%s not offered by this server" },

@@ -16,7 +16,7 @@ static const char *const ev_names[EK__COUNT] = {
 	[EK_NOT_QUEUED] = "not queued", [EK_REFUSED_DATA] = "refused at end of data",
 	[EK_DELIVERY] = "delivery", [EK_REPORT] = "report", [EK_REMOVED] = "removed",
 	[EK_HELD] = "held", [EK_RECORDED] = "recorded",
-	[EK_PICKUP] = "pickup",
+	[EK_PICKUP] = "pickup", [EK_RELEASE] = "release",
 };
 
 /* The log writer is always there (log.c); the rest subscribe at start-up. */

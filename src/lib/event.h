@@ -34,6 +34,8 @@ enum ev_kind {
 	EK_REMOVED, EK_HELD, EK_RECORDED,
 	/* a maildrop file's (pickup.c): qid set once it has one */
 	EK_PICKUP,
+	/* held mail released (deliver/release.c; ETRN, ATRN, dequeue_listen) */
+	EK_RELEASE,
 	EK__COUNT
 };
 

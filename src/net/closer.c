@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -88,6 +90,79 @@ static struct bufferevent *closer_tls_off(struct bufferevent *bev)
 	bufferevent_free(bev);
 	SSL_free(ssl);
 	return plain;
+}
+
+/* ---- a connection taken to another loop ---- */
+
+static void closer_input(struct bufferevent *bev, struct buf *out)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	if (n) {
+		buf_append(out, (const char *)evbuffer_pullup(in, (ev_ssize_t)n), n);
+		evbuffer_drain(in, n);
+	}
+}
+
+/* The TLS bufferevent is freed as closer_tls_off does, without the
+ * close_notify; the socket one loses its descriptor first, so that
+ * BEV_OPT_CLOSE_ON_FREE closes nothing. */
+void closer_take(struct bufferevent *bev, struct closer_taken *out)
+{
+	memset(out, 0, sizeof *out);
+	out->ssl = bufferevent_openssl_get_ssl(bev);
+	struct bufferevent *plain = bev;
+	if (out->ssl) {
+		closer_input(bev, &out->plain);
+		plain = bufferevent_get_underlying(bev);
+		bufferevent_free(bev);
+	}
+	closer_input(plain, &out->raw);
+	out->fd = bufferevent_getfd(plain);
+	bufferevent_disable(plain, EV_READ | EV_WRITE);
+	bufferevent_setfd(plain, -1);
+	bufferevent_free(plain);
+}
+
+struct bufferevent *closer_adopt(struct event_base *base, struct closer_taken *t)
+{
+	struct bufferevent *plain = bufferevent_socket_new(base, t->fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *top = plain;
+	if (plain && t->raw.len)
+		evbuffer_add(bufferevent_get_input(plain), t->raw.data, t->raw.len);
+	if (plain && t->ssl) {
+		top = bufferevent_openssl_filter_new(base, plain, t->ssl, BUFFEREVENT_SSL_OPEN, 0);
+		if (top)
+			bufferevent_openssl_set_allow_dirty_shutdown(top, 1);
+	}
+	if (!top) {
+		if (plain)
+			bufferevent_free(plain);
+		else
+			close(t->fd);
+		if (t->ssl)
+			SSL_free(t->ssl);
+		t->ssl = NULL;
+	} else if (t->plain.len) {
+		evbuffer_add(bufferevent_get_input(top), t->plain.data, t->plain.len);
+	}
+	t->fd = -1;
+	t->ssl = NULL;
+	buf_free(&t->raw);
+	buf_free(&t->plain);
+	return top;
+}
+
+void closer_taken_free(struct closer_taken *t)
+{
+	if (t->ssl)
+		SSL_free(t->ssl);
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	t->ssl = NULL;
+	buf_free(&t->raw);
+	buf_free(&t->plain);
 }
 
 /* Bytes the peer sent that nobody read: closing on them would reset. */

@@ -31,6 +31,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
+#include "lib/buf.h"
+
 struct bufferevent;
 struct event_base;
 struct closer;
@@ -42,6 +46,26 @@ struct closer *closer_new(struct event_base *base);
 /* Take bev (a socket bufferevent, or a TLS filter over one, made with
  * tls_wrap) and close it as above. NULL is ignored. */
 void closer_close(struct closer *l, struct bufferevent *bev);
+
+/* A connection that goes on in another loop (ATRN's role reversal, RFC
+ * 2645 4): its socket, its TLS session (NULL: none), and the bytes read
+ * from it and not used yet, raw (TLS records still) and plain. */
+struct closer_taken {
+	int fd;
+	SSL *ssl;
+	struct buf raw, plain;
+};
+
+/* Free bev's bufferevents but keep the socket and the SSL in out. Only
+ * from the loop, outside bev's callbacks, its output all sent. */
+void closer_take(struct bufferevent *bev, struct closer_taken *out);
+/* Its bufferevents again, on base (the top one: TLS when t has an SSL),
+ * with the bytes read put back; t is emptied. NULL when they cannot be
+ * made (t is then closed). The caller sets its callbacks and runs its
+ * read callback once if the input holds something. */
+struct bufferevent *closer_adopt(struct event_base *base, struct closer_taken *t);
+/* Close what was taken and never adopted. */
+void closer_taken_free(struct closer_taken *t);
 
 /* The loop is ending (shutdown): call event_base_loopbreak() once every
  * connection handed over has been closed, or after seconds at the most. */

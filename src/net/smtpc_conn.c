@@ -47,6 +47,8 @@ struct smtpc_conn {
 	bool whole;                     /* reply is whole: its owner has it */
 	enum smtpc_conn_auth auth;
 	char *auth_user, *auth_pass;    /* copies, wiped at the end of the exchange */
+	struct closer_taken taken;      /* t.adopt's connection, until started */
+	bool adopt;
 };
 
 static void smtpc_conn_read_cb(struct bufferevent *bev, void *arg);
@@ -346,6 +348,35 @@ static void smtpc_conn_connect(struct smtpc_conn *c)
 		smtpc_conn_down(c, SMTPC_DOWN_REFUSED, strerror(errno));
 }
 
+/* A connection taken over is up at once: its TLS, if any, is the one the
+ * session had (no STARTTLS again); what was read already is read first. */
+static void smtpc_conn_take(struct smtpc_conn *c)
+{
+	c->adopt = false;
+	smtp_reply_reset(&c->reply);
+	smtpc_conn_set_peer(c);
+	bool tls = c->taken.ssl != NULL;
+	c->bev = closer_adopt(c->base, &c->taken);
+	if (!c->bev)
+		return smtpc_conn_down(c, SMTPC_DOWN_ERROR, "cannot take the connection over");
+	bufferevent_setcb(c->bev, smtpc_conn_read_cb, smtpc_conn_write_cb, smtpc_conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->state = K_UP;
+	c->tls = tls;
+	smtpc_conn_timeouts(c, c->t.timeout);
+	if (!tls) {
+		wire_direct(c->bev);
+		c->direct = true;
+	}
+	struct bufferevent *bev = c->bev;
+	c->cbs.connected(c, c->cbs.ctx);
+	if (c->bev == bev && evbuffer_get_length(bufferevent_get_input(bev)))
+		smtpc_conn_read_cb(bev, c);
+	if (c->bev == bev && tls)   /* records read already, or inside the SSL */
+		bufferevent_trigger(bufferevent_get_underlying(bev), EV_READ,
+		                    BEV_TRIG_IGNORE_WATERMARKS);
+}
+
 bool smtpc_conn_next(struct smtpc_conn *c)
 {
 	closer_close(c->t.closer, c->bev);
@@ -366,6 +397,7 @@ static void smtpc_conn_free(struct smtpc_conn *c)
 	if (c->start_ev)
 		event_free(c->start_ev);
 	closer_close(c->t.closer, c->bev);
+	closer_taken_free(&c->taken);   /* never started */
 	smtpc_conn_auth_end(c);
 	smtp_reply_free(&c->reply);
 	free(c);
@@ -380,6 +412,8 @@ static void smtpc_conn_start_cb(evutil_socket_t fd, short what, void *arg)
 	struct smtpc_conn *c = arg;
 	if (c->release)
 		smtpc_conn_free(c);
+	else if (!c->closing && c->adopt)
+		smtpc_conn_take(c);
 	else if (!c->closing)
 		smtpc_conn_connect(c);
 }
@@ -394,6 +428,14 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 	c->t = *t;
 	c->cbs = *cbs;
 	c->state = K_CONNECT;
+	c->taken.fd = -1;
+	if (t->adopt) {
+		c->taken = *t->adopt;   /* moved */
+		memset(t->adopt, 0, sizeof *t->adopt);
+		t->adopt->fd = -1;
+		c->t.adopt = NULL;
+		c->adopt = true;
+	}
 	smtp_reply_init(&c->reply);
 	c->start_ev = evtimer_new(base, smtpc_conn_start_cb, c);
 	if (!c->start_ev)

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "lib/conf.h"
+#include "net/closer.h"
 #include "net/smtp.h"
 
 #define SMTPC_ADDRS_MAX 64
@@ -47,6 +48,9 @@ struct smtpc_target {
 	unsigned connect_timeout;  /* seconds per address */
 	unsigned timeout;          /* seconds per reply; 0: none (the owner keeps time) */
 	struct closer *closer;     /* where the connection goes to be closed */
+	struct closer_taken *adopt;/* not NULL: no connecting, this connection is
+	                              taken over (moved; ATRN's reversed session,
+	                              RFC 2645 4), addr[0] and name[0] its peer */
 };
 
 /* How the connection to the current address ended. */

@@ -14,6 +14,7 @@
 #include "lib/mailbox.h"
 #include "lib/util.h"
 #include "policy/auth.h"
+#include "policy/hold.h"
 #include "policy/limits.h"
 #include "spool/spool.h"
 
@@ -118,8 +119,12 @@ static enum policy_verdict policy_resolve(const struct settings *st, const char 
 		return policy_local(st, local, domain, out, depth);
 	if (policy_is_lmtp(st, domain))
 		return policy_add(out, local, domain, SPOOL_LMTP) ? POLICY_ACCEPT : POLICY_LOOP;
-	if (!may_relay)
+	if (hold_domain(&st->conf, domain)) {   /* a backup MX relays for them */
+		if (!hold_rcpts_allow(st->hold_rcpts, local, domain))
+			return POLICY_UNKNOWN;
+	} else if (!may_relay) {
 		return POLICY_RELAY_DENIED;
+	}
 	return policy_add(out, local, domain, SPOOL_REMOTE) ? POLICY_ACCEPT : POLICY_LOOP;
 }
 

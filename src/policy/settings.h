@@ -17,6 +17,7 @@
 #include "lib/aliases.h"
 #include "lib/conf.h"
 #include "policy/auth.h"
+#include "policy/hold.h"
 
 struct settings {
 	atomic_uint refs;
@@ -24,6 +25,7 @@ struct settings {
 	struct conf conf;
 	struct aliases *aliases;
 	struct auth_users *users;     /* empty: no AUTH */
+	struct hold_rcpts *hold_rcpts;/* hold_recipients_file */
 	SSL_CTX *tls;                 /* tls_cert and tls_key; NULL: no TLS */
 	char restart_pending[512];    /* keys changed in the file that wait for a
 	                                 restart ("listen hostname"), or "" */

@@ -75,6 +75,8 @@ static void cmd_ehlo_reply(struct session *s)
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
 		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
+	if (turn_etrn_offered(s))
+		session_reply_more(s, R_EHLO_LINE, "ETRN");   /* RFC 1985 */
 	session_reply(s, R_EHLO_LINE, "HELP");
 }
 
@@ -391,6 +393,7 @@ static const char *const cmd_help_text[][2] = {
 	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
 	{ "STARTTLS", "STARTTLS - start TLS (RFC 3207), when offered in the EHLO reply" },
 	{ "AUTH", "AUTH PLAIN|LOGIN [response] - authenticate (RFC 4954), when offered" },
+	{ "ETRN", "ETRN domain|@domain - deliver the mail held here for it (RFC 1985), when offered" },
 	{ "HELP", "HELP [command] - this text" },
 	{ "NOOP", "NOOP - do nothing, answer 250" },
 	{ "QUIT", "QUIT - end the session" },
@@ -412,7 +415,8 @@ static bool cmd_help(struct session *s, const char *args)
 	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
 	session_reply_more(s, R_HELP_LINE,
 	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
-	session_reply_more(s, R_HELP_LINE, "TURN, ETRN, VERB and DSN are answered but not offered");
+	session_reply_more(s, R_HELP_LINE, "ETRN where offered; TURN, VERB and DSN are answered but "
+	                   "not offered");
 	session_reply(s, R_HELP_END);
 	return false;
 }
@@ -514,7 +518,7 @@ static const struct cmd cmd_table[] = {
 	{ "STARTTLS", PRE | CMD_LAST | CMD_ERRORS, NO, cmd_starttls, NULL, R_UNRECOGNIZED },
 	{ "AUTH", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL, R_UNRECOGNIZED },
 	{ "TURN", CMD_PRE_AUTH | CMD_LAST, NO, cmd_answered, NULL, R_TURN },
-	{ "ETRN", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_ETRN },
+	{ "ETRN", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, turn_etrn, NULL, R_UNRECOGNIZED },
 	{ "VERB", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_VERB },
 	{ "DSN", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_DSN_VERB },
 	{ "BDAT", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_NOT_OFFERED },

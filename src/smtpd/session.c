@@ -350,6 +350,31 @@ void session_ask(struct session *s, const struct policy_query *q, session_procee
 	session_unbusy(s);
 }
 
+void session_wait(struct session *s)
+{
+	s->asking = true;
+	s->pending++;
+}
+
+bool session_wait_over(struct session *s)
+{
+	s->pending--;
+	s->asking = false;
+	if (s->dead) {
+		session_release(s);
+		return false;
+	}
+	s->busy++;
+	return true;
+}
+
+void session_go_on(struct session *s)
+{
+	if (!s->dead)
+		session_process(s);   /* the input waited for the answer */
+	session_unbusy(s);
+}
+
 void session_query(struct session *s, struct policy_query *q, enum policy_stage stage)
 {
 	memset(q, 0, sizeof *q);

@@ -18,9 +18,11 @@
 
 #include "lib/conf.h"
 #include "spool/spool.h"
+#include "policy/hold.h"
 #include "policy/policy.h"
 
 struct closer;
+struct post;
 struct event_base;
 struct event;
 struct session;
@@ -37,6 +39,8 @@ struct server {
 	unsigned peak_sessions;     /* most at once since ternd last gave memory back */
 	uint64_t next_id;
 	bool shutting_down;
+	struct hold_port hold;      /* ETRN and ATRN ask the delivery engine (turn.c) */
+	struct post *post;          /* its answers come back to the loop through it */
 };
 
 /* Take over an accepted socket of a listener with CONF_LISTEN_* modes and

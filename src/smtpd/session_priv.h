@@ -140,7 +140,12 @@ bool sasl_check(struct session *s, const char *args);
 /* One line in ST_AUTH: the client's SASL response. */
 void sasl_response(struct session *s, const char *line);
 
-/* ---- session.c, for the other two ---- */
+/* ---- ETRN and ATRN (turn.c) ---- */
+
+bool turn_etrn_offered(const struct session *s);
+bool turn_etrn(struct session *s, const char *args);
+
+/* ---- session.c, for the others ---- */
 
 /* An event of the session (of its message, with qid): client=[ip] set;
  * the caller adds fields and emits it. */
@@ -157,6 +162,12 @@ void session_refusal(struct session *s, const struct policy_answer *a);
 void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn);
 void session_query(struct session *s, struct policy_query *q, enum policy_stage stage);
 void session_close_after_flush(struct session *s);
+/* A command waits for an answer from elsewhere (the delivery engine), its
+ * input stopped. When it comes: session_wait_over, false when the session
+ * has gone meanwhile (it is freed then); else reply and session_go_on. */
+void session_wait(struct session *s);
+bool session_wait_over(struct session *s);
+void session_go_on(struct session *s);
 void session_reset(struct session *s);
 void session_tx_begin(struct session *s);
 bool session_tls_on(struct session *s);

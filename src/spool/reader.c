@@ -169,6 +169,28 @@ size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor
 	return n;
 }
 
+size_t spool_reader_held_aged(struct spool_reader *r, int64_t expire_at, int64_t warn_at,
+                              char (*qids)[UTIL_QID_LEN + 1], size_t max)
+{
+	sqlite3_stmt *st = spool_reader_prepare(r,
+		"SELECT DISTINCT rcpt.qid FROM rcpt JOIN msg ON msg.qid=rcpt.qid"
+		" WHERE rcpt.status=0 AND rcpt.held=1 AND (msg.arrival<=?1"
+		" OR (msg.arrival<=?2 AND (rcpt.dsn_flags & 1)=0)) LIMIT ?3");
+	size_t n = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, expire_at);
+	sqlite3_bind_int64(st, 2, warn_at);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *q = sqlite3_column_text(st, 0);
+		if (q)
+			snprintf(qids[n++], UTIL_QID_LEN + 1, "%s", (const char *)q);
+	}
+	spool_reader_done(r, st);
+	return n;
+}
+
 int64_t spool_reader_next_due(struct spool_reader *r, int64_t now)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r,

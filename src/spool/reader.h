@@ -31,6 +31,11 @@ struct spool_cursor {
  * nothing is read and *more is set. */
 size_t spool_reader_due(struct spool_reader *r, int64_t now, struct spool_cursor *cur,
                         char (*qids)[UTIL_QID_LEN + 1], size_t max, bool *more);
+/* Messages with a held recipient that arrived at or before expire_at, or
+ * at or before warn_at and had no delay report yet: held mail ages too. At
+ * most max qids. */
+size_t spool_reader_held_aged(struct spool_reader *r, int64_t expire_at, int64_t warn_at,
+                              char (*qids)[UTIL_QID_LEN + 1], size_t max);
 /* The earliest next_try after now of any pending recipient, or -1. */
 int64_t spool_reader_next_due(struct spool_reader *r, int64_t now);
 /* Load a message's envelope with all its recipients. 0 or an errno. */

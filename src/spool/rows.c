@@ -354,6 +354,35 @@ int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char 
 	return err;
 }
 
+/* RFC 1985 5.3: "@domain" is the domain and every one under it. */
+int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, int64_t now,
+                 struct buf *out)
+{
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, qid ? "UPDATE rcpt SET held=0, next_try=?2"
+	                                   " WHERE status=0 AND held=1 AND qid=?1 RETURNING qid, idx"
+	                                 : "UPDATE rcpt SET held=0, next_try=?2"
+	                                   " WHERE status=0 AND held=1 AND (rcpt_domain(addr)=lower(?1)"
+	                                   " OR (?3 AND substr(rcpt_domain(addr), -length(?1)-1)"
+	                                   " = '.' || lower(?1))) RETURNING qid, idx",
+	                         qid ? qid : domain, &st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 2, now);
+	if (!qid)
+		sqlite3_bind_int(st, 3, subdomains);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct spool_released r = { .idx = (unsigned)sqlite3_column_int(st, 1) };
+		const unsigned char *q = sqlite3_column_text(st, 0);
+		snprintf(r.qid, sizeof r.qid, "%s", q ? (const char *)q : "");
+		buf_append(out, (const char *)&r, sizeof r);
+	}
+	err = rc == SQLITE_DONE ? 0 : rows_errno(db) ? rows_errno(db) : EIO;
+	rows_stmt_release(st);
+	return err;
+}
+
 /* ---- open ---- */
 
 /* Columns added since the first spools were made, each with the default

@@ -292,6 +292,23 @@ void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
 	writer_enqueue(sp, op);
 }
 
+void spool_release_async(struct spool *sp, const char *qid, const char *domain, bool subdomains,
+                         int64_t now,
+                         void (*done)(void *ctx, int err, const struct spool_released *v,
+                                      size_t n),
+                         void *ctx)
+{
+	struct spool_op *op = writer_op_new(OP_ADMIN, NULL);
+	op->admin = SPOOL_RELEASE;
+	op->qid = qid ? util_xstrdup(qid) : NULL;
+	op->domain = domain ? util_xstrdup(domain) : NULL;
+	op->subdomains = subdomains;
+	op->now = now;
+	op->on_release = done;
+	op->ctx = ctx;
+	writer_enqueue(sp, op);
+}
+
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len)
 {
 	struct spool_op *op = writer_op_new(OP_INJECT, NULL);

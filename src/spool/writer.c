@@ -37,6 +37,7 @@ void writer_op_free(struct spool_op *op)
 {
 	buf_free(&op->data);
 	buf_free(&op->gone);
+	buf_free(&op->released);
 	if (op->type == OP_COMMIT && op->env) {
 		spool_env_free(op->env);
 		free(op->env);
@@ -112,6 +113,10 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 	case OP_INJECT:
 		return rows_inject(db, op->env, op->body, op->len);
 	case OP_ADMIN:
+		op->released.len = 0;   /* a batch that failed runs it again alone */
+		if (op->on_release)
+			return rows_release(db, op->qid, op->domain, op->subdomains, op->now,
+			                    &op->released);
 		return rows_admin(db, &op->gone, op->admin, op->qid, op->domain, op->now, &op->count);
 	}
 	return EINVAL;
@@ -308,7 +313,7 @@ static void writer_dispatch(struct spool *sp, struct spool_op *ops)
 		struct spool_op *op = ops;
 		ops = op->next;
 		op->next = NULL;
-		if (op->on_writer || op->on_admin) {
+		if (op->on_writer || op->on_admin || op->on_release) {
 			op->next = told;
 			told = op;
 			continue;
@@ -326,7 +331,10 @@ static void writer_dispatch(struct spool *sp, struct spool_op *ops)
 	while (told) {
 		struct spool_op *op = told;
 		told = op->next;
-		if (op->on_admin)
+		if (op->on_release)
+			op->on_release(op->ctx, op->err, (const struct spool_released *)op->released.data,
+			               op->err ? 0 : op->released.len / sizeof(struct spool_released));
+		else if (op->on_admin)
 			op->on_admin(op->ctx, op->err, op->count);
 		else
 			op->on_writer(op->ctx, op->err);

@@ -102,7 +102,7 @@ static int setup(void **state)
 	int bad = 0;
 	f->set = settings_load(NULL, o, sizeof o / sizeof o[0], NULL, &bad);
 	assert_int_equal(bad, 0);
-	log_set_level(LOG_WARNING);
+	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
 	mailbox(f, "held");
 	mailbox(f, "free");
 	engine_start(f);
