@@ -75,6 +75,11 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_AUTH_DECODE] = { 501, "5.5.2", "Cannot decode response" },
 	[R_AUTH_CANCELLED] = { 501, "5.0.0", "Authentication cancelled" },
 	[R_AUTH_TOO_MANY] = { 421, "4.7.0", "%s Too many failed authentication attempts" },
+	[R_AUTH_CRAM] = { 334, NULL, "%s" },   /* RFC 2195 2: the challenge in base64 */
+	[R_AUTH_TEMP] = { 454, "4.7.0", "Temporary authentication failure" },
+	[R_AUTH_NO_IR] = { 501, "5.5.2", "%s takes no initial response" },
+	/* RFC 2645 */
+	[R_ODMR_ONLY] = { 502, "5.5.1", "%s not offered: this is an On-Demand Mail Relay service (RFC 2645)" },
 	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address <%s> not owned by user %s" },
 	/* limits: RFC 5321 4.5.3, 3.1 */
 	[R_TOO_MANY_CONNS] = { 421, "4.7.0", "%s Too many connections; try again later" },

@@ -44,6 +44,7 @@ static void settings_free(struct settings *s)
 {
 	aliases_free(s->aliases);
 	auth_users_free(s->users);
+	odmr_map_free(s->odmr);
 	tls_ctx_free(s->tls);
 	conf_free(&s->conf);
 	free(s);
@@ -68,6 +69,7 @@ struct settings *settings_load(const char *file, char *const *overrides, size_t 
 		                       sizeof s->restart_pending);
 	s->aliases = aliases_load(s->conf.aliases_file, &problems);
 	s->users = auth_users_load(s->conf.users_file, &problems);
+	s->odmr = odmr_map_load(s->conf.odmr_map, &problems);
 	if (!problems && *s->conf.tls_cert)
 		problems += settings_tls(s);
 	*bad += problems;

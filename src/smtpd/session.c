@@ -302,6 +302,11 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+bool session_odmr(const struct session *s)
+{
+	return (s->client.modes & CONF_LISTEN_ODMR) != 0;
+}
+
 /* ---- the transaction ---- */
 
 void session_tx_begin(struct session *s)
@@ -391,7 +396,7 @@ static void session_run(struct session *s, const struct cmd *c, const char *args
 	s->cmd = c;
 	s->uncounted = !(c->flags & CMD_ERRORS);
 	if (gate != R_SUCCESS) {
-		session_reply(s, gate);
+		session_reply(s, gate, c->verb);
 	} else if (c->check(s, args) && c->stage != CMD_NO_STAGE) {
 		struct policy_query q;
 		session_query(s, &q, (enum policy_stage)c->stage);
@@ -728,6 +733,8 @@ static void session_begin(struct session *s)
 	session_event(s, &e, EK_CONNECT, LOG_INFO, NULL);
 	if (s->client.modes & CONF_LISTEN_SMTPS)
 		ev_flag(&e, "smtps");
+	if (session_odmr(s))
+		ev_flag(&e, "odmr");
 	ev_emit(&e);
 	s->state = ST_START;
 	s->client.sessions = s->srv->nsessions;
