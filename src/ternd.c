@@ -101,6 +101,15 @@ static void ternd_notify_ready(const struct conf *c)
 	buf_free(&b);
 }
 
+/* What odmr_map grants, when there is one (RFC 2645): at start and after
+ * each reload, so that an operator sees the file was read. */
+static void ternd_say_odmr(const struct settings *st)
+{
+	if (*st->conf.odmr_map)
+		log_info("odmr_map %s: %zu domain(s) may be dequeued with ATRN", st->conf.odmr_map,
+		         odmr_map_count(st->odmr));
+}
+
 /* SIGHUP and ternctl reload: a new generation of the settings, taken by
  * new sessions and by the engine; sessions under way keep theirs. A
  * problem anywhere (problems, when not NULL, gets them) and nothing
@@ -137,6 +146,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 		log_warn("postmaster_address %s: cannot create its mailbox", st->conf.postmaster_address);
 	log_info("reload: configuration generation %u in force%s%s", st->generation,
 	         *st->restart_pending ? "; waiting for a restart: " : "", st->restart_pending);
+	ternd_say_odmr(st);
 	ternd_notify_ready(&st->conf);
 	return true;
 }
@@ -423,6 +433,7 @@ static int ternd_start(struct ternd *t)
 	}
 	if (!control_start(t->control))
 		return 2;
+	ternd_say_odmr(t->srv.set);
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
 	ternd_notify_ready(c);
@@ -439,6 +450,7 @@ static void ternd_stop(struct ternd *t)
 	if (t->srv.spool)
 		spool_set_commit_hook(t->srv.spool, NULL, NULL);  /* the queue goes */
 	queue_stop(t->queue);
+	t->srv.hold.engine = NULL;  /* answers still posted free what they hold */
 	pickup_stop(t->pickup);     /* a file half read stays for the next start */
 	spool_close(t->srv.spool);  /* runs the last completions */
 	control_free(t->control);   /* nothing answers or emits any more */

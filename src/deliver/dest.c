@@ -32,6 +32,7 @@ struct conn {
 	struct qjob *job;           /* under way */
 	struct qjob *pipelined;     /* sent after it (smtpc's more) */
 	struct engine_set *es;      /* the settings it was opened with (its target's) */
+	struct hold_conduit *conduit; /* ATRN: the conduit whose connection it took */
 	bool ready;
 };
 
@@ -46,12 +47,13 @@ struct dest {
 
 /* ATRN's reversed connection as a next hop (see the end of this file). */
 struct hold_conduit {
-	char name[200];               /* "user@[ip]", for the log */
+	char name[200];               /* "atrn:user", for the log */
 	struct sockaddr_storage peer;
 	struct closer_taken taken;    /* until its connection takes it */
 	bool attached;                /* the session has handed it over (or gave up) */
 	bool usable;                  /* and there is a connection to take */
 	bool released;                /* its release has ended */
+	unsigned holds;               /* its connection, and calls under way */
 	unsigned id;
 };
 
@@ -114,10 +116,16 @@ static void conn_track(struct queue *q, struct conn *cn, bool add)
 	last->slot = cn->slot;
 }
 
+static void dest_conduit_free_if_over(struct hold_conduit *c);
+
 static void conn_free(struct conn *cn)
 {
 	struct queue *q = cn->q;
 	conn_track(q, cn, false);
+	if (cn->conduit) {
+		cn->conduit->holds--;
+		dest_conduit_free_if_over(cn->conduit);
+	}
 	if (cn->idle_ev)
 		event_free(cn->idle_ev);
 	engine_set_unref(cn->es);
@@ -357,7 +365,7 @@ static struct dest *dest_of_conduit(struct queue *q, struct hold_conduit *c)
 
 static void dest_conduit_free_if_over(struct hold_conduit *c)
 {
-	if (!c->attached || !c->released)
+	if (!c->attached || !c->released || c->holds)
 		return;
 	closer_taken_free(&c->taken);
 	free(c);
@@ -372,6 +380,8 @@ static void conn_conduit(struct conn *cn)
 		return conn_fail(cn, &r);
 	}
 	c->usable = false;
+	c->holds++;
+	cn->conduit = c;
 	struct smtpc_target t;
 	conn_target_base(cn, &t);
 	t.addr[0] = c->peer;
@@ -384,6 +394,11 @@ static void conn_conduit(struct conn *cn)
 void dest_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t)
 {
 	c->attached = true;
+	if (!q) {   /* the engine has stopped: its release has ended */
+		closer_taken_free(t);
+		c->released = true;
+		return dest_conduit_free_if_over(c);
+	}
 	if (t) {
 		c->taken = *t;   /* moved */
 		memset(t, 0, sizeof *t);
@@ -404,19 +419,20 @@ void dest_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_
 void dest_conduit_done(struct queue *q, struct hold_conduit *c)
 {
 	c->released = true;
+	c->holds++;   /* its connection may go in here */
 	struct dest *d = dest_of_conduit(q, c);
-	if (d) {
-		while (d->idle) {
-			struct conn *cn = d->idle;
-			evtimer_del(cn->idle_ev);
-			conn_idle_cb(-1, 0, cn);
-		}
-		if (d->nwait) {
-			struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN session has ended" };
-			dest_fail_waiting(q, d, &r);
-		}
+	if (d && d->nwait) {
+		struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN session has ended" };
+		dest_fail_waiting(q, d, &r);
+	}
+	d = dest_of_conduit(q, c);
+	if (d && d->idle) {   /* its one connection: QUIT now */
+		evtimer_del(d->idle->idle_ev);
+		conn_idle_cb(-1, 0, d->idle);   /* frees d when nothing else is left */
+	} else if (d) {
 		dest_free_if_unused(q, d);
 	}
+	c->holds--;
 	dest_conduit_free_if_over(c);
 }
 
@@ -492,6 +508,10 @@ void dest_free_all(struct queue *q)
 		if (q->conns[i]->idle_ev)
 			event_free(q->conns[i]->idle_ev);
 		engine_set_unref(q->conns[i]->es);
+		if (q->conns[i]->conduit) {
+			q->conns[i]->conduit->holds--;
+			dest_conduit_free_if_over(q->conns[i]->conduit);
+		}
 		free(q->conns[i]);
 	}
 	free(q->conns);

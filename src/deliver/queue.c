@@ -80,6 +80,8 @@ void queue_release(struct queue *q, const struct hold_release *rel)
 
 void queue_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t)
 {
+	if (!q)   /* ternd stops: the engine has gone */
+		return dest_conduit_attach(NULL, c, t);
 	struct inbox_item *it = util_xcalloc(1, sizeof *it);
 	it->q = q;
 	it->conduit = c;

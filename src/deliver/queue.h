@@ -53,7 +53,8 @@ void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *
  * any thread; rel is copied. ATRN's conduit: made before the release
  * (queue_conduit_new), attached once the 250 to ATRN has left
  * (queue_conduit_attach: the connection, taken from the session's loop;
- * NULL when the client went away), owned by the engine from then on. */
+ * NULL when the client went away), owned by the engine from then on;
+ * with q NULL (the engine has stopped) it is just freed. */
 void queue_release(struct queue *q, const struct hold_release *rel);
 struct hold_conduit *queue_conduit_new(struct queue *q, const char *name);
 void queue_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_taken *t);

@@ -80,6 +80,7 @@ static const struct conf_key conf_keys[] = {
 	K(tls_key, T_STR, ""),
 	K(users_file, T_STR, ""),
 	K(auth_allow_plaintext, T_BOOL, "no"),
+	K(odmr_map, T_STR, ""),
 	R(run_user, T_STR, "tern"),
 	R(maildrop_group, T_STR, "tern-drop"),
 	K(max_connections, T_UINT, "500"),
@@ -438,6 +439,7 @@ static unsigned conf_listen_mode(const char *word)
 	static const struct { const char *name; unsigned bit; } modes[] = {
 		{ "submission", CONF_LISTEN_SUBMISSION }, { "smtps", CONF_LISTEN_SMTPS },
 		{ "proxy", CONF_LISTEN_PROXY }, { "starttls", CONF_LISTEN_STARTTLS },
+		{ "odmr", CONF_LISTEN_ODMR },
 	};
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
 		if (!strcmp(word, modes[i].name))
@@ -471,7 +473,9 @@ bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes)
 		*modes |= bit;
 		p += wlen;
 	}
-	return true;
+	/* submission takes mail after AUTH, odmr never does */
+	return (*modes & (CONF_LISTEN_SUBMISSION | CONF_LISTEN_ODMR)) !=
+	       (CONF_LISTEN_SUBMISSION | CONF_LISTEN_ODMR);
 }
 
 bool conf_listen_valid(const char *spec)
@@ -513,6 +517,10 @@ static int conf_finish_security(const struct conf *c)
 		log_problem("listen: a submission listener needs users_file (AUTH)\n");
 		bad++;
 	}
+	if ((modes & CONF_LISTEN_ODMR) && (!*c->users_file || !*c->odmr_map)) {
+		log_problem("listen: an odmr listener needs users_file (AUTH) and odmr_map (RFC 2645)\n");
+		bad++;
+	}
 	if (!*c->run_user) {
 		log_problem("run_user: must name an unprivileged user\n");
 		bad++;
@@ -531,8 +539,8 @@ int conf_finish(struct conf *c)
 	int bad = 0;
 	for (size_t i = 0; i < c->listen.n; i++) {
 		if (!conf_listen_valid(c->listen.v[i])) {
-			log_problem("listen: '%s' is not address:port [submission] [smtps] [starttls] [proxy] "
-			        "(e.g. 127.0.0.1:25 or [::1]:587 submission)\n",
+			log_problem("listen: '%s' is not address:port [submission|odmr] [smtps] [starttls] "
+			        "[proxy] (e.g. 127.0.0.1:25 or [::1]:587 submission)\n",
 			        c->listen.v[i]);
 			bad++;
 		}

@@ -80,6 +80,8 @@ struct conf {
 	char *tls_key;                 /* PEM private key */
 	char *users_file;              /* Dovecot passwd-file for AUTH; "" = no AUTH */
 	bool auth_allow_plaintext;     /* offer AUTH without TLS */
+	char *odmr_map;                /* "domain user, ..." lines: who may ATRN
+	                                  what (RFC 2645); "" = nobody */
 	char *run_user;                /* drop to this user after binding */
 	char *maildrop_group;          /* may write spool_dir/maildrop (tern-sendmail) */
 	unsigned max_connections;      /* sessions at once, all clients */
@@ -104,6 +106,8 @@ enum {
 	CONF_LISTEN_SMTPS = 1 << 1,       /* RFC 8314: implicit TLS */
 	CONF_LISTEN_PROXY = 1 << 2,       /* HAProxy PROXY protocol v1/v2 header first */
 	CONF_LISTEN_STARTTLS = 1 << 3,    /* STARTTLS required before mail commands */
+	CONF_LISTEN_ODMR = 1 << 4,        /* RFC 2645 On-Demand Mail Relay: AUTH, then
+	                                     ATRN; no MAIL, RCPT or DATA */
 };
 
 /* Fill c with the embedded defaults (hostname from the system). */
@@ -128,7 +132,8 @@ bool conf_parse_duration(const char *s, unsigned *out);
 bool conf_parse_size(const char *s, uint64_t *out);
 
 /* An entry of `listen`: "IPv4:port" or "[IPv6]:port", then optional
- * space-separated modes (submission, smtps, starttls, proxy). */
+ * space-separated modes (submission, smtps, starttls, proxy, odmr; odmr
+ * and submission exclude each other). */
 bool conf_listen_valid(const char *spec);
 
 /* Split a valid `listen` entry into its address ("127.0.0.1:25", room for

@@ -54,6 +54,12 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_NODE_BUSY] = { 458, "4.3.0", "Unable to queue messages for node %s: %s" },
 	[R_NODE_NONE] = { 251, "2.0.0", "OK, no messages waiting for node %s" },
 	[R_NODE_STARTED] = { 253, "2.0.0", "OK, %ld pending messages for node %s started" },
+	/* RFC 2645 4 */
+	[R_ATRN_OK] = { 250, "2.0.0", "OK now reversing the connection" },
+	[R_ATRN_NONE] = { 453, "4.3.0", "You have no mail" },
+	[R_ATRN_REFUSED] = { 450, "4.7.1", "ATRN request refused: %s may not dequeue %s" },
+	[R_ATRN_LATER] = { 451, "4.3.0", "Unable to process ATRN request now: %s; try again later" },
+	[R_ATRN_SYNTAX] = { 501, "5.5.4", "Syntax: ATRN [domain[,domain...]]" },
 	[R_VERB] = { 502, "5.5.1", "VERB not offered: the server log shows every step" },
 	[R_DSN_VERB] = { 502, "5.5.1", "DSN is an extension, not a command: add NOTIFY= to RCPT TO (RFC 3461)" },
 	[R_NOT_OFFERED] = { 502, "5.5.1", "%s not offered by this server" },
@@ -82,6 +88,11 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_AUTH_DECODE] = { 501, "5.5.2", "Cannot decode response" },
 	[R_AUTH_CANCELLED] = { 501, "5.0.0", "Authentication cancelled" },
 	[R_AUTH_TOO_MANY] = { 421, "4.7.0", "%s Too many failed authentication attempts" },
+	[R_AUTH_CRAM] = { 334, NULL, "%s" },   /* RFC 2195 2: the challenge in base64 */
+	[R_AUTH_TEMP] = { 454, "4.7.0", "Temporary authentication failure" },
+	[R_AUTH_NO_IR] = { 501, "5.5.2", "%s takes no initial response" },
+	/* RFC 2645 */
+	[R_ODMR_ONLY] = { 502, "5.5.1", "%s not offered: this is an On-Demand Mail Relay service (RFC 2645)" },
 	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address <%s> not owned by user %s" },
 	/* limits: RFC 5321 4.5.3, 3.1 */
 	[R_TOO_MANY_CONNS] = { 421, "4.7.0", "%s Too many connections; try again later" },

@@ -155,6 +155,8 @@ struct bufferevent *closer_adopt(struct event_base *base, struct closer_taken *t
 
 void closer_taken_free(struct closer_taken *t)
 {
+	if (!t)
+		return;
 	if (t->ssl)
 		SSL_free(t->ssl);
 	if (t->fd >= 0)

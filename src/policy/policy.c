@@ -23,6 +23,17 @@ bool policy_may_relay(const struct settings *st, const struct sockaddr *client, 
 	return authed || cidr_list_match(&st->conf.relay_networks, client);
 }
 
+bool policy_may_dequeue(const struct settings *st, const char *user, const char *domain)
+{
+	return odmr_map_allows(st->odmr, user, domain);
+}
+
+size_t policy_dequeue_domains(const struct settings *st, const char *user, const char **out,
+                              size_t max)
+{
+	return odmr_map_domains(st->odmr, user, out, max);
+}
+
 static bool policy_add(struct policy_targets *out, const char *local, const char *domain,
                        int transport)
 {
@@ -276,10 +287,13 @@ static void policy_recipient(const struct policy_query *q, struct policy_answer 
 		policy_refuse(a, ids[a->verdict], why[a->verdict]);
 }
 
-/* RFC 4954 4: credentials; after max_auth_failures the session ends. */
+/* RFC 4954 4: credentials (RFC 2195: a CRAM-MD5 answer); after
+ * max_auth_failures the session ends. */
 static void policy_auth(const struct policy_query *q, struct policy_answer *a)
 {
-	if (auth_users_check(q->client->set->users, q->user, q->pass))
+	const struct auth_users *u = q->client->set->users;
+	if (q->digest ? auth_users_cram_check(u, q->user, q->challenge, q->digest)
+	              : auth_users_check(u, q->user, q->pass))
 		return;
 	policy_refuse(a, R_AUTH_FAILED, "authentication failed");
 	a->close = ++q->client->auth_failures >= q->client->set->conf.max_auth_failures;
@@ -377,6 +391,10 @@ enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, u
 		return R_TLS_REQUIRED;   /* RFC 3207 4 */
 	if ((c->modes & CONF_LISTEN_SUBMISSION) && !c->authed && !(flags & POLICY_PRE_AUTH))
 		return R_AUTH_REQUIRED;  /* RFC 6409 4.2, RFC 4954 6 */
+	if ((c->modes & CONF_LISTEN_ODMR) && !c->authed && !(flags & POLICY_ODMR_PRE_AUTH))
+		return R_AUTH_REQUIRED;  /* RFC 2645 4: the client authenticates first */
+	if ((c->modes & CONF_LISTEN_ODMR) && (flags & POLICY_NOT_ODMR))
+		return R_ODMR_ONLY;      /* RFC 2645 4: the client never sends mail here */
 	(void)p;
 	return R_SUCCESS;
 }

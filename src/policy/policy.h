@@ -73,6 +73,16 @@ bool policy_may_relay(const struct settings *st, const struct sockaddr *client, 
  * directly, or the null sender. */
 bool policy_sender_owned(const struct settings *st, const char *user, const struct addr *sender);
 
+/* May an authenticated user dequeue a domain's held mail (RFC 2645 ATRN)?
+ * odmr_map says; both in any case (AUTH matches users so). */
+bool policy_may_dequeue(const struct settings *st, const char *user, const char *domain);
+
+/* The domains user may dequeue (ATRN without arguments, RFC 2645 4): the
+ * first max into out (owned by st), in odmr_map's order; returns how many
+ * there are in all. */
+size_t policy_dequeue_domains(const struct settings *st, const char *user, const char **out,
+                              size_t max);
+
 /* Resolve a recipient into the mailboxes to deliver to; appends to out.
  * Relay tricks are refused with POLICY_RELAY_DENIED: address literals,
  * '%' and '!' routing in a local part of a local domain, quoted local
@@ -114,6 +124,8 @@ struct policy_query {
 	const struct addr *addr;   /* MAIL: the sender; RCPT: the recipient */
 	unsigned rcpts;            /* RCPT: recipient commands accepted so far */
 	const char *user, *pass;   /* AUTH: the credentials (never logged) */
+	const char *challenge;     /* AUTH CRAM-MD5 (RFC 2195): the challenge sent, and */
+	const unsigned char *digest;   /* the client's HMAC-MD5 of it; NULL: PLAIN, LOGIN */
 };
 
 struct policy_answer {
@@ -137,8 +149,14 @@ void policy_disconnect(struct policy *p, struct policy_client *c);
 
 /* May this command run now? Its CMD_* flags (smtpd/session_priv.h) as
  * plain bits: PRE_TLS allowed before STARTTLS where TLS is required,
- * PRE_AUTH allowed on submission before AUTH. R_SUCCESS, or the refusal. */
-enum { POLICY_PRE_TLS = 1 << 0, POLICY_PRE_AUTH = 1 << 1 };
+ * PRE_AUTH allowed on submission before AUTH, ODMR_PRE_AUTH allowed on an
+ * odmr listener before AUTH, NOT_ODMR never offered on an odmr listener
+ * (bits 2-4 are the command table's own). R_SUCCESS, or the refusal (its
+ * %s, where it has one, is the verb). */
+enum {
+	POLICY_PRE_TLS = 1 << 0, POLICY_PRE_AUTH = 1 << 1,
+	POLICY_ODMR_PRE_AUTH = 1 << 5, POLICY_NOT_ODMR = 1 << 6,
+};
 enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags);
 
 /* The daemon's policy: the loop its answers come from; per-address limits

@@ -45,6 +45,7 @@ static void settings_free(struct settings *s)
 	aliases_free(s->aliases);
 	auth_users_free(s->users);
 	hold_rcpts_free(s->hold_rcpts);
+	odmr_map_free(s->odmr);
 	tls_ctx_free(s->tls);
 	conf_free(&s->conf);
 	free(s);
@@ -70,6 +71,7 @@ struct settings *settings_load(const char *file, char *const *overrides, size_t 
 	s->aliases = aliases_load(s->conf.aliases_file, &problems);
 	s->users = auth_users_load(s->conf.users_file, &problems);
 	s->hold_rcpts = hold_rcpts_load(s->conf.hold_recipients_file, &problems);
+	s->odmr = odmr_map_load(s->conf.odmr_map, &problems);
 	if (!problems && *s->conf.tls_cert)
 		problems += settings_tls(s);
 	*bad += problems;

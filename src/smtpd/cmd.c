@@ -62,9 +62,27 @@ static bool cmd_ehlo(struct session *s, const char *args)
 	return cmd_greet_check(s, args, true);
 }
 
+/* An odmr listener's EHLO reply (RFC 2645 4, its example): STARTTLS,
+ * AUTH and ATRN (where delivery runs); nothing of mail transactions,
+ * which it does not take. */
+static void cmd_ehlo_odmr_reply(struct session *s)
+{
+	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
+	session_reply_more(s, R_EHLO_LINE, "ENHANCEDSTATUSCODES");
+	if (s->set->tls && !s->client.tls)
+		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
+	if (sasl_offered(s))
+		session_reply_more(s, R_EHLO_LINE, sasl_ehlo_line(s));  /* RFC 4954, 2195 */
+	if (s->srv->hold.release)
+		session_reply_more(s, R_EHLO_LINE, "ATRN");   /* RFC 2645 */
+	session_reply(s, R_EHLO_LINE, "HELP");
+}
+
 /* The EHLO reply: exactly what is implemented (RFC 5321 4.1.1.1). */
 static void cmd_ehlo_reply(struct session *s)
 {
+	if (session_odmr(s))
+		return cmd_ehlo_odmr_reply(s);
 	char size[32];
 	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->conf->max_message_size);
 	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
@@ -74,7 +92,7 @@ static void cmd_ehlo_reply(struct session *s)
 	if (s->set->tls && !s->client.tls)
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
-		session_reply_more(s, R_EHLO_LINE, "AUTH PLAIN LOGIN");  /* RFC 4954 */
+		session_reply_more(s, R_EHLO_LINE, sasl_ehlo_line(s));  /* RFC 4954, 2195 */
 	if (turn_etrn_offered(s))
 		session_reply_more(s, R_EHLO_LINE, "ETRN");   /* RFC 1985 */
 	session_reply(s, R_EHLO_LINE, "HELP");
@@ -392,8 +410,10 @@ static const char *const cmd_help_text[][2] = {
 	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
 	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
 	{ "STARTTLS", "STARTTLS - start TLS (RFC 3207), when offered in the EHLO reply" },
-	{ "AUTH", "AUTH PLAIN|LOGIN [response] - authenticate (RFC 4954), when offered" },
+	{ "AUTH", "AUTH PLAIN|LOGIN [response] | CRAM-MD5 - authenticate (RFC 4954), when offered" },
 	{ "ETRN", "ETRN domain|@domain - deliver the mail held here for it (RFC 1985), when offered" },
+	{ "ATRN", "ATRN [domain,...] - reverse the connection and take your mail (RFC 2645), "
+	          "on an ODMR listener after AUTH" },
 	{ "HELP", "HELP [command] - this text" },
 	{ "NOOP", "NOOP - do nothing, answer 250" },
 	{ "QUIT", "QUIT - end the session" },
@@ -415,8 +435,8 @@ static bool cmd_help(struct session *s, const char *args)
 	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
 	session_reply_more(s, R_HELP_LINE,
 	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
-	session_reply_more(s, R_HELP_LINE, "ETRN where offered; TURN, VERB and DSN are answered but "
-	                   "not offered");
+	session_reply_more(s, R_HELP_LINE, "ETRN and ATRN where offered; TURN, VERB and DSN are "
+	                   "answered but not offered");
 	session_reply(s, R_HELP_END);
 	return false;
 }
@@ -501,14 +521,15 @@ static bool cmd_starttls(struct session *s, const char *args)
 
 /* reply: for cmd_answered rows only (R_UNRECOGNIZED, never sent, on the
  * others). */
-#define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
+#define PRE (CMD_PRE_TLS | CMD_PRE_AUTH | CMD_ODMR_PRE_AUTH)
 #define NO CMD_NO_STAGE
+#define TX (CMD_ERRORS | CMD_NOT_ODMR)
 static const struct cmd cmd_table[] = {
 	{ "HELO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_helo, cmd_greet, R_UNRECOGNIZED },
 	{ "EHLO", PRE | CMD_LAST | CMD_ERRORS, POLICY_HELO, cmd_ehlo, cmd_greet, R_UNRECOGNIZED },
-	{ "MAIL", CMD_ERRORS, POLICY_MAIL, cmd_mail, cmd_mail_proceed, R_UNRECOGNIZED },
-	{ "RCPT", CMD_ERRORS, POLICY_RCPT, cmd_rcpt, cmd_rcpt_proceed, R_UNRECOGNIZED },
-	{ "DATA", CMD_LAST | CMD_ERRORS, POLICY_DATA, cmd_data, cmd_data_proceed, R_UNRECOGNIZED },
+	{ "MAIL", TX, POLICY_MAIL, cmd_mail, cmd_mail_proceed, R_UNRECOGNIZED },
+	{ "RCPT", TX, POLICY_RCPT, cmd_rcpt, cmd_rcpt_proceed, R_UNRECOGNIZED },
+	{ "DATA", TX | CMD_LAST, POLICY_DATA, cmd_data, cmd_data_proceed, R_UNRECOGNIZED },
 	{ "RSET", PRE | CMD_ERRORS, NO, cmd_rset, NULL, R_UNRECOGNIZED },
 	{ "NOOP", PRE | CMD_LAST, NO, cmd_noop, NULL, R_UNRECOGNIZED },
 	{ "QUIT", PRE | CMD_LAST | CMD_AT_STOP, NO, cmd_quit, NULL, R_UNRECOGNIZED },
@@ -516,7 +537,9 @@ static const struct cmd cmd_table[] = {
 	{ "VRFY", CMD_LAST | CMD_ERRORS, NO, cmd_vrfy, NULL, R_UNRECOGNIZED },
 	{ "EXPN", CMD_LAST | CMD_ERRORS, NO, cmd_expn, NULL, R_UNRECOGNIZED },
 	{ "STARTTLS", PRE | CMD_LAST | CMD_ERRORS, NO, cmd_starttls, NULL, R_UNRECOGNIZED },
-	{ "AUTH", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL, R_UNRECOGNIZED },
+	{ "AUTH", CMD_PRE_AUTH | CMD_ODMR_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, sasl_check, NULL,
+	  R_UNRECOGNIZED },
+	{ "ATRN", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, turn_atrn, NULL, R_UNRECOGNIZED },
 	{ "TURN", CMD_PRE_AUTH | CMD_LAST, NO, cmd_answered, NULL, R_TURN },
 	{ "ETRN", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, turn_etrn, NULL, R_UNRECOGNIZED },
 	{ "VERB", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_VERB },
@@ -525,6 +548,7 @@ static const struct cmd cmd_table[] = {
 };
 #undef PRE
 #undef NO
+#undef TX
 
 const struct cmd *cmd_find(const char *verb)
 {

@@ -181,6 +181,26 @@ static void session_close(struct session *s, const char *why)
 	session_release(s);
 }
 
+/* ATRN (RFC 2645 4): the connection goes on as the delivery engine's, TLS
+ * and all; the session ends here without closing it. */
+void session_hand_over(struct session *s, struct closer_taken *out)
+{
+	closer_take(s->bev, out);
+	s->bev = NULL;
+	session_close(s, "handed over to delivery (ATRN: the roles reverse)");
+}
+
+/* Replies not yet in the kernel (the TLS layer's and the socket's). */
+bool session_output_pending(struct session *s)
+{
+	if (!s->bev)
+		return false;
+	session_flush(s);
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) > 0 ||
+	       (under && evbuffer_get_length(bufferevent_get_output(under)) > 0);
+}
+
 /* All replies have left (for TLS: all were encrypted into the socket's
  * output): close if we were closing, or read on if we had stopped because
  * the client was not reading. */
@@ -302,6 +322,11 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+bool session_odmr(const struct session *s)
+{
+	return (s->client.modes & CONF_LISTEN_ODMR) != 0;
+}
+
 /* ---- the transaction ---- */
 
 void session_tx_begin(struct session *s)
@@ -416,7 +441,7 @@ static void session_run(struct session *s, const struct cmd *c, const char *args
 	s->cmd = c;
 	s->uncounted = !(c->flags & CMD_ERRORS);
 	if (gate != R_SUCCESS) {
-		session_reply(s, gate);
+		session_reply(s, gate, c->verb);
 	} else if (c->check(s, args) && c->stage != CMD_NO_STAGE) {
 		struct policy_query q;
 		session_query(s, &q, (enum policy_stage)c->stage);
@@ -753,6 +778,8 @@ static void session_begin(struct session *s)
 	session_event(s, &e, EK_CONNECT, LOG_INFO, NULL);
 	if (s->client.modes & CONF_LISTEN_SMTPS)
 		ev_flag(&e, "smtps");
+	if (session_odmr(s))
+		ev_flag(&e, "odmr");
 	ev_emit(&e);
 	s->state = ST_START;
 	s->client.sessions = s->srv->nsessions;

@@ -30,7 +30,7 @@ enum session_state {
 	ST_CLOSING,
 };
 
-enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
+enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS, SASL_CRAM };
 
 /* The transaction: MAIL FROM to the end of DATA (OpenSMTPD's smtp_tx). */
 struct tx {
@@ -53,6 +53,7 @@ struct cmd_args {
 	struct parse_rcpt_params rp;
 	char user[AUTH_FIELD_MAX + 1];  /* AUTH: credentials, wiped after the answer */
 	char pass[AUTH_FIELD_MAX + 1];
+	unsigned char digest[AUTH_CRAM_DIGEST_LEN];  /* AUTH CRAM-MD5: the client's answer */
 	bool esmtp;                     /* EHLO rather than HELO */
 	char helo[SESSION_HELO_MAX + 1];
 };
@@ -81,6 +82,7 @@ struct session {
 	struct event *greet_timer;      /* greeting_delay */
 	char user[AUTH_FIELD_MAX + 1];
 	char login_user[AUTH_FIELD_MAX + 1];  /* AUTH LOGIN, between its steps */
+	char challenge[AUTH_CRAM_CHALLENGE_MAX];  /* AUTH CRAM-MD5: the one sent */
 	char helo[SESSION_HELO_MAX + 1];
 	enum { SKIP_NONE, SKIP_LONG, SKIP_BARE } skip;  /* discarding input up to:
 	                                   LONG the next LF, then 500;
@@ -111,6 +113,9 @@ enum cmd_flag {
 	CMD_ERRORS = 1 << 3,            /* its error replies count toward max_errors */
 	CMD_AT_STOP = 1 << 4,           /* answered while ternd stops, outside a
 	                                   transaction too (else 421) */
+	CMD_ODMR_PRE_AUTH = POLICY_ODMR_PRE_AUTH, /* allowed on odmr before AUTH
+	                                   (RFC 2645 4; else 530) */
+	CMD_NOT_ODMR = POLICY_NOT_ODMR, /* never on odmr: it takes no mail (502) */
 };
 
 #define CMD_NO_STAGE (-1)
@@ -136,6 +141,8 @@ void cmd_data_end(struct session *s);
 /* ---- AUTH (sasl.c) ---- */
 
 bool sasl_offered(const struct session *s);
+/* The EHLO line naming the mechanisms: "AUTH PLAIN LOGIN[ CRAM-MD5]". */
+const char *sasl_ehlo_line(const struct session *s);
 bool sasl_check(struct session *s, const char *args);
 /* One line in ST_AUTH: the client's SASL response. */
 void sasl_response(struct session *s, const char *line);
@@ -144,8 +151,15 @@ void sasl_response(struct session *s, const char *line);
 
 bool turn_etrn_offered(const struct session *s);
 bool turn_etrn(struct session *s, const char *args);
+bool turn_atrn(struct session *s, const char *args);
 
 /* ---- session.c, for the others ---- */
+
+/* Is this a session of an odmr listener (RFC 2645 On-Demand Mail Relay)?
+ * There, before AUTH only CMD_ODMR_PRE_AUTH commands run (530), and
+ * after it CMD_NOT_ODMR ones are refused (502): policy_gate decides. The
+ * place ATRN's check asks whether it may act at all. */
+bool session_odmr(const struct session *s);
 
 /* An event of the session (of its message, with qid): client=[ip] set;
  * the caller adds fields and emits it. */
@@ -168,6 +182,12 @@ void session_close_after_flush(struct session *s);
 void session_wait(struct session *s);
 bool session_wait_over(struct session *s);
 void session_go_on(struct session *s);
+/* Replies not yet in the kernel? */
+bool session_output_pending(struct session *s);
+/* ATRN: end the session, its connection (socket, TLS session, bytes read
+ * and not used) taken into out, not closed. */
+struct closer_taken;
+void session_hand_over(struct session *s, struct closer_taken *out);
 void session_reset(struct session *s);
 void session_tx_begin(struct session *s);
 bool session_tls_on(struct session *s);

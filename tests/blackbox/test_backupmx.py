@@ -9,14 +9,15 @@ smtplib and Debian's fetchmail. Every wait polls against a deadline.
 
 import os
 import re
-import socket
-import smtplib
+import subprocess
 import time
 
 import pytest
 
 from conftest import DEADLINE, crlf, free_port, wait_for
 from peers import SmtpSink, free_port_on, parse_bytes, report_parts
+from secfix import PASSWORD, cert  # noqa: F401 (fixtures)
+from test_cram import cram, cram_users  # noqa: F401 (fixtures)
 from test_ternctl import ctl, queue_json
 
 HELD = "held.test"
@@ -240,3 +241,176 @@ def test_held_mail_ages_delay_report_then_bounce(ternd, tmp_path):
     assert sorted(kinds) == [("delayed", "4.4.0"), ("failed", "4.4.7")], kinds
     wait_for("the queue empty", lambda: queue_json(s) == [])
     assert "hold_lifetime" in s.log()
+
+
+# --------------------------------------------------------------------------
+# ATRN (RFC 2645) and the customers' own client, fetchmail
+
+FETCHMAIL = "/usr/bin/fetchmail"
+
+
+@pytest.fixture
+def odmr(ternd, cert, cram_users, tmp_path):
+    """A ternd holding held.test and held2.test; kate may dequeue held.test
+    (ODMR on an implicit-TLS odmr listener, ETRN on the SMTP one); the
+    customer's own server is an smtp-sink that fetchmail relays to."""
+    crt, key = cert
+    omap = tmp_path / "odmr_map"
+    omap.write_text("held.test kate@example.com\nheld2.test dana@example.com\n")
+    port, odmr_port = free_port(), free_port()
+    s = ternd(tls_cert=str(crt), tls_key=str(key), users_file=str(cram_users),
+              odmr_map=str(omap), hold_domains="held.test, held2.test",
+              etrn_networks="127.0.0.1/32", mailboxes=("alice@example.com",),
+              listen="127.0.0.1:%d, 127.0.0.1:%d odmr smtps" % (port, odmr_port))
+    s.odmr_port = odmr_port
+    s.crt = crt
+    local_port = free_port_on("127.0.0.1")
+    s.local = SmtpSink(tmp_path, "127.0.0.1", local_port)
+    s.local_port = local_port
+    yield s
+    s.local.stop()
+
+
+def fetchmail(tmp_path, line, name="fetchmailrc"):
+    rc = tmp_path / name
+    rc.write_text(line + "\n")
+    os.chmod(rc, 0o600)
+    p = subprocess.run([FETCHMAIL, "-f", str(rc), "-v", "--nosyslog", "-N"],
+                       capture_output=True, text=True, timeout=DEADLINE * 3,
+                       env=dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path)))
+    return p
+
+
+def test_fetchmail_odmr_over_tls_with_cram_md5(odmr, tmp_path):
+    """fetchmail's ODMR client: TLS, AUTH CRAM-MD5, ATRN, and the reversed
+    session relayed into the customer's server; held2.test (not kate's)
+    stays held."""
+    s = odmr
+    send(s, "alice@example.com", ["u1@held.test"], subject="odmr one")
+    send(s, "alice@example.com", ["u2@held.test", "v@held2.test"], subject="odmr two")
+    wait_held(s, ["u1@held.test", "u2@held.test", "v@held2.test"])
+    p = fetchmail(tmp_path, 'poll 127.0.0.1 protocol ODMR service %d user "kate@example.com" '
+                  'password "%s" fetchdomains held.test smtphost "127.0.0.1/%d" ssl '
+                  'sslcertck sslcertfile "%s" sslcommonname "mx.test.example"'
+                  % (s.odmr_port, PASSWORD, s.local_port, s.crt))
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout + p.stderr
+    assert "AUTH CRAM-MD5" in out and "ATRN held.test" in out, out
+    assert "250 2.0.0 OK now reversing the connection" in out, out
+    assert sink_subjects(s.local) == ["odmr one", "odmr two"]
+    wait_for("only held2.test left",
+             lambda: held_rcpts(s) == {"v@held2.test": "hold"})
+    log = s.log()
+    assert re.search(r"release: domain=held\.test, via=atrn:kate@example\.com, released=2", log)
+    assert "handed over to delivery (ATRN" in log
+    assert re.search(r"to=<u1@held\.test>, relay=atrn:kate@example\.com\[127\.0\.0\.1\].*"
+                     r"status=sent", log), log
+
+
+def test_fetchmail_etrn(odmr, tmp_path):
+    """fetchmail --protocol ETRN: ternd releases to the transport_map host."""
+    s = odmr
+    p = fetchmail(tmp_path, "poll 127.0.0.1 protocol ETRN service %d fetchdomains held.test"
+                  % s.port)
+    assert p.returncode in (0, 1), p.stdout + p.stderr   # 1: nothing waited
+    assert "251 2.0.0 OK, no messages waiting for node held.test" in p.stdout + p.stderr
+
+
+def atrn_session(s, user="kate@example.com"):
+    from secfix import tls_client
+    c = tls_client(s.odmr_port, name="atrn")
+    s.clients.append(c)
+    c.expect(None, "220 ...")
+    c.expect("EHLO customer.example", "250-...")
+    cram(c, user, PASSWORD, "235 2.7.0 Authentication successful")
+    return c
+
+
+def test_atrn_replies(odmr):
+    s = odmr
+    c = atrn_session(s)
+    r = c.cmd("ATRN held2.test")
+    assert r.code == 450 and "4.7.1 ATRN request refused: kate@example.com may not " \
+                             "dequeue held2.test" in r.text
+    r = c.cmd("ATRN held.test")
+    assert r.code == 453 and "4.3.0 You have no mail" in r.text
+    r = c.cmd("ATRN not..valid")
+    assert r.code == 501
+    c.expect("QUIT", "221 ...")
+    # the SMTP listener does not offer it
+    c = s.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    r = c.cmd("ATRN held.test")
+    assert r.code == 502
+    c.expect("QUIT", "221 ...")
+    # TURN stays refused: it cannot be authenticated
+    c = s.connect()
+    assert c.cmd("TURN").code == 502
+
+
+def test_atrn_reverses_the_roles_on_the_same_connection(odmr):
+    """A raw client does what fetchmail does: after 250 it greets, and
+    ternd, now the client, sends EHLO, the message and QUIT."""
+    s = odmr
+    send(s, "alice@example.com", ["u1@held.test"], subject="reversed")
+    wait_held(s, ["u1@held.test"])
+    c = atrn_session(s)
+    c.expect("ATRN", "250 2.0.0 OK now reversing the connection")
+    c.raw(b"220 customer.example ESMTP ready\r\n")
+    assert c._readline() == "EHLO mx.test.example"
+    c.raw(b"250-customer.example\r\n250 8BITMIME\r\n")
+    lines = []
+    while True:
+        line = c._readline()
+        lines.append(line)
+        if line.startswith("MAIL FROM:<alice@example.com>"):
+            c.raw(b"250 2.1.0 ok\r\n")
+        elif line.startswith("RCPT"):
+            assert line == "RCPT TO:<u1@held.test>"
+            c.raw(b"250 2.1.5 ok\r\n")
+        elif line == "DATA":
+            c.raw(b"354 go\r\n")
+        elif line == ".":
+            c.raw(b"250 2.0.0 taken\r\n")
+        elif line == "QUIT":
+            c.raw(b"221 bye\r\n")
+            break
+        assert len(lines) < 200
+    assert "Subject: reversed" in lines, lines
+    wait_for("the queue empty", lambda: queue_json(s) == [])
+
+
+def test_kill9_during_a_release_loses_nothing(ternd, tmp_path):
+    """ETRN starts three deliveries to a customer that takes each message
+    but sits 30 s before its reply to the final dot; ternd is killed.
+    None was acknowledged, so none is lost: after a restart the mail is
+    held again (the release died with the process), and the next ETRN
+    delivers each message once."""
+    slow_port = free_port_on("127.0.0.1")
+    slow = SmtpSink(tmp_path / "slow", "127.0.0.1", slow_port, "-w", "30")
+    tmap = tmp_path / "transport"
+    tmap.write_text("%s 127.0.0.1:%d\n" % (HELD, slow_port))
+    opts = dict(transport_map=str(tmap), hold_domains=HELD, etrn_networks="127.0.0.1/32")
+    s1 = ternd(**opts)
+    for i in range(3):
+        send(s1, "alice@example.com", ["u%d@held.test" % i], subject="crash %d" % i)
+    wait_held(s1, ["u0@held.test", "u1@held.test", "u2@held.test"])
+    c = s1.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    assert c.cmd("ETRN held.test").code == 253
+    wait_for("three messages at the customer, unanswered", lambda: len(slow.messages()) == 3)
+    s1.kill9()
+    slow.stop()
+    fast = SmtpSink(tmp_path / "fast", "127.0.0.1", slow_port)
+    s2 = ternd(**opts)
+    wait_held(s2, ["u0@held.test", "u1@held.test", "u2@held.test"])
+    c = s2.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    r = c.cmd("ETRN held.test")
+    assert r.code == 253 and "3 pending messages" in r.text, r.lines
+    wait_for("all three delivered", lambda: len(fast.messages()) == 3)
+    assert sink_subjects(fast) == ["crash 0", "crash 1", "crash 2"]
+    wait_for("the queue empty", lambda: queue_json(s2) == [])
+    time.sleep(0.3)
+    assert len(fast.messages()) == 3, "a message was delivered twice"
+    fast.stop()

@@ -66,6 +66,9 @@ static void test_listen(void **state)
 		{ "127.0.0.1:25 smtp", false }, { "127.0.0.1:25 smtps smtps", false },
 		{ "127.0.0.1:25 SMTPS", false }, { "127.0.0.1 smtps", false },
 		{ "127.0.0.1:25 submissionx", false }, { "smtps 127.0.0.1:25", false },
+		{ "127.0.0.1:366 odmr", true }, { "127.0.0.1:366 odmr starttls proxy", true },
+		{ "127.0.0.1:366 odmr submission", false },   /* one takes mail, the other never */
+		{ "127.0.0.1:366 submission odmr", false }, { "127.0.0.1:366 odmr odmr", false },
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		if (conf_listen_valid(rows[i].in) != rows[i].ok)
@@ -80,6 +83,7 @@ static void test_listen_modes(void **state)
 		{ "127.0.0.1:587 submission", "127.0.0.1:587", CONF_LISTEN_SUBMISSION },
 		{ "[::1]:465 smtps submission", "[::1]:465", CONF_LISTEN_SMTPS | CONF_LISTEN_SUBMISSION },
 		{ "10.0.0.1:25\tproxy", "10.0.0.1:25", CONF_LISTEN_PROXY },
+		{ "[::1]:366 smtps odmr", "[::1]:366", CONF_LISTEN_SMTPS | CONF_LISTEN_ODMR },
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char addr[64];
@@ -93,12 +97,15 @@ static void test_listen_modes(void **state)
 static void test_security_keys(void **state)
 {
 	(void)state;
-	static const struct { const char *kv[4]; int bad; } rows[] = {
+	static const struct { const char *kv[6]; int bad; } rows[] = {
 		{ { "listen", "127.0.0.1:465 smtps" }, 1 },
 		{ { "listen", "127.0.0.1:465 smtps", "tls_cert", "/c.pem" }, 1 },
 		{ { "tls_cert", "/c.pem", "tls_key", "/k.pem" }, 0 },
 		{ { "listen", "127.0.0.1:587 submission" }, 1 },
 		{ { "listen", "127.0.0.1:587 submission", "users_file", "/u" }, 0 },
+		{ { "listen", "127.0.0.1:366 odmr", "users_file", "/u" }, 1 },
+		{ { "listen", "127.0.0.1:366 odmr", "odmr_map", "/m" }, 1 },
+		{ { "listen", "127.0.0.1:366 odmr", "users_file", "/u", "odmr_map", "/m" }, 0 },
 		{ { "run_user", "" }, 1 },
 		{ { "max_connections", "0" }, 1 },
 		{ { "max_errors", "0", "max_auth_failures", "5" }, 1 },
@@ -106,7 +113,7 @@ static void test_security_keys(void **state)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		struct conf c;
 		conf_defaults(&c);
-		for (size_t k = 0; k < 4 && rows[i].kv[k]; k += 2)
+		for (size_t k = 0; k < 6 && rows[i].kv[k]; k += 2)
 			assert_int_equal(conf_set(&c, rows[i].kv[k], rows[i].kv[k + 1], "t"), 0);
 		int bad = conf_finish(&c);
 		if (bad != rows[i].bad)
