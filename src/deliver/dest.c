@@ -217,10 +217,8 @@ static void conn_fail(struct conn *cn, const struct deliver_result *why)
 	struct dest *d = cn->d;
 	struct queue *q = cn->q;
 	struct deliver_result r;
-	if (cn->backup && !cn->ready && why->status == DELIVER_TEMP) {
-		myself_unreachable(d->route.name, why, &r);
+	if (cn->backup && !cn->ready && myself_unreachable(d->route.name, why, &r))
 		why = &r;
-	}
 	conn_unidle(cn);
 	d->active--;
 	if (!cn->ready)

@@ -167,8 +167,10 @@ static bool myself_same_name(const char *a, const char *b)
 
 static void myself_ip(const struct sockaddr_storage *ss, char *out, size_t n)
 {
-	const void *a = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
-	                                         : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	const void *a = ss->ss_family == AF_INET ? (const void *)&sin->sin_addr
+	                                         : (const void *)&sin6->sin6_addr;
 	if (!inet_ntop(ss->ss_family, a, out, (socklen_t)n))
 		snprintf(out, n, "?");
 }
@@ -228,17 +230,19 @@ bool myself_result(const struct myself_cut *c, const char *domain, struct delive
 	return false;
 }
 
-void myself_unreachable(const char *domain, const struct deliver_result *why,
+bool myself_unreachable(const char *domain, const struct deliver_result *why,
                         struct deliver_result *out)
 {
 	const char *text = why->reply;
-	size_t code = strspn(text, "0123456789.");
-	if (code > 0 && text[code] == ' ')   /* its own enhanced code goes */
-		text += code + 1;
+	if (why->status != DELIVER_TEMP || strncmp(text, "4.4.", 4))
+		return false;
+	text += strspn(text, "0123456789.");   /* its own enhanced code goes */
+	text += *text == ' ';
 	out->status = DELIVER_TEMP;
 	snprintf(out->reply, sizeof out->reply,
 	         "4.4.4 no better mail exchanger than this host for %s is reachable (%.400s)",
 	         domain, text);
+	return true;
 }
 
 void myself_describe(const struct myself_cut *c, const struct dns_result *r, const char *domain,

@@ -73,9 +73,11 @@ struct myself_cut myself_cut(const struct myself *s, const struct dns_result *r)
  * (BEST: permanent 5.4.6, NO_BETTER: temporary 4.4.4); false otherwise. */
 bool myself_result(const struct myself_cut *c, const char *domain, struct deliver_result *out);
 
-/* As a backup MX every better host failed with why (temporary: refused,
- * timed out, 421 ...): the same as 4.4.4, naming why. */
-void myself_unreachable(const char *domain, const struct deliver_result *why,
+/* As a backup MX every better host failed with why before a session was
+ * up. A network failure (temporary, X.4.x: refused, timed out, a 421
+ * greeting) is the same as no better host: 4.4.4, naming why, in out;
+ * false for anything else (a TLS policy's 4.7.x stays as it is). */
+bool myself_unreachable(const char *domain, const struct deliver_result *why,
                         struct deliver_result *out);
 
 /* For the log: which hosts are dropped, as this host or worse than it. */

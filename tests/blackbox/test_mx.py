@@ -668,11 +668,16 @@ def test_best_mx_pointing_at_this_host_bounces(world, known_as):
     assert r["Remote-MTA"] is None and r["Diagnostic-Code"] is None, "no remote MTA said it"
     assert returned.get_payload()[0]["Message-ID"] == "<loop@x>"
     [line] = delivery_lines(s, qid)
-    assert "status=bounced" in line and "reply=5.4.6 mail for dest.test loops back to myself" in line
+    assert "status=bounced" in line, line
+    assert "reply=5.4.6 mail for dest.test loops back to myself" in line, line
     why = "hostname" if known_as == "hostname" else "address 127.0.0.1"
     assert "warning: mx dest.test: %s (preference 10) is this host (%s)" % (best, why) in s.log()
     assert other.messages() == [], "an MX worse than this host was tried"
     assert_never_to_itself(s)
+
+
+EDGE_ZONE = ("dest.test. MX 10 primary.dest.test.", "dest.test. MX 20 edge.dest.test.",
+             "primary.dest.test. A 127.0.0.2", "edge.dest.test. A %s" % EDGE_IP)
 
 
 @pytest.mark.parametrize("proxy", [True, False])
@@ -681,8 +686,7 @@ def test_proxy_interfaces_count_as_this_host(world, proxy):
     proxy_interfaces tern knows that MX for itself and waits for the
     primary; without, it cannot know and delivers there (the sink on
     127.0.0.5 stands for the loop that would follow)."""
-    w = loop_world(world, "dest.test. MX 10 primary.dest.test.", "dest.test. MX 20 edge.dest.test.",
-                   "primary.dest.test. A 127.0.0.2", "edge.dest.test. A %s" % EDGE_IP)
+    w = loop_world(world, *EDGE_ZONE)
     edge = w.sink(EDGE_IP)
     opts = dict(proxy_interfaces="192.0.2.1, %s" % EDGE_IP) if proxy else {}
     s = loop_sender(w, **opts)
@@ -703,8 +707,7 @@ def test_proxy_interfaces_count_as_this_host(world, proxy):
 def test_proxy_interfaces_follow_a_reload(world):
     """proxy_interfaces is read again on reload: the deferred recipient
     goes to edge.dest.test once the address is no longer this host's."""
-    w = loop_world(world, "dest.test. MX 10 primary.dest.test.", "dest.test. MX 20 edge.dest.test.",
-                   "primary.dest.test. A 127.0.0.2", "edge.dest.test. A %s" % EDGE_IP)
+    w = loop_world(world, *EDGE_ZONE)
     edge = w.sink(EDGE_IP)
     conf = w.tmp / "tern.conf"
     conf.write_text("proxy_interfaces = %s\n" % EDGE_IP)

@@ -53,7 +53,8 @@ static const struct row rows[] = {
 	  { { 10, P, "127.0.0.2" }, { 20, "MX.Test.Example.", "" } }, MYSELF_BACKUP, 1, 1, "hostname" },
 	{ "backup by address", { { 10, P, "127.0.0.2" }, { 20, "alias.example", "192.0.2.7" } },
 	  MYSELF_BACKUP, 1, 1, "address 192.0.2.7" },
-	{ "one address of several", { { 10, P, "127.0.0.2" }, { 20, "multi.example", "127.0.0.9,127.0.0.1" } },
+	{ "one address of several",
+	  { { 10, P, "127.0.0.2" }, { 20, "multi.example", "127.0.0.9,127.0.0.1" } },
 	  MYSELF_BACKUP, 1, 1, "address 127.0.0.1" },
 	{ "IPv6", { { 10, P, "127.0.0.2" }, { 20, "v6.example", "2001:db8::25" } },
 	  MYSELF_BACKUP, 1, 1, "address 2001:db8::25" },
@@ -66,7 +67,8 @@ static const struct row rows[] = {
 	{ "the best of two that are this host",
 	  { { 10, P, "127.0.0.2" }, { 20, "mx.test.example", "" }, { 30, "alias.example", "192.0.2.7" } },
 	  MYSELF_BACKUP, 1, 1, "hostname" },
-	{ "best MX", { { 10, "mx.test.example", "127.0.0.1" }, { 20, "mx2.dest.example", "127.0.0.3" } },
+	{ "best MX",
+	  { { 10, "mx.test.example", "127.0.0.1" }, { 20, "mx2.dest.example", "127.0.0.3" } },
 	  MYSELF_BEST, 0, 0, "hostname" },
 	{ "best MX shared with another",
 	  { { 10, "other.example", "127.0.0.3" }, { 10, "alias.example", "192.0.2.7" } },
@@ -77,13 +79,15 @@ static const struct row rows[] = {
 	  { { 10, P, "" }, { 15, "mx15.dest.example", "" }, { 20, "mx.test.example", "127.0.0.1" } },
 	  MYSELF_NO_BETTER, 2, 2, "hostname" },
 	{ "one better host has an address",
-	  { { 10, P, "" }, { 15, "mx15.dest.example", "127.0.0.3" }, { 20, "alias.example", "192.0.2.7" } },
+	  { { 10, P, "" }, { 15, "mx15.dest.example", "127.0.0.3" },
+	    { 20, "alias.example", "192.0.2.7" } },
 	  MYSELF_BACKUP, 2, 2, "address 192.0.2.7" },
 	{ "names that only look like it",
 	  { { 10, "mx.test.example.org", "127.0.0.2" }, { 20, "x.mx.test.example", "127.0.0.3" },
 	    { 30, "mx.test.exampl", "127.0.0.4" } },
 	  MYSELF_ABSENT, 3, 0, "" },
-	{ "a neighbour's address", { { 10, P, "127.0.0.2" }, { 20, "n.example", "192.0.2.8,2001:db8::26" } },
+	{ "a neighbour's address",
+	  { { 10, P, "127.0.0.2" }, { 20, "n.example", "192.0.2.8,2001:db8::26" } },
 	  MYSELF_ABSENT, 2, 0, "" },
 };
 
@@ -152,15 +156,28 @@ static void test_results(void **state)
 	c.verdict = MYSELF_ABSENT;
 	assert_false(myself_result(&c, "dest.example", &r));
 
-	struct deliver_result why = { DELIVER_TEMP, "4.4.1 Connection refused" };
-	myself_unreachable("dest.example", &why, &r);
-	assert_int_equal(r.status, DELIVER_TEMP);
-	assert_string_equal(r.reply, "4.4.4 no better mail exchanger than this host for "
-	                             "dest.example is reachable (Connection refused)");
-	struct deliver_result bare = { DELIVER_TEMP, "lost connection" };
-	myself_unreachable("dest.example", &bare, &r);
-	assert_string_equal(r.reply, "4.4.4 no better mail exchanger than this host for "
-	                             "dest.example is reachable (lost connection)");
+	static const struct { struct deliver_result why; const char *out; } failures[] = {
+		{ { DELIVER_TEMP, "4.4.1 Connection refused" }, "Connection refused" },
+		{ { DELIVER_TEMP, "4.4.2 primary[127.0.0.2]: lost connection" },
+		  "primary[127.0.0.2]: lost connection" },
+		{ { DELIVER_TEMP, "4.4.1 greeting 421 busy" }, "greeting 421 busy" },
+		{ { DELIVER_TEMP, "4.7.5 STARTTLS required by policy but not offered" }, NULL },
+		{ { DELIVER_TEMP, "lost connection" }, NULL },
+		{ { DELIVER_PERM, "4.4.1 odd" }, NULL },
+	};
+	for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
+		char want[512];
+		memset(&r, 0, sizeof r);
+		bool ok = myself_unreachable("dest.example", &failures[i].why, &r);
+		if (ok != (failures[i].out != NULL))
+			fail_msg("'%s': %d", failures[i].why.reply, ok);
+		if (!ok)
+			continue;
+		snprintf(want, sizeof want, "4.4.4 no better mail exchanger than this host for "
+		         "dest.example is reachable (%s)", failures[i].out);
+		assert_int_equal(r.status, DELIVER_TEMP);
+		assert_string_equal(r.reply, want);
+	}
 }
 
 static void test_describe(void **state)
