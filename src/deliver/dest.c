@@ -4,7 +4,8 @@
  * (net/smtpc.c); the SMTP and LMTP transport (see engine.h). A job
  * waiting for a busy connection goes out right behind the previous
  * message's final dot (RFC 2920 3.1, smtpc_cbs.more); idle connections
- * are kept QUEUE_CONN_IDLE seconds.
+ * are kept QUEUE_CONN_IDLE seconds. An MX list that names this host is
+ * cut to the better hosts first (RFC 5321 5.1, myself.h).
  */
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 
 #include "deliver/engine.h"
 #include "deliver/job_source.h"
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/dns.h"
@@ -34,6 +36,7 @@ struct conn {
 	struct engine_set *es;      /* the settings it was opened with (its target's) */
 	struct hold_conduit *conduit; /* ATRN: the conduit whose connection it took */
 	bool ready;
+	bool backup;                /* this host is an MX of the domain: only better ones are tried */
 };
 
 struct dest {
@@ -230,11 +233,15 @@ static void dest_fail_waiting(struct queue *q, struct dest *d, const struct deli
 	}
 }
 
-/* The connection is gone (it never came up, or an idle or busy one broke). */
+/* The connection is gone (it never came up, or an idle or busy one broke).
+ * A backup MX that reached none of the better hosts says so (4.4.4). */
 static void conn_fail(struct conn *cn, const struct deliver_result *why)
 {
 	struct dest *d = cn->d;
 	struct queue *q = cn->q;
+	struct deliver_result r;
+	if (cn->backup && !cn->ready && myself_unreachable(d->route.name, why, &r))
+		why = &r;
 	conn_unidle(cn);
 	d->active--;
 	if (!cn->ready)
@@ -278,6 +285,32 @@ static void conn_open(struct conn *cn, const struct smtpc_target *t)
 	cn->c = smtpc_open(cn->q->base, t, &cbs);
 }
 
+/* RFC 5321 5.1: an MX list that names this host keeps only the hosts
+ * better than it (myself.h), in *nhost; false when none is left to try
+ * (cn has failed). */
+static bool conn_myself(struct conn *cn, const struct dns_result *res, size_t *nhost)
+{
+	const char *domain = cn->d->route.name;
+	struct myself_cut c = myself_cut(cn->es->myself, res);
+	if (c.verdict == MYSELF_ABSENT)
+		return true;
+	struct buf b = BUF_INIT;
+	myself_describe(&c, res, domain, &b);
+	if (c.verdict == MYSELF_BEST)   /* MX records that point here: worth a warning */
+		log_warn("%s", buf_cstr(&b));
+	else
+		log_info("%s", buf_cstr(&b));
+	buf_free(&b);
+	struct deliver_result r;
+	if (myself_result(&c, domain, &r)) {
+		conn_fail(cn, &r);
+		return false;
+	}
+	cn->backup = true;
+	*nhost = c.keep;
+	return true;
+}
+
 static void conn_resolved(void *arg, const struct dns_result *res)
 {
 	struct conn *cn = arg;
@@ -286,9 +319,12 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 		snprintf(r.reply, sizeof r.reply, "%s", res->why);
 		return conn_fail(cn, &r);
 	}
+	size_t nhost = res->nhost;
+	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
+		return;
 	struct smtpc_target t;
 	conn_target_base(cn, &t);
-	for (size_t h = 0; h < res->nhost; h++)
+	for (size_t h = 0; h < nhost; h++)
 		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
 			struct sockaddr_storage *ss = &t.addr[t.naddr];
 			*ss = res->host[h].addr[a];

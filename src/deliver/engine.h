@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "deliver/deliver.h"
+#include "deliver/myself.h"
 #include "deliver/queue.h"
 #include "deliver/route.h"
 #include "dsn/dsn.h"
@@ -97,7 +98,8 @@ struct inbox_item {
 struct report_out;              /* report.c */
 
 /* What the engine makes of one settings generation: the transport map,
- * the client TLS context, the smarthost's credentials. The queue holds the
+ * the client TLS context, the smarthost's credentials, this host's names
+ * and addresses for MX records that name it (myself.h). The queue holds the
  * current one; each connection holds the one it was opened with (its
  * target points into it), so a reload never pulls it from under them.
  * Delivery thread only, after queue_new. */
@@ -108,6 +110,7 @@ struct engine_set {
 	enum smtpc_tls tls;
 	SSL_CTX *ssl;
 	char *auth_user, *auth_pass;
+	struct myself *myself;
 };
 struct engine_set *engine_set_ref(struct engine_set *es);
 void engine_set_unref(struct engine_set *es);

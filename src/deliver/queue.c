@@ -132,6 +132,7 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
+	es->myself = myself_new(c);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
 		es->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
@@ -159,6 +160,7 @@ void engine_set_unref(struct engine_set *es)
 		SSL_CTX_free(es->ssl);
 	free(es->auth_user);
 	free(es->auth_pass);
+	myself_free(es->myself);
 	settings_unref(es->set);
 	free(es);
 }

@@ -20,7 +20,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_SIZE, T_UINT, T_DURATION,
+enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_ADDRS, T_SIZE, T_UINT, T_DURATION,
                  T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS };
 
 struct conf_key {
@@ -66,6 +66,7 @@ static const struct conf_key conf_keys[] = {
 	K(smtp_tls, T_TLS, "may"),
 	K(smtp_tls_ca_file, T_STR, ""),
 	K(smtp_port, T_UINT, "25"),
+	K(proxy_interfaces, T_ADDRS, ""),
 	K(smtp_connect_timeout, T_DURATION, "30s"),
 	K(smtp_timeout, T_DURATION, "5m"),
 	K(destination_concurrency, T_UINT, "10"),
@@ -184,13 +185,14 @@ static bool conf_parse_bool(const char *s, bool *out)
 	return true;
 }
 
-/* Split a comma-separated list, trimming each item; calls fn per item. */
-static int conf_split(const char *value, int (*fn)(void *, const char *), void *ctx)
+/* Split a list at any of seps, trimming each item; calls fn per item. */
+static int conf_split(const char *value, const char *seps, int (*fn)(void *, const char *),
+                      void *ctx)
 {
 	char *copy = util_xstrdup(value);
 	int bad = 0;
 	char *save = NULL;
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (char *tok = strtok_r(copy, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
 		char *t = util_trim(tok);
 		if (*t)
 			bad += fn(ctx, t);
@@ -219,6 +221,15 @@ static int conf_add_domain(void *ctx, const char *item)
 	return bad;
 }
 
+/* An IP address literal, IPv4 or IPv6 (no brackets, no port). */
+static int conf_add_ip(void *ctx, const char *item)
+{
+	unsigned char a[16];
+	if (inet_pton(AF_INET, item, a) != 1 && inet_pton(AF_INET6, item, a) != 1)
+		return 1;
+	return conf_add_item(ctx, item);
+}
+
 static int conf_add_cidr(void *ctx, const char *item)
 {
 	struct cidr_list *l = ctx;
@@ -240,13 +251,16 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return true;
 	case T_LIST:
 		conf_list_clear(f);
-		return conf_split(value, conf_add_item, f) == 0;
+		return conf_split(value, ",", conf_add_item, f) == 0;
 	case T_DOMAINS:
 		conf_list_clear(f);
-		return conf_split(value, conf_add_domain, f) == 0;
+		return conf_split(value, ",", conf_add_domain, f) == 0;
+	case T_ADDRS:
+		conf_list_clear(f);
+		return conf_split(value, ", \t", conf_add_ip, f) == 0;
 	case T_CIDRS:
 		((struct cidr_list *)f)->n = 0;
-		return conf_split(value, conf_add_cidr, f) == 0;
+		return conf_split(value, ",", conf_add_cidr, f) == 0;
 	case T_SIZE:
 		return conf_parse_size(value, f);
 	case T_UINT:
@@ -286,6 +300,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
 	case T_LIST: return "a comma-separated list";
+	case T_ADDRS: return "a list of IP addresses such as 192.0.2.1, 2001:db8::1";
 	case T_STR: break;
 	}
 	return "a string";
@@ -671,7 +686,8 @@ void conf_free(struct conf *c)
 		void *f = (char *)c + conf_keys[i].off;
 		if (conf_keys[i].type == T_STR || conf_keys[i].type == T_LOGLEVEL)
 			free(*(char **)f);
-		else if (conf_keys[i].type == T_LIST || conf_keys[i].type == T_DOMAINS)
+		else if (conf_keys[i].type == T_LIST || conf_keys[i].type == T_DOMAINS ||
+		         conf_keys[i].type == T_ADDRS)
 			conf_list_clear(f);
 	}
 	memset(c, 0, sizeof *c);

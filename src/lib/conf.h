@@ -62,6 +62,7 @@ struct conf {
 	enum smtpc_tls smtp_tls;       /* none, may, encrypt, verify */
 	char *smtp_tls_ca_file;        /* CA bundle for verify; "" = system default */
 	unsigned smtp_port;            /* port of MX hosts, 25 */
+	struct conf_list proxy_interfaces; /* IPs that reach us through a proxy or NAT */
 	unsigned smtp_connect_timeout; /* seconds */
 	unsigned smtp_timeout;         /* seconds per reply, RFC 5321 4.5.3.2 */
 	unsigned destination_concurrency; /* connections per destination */

@@ -134,10 +134,8 @@ static void dns_finish(struct dns_query *q)
 	struct dns_result *r = &q->res;
 	bool all_nx = q->nx > 0 && q->nx == 2 * r->nhost;
 	size_t k = 0;
-	for (size_t i = 0; i < r->nhost; i++)  /* keep hosts that have addresses */
-		if (r->host[i].naddr)
-			r->host[k++] = r->host[i];
-	r->nhost = k;
+	for (size_t i = 0; i < r->nhost; i++)  /* hosts without one stay: see dns.h */
+		k += r->host[i].naddr > 0;
 	if (r->status == DNS_OK && k == 0) {
 		r->status = DNS_TEMP;
 		snprintf(r->why, sizeof r->why, "4.4.3 no address found for the mail exchangers%s",

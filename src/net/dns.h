@@ -23,7 +23,9 @@ struct dns_host {
 struct dns_result {
 	enum dns_status status;
 	char why[256];       /* "4.4.3 ...", "5.1.2 ...", "5.1.10 ..." when not OK */
-	size_t nhost;        /* in preference order */
+	size_t nhost;        /* in preference order; a host whose name has no
+	                        address stays, naddr 0 (RFC 5321 5.1: a backup
+	                        MX must know whether a better one exists) */
 	struct dns_host host[DNS_HOSTS_MAX];
 };
 
@@ -36,7 +38,8 @@ struct dns;
 struct dns *dns_new(struct event_base *base, const char *resolver);
 void dns_free(struct dns *d);
 
-/* The mail exchangers of domain with their addresses. */
+/* The mail exchangers of domain with their addresses; DNS_TEMP (4.4.3)
+ * when not one of them has an address. */
 void dns_mx(struct dns *d, const char *domain, dns_cb cb, void *ctx);
 /* One host (a name or an IP literal), no MX lookup: relayhost and kin. */
 void dns_host(struct dns *d, const char *host, dns_cb cb, void *ctx);

@@ -7,13 +7,15 @@ The world: an unbound on 127.0.0.1 serving test zones; receiving servers
 127.0.0.3 ... all on one port, which the sending ternd uses as smtp_port;
 the sending ternd relays for 127.0.0.0/8 and has a local sender mailbox."""
 
+import os
 import time
 
 import pytest
 
-from conftest import BYE, RCPT_OK, SENDER_OK, START_DATA, QUEUED, crlf
+from conftest import BYE, QUEUED, RCPT_OK, SENDER_OK, START_DATA, crlf, wait_for
 from dnsserver import Unbound
 from peers import SmtpSink, free_port_on, parse, report_parts
+from test_ternctl import ctl, queue_json
 
 SENDER = "alice@example.com"
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -551,3 +553,235 @@ def test_relayed_bodies_arrive_byte_for_byte(world, n_lines, dot_every):
     assert got.endswith(b"\n\n" + body), "the relayed body differs from the one sent"
     if n_lines > 1000:
         wait_log(s, "status=sent")
+
+
+# --------------------------------------------------------------------------
+# RFC 5321 5.1: this host among a domain's MX hosts (a backup MX). The
+# sending ternd (hostname mx.test.example) listens on 127.0.0.1 on the very
+# port it delivers to (smtp_port): an MX record that leads back to it is a
+# real loop here, not a refused connection.
+
+SELF_IP = "127.0.0.1"
+EDGE_IP = "127.0.0.5"     # a proxy or NAT in front of the sender, in one test
+
+
+def loop_world(world, *records):
+    world.port = free_port_on(SELF_IP, *HOSTS, EDGE_IP)
+    world.zone(*records)
+    return world
+
+
+def loop_sender(world, **opts):
+    return world.sender(listen="%s:%d" % (SELF_IP, world.port), **opts)
+
+
+def delivery_lines(server, qid):
+    return [l for l in server.log().splitlines() if "%s: delivery: " % qid in l]
+
+
+def assert_never_to_itself(server):
+    log = server.log()
+    assert "relay=mx.test.example[" not in log and "relay=alias.dest.test[" not in log, \
+        "ternd delivered to itself:\n" + log
+    assert ": < EHLO mx.test.example" not in log, "ternd connected to itself:\n" + log
+    assert log.count(": received: ") == log.count("EHLO client.example"), \
+        "a session that is not the test's:\n" + log
+
+
+BACKUP_ZONE = ("dest.test. MX 10 primary.dest.test.", "dest.test. MX 20 mx.test.example.",
+               "primary.dest.test. A 127.0.0.2", "mx.test.example. A 127.0.0.1")
+
+
+def test_backup_mx_relays_to_the_primary_only(world):
+    """tern is dest.test's second MX: the mail goes to the primary, and
+    tern neither tries itself nor says anything but that it is sent."""
+    w = loop_world(world, *BACKUP_ZONE)
+    primary = w.sink("127.0.0.2")
+    s = loop_sender(w)
+    qid = send(s, ["bob@dest.test"], crlf("Subject: backup", "", "via-the-primary"))
+    wait_log(s, "%s: removed" % qid)
+    [line] = delivery_lines(s, qid)
+    assert "relay=primary.dest.test[127.0.0.2]" in line and "status=sent" in line, line
+    [got] = primary.messages()
+    assert b"via-the-primary" in got.read_bytes()
+    assert ("mx dest.test: mx.test.example (preference 20) is this host (hostname): dropped "
+            "with every MX of preference 20 or more (RFC 5321 5.1): mx.test.example; "
+            "left: primary.dest.test") in s.log()
+    assert_never_to_itself(s)
+
+
+@pytest.mark.parametrize("primary", ["down", "no address"])
+def test_backup_mx_defers_while_no_better_mx_is_reachable(world, primary):
+    """The primary does not answer (or has no address): the recipient
+    waits with 4.4.4 and is never handed to tern itself; once the
+    primary is back, the retry delivers there."""
+    records = BACKUP_ZONE if primary == "down" else BACKUP_ZONE[:2] + BACKUP_ZONE[3:]
+    w = loop_world(world, *records)
+    s = loop_sender(w)
+    qid = send(s, ["bob@dest.test"], crlf("Subject: primary down", "", "kept-for-later"))
+    wait_log(s, "%s: delivery: to=<bob@dest.test>" % qid)
+    line = delivery_lines(s, qid)[0]
+    why = "(none has an address)" if primary == "no address" else "(Connection refused)"
+    assert "status=deferred" in line, line
+    assert ("reply=4.4.4 no better mail exchanger than this host for dest.test is reachable "
+            + why) in line, line
+    # the result is written a moment after its log line
+    [m] = wait_for("the deferral in the queue",
+                   lambda: [m for m in queue_json(s) if m["recipients"][0].get("delay_reason")])
+    assert m["queue_id"] == qid
+    [r] = m["recipients"]
+    assert r["delay_reason"].startswith("4.4.4 no better mail exchanger than this host for "
+                                        "dest.test is reachable"), r
+    assert "%s: removed" % qid not in s.log()
+    assert s.messages(SENDER) == [], "a temporary failure, no report yet"
+    assert_never_to_itself(s)
+    if primary == "down":
+        sink = w.sink("127.0.0.2")
+        wait_log(s, "%s: removed" % qid)
+        assert b"kept-for-later" in sink.messages()[0].read_bytes()
+        assert "relay=primary.dest.test[127.0.0.2]" in delivery_lines(s, qid)[-1]
+        assert_never_to_itself(s)
+
+
+@pytest.mark.parametrize("known_as", ["hostname", "address"])
+def test_best_mx_pointing_at_this_host_bounces(world, known_as):
+    """dest.test's best MX is tern itself (by its hostname, or by another
+    name with its address) but dest.test is not a local domain: the mail
+    would loop, so it comes back to the sender with 5.4.6, and the worse
+    MX is not tried either."""
+    best = "mx.test.example" if known_as == "hostname" else "alias.dest.test"
+    w = loop_world(world, "dest.test. MX 10 %s." % best, "dest.test. MX 20 mx2.dest.test.",
+                   "%s. A 127.0.0.1" % best, "mx2.dest.test. A 127.0.0.3")
+    other = w.sink("127.0.0.3")
+    s = loop_sender(w)
+    qid = send(s, ["bob@dest.test"], crlf("Subject: loop", "Message-ID: <loop@x>", "", "no-loop"))
+    s.wait_messages(SENDER, 1)
+    bounce = parse(s.messages(SENDER)[0])
+    assert bounce["Return-Path"] == "<>"
+    human, _, rcpts, returned = report_parts(bounce)
+    assert ("<bob@dest.test>: 5.4.6 mail for dest.test loops back to myself: this host is its "
+            "best MX") in human, human
+    [r] = rcpts
+    assert r["Final-Recipient"] == "rfc822; bob@dest.test"
+    assert r["Action"] == "failed"
+    assert r["Status"] == "5.4.6"
+    assert r["Remote-MTA"] is None and r["Diagnostic-Code"] is None, "no remote MTA said it"
+    assert returned.get_payload()[0]["Message-ID"] == "<loop@x>"
+    [line] = delivery_lines(s, qid)
+    assert "status=bounced" in line, line
+    assert "reply=5.4.6 mail for dest.test loops back to myself" in line, line
+    why = "hostname" if known_as == "hostname" else "address 127.0.0.1"
+    assert "warning: mx dest.test: %s (preference 10) is this host (%s)" % (best, why) in s.log()
+    assert other.messages() == [], "an MX worse than this host was tried"
+    assert_never_to_itself(s)
+
+
+EDGE_ZONE = ("dest.test. MX 10 primary.dest.test.", "dest.test. MX 20 edge.dest.test.",
+             "primary.dest.test. A 127.0.0.2", "edge.dest.test. A %s" % EDGE_IP)
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_proxy_interfaces_count_as_this_host(world, proxy):
+    """edge.dest.test (127.0.0.5) is the NAT in front of tern: with it in
+    proxy_interfaces tern knows that MX for itself and waits for the
+    primary; without, it cannot know and delivers there (the sink on
+    127.0.0.5 stands for the loop that would follow)."""
+    w = loop_world(world, *EDGE_ZONE)
+    edge = w.sink(EDGE_IP)
+    opts = dict(proxy_interfaces="192.0.2.1, %s" % EDGE_IP) if proxy else {}
+    s = loop_sender(w, **opts)
+    qid = send(s, ["bob@dest.test"], crlf("Subject: nat", "", "behind-a-nat"))
+    wait_log(s, "%s: delivery: to=<bob@dest.test>" % qid)
+    line = delivery_lines(s, qid)[0]
+    if proxy:
+        assert "status=deferred" in line and "reply=4.4.4 " in line, line
+        assert ("mx dest.test: edge.dest.test (preference 20) is this host (address %s)"
+                % EDGE_IP) in s.log()
+        assert edge.messages() == []
+    else:
+        assert "relay=edge.dest.test[%s]" % EDGE_IP in line and "status=sent" in line, line
+        assert len(edge.messages()) == 1
+        assert "is this host" not in s.log()
+
+
+def test_proxy_interfaces_follow_a_reload(world):
+    """proxy_interfaces is read again on reload: the deferred recipient
+    goes to edge.dest.test once the address is no longer this host's."""
+    w = loop_world(world, *EDGE_ZONE)
+    edge = w.sink(EDGE_IP)
+    conf = w.tmp / "tern.conf"
+    conf.write_text("proxy_interfaces = %s\n" % EDGE_IP)
+    os.chmod(conf, 0o644)
+    s = loop_sender(w, args=("-c", str(conf)), retry_min="1h", retry_max="1h")
+    qid = send(s, ["bob@dest.test"], crlf("Subject: reload", "", "after-reload"))
+    wait_for("the deferral in the queue",
+             lambda: [m for m in queue_json(s) if m["recipients"][0].get("delay_reason")])
+    assert "reply=4.4.4 " in delivery_lines(s, qid)[0]
+    conf.write_text("proxy_interfaces =\n")
+    ctl(s, "reload")
+    wait_for("the engine took the settings", lambda: "queue: settings of generation" in s.log())
+    ctl(s, "flush", qid)
+    wait_log(s, "%s: removed" % qid)
+    assert "relay=edge.dest.test[%s]" % EDGE_IP in delivery_lines(s, qid)[-1]
+    assert len(edge.messages()) == 1
+
+
+# --------------------------------------------------------------------------
+# A backup MX that holds the domain (hold_domains) until ETRN
+
+
+def send_any_ehlo(server, rcpts, body):
+    c = server.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    qid = c.send_mail(SENDER, rcpts, body)
+    c.expect("QUIT", "221 ...")
+    return qid
+
+
+def assert_no_session_with_itself(server):
+    log = server.log()
+    assert "relay=mx.test.example[" not in log, "ternd delivered to itself:\n" + log
+    assert ": < EHLO mx.test.example" not in log, "ternd connected to itself:\n" + log
+
+
+def etrn(server, node):
+    c = server.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    r = c.cmd("ETRN " + node)
+    c.expect("QUIT", "221 ...")
+    return r
+
+
+def test_held_domain_released_goes_to_the_primary_only(world):
+    """tern is dest.test's second MX and holds its mail: ETRN releases it
+    to the primary, never to tern itself."""
+    w = loop_world(world, *BACKUP_ZONE)
+    primary = w.sink("127.0.0.2")
+    s = loop_sender(w, hold_domains="dest.test", etrn_networks="127.0.0.0/8")
+    qid = send_any_ehlo(s, ["bob@dest.test"], crlf("Subject: held backup", "", "held-for-the-primary"))
+    wait_for("the message held", lambda: [m["queue_name"] for m in queue_json(s)] == ["hold"])
+    assert primary.messages() == [], "delivered before ETRN"
+    r = etrn(s, "dest.test")
+    assert r.code == 253, r.text
+    wait_log(s, "%s: removed" % qid)
+    [line] = delivery_lines(s, qid)
+    assert "relay=primary.dest.test[127.0.0.2]" in line and "status=sent" in line, line
+    [got] = primary.messages()
+    assert b"held-for-the-primary" in got.read_bytes()
+    assert_no_session_with_itself(s)
+
+
+def test_held_domain_where_tern_is_the_best_mx_does_not_loop(world):
+    """tern is dest.test's best MX and holds it without a transport_map
+    entry: a release can only loop, so the mail is returned (5.4.6), once."""
+    w = loop_world(world, "dest.test. MX 10 mx.test.example.", "dest.test. MX 20 other.dest.test.",
+                   "mx.test.example. A 127.0.0.1", "other.dest.test. A 127.0.0.3")
+    s = loop_sender(w, hold_domains="dest.test", etrn_networks="127.0.0.0/8")
+    qid = send_any_ehlo(s, ["bob@dest.test"], crlf("Subject: loops", "", "nowhere-to-go"))
+    wait_for("the message held", lambda: [m["queue_name"] for m in queue_json(s)] == ["hold"])
+    assert etrn(s, "dest.test").code == 253
+    wait_log(s, "%s: removed" % qid)
+    [line] = delivery_lines(s, qid)
+    assert "status=bounced" in line and "5.4.6" in line, line
+    s.wait_messages(SENDER, 1)
+    assert_no_session_with_itself(s)

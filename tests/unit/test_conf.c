@@ -166,6 +166,11 @@ static void test_defaults(void **state)
 	assert_string_equal(c.control_socket, "./var/spool/control");
 	assert_string_equal(c.control_group, "");
 	assert_int_equal(c.shutdown_grace, 30);
+	assert_int_equal(c.proxy_interfaces.n, 0);
+	assert_int_equal(conf_set(&c, "proxy_interfaces", "192.0.2.1,2001:db8::1  198.51.100.2", "t"), 0);
+	assert_int_equal(c.proxy_interfaces.n, 3);
+	assert_string_equal(c.proxy_interfaces.v[1], "2001:db8::1");
+	assert_string_equal(c.proxy_interfaces.v[2], "198.51.100.2");
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_MAY);
 	conf_set(&c, "smtp_tls", "encrypt", "test");
 	assert_int_equal(c.smtp_tls, SMTPC_TLS_ENCRYPT);
@@ -197,6 +202,10 @@ static void test_set(void **state)
 		{ "spool_reserve", "0", 0 }, { "spool_reserve", "1M", 0 }, { "spool_reserve", "-1", 1 },
 		{ "smtp_tls", "verify", 0 }, { "smtp_tls", "none", 0 }, { "smtp_tls", "always", 1 },
 		{ "smtp_tls", "Verify", 1 }, { "smtp_tls", "", 1 },
+		{ "proxy_interfaces", "", 0 }, { "proxy_interfaces", "192.0.2.1", 0 },
+		{ "proxy_interfaces", "192.0.2.1, 198.51.100.2 2001:db8::1", 0 },
+		{ "proxy_interfaces", "192.0.2.0/24", 1 }, { "proxy_interfaces", "mx.example", 1 },
+		{ "proxy_interfaces", "[2001:db8::1]", 1 }, { "proxy_interfaces", "192.0.2.1:25", 1 },
 	};
 	assert_true(conf_listen_valid("127.0.0.1:587 submission starttls"));
 	assert_false(conf_listen_valid("127.0.0.1:587 startls"));
