@@ -414,3 +414,48 @@ def test_kill9_during_a_release_loses_nothing(ternd, tmp_path):
     time.sleep(0.3)
     assert len(fast.messages()) == 3, "a message was delivered twice"
     fast.stop()
+
+
+def test_etrn_while_a_release_runs_gets_458(ternd, tmp_path):
+    """A customer that sits on DATA keeps the first release running: a
+    second ETRN for the domain, or for its parent with @, gets 458."""
+    slow_port = free_port_on("127.0.0.1")
+    slow = SmtpSink(tmp_path / "slow", "127.0.0.1", slow_port, "-w", "30")
+    tmap = tmp_path / "transport"
+    tmap.write_text("%s 127.0.0.1:%d\n" % (HELD, slow_port))
+    s = ternd(transport_map=str(tmap), hold_domains=HELD, etrn_networks="127.0.0.1/32")
+    send(s, "alice@example.com", ["u@held.test"], subject="slow")
+    wait_held(s, ["u@held.test"])
+    c = s.connect()
+    assert c.cmd("EHLO client.example").code == 250
+    assert c.cmd("ETRN held.test").code == 253
+    r = c.cmd("ETRN held.test")
+    assert r.code == 458 and "4.3.0 Unable to queue messages for node held.test: a release " \
+                             "of it is under way" in r.text, r.lines
+    assert c.cmd("ETRN @test").code == 459   # not held here
+    c.expect("QUIT", "221 ...")
+    slow.stop()
+
+
+def test_etrn_by_an_authenticated_user_of_odmr_map(ternd, cert, cram_users, tmp_path):
+    """Outside etrn_networks, ETRN is for the users odmr_map lets dequeue
+    the domain, after AUTH."""
+    from secfix import starttls
+    crt, key = cert
+    omap = tmp_path / "odmr_map"
+    omap.write_text("held.test kate@example.com\nheld2.test dana@example.com\n")
+    s = ternd(tls_cert=str(crt), tls_key=str(key), users_file=str(cram_users),
+              odmr_map=str(omap), hold_domains="held.test, held2.test")
+    c = s.connect()
+    r = c.expect("EHLO client.example", "250-...")
+    assert not offers(r, "ETRN")
+    assert c.cmd("ETRN held.test").code == 459
+    starttls(c)
+    c.expect("EHLO client.example", "250-...")
+    cram(c, "kate@example.com", PASSWORD, "235 2.7.0 Authentication successful")
+    r = c.cmd("EHLO client.example")
+    assert offers(r, "ETRN"), r.lines
+    assert c.cmd("ETRN held.test").code == 251
+    r = c.cmd("ETRN held2.test")
+    assert r.code == 459 and "odmr_map" in r.text, r.lines
+    c.expect("QUIT", "221 ...")
