@@ -258,15 +258,18 @@ def odmr(ternd, cert, cram_users, tmp_path):
     omap = tmp_path / "odmr_map"
     omap.write_text("held.test kate@example.com\nheld2.test dana@example.com\n")
     port, odmr_port = free_port(), free_port()
+    local_port = free_port_on("127.0.0.1")
+    local = SmtpSink(tmp_path, "127.0.0.1", local_port)
+    tmap = tmp_path / "transport"
+    tmap.write_text("held.test 127.0.0.1:%d\n" % local_port)
     s = ternd(tls_cert=str(crt), tls_key=str(key), users_file=str(cram_users),
               odmr_map=str(omap), hold_domains="held.test, held2.test",
               etrn_networks="127.0.0.1/32", mailboxes=("alice@example.com",),
+              transport_map=str(tmap),
               listen="127.0.0.1:%d, 127.0.0.1:%d odmr smtps" % (port, odmr_port))
     s.odmr_port = odmr_port
     s.crt = crt
-    local_port = free_port_on("127.0.0.1")
-    s.local = SmtpSink(tmp_path, "127.0.0.1", local_port)
-    s.local_port = local_port
+    s.local, s.local_port = local, local_port
     yield s
     s.local.stop()
 
@@ -308,11 +311,19 @@ def test_fetchmail_odmr_over_tls_with_cram_md5(odmr, tmp_path):
 
 
 def test_fetchmail_etrn(odmr, tmp_path):
-    """fetchmail --protocol ETRN: ternd releases to the transport_map host."""
+    """fetchmail --protocol ETRN: ternd releases held.test to its
+    transport_map host (the customer's server); held2.test stays."""
     s = odmr
+    send(s, "alice@example.com", ["u1@held.test", "v@held2.test"], subject="etrn one")
+    wait_held(s, ["u1@held.test", "v@held2.test"])
     p = fetchmail(tmp_path, "poll 127.0.0.1 protocol ETRN service %d fetchdomains held.test"
                   % s.port)
-    assert p.returncode in (0, 1), p.stdout + p.stderr   # 1: nothing waited
+    out = p.stdout + p.stderr
+    assert "253 2.0.0 OK, 1 pending messages for node held.test started" in out, out
+    wait_for("the held.test part delivered", lambda: sink_subjects(s.local) == ["etrn one"])
+    wait_for("only held2.test left", lambda: held_rcpts(s) == {"v@held2.test": "hold"})
+    p = fetchmail(tmp_path, "poll 127.0.0.1 protocol ETRN service %d fetchdomains held.test"
+                  % s.port)
     assert "251 2.0.0 OK, no messages waiting for node held.test" in p.stdout + p.stderr
 
 
