@@ -61,9 +61,8 @@ static void hold_rcpts_put(struct hold_rcpts *h, const char *key)
 	hmap_add(&h->t, &e->node, hmap_hash(e->key));
 }
 
-static int hold_rcpts_line(void *ctx, char *t, const char *origin)
+int hold_rcpts_line(struct hold_rcpts *h, char *t, const char *origin)
 {
-	struct hold_rcpts *h = ctx;
 	struct addr a;
 	char key[HOLD_KEY_MAX];
 	if (t[0] == '@' && addr_domain_valid(t + 1)) {
@@ -81,12 +80,22 @@ static int hold_rcpts_line(void *ctx, char *t, const char *origin)
 	return 0;
 }
 
+static int hold_rcpts_each(void *ctx, char *t, const char *origin)
+{
+	return hold_rcpts_line(ctx, t, origin);
+}
+
+struct hold_rcpts *hold_rcpts_new(void)
+{
+	return util_xcalloc(1, sizeof(struct hold_rcpts));
+}
+
 struct hold_rcpts *hold_rcpts_load(const char *path, int *bad)
 {
-	struct hold_rcpts *h = util_xcalloc(1, sizeof *h);
+	struct hold_rcpts *h = hold_rcpts_new();
 	if (path && *path)
 		*bad += util_each_line(path, "hold recipients file", UTIL_LINES_COMMENTS,
-		                       hold_rcpts_line, h);
+		                       hold_rcpts_each, h);
 	return h;
 }
 

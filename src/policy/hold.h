@@ -26,6 +26,10 @@ struct hold_rcpts;
  * printed as FILE:LINE and counted in *bad. path "" gives an empty list. */
 struct hold_rcpts *hold_rcpts_load(const char *path, int *bad);
 void hold_rcpts_free(struct hold_rcpts *h);
+/* One line of that file (trimmed, comments gone); 0, or 1 after printing
+ * origin: the problem. For tests and the fuzzer. */
+struct hold_rcpts *hold_rcpts_new(void);
+int hold_rcpts_line(struct hold_rcpts *h, char *line, const char *origin);
 
 /* May local@domain be accepted for a held domain? Yes when the list has
  * no line for the domain, or it has "@domain", or "local@domain". */
