@@ -22,7 +22,7 @@ struct turn {
 	struct session *s;
 	char node[ADDR_DOMAIN_MAX + 2];   /* as the client named it: "domain" or "@domain" */
 	int err;
-	long count;
+	long messages;   /* RFC 1985 5.2's "pending messages" */
 };
 
 /* RFC 1985 7: ETRN where it may be used, to whom it may be used. */
@@ -46,21 +46,22 @@ static void turn_etrn_answered(void *arg)
 			session_reply(s, R_NODE_BUSY, t->node, "a release of it is under way");
 		else if (t->err)
 			session_reply(s, R_NODE_BUSY, t->node, strerror(t->err));
-		else if (t->count == 0)
+		else if (t->messages == 0)
 			session_reply(s, R_NODE_NONE, t->node);
 		else
-			session_reply(s, R_NODE_STARTED, t->count, t->node);
+			session_reply(s, R_NODE_STARTED, t->messages, t->node);
 		session_go_on(s);
 	}
 	free(t);
 }
 
 /* The delivery thread. */
-static void turn_etrn_started(void *ctx, int err, long count)
+static void turn_etrn_started(void *ctx, int err, long count, long messages)
 {
+	(void)count;
 	struct turn *t = ctx;
 	t->err = err;
-	t->count = count;
+	t->messages = messages;
 	post_call(t->s->srv->post, turn_etrn_answered, t);
 }
 
