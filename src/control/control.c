@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control/control_priv.h"
+#include "control/dequeue.h"
 #include "control/metrics.h"
 #include "control/stats.h"
 #include "deliver/route.h"
@@ -333,7 +334,8 @@ struct control *control_open(const struct control_env *env, uid_t uid, gid_t gid
 	snprintf(c->path, sizeof c->path, "%s", path);
 	pthread_mutex_init(&c->mu, NULL);
 	c->recs_tail = &c->recs;
-	if (*cf->metrics_listen && !(c->metrics = metrics_open(c, cf->metrics_listen))) {
+	if ((*cf->metrics_listen && !(c->metrics = metrics_open(c, cf->metrics_listen))) ||
+	    (*cf->dequeue_listen && !(c->dequeue = dequeue_open(c, cf->dequeue_listen)))) {
 		control_free(c);
 		return NULL;
 	}
@@ -368,6 +370,8 @@ void control_close(struct control *c)
 		ctl_client_close(c->clients);
 	metrics_free(c->metrics);
 	c->metrics = NULL;
+	dequeue_free(c->dequeue);   /* its clients' sockets go through the closer too */
+	c->dequeue = NULL;
 	if (c->lev)
 		evconnlistener_free(c->lev);
 	else if (c->fd >= 0)
@@ -391,6 +395,7 @@ void control_free(struct control *c)
 			event_free(evs[i]);
 	spool_reader_close(c->reader);
 	route_map_free(c->routes);
+	ctl_held_free(c);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }

@@ -40,6 +40,8 @@ struct control {
 	int nmonitor;
 	bool delivery_paused;            /* as the engine was last told */
 	struct metrics *metrics;         /* metrics_listen, or NULL */
+	struct dequeue *dequeue;         /* dequeue_listen, or NULL */
+	struct ctl_held *held;           /* domains an operator held here (ternctl hold DOMAIN) */
 };
 
 enum ctl_mode { CL_REQ, CL_WAIT, CL_LIST, CL_TRACE, CL_MONITOR };
@@ -80,6 +82,13 @@ void ctl_audit(const struct ctl_client *cl, const char *what, const char *target
 /* control.c: queue_command's done (the writer's thread). */
 void ctl_engine_done(void *ctx, int err, long count);
 
+/* ctl_cmd.c: the transport map of the settings in force (read again after
+ * a reload). */
+const struct route_map *ctl_routes(struct control *c);
+/* The held domains with their counts (held_domains of status), every one
+ * or only (not NULL) that one; NULL when the spool cannot be read. */
+json_t *ctl_held_domains(struct control *c, const char *only);
+void ctl_held_free(struct control *c);
 /* ctl_cmd.c: run one request (cmd is its "cmd"). */
 void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req);
 /* The engine's answer to an act, back on the loop. */

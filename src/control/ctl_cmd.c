@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,10 +19,11 @@
 #include "deliver/route.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
-#include "policy/settings.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "policy/hold.h"
 #include "policy/policy.h"
+#include "policy/settings.h"
 
 #define CTL_PAGE 200            /* messages per page of a listing */
 #define CTL_HEADERS_MAX 65536   /* octets of headers `show` returns */
@@ -37,6 +39,105 @@ static bool ctl_is_qid(const char *s)
 		if (!isxdigit((unsigned char)s[i]) || islower((unsigned char)s[i]))
 			return false;
 	return true;
+}
+
+/* ---- held domains: the spool's counts, hold_domains, an operator's holds ---- */
+
+#define CTL_HELD_MAX 1000   /* domains with held mail listed, at most */
+
+/* A domain held by `ternctl hold DOMAIN`, as the engine was told (it keeps
+ * them on its own thread; this copy saves asking it). */
+struct ctl_held {
+	struct ctl_held *next;
+	char domain[256];
+};
+
+static struct ctl_held **ctl_held_find(struct control *c, const char *domain)
+{
+	struct ctl_held **p = &c->held;
+	while (*p && strcasecmp((*p)->domain, domain))
+		p = &(*p)->next;
+	return p;
+}
+
+static void ctl_held_set(struct control *c, const char *domain, bool hold)
+{
+	struct ctl_held **p = ctl_held_find(c, domain);
+	if (hold && !*p) {
+		*p = util_xcalloc(1, sizeof **p);
+		snprintf((*p)->domain, sizeof (*p)->domain, "%s", domain);
+		util_lower((*p)->domain);
+	} else if (!hold && *p) {
+		struct ctl_held *h = *p;
+		*p = h->next;
+		free(h);
+	}
+}
+
+void ctl_held_free(struct control *c)
+{
+	while (c->held)
+		ctl_held_set(c, c->held->domain, false);
+}
+
+struct ctl_held_row {
+	const char *domain;
+	size_t rcpts, msgs;
+};
+
+static int ctl_held_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_held_row *)a)->domain,
+	              ((const struct ctl_held_row *)b)->domain);
+}
+
+static void ctl_held_add(struct ctl_held_row **rows, size_t *n, struct ctl_held_row r)
+{
+	*rows = util_xrealloc(*rows, *n + 1, sizeof **rows);
+	(*rows)[(*n)++] = r;
+}
+
+/* A held domain with no mail waiting, unless rows has it already. */
+static void ctl_held_zero(struct ctl_held_row **rows, size_t *n, const char *domain)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcasecmp((*rows)[i].domain, domain))
+			return;
+	ctl_held_add(rows, n, (struct ctl_held_row){ domain, 0, 0 });
+}
+
+static json_t *ctl_held_json(struct control *c, const struct ctl_held_row *r)
+{
+	const struct conf *cf = &c->env.srv->set->conf;
+	return json_pack("{s:s, s:I, s:I, s:b, s:b}", "domain", r->domain,
+	                 "recipients", (json_int_t)r->rcpts, "messages", (json_int_t)r->msgs,
+	                 "configured", hold_domain(cf, r->domain),
+	                 "operator", *ctl_held_find(c, r->domain) != NULL);
+}
+
+json_t *ctl_held_domains(struct control *c, const char *only)
+{
+	struct spool_domain_counts h;
+	if (spool_reader_held_domains(c->reader, CTL_HELD_MAX, &h) != 0)
+		return NULL;
+	const struct conf *cf = &c->env.srv->set->conf;
+	struct ctl_held_row *rows = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < h.n; i++)
+		ctl_held_add(&rows, &n, (struct ctl_held_row){ h.v[i].domain, h.v[i].rcpts, h.v[i].msgs });
+	for (size_t i = 0; i < cf->hold_domains.n; i++)   /* held, nothing waiting */
+		ctl_held_zero(&rows, &n, cf->hold_domains.v[i]);
+	for (struct ctl_held *o = c->held; o; o = o->next)
+		ctl_held_zero(&rows, &n, o->domain);
+	if (n)
+		qsort(rows, n, sizeof *rows, ctl_held_cmp);
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (!only || !strcasecmp(only, rows[i].domain))
+			json_array_append_new(a, ctl_held_json(c, &rows[i]));
+	free(rows);
+	spool_domain_counts_free(&h);
+	return a;
 }
 
 /* ---- status and stats ---- */
@@ -72,6 +173,8 @@ static void ctl_status(struct ctl_client *cl, json_t *req)
 	json_object_set_new(o, "generation", json_integer(st->generation));
 	if (*st->restart_pending)
 		json_object_set_new(o, "restart_pending", json_string(st->restart_pending));
+	json_t *held = ctl_held_domains(cl->c, NULL);
+	json_object_set_new(o, "held_domains", held ? held : json_null());
 	ctl_ok(cl, o);
 }
 
@@ -103,9 +206,7 @@ static const char *const ctl_queue_names[SPOOL_QUEUE__COUNT] = {
 	[SPOOL_QUEUE_HOLD] = "hold",
 };
 
-/* Where the recipient goes next, as the engine names destinations
- * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
-static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
+const struct route_map *ctl_routes(struct control *c)
 {
 	const struct settings *st = c->env.srv->set;
 	if (!c->routes || c->routes_gen != st->generation) {   /* a reload: the map again */
@@ -114,9 +215,18 @@ static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
 		c->routes = route_map_load(st->conf.transport_map, &bad);
 		c->routes_gen = st->generation;
 	}
+	return c->routes;
+}
+
+/* Where the recipient goes next, as the engine names destinations
+ * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
+static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
+{
+	const struct route_map *m = ctl_routes(c);
+	const struct settings *st = c->env.srv->set;
 	struct route rt;
-	return route_for(&st->conf, c->routes, r->addr, r->transport, &rt) ? json_string(rt.key)
-	                                                                  : json_null();
+	return route_for(&st->conf, m, r->addr, r->transport, &rt) ? json_string(rt.key)
+	                                                           : json_null();
 }
 
 static json_t *ctl_queue_rcpt(struct control *c, const struct spool_summary_rcpt *r)
@@ -146,6 +256,22 @@ static json_t *ctl_queue_msg(struct control *c, const struct spool_summary *m,
 	                 "sender", m->sender, "recipients", rs);
 }
 
+/* The reply after the listing (never shown by ternctl --json, as
+ * postqueue -j has none): the count, and the held domains with mail
+ * waiting (the one of --domain only) for the human table's summary. */
+static void ctl_list_end(struct ctl_client *cl)
+{
+	json_t *o = json_pack("{s:I}", "count", (json_int_t)cl->listed);
+	json_t *held = ctl_held_domains(cl->c, cl->filter.domain), *waiting = json_array(), *h;
+	size_t i;
+	json_array_foreach(held, i, h)
+		if (json_integer_value(json_object_get(h, "recipients")) > 0)
+			json_array_append(waiting, h);
+	json_decref(held);
+	json_object_set_new(o, "held_domains", waiting);
+	ctl_ok(cl, o);
+}
+
 /* One page, as long as the client reads; then the reply. */
 void ctl_list_more(struct ctl_client *cl)
 {
@@ -164,7 +290,7 @@ void ctl_list_more(struct ctl_client *cl)
 		if (err)
 			return ctl_fail(cl, "cannot read the spool: %s", strerror(err));
 		if (!more)
-			return ctl_ok(cl, json_pack("{s:I}", "count", (json_int_t)cl->listed));
+			return ctl_list_end(cl);
 		if (evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
 			return;   /* the write callback goes on once it has drained */
 	}
@@ -295,6 +421,8 @@ static void ctl_act(struct ctl_client *cl, enum queue_op op, const char *verb, j
 	else
 		return ctl_fail(cl, "%s: '%.64s' is neither a queue id nor a domain", verb, target);
 	ctl_audit(cl, verb, target);
+	if (qc.domain[0] && (op == QUEUE_HOLD || op == QUEUE_RELEASE) && cl->c->env.queue)
+		ctl_held_set(cl->c, qc.domain, op == QUEUE_HOLD);   /* as the engine will */
 	ctl_ask_engine(cl, &qc);
 }
 

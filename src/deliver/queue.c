@@ -273,7 +273,7 @@ static void queue_inbox_cancel(struct queue *q)
 			if (it->done)
 				it->done(it->ctx, ECANCELED, 0);
 			if (it->rel && it->rel->started)
-				it->rel->started(it->rel->ctx, ECANCELED, 0);
+				it->rel->started(it->rel->ctx, ECANCELED, 0, 0);
 			if (it->rel && it->rel->via)
 				dest_conduit_done(q, it->rel->via);
 			if (it->conduit) {

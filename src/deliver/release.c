@@ -40,6 +40,8 @@ struct rel {
 	unsigned waiting;             /* spool releases not yet answered */
 	int err;                      /* the first of their errors */
 	long count, left;             /* entries made, and without a result yet */
+	long messages;                /* the distinct messages of those entries */
+	struct hmap msgs;             /* their queue ids, until started is told */
 	long ok, deferred, failed;
 	int64_t last;                 /* its last news (unix seconds) */
 };
@@ -48,6 +50,12 @@ struct rel_entry {
 	struct hmap_node node;
 	struct rel *r;
 	char key[UTIL_QID_LEN + 12];  /* "qid/idx" */
+};
+
+/* A message with an entry of a release, counted once (started's messages). */
+struct rel_msg {
+	struct hmap_node node;
+	char qid[UTIL_QID_LEN + 1];
 };
 
 /* Rows released by the writer, on their way to the loop. */
@@ -77,10 +85,29 @@ static struct rel_entry *release_find(const struct queue *q, const char *qid, un
 	return NULL;
 }
 
+static void release_count_msg(struct rel *r, const char *qid)
+{
+	size_t h = hmap_hash(qid);
+	for (struct hmap_node *n = hmap_first(&r->msgs, h); n; n = hmap_next(n))
+		if (!strcmp(HMAP_ENTRY(n, struct rel_msg, node)->qid, qid))
+			return;
+	struct rel_msg *m = util_xcalloc(1, sizeof *m);
+	snprintf(m->qid, sizeof m->qid, "%s", qid);
+	hmap_add(&r->msgs, &m->node, h);
+	r->messages++;
+}
+
+static void release_msg_free(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct rel_msg, node));
+}
+
 static void release_add(struct queue *q, struct rel *r, const char *qid, unsigned idx)
 {
 	if (release_find(q, qid, idx))
 		return;
+	release_count_msg(r, qid);
 	struct rel_entry *e = util_xcalloc(1, sizeof *e);
 	e->r = r;
 	release_key(e->key, sizeof e->key, qid, idx);
@@ -156,6 +183,7 @@ static void release_end(struct queue *q, struct rel *r)
 		dest_conduit_done(q, r->req.via);
 	if (r->req.finished)
 		r->req.finished(r->req.ctx, r->ok, r->deferred, r->failed);
+	hmap_clear(&r->msgs, release_msg_free, NULL);
 	free(r);
 }
 
@@ -217,9 +245,12 @@ static void release_started(struct queue *q, struct rel *r, int err)
 		ev_add(&e, "error", "%s", strerror(err));
 	else
 		ev_add(&e, "released", "%ld", r->count);
+	if (!err)
+		ev_add(&e, "messages", "%ld", r->messages);
 	ev_emit(&e);
+	hmap_clear(&r->msgs, release_msg_free, NULL);   /* no entry comes after this */
 	if (r->req.started)
-		r->req.started(r->req.ctx, err, r->count);
+		r->req.started(r->req.ctx, err, r->count, r->messages);
 	if (err) {
 		r->req.finished = NULL;   /* started told it all */
 		return release_end(q, r);
@@ -264,7 +295,7 @@ void release_begin(struct queue *q, const struct hold_release *req, const char *
 			if (req->via)
 				dest_conduit_done(q, req->via);
 			if (req->started)
-				req->started(req->ctx, EBUSY, 0);
+				req->started(req->ctx, EBUSY, 0, 0);
 			free(r);
 			return;
 		}
@@ -329,11 +360,19 @@ void release_tick(struct queue *q, int64_t now)
 	}
 }
 
-/* The loop has stopped: every release ends, its requester told. */
+/* The loop has stopped: every release ends, its requester told (one
+ * still waiting for the spool's rows hears started's ECANCELED, and
+ * nothing after it, as the contract says). */
 void release_free_all(struct queue *q)
 {
-	while (q->releases)
-		release_end(q, q->releases);
+	while (q->releases) {
+		struct rel *r = q->releases;
+		if (r->waiting && r->req.started) {
+			r->req.started(r->req.ctx, ECANCELED, 0, 0);
+			r->req.finished = NULL;
+		}
+		release_end(q, r);
+	}
 	hmap_clear(&q->rel_entries, NULL, NULL);
 	while (q->rel_inbox) {
 		struct rel_rows *next = q->rel_inbox->next;

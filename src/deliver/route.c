@@ -59,6 +59,13 @@ void route_map_free(struct route_map *m)
 	free(m);
 }
 
+void route_map_each(const struct route_map *m,
+                    void (*fn)(void *ctx, const char *domain, const char *target), void *ctx)
+{
+	for (size_t i = 0; m && i < m->n; i++)
+		fn(ctx, m->v[i].domain, m->v[i].target);
+}
+
 static const char *route_map_find(const struct route_map *m, const char *domain)
 {
 	for (size_t i = 0; m && i < m->n; i++)

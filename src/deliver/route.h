@@ -33,6 +33,10 @@ struct route_map;
  * FILE:LINE and counted in *bad. path "" gives an empty map. */
 struct route_map *route_map_load(const char *path, int *bad);
 void route_map_free(struct route_map *m);
+/* Each line of the map, in order: fn(ctx, its domain in lower case, its
+ * target "host:port" as written). */
+void route_map_each(const struct route_map *m,
+                    void (*fn)(void *ctx, const char *domain, const char *target), void *ctx);
 
 /* The route of a recipient address "local@domain" with its transport
  * (enum spool_transport). */

@@ -947,8 +947,9 @@ static void sched_bounce(struct queue *q, struct inbox_item *it)
 	event_active(q->flush_ev, EV_TIMEOUT, 0);
 }
 
-static void sched_released(void *ctx, int err, long count)
+static void sched_released(void *ctx, int err, long count, long messages)
 {
+	(void)messages;
 	sched_cmd_done(ctx, err, count);
 }
 

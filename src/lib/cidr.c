@@ -119,3 +119,35 @@ bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa)
 	return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
 	       list_match_bytes(l, AF_INET, b + 12);
 }
+
+/* The bytes of sa's address, an IPv4-mapped one as IPv4; 0 when sa is
+ * neither family. */
+static size_t host_bytes(const struct sockaddr *sa, const unsigned char **out)
+{
+	const struct sockaddr_in6 *sin6;
+
+	if (sa->sa_family == AF_INET) {
+		*out = (const unsigned char *)
+		       &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		return 4;
+	}
+	if (sa->sa_family != AF_INET6)
+		return 0;
+	sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+	*out = sin6->sin6_addr.s6_addr;
+	if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+		return 16;
+	*out += 12;
+	return 4;
+}
+
+bool cidr_same_host(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const unsigned char *x, *y;
+	size_t n;
+
+	if (a == NULL || b == NULL)
+		return false;
+	n = host_bytes(a, &x);
+	return n != 0 && host_bytes(b, &y) == n && memcmp(x, y, n) == 0;
+}

@@ -26,4 +26,8 @@ bool cidr_parse(const char *s, struct cidr *out);
  * IPv4 networks. */
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
 
+/* Are a and b the same host address, ports aside? An IPv4-mapped IPv6
+ * address (RFC 4291 2.5.5.2) is its IPv4 address. */
+bool cidr_same_host(const struct sockaddr *a, const struct sockaddr *b);
+
 #endif

@@ -430,8 +430,9 @@ static int conf_finish_delivery(struct conf *c)
 		log_problem("metrics_listen: '%s' is not host:port\n", c->metrics_listen);
 		bad++;
 	}
-	if (*c->dequeue_listen && !conf_hostport_valid(c->dequeue_listen)) {
-		log_problem("dequeue_listen: '%s' is not host:port\n", c->dequeue_listen);
+	if (*c->dequeue_listen && !conf_addr_valid(c->dequeue_listen)) {
+		log_problem("dequeue_listen: '%s' is not address:port (an IP address, as in listen)\n",
+		            c->dequeue_listen);
 		bad++;
 	}
 	if (*c->relayhost && !conf_hostport_valid(c->relayhost)) {

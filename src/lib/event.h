@@ -36,6 +36,8 @@ enum ev_kind {
 	EK_PICKUP,
 	/* held mail released (deliver/release.c; ETRN, ATRN, dequeue_listen) */
 	EK_RELEASE,
+	/* a connection to dequeue_listen (control/dequeue.c): who, which domains, the end */
+	EK_DEQUEUE,
 	EK__COUNT
 };
 

@@ -42,12 +42,13 @@ bool hold_rcpts_allow(const struct hold_rcpts *h, const char *local, const char 
  * reversed connection, a conduit). The callbacks run on the delivery
  * thread (hand the news over); ctx must live until finished, or until
  * started with an error (with result and finished NULL: until started).
- * started: err 0 and the recipients released (0: nothing waited; finished
- * follows at once), EBUSY when a release of one of these domains is under
- * way (RFC 1985's 458), ECANCELED when the engine stopped. result (may be
- * NULL): a released recipient's attempt is over (status: enum
- * spool_status; SPOOL_PENDING: deferred, held again). finished: every one
- * has had its attempt, or the release stopped waiting for the rest. */
+ * started: err 0, the recipients released and the distinct messages they
+ * are in (0: nothing waited; finished follows at once), EBUSY when a
+ * release of one of these domains is under way (RFC 1985's 458),
+ * ECANCELED when the engine stopped. result (may be NULL): a released
+ * recipient's attempt is over (status: enum spool_status; SPOOL_PENDING:
+ * deferred, held again). finished: every one has had its attempt, or the
+ * release stopped waiting for the rest. */
 #define HOLD_RELEASE_DOMAINS 16
 struct hold_conduit;
 struct hold_release {
@@ -55,7 +56,7 @@ struct hold_release {
 	size_t n;
 	bool subdomains;
 	struct hold_conduit *via;
-	void (*started)(void *ctx, int err, long count);
+	void (*started)(void *ctx, int err, long count, long messages);
 	void (*result)(void *ctx, const char *qid, const char *rcpt, int status, const char *reply);
 	void (*finished)(void *ctx, long delivered, long deferred, long failed);
 	void *ctx;

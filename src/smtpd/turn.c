@@ -30,7 +30,7 @@ struct turn {
 	struct session *s;
 	char node[ADDR_DOMAIN_MAX + 2];   /* ETRN: as the client named it, "domain" or "@domain" */
 	int err;
-	long count;
+	long count;                       /* recipients released */
 	struct hold_conduit *conduit;     /* ATRN: the next hop the connection becomes */
 	struct event *drain;              /* ATRN: waits for the 250 to leave */
 	unsigned tries;
@@ -63,7 +63,7 @@ static void turn_etrn_answered(void *arg)
 			session_reply(s, R_NODE_BUSY, t->node, strerror(t->err));
 		else if (t->count == 0)
 			session_reply(s, R_NODE_NONE, t->node);
-		else
+		else   /* RFC 1985 5.2's "pending messages": the recipients released */
 			session_reply(s, R_NODE_STARTED, t->count, t->node);
 		session_go_on(s);
 	}
@@ -71,8 +71,9 @@ static void turn_etrn_answered(void *arg)
 }
 
 /* The delivery thread. */
-static void turn_etrn_started(void *ctx, int err, long count)
+static void turn_etrn_started(void *ctx, int err, long count, long messages)
 {
+	(void)messages;
 	struct turn *t = ctx;
 	t->err = err;
 	t->count = count;
@@ -191,8 +192,9 @@ static void turn_atrn_answered(void *arg)
 }
 
 /* The delivery thread. */
-static void turn_atrn_started(void *ctx, int err, long count)
+static void turn_atrn_started(void *ctx, int err, long count, long messages)
 {
+	(void)messages;
 	struct turn *t = ctx;
 	t->err = err;
 	t->count = count;

@@ -472,6 +472,12 @@ static const char spool_reader_domains_sql[] =
 	" WHERE (?1 >> " SPOOL_READER_STATE ") & 1"
 	" GROUP BY d ORDER BY 2 DESC, d LIMIT ?2";
 
+/* Held rows through rcpt_sched (status, held, next_try): a range of it. */
+static const char spool_reader_held_sql[] =
+	"SELECT rcpt_domain(addr) AS d, COUNT(DISTINCT qid), COUNT(*) FROM rcpt"
+	" WHERE status=0 AND held=1 GROUP BY d ORDER BY d LIMIT ?1";
+_Static_assert(SPOOL_PENDING == 0, "spool_reader_held_sql says status=0");
+
 static sqlite3_int64 spool_reader_limit(size_t n)
 {
 	return n > INT64_MAX ? INT64_MAX : (sqlite3_int64)n;
@@ -616,6 +622,20 @@ int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
 		return EIO;
 	sqlite3_bind_int(st, 1, (int)(states ? states : SPOOL_STATES_ALL));
 	sqlite3_bind_int64(st, 2, spool_reader_limit(max));
+	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
+	if (err)
+		spool_domain_counts_free(out);
+	return err;
+}
+
+int spool_reader_held_domains(struct spool_reader *r, size_t max,
+                              struct spool_domain_counts *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = spool_reader_prepare(r, spool_reader_held_sql);
+	if (!st)
+		return EIO;
+	sqlite3_bind_int64(st, 1, spool_reader_limit(max));
 	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
 	if (err)
 		spool_domain_counts_free(out);

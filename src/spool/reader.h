@@ -151,6 +151,13 @@ struct spool_domain_counts {
 int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
                          struct spool_domain_counts *out);
 void spool_domain_counts_free(struct spool_domain_counts *c);
+/* The held recipients (pending, rcpt.held) per domain, and the messages
+ * they are in: the mail that waits for a release (hold_domains, an
+ * operator's hold). At most max domains, by name; the cost is that of the
+ * held rows alone (the scheduler's index), not the queue's. 0 or an errno
+ * (out is then empty); spool_domain_counts_free frees out. */
+int spool_reader_held_domains(struct spool_reader *r, size_t max,
+                              struct spool_domain_counts *out);
 
 /* The history of a message's attempts, oldest first: fn(ctx, recipient
  * index, when, the reply, the host that gave it). 0 or an errno. */

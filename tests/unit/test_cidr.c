@@ -210,6 +210,43 @@ static void test_other_family(void **state)
 	assert_false(cidr_parse(NULL, &l.v[0]));
 }
 
+/* cidr_same_host: one address against another, ports aside. */
+static const struct {
+	const char *a, *b;
+	bool same;
+} same_rows[] = {
+	{ "127.0.0.1", "127.0.0.1", true },
+	{ "127.0.0.1", "127.0.0.2", false },
+	{ "192.0.2.1", "::ffff:192.0.2.1", true },
+	{ "::ffff:192.0.2.1", "::ffff:192.0.2.1", true },
+	{ "::ffff:192.0.2.1", "192.0.2.2", false },
+	{ "2001:db8::1", "2001:db8:0:0::1", true },
+	{ "2001:db8::1", "2001:db8::2", false },
+	{ "::1", "127.0.0.1", false },
+	{ "::", "0.0.0.0", false },
+};
+
+static void test_same_host(void **state)
+{
+	struct sockaddr_storage x, y;
+	struct sockaddr_un un;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(same_rows); i++) {
+		bool s = cidr_same_host(make_sa(same_rows[i].a, &x), make_sa(same_rows[i].b, &y));
+		bool t = cidr_same_host(make_sa(same_rows[i].b, &y), make_sa(same_rows[i].a, &x));
+		if (s != same_rows[i].same || t != s)
+			fail_msg("row %zu %s %s: %d %d", i, same_rows[i].a, same_rows[i].b, s, t);
+	}
+	make_sa("127.0.0.1", &y);
+	((struct sockaddr_in *)&y)->sin_port = htons(79);   /* ports aside */
+	assert_true(cidr_same_host(make_sa("127.0.0.1", &x), (const struct sockaddr *)&y));
+	memset(&un, 0, sizeof un);
+	un.sun_family = AF_UNIX;
+	assert_false(cidr_same_host((const struct sockaddr *)&un, (const struct sockaddr *)&un));
+	assert_false(cidr_same_host(NULL, make_sa("127.0.0.1", &x)));
+}
+
 /* A full list: the last entry is found. */
 static void test_full_list(void **state)
 {
@@ -238,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_host_bits_masked),
 		cmocka_unit_test(test_other_family),
 		cmocka_unit_test(test_full_list),
+		cmocka_unit_test(test_same_host),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,6 +109,10 @@ static void test_security_keys(void **state)
 		{ { "run_user", "" }, 1 },
 		{ { "max_connections", "0" }, 1 },
 		{ { "max_errors", "0", "max_auth_failures", "5" }, 1 },
+		{ { "dequeue_listen", "0.0.0.0:79" }, 0 },
+		{ { "dequeue_listen", "[::1]:79" }, 0 },
+		{ { "dequeue_listen", "localhost:79" }, 1 },   /* bound at start: an address */
+		{ { "dequeue_listen", "127.0.0.1" }, 1 },
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		struct conf c;

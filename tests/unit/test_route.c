@@ -108,11 +108,35 @@ static void test_map_errors(void **state)
 	route_map_free(m);
 }
 
+static void each_line(void *ctx, const char *domain, const char *target)
+{
+	char *out = ctx;
+	snprintf(out + strlen(out), 256 - strlen(out), "%s=%s;", domain, target);
+}
+
+/* route_map_each: every line in order, the domain lower-cased, the target
+ * as written (the dequeue trigger compares its host with a client). */
+static void test_map_each(void **state)
+{
+	(void)state;
+	int bad = 0;
+	struct route_map *m = map_of("Held.Example [2001:db8::7]:25\n# c\nb.example host.example:26\n",
+	                             &bad);
+	assert_int_equal(bad, 0);
+	char out[256] = "";
+	route_map_each(m, each_line, out);
+	assert_string_equal(out, "held.example=[2001:db8::7]:25;b.example=host.example:26;");
+	route_map_free(m);
+	out[0] = '\0';
+	route_map_each(NULL, each_line, out);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hostport), cmocka_unit_test(test_routes),
-		cmocka_unit_test(test_map_errors),
+		cmocka_unit_test(test_map_errors), cmocka_unit_test(test_map_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,6 +203,21 @@ static void ctl_print_msg(json_t *m)
 	putchar('\n');
 }
 
+/* A held domain as a line: "held.test: 3 recipients in 2 messages (hold_domains)". */
+static void ctl_print_held_one(json_t *h, const char *lead)
+{
+	json_int_t r = ctl_i(h, "recipients"), m = ctl_i(h, "messages");
+	bool conf = json_is_true(json_object_get(h, "configured"));
+	bool op = json_is_true(json_object_get(h, "operator"));
+	printf("%s%s: %lld recipient%s", lead, ctl_s(h, "domain"), (long long)r, r == 1 ? "" : "s");
+	if (r)
+		printf(" in %lld message%s", (long long)m, m == 1 ? "" : "s");
+	if (conf || op)
+		printf(" (%s%s%s)", conf ? "hold_domains" : "", conf && op ? ", " : "",
+		       op ? "ternctl hold" : "");
+	putchar('\n');
+}
+
 static int ctl_queue(struct ctl *c, const struct ctl_opts *o)
 {
 	json_t *req = json_pack("{s:s}", "cmd", "queue");
@@ -223,6 +238,10 @@ static int ctl_queue(struct ctl *c, const struct ctl_opts *o)
 			rc = ctl_result(m);
 			if (!rc && !c->json) {
 				json_int_t n = ctl_i(m, "count");
+				json_t *h;
+				size_t i;
+				json_array_foreach(json_object_get(m, "held_domains"), i, h)
+					ctl_print_held_one(h, "-- held for ");
 				if (n == 0)
 					printf("Mail queue is empty\n");
 				else
@@ -302,6 +321,11 @@ static void ctl_print_status(json_t *o)
 		       (long long)ctl_i(cert, "days_left"));
 	else
 		printf("tls certificate: none\n");
+	json_t *held = json_object_get(o, "held_domains"), *h;
+	if (json_array_size(held))
+		printf("held domains (waiting for a release):\n");
+	json_array_foreach(held, i, h)
+		ctl_print_held_one(h, "  ");
 }
 
 static void ctl_print_stats(json_t *o)
@@ -481,7 +505,8 @@ static void ctl_print_reload(json_t *o)
 "  -s PATH   the control socket itself\n" \
 "  --json    the daemon's JSON lines, as they come\n" \
 "commands:\n" \
-"  status                       version, uptime, listeners, TLS certificate expiry\n" \
+"  status                       version, uptime, listeners, TLS certificate expiry,\n" \
+"                               held domains with their counts\n" \
 "  stats                        counters since start, the queue by domain\n" \
 "  queue [--domain D] [--sender S] [--state deferred|held|active]\n" \
 "                               the queue, one message per line\n" \
