@@ -212,7 +212,7 @@ def test_hold_release_flush(world):
                                               queue_json(world, "--state", "held")] == [qid])
     assert len(world.messages("bob@example.com")) == 1
     p = ctl(world, "release", "example.com")
-    assert "1 message" in p.stdout
+    assert p.stdout == "release example.com: 1 recipient\n", p.stdout
     world.wait_messages("bob@example.com", 2)
     # a message hold, then flush of one that is waiting for its retry
     d = send(world, "alice@example.com", ["u1@unreach.test"])

@@ -435,9 +435,10 @@ static int ctl_act_one(struct ctl *c, const char *cmd, const char *target)
 {
 	int rc = 0;
 	json_t *o = ctl_call(c, json_pack("{s:s, s:s}", "cmd", cmd, "target", target), &rc);
-	if (o && !c->json) {
+	if (o && !c->json) {   /* the engine counts messages deleted, else recipients */
 		json_int_t n = ctl_i(o, "count");
-		printf("%s %s: %lld message%s\n", cmd, target, (long long)n, n == 1 ? "" : "s");
+		const char *what = !strcmp(cmd, "delete") ? "message" : "recipient";
+		printf("%s %s: %lld %s%s\n", cmd, target, (long long)n, what, n == 1 ? "" : "s");
 	}
 	json_decref(o);
 	return rc;
