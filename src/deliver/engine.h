@@ -159,9 +159,7 @@ struct queue {
 	/* release.c */
 	struct rel *releases;       /* under way */
 	struct hmap rel_entries;    /* each recipient they released, by "qid/idx" */
-	pthread_mutex_t rel_mu;
-	struct rel_rows *rel_inbox; /* the writer's answers (under rel_mu) */
-	struct event *rel_ev;       /* takes them on the loop */
+	struct post *post;          /* calls from other threads (the writer's answers) */
 	int64_t aged_at;            /* the last look at held mail's age */
 	/* dest.c */
 	struct hmap dests;          /* by route key */
@@ -196,8 +194,6 @@ void sched_free_all(struct queue *q);
 
 /* Begin a release (on the loop): req's domains, or one message (qid). */
 void release_begin(struct queue *q, const struct hold_release *req, const char *qid);
-/* The writer's answers (rel_ev). */
-void release_rows(evutil_socket_t fd, short what, void *arg);
 /* Was recipient rc of m released by a release under way (then it goes,
  * its domain held or not)? Its conduit, if that release has one. */
 struct hold_conduit *release_of(const struct queue *q, const struct qmsg *m,

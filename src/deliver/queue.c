@@ -15,6 +15,7 @@
 #include "lib/util.h"
 #include "net/closer.h"
 #include "net/dns.h"
+#include "net/post.h"
 #include "spool/reader.h"
 
 static void queue_reloaded(struct queue *q, struct inbox_item *it);
@@ -213,7 +214,6 @@ struct queue *queue_new(struct settings *st)
 	pthread_mutex_init(&q->rec_mu, NULL);
 	pthread_cond_init(&q->rec_cv, NULL);
 	pthread_mutex_init(&q->inbox_mu, NULL);
-	pthread_mutex_init(&q->rel_mu, NULL);
 	return q;
 }
 
@@ -247,7 +247,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->scan_ev = queue_event(q, sched_scan_cb, false);
 	q->stop_ev = queue_event(q, queue_stop_cb, false);
 	q->inbox_ev = queue_event(q, queue_inbox_cb, false);
-	q->rel_ev = queue_event(q, release_rows, false);
+	q->post = post_new(q->base);
 	if (!local_start(q))
 		return false;
 	if (pthread_create(&q->thread, NULL, queue_run, q) != 0)
@@ -295,11 +295,12 @@ static void queue_free_all(struct queue *q)
 	queue_inbox_cancel(q);
 	dns_free(q->dns);
 	release_free_all(q);    /* before its conduits go */
+	post_free(q->post);     /* the writer's last answers: freed */
 	dest_free_all(q);
 	closer_free(q->closer);
 	sched_free_all(q);
 	struct event *evs[] = { q->kick_ev, q->timer_ev, q->flush_ev, q->stop_ev, q->recorded_ev,
-	                        q->rec_retry_ev, q->scan_ev, q->inbox_ev, q->rel_ev };
+	                        q->rec_retry_ev, q->scan_ev, q->inbox_ev };
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -322,6 +323,5 @@ void queue_stop(struct queue *q)
 	pthread_mutex_destroy(&q->rec_mu);
 	pthread_cond_destroy(&q->rec_cv);
 	pthread_mutex_destroy(&q->inbox_mu);
-	pthread_mutex_destroy(&q->rel_mu);
 	free(q);
 }

@@ -6,7 +6,7 @@
  * matching held recipients of the messages in flight (their copy is the
  * one that will be recorded), then asks the writer to release the held
  * rows of the spool, which answers with each row it changed
- * (spool_release_async); those come back to the loop through rel_inbox.
+ * (spool_release_async); those come back to the loop through q->post.
  * Every recipient released is then an entry "qid/idx" in q->rel_entries,
  * pointing at its release: sched_waits lets it through although its
  * domain is held (hold_domains), sched_plan sends it over the release's
@@ -28,6 +28,7 @@
 #include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/post.h"
 #include "policy/hold.h"
 
 #define RELEASE_IDLE 900   /* seconds without a result before a release stops waiting */
@@ -60,8 +61,8 @@ struct rel_msg {
 
 /* Rows released by the writer, on their way to the loop. */
 struct rel_rows {
-	struct rel_rows *next;
-	struct rel *r;
+	struct queue *q;
+	struct rel *r;                /* freed already if the engine stopped */
 	int err;
 	size_t n;
 	struct spool_released v[];
@@ -210,22 +211,21 @@ static void release_inflight(struct queue *q, struct rel *r, int64_t now)
 			}
 }
 
+static void release_rows(void *arg);
+
 /* The writer's thread: hand the rows to the loop. */
 static void release_rows_cb(void *ctx, int err, const struct spool_released *v, size_t n)
 {
 	struct rel *r = ctx;
 	struct queue *q = r->q;
 	struct rel_rows *rows = util_xcalloc(1, sizeof *rows + n * sizeof *v);
+	rows->q = q;
 	rows->r = r;
 	rows->err = err;
 	rows->n = n;
 	if (n)
 		memcpy(rows->v, v, n * sizeof *v);
-	pthread_mutex_lock(&q->rel_mu);
-	rows->next = q->rel_inbox;
-	q->rel_inbox = rows;
-	pthread_mutex_unlock(&q->rel_mu);
-	event_active(q->rel_ev, EV_TIMEOUT, 0);
+	post_call(q->post, release_rows, rows);
 	pthread_mutex_lock(&q->rec_mu);   /* queue_stop waits for the last one */
 	q->admin_pending--;
 	pthread_cond_broadcast(&q->rec_cv);
@@ -261,27 +261,23 @@ static void release_started(struct queue *q, struct rel *r, int err)
 	event_active(q->scan_ev, EV_TIMEOUT, 0);
 }
 
-void release_rows(evutil_socket_t fd, short what, void *arg)
+/* On the loop (q->post): one spool release of r answered; after the
+ * engine stopped (release_free_all has ended every release), only freed. */
+static void release_rows(void *arg)
 {
-	(void)fd;
-	(void)what;
-	struct queue *q = arg;
-	pthread_mutex_lock(&q->rel_mu);
-	struct rel_rows *rows = q->rel_inbox;
-	q->rel_inbox = NULL;
-	pthread_mutex_unlock(&q->rel_mu);
-	while (rows) {
-		struct rel_rows *next = rows->next;
-		struct rel *r = rows->r;
-		for (size_t i = 0; i < rows->n; i++)
-			release_add(q, r, rows->v[i].qid, rows->v[i].idx);
-		if (rows->err && !r->err)
-			r->err = rows->err;
+	struct rel_rows *rows = arg;
+	struct rel *r = rows->r;
+	if (post_stopped(rows->q->post)) {
 		free(rows);
-		if (--r->waiting == 0)
-			release_started(q, r, r->err);
-		rows = next;
+		return;
 	}
+	for (size_t i = 0; i < rows->n; i++)
+		release_add(r->q, r, rows->v[i].qid, rows->v[i].idx);
+	if (rows->err && !r->err)
+		r->err = rows->err;
+	free(rows);
+	if (--r->waiting == 0)
+		release_started(r->q, r, r->err);
 }
 
 void release_begin(struct queue *q, const struct hold_release *req, const char *qid)
@@ -374,9 +370,4 @@ void release_free_all(struct queue *q)
 		release_end(q, r);
 	}
 	hmap_clear(&q->rel_entries, NULL, NULL);
-	while (q->rel_inbox) {
-		struct rel_rows *next = q->rel_inbox->next;
-		free(q->rel_inbox);
-		q->rel_inbox = next;
-	}
 }

@@ -613,6 +613,16 @@ static void spool_reader_domain_row(sqlite3_stmt *st, void *ctx)
 	c->rcpts = (size_t)sqlite3_column_int64(st, 2);
 }
 
+/* Rows of (domain, messages, recipients) from a prepared, bound st. */
+static int spool_reader_counts(struct spool_reader *r, sqlite3_stmt *st,
+                               struct spool_domain_counts *out)
+{
+	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
+	if (err)
+		spool_domain_counts_free(out);
+	return err;
+}
+
 int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
                          struct spool_domain_counts *out)
 {
@@ -622,10 +632,7 @@ int spool_reader_domains(struct spool_reader *r, unsigned states, size_t max,
 		return EIO;
 	sqlite3_bind_int(st, 1, (int)(states ? states : SPOOL_STATES_ALL));
 	sqlite3_bind_int64(st, 2, spool_reader_limit(max));
-	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
-	if (err)
-		spool_domain_counts_free(out);
-	return err;
+	return spool_reader_counts(r, st, out);
 }
 
 int spool_reader_held_domains(struct spool_reader *r, size_t max,
@@ -636,10 +643,7 @@ int spool_reader_held_domains(struct spool_reader *r, size_t max,
 	if (!st)
 		return EIO;
 	sqlite3_bind_int64(st, 1, spool_reader_limit(max));
-	int err = spool_reader_each(r, st, spool_reader_domain_row, out);
-	if (err)
-		spool_domain_counts_free(out);
-	return err;
+	return spool_reader_counts(r, st, out);
 }
 
 void spool_domain_counts_free(struct spool_domain_counts *c)

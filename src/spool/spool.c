@@ -278,17 +278,24 @@ void spool_update_many_async(struct spool *sp, const struct spool_env *const *en
 	writer_enqueue(sp, op);
 }
 
-void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
-                       const char *domain, int64_t now,
-                       void (*done)(void *ctx, int err, long count), void *ctx)
+static struct spool_op *spool_admin_op(enum spool_admin what, const char *qid,
+                                       const char *domain, int64_t now, void *ctx)
 {
 	struct spool_op *op = writer_op_new(OP_ADMIN, NULL);
 	op->admin = what;
 	op->qid = qid ? util_xstrdup(qid) : NULL;
 	op->domain = domain ? util_xstrdup(domain) : NULL;
 	op->now = now;
-	op->on_admin = done;
 	op->ctx = ctx;
+	return op;
+}
+
+void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
+                       const char *domain, int64_t now,
+                       void (*done)(void *ctx, int err, long count), void *ctx)
+{
+	struct spool_op *op = spool_admin_op(what, qid, domain, now, ctx);
+	op->on_admin = done;
 	writer_enqueue(sp, op);
 }
 
@@ -298,14 +305,9 @@ void spool_release_async(struct spool *sp, const char *qid, const char *domain, 
                                       size_t n),
                          void *ctx)
 {
-	struct spool_op *op = writer_op_new(OP_ADMIN, NULL);
-	op->admin = SPOOL_RELEASE;
-	op->qid = qid ? util_xstrdup(qid) : NULL;
-	op->domain = domain ? util_xstrdup(domain) : NULL;
+	struct spool_op *op = spool_admin_op(SPOOL_RELEASE, qid, domain, now, ctx);
 	op->subdomains = subdomains;
-	op->now = now;
 	op->on_release = done;
-	op->ctx = ctx;
 	writer_enqueue(sp, op);
 }
 

@@ -322,17 +322,23 @@ static void test_filter_together(void **state)
 }
 
 /* Counts per domain as "domain msgs rcpts" lines, joined by ", ". */
-static const char *counted(struct fixture *f, unsigned states, size_t max)
+/* Counts per domain as "domain msgs rcpts, ..." (the caller's result). */
+static const char *counts_text(struct spool_domain_counts *c)
 {
 	static char s[256];
+	s[0] = '\0';
+	for (size_t i = 0; i < c->n; i++)
+		snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s %zu %zu", i ? ", " : "",
+		         c->v[i].domain, c->v[i].msgs, c->v[i].rcpts);
+	spool_domain_counts_free(c);
+	return s;
+}
+
+static const char *counted(struct fixture *f, unsigned states, size_t max)
+{
 	struct spool_domain_counts c;
 	assert_int_equal(spool_reader_domains(f->r, states, max, &c), 0);
-	s[0] = '\0';
-	for (size_t i = 0; i < c.n; i++)
-		snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s %zu %zu", i ? ", " : "",
-		         c.v[i].domain, c.v[i].msgs, c.v[i].rcpts);
-	spool_domain_counts_free(&c);
-	return s;
+	return counts_text(&c);
 }
 
 static void test_domains(void **state)
@@ -357,15 +363,9 @@ static void test_domains(void **state)
 /* Held recipients per domain, as "domain msgs rcpts" lines. */
 static const char *held(struct fixture *f, size_t max)
 {
-	static char s[256];
 	struct spool_domain_counts c;
 	assert_int_equal(spool_reader_held_domains(f->r, max, &c), 0);
-	s[0] = '\0';
-	for (size_t i = 0; i < c.n; i++)
-		snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s %zu %zu", i ? ", " : "",
-		         c.v[i].domain, c.v[i].msgs, c.v[i].rcpts);
-	spool_domain_counts_free(&c);
-	return s;
+	return counts_text(&c);
 }
 
 /* The query plan of the held domains' statement: through the scheduler's
