@@ -20,7 +20,7 @@ FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
+.PHONY: all deps test-deps run test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
 	install-sendmail bench bench-drain layers man-check
 
 all: build/build.ninja
@@ -164,6 +164,12 @@ test: test-deps
 	$(PYTHON) -m pytest -q tests/blackbox
 	$(MAKE) blackbox-asan
 	$(MAKE) fuzz-run
+	$(PYTHON) tests/reliability/run --short
+
+# The reliability suite's full run: kill -9 at random moments, many times
+# (tests/reliability/run; see its header).
+soak: all
+	$(PYTHON) tests/reliability/run
 
 clean:
 	rm -rf build build-asan build-fuzz
