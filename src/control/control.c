@@ -34,6 +34,8 @@ struct ctl_answer {
 	struct ctl_client *cl;
 	int err;
 	long count;
+	bool drained;               /* a drain's end: its outcomes */
+	long delivered, deferred, failed;
 };
 
 /* ---- requests and replies ---- */
@@ -246,7 +248,10 @@ static void ctl_answers_cb(evutil_socket_t fd, short what, void *arg)
 		struct ctl_answer *next = a->next;
 		struct ctl_client *cl = a->cl;
 		cl->pending--;
-		if (!cl->gone) {
+		if (!cl->gone && a->drained) {
+			ctl_drained(cl, a->count, a->delivered, a->deferred, a->failed);
+			ctl_read_cb(cl->bev, cl);
+		} else if (!cl->gone) {
 			ctl_answered(cl, a->err, a->count);
 			ctl_read_cb(cl->bev, cl);   /* requests that waited behind it */
 		}
@@ -256,14 +261,9 @@ static void ctl_answers_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void ctl_engine_done(void *ctx, int err, long count)
+static void ctl_answer_post(struct ctl_answer *a)
 {
-	struct ctl_client *cl = ctx;
-	struct control *c = cl->c;
-	struct ctl_answer *a = util_xcalloc(1, sizeof *a);
-	a->cl = cl;
-	a->err = err;
-	a->count = count;
+	struct control *c = a->cl->c;
 	pthread_mutex_lock(&c->mu);
 	struct ctl_answer **tail = &c->answers;
 	while (*tail)
@@ -271,6 +271,27 @@ void ctl_engine_done(void *ctx, int err, long count)
 	*tail = a;
 	pthread_mutex_unlock(&c->mu);
 	event_active(c->answer_ev, EV_TIMEOUT, 0);
+}
+
+void ctl_engine_done(void *ctx, int err, long count)
+{
+	struct ctl_answer *a = util_xcalloc(1, sizeof *a);
+	a->cl = ctx;
+	a->err = err;
+	a->count = count;
+	ctl_answer_post(a);
+}
+
+void ctl_engine_drained(void *ctx, long count, long delivered, long deferred, long failed)
+{
+	struct ctl_answer *a = util_xcalloc(1, sizeof *a);
+	a->cl = ctx;
+	a->count = count;
+	a->drained = true;
+	a->delivered = delivered;
+	a->deferred = deferred;
+	a->failed = failed;
+	ctl_answer_post(a);
 }
 
 /* ---- open, start, close ---- */

@@ -79,8 +79,10 @@ bool ctl_output_full(const struct ctl_client *cl);
 /* A state-changing command, logged with who asked. */
 void ctl_audit(const struct ctl_client *cl, const char *what, const char *target);
 
-/* control.c: queue_command's done (the writer's thread). */
+/* control.c: queue_command's done (the writer's thread); a drain's end
+ * (the delivery thread). */
 void ctl_engine_done(void *ctx, int err, long count);
+void ctl_engine_drained(void *ctx, long count, long delivered, long deferred, long failed);
 
 /* ctl_cmd.c: the transport map of the settings in force (read again after
  * a reload). */
@@ -91,8 +93,9 @@ json_t *ctl_held_domains(struct control *c, const char *only);
 void ctl_held_free(struct control *c);
 /* ctl_cmd.c: run one request (cmd is its "cmd"). */
 void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req);
-/* The engine's answer to an act, back on the loop. */
+/* The engine's answer to an act, back on the loop; a drain's outcome. */
 void ctl_answered(struct ctl_client *cl, int err, long count);
+void ctl_drained(struct ctl_client *cl, long count, long delivered, long deferred, long failed);
 /* A queue listing goes on (its output drained). */
 void ctl_list_more(struct ctl_client *cl);
 

@@ -21,6 +21,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/smtp.h"
 #include "policy/hold.h"
 #include "policy/policy.h"
 #include "policy/settings.h"
@@ -350,13 +351,19 @@ static json_t *ctl_show_headers(struct spool_reader *r, const struct spool_env *
 
 static json_t *ctl_show_rcpt(const struct spool_rcpt *r)
 {
-	return json_pack("{s:i, s:s, s:s, s:s, s:b, s:i, s:I, s:s, s:s, s:i}", "index", (int)r->idx,
-	                 "address", r->addr, "orig_address", r->orig,
+	char notify[40];   /* RFC 3461 4.1's words */
+	snprintf(notify, sizeof notify, "%s%s%s%s", r->notify & NOTIFY_NEVER ? "NEVER," : "",
+	         r->notify & NOTIFY_SUCCESS ? "SUCCESS," : "", r->notify & NOTIFY_FAILURE ? "FAILURE," : "",
+	         r->notify & NOTIFY_DELAY ? "DELAY," : "");
+	notify[strlen(notify) ? strlen(notify) - 1 : 0] = '\0';
+	return json_pack("{s:i, s:s, s:s, s:s, s:b, s:i, s:I, s:s, s:s, s:i, s:s, s:s}", "index",
+	                 (int)r->idx, "address", r->addr, "orig_address", r->orig,
 	                 "state", r->status == SPOOL_DELIVERED ? "delivered" :
 	                          r->status == SPOOL_FAILED ? "failed" : r->held ? "held" : "pending",
 	                 "held", r->held, "attempts", (int)r->attempts, "next_try",
 	                 (json_int_t)r->next_try, "last_reply", r->last_reply, "host", r->remote_mta,
-	                 "notify", (int)r->notify);
+	                 "notify", (int)r->notify, "notify_words", notify, "orcpt",
+	                 r->orcpt ? r->orcpt : "");
 }
 
 static void ctl_show(struct ctl_client *cl, json_t *req)
@@ -373,8 +380,10 @@ static void ctl_show(struct ctl_client *cl, json_t *req)
 	for (size_t i = 0; i < e.nrcpt; i++)
 		json_array_append_new(rs, ctl_show_rcpt(&e.rcpt[i]));
 	spool_reader_attempts(r, qid, ctl_show_attempt, hist);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}", "queue_id", qid,
-	                      "sender", e.sender, "envid", e.envid, "message_size",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}", "queue_id",
+	                      qid, "sender", e.sender, "envid", e.envid, "ret",
+	                      e.ret == RET_FULL ? "FULL" : e.ret == RET_HDRS ? "HDRS" : "",
+	                      "message_size",
 	                      (json_int_t)e.size, "arrival_time", (json_int_t)e.arrival,
 	                      "client", e.client, "helo", e.helo, "recipients", rs,
 	                      "attempts", hist, "headers", ctl_show_headers(r, &e));
@@ -424,6 +433,70 @@ static void ctl_act(struct ctl_client *cl, enum queue_op op, const char *verb, j
 	if (qc.domain[0] && (op == QUEUE_HOLD || op == QUEUE_RELEASE) && cl->c->env.queue)
 		ctl_held_set(cl->c, qc.domain, op == QUEUE_HOLD);   /* as the engine will */
 	ctl_ask_engine(cl, &qc);
+}
+
+/* drain --to HOST:PORT [--domain D]: every pending recipient (held too)
+ * delivered to another node over SMTP, with its envelope and DSN
+ * parameters, and removed here only after that node's 250 (planned
+ * maintenance: pause smtp first). Answered when every one has had its
+ * attempt. The engine's calls run on its thread: they only post. */
+struct ctl_drain {
+	struct ctl_client *cl;
+	long count;
+};
+
+static void ctl_drain_started(void *ctx, int err, long count, long messages)
+{
+	(void)messages;
+	struct ctl_drain *d = ctx;
+	if (err) {   /* nothing follows */
+		ctl_engine_done(d->cl, err, 0);
+		free(d);
+		return;
+	}
+	d->count = count;
+}
+
+static void ctl_drain_finished(void *ctx, long delivered, long deferred, long failed)
+{
+	struct ctl_drain *d = ctx;
+	ctl_engine_drained(d->cl, d->count, delivered, deferred, failed);
+	free(d);
+}
+
+static void ctl_drain(struct ctl_client *cl, json_t *req)
+{
+	const char *to = ctl_str(req, "to");
+	const char *domain = ctl_str(req, "domain");
+	char host[256];
+	unsigned port;
+	if (!to || !util_hostport(to, host, sizeof host, &port))
+		return ctl_fail(cl, "drain: --to host:port (the node to take the queue)");
+	if (domain && !addr_domain_valid(domain))
+		return ctl_fail(cl, "drain: '%.64s' is not a domain", domain);
+	if (!cl->c->env.queue)
+		return ctl_fail(cl, "delivery is off here (queue_only = yes)");
+	struct hold_release rel = { .all = true, .started = ctl_drain_started,
+	                            .finished = ctl_drain_finished };
+	snprintf(rel.to, sizeof rel.to, "%s", to);
+	if (domain) {
+		snprintf(rel.domain[0], sizeof rel.domain[0], "%s", domain);
+		rel.n = 1;
+	}
+	struct ctl_drain *d = util_xcalloc(1, sizeof *d);
+	d->cl = cl;
+	rel.ctx = d;
+	ctl_audit(cl, "drain", to);
+	cl->pending++;
+	cl->mode = CL_WAIT;
+	queue_release(cl->c->env.queue, &rel);
+}
+
+void ctl_drained(struct ctl_client *cl, long count, long delivered, long deferred, long failed)
+{
+	ctl_ok(cl, json_pack("{s:I, s:I, s:I, s:I}", "count", (json_int_t)count, "delivered",
+	                     (json_int_t)delivered, "deferred", (json_int_t)deferred, "failed",
+	                     (json_int_t)failed));
 }
 
 /* pause smtp|delivery; resume [smtp|delivery] (both when not named). */
@@ -491,6 +564,7 @@ void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
 	} cmds[] = {
 		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
 		{ "show", ctl_show }, { "trace", trace_start }, { "reload", ctl_reload },
+		{ "drain", ctl_drain },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(cmd, cmds[i].name))

@@ -194,10 +194,11 @@ void sched_free_all(struct queue *q);
 
 /* Begin a release (on the loop): req's domains, or one message (qid). */
 void release_begin(struct queue *q, const struct hold_release *req, const char *qid);
-/* Was recipient rc of m released by a release under way (then it goes,
- * its domain held or not)? Its conduit, if that release has one. */
-struct hold_conduit *release_of(const struct queue *q, const struct qmsg *m,
-                                 const struct spool_rcpt *rc, bool *released);
+/* The release under way that released recipient rc of m (then it goes,
+ * its domain held or not, by that release's conduit or host if it names
+ * one), or NULL. */
+const struct hold_release *release_of(const struct queue *q, const struct qmsg *m,
+                                     const struct spool_rcpt *rc);
 /* rc's attempt is over (its status set): its release hears of it. */
 void release_result(struct queue *q, const struct qmsg *m, const struct spool_rcpt *rc);
 /* Releases that heard nothing for long stop waiting (from the timer). */

@@ -129,6 +129,8 @@ static bool release_names(const struct rel *r, const char *qid, const char *addr
 {
 	if (r->qid[0])
 		return !strcmp(r->qid, qid);
+	if (!r->req.n)
+		return true;   /* a drain of every domain */
 	for (size_t i = 0; i < r->req.n; i++)
 		if (hold_domain_under(release_domain_of(addr), r->req.domain[i], r->req.subdomains))
 			return true;
@@ -140,6 +142,8 @@ static bool release_overlap(const struct rel *a, const struct rel *b)
 {
 	if (a->qid[0] || b->qid[0])
 		return a->qid[0] && !strcmp(a->qid, b->qid);
+	if (!a->req.n || !b->req.n)
+		return true;   /* every domain */
 	for (size_t i = 0; i < a->req.n; i++)
 		for (size_t k = 0; k < b->req.n; k++)
 			if (hold_domain_under(a->req.domain[i], b->req.domain[k], b->req.subdomains) ||
@@ -202,7 +206,7 @@ static void release_inflight(struct queue *q, struct rel *r, int64_t now)
 		for (struct qmsg *m = lists[l]; m; m = m->next)
 			for (size_t i = 0; i < m->env.nrcpt; i++) {
 				struct spool_rcpt *rc = &m->env.rcpt[i];
-				if (rc->status != SPOOL_PENDING || !rc->held ||
+				if (rc->status != SPOOL_PENDING || (!rc->held && !r->req.all) ||
 				    !release_names(r, m->env.qid, rc->addr))
 					continue;
 				rc->held = false;
@@ -299,25 +303,25 @@ void release_begin(struct queue *q, const struct hold_release *req, const char *
 	q->releases = r;
 	int64_t now = (int64_t)time(NULL);
 	release_inflight(q, r, now);
-	r->waiting = r->qid[0] ? 1 : (unsigned)r->req.n;
+	r->waiting = r->qid[0] || !r->req.n ? 1 : (unsigned)r->req.n;
 	pthread_mutex_lock(&q->rec_mu);
 	q->admin_pending += r->waiting;
 	pthread_mutex_unlock(&q->rec_mu);
-	if (r->qid[0])
-		return spool_release_async(q->spool, r->qid, NULL, false, now, release_rows_cb, r);
+	if (r->qid[0] || !r->req.n)   /* one message, or a drain of every domain */
+		return spool_release_async(q->spool, r->qid[0] ? r->qid : NULL, NULL, false,
+		                           r->req.all, now, release_rows_cb, r);
 	for (size_t i = 0; i < r->req.n; i++)
-		spool_release_async(q->spool, NULL, r->req.domain[i], r->req.subdomains, now,
-		                    release_rows_cb, r);
+		spool_release_async(q->spool, NULL, r->req.domain[i], r->req.subdomains, r->req.all,
+		                    now, release_rows_cb, r);
 }
 
 /* ---- what sched.c asks ---- */
 
-struct hold_conduit *release_of(const struct queue *q, const struct qmsg *m,
-                                 const struct spool_rcpt *rc, bool *released)
+const struct hold_release *release_of(const struct queue *q, const struct qmsg *m,
+                                     const struct spool_rcpt *rc)
 {
 	struct rel_entry *e = q->rel_entries.n ? release_find(q, m->env.qid, rc->idx) : NULL;
-	*released = e != NULL;
-	return e ? e->r->req.via : NULL;
+	return e ? &e->r->req : NULL;
 }
 
 void release_result(struct queue *q, const struct qmsg *m, const struct spool_rcpt *rc)

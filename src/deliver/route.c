@@ -85,6 +85,12 @@ static bool route_host(struct route *r, const char *hostport, bool lmtp, bool au
 	return true;
 }
 
+bool route_to_host(const char *hostport, struct route *out)
+{
+	memset(out, 0, sizeof *out);
+	return route_host(out, hostport, false, false);
+}
+
 bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,
                struct route *out)
 {

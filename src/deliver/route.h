@@ -38,6 +38,9 @@ void route_map_free(struct route_map *m);
 void route_map_each(const struct route_map *m,
                     void (*fn)(void *ctx, const char *domain, const char *target), void *ctx);
 
+/* A host given as "host:port" (a drain's target): false when it is not. */
+bool route_to_host(const char *hostport, struct route *out);
+
 /* The route of a recipient address "local@domain" with its transport
  * (enum spool_transport). */
 bool route_for(const struct conf *c, const struct route_map *m, const char *addr, int transport,

@@ -450,11 +450,10 @@ static void sched_held_free(struct hmap_node *n, void *ctx)
  * message keeps it out of the due scans); unless a release under way
  * took it, which also says whether it goes over ATRN's connection. */
 static bool sched_waits(struct queue *q, const struct qmsg *m, struct spool_rcpt *r,
-                        struct hold_conduit **via)
+                        const struct hold_release **rel)
 {
-	bool released;
-	*via = release_of(q, m, r, &released);
-	if (released) {
+	*rel = release_of(q, m, r);
+	if (*rel) {
 		r->held = false;
 		return false;
 	}
@@ -463,6 +462,20 @@ static bool sched_waits(struct queue *q, const struct qmsg *m, struct spool_rcpt
 	                 (q->held_domains.n && sched_held_find(q, domain))))
 		r->held = true;
 	return r->held;
+}
+
+/* Where a released recipient goes: its release's conduit (ATRN) or host
+ * (a drain), else by route_for. */
+static bool sched_route(struct queue *q, const struct hold_release *rel,
+                        const struct spool_rcpt *r, struct route *rt)
+{
+	if (rel && rel->via) {
+		dest_conduit_route(rel->via, rt);
+		return true;
+	}
+	if (rel && rel->to[0])
+		return route_to_host(rel->to, rt);
+	return route_for(q->conf, q->cur->map, r->addr, r->transport, rt);
 }
 
 /* Held mail ages (hold_lifetime): a delay report once delay_warning has
@@ -512,19 +525,17 @@ static void sched_plan(struct queue *q, struct qmsg *m)
 {
 	for (unsigned i = 0; i < m->env.nrcpt; i++) {
 		struct spool_rcpt *r = &m->env.rcpt[i];
-		struct hold_conduit *via;
+		const struct hold_release *rel;
 		if (r->status != SPOOL_PENDING)
 			continue;
-		if (sched_waits(q, m, r, &via)) {
+		if (sched_waits(q, m, r, &rel)) {
 			sched_held_age(q, m, r);
 			continue;
 		}
 		if (r->next_try > m->now)
 			continue;
 		struct route rt;
-		if (via) {
-			dest_conduit_route(via, &rt);
-		} else if (!route_for(q->conf, q->cur->map, r->addr, r->transport, &rt)) {
+		if (!sched_route(q, rel, r, &rt)) {
 			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
 			sched_apply(q, m, i, &res, "", false);
 			continue;

@@ -39,7 +39,8 @@ bool hold_rcpts_allow(const struct hold_rcpts *h, const char *local, const char 
  * 2645), the dequeue trigger, an operator. The held recipients of each
  * domain (and of the domains under it, with subdomains: ETRN's "@domain")
  * are made due and delivered, by their route, or over via (ATRN's
- * reversed connection, a conduit). The callbacks run on the delivery
+ * reversed connection, a conduit), or to the host `to` names (a drain,
+ * with all: every pending recipient, not only the held ones). The callbacks run on the delivery
  * thread (hand the news over); ctx must live until finished, or until
  * started with an error (with result and finished NULL: until started).
  * started: err 0, the recipients released and the distinct messages they
@@ -56,6 +57,10 @@ struct hold_release {
 	size_t n;
 	bool subdomains;
 	struct hold_conduit *via;
+	/* a drain (ternctl drain --to): every pending recipient, held or not
+	 * (of the domains, or all with none), to this host:port */
+	bool all;
+	char to[300];
 	void (*started)(void *ctx, int err, long count, long messages);
 	void (*result)(void *ctx, const char *qid, const char *rcpt, int status, const char *reply);
 	void (*finished)(void *ctx, long delivered, long deferred, long failed);

@@ -354,21 +354,25 @@ int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char 
 	return err;
 }
 
-/* RFC 1985 5.3: "@domain" is the domain and every one under it. */
-int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, int64_t now,
-                 struct buf *out)
+/* RFC 1985 5.3: "@domain" is the domain and every one under it; no
+ * domain: every one (a drain). ?4: not only held rows. */
+int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, bool all,
+                 int64_t now, struct buf *out)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, qid ? "UPDATE rcpt SET held=0, next_try=?2"
-	                                   " WHERE status=0 AND held=1 AND qid=?1 RETURNING qid, idx"
+	                                   " WHERE status=0 AND (held=1 OR ?4) AND qid=?1"
+	                                   " RETURNING qid, idx"
 	                                 : "UPDATE rcpt SET held=0, next_try=?2"
-	                                   " WHERE status=0 AND held=1 AND (rcpt_domain(addr)=lower(?1)"
+	                                   " WHERE status=0 AND (held=1 OR ?4) AND (?1 IS NULL"
+	                                   " OR rcpt_domain(addr)=lower(?1)"
 	                                   " OR (?3 AND substr(rcpt_domain(addr), -length(?1)-1)"
 	                                   " = '.' || lower(?1))) RETURNING qid, idx",
 	                         qid ? qid : domain, &st);
 	if (err)
 		return err;
 	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int(st, 4, all);
 	if (!qid)
 		sqlite3_bind_int(st, 3, subdomains);
 	int rc;

@@ -300,13 +300,14 @@ void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
 }
 
 void spool_release_async(struct spool *sp, const char *qid, const char *domain, bool subdomains,
-                         int64_t now,
+                         bool all, int64_t now,
                          void (*done)(void *ctx, int err, const struct spool_released *v,
                                       size_t n),
                          void *ctx)
 {
 	struct spool_op *op = spool_admin_op(SPOOL_RELEASE, qid, domain, now, ctx);
 	op->subdomains = subdomains;
+	op->all = all;
 	op->on_release = done;
 	writer_enqueue(sp, op);
 }

@@ -205,14 +205,15 @@ void spool_admin_async(struct spool *sp, enum spool_admin what, const char *qid,
 
 /* A release that is followed (ETRN, ATRN, the dequeue trigger): the held
  * recipients of one message (qid), or of domain and, when subdomains, of
- * the domains under it, made due at now; done(ctx, err, v, n) gets each one released (qid, idx; valid
+ * the domains under it (neither: of every domain), made due at now; with
+ * all, every pending recipient, held or not (a drain); done(ctx, err, v, n) gets each one released (qid, idx; valid
  * during the call), on the writer thread after the commit. */
 struct spool_released {
 	char qid[UTIL_QID_LEN + 1];
 	unsigned idx;
 };
 void spool_release_async(struct spool *sp, const char *qid, const char *domain, bool subdomains,
-                         int64_t now,
+                         bool all, int64_t now,
                          void (*done)(void *ctx, int err, const struct spool_released *v,
                                       size_t n),
                          void *ctx);

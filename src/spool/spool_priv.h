@@ -40,6 +40,7 @@ struct spool_op {
 	long count;                           /* ADMIN: rows changed */
 	void (*on_admin)(void *ctx, int err, long count);
 	bool subdomains;                      /* ADMIN, tracked RELEASE: domain's too */
+	bool all;                             /* ADMIN, tracked RELEASE: not held ones too */
 	struct buf released;                  /* ADMIN, tracked RELEASE: spool_released rows */
 	void (*on_release)(void *ctx, int err, const struct spool_released *v, size_t n);
 	const char *body;             /* INJECT: the whole message */
@@ -118,8 +119,8 @@ int rows_update(sqlite3 *db, struct buf *gone, const struct spool_env *e);
 int rows_inject(sqlite3 *db, const struct spool_env *env, const char *body, size_t len);
 /* The tracked release (spool_release_async): each recipient released is
  * appended to out as a struct spool_released. */
-int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, int64_t now,
-                 struct buf *out);
+int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, bool all,
+                 int64_t now, struct buf *out);
 int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
                const char *domain, int64_t now, long *count);
 int rows_functions(sqlite3 *db);

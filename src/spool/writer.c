@@ -115,7 +115,7 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 	case OP_ADMIN:
 		op->released.len = 0;   /* a batch that failed runs it again alone */
 		if (op->on_release)
-			return rows_release(db, op->qid, op->domain, op->subdomains, op->now,
+			return rows_release(db, op->qid, op->domain, op->subdomains, op->all, op->now,
 			                    &op->released);
 		return rows_admin(db, &op->gone, op->admin, op->qid, op->domain, op->now, &op->count);
 	}

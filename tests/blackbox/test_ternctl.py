@@ -527,3 +527,56 @@ def test_a_client_that_never_reads(small_quarantine, world):
 def proc_rss(pid):
     from conftest import proc_status
     return proc_status(pid, "VmRSS")
+
+
+# --------------------------------------------------------------------------
+# drain: the queue handed to another node
+
+
+def test_drain_hands_the_queue_to_another_node(world, ternd, tmp_path):
+    """Deferred and held mail moves to another ternd over SMTP with its
+    envelope and DSN parameters, and leaves here only after that node's
+    250; the node taking it keeps it (queue_only) for the test to read."""
+    other = ternd(tmp=tmp_path / "other", queue_only="yes", relay_networks="127.0.0.0/8")
+    c = ehlo(world)
+    c.expect("MAIL FROM:<alice@example.com> RET=HDRS ENVID=env-42", "250 ...")
+    c.expect("RCPT TO:<u1@unreach.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@unreach.test",
+             "250 ...")
+    c.expect("RCPT TO:<u2@unreach.test>", "250 ...")
+    c.expect("DATA", "354 ...")
+    c.raw(message("to drain") + b".\r\n")
+    qid = c.expect_reply("250 ...").text.split("<")[1].split("@")[0]
+    c.expect("QUIT", "221 ...")
+    wait_deferred(world, qid)
+    held = send(world, "alice@example.com", ["h@unreach.test"], subject="held, drained too")
+    ctl(world, "hold", held)
+    p = ctl(world, "drain", "--to", "127.0.0.1:%d" % other.port)
+    assert p.stdout == ("drain --to 127.0.0.1:%d: 3 recipients: 3 delivered, 0 deferred, "
+                        "0 failed\n" % other.port), p.stdout
+    wait_for("the queue empty here", lambda: queue_json(world) == [])
+    there = queue_json(other)
+    assert sorted(r["address"] for m in there for r in m["recipients"]) == [
+        "h@unreach.test", "u1@unreach.test", "u2@unreach.test"]
+    [m] = [m for m in there if len(m["recipients"]) == 2]
+    shown = jlines(ctl(other, "show", m["queue_id"], json_out=True))[-1]
+    assert shown["sender"] == "alice@example.com", shown
+    assert shown["envid"] == "env-42" and shown["ret"] == "HDRS", shown
+    r1 = [r for r in shown["recipients"] if r["address"] == "u1@unreach.test"][0]
+    assert r1["notify_words"] == "SUCCESS,FAILURE", r1
+    assert r1["orcpt"] == "rfc822;orig@unreach.test", r1
+    assert re.search(r"control: uid 0 \(pid \d+\): drain 127\.0\.0\.1:%d" % other.port,
+                     world.log())
+    # nothing left: a second drain has nothing to do
+    p = ctl(world, "drain", "--to", "127.0.0.1:%d" % other.port)
+    assert ": 0 recipients: 0 delivered" in p.stdout
+
+
+def test_drain_to_a_node_that_is_down_keeps_the_mail(world):
+    d = send(world, "alice@example.com", ["u1@unreach.test"], subject="stays")
+    wait_deferred(world, d)
+    p = ctl(world, "drain", "--to", "127.0.0.1:%d" % free_port(), check=False)
+    assert p.returncode == 75, p.stdout + p.stderr
+    assert "1 recipients: 0 delivered, 1 deferred, 0 failed" in p.stdout
+    assert [m["queue_id"] for m in queue_json(world)] == [d]
+    p = ctl(world, "drain", check=False)
+    assert p.returncode == 64 and "--to HOST:PORT" in p.stderr

@@ -6,7 +6,8 @@
  *
  * Exit status (<sysexits.h>): 0 done; 1 the daemon refused the command
  * (its reason on stderr); 64 usage; 69 no daemon on the socket; 77 not
- * allowed to connect; 70 a reply that is not JSON.
+ * allowed to connect; 70 a reply that is not JSON; 75 a drain that left
+ * mail here (deferred or failed at the other node).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +36,8 @@ struct ctl {
 };
 
 struct ctl_opts {
-	const char *domain, *sender, *state;    /* queue */
+	const char *domain, *sender, *state;    /* queue (domain: drain too) */
+	const char *to;                         /* drain */
 	const char *client, *queue_id;          /* trace */
 	long session;
 	bool transcript;
@@ -524,7 +526,11 @@ static void ctl_print_reload(json_t *o)
 "  trace [--client IP] [--session N] [--queue ID] [--transcript]\n" \
 "                               live events (with the SMTP lines)\n" \
 "  reload                       re-read the configuration, users, aliases, certificate\n" \
-"exit status: 0 done, 1 refused by ternd, 64 usage, 69 ternd not running, 77 not allowed.\n"
+"  drain --to HOST:PORT [--domain D]\n" \
+"                               hand every queued message to another node over SMTP\n" \
+"                               (removed here after its 250; 75 if some stayed)\n" \
+"exit status: 0 done, 1 refused by ternd, 64 usage, 69 ternd not running, 75 a drain\n" \
+"left mail here, 77 not allowed.\n"
 
 static int ctl_usage(const char *msg)
 {
@@ -534,7 +540,8 @@ static int ctl_usage(const char *msg)
 	return msg ? EX_USAGE : 0;
 }
 
-enum { O_JSON = 256, O_DOMAIN, O_SENDER, O_STATE, O_CLIENT, O_SESSION, O_QUEUE, O_TRANSCRIPT };
+enum { O_JSON = 256, O_DOMAIN, O_SENDER, O_STATE, O_CLIENT, O_SESSION, O_QUEUE, O_TRANSCRIPT,
+       O_TO };
 
 static const struct option ctl_options[] = {
 	{ "json", no_argument, NULL, O_JSON }, { "domain", required_argument, NULL, O_DOMAIN },
@@ -542,7 +549,8 @@ static const struct option ctl_options[] = {
 	{ "client", required_argument, NULL, O_CLIENT },
 	{ "session", required_argument, NULL, O_SESSION },
 	{ "queue", required_argument, NULL, O_QUEUE },
-	{ "transcript", no_argument, NULL, O_TRANSCRIPT }, { "help", no_argument, NULL, 'h' },
+	{ "transcript", no_argument, NULL, O_TRANSCRIPT }, { "to", required_argument, NULL, O_TO },
+	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -597,6 +605,28 @@ static int ctl_pause_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char
 	return ctl_simple(c, req, ctl_print_done);
 }
 
+/* drain: the answer comes once every recipient has had its attempt. */
+static int ctl_drain_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (!o->to)
+		return ctl_usage("drain: --to HOST:PORT names the node to take the queue");
+	json_t *req = json_pack("{s:s, s:s}", "cmd", "drain", "to", o->to);
+	if (o->domain)
+		json_object_set_new(req, "domain", json_string(o->domain));
+	int rc = 0;
+	json_t *a = ctl_call(c, req, &rc);
+	if (a && !c->json)
+		printf("drain --to %s: %lld recipients: %lld delivered, %lld deferred, %lld failed\n",
+		       o->to, (long long)ctl_i(a, "count"), (long long)ctl_i(a, "delivered"),
+		       (long long)ctl_i(a, "deferred"), (long long)ctl_i(a, "failed"));
+	if (a && !rc && (ctl_i(a, "deferred") || ctl_i(a, "failed")))
+		rc = EX_TEMPFAIL;   /* some mail is still here */
+	json_decref(a);
+	return rc;
+}
+
 static int ctl_act_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
 {
 	(void)o;
@@ -631,6 +661,7 @@ static const struct ctl_cmd {
 	{ "delete", 1, 1 << 20, ctl_act_cmd }, { "bounce", 1, 1 << 20, ctl_act_cmd },
 	{ "pause", 2, 2, ctl_pause_cmd }, { "resume", 1, 2, ctl_pause_cmd },
 	{ "monitor", 1, 1, ctl_monitor_cmd }, { "trace", 1, 1, ctl_trace_cmd },
+	{ "drain", 1, 1, ctl_drain_cmd },
 };
 
 static const struct ctl_cmd *ctl_find(int argc, char **argv)
@@ -658,6 +689,7 @@ static bool ctl_option(struct ctl_args *a, int opt)
 	case O_JSON: a->c.json = true; return true;
 	case O_DOMAIN: a->o.domain = optarg; return true;
 	case O_SENDER: a->o.sender = optarg; return true;
+	case O_TO: a->o.to = optarg; return true;
 	case O_STATE: a->o.state = optarg; return true;
 	case O_CLIENT: a->o.client = optarg; return true;
 	case O_QUEUE: a->o.queue_id = optarg; return true;
