@@ -219,9 +219,11 @@ def test_hold_release_flush(world):
     wait_deferred(world, d)
     ctl(world, "hold", d)
     assert queue_json(world)[0]["queue_name"] == "hold"
-    ctl(world, "release", d)
-    ctl(world, "flush", "unreach.test")
-    wait_for("retried at once", lambda: queue_json(world)[0]["recipients"][0]["attempts"] == 2)
+    attempts = lambda: queue_json(world)[0]["recipients"][0]["attempts"]
+    ctl(world, "release", d)   # released: due now
+    wait_for("retried at once after the release", lambda: attempts() == 2)
+    ctl(world, "flush", "unreach.test")   # its next retry is an hour away: now
+    wait_for("retried at once after the flush", lambda: attempts() == 3)
     log = world.log()
     assert re.search(r"control: uid 0 \(pid \d+\): hold example\.com", log), log
     assert "control: uid 0" in log and ": flush unreach.test" in log
@@ -399,6 +401,8 @@ def test_trace_by_queue_id_follows_delivery(world):
     wait_deferred(world, other)
     p = stream(world, "trace", "--queue", qid)
     try:
+        # subscribed once it says so: the flush's records cannot be missed
+        assert p.stderr.readline() == "ternctl: tracing; interrupt to stop\n"
         ctl(world, "flush", "all")
         line = read_lines(p, 1)[0]
         assert qid in line and " delivery:" in line and "status=deferred" in line, line

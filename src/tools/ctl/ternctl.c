@@ -392,6 +392,11 @@ static int ctl_stream(struct ctl *c, json_t *req, void (*print)(json_t *))
 {
 	int rc = 0;
 	json_t *o = ctl_call(c, req, &rc);
+	if (o && !c->json) {   /* from here on nothing is missed */
+		fprintf(stderr, "ternctl: %s; interrupt to stop\n",
+		        json_object_get(o, "tracing") ? "tracing" : "monitoring");
+		fflush(stderr);
+	}
 	json_decref(o);
 	while (o && (o = ctl_recv(c, &rc))) {
 		ctl_echo(c);
