@@ -110,6 +110,27 @@ static void ternd_say_odmr(const struct settings *st)
 		         odmr_map_count(st->odmr));
 }
 
+/* The DKIM keys ternd signs with (RFC 6376 5), when there are some: at
+ * start and after each reload, "domain/selector (kind)" each. */
+static void ternd_say_dkim(const struct settings *st)
+{
+	size_t n = signkeys_count(st->dkim_keys);
+	if (n == 0)
+		return;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const struct signkey *k = signkeys_get(st->dkim_keys, i);
+		buf_printf(&b, "%s%s/%s (", i ? ", " : "", k->domain, k->selector);
+		if (EVP_PKEY_is_a(k->key, "RSA"))
+			buf_printf(&b, "RSA-%d)", EVP_PKEY_get_bits(k->key));
+		else
+			buf_puts(&b, "Ed25519)");
+	}
+	log_info("dkim_keys: %s%s", buf_cstr(&b), st->conf.dkim_sign == CONF_DKIM_SIGN_NO ?
+	         "; dkim_sign = no: nothing is signed" : "");
+	buf_free(&b);
+}
+
 /* SIGHUP and ternctl reload: a new generation of the settings, taken by
  * new sessions and by the engine; sessions under way keep theirs. A
  * problem anywhere (problems, when not NULL, gets them) and nothing
@@ -147,6 +168,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 	log_info("reload: configuration generation %u in force%s%s", st->generation,
 	         *st->restart_pending ? "; waiting for a restart: " : "", st->restart_pending);
 	ternd_say_odmr(st);
+	ternd_say_dkim(st);
 	ternd_notify_ready(&st->conf);
 	return true;
 }
@@ -434,6 +456,7 @@ static int ternd_start(struct ternd *t)
 	if (!control_start(t->control))
 		return 2;
 	ternd_say_odmr(t->srv.set);
+	ternd_say_dkim(t->srv.set);
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
 	ternd_notify_ready(c);

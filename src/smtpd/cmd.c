@@ -290,6 +290,7 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	tx->signer = signer_begin(s->set, s->client.authed);
 	cmd_received(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
@@ -359,9 +360,13 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	}
 	struct spool_env e;
 	cmd_env(s, &e);
+	if (s->tx->signer)   /* RFC 6376 5: signed before the 250 */
+		e.prefix = signer_end(s->tx->signer, s->id, s->tx->qid);
+	s->tx->signer = NULL;
 	s->pending++;
 	spool_msg_commit(s->tx->msg, &e, session_committed, s);
 	s->tx->msg = NULL;  /* the spool owns it now */
+	free(e.prefix);     /* copied */
 }
 
 void cmd_data_end(struct session *s)
