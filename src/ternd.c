@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/dns.h"
 #include "net/maildrop.h"
 #include "net/post.h"
 #include "net/tls.h"
@@ -444,6 +445,9 @@ static int ternd_start(struct ternd *t)
 	if (!t->srv.spool)
 		return 2;
 	t->pickup = pickup_new(&t->srv);
+	/* DKIM keys for the sessions' verifiers; libunbound starts its
+	 * thread at the first lookup only */
+	t->srv.dns = dns_new(t->srv.base, c->dns_resolver);
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
@@ -466,6 +470,7 @@ static int ternd_start(struct ternd *t)
 static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
+	dns_free(t->srv.dns);       /* the sessions' lookups are cancelled */
 	policy_stop(&t->policy);    /* sessions closed while asking are freed */
 	control_close(t->control);  /* its clients' sockets go through the closer */
 	closer_free(t->srv.closer);

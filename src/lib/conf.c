@@ -84,6 +84,8 @@ static const struct conf_key conf_keys[] = {
 	K(odmr_map, T_STR, ""),
 	K(dkim_keys, T_STR, ""),
 	K(dkim_sign, T_DKIM_SIGN, "authenticated"),
+	K(dkim_verify, T_BOOL, "yes"),
+	K(dkim_verify_timeout, T_DURATION, "10s"),
 	R(run_user, T_STR, "tern"),
 	R(maildrop_group, T_STR, "tern-drop"),
 	K(max_connections, T_UINT, "500"),

@@ -93,6 +93,8 @@ struct conf {
 	                                  lines, or entries separated by commas;
 	                                  "" = no DKIM signing */
 	enum conf_dkim_sign dkim_sign; /* whose mail is signed */
+	bool dkim_verify;              /* check received signatures at end of DATA */
+	unsigned dkim_verify_timeout;  /* seconds the key lookups may take */
 	char *run_user;                /* drop to this user after binding */
 	char *maildrop_group;          /* may write spool_dir/maildrop (tern-sendmail) */
 	unsigned max_connections;      /* sessions at once, all clients */

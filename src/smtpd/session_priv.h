@@ -17,6 +17,7 @@
 #include "smtpd/parse.h"
 #include "smtpd/session.h"
 #include "smtpd/signer.h"
+#include "smtpd/verifier.h"
 
 #define SESSION_HELO_MAX 255
 
@@ -44,6 +45,7 @@ struct tx {
 	struct data_parser dp;
 	struct spool_msg *msg;
 	struct signer *signer;          /* DKIM at receipt, or NULL (signer.h) */
+	struct verifier *verifier;      /* DKIM of received mail, or NULL (verifier.h) */
 	int64_t arrival;
 };
 

@@ -466,3 +466,158 @@ def test_opendkim_verifies_what_tern_signed(signer, keys, tmp_path):
     assert len(out) == 3, (out, err)
     assert out[0].strip() == "rc=0" and out[1].strip() == "rc=0", (out, err)
     assert out[2].startswith("rc=70") and "Bad signature" in out[2], out
+
+
+# --------------------------------------------------------------------------
+# Verification of received mail, keys from a real unbound
+
+
+@pytest.fixture(scope="module")
+def org_keys(tmp_path_factory):
+    """Keys of example.org, a sender elsewhere (dkimpy signs with them)."""
+    d = tmp_path_factory.mktemp("dkim-org")
+    return (keygen(d, "rsa", domain="example.org"),
+            keygen(d, "ed", "--type", "ed25519", domain="example.org"))
+
+
+def zone_record(k):
+    """keygen's record as unbound's local-data: 255-octet strings."""
+    return "%s TXT %s" % (k.name, " ".join('"%s"' % k.record[i:i + 255]
+                                           for i in range(0, len(k.record), 255)))
+
+
+@pytest.fixture
+def verifying(ternd, tmp_path, org_keys, cert, users_file):  # noqa: F811
+    from dnsserver import Unbound
+    rsa, ed = org_keys
+    dns = Unbound(tmp_path, [zone_record(rsa), zone_record(ed),
+                             'revoked._domainkey.example.org. TXT "v=DKIM1; k=rsa; p="',
+                             'broken._domainkey.example.org. TXT "v=DKIM1; k=rsa; p=!!"'])
+    crt, key = cert
+    port, sport = free_port(), free_port()
+    s = ternd(dns_resolver=dns.resolver, tls_cert=str(crt), tls_key=str(key),
+              users_file=str(users_file), mailboxes=("bob@example.com",),
+              listen="127.0.0.1:%d, 127.0.0.1:%d submission" % (port, sport))
+    s.sub_port = sport
+    yield s
+    dns.stop()
+
+
+def signed_by_org(marker, key, selector=None, body="Hello Bob,"):
+    msg = message(marker, body, frm="Ann <ann@example.org>")
+    sel = (selector or key.selector).encode()
+    alg = b"ed25519-sha256" if key.selector == "ed" else b"rsa-sha256"
+    return dkim.sign(msg, sel, b"example.org", dkimpy_key(key), signature_algorithm=alg) + msg
+
+
+def deliver_plain(s, msg, rcpt="bob@example.com"):
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+        c.ehlo("client.example")
+        c.sendmail("ann@example.org", [rcpt], msg)
+
+
+def verdicts(s, qid_marker):
+    """The dkim verdict lines of the message whose Subject is the marker."""
+    data = s.wait_message_with("bob@example.com", qid_marker)
+    qid = re.search(rb"with E?SMTPS?A? id ([0-9A-F]{16})", data).group(1).decode()
+    wait_for("%s queued" % qid, lambda: "%s: queued" % qid in s.log())
+    return [l.split(": dkim: verified, ", 1)[1] for l in s.log().splitlines()
+            if "%s: dkim: verified, " % qid in l]
+
+
+def test_received_signatures_are_verified_with_keys_from_dns(verifying, org_keys):
+    rsa, ed = org_keys
+    deliver_plain(verifying, signed_by_org("vrsa", rsa))
+    assert verdicts(verifying, "vrsa") == [
+        "d=example.org, s=rsa, a=rsa-sha256, result=pass, session=2"]
+    msg = signed_by_org("vboth", rsa)
+    both = dkim.sign(msg, b"ed", b"example.org", dkimpy_key(ed),
+                     signature_algorithm=b"ed25519-sha256") + msg
+    deliver_plain(verifying, both)
+    got = verdicts(verifying, "vboth")
+    assert [g.split(", session")[0] for g in got] == [
+        "d=example.org, s=ed, a=ed25519-sha256, result=pass",
+        "d=example.org, s=rsa, a=rsa-sha256, result=pass"]
+
+
+def test_failures_are_verdicts_and_the_mail_is_taken(verifying, org_keys):
+    """Verification informs (no Authentication-Results, no DMARC yet):
+    every failure is a logged verdict with RFC 8601's word, and the
+    message is delivered."""
+    rsa, ed = org_keys
+    cases = [
+        ("vbody", signed_by_org("vbody", rsa).replace(b"Hello Bob", b"Hello Rob"),
+         "result=fail, reason=body hash did not verify"),
+        ("vsubj", signed_by_org("vsubj", ed).replace(b"Subject: vsubj", b"Subject: vsubj!"),
+         "result=fail, reason=signature did not verify"),
+        ("vnokey", signed_by_org("vnokey", rsa, selector="nosuch"),
+         "result=permerror, reason=no key for signature"),
+        ("vrevoked", signed_by_org("vrevoked", rsa, selector="revoked"),
+         "result=permerror, reason=key revoked"),
+        ("vbroken", signed_by_org("vbroken", rsa, selector="broken"),
+         "result=permerror, reason=key record p= is not a key"),
+        ("vsha1", signed_by_org("vsha1", rsa).replace(b"a=rsa-sha256", b"a=rsa-sha1"),
+         "result=permerror, reason=unknown or refused algorithm"),
+    ]
+    for marker, msg, want in cases:
+        deliver_plain(verifying, msg)
+        got = verdicts(verifying, marker)
+        assert len(got) == 1 and want in got[0], (marker, got)
+
+
+def test_unsigned_and_submitted_mail_is_not_verified(verifying, org_keys):
+    deliver_plain(verifying, message("vunsigned", frm="ann@example.org"))
+    assert verdicts(verifying, "vunsigned") == []
+    # a session that authenticated submits its own mail: tern would sign it
+    submit(verifying, signed_by_org("vsubmitted", org_keys[0]), ["bob@example.com"])
+    assert verdicts(verifying, "vsubmitted") == []
+
+
+def test_a_silent_resolver_gives_temperror_within_the_timeout(ternd, tmp_path, org_keys):
+    """A resolver that never answers: after dkim_verify_timeout the
+    signature is a temperror, and the client gets its 250."""
+    import socket
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        s = ternd(dns_resolver="127.0.0.1@%d" % hole.getsockname()[1], dkim_verify_timeout="1s",
+                  mailboxes=("bob@example.com",))
+        t0 = time.monotonic()
+        deliver_plain(s, signed_by_org("vsilent", org_keys[0]))
+        took = time.monotonic() - t0
+        got = verdicts(s, "vsilent")
+        assert len(got) == 1 and "result=temperror, reason=key unavailable" in got[0], got
+        assert 0.9 < took < 5, took
+    finally:
+        hole.close()
+
+
+def test_dkim_verify_no(ternd, tmp_path, org_keys):
+    s = ternd(dkim_verify="no", dns_resolver="127.0.0.1@9", mailboxes=("bob@example.com",))
+    deliver_plain(s, signed_by_org("vnever", org_keys[0]))
+    assert verdicts(s, "vnever") == []
+
+
+def test_a_client_gone_while_keys_are_fetched(ternd, tmp_path, org_keys):
+    """The client leaves after its final dot, while the key lookup is out:
+    the lookup is cancelled with the transaction, nothing is queued, and
+    ternd serves on (its exit is checked for leaks under ASan)."""
+    import socket
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        s = ternd(dns_resolver="127.0.0.1@%d" % hole.getsockname()[1], dkim_verify_timeout="5s",
+                  mailboxes=("bob@example.com",))
+        c = s.session()
+        c.expect("MAIL FROM:<ann@example.org>", "250 ...")
+        c.expect("RCPT TO:<bob@example.com>", "250 ...")
+        c.expect("DATA", "354 ...")
+        c.raw(signed_by_org("vgone", org_keys[0]) + b".\r\n")
+        c.close()
+        wait_for("the session closed", lambda: re.search(r"session 2: disconnect: .*reason=", s.log()))
+        assert ": queued:" not in s.log() and "dkim: verified" not in s.log()
+        s.barrier("bob@example.com")    # still serving
+        time.sleep(5.5)                 # past dkim_verify_timeout: nothing comes back
+        assert "dkim: verified" not in s.log()
+    finally:
+        hole.close()
