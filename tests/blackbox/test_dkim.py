@@ -239,6 +239,14 @@ def test_large_dotless_body_goes_by_sendfile_after_the_signatures(signer, keys):
     wait_for("delivered", lambda: "status=sent" in signer.log())
 
 
+def test_a_header_block_over_64_kib_is_not_signed(signer, keys):
+    filler = ["X-Filler-%03d: %s" % (i, "x" * 700) for i in range(100)]   # about 71 KiB
+    submit(signer, message("bighead", extra=filler), ["bob@far.example"])
+    got = at_sink(signer, "bighead")
+    assert b"DKIM-Signature" not in got
+    assert re.search(r": dkim: not signed, reason=header block larger than 64 KiB", signer.log())
+
+
 def test_unauthenticated_relay_is_not_signed(signer, keys):
     relay(signer, message("relayed"), ["bob@far.example"])
     got = at_sink(signer, "relayed")
@@ -271,6 +279,26 @@ def test_local_submission_through_the_pickup_is_signed(signer, keys):
     data = signer.wait_message_with("bob@example.com", "picked")
     assert b"(tern, from local user" in data and b"DKIM-Signature: v=1; a=rsa-sha256;" in data
     assert verify_all(to_crlf(data), keys) == [True, True]
+
+
+def test_lmtp_delivery_into_dovecot_carries_the_signatures(ternd, keys):
+    """LMTP (the same client engine as SMTP) sends the prefix first too;
+    Dovecot stores what it got, and dkimpy verifies it."""
+    from peers import Dovecot
+    from test_sendmail import sendmail, write_conf
+    d = Dovecot(free_port_on("127.0.0.1"), ["bob@lmtp.example"])
+    try:
+        s = ternd(dkim_keys=dkim_keys(keys), lmtp_domains="lmtp.example",
+                  lmtp_host="127.0.0.1:%d" % d.port)
+        msg = message("vialmtp", frm="Dev <dev@example.com>").replace(b"bob@far.example",
+                                                                       b"bob@lmtp.example")
+        p = sendmail(write_conf(s), ["-i", "bob@lmtp.example"], msg.replace(b"\r\n", b"\n"))
+        assert p.returncode == 0, p.stderr
+        got = to_crlf(d.wait_message_with("bob@lmtp.example", "vialmtp"))
+        assert [g["s"] for g in signatures(got)] == ["rsa", "ed"]
+        assert verify_all(got, keys) == [True, True]
+    finally:
+        d.stop()
 
 
 def test_dkim_sign_no_signs_nothing(ternd, tmp_path, keys):
