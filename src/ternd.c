@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/dns.h"
 #include "net/maildrop.h"
 #include "net/post.h"
 #include "net/tls.h"
@@ -110,6 +111,27 @@ static void ternd_say_odmr(const struct settings *st)
 		         odmr_map_count(st->odmr));
 }
 
+/* The DKIM keys ternd signs with (RFC 6376 5), when there are some: at
+ * start and after each reload, "domain/selector (kind)" each. */
+static void ternd_say_dkim(const struct settings *st)
+{
+	size_t n = signkeys_count(st->dkim_keys);
+	if (n == 0)
+		return;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const struct signkey *k = signkeys_get(st->dkim_keys, i);
+		buf_printf(&b, "%s%s/%s (", i ? ", " : "", k->domain, k->selector);
+		if (EVP_PKEY_is_a(k->key, "RSA"))
+			buf_printf(&b, "RSA-%d)", EVP_PKEY_get_bits(k->key));
+		else
+			buf_puts(&b, "Ed25519)");
+	}
+	log_info("dkim_keys: %s%s", buf_cstr(&b), st->conf.dkim_sign == CONF_DKIM_SIGN_NO ?
+	         "; dkim_sign = no: nothing is signed" : "");
+	buf_free(&b);
+}
+
 /* SIGHUP and ternctl reload: a new generation of the settings, taken by
  * new sessions and by the engine; sessions under way keep theirs. A
  * problem anywhere (problems, when not NULL, gets them) and nothing
@@ -147,6 +169,7 @@ static bool ternd_reload(void *arg, struct buf *problems)
 	log_info("reload: configuration generation %u in force%s%s", st->generation,
 	         *st->restart_pending ? "; waiting for a restart: " : "", st->restart_pending);
 	ternd_say_odmr(st);
+	ternd_say_dkim(st);
 	ternd_notify_ready(&st->conf);
 	return true;
 }
@@ -422,6 +445,9 @@ static int ternd_start(struct ternd *t)
 	if (!t->srv.spool)
 		return 2;
 	t->pickup = pickup_new(&t->srv);
+	/* DKIM keys for the sessions' verifiers; libunbound starts its
+	 * thread at the first lookup only */
+	t->srv.dns = dns_new(t->srv.base, c->dns_resolver);
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
@@ -434,6 +460,7 @@ static int ternd_start(struct ternd *t)
 	if (!control_start(t->control))
 		return 2;
 	ternd_say_odmr(t->srv.set);
+	ternd_say_dkim(t->srv.set);
 	log_info("ternd %s ready: hostname=%s, spool=%s, mail=%s", TERN_VERSION, c->hostname,
 	         c->spool_dir, c->mail_dir);
 	ternd_notify_ready(c);
@@ -443,6 +470,7 @@ static int ternd_start(struct ternd *t)
 static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
+	dns_free(t->srv.dns);       /* the sessions' lookups are cancelled */
 	policy_stop(&t->policy);    /* sessions closed while asking are freed */
 	control_close(t->control);  /* its clients' sockets go through the closer */
 	closer_free(t->srv.closer);

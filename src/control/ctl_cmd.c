@@ -337,11 +337,15 @@ static void ctl_show_attempt(void *ctx, unsigned idx, int64_t at, const char *re
 
 static json_t *ctl_show_headers(struct spool_reader *r, const struct spool_env *e)
 {
-	struct buf b = BUF_INIT;
-	if (spool_reader_chunk(r, e, 0, &b) != 0) {
-		buf_free(&b);
+	struct buf b = BUF_INIT, first = BUF_INIT;
+	if (spool_reader_chunk(r, e, 0, &first) != 0) {
+		buf_free(&first);
 		return json_null();
 	}
+	if (e->prefix)   /* the fields made at receipt go first, as delivered */
+		buf_puts(&b, e->prefix);
+	buf_append(&b, first.data, first.len);
+	buf_free(&first);
 	size_t n = b.len < CTL_HEADERS_MAX ? b.len : CTL_HEADERS_MAX;
 	const char *end = memmem(b.data, n, "\r\n\r\n", 4);
 	json_t *s = json_stringn(b.data, end ? (size_t)(end - b.data) + 2 : n);

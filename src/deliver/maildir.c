@@ -98,13 +98,16 @@ static bool maildir_has(const char *dir, const char *name)
 	return found;
 }
 
-/* Write the whole file to fd: trace headers, then the body from the spool. */
+/* Write the whole file to fd: trace headers, the message's prefix, then
+ * the body from the spool. */
 static int maildir_write(int fd, struct spool_reader *r, const struct spool_env *e,
                          const struct spool_rcpt *rcpt)
 {
 	struct maildir_out o = { fd, BUF_INIT, false, 0 };
 	/* RFC 5321 4.4: Return-Path is added at final delivery. */
 	buf_printf(&o.buf, "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, rcpt->addr);
+	if (e->prefix)   /* the DKIM-Signature fields made at receipt */
+		maildir_body(&o, e->prefix, strlen(e->prefix));
 	int err = spool_reader_body(r, e, maildir_body, &o);
 	if (o.cr)
 		buf_putc(&o.buf, '\r');

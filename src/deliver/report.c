@@ -26,11 +26,14 @@ void report_note(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const ch
 	m->rep[k][m->nrep[k]++] = (struct dsn_item){ r, action };
 }
 
-/* The start of the message, for the report's third part (RFC 3462). */
+/* The start of the message, for the report's third part (RFC 3462): its
+ * prefix (spool_env.prefix) too, as every transport sends it. */
 static bool report_read_body(struct queue *q, const struct spool_env *env, struct buf *out)
 {
 	struct buf chunk = BUF_INIT;
 	int err = 0;
+	if (env->prefix)
+		buf_puts(out, env->prefix);
 	for (unsigned seq = 0; out->len <= DSN_RETURN_MAX; seq++) {
 		err = spool_reader_chunk(q->reader, env, seq, &chunk);
 		if (err)

@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_ADDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS };
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN };
 
 struct conf_key {
 	const char *name;
@@ -82,6 +82,10 @@ static const struct conf_key conf_keys[] = {
 	K(users_file, T_STR, ""),
 	K(auth_allow_plaintext, T_BOOL, "no"),
 	K(odmr_map, T_STR, ""),
+	K(dkim_keys, T_STR, ""),
+	K(dkim_sign, T_DKIM_SIGN, "authenticated"),
+	K(dkim_verify, T_BOOL, "yes"),
+	K(dkim_verify_timeout, T_DURATION, "10s"),
 	R(run_user, T_STR, "tern"),
 	R(maildrop_group, T_STR, "tern-drop"),
 	K(max_connections, T_UINT, "500"),
@@ -169,6 +173,18 @@ static bool conf_parse_tls(const char *s, enum smtpc_tls *out)
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (!strcmp(s, words[i])) {
 			*out = (enum smtpc_tls)i;
+			return true;
+		}
+	return false;
+}
+
+/* dkim_sign's words, in enum conf_dkim_sign order. */
+static bool conf_parse_dkim_sign(const char *s, enum conf_dkim_sign *out)
+{
+	static const char *const words[] = { "no", "authenticated" };
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (!strcmp(s, words[i])) {
+			*out = (enum conf_dkim_sign)i;
 			return true;
 		}
 	return false;
@@ -271,6 +287,8 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return conf_parse_bool(value, f);
 	case T_TLS:
 		return conf_parse_tls(value, f);
+	case T_DKIM_SIGN:
+		return conf_parse_dkim_sign(value, f);
 	case T_LOGLEVEL:
 		lvl = log_level_parse(value);
 		if (lvl < 0)
@@ -297,6 +315,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_LOGLEVEL: return "debug, info, warning or error";
 	case T_LOGTARGET: return "stderr, syslog or journal";
 	case T_TLS: return "none, may, encrypt or verify";
+	case T_DKIM_SIGN: return "authenticated or no";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
 	case T_LIST: return "a comma-separated list";

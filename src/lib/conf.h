@@ -29,6 +29,12 @@ enum smtpc_tls {
 	SMTPC_TLS_VERIFY,    /* required, the chain and the host name checked */
 };
 
+/* dkim_sign: whose mail is signed at receipt (RFC 6376 5). */
+enum conf_dkim_sign {
+	CONF_DKIM_SIGN_NO,              /* nobody's */
+	CONF_DKIM_SIGN_AUTHENTICATED,   /* AUTH'ed sessions' and local submissions' */
+};
+
 struct conf {
 	char *hostname;                /* FQDN in the banner, HELO reply, Received */
 	struct conf_list listen;       /* "addr:port", "[v6]:port" */
@@ -83,6 +89,12 @@ struct conf {
 	bool auth_allow_plaintext;     /* offer AUTH without TLS */
 	char *odmr_map;                /* "domain user, ..." lines: who may ATRN
 	                                  what (RFC 2645); "" = nobody */
+	char *dkim_keys;               /* "domain selector key.pem": a file of such
+	                                  lines, or entries separated by commas;
+	                                  "" = no DKIM signing */
+	enum conf_dkim_sign dkim_sign; /* whose mail is signed */
+	bool dkim_verify;              /* check received signatures at end of DATA */
+	unsigned dkim_verify_timeout;  /* seconds the key lookups may take */
 	char *run_user;                /* drop to this user after binding */
 	char *maildrop_group;          /* may write spool_dir/maildrop (tern-sendmail) */
 	unsigned max_connections;      /* sessions at once, all clients */

@@ -15,7 +15,7 @@ static const char *const ev_names[EK__COUNT] = {
 	[EK_IN] = "in", [EK_OUT] = "out", [EK_RECEIVED] = "received", [EK_QUEUED] = "queued",
 	[EK_NOT_QUEUED] = "not queued", [EK_REFUSED_DATA] = "refused at end of data",
 	[EK_DELIVERY] = "delivery", [EK_REPORT] = "report", [EK_REMOVED] = "removed",
-	[EK_HELD] = "held", [EK_RECORDED] = "recorded",
+	[EK_HELD] = "held", [EK_RECORDED] = "recorded", [EK_DKIM] = "dkim",
 	[EK_PICKUP] = "pickup", [EK_RELEASE] = "release",
 	[EK_DEQUEUE] = "dequeue",
 };

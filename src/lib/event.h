@@ -32,6 +32,7 @@ enum ev_kind {
 	/* a message's (qid set) */
 	EK_RECEIVED, EK_QUEUED, EK_NOT_QUEUED, EK_REFUSED_DATA, EK_DELIVERY, EK_REPORT,
 	EK_REMOVED, EK_HELD, EK_RECORDED,
+	EK_DKIM,            /* signed at receipt, or why not (smtpd/signer.c) */
 	/* a maildrop file's (pickup.c): qid set once it has one */
 	EK_PICKUP,
 	/* held mail released (deliver/release.c; ETRN, ATRN, dequeue_listen) */

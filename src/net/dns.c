@@ -16,6 +16,7 @@
 
 #define T_A 1
 #define T_MX 15
+#define T_TXT 16
 #define T_AAAA 28
 #define RCODE_NXDOMAIN 3
 
@@ -26,6 +27,16 @@ struct dns {
 	struct event *ev;
 	struct event_base *base;
 	struct dns_query *live;      /* outstanding, freed by dns_free */
+	struct dns_txt_query *txts;  /* likewise */
+};
+
+struct dns_txt_query {
+	struct dns_txt_query *next, *prev;
+	struct dns *d;
+	int id;                      /* libunbound's, for ub_cancel */
+	struct event *now;           /* a failure to start, answered from the loop */
+	dns_txt_cb cb;
+	void *ctx;
 };
 
 struct dns_addr_q {
@@ -89,6 +100,13 @@ void dns_free(struct dns *d)
 	while (d->live) {
 		struct dns_query *q = d->live;
 		d->live = q->next;
+		free(q);
+	}
+	while (d->txts) {
+		struct dns_txt_query *q = d->txts;
+		d->txts = q->next;
+		if (q->now)
+			event_free(q->now);
 		free(q);
 	}
 	free(d);
@@ -321,4 +339,99 @@ void dns_host(struct dns *d, const char *host, dns_cb cb, void *ctx)
 		return;
 	}
 	event_base_once(d->base, -1, EV_TIMEOUT, dns_literal_cb, q, NULL);
+}
+
+/* ---- TXT (RFC 1035 3.3.14) ---- */
+
+bool dns_parse_txt(const unsigned char *rdata, size_t len, struct buf *out)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len;) {
+		size_t l = rdata[i++];
+		if (i + l > len)
+			return false;
+		buf_append(out, rdata + i, l);
+		i += l;
+	}
+	return true;
+}
+
+static void dns_txt_unlink(struct dns_txt_query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->d->txts = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+}
+
+/* The answer's records, or its status; then q goes before the callback
+ * runs (which may cancel others, or free its owner). */
+static void dns_txt_answer(struct dns_txt_query *q, int err, struct ub_result *res)
+{
+	struct dns_txt r = { .status = DNS_TEMP };
+	if (!err && res && !res->bogus) {
+		if (res->rcode == RCODE_NXDOMAIN || (res->rcode == 0 && !res->havedata))
+			r.status = DNS_PERM;
+		for (int i = 0; res->rcode == 0 && res->havedata && res->data[i] &&
+		                r.n < DNS_TXT_RECORDS; i++)
+			if (dns_parse_txt((const unsigned char *)res->data[i], (size_t)res->len[i],
+			                  &r.rec[r.n]))
+				r.n++;
+		if (res->rcode == 0 && res->havedata)
+			r.status = r.n ? DNS_OK : DNS_PERM;
+	}
+	dns_txt_cb cb = q->cb;
+	void *ctx = q->ctx;
+	dns_txt_unlink(q);
+	if (q->now)
+		event_free(q->now);
+	free(q);
+	cb(ctx, &r);
+	for (size_t i = 0; i < DNS_TXT_RECORDS; i++)
+		buf_free(&r.rec[i]);
+}
+
+static void dns_txt_done(void *arg, int err, struct ub_result *res)
+{
+	dns_txt_answer(arg, err, res);
+	if (res)
+		ub_resolve_free(res);
+}
+
+static void dns_txt_now(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dns_txt_answer(arg, 1, NULL);
+}
+
+struct dns_txt_query *dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *ctx)
+{
+	struct dns_txt_query *q = util_xcalloc(1, sizeof *q);
+	*q = (struct dns_txt_query){ .next = d->txts, .d = d, .cb = cb, .ctx = ctx };
+	if (d->txts)
+		d->txts->prev = q;
+	d->txts = q;
+	if (ub_resolve_async(d->ub, name, T_TXT, 1, q, dns_txt_done, &q->id) != 0) {
+		q->now = evtimer_new(d->base, dns_txt_now, q);
+		struct timeval zero = { 0, 0 };
+		if (!q->now || evtimer_add(q->now, &zero) != 0)
+			log_panic("dns: cannot schedule an answer");
+	}
+	return q;
+}
+
+void dns_txt_cancel(struct dns_txt_query *q)
+{
+	if (!q)
+		return;
+	if (q->now)
+		event_free(q->now);
+	else
+		ub_cancel(q->d->ub, q->id);
+	dns_txt_unlink(q);
+	free(q);
 }

@@ -40,6 +40,7 @@ struct smtpc {
 	size_t naccepted, dot_replies;
 	bool mail_failed, *accepted;
 	unsigned seq;                   /* next body chunk */
+	bool prefix_sent;               /* the source's prefix went before the body */
 	bool body_done;
 	struct smtp_stuff stuff;
 	struct buf chunk;
@@ -216,7 +217,7 @@ static void smtpc_tx_begin(struct smtpc *c, struct smtpc_job *job, size_t sent)
 	c->mail_failed = false;
 	c->seq = 0;
 	c->stuff = (struct smtp_stuff)SMTP_STUFF_INIT;
-	c->body_done = false;
+	c->prefix_sent = c->body_done = false;
 	c->state = C_TX;
 }
 
@@ -306,9 +307,22 @@ static void smtpc_body_end(struct smtpc *c)
 	smtpc_pipeline_next(c);
 }
 
+/* The source's prefix, before anything of the body: dot-stuffed like
+ * any line of it, so a body file can follow as it is. */
+static void smtpc_prefix(struct smtpc *c)
+{
+	const struct smtpc_job *job = c->job;
+	const char *p = job->src->prefix ? job->src->prefix(job) : NULL;
+	c->prefix_sent = true;
+	if (p && *p)
+		smtp_stuff(&c->stuff, p, strlen(p), smtpc_sink, c->conn);
+}
+
 /* Push body chunks until the output holds enough; then the final dot. */
 static void smtpc_body(struct smtpc *c)
 {
+	if (!c->prefix_sent)
+		smtpc_prefix(c);
 	if (!c->body_done && smtpc_body_file(c))
 		return smtpc_body_end(c);
 	while (!c->body_done && smtpc_conn_pending(c->conn) < SMTPC_BODY_LOW) {

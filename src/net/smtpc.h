@@ -28,12 +28,16 @@ struct smtpc_job;
  * job. chunk: piece seq of the body into out (replacing its contents): 0,
  * ENOENT after the last piece, or an errno. file (may be NULL): the body
  * as a file in which no line begins with a dot, opened (the engine closes
- * it), its size in *size; -1 when there is none. */
+ * it), its size in *size; -1 when there is none. prefix (may be NULL):
+ * lines that go before the body, CRLF-ended (header fields made when the
+ * message was received: DKIM-Signature), or NULL; dot-stuffed as the body
+ * is, and the body file may follow it. */
 struct smtpc_source {
 	void (*mail)(const struct smtpc_job *job, struct smtp_mail *out);
 	void (*rcpt)(const struct smtpc_job *job, size_t i, struct smtp_rcpt *out);
 	int (*chunk)(const struct smtpc_job *job, unsigned seq, struct buf *out);
 	int (*file)(const struct smtpc_job *job, uint64_t *size);
+	const char *(*prefix)(const struct smtpc_job *job);
 };
 
 /* One transaction: a message to some of its recipients. */

@@ -1,6 +1,6 @@
 /* settings: one generation of what the configuration says: the keys
- * (struct conf), the aliases, the AUTH users, the odmr_map and the
- * server's TLS context,
+ * (struct conf), the aliases, the AUTH users, the odmr_map, the DKIM
+ * signing keys and the server's TLS context,
  * loaded together and shared by reference. ternd holds the current one;
  * a session takes a reference when it starts and keeps its settings to
  * the end; the delivery engine holds its own and swaps it on its thread.
@@ -20,6 +20,7 @@
 #include "policy/auth.h"
 #include "policy/hold.h"
 #include "policy/odmr.h"
+#include "policy/signkeys.h"
 
 struct settings {
 	atomic_uint refs;
@@ -29,6 +30,7 @@ struct settings {
 	struct auth_users *users;     /* empty: no AUTH */
 	struct hold_rcpts *hold_rcpts;/* hold_recipients_file */
 	struct odmr_map *odmr;        /* who may dequeue what (RFC 2645); empty: nobody */
+	struct signkeys *dkim_keys;   /* DKIM signing keys; empty: no signing */
 	SSL_CTX *tls;                 /* tls_cert and tls_key; NULL: no TLS */
 	char restart_pending[512];    /* keys changed in the file that wait for a
 	                                 restart ("listen hostname"), or "" */

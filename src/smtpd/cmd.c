@@ -290,6 +290,8 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	tx->signer = signer_begin(s->set, s->client.authed);
+	tx->verifier = verifier_begin(s->set, s->client.authed);
 	cmd_received(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
@@ -359,19 +361,47 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	}
 	struct spool_env e;
 	cmd_env(s, &e);
+	if (s->tx->signer)   /* RFC 6376 5: signed before the 250 */
+		e.prefix = signer_end(s->tx->signer, s->id, s->tx->qid);
+	s->tx->signer = NULL;
 	s->pending++;
 	spool_msg_commit(s->tx->msg, &e, session_committed, s);
 	s->tx->msg = NULL;  /* the spool owns it now */
+	free(e.prefix);     /* copied */
 }
 
+static void cmd_eom(struct session *s)
+{
+	struct policy_query q;
+	session_query(s, &q, POLICY_EOM);
+	session_ask(s, &q, cmd_eom_proceed);
+}
+
+/* The DKIM verdicts are in (logged): on to the EOM stage. A session
+ * closed meanwhile freed its verifier, which then never calls. */
+static void cmd_verified(void *ctx)
+{
+	struct session *s = ctx;
+	s->asking = false;
+	s->busy++;
+	cmd_eom(s);
+	session_go_on(s);
+}
+
+/* The end of DATA: the message's DKIM signatures checked (RFC 6376 6,
+ * their keys fetched while the input waits), then the EOM stage. */
 void cmd_data_end(struct session *s)
 {
 	if (cmd_data_refused(s))
 		return;
 	s->state = ST_COMMIT;
-	struct policy_query q;
-	session_query(s, &q, POLICY_EOM);
-	session_ask(s, &q, cmd_eom_proceed);
+	struct tx *tx = s->tx;
+	if (tx->verifier && verifier_end(tx->verifier, s->srv->dns, s->srv->base, s->id, tx->qid,
+	                                 cmd_verified, s)) {
+		s->asking = true;
+		return;
+	}
+	cmd_eom(s);
 }
 
 /* ---- the others ---- */

@@ -24,6 +24,7 @@
 #include "smtpd/dropfile.h"
 #include "smtpd/pickup.h"
 #include "smtpd/session.h"
+#include "smtpd/signer.h"
 
 #define PICKUP_BATCH 256            /* names taken from one scan */
 #define PICKUP_READ (64 * 1024)     /* octets read per loop turn */
@@ -44,6 +45,7 @@ struct pickup_job {
 	struct spool_rcpt *rcpt;
 	size_t nrcpt, cap;
 	struct spool_msg *msg;
+	struct signer *signer;         /* DKIM at receipt, or NULL */
 	struct data_parser dp;
 	bool paused;                   /* the spool asked to wait */
 	bool committing;
@@ -75,6 +77,7 @@ static void pickup_job_free(struct pickup_job *j)
 {
 	if (j->msg)
 		spool_msg_abort(j->msg);
+	signer_free(j->signer);
 	if (j->fd >= 0)
 		close(j->fd);
 	spool_rcpts_free(j->rcpt, j->nrcpt);
@@ -175,9 +178,13 @@ static void pickup_finish(struct pickup_job *j)
 	e.helo = j->user;
 	e.nrcpt = j->nrcpt;
 	e.rcpt = j->rcpt;
+	if (j->signer)   /* a local submission is signed as an AUTH'ed one is */
+		e.prefix = signer_end(j->signer, 0, j->qid);
+	j->signer = NULL;
 	j->committing = true;
 	spool_msg_commit(j->msg, &e, pickup_committed, j);
 	j->msg = NULL;   /* the spool owns it now */
+	free(e.prefix);  /* copied */
 }
 
 /* ---- the message ---- */
@@ -185,6 +192,8 @@ static void pickup_finish(struct pickup_job *j)
 static void pickup_sink(void *ctx, const char *p, size_t n)
 {
 	struct pickup_job *j = ctx;
+	if (j->signer)
+		signer_feed(j->signer, p, n);
 	if (!spool_msg_write(j->msg, p, n))
 		j->paused = true;
 }
@@ -280,6 +289,7 @@ static void pickup_accept(struct pickup_job *j, size_t used)
 		return pickup_aside(j, "no recipient");
 	j->arrival = (int64_t)time(NULL);
 	j->msg = spool_msg_begin(j->p->srv->spool, j->qid, pickup_chunk_done, j);
+	j->signer = signer_begin(j->set, true);
 	pickup_received(j);
 	data_init(&j->dp, c->max_line_length, c->max_message_size, pickup_sink, j);
 	if (!pickup_feed(j, j->head.data + used, j->head.len - used))

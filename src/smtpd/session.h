@@ -22,6 +22,7 @@
 #include "policy/policy.h"
 
 struct closer;
+struct dns;
 struct post;
 struct event_base;
 struct event;
@@ -41,6 +42,7 @@ struct server {
 	bool shutting_down;
 	struct hold_port hold;      /* ETRN and ATRN ask the delivery engine (turn.c) */
 	struct post *post;          /* its answers come back to the loop through it */
+	struct dns *dns;            /* this loop's resolver: DKIM keys (verifier.h) */
 };
 
 /* Take over an accepted socket of a listener with CONF_LISTEN_* modes and

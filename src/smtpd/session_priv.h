@@ -16,6 +16,8 @@
 #include "smtpd/data.h"
 #include "smtpd/parse.h"
 #include "smtpd/session.h"
+#include "smtpd/signer.h"
+#include "smtpd/verifier.h"
 
 #define SESSION_HELO_MAX 255
 
@@ -42,6 +44,8 @@ struct tx {
 	unsigned rcpt_cmds;             /* accepted RCPT commands */
 	struct data_parser dp;
 	struct spool_msg *msg;
+	struct signer *signer;          /* DKIM at receipt, or NULL (signer.h) */
+	struct verifier *verifier;      /* DKIM of received mail, or NULL (verifier.h) */
 	int64_t arrival;
 };
 

@@ -23,7 +23,7 @@ static const char rows_schema[] =
 	"CREATE TABLE IF NOT EXISTS msg(qid TEXT PRIMARY KEY, sender TEXT NOT NULL,"
 	" envid TEXT NOT NULL, ret INT, body INT, size INT, arrival INT,"
 	" client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0,"
-	" dotless INT NOT NULL DEFAULT 0);"
+	" dotless INT NOT NULL DEFAULT 0, prefix TEXT);"
 	"CREATE TABLE IF NOT EXISTS rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
@@ -182,8 +182,8 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "INSERT INTO msg(qid, sender, envid, ret, body, size,"
-	                          " arrival, client, helo, bodyfile, dotless)"
-	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+	                          " arrival, client, helo, bodyfile, dotless, prefix)"
+	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
 	                          e->qid, &st);
 	if (err)
 		return err;
@@ -197,6 +197,10 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 	sqlite3_bind_text(st, 9, e->helo, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 10, e->body_file);
 	sqlite3_bind_int(st, 11, e->dotless);
+	if (e->prefix)
+		sqlite3_bind_text(st, 12, e->prefix, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 12);
 	err = rows_step_done(db, st);
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
 		err = rows_put_rcpt(db, e->qid, &e->rcpt[i]);
@@ -392,12 +396,16 @@ int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomai
 /* Columns added since the first spools were made, each with the default
  * that keeps old rows as they were: msg.bodyfile and msg.dotless (before
  * body files: every message inline, every one stuffed when it goes out),
- * rcpt.held (before holds: nothing held). Adding a column with a constant
+ * rcpt.held (before holds: nothing held), msg.prefix (before DKIM signing:
+ * nothing goes before the body, NULL). Adding a column with a constant
  * default rewrites no row (https://sqlite.org/lang_altertable.html). */
 static int rows_migrate(sqlite3 *db, char **msg)
 {
-	static const char *const col[][2] = {
-		{ "msg", "bodyfile" }, { "msg", "dotless" }, { "rcpt", "held" },
+	static const char *const col[][3] = {
+		{ "msg", "bodyfile", "INT NOT NULL DEFAULT 0" },
+		{ "msg", "dotless", "INT NOT NULL DEFAULT 0" },
+		{ "rcpt", "held", "INT NOT NULL DEFAULT 0" },
+		{ "msg", "prefix", "TEXT" },
 	};
 	int rc = SQLITE_OK;
 	for (size_t i = 0; rc == SQLITE_OK && i < sizeof col / sizeof col[0]; i++) {
@@ -408,8 +416,8 @@ static int rows_migrate(sqlite3 *db, char **msg)
 			sqlite3_finalize(st);
 			continue;
 		}
-		snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s INT NOT NULL DEFAULT 0;",
-		         col[i][0], col[i][1]);
+		snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s;", col[i][0], col[i][1],
+		         col[i][2]);
 		rc = sqlite3_exec(db, sql, NULL, NULL, msg);
 	}
 	/* The scheduler's index: due recipients not held, in next_try order

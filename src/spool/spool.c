@@ -213,6 +213,7 @@ static struct spool_env *spool_env_copy(const struct spool_env *e)
 	c->envid = util_xstrdup(e->envid);
 	c->client = util_xstrdup(e->client);
 	c->helo = util_xstrdup(e->helo);
+	c->prefix = e->prefix ? util_xstrdup(e->prefix) : NULL;
 	c->rcpt = util_xcalloc(e->nrcpt, sizeof *c->rcpt);
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		c->rcpt[i] = e->rcpt[i];
@@ -357,6 +358,7 @@ void spool_env_free(struct spool_env *e)
 	free(e->envid);
 	free(e->client);
 	free(e->helo);
+	free(e->prefix);
 	spool_rcpts_free(e->rcpt, e->nrcpt);
 	if (e->mem) {
 		free(e->mem);

@@ -80,6 +80,10 @@ struct spool_env {
 	int64_t arrival;     /* unix seconds */
 	char *client;        /* "[ip]" */
 	char *helo;
+	char *prefix;        /* header fields made at receipt that go before the
+	                        body (the DKIM-Signature fields, smtpd/signer.h),
+	                        CRLF-ended, or NULL: every transport sends it
+	                        first (msg.prefix) */
 	bool body_file;      /* the body is in spool_dir/body/<qid> (set by the spool) */
 	bool dotless;        /* known: no line of the body begins with a dot, so it
 	                        goes out as it is, unstuffed (RFC 5321 4.5.2) */

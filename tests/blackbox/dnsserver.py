@@ -88,7 +88,12 @@ class Unbound:
             '    local-zone: "." static',
         ]
         for r in records:
-            lines.append('    local-data: "%s"' % r.replace('"', '\\"'))
+            # a record with quoted strings (TXT) goes in single quotes:
+            # unbound takes no escaped double quote inside double quotes
+            if '"' in r:
+                lines.append("    local-data: '%s'" % r)
+            else:
+                lines.append('    local-data: "%s"' % r)
         lines += ["remote-control:", "    control-enable: no", ""]
         return "\n".join(lines)
 

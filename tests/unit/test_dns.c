@@ -1,5 +1,5 @@
-/* Unit tests for dns_parse_mx: MX rdata (RFC 1035 3.3.9) as libunbound
- * hands it over, uncompressed. */
+/* Unit tests for dns_parse_mx and dns_parse_txt: MX rdata (RFC 1035
+ * 3.3.9) and TXT rdata (3.3.14) as libunbound hands them over. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,11 +59,47 @@ static void test_parse_mx_small_buffer(void **state)
 	assert_false(dns_parse_mx((const unsigned char *)rd, sizeof rd - 1, &pref, name, sizeof name));
 }
 
+/* A TXT record is one or more <character-string>s: their octets joined,
+ * as a DKIM key record split at 255 octets is read back (RFC 6376
+ * 3.6.2.2). */
+static void test_parse_txt(void **state)
+{
+	(void)state;
+	static const struct row txt[] = {
+		R("\x07v=DKIM1", true, 0, "v=DKIM1"),
+		R("\x08v=DKIM1;\x05 p=AB", true, 0, "v=DKIM1; p=AB"),
+		R("\x00", true, 0, ""),                                         /* one empty string */
+		R("\x03" "abc\x00\x01" "d", true, 0, "abcd"),
+		R("", false, 0, NULL),                                          /* no string at all */
+		R("\x05" "abc", false, 0, NULL),                                    /* overruns */
+		R("\x03" "abc\x02" "d", false, 0, NULL),
+	};
+	for (size_t i = 0; i < sizeof txt / sizeof txt[0]; i++) {
+		struct buf out = BUF_INIT;
+		bool ok = dns_parse_txt((const unsigned char *)txt[i].rdata, txt[i].len, &out);
+		if (ok != txt[i].ok || (ok && strcmp(buf_cstr(&out), txt[i].name)))
+			fail_msg("row %zu: ok=%d '%s'", i, ok, buf_cstr(&out));
+		buf_free(&out);
+	}
+	/* 300 octets in two strings, as keygen cuts them */
+	unsigned char big[302];
+	big[0] = 255;
+	memset(big + 1, 'a', 255);
+	big[256] = 45;
+	memset(big + 257, 'b', 45);
+	struct buf out = BUF_INIT;
+	assert_true(dns_parse_txt(big, sizeof big, &out));
+	assert_int_equal(out.len, 300);
+	assert_true(out.data[254] == 'a' && out.data[255] == 'b');
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_mx),
 		cmocka_unit_test(test_parse_mx_small_buffer),
+		cmocka_unit_test(test_parse_txt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -496,6 +496,50 @@ static void test_held_migration(void **state)
 	check_rcpt(&l.msg[0].rcpt[0], "u@old.example", SPOOL_STATE_PENDING, 3, 9,
 	           "421 4.4.2 timeout");
 	spool_list_free(&l);
+	struct spool_env e;   /* nor had it msg.prefix: nothing goes before the body */
+	assert_int_equal(spool_reader_env(f->r, "OLD1", &e), 0);
+	assert_null(e.prefix);
+	spool_env_free(&e);
+	fixture_free(f);
+}
+
+/* msg.prefix (the DKIM-Signature fields made at receipt): a message
+ * keeps it, one without has NULL, and a spool made before the column
+ * (with rcpt.held) gets it, NULL for its messages. */
+static void test_prefix(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	sql(f, "CREATE TABLE msg(qid TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+	       " envid TEXT NOT NULL, ret INT, body INT, size INT, arrival INT,"
+	       " client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0,"
+	       " dotless INT NOT NULL DEFAULT 0);"
+	       "CREATE TABLE rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
+	       " orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
+	       " orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
+	       " next_try INT NOT NULL, last_reply TEXT NOT NULL, remote_mta TEXT NOT NULL,"
+	       " dsn_flags INT NOT NULL, held INT NOT NULL DEFAULT 0, PRIMARY KEY(qid, idx));"
+	       "INSERT INTO msg VALUES('OLD2', 's@example.net', '', 0, 0, 5, 7, '[127.0.0.1]',"
+	       " 'c.example', 0, 0);"
+	       "INSERT INTO rcpt VALUES('OLD2', 0, 'u@old.example', 'u@old.example', 1, 0, '',"
+	       " 0, 0, 9, '', '', 0, 0);");
+	open_spool(f);
+	struct spool_rcpt r[2];
+	struct spool_env e;
+	env_make(&e, r, "NEW1", "a@example.com", (const char *[]){ "x@example.org", NULL });
+	e.prefix = "DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=AAAA\r\n";
+	assert_int_equal(spool_inject(f->sp, &e, "hello", 5), 0);
+	env_make(&e, r, "NEW2", "a@example.com", (const char *[]){ "x@example.org", NULL });
+	assert_int_equal(spool_inject(f->sp, &e, "hello", 5), 0);
+	const char *qids[] = { "NEW1", "NEW2", "OLD2" };
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(spool_reader_env(f->r, qids[i], &e), 0);
+		if (i == 0)
+			assert_string_equal(e.prefix, "DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=AAAA\r\n");
+		else
+			assert_null(e.prefix);
+		spool_env_free(&e);
+	}
 	fixture_free(f);
 }
 
@@ -515,6 +559,7 @@ int main(void)
 		QUEUE_TEST(test_held_domains),
 		cmocka_unit_test(test_list_look),
 		cmocka_unit_test(test_held_migration),
+		cmocka_unit_test(test_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

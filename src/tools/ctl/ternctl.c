@@ -24,6 +24,7 @@
 
 #include "lib/conf.h"
 #include "lib/util.h"
+#include "tools/ctl/keygen.h"
 
 #define CTL_DEFAULT_CONF "/etc/tern/tern.conf"
 
@@ -41,6 +42,7 @@ struct ctl_opts {
 	const char *client, *queue_id;          /* trace */
 	long session;
 	bool transcript;
+	struct keygen_opts keygen;              /* dkim-keygen */
 };
 
 /* ---- the socket ---- */
@@ -534,6 +536,9 @@ static void ctl_print_reload(json_t *o)
 "  drain --to HOST:PORT [--domain D]\n" \
 "                               hand every queued message to another node over SMTP\n" \
 "                               (removed here after its 250; 75 if some stayed)\n" \
+"  dkim-keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--out FILE]\n" \
+"                               a DKIM key (no daemon needed): the key file, the DNS\n" \
+"                               record to publish, the dkim_keys line\n" \
 "exit status: 0 done, 1 refused by ternd, 64 usage, 69 ternd not running, 75 a drain\n" \
 "left mail here, 77 not allowed.\n"
 
@@ -546,7 +551,7 @@ static int ctl_usage(const char *msg)
 }
 
 enum { O_JSON = 256, O_DOMAIN, O_SENDER, O_STATE, O_CLIENT, O_SESSION, O_QUEUE, O_TRANSCRIPT,
-       O_TO };
+       O_TO, O_TYPE, O_BITS, O_OUT };
 
 static const struct option ctl_options[] = {
 	{ "json", no_argument, NULL, O_JSON }, { "domain", required_argument, NULL, O_DOMAIN },
@@ -556,6 +561,8 @@ static const struct option ctl_options[] = {
 	{ "queue", required_argument, NULL, O_QUEUE },
 	{ "transcript", no_argument, NULL, O_TRANSCRIPT }, { "to", required_argument, NULL, O_TO },
 	{ "help", no_argument, NULL, 'h' },
+	{ "type", required_argument, NULL, O_TYPE }, { "bits", required_argument, NULL, O_BITS },
+	{ "out", required_argument, NULL, O_OUT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -653,20 +660,30 @@ static int ctl_trace_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char
 	return ctl_trace(c, o);
 }
 
-/* The commands, with how many words they take (the name included). */
+/* dkim-keygen DOMAIN SELECTOR: made here, no daemon asked. */
+static int ctl_keygen_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	return keygen_run(argv[1], argv[2], &o->keygen);
+}
+
+/* The commands, with how many words they take (the name included);
+ * local: run without connecting to the daemon. */
 static const struct ctl_cmd {
 	const char *name;
 	int min, max;
 	int (*fn)(struct ctl *c, const struct ctl_opts *o, int argc, char **argv);
+	bool local;
 } ctl_cmds[] = {
-	{ "status", 1, 1, ctl_plain_cmd }, { "stats", 1, 1, ctl_plain_cmd },
-	{ "reload", 1, 1, ctl_plain_cmd }, { "queue", 1, 1, ctl_queue_cmd },
-	{ "show", 2, 2, ctl_show_cmd }, { "flush", 1, 1 << 20, ctl_act_cmd },
-	{ "hold", 1, 1 << 20, ctl_act_cmd }, { "release", 1, 1 << 20, ctl_act_cmd },
-	{ "delete", 1, 1 << 20, ctl_act_cmd }, { "bounce", 1, 1 << 20, ctl_act_cmd },
-	{ "pause", 2, 2, ctl_pause_cmd }, { "resume", 1, 2, ctl_pause_cmd },
-	{ "monitor", 1, 1, ctl_monitor_cmd }, { "trace", 1, 1, ctl_trace_cmd },
-	{ "drain", 1, 1, ctl_drain_cmd },
+	{ "status", 1, 1, ctl_plain_cmd, false }, { "stats", 1, 1, ctl_plain_cmd, false },
+	{ "reload", 1, 1, ctl_plain_cmd, false }, { "queue", 1, 1, ctl_queue_cmd, false },
+	{ "show", 2, 2, ctl_show_cmd, false }, { "flush", 1, 1 << 20, ctl_act_cmd, false },
+	{ "hold", 1, 1 << 20, ctl_act_cmd, false }, { "release", 1, 1 << 20, ctl_act_cmd, false },
+	{ "delete", 1, 1 << 20, ctl_act_cmd, false }, { "bounce", 1, 1 << 20, ctl_act_cmd, false },
+	{ "pause", 2, 2, ctl_pause_cmd, false }, { "resume", 1, 2, ctl_pause_cmd, false },
+	{ "monitor", 1, 1, ctl_monitor_cmd, false }, { "trace", 1, 1, ctl_trace_cmd, false },
+	{ "drain", 1, 1, ctl_drain_cmd, false }, { "dkim-keygen", 3, 3, ctl_keygen_cmd, true },
 };
 
 static const struct ctl_cmd *ctl_find(int argc, char **argv)
@@ -699,6 +716,11 @@ static bool ctl_option(struct ctl_args *a, int opt)
 	case O_CLIENT: a->o.client = optarg; return true;
 	case O_QUEUE: a->o.queue_id = optarg; return true;
 	case O_TRANSCRIPT: a->o.transcript = true; return true;
+	case O_TYPE: a->o.keygen.type = optarg; return true;
+	case O_OUT: a->o.keygen.out = optarg; return true;
+	case O_BITS:
+		a->o.keygen.bits = (unsigned)strtoul(optarg, &end, 10);
+		return !*end && a->o.keygen.bits > 0;
 	case O_SESSION:
 		a->o.session = strtol(optarg, &end, 10);
 		return !*end && a->o.session > 0;
@@ -726,6 +748,11 @@ int main(int argc, char **argv)
 	if (!cmd) {
 		free(rest);
 		return ctl_usage(n ? "unknown command or wrong arguments" : "no command");
+	}
+	if (cmd->local) {
+		rc = cmd->fn(&a.c, &a.o, n, rest);
+		free(rest);
+		return rc;
 	}
 	char *path = NULL;
 	if (!a.c.socket)

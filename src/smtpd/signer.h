@@ -1,0 +1,37 @@
+/* signer: DKIM signing at receipt (RFC 6376 5), as OpenDKIM behind a
+ * milter would do it, before the 250: for a session that authenticated
+ * and for a local submission (maildrop pickup), when dkim_sign says so.
+ *
+ * The message goes through once as it streams to the spool, after
+ * dot-unstuffing (dkim/sign.h: the header block kept, the body hashed,
+ * never held). At the end the RFC 5322.From domain picks the keys of
+ * dkim_keys (policy/signkeys.h); each makes a DKIM-Signature field. The
+ * fields are the message's prefix (spool_env.prefix): the body already
+ * went to the spool, and every transport sends the prefix before it.
+ * The Received field tern adds is not part of what is signed.
+ */
+#ifndef TERN_SIGNER_H
+#define TERN_SIGNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/settings.h"
+
+struct signer;
+
+/* A signer for a message, or NULL when it is not to be signed (dkim_sign
+ * = no, no keys, or submitted false: neither AUTH nor a local user).
+ * set must outlive it. */
+struct signer *signer_begin(const struct settings *set, bool submitted);
+/* Message octets, as they go to the spool (unstuffed, CRLF line ends). */
+void signer_feed(struct signer *g, const char *p, size_t n);
+/* The end of the message: its DKIM-Signature fields (allocated, CRLF
+ * ended), or NULL when it is not signed; an event (EK_DKIM, of session
+ * and qid) says which keys signed, or why none did. Frees g. */
+char *signer_end(struct signer *g, uint64_t session, const char *qid);
+/* Give the message up (a refused or abandoned transaction). */
+void signer_free(struct signer *g);
+
+#endif
