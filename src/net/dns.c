@@ -68,6 +68,32 @@ static void dns_readable(evutil_socket_t fd, short what, void *arg)
 	ub_process(d->ub);
 }
 
+/* libunbound answers some zones itself (NXDOMAIN): RFC 6761's test., and
+ * RFC 6303's reverse zones of private, link-local and documentation
+ * addresses. A resolver named in dns_resolver is trusted with every name:
+ * a lab's or a site's own serves precisely such names (a client from
+ * 10.0.0.0/8 has its PTR there, SPF's ptr and %{p} ask for it). */
+static void dns_trust_forwarder(struct ub_ctx *ub)
+{
+	static const char *const zones[] = {
+		"test.", "10.in-addr.arpa.", "168.192.in-addr.arpa.", "254.169.in-addr.arpa.",
+		"2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+		"d.f.ip6.arpa.", "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.", "a.e.f.ip6.arpa.",
+		"b.e.f.ip6.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa.",
+	};
+	char name[32];
+	for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
+		ub_ctx_zone_remove(ub, zones[i]);
+	for (int i = 16; i <= 31; i++) {    /* 172.16.0.0/12 */
+		snprintf(name, sizeof name, "%d.172.in-addr.arpa.", i);
+		ub_ctx_zone_remove(ub, name);
+	}
+	for (int i = 64; i <= 127; i++) {   /* 100.64.0.0/10 (RFC 6598) */
+		snprintf(name, sizeof name, "%d.100.in-addr.arpa.", i);
+		ub_ctx_zone_remove(ub, name);
+	}
+}
+
 struct dns *dns_new(struct event_base *base, const char *resolver)
 {
 	struct dns *d = util_xcalloc(1, sizeof *d);
@@ -80,10 +106,8 @@ struct dns *dns_new(struct event_base *base, const char *resolver)
 		err = ub_ctx_set_fwd(d->ub, resolver);
 		if (!err)  /* forwarding to 127.0.0.1 is what tests and local caches do */
 			err = ub_ctx_set_option(d->ub, "do-not-query-localhost:", "no");
-		/* libunbound answers RFC 6761's test. itself (NXDOMAIN); a lab's
-		 * own resolver is named precisely to serve such names. */
 		if (!err)
-			ub_ctx_zone_remove(d->ub, "test.");
+			dns_trust_forwarder(d->ub);
 	} else if (!err) {
 		err = ub_ctx_resolvconf(d->ub, NULL);
 		if (!err)
@@ -428,9 +452,9 @@ static void dns_rr_one(struct dns_rrset *r, enum dns_type type, const char *data
 	unsigned pref;
 	if (type == DNS_T_TXT)
 		dns_rr_txt(r, p, len);
-	else if ((type == DNS_T_A && len == 4) || (type == DNS_T_AAAA && len == 16))
-		dns_rr_add(r, inet_ntop(type == DNS_T_A ? AF_INET : AF_INET6, p, text, sizeof text),
-		           strlen(text));
+	else if (((type == DNS_T_A && len == 4) || (type == DNS_T_AAAA && len == 16)) &&
+	         inet_ntop(type == DNS_T_A ? AF_INET : AF_INET6, p, text, sizeof text))
+		dns_rr_add(r, text, strlen(text));
 	else if (type == DNS_T_PTR && dns_parse_name(p, len, text, sizeof text))
 		dns_rr_add(r, text, strlen(text));
 	else if (type == DNS_T_MX && dns_parse_mx(p, len, &pref, text, sizeof text))

@@ -421,7 +421,7 @@ static void spf_exp_fetch(struct spf *s)
 	spf_ask(s, SPF_W_EXP, SPF_Q_TXT, s->target);
 }
 
-/* The explanation: printable ASCII only, as an SMTP reply carries it. */
+/* The explanation, expanded (made printable with the rest at the end). */
 static void spf_exp_text(struct spf *s)
 {
 	if (!s->p_known && spf_macro_uses_p(s->exp_text))
@@ -429,13 +429,8 @@ static void spf_exp_text(struct spf *s)
 	struct spf_vars v;
 	struct buf b = BUF_INIT;
 	spf_vars(s, &v);
-	if (spf_macro_expand(s->exp_text, &v, &b)) {
-		char *e = s->out.explanation;
-		snprintf(e, sizeof s->out.explanation, "%s", buf_cstr(&b));
-		for (; *e; e++)
-			if ((unsigned char)*e < 0x20 || (unsigned char)*e > 0x7e)
-				*e = '?';
-	}
+	if (spf_macro_expand(s->exp_text, &v, &b))
+		snprintf(s->out.explanation, sizeof s->out.explanation, "%s", buf_cstr(&b));
 	buf_free(&b);
 	spf_finish(s, SPF_FAIL, NULL);
 }
@@ -577,6 +572,15 @@ static void spf_step(struct spf *s)
 	}
 }
 
+/* What the outcome says goes into log lines and SMTP replies: printable
+ * ASCII only (a record's term may hold anything). */
+static void spf_printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
 /* Steps until a question is open or the end; done is the last act. */
 static void spf_drive(struct spf *s)
 {
@@ -590,6 +594,10 @@ static void spf_drive(struct spf *s)
 		return;
 	s->out.lookups = s->lookups;
 	s->out.voids = s->voids;
+	spf_printable(s->out.domain);
+	spf_printable(s->out.mechanism);
+	spf_printable(s->out.explanation);
+	spf_printable(s->out.problem);
 	spf_done_fn *done = s->done;
 	s->done = NULL;
 	if (done)
@@ -701,6 +709,15 @@ void spf_start(struct spf *s)
 		spf_finish(s, SPF_NONE, "%.*s: not a domain name", SPF_NAME_MAX, s->odomain);
 	else
 		spf_push(s, s->odomain);
+	spf_drive(s);
+}
+
+void spf_stop(struct spf *s, const char *why)
+{
+	if (s->finished || s->running)
+		return;
+	s->waiting = false;
+	spf_finish(s, SPF_TEMPERROR, "%s", why);
 	spf_drive(s);
 }
 

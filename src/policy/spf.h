@@ -182,6 +182,9 @@ struct spf *spf_new(const struct spf_request *req, const struct spf_dns *dns, sp
 void spf_start(struct spf *s);
 /* The answer to the question asked; runs on to the next or the end. */
 void spf_answer(struct spf *s, const struct spf_answer *a);
+/* End an unfinished evaluation now as a temperror with why (4.6.4: a
+ * time limit), done called; the open question's answer is not wanted. */
+void spf_stop(struct spf *s, const char *why);
 /* Any time: an unfinished evaluation ends without calling done. */
 void spf_free(struct spf *s);
 

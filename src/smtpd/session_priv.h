@@ -43,6 +43,8 @@ struct tx {
 	struct data_parser dp;
 	struct spool_msg *msg;
 	int64_t arrival;
+	struct policy_spf spf;          /* MAIL's SPF check (RFC 7208), for the
+	                                   Authentication-Results to come */
 };
 
 /* What a command's check parsed, for its proceed (across the policy phase). */
