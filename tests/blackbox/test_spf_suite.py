@@ -215,12 +215,11 @@ def test_rfc7208_suite(unbound, scenario):
     assert not problems, "\n".join(problems)
 
 
-# Where pyspf and tern may part: where the suite allows either answer
-# (a name DNS cannot carry; records whose order a resolver may change:
-# unbound answers RRsets in rotating order), and where pyspf is at odds
-# with the suite itself.
+# Where pyspf and tern may part: records whose order a resolver may
+# change, with more than one answer the suite allows (unbound rotates an
+# RRset's order; identical records may be merged), and where pyspf is at
+# odds with the suite itself.
 PYSPF_MAY_DIFFER = {
-    "invalid-domain-empty-label", "invalid-domain-long", "invalid-domain-long-via-macro",
     "ptr-limit", "p-macro-multiple", "multispf1",
     # the suite's own comment: "Pyspf incorrectly reports multiple SPF
     # records" for one TXT record reached through two CNAME aliases
