@@ -326,7 +326,7 @@ def test_exit_codes_and_modes(ternd):
     p = sendmail(conf, ["-bp"])
     assert p.returncode == 0 and p.stdout == b"Mail queue is empty\n", p.stderr
     p = sendmail(conf, ["-qR", "example.com"])
-    assert p.returncode == 0 and p.stdout == b"flush example.com: 0 messages\n", p.stderr
+    assert p.returncode == 0 and p.stdout == b"flush example.com: 0 recipients\n", p.stderr
     p = sendmail(conf, ["-q"])
     assert p.returncode == 0 and p.stdout.startswith(b"flush all: "), p.stderr
     p = sendmail(conf, ["-bi"])
