@@ -407,7 +407,7 @@ static int ternd_start(struct ternd *t)
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	if (evthread_use_pthreads() != 0 || !(t->srv.base = event_base_new()))
 		log_fatal("cannot initialise libevent");
-	policy_init(&t->policy, t->srv.base);
+	policy_init(&t->policy, t->srv.base, c->dns_resolver);
 	t->srv.policy = &t->policy;
 	t->srv.closer = closer_new(t->srv.base);
 	t->srv.post = post_new(t->srv.base);

@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_ADDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN };
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN, T_SPF };
 
 struct conf_key {
 	const char *name;
@@ -96,6 +96,8 @@ static const struct conf_key conf_keys[] = {
 	K(greeting_delay, T_DURATION, "0"),
 	K(reject_delay, T_DURATION, "0"),
 	K(reject_delay_after, T_UINT, "3"),
+	K(spf_policy, T_SPF, "record"),
+	K(spf_timeout, T_DURATION, "20s"),
 	K(shutdown_grace, T_DURATION, "30s"),
 	R(control_socket, T_STR, NULL),
 	R(control_group, T_STR, ""),
@@ -166,16 +168,37 @@ bool conf_parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
+/* A word of words (n of them) as its index. */
+static bool conf_parse_word(const char *s, const char *const *words, size_t n, int *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(s, words[i])) {
+			*out = (int)i;
+			return true;
+		}
+	return false;
+}
+
 /* smtp_tls's words, in enum smtpc_tls order. */
 static bool conf_parse_tls(const char *s, enum smtpc_tls *out)
 {
 	static const char *const words[] = { "none", "may", "encrypt", "verify" };
-	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-		if (!strcmp(s, words[i])) {
-			*out = (enum smtpc_tls)i;
-			return true;
-		}
-	return false;
+	int i;
+	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
+		return false;
+	*out = (enum smtpc_tls)i;
+	return true;
+}
+
+/* spf_policy's words, in enum conf_spf order. */
+static bool conf_parse_spf(const char *s, enum conf_spf *out)
+{
+	static const char *const words[] = { "off", "record", "reject" };
+	int i;
+	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
+		return false;
+	*out = (enum conf_spf)i;
+	return true;
 }
 
 /* dkim_sign's words, in enum conf_dkim_sign order. */
@@ -289,6 +312,8 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return conf_parse_tls(value, f);
 	case T_DKIM_SIGN:
 		return conf_parse_dkim_sign(value, f);
+	case T_SPF:
+		return conf_parse_spf(value, f);
 	case T_LOGLEVEL:
 		lvl = log_level_parse(value);
 		if (lvl < 0)
@@ -316,6 +341,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_LOGTARGET: return "stderr, syslog or journal";
 	case T_TLS: return "none, may, encrypt or verify";
 	case T_DKIM_SIGN: return "authenticated or no";
+	case T_SPF: return "reject, record or off";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
 	case T_LIST: return "a comma-separated list";
@@ -622,6 +648,10 @@ int conf_finish(struct conf *c)
 	}
 	if (c->max_recipients == 0) {
 		log_problem("max_recipients: must be at least 1\n");
+		bad++;
+	}
+	if (c->spf_timeout == 0) {
+		log_problem("spf_timeout: must be at least 1s\n");
 		bad++;
 	}
 	if (c->retry_min == 0 || c->retry_max < c->retry_min) {

@@ -35,6 +35,13 @@ enum conf_dkim_sign {
 	CONF_DKIM_SIGN_AUTHENTICATED,   /* AUTH'ed sessions' and local submissions' */
 };
 
+/* spf_policy: what an SPF fail at MAIL does (RFC 7208 8.4). */
+enum conf_spf {
+	CONF_SPF_OFF,        /* no check */
+	CONF_SPF_RECORD,     /* checked and logged, never refused */
+	CONF_SPF_REJECT,     /* fail: 550 5.7.23; temperror: 451 4.4.3 */
+};
+
 struct conf {
 	char *hostname;                /* FQDN in the banner, HELO reply, Received */
 	struct conf_list listen;       /* "addr:port", "[v6]:port" */
@@ -105,6 +112,8 @@ struct conf {
 	unsigned greeting_delay;       /* seconds; talking before the 220 gets 554 */
 	unsigned reject_delay;         /* seconds before a refusal is answered (tarpit) */
 	unsigned reject_delay_after;   /* from this refusal of a session on */
+	enum conf_spf spf_policy;      /* SPF at MAIL: off, record, reject */
+	unsigned spf_timeout;          /* seconds an SPF check may take (RFC 7208 4.6.4) */
 
 	/* operators */
 	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */

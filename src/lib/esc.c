@@ -100,6 +100,10 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_TOO_FAST] = { 421, "4.7.0", "%s Connection rate limit exceeded; try again later" },
 	[R_TOO_MANY_ERRORS] = { 421, "4.7.0", "%s Too many errors; closing" },
 	[R_EARLY_TALKER] = { 554, "5.5.1", "Protocol error: you talked before the greeting (RFC 5321 3.1)" },
+	/* SPF: RFC 7208 8.4 and 8.6, RFC 7372 3.2 */
+	[R_SPF_FAIL] = { 550, "5.7.23", "SPF: %s does not designate %s as a permitted sender" },
+	[R_SPF_FAIL_EXP] = { 550, "5.7.23", "%s" },   /* the domain's own explanation (exp=) */
+	[R_SPF_TEMP] = { 451, "4.4.3", "SPF: temporary error looking up the policy of %s; try again later" },
 };
 
 const struct esc_reply *esc_get(enum esc_id id)

@@ -95,6 +95,9 @@ enum esc_id {
 	R_TOO_FAST,
 	R_TOO_MANY_ERRORS,
 	R_EARLY_TALKER,
+	R_SPF_FAIL,
+	R_SPF_FAIL_EXP,
+	R_SPF_TEMP,
 	R__COUNT
 };
 

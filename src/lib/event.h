@@ -39,6 +39,8 @@ enum ev_kind {
 	EK_RELEASE,
 	/* a connection to dequeue_listen (control/dequeue.c): who, which domains, the end */
 	EK_DEQUEUE,
+	/* an SPF check's result (policy, RFC 7208) */
+	EK_SPF,
 	EK__COUNT
 };
 

@@ -1,5 +1,6 @@
 /* dns: libunbound's asynchronous API driven by libevent (see dns.h). One
- * MX query, then A and AAAA for every exchanger in parallel. */
+ * MX query, then A and AAAA for every exchanger in parallel; or one
+ * record set, as it comes (dns_lookup). */
 #include "net/dns.h"
 
 #include <arpa/inet.h>
@@ -16,7 +17,6 @@
 
 #define T_A 1
 #define T_MX 15
-#define T_TXT 16
 #define T_AAAA 28
 #define RCODE_NXDOMAIN 3
 
@@ -27,7 +27,8 @@ struct dns {
 	struct event *ev;
 	struct event_base *base;
 	struct dns_query *live;      /* outstanding, freed by dns_free */
-	struct dns_txt_query *txts;  /* likewise */
+	struct dns_lookup *lookups;  /* record sets outstanding, likewise */
+	struct dns_txt_query *txts;  /* DKIM's TXT lookups, likewise */
 };
 
 struct dns_txt_query {
@@ -55,12 +56,52 @@ struct dns_query {
 	struct dns_result res;
 };
 
+/* One record set asked for (dns_lookup). */
+struct dns_lookup {
+	struct dns_lookup *next, *prev;
+	struct dns *d;
+	enum dns_type type;
+	dns_rr_cb cb;                /* NULL: cancelled while libunbound holds it */
+	void *ctx;
+	int id;                      /* libunbound's, while it holds the query */
+	bool asked;
+	struct event *ev;            /* an answer known without asking */
+	enum dns_status status;      /* that answer */
+	char why[256];
+};
+
 static void dns_readable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct dns *d = arg;
 	ub_process(d->ub);
+}
+
+/* libunbound answers some zones itself (NXDOMAIN): RFC 6761's test., and
+ * RFC 6303's reverse zones of private, link-local and documentation
+ * addresses. A resolver named in dns_resolver is trusted with every name:
+ * a lab's or a site's own serves precisely such names (a client from
+ * 10.0.0.0/8 has its PTR there, SPF's ptr and %{p} ask for it). */
+static void dns_trust_forwarder(struct ub_ctx *ub)
+{
+	static const char *const zones[] = {
+		"test.", "10.in-addr.arpa.", "168.192.in-addr.arpa.", "254.169.in-addr.arpa.",
+		"2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+		"d.f.ip6.arpa.", "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.", "a.e.f.ip6.arpa.",
+		"b.e.f.ip6.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa.",
+	};
+	char name[32];
+	for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
+		ub_ctx_zone_remove(ub, zones[i]);
+	for (int i = 16; i <= 31; i++) {    /* 172.16.0.0/12 */
+		snprintf(name, sizeof name, "%d.172.in-addr.arpa.", i);
+		ub_ctx_zone_remove(ub, name);
+	}
+	for (int i = 64; i <= 127; i++) {   /* 100.64.0.0/10 (RFC 6598) */
+		snprintf(name, sizeof name, "%d.100.in-addr.arpa.", i);
+		ub_ctx_zone_remove(ub, name);
+	}
 }
 
 struct dns *dns_new(struct event_base *base, const char *resolver)
@@ -75,10 +116,8 @@ struct dns *dns_new(struct event_base *base, const char *resolver)
 		err = ub_ctx_set_fwd(d->ub, resolver);
 		if (!err)  /* forwarding to 127.0.0.1 is what tests and local caches do */
 			err = ub_ctx_set_option(d->ub, "do-not-query-localhost:", "no");
-		/* libunbound answers RFC 6761's test. itself (NXDOMAIN); a lab's
-		 * own resolver is named precisely to serve such names. */
 		if (!err)
-			ub_ctx_zone_remove(d->ub, "test.");
+			dns_trust_forwarder(d->ub);
 	} else if (!err) {
 		err = ub_ctx_resolvconf(d->ub, NULL);
 		if (!err)
@@ -102,6 +141,13 @@ void dns_free(struct dns *d)
 		d->live = q->next;
 		free(q);
 	}
+	while (d->lookups) {
+		struct dns_lookup *l = d->lookups;
+		d->lookups = l->next;
+		if (l->ev)
+			event_free(l->ev);
+		free(l);
+	}
 	while (d->txts) {
 		struct dns_txt_query *q = d->txts;
 		d->txts = q->next;
@@ -122,12 +168,11 @@ static void dns_unlink(struct dns_query *q)
 		q->next->prev = q->prev;
 }
 
-bool dns_parse_mx(const unsigned char *rdata, size_t len, unsigned *pref, char *name, size_t n)
+bool dns_parse_name(const unsigned char *rdata, size_t len, char *name, size_t n)
 {
-	if (len < 3 || n < 2)
+	if (len < 1 || n < 2)
 		return false;
-	*pref = (unsigned)rdata[0] << 8 | rdata[1];
-	size_t i = 2, o = 0;
+	size_t i = 0, o = 0;
 	while (i < len && rdata[i]) {
 		size_t l = rdata[i++];
 		if (l > 63 || i + l > len || o + l + 2 > n)
@@ -145,6 +190,14 @@ bool dns_parse_mx(const unsigned char *rdata, size_t len, unsigned *pref, char *
 		o--;  /* drop the trailing dot, except for the root */
 	name[o] = '\0';
 	return true;
+}
+
+bool dns_parse_mx(const unsigned char *rdata, size_t len, unsigned *pref, char *name, size_t n)
+{
+	if (len < 3)
+		return false;
+	*pref = (unsigned)rdata[0] << 8 | rdata[1];
+	return dns_parse_name(rdata + 2, len - 2, name, n);
 }
 
 static void dns_finish(struct dns_query *q)
@@ -415,7 +468,7 @@ struct dns_txt_query *dns_txt(struct dns *d, const char *name, dns_txt_cb cb, vo
 	if (d->txts)
 		d->txts->prev = q;
 	d->txts = q;
-	if (ub_resolve_async(d->ub, name, T_TXT, 1, q, dns_txt_done, &q->id) != 0) {
+	if (ub_resolve_async(d->ub, name, DNS_T_TXT, 1, q, dns_txt_done, &q->id) != 0) {
 		q->now = evtimer_new(d->base, dns_txt_now, q);
 		struct timeval zero = { 0, 0 };
 		if (!q->now || evtimer_add(q->now, &zero) != 0)
@@ -434,4 +487,218 @@ void dns_txt_cancel(struct dns_txt_query *q)
 		ub_cancel(q->d->ub, q->id);
 	dns_txt_unlink(q);
 	free(q);
+}
+
+/* ---- one record set ---- */
+
+
+/* RFC 1035 2.3.4: labels of 1 to 63 octets, 253 in all (without the
+ * trailing dot); 5.1: \DDD for an octet the text form cannot show. */
+bool dns_name_text(const char *name, char *out, size_t n)
+{
+	size_t len = strlen(name), o = 0, label = 0;
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253 || n < DNS_NAME_TEXT_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			out[o++] = '.';
+			continue;
+		}
+		if (++label > 63)
+			return false;
+		if (c == '\\' || c < '!' || c > '~')
+			o += (size_t)snprintf(out + o, n - o, "\\%03u", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return label > 0;
+}
+
+static void dns_lookup_unlink(struct dns_lookup *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		l->d->lookups = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
+
+static void dns_rr_add(struct dns_rrset *r, const char *data, size_t len)
+{
+	struct dns_rr *rr = &r->rr[r->n++];
+	rr->data = util_xcalloc(len + 1, 1);
+	memcpy(rr->data, data, len);
+	rr->len = len;
+}
+
+/* TXT rdata: character-strings, each a length octet and its octets
+ * (RFC 1035 3.3.14), joined (RFC 7208 3.3). */
+static void dns_rr_txt(struct dns_rrset *r, const unsigned char *p, size_t len)
+{
+	char *joined = util_xcalloc(len + 1, 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t l = p[i++];
+		if (i + l > len)
+			break;   /* malformed: keep what came whole */
+		memcpy(joined + o, p + i, l);
+		o += l;
+		i += l;
+	}
+	dns_rr_add(r, joined, o);
+	free(joined);
+}
+
+static void dns_rr_one(struct dns_rrset *r, enum dns_type type, const char *data, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)data;
+	char text[256];
+	unsigned pref;
+	if (type == DNS_T_TXT)
+		dns_rr_txt(r, p, len);
+	else if (((type == DNS_T_A && len == 4) || (type == DNS_T_AAAA && len == 16)) &&
+	         inet_ntop(type == DNS_T_A ? AF_INET : AF_INET6, p, text, sizeof text))
+		dns_rr_add(r, text, strlen(text));
+	else if (type == DNS_T_PTR && dns_parse_name(p, len, text, sizeof text))
+		dns_rr_add(r, text, strlen(text));
+	else if (type == DNS_T_MX && dns_parse_mx(p, len, &pref, text, sizeof text))
+		dns_rr_add(r, text, strlen(text));
+}
+
+/* An MX answer's exchangers by preference (RFC 5321 5.1), the rdata as
+ * libunbound gives it: indexes into data, sorted. */
+static void dns_rr_mx_order(char **data, int *lens, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {   /* insertion sort: a few records */
+		for (size_t j = i; j > 0; j--) {
+			unsigned a = (unsigned)(unsigned char)data[j - 1][0] << 8 |
+			             (unsigned char)data[j - 1][1];
+			unsigned b = (unsigned)(unsigned char)data[j][0] << 8 | (unsigned char)data[j][1];
+			if (lens[j - 1] < 2 || lens[j] < 2 || a <= b)
+				break;
+			char *t = data[j - 1];
+			data[j - 1] = data[j];
+			data[j] = t;
+			int tl = lens[j - 1];
+			lens[j - 1] = lens[j];
+			lens[j] = tl;
+		}
+	}
+}
+
+static void dns_rrset_fill(struct dns_rrset *r, enum dns_type type, int err,
+                           struct ub_result *res)
+{
+	if (err || !res) {
+		r->status = DNS_TEMP;
+		snprintf(r->why, sizeof r->why, "DNS lookup failed: %s", ub_strerror(err));
+	} else if (res->rcode == RCODE_NXDOMAIN) {
+		r->status = DNS_PERM;
+		snprintf(r->why, sizeof r->why, "%s does not exist", res->qname);
+	} else if (res->rcode != 0 || res->bogus) {
+		r->status = DNS_TEMP;
+		snprintf(r->why, sizeof r->why, "DNS error (%s) for %s",
+		         res->bogus ? "DNSSEC validation failed" : "an RCODE other than 0", res->qname);
+	} else {
+		size_t n = 0;
+		while (res->havedata && res->data[n])
+			n++;
+		if (type == DNS_T_MX)
+			dns_rr_mx_order(res->data, res->len, n);
+		r->rr = util_xcalloc(n ? n : 1, sizeof *r->rr);
+		for (size_t i = 0; i < n; i++)
+			dns_rr_one(r, type, res->data[i], (size_t)res->len[i]);
+	}
+}
+
+static void dns_lookup_answer(struct dns_lookup *l, int err, struct ub_result *res)
+{
+	dns_lookup_unlink(l);
+	if (l->cb) {
+		struct dns_rrset r = { .status = DNS_OK };
+		if (l->ev) {
+			r.status = l->status;
+			snprintf(r.why, sizeof r.why, "%s", l->why);
+		} else {
+			dns_rrset_fill(&r, l->type, err, res);
+		}
+		l->cb(l->ctx, &r);
+		for (size_t i = 0; i < r.n; i++)
+			free(r.rr[i].data);
+		free(r.rr);
+	}
+	if (l->ev)
+		event_free(l->ev);
+	free(l);
+}
+
+static void dns_lookup_cb(void *arg, int err, struct ub_result *res)
+{
+	dns_lookup_answer(arg, err, res);
+	if (res)
+		ub_resolve_free(res);
+}
+
+static void dns_lookup_now(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dns_lookup_answer(arg, 0, NULL);
+}
+
+/* An answer known without asking, given from the loop all the same. */
+static void dns_lookup_later(struct dns_lookup *l, enum dns_status st, const char *why)
+{
+	l->status = st;
+	snprintf(l->why, sizeof l->why, "%s", why);
+	l->ev = evtimer_new(l->d->base, dns_lookup_now, l);
+	if (!l->ev)
+		log_panic("dns: cannot create a timer");
+	struct timeval now = { 0, 0 };
+	evtimer_add(l->ev, &now);
+}
+
+struct dns_lookup *dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_rr_cb cb,
+                              void *ctx)
+{
+	struct dns_lookup *l = util_xcalloc(1, sizeof *l);
+	l->d = d;
+	l->type = type;
+	l->cb = cb;
+	l->ctx = ctx;
+	l->next = d->lookups;
+	if (d->lookups)
+		d->lookups->prev = l;
+	d->lookups = l;
+	char text[DNS_NAME_TEXT_MAX];
+	if (!dns_name_text(name, text, sizeof text)) {
+		dns_lookup_later(l, DNS_PERM, "not a name DNS can carry");
+		return l;
+	}
+	int err = ub_resolve_async(d->ub, text, (int)type, 1, l, dns_lookup_cb, &l->id);
+	if (err)
+		dns_lookup_later(l, DNS_TEMP, ub_strerror(err));
+	else
+		l->asked = true;
+	return l;
+}
+
+void dns_cancel(struct dns *d, struct dns_lookup *l)
+{
+	if (l->asked && ub_cancel(d->ub, l->id) != 0) {
+		l->cb = NULL;   /* libunbound answers anyway: dropped then */
+		return;
+	}
+	dns_lookup_unlink(l);
+	if (l->ev)
+		event_free(l->ev);
+	free(l);
 }

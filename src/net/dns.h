@@ -1,7 +1,11 @@
-/* dns: MX, address and TXT lookups through libunbound, asynchronous, on
- * an event loop (the delivery thread's; the main loop's for DKIM keys).
- * RFC 5321 5.1 (MX, then the implicit MX of a domain without one), RFC
- * 7505 (null MX), RFC 1035 3.3.14 (TXT). */
+/* dns: MX and address lookups through libunbound, asynchronous, on an
+ * event loop (the delivery thread's, and the main loop's for the policy's
+ * checks and DKIM keys). RFC 5321 5.1 (MX, then the implicit MX of a
+ * domain without one), RFC 7505 (null MX); TXT records for DKIM keys (RFC
+ * 1035 3.3.14); and plain record sets (TXT, A, AAAA, MX names, PTR) for
+ * checks such as SPF (RFC 7208), whose limits need to tell a name that
+ * does not exist from one without such records. (DKIM's dns_txt could be
+ * a dns_lookup too: two ways to ask for TXT, to fold into one.) */
 #ifndef TERN_DNS_H
 #define TERN_DNS_H
 
@@ -74,8 +78,55 @@ void dns_txt_cancel(struct dns_txt_query *q);
  * false when malformed. Pure, for tests. */
 bool dns_parse_txt(const unsigned char *rdata, size_t len, struct buf *out);
 
+/* ---- one record set ---- */
+
+enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
+
+struct dns_rr {
+	char *data;          /* NUL-terminated */
+	size_t len;          /* TXT: may hold NUL octets of its own */
+};
+
+/* status: DNS_OK the name exists, with n records of the type (0: "no
+ * data", RFC 2308 NODATA); DNS_PERM the name does not exist (RCODE 3,
+ * NXDOMAIN); DNS_TEMP no answer (a timeout, SERVFAIL or another RCODE, a
+ * DNSSEC failure). Records: TXT the record's strings joined (RFC 7208
+ * 3.3); A, AAAA the address as text (inet_ntop); MX the exchangers'
+ * names in preference order (a null MX is "."); PTR the names. Names
+ * without the trailing dot. */
+struct dns_rrset {
+	enum dns_status status;
+	char why[256];       /* when not OK */
+	size_t n;
+	struct dns_rr *rr;
+};
+
+typedef void (*dns_rr_cb)(void *ctx, const struct dns_rrset *r);
+struct dns_lookup;
+
+/* Ask for name's records of type; cb gets them once, always later from
+ * the loop (never inside this call), unless dns_cancel comes first. name
+ * is text: every octet is taken as it is ('.' separates labels; a
+ * backslash or a space is a label's own); a name DNS cannot carry (an
+ * empty label, one over 63 octets, over 253 in all) is DNS_PERM. */
+struct dns_lookup *dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_rr_cb cb,
+                              void *ctx);
+/* The answer is no longer wanted: cb will not be called. */
+void dns_cancel(struct dns *d, struct dns_lookup *l);
+
+#define DNS_NAME_TEXT_MAX (253 * 4 + 2)   /* every octet as \DDD, and the NUL */
+
+/* name in libunbound's text form (RFC 1035 5.1: '\' and octets outside
+ * '!'..'~' escaped as \DDD), into out (n bytes); false when DNS cannot
+ * carry it (an empty label, a label over 63 octets, over 253 in all)
+ * or n is under DNS_NAME_TEXT_MAX. Pure, for tests. */
+bool dns_name_text(const char *name, char *out, size_t n);
+
 /* Parse MX rdata (RFC 1035 3.3.9) into pref and a dotted name ("." for the
  * root); false when malformed. Pure, for tests. */
 bool dns_parse_mx(const unsigned char *rdata, size_t len, unsigned *pref, char *name, size_t n);
+/* A name in wire form (PTR rdata, RFC 1035 3.3.12), uncompressed, into
+ * dotted text ("." for the root); false when malformed. */
+bool dns_parse_name(const unsigned char *rdata, size_t len, char *name, size_t n);
 
 #endif

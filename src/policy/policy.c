@@ -16,6 +16,7 @@
 #include "policy/auth.h"
 #include "policy/hold.h"
 #include "policy/limits.h"
+#include "policy/spf_check.h"
 #include "spool/spool.h"
 
 bool policy_may_relay(const struct settings *st, const struct sockaddr *client, bool authed)
@@ -341,11 +342,11 @@ static void policy_later_cb(evutil_socket_t fd, short what, void *arg)
  * each one is answered only after the delay. A client harvesting
  * addresses or guessing passwords gets slower answers, and its pipelined
  * commands wait behind them; other sessions go on. */
-static bool policy_tarpit(struct policy *p, const struct policy_query *q,
+static bool policy_tarpit(struct policy *p, const struct policy_client *cl,
                           const struct policy_answer *a, policy_answer_fn *fn, void *ctx)
 {
-	const struct conf *c = &q->client->set->conf;
-	if (a->ok || a->close || !c->reject_delay || q->client->errors + 1 < c->reject_delay_after)
+	const struct conf *c = &cl->set->conf;
+	if (a->ok || a->close || !c->reject_delay || cl->errors + 1 < c->reject_delay_after)
 		return false;
 	struct policy_later *l = util_xcalloc(1, sizeof *l);
 	l->p = p;
@@ -364,6 +365,83 @@ static bool policy_tarpit(struct policy *p, const struct policy_query *q,
 	return true;
 }
 
+/* Every answer leaves here: now, or after the tarpit's delay. */
+static void policy_reply(struct policy *p, const struct policy_client *c, struct policy_answer *a,
+                         policy_answer_fn *fn, void *ctx)
+{
+	if (policy_tarpit(p, c, a, fn, ctx))
+		return;
+	fn(ctx, a);
+	policy_targets_free(&a->targets);
+}
+
+/* ---- SPF at MAIL (RFC 7208) ---- */
+
+/* An answer waiting for its SPF check. */
+struct policy_spf_wait {
+	struct policy *p;
+	struct policy_client *c;   /* its session waits too: valid to the end */
+	policy_answer_fn *fn;
+	void *ctx;
+	struct policy_answer a;
+};
+
+/* MAIL FROM, or the HELO identity for the null sender (2.4); not for a
+ * client whose mail is this server's own to send: an authenticated one
+ * or one of relay_networks (local submissions come through the maildrop,
+ * which has no MAIL stage). */
+static bool policy_spf_wanted(const struct policy *p, const struct policy_query *q)
+{
+	const struct policy_client *c = q->client;
+	return p->spf && q->stage == POLICY_MAIL && c->set->conf.spf_policy != CONF_SPF_OFF &&
+	       !c->authed && !cidr_list_match(&c->set->conf.relay_networks, c->addr);
+}
+
+/* spf_policy = reject: fail is 550 5.7.23 with the domain's explanation
+ * or ours (8.4), temperror 451 4.4.3 (8.6). softfail (8.5), permerror
+ * (8.7) and the rest go on, as with record. */
+static void policy_spf_verdict(const struct policy_client *c, struct policy_answer *a)
+{
+	const struct spf_outcome *o = &a->spf.o;
+	if (c->set->conf.spf_policy != CONF_SPF_REJECT)
+		return;
+	if (o->result == SPF_FAIL && o->explanation[0]) {   /* as much as a reply carries */
+		snprintf(a->arg[0], sizeof a->arg[0], "%.*s", (int)sizeof a->arg[0] - 1, o->explanation);
+		policy_refuse(a, R_SPF_FAIL_EXP, "SPF fail");
+	} else if (o->result == SPF_FAIL) {
+		policy_arg(a, 0, o->domain);
+		policy_arg(a, 1, c->ip);
+		policy_refuse(a, R_SPF_FAIL, "SPF fail");
+	} else if (o->result == SPF_TEMPERROR) {
+		policy_arg(a, 0, o->domain);
+		policy_refuse(a, R_SPF_TEMP, "SPF temperror");
+	}
+}
+
+static void policy_spf_done(void *ctx, const struct spf_outcome *o)
+{
+	struct policy_spf_wait *w = ctx;
+	w->a.spf.checked = true;
+	w->a.spf.o = *o;
+	policy_spf_verdict(w->c, &w->a);
+	policy_reply(w->p, w->c, &w->a, w->fn, w->ctx);
+	free(w);
+}
+
+static void policy_spf(struct policy *p, const struct policy_query *q, const struct policy_answer *a,
+                       policy_answer_fn *fn, void *ctx)
+{
+	struct policy_spf_wait *w = util_xcalloc(1, sizeof *w);
+	*w = (struct policy_spf_wait){ p, q->client, fn, ctx, *a };
+	const struct policy_client *c = q->client;
+	char sender[POLICY_ADDR_MAX] = "";
+	if (!q->addr->null)
+		addr_format(q->addr, sender, sizeof sender);
+	struct spf_request req = { c->ip, sender, c->helo ? c->helo : "", c->set->conf.hostname,
+	                           (int64_t)time(NULL) };
+	spf_check_start(p->spf, &req, c->set->conf.spf_timeout, policy_spf_done, w);
+}
+
 void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn *fn, void *ctx)
 {
 	struct policy_answer a;
@@ -372,10 +450,9 @@ void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn
 	a.reply = R_SUCCESS;
 	a.verdict = POLICY_ACCEPT;
 	policy_decide(p, q, &a);
-	if (policy_tarpit(p, q, &a, fn, ctx))
-		return;
-	fn(ctx, &a);
-	policy_targets_free(&a.targets);
+	if (a.ok && policy_spf_wanted(p, q))
+		return policy_spf(p, q, &a, fn, ctx);
+	policy_reply(p, q->client, &a, fn, ctx);
 }
 
 void policy_disconnect(struct policy *p, struct policy_client *c)
@@ -399,15 +476,18 @@ enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, u
 	return R_SUCCESS;
 }
 
-void policy_init(struct policy *p, struct event_base *base)
+void policy_init(struct policy *p, struct event_base *base, const char *resolver)
 {
 	memset(p, 0, sizeof *p);
 	p->base = base;
 	p->limits = limits_new();
+	p->spf = spf_check_new(base, resolver);
 }
 
 void policy_stop(struct policy *p)
 {
+	spf_check_free(p->spf);   /* their answers may join the tarpit's */
+	p->spf = NULL;
 	while (p->later)
 		policy_later_run(p->later);
 }

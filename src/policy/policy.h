@@ -4,12 +4,13 @@
  * execution the session asks, at each stage (connect, HELO, MAIL, RCPT,
  * DATA, end of data, AUTH), and gets back by callback an answer: go on,
  * or a refusal as a reply of the esc table. The answer may come at once or
- * later from the event loop (the reject tarpit today; DNS lists, SPF and
- * milters later), and the session waits for it, pipelined commands
- * included. Every decision lives here: connection limits, submission's
- * AUTH requirement, sender ownership, max_recipients, relaying and
- * recipient resolution, credentials. The session maps answers to replies
- * and decides nothing itself.
+ * later from the event loop (the reject tarpit; SPF at MAIL, whose DNS
+ * runs on the loop through spf_check.c; DNS lists and milters later), and
+ * the session waits for it, pipelined commands included. Every decision
+ * lives here: connection limits, submission's AUTH requirement, sender
+ * ownership, SPF (spf_policy), max_recipients, relaying and recipient
+ * resolution, credentials. The session maps answers to replies and
+ * decides nothing itself.
  *
  * Recipients are resolved here too (policy_rcpt, also used synchronously by
  * the delivery side for reports, and by VRFY/EXPN): local domains through
@@ -28,6 +29,7 @@
 #include "lib/conf.h"
 #include "lib/esc.h"
 #include "policy/settings.h"
+#include "policy/spf.h"
 
 #define POLICY_ADDR_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2)
 #define POLICY_DEPTH_MAX 8       /* alias nesting */
@@ -37,6 +39,7 @@ struct event_base;
 struct limits;
 struct auth_users;
 struct policy_later;
+struct spf_checker;
 
 struct policy {
 	/* the policy phase (main thread only); the settings are each
@@ -44,6 +47,7 @@ struct policy {
 	struct event_base *base;
 	struct limits *limits;             /* per-address counters */
 	struct policy_later *later;        /* answers waiting for their time */
+	struct spf_checker *spf;           /* SPF checks, with a resolver on base */
 	bool paused;                       /* ternctl pause smtp: new sessions get 421 */
 };
 
@@ -128,6 +132,14 @@ struct policy_query {
 	const unsigned char *digest;   /* the client's HMAC-MD5 of it; NULL: PLAIN, LOGIN */
 };
 
+/* MAIL's SPF check (RFC 7208), kept with the transaction for what reads
+ * it later (an Authentication-Results header, RFC 8601 2.7.2). */
+struct policy_spf {
+	bool checked;              /* false: spf_policy off, or a client not
+	                              checked (AUTH, relay_networks) */
+	struct spf_outcome o;
+};
+
 struct policy_answer {
 	bool ok;                   /* go on */
 	enum esc_id reply;         /* else: the refusal */
@@ -136,6 +148,7 @@ struct policy_answer {
 	const char *why;           /* a few words for the log (static) */
 	enum policy_verdict verdict;   /* RCPT: the resolution */
 	struct policy_targets targets; /* RCPT accepted: the mailboxes */
+	struct policy_spf spf;     /* MAIL: the SPF check, refused or not */
 };
 
 /* fn gets the answer exactly once: before policy_ask returns, or later
@@ -159,10 +172,12 @@ enum {
 };
 enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags);
 
-/* The daemon's policy: the loop its answers come from; per-address limits
- * start empty. */
-void policy_init(struct policy *p, struct event_base *base);
-/* The loop is ending: answer what still waits (as it would have been). */
+/* The daemon's policy: the loop its answers come from, with a resolver of
+ * its own on it for SPF (resolver as dns_resolver says); per-address
+ * limits start empty. */
+void policy_init(struct policy *p, struct event_base *base, const char *resolver);
+/* The loop is ending: answer what still waits (as it would have been; an
+ * SPF check not done is a temperror), and let the resolver go. */
 void policy_stop(struct policy *p);
 /* policy_stop, then free what policy_init made. */
 void policy_free(struct policy *p);

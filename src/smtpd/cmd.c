@@ -166,15 +166,37 @@ static bool cmd_mail(struct session *s, const char *args)
 	return cmd_mail_params(s, rest, &s->args.mp);
 }
 
+/* The SPF check's line: its result, the identity's domain, the client
+ * and the term that decided (RFC 7208 9.1's fields, as a log line). */
+static void cmd_mail_spf(struct session *s, const struct policy_spf *spf, const char *qid)
+{
+	const struct spf_outcome *o = &spf->o;
+	if (!spf->checked)
+		return;
+	struct ev e;
+	session_event(s, &e, EK_SPF, LOG_INFO, qid);
+	ev_add(&e, "result", "%s", spf_result_name(o->result));
+	ev_add(&e, "identity", "%s", o->identity == SPF_HELO ? "helo" : "mailfrom");
+	ev_add(&e, "domain", "%s", o->domain);
+	if (o->mechanism[0])
+		ev_add(&e, "mechanism", "%s", o->mechanism);
+	if (o->problem[0])
+		ev_add(&e, "problem", "%s", o->problem);
+	ev_emit(&e);
+}
+
 static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!a->ok) {
+		cmd_mail_spf(s, &a->spf, NULL);
+		char from[POLICY_ADDR_MAX];
+		addr_format(&s->args.addr, from, sizeof from);
 		struct ev e;
 		session_event(s, &e, EK_REJECT, LOG_INFO, NULL);
 		ev_add(&e, "cmd", "MAIL");
 		if (s->client.authed)
 			ev_add(&e, "user", "%s", s->user);
-		ev_add(&e, "from", "<%s>", a->arg[0]);
+		ev_add(&e, "from", "<%s>", from);
 		ev_add(&e, "reason", "%s", a->why);
 		ev_emit(&e);
 		return session_refusal(s, a);
@@ -182,6 +204,7 @@ static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 	session_tx_begin(s);
 	struct tx *tx = s->tx;
 	tx->mp = s->args.mp;
+	tx->spf = a->spf;
 	addr_format(&s->args.addr, tx->sender, sizeof tx->sender);
 	struct ev e;
 	session_event(s, &e, EK_RECEIVED, LOG_INFO, tx->qid);
@@ -192,6 +215,7 @@ static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 	if (s->client.tls)
 		ev_flag(&e, "tls");
 	ev_emit(&e);
+	cmd_mail_spf(s, &tx->spf, tx->qid);
 	session_reply(s, R_SENDER_OK);
 }
 

@@ -47,6 +47,8 @@ struct tx {
 	struct signer *signer;          /* DKIM at receipt, or NULL (signer.h) */
 	struct verifier *verifier;      /* DKIM of received mail, or NULL (verifier.h) */
 	int64_t arrival;
+	struct policy_spf spf;          /* MAIL's SPF check (RFC 7208), for the
+	                                   Authentication-Results to come */
 };
 
 /* What a command's check parsed, for its proceed (across the policy phase). */

@@ -113,14 +113,17 @@ def describe(want):
 
 
 class Client:
-    """A raw-socket SMTP client that sends what it is told, byte for byte."""
+    """A raw-socket SMTP client that sends what it is told, byte for byte.
+    source: the local address to connect from (another loopback address,
+    127.0.0.2, is another client as the server sees it)."""
 
-    def __init__(self, port, timeout=DEADLINE, name="client"):
+    def __init__(self, port, timeout=DEADLINE, name="client", source=None):
         self.name = name
         self.timeout = timeout
         self.transcript = []
         self.buf = b""
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self):
@@ -476,6 +479,9 @@ class Ternd:
             "spool_dir": str(self.spool_dir),
             "mail_dir": str(self.mail_dir),
             "local_domains": LOCAL_DOMAINS,
+            # SPF's lookups would leave the machine for the senders'
+            # domains; test_spf sets it, with an unbound of its own
+            "spf_policy": "off",
         }
         opts.update(overrides)
         self.opts = opts    # what -o says (value None: the embedded default)
@@ -585,8 +591,8 @@ class Ternd:
             c.close()
 
     # -- clients
-    def connect(self, greeting=True):
-        c = Client(self.port, name="client %d" % (len(self.clients) + 1))
+    def connect(self, greeting=True, source=None):
+        c = Client(self.port, name="client %d" % (len(self.clients) + 1), source=source)
         self.clients.append(c)
         if greeting:
             c.expect(None, GREETING)
@@ -721,14 +727,15 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def unbound(tmp_path):
-    """Factory: unbound(records) starts an unbound on 127.0.0.1 serving
-    records (unbound local-data syntax) and nothing else; every server is
-    stopped at teardown. Returns the dnsserver.Unbound (.port, .resolver)."""
+    """Factory: unbound(records, zones=(), forward=()) starts an unbound on
+    127.0.0.1 serving records (unbound local-data syntax) and nothing else
+    (zones, forward: see dnsserver.py); every server is stopped at
+    teardown. Returns the dnsserver.Unbound (.port, .resolver)."""
     from dnsserver import Unbound
     servers = []
 
-    def start(records):
-        s = Unbound(tmp_path, records)
+    def start(records, **kw):
+        s = Unbound(tmp_path, records, **kw)
         servers.append(s)
         return s
 

@@ -7,7 +7,12 @@
     dns.stop()
 
 Every name not among the records is NXDOMAIN at once (`local-zone: "."
-static`): nothing leaves the machine. The server runs in the foreground
+static`): nothing leaves the machine. zones adds local zones of other
+types, (name, type): "always_refuse" answers REFUSED below name, which a
+resolver forwarding here turns into a failure (SERVFAIL); "static" serves
+a name's own records inside such a zone. forward sends the names below a
+zone to another server, (name, "IP@port"): one that never answers makes
+lookups hang. The server runs in the foreground
 (unbound -d), is ready when it answers a query, and stop() ends it.
 Only the standard library is used; waits poll against a deadline.
 """
@@ -57,8 +62,19 @@ def _query(port, name="ready.invalid.", qtype=1, timeout=0.2):
     return data if data[:2] == packet[:2] else None
 
 
+def local_data(record):
+    """A record in unbound's local-data syntax, quoted. One with quoted
+    strings (TXT) goes in single quotes, a quote of that kind inside as
+    the zone-file escape \\039; any other in double quotes."""
+    if '"' in record:
+        return "'%s'" % record.replace("'", "\\039")
+    return '"%s"' % record
+
+
 class Unbound:
-    def __init__(self, tmpdir, records):
+    def __init__(self, tmpdir, records, zones=(), forward=()):
+        self.zones = list(zones)
+        self.forward = list(forward)
         self.dir = Path(tmpdir) / ("unbound-%d" % random.randrange(10**9))
         self.dir.mkdir(parents=True)
         self.port = _free_port()
@@ -87,13 +103,14 @@ class Unbound:
             "    module-config: \"iterator\"",
             '    local-zone: "." static',
         ]
+        for name, kind in self.zones:
+            lines.append('    local-zone: "%s" %s' % (name, kind))
+        for name, _ in self.forward:
+            lines.append('    local-zone: "%s" transparent' % name)
         for r in records:
-            # a record with quoted strings (TXT) goes in single quotes:
-            # unbound takes no escaped double quote inside double quotes
-            if '"' in r:
-                lines.append("    local-data: '%s'" % r)
-            else:
-                lines.append('    local-data: "%s"' % r)
+            lines.append("    local-data: %s" % local_data(r))
+        for name, addr in self.forward:
+            lines += ["forward-zone:", '    name: "%s"' % name, "    forward-addr: %s" % addr]
         lines += ["remote-control:", "    control-enable: no", ""]
         return "\n".join(lines)
 

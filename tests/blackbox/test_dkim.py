@@ -233,10 +233,11 @@ def test_large_dotless_body_goes_by_sendfile_after_the_signatures(signer, keys):
     with a dot it goes out by sendfile: the prefix goes first, stuffed."""
     body = ["line %06d of a long message, nothing to stuff here" % i for i in range(3000)]
     submit(signer, message("bigbody", *body), ["bob@far.example"])
+    # the sink writes its file as the data comes: read it once it said 250
+    wait_for("delivered", lambda: "status=sent" in signer.log())
     got = at_sink(signer, "bigbody")
     assert len(got) > 150000
     assert verify_all(got, keys) == [True, True]
-    wait_for("delivered", lambda: "status=sent" in signer.log())
 
 
 def test_a_header_block_over_64_kib_is_not_signed(signer, keys):

@@ -1,5 +1,7 @@
-/* Unit tests for dns_parse_mx and dns_parse_txt: MX rdata (RFC 1035
- * 3.3.9) and TXT rdata (3.3.14) as libunbound hands them over. */
+/* Unit tests for dns_parse_mx, dns_parse_txt, dns_parse_name and
+ * dns_name_text: MX rdata (RFC 1035 3.3.9) and TXT rdata (3.3.14) as
+ * libunbound hands them over, PTR rdata, and a name as libunbound's text
+ * (or refused). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +61,54 @@ static void test_parse_mx_small_buffer(void **state)
 	assert_false(dns_parse_mx((const unsigned char *)rd, sizeof rd - 1, &pref, name, sizeof name));
 }
 
+static void test_parse_name(void **state)
+{
+	(void)state;
+	char name[256];
+	assert_true(dns_parse_name((const unsigned char *)"\x04mail\x07""Example\x03""com\x00", 18,
+	                           name, sizeof name));
+	assert_string_equal(name, "mail.Example.com");
+	assert_true(dns_parse_name((const unsigned char *)"\x00", 1, name, sizeof name));
+	assert_string_equal(name, ".");
+	assert_false(dns_parse_name((const unsigned char *)"\x04mail\xc0\x0c", 7, name, sizeof name));
+	assert_false(dns_parse_name((const unsigned char *)"", 0, name, sizeof name));
+}
+
+static void test_name_text(void **state)
+{
+	(void)state;
+	static const struct { const char *name, *text; } names[] = {
+		{ "example.com", "example.com" },
+		{ "example.com.", "example.com" },
+		{ "foo:bar/baz.example.com", "foo:bar/baz.example.com" },
+		{ "macro%percent  space%20url-space.example.com",
+		  "macro%percent\\032\\032space%20url-space.example.com" },
+		{ "back\\slash.example", "back\\092slash.example" },
+		{ "caf\xc3\xa9.example", "caf\\195\\169.example" },
+		{ "a..b", NULL },            /* an empty label */
+		{ ".", NULL },
+		{ "", NULL },
+		{ "a123456789012345678901234567890123456789012345678901234567890123.example", NULL },
+	};
+	char out[DNS_NAME_TEXT_MAX];
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		bool ok = dns_name_text(names[i].name, out, sizeof out);
+		if (ok != (names[i].text != NULL))
+			fail_msg("%s: ok=%d", names[i].name, ok);
+		if (ok && strcmp(out, names[i].text))
+			fail_msg("%s: %s, want %s", names[i].name, out, names[i].text);
+	}
+	char long_name[300];   /* 254 octets: one too many */
+	memset(long_name, 'a', 254);
+	for (int i = 50; i < 254; i += 51)
+		long_name[i] = '.';
+	long_name[254] = '\0';
+	assert_false(dns_name_text(long_name, out, sizeof out));
+	long_name[253] = '\0';
+	assert_true(dns_name_text(long_name, out, sizeof out));
+	assert_false(dns_name_text("example.com", out, 100));   /* too small to promise */
+}
+
 /* A TXT record is one or more <character-string>s: their octets joined,
  * as a DKIM key record split at 255 octets is read back (RFC 6376
  * 3.6.2.2). */
@@ -100,6 +150,8 @@ int main(void)
 		cmocka_unit_test(test_parse_mx),
 		cmocka_unit_test(test_parse_mx_small_buffer),
 		cmocka_unit_test(test_parse_txt),
+		cmocka_unit_test(test_parse_name),
+		cmocka_unit_test(test_name_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
