@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "deliver/engine.h"
+#include "lib/addr.h"
 #include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -119,12 +120,6 @@ static void release_add(struct queue *q, struct rel *r, const char *qid, unsigne
 
 /* ---- what a release names ---- */
 
-static const char *release_domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	return at ? at + 1 : "";
-}
-
 static bool release_names(const struct rel *r, const char *qid, const char *addr)
 {
 	if (r->qid[0])
@@ -132,7 +127,7 @@ static bool release_names(const struct rel *r, const char *qid, const char *addr
 	if (!r->req.n)
 		return true;   /* a drain of every domain */
 	for (size_t i = 0; i < r->req.n; i++)
-		if (hold_domain_under(release_domain_of(addr), r->req.domain[i], r->req.subdomains))
+		if (hold_domain_under(addr_domain_of(addr), r->req.domain[i], r->req.subdomains))
 			return true;
 	return false;
 }

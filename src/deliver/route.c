@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/addr.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "spool/spool.h"
@@ -95,8 +96,7 @@ bool route_for(const struct conf *c, const struct route_map *m, const char *addr
                struct route *out)
 {
 	memset(out, 0, sizeof *out);
-	const char *at = strrchr(addr, '@');
-	const char *domain = at ? at + 1 : "";
+	const char *domain = addr_domain_of(addr);
 	if (transport == SPOOL_LOCAL) {
 		out->kind = ROUTE_LOCAL;
 		snprintf(out->key, sizeof out->key, "local");

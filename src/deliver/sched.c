@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "deliver/engine.h"
+#include "lib/addr.h"
 #include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -69,12 +70,6 @@ static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const ch
 	ev_emit(&e);
 }
 
-static const char *sched_domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	return at ? at + 1 : "";
-}
-
 /* A temporary failure: retry later, or give up when the message is too
  * old. Mail for a held domain waits for the next release instead (the
  * customer's server asks again when it is up), and lives hold_lifetime. */
@@ -82,7 +77,7 @@ static void sched_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 {
 	const struct conf *c = q->conf;
 	int64_t age = m->now - m->env.arrival;
-	bool hold = hold_domain(c, sched_domain_of(r->addr));
+	bool hold = hold_domain(c, addr_domain_of(r->addr));
 	if (age >= (int64_t)(hold ? c->hold_lifetime : c->max_queue_lifetime)) {
 		char why[600];
 		snprintf(why, sizeof why, "4.4.7 message expired after %llds in the queue; last error: %s",
@@ -457,7 +452,7 @@ static bool sched_waits(struct queue *q, const struct qmsg *m, struct spool_rcpt
 		r->held = false;
 		return false;
 	}
-	const char *domain = sched_domain_of(r->addr);
+	const char *domain = addr_domain_of(r->addr);
 	if (!r->held && (hold_domain(q->conf, domain) ||
 	                 (q->held_domains.n && sched_held_find(q, domain))))
 		r->held = true;
@@ -502,7 +497,7 @@ static void sched_held_age(struct queue *q, struct qmsg *m, struct spool_rcpt *r
 	r->dsn_flags |= SPOOL_DSN_DELAY;
 	if (!r->last_reply[0]) {
 		snprintf(why, sizeof why, "4.4.0 held here for %s until its own server asks for it",
-		         sched_domain_of(r->addr));
+		         addr_domain_of(r->addr));
 		free(r->last_reply);
 		r->last_reply = util_xstrdup(why);
 	}
@@ -804,7 +799,7 @@ static bool sched_cmd_msg(const struct queue_cmd *c, const struct qmsg *m)
 
 static bool sched_cmd_rcpt(const struct queue_cmd *c, const struct spool_rcpt *r)
 {
-	return !c->domain[0] || !strcasecmp(c->domain, sched_domain_of(r->addr));
+	return !c->domain[0] || !strcasecmp(c->domain, addr_domain_of(r->addr));
 }
 
 /* Messages in flight hold their own copy of the recipients' state, which

@@ -120,6 +120,12 @@ static bool domain_span_valid(const char *p, const char *e)
 	}
 }
 
+const char *addr_domain_of(const char *mailbox)
+{
+	const char *at = strrchr(mailbox, '@');
+	return at ? at + 1 : "";
+}
+
 bool addr_domain_valid(const char *s)
 {
 	size_t n;

@@ -53,4 +53,7 @@ const char *addr_strerror(enum addr_err e);
 /* Domain label syntax check (RFC 5321 4.1.2 Domain); s need not be lower case. */
 bool addr_domain_valid(const char *s);
 
+/* The domain of a formatted "local@domain" (after its last '@'), or "". */
+const char *addr_domain_of(const char *mailbox);
+
 #endif
