@@ -14,6 +14,7 @@
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "smtpd/data.h"
+#include "smtpd/msgin.h"
 #include "smtpd/parse.h"
 #include "smtpd/session.h"
 #include "smtpd/signer.h"
@@ -44,7 +45,8 @@ struct tx {
 	unsigned rcpt_cmds;             /* accepted RCPT commands */
 	struct data_parser dp;
 	struct spool_msg *msg;
-	struct signer *signer;          /* DKIM at receipt, or NULL (signer.h) */
+	struct msgin in;                /* the header block held, the body to msg and
+	                                   to the DKIM signer, if any (msgin.h) */
 	struct verifier *verifier;      /* DKIM of received mail, or NULL (verifier.h) */
 	int64_t arrival;
 	struct policy_spf spf;          /* MAIL's SPF check (RFC 7208), for the
