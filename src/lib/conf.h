@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "lib/cidr.h"
 #include "lib/log.h"
@@ -40,6 +41,13 @@ enum conf_spf {
 	CONF_SPF_OFF,        /* no check */
 	CONF_SPF_RECORD,     /* checked and logged, never refused */
 	CONF_SPF_REJECT,     /* fail: 550 5.7.23; temperror: 451 4.4.3 */
+};
+
+/* dmarc_policy: what a DMARC fail does (RFC 7489 6.6, 6.7). */
+enum conf_dmarc {
+	CONF_DMARC_OFF,      /* no evaluation */
+	CONF_DMARC_REPORT,   /* evaluated, logged, in Authentication-Results; never acted on */
+	CONF_DMARC_ENFORCE,  /* p=reject: 550 5.7.1; p=quarantine: held (ternctl release) */
 };
 
 struct conf {
@@ -118,6 +126,11 @@ struct conf {
 	unsigned spf_timeout;          /* seconds an SPF check may take (RFC 7208 4.6.4) */
 	char *authserv_id;             /* names this server in Authentication-Results
 	                                  (RFC 8601 2.5); default hostname */
+	enum conf_dmarc dmarc_policy;  /* DMARC at end of DATA: off, report, enforce */
+	unsigned dmarc_timeout;        /* seconds the policy lookups may take */
+	struct conf_list dnsbl;        /* "zone[=127.0.0.N]": clients listed are refused */
+	struct conf_list dnswl;        /* the same: clients listed skip the dnsbl */
+	unsigned dnsbl_timeout;        /* seconds the list lookups may take */
 
 	/* operators */
 	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */
@@ -178,6 +191,9 @@ int conf_load_string(struct conf *c, const char *text, size_t len, const char *o
 int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *changed, size_t n);
 
 bool conf_is_local_domain(const struct conf *c, const char *domain);
+/* A dnsbl or dnswl entry, "zone[=127.0.0.N]": the zone (lower-case) into
+ * zone, and the one answer that counts into want (0.0.0.0: any). */
+bool conf_dnsbl_entry(const char *entry, char *zone, size_t n, struct in_addr *want);
 
 void conf_free(struct conf *c);
 

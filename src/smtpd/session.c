@@ -130,6 +130,7 @@ static void session_tx_free(struct session *s)
 		spool_msg_abort(tx->msg);
 	msgin_free(&tx->in);
 	verifier_free(tx->verifier);
+	authres_free(tx->authres);
 	spool_rcpts_free(tx->rcpt, tx->nrcpt);
 	free(tx);
 	s->tx = NULL;
