@@ -54,13 +54,15 @@ class Sink:
                 of a TLS handshake (a broken TLS stack)
     """
 
-    def __init__(self, delay=0.0, mode="ok"):
+    def __init__(self, delay=0.0, mode="ok", host="127.0.0.1"):
+        self.host = host
         self.port = free_port()
         self.delay = delay
         self.mode = mode
         self.got = {}          # Message-ID -> copies
         self.first = {}        # Message-ID -> monotonic time first taken
         self.lock = threading.Lock()
+        self.conns = set()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -71,12 +73,23 @@ class Sink:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", self.port, backlog=1024))
+            asyncio.start_server(self._client, self.host, self.port, backlog=1024))
         self.ready.set()
         self.loop.run_forever()
 
+    def set_mode(self, mode):
+        """Change the behaviour, as a next hop restarted with a new one would:
+        the connections open now are dropped."""
+        self.mode = mode
+
+        def drop():
+            for w in list(self.conns):
+                w.transport.abort()
+        self.loop.call_soon_threadsafe(drop)
+
     async def _client(self, reader, writer):
         mode = self.mode
+        self.conns.add(writer)
         try:
             writer.write(b"220 sink ESMTP\r\n")
             while True:
@@ -140,6 +153,7 @@ class Sink:
         except (asyncio.TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self.conns.discard(writer)
             writer.close()
 
     def copies(self):
