@@ -207,7 +207,7 @@ def reason(line):
 
 def next_hop(work, short, args):
     sink = Sink()
-    per = 3.0 if short else 10.0
+    per = 2.0 if short else 10.0
     try:
         marks = {}
 
@@ -240,7 +240,7 @@ def next_hop(work, short, args):
 def dns(work, short, args):
     sink = Sink(host="127.0.0.2")       # not 127.0.0.1: that is ternd's own address
     stub = DnsStub({"sink.test": "mx.sink.test"}, {"mx.sink.test": "127.0.0.2"})
-    per = 4.0 if short else 30.0
+    per = 3.0 if short else 30.0
     try:
         marks = {}
 

@@ -134,7 +134,7 @@ def run(work, short, args):
     if not os.path.exists(PRELOAD):
         print("powercut: FAIL: %s is not built (make)" % PRELOAD)
         return 1
-    recordings, cuts, seconds = (1, 6, 3.0) if short else (5, 16, 6.0)
+    recordings, cuts, seconds = (1, 4, 2.0) if short else (4, 12, 5.0)
     if args.cuts:
         cuts = args.cuts
     rng = random.Random(args.seed)
