@@ -197,6 +197,14 @@ void body_reserve_keep(struct spool *sp)
 	pthread_mutex_unlock(&sp->reserve_mu);
 }
 
+bool body_reserve_spent(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->reserve_mu);
+	bool spent = sp->reserve && sp->reserve_used && !sp->reserve_made;
+	pthread_mutex_unlock(&sp->reserve_mu);
+	return spent;
+}
+
 /* A batch of results failed for want of space: give it the reserve.
  * false when there is none to give. */
 bool body_reserve_release(struct spool *sp)
