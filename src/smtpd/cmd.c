@@ -163,7 +163,17 @@ static bool cmd_mail(struct session *s, const char *args)
 	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, true, false);
 	if (ae != ADDR_OK)
 		return session_no(s, R_BAD_SENDER, addr_strerror(ae));
-	return cmd_mail_params(s, rest, &s->args.mp);
+	if (!cmd_mail_params(s, rest, &s->args.mp))
+		return false;
+	if (!spool_has_room(s->srv->spool, s->args.mp.size)) {   /* RFC 1870 6.1: 452 */
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_WARNING, NULL);
+		ev_add(&e, "cmd", "MAIL");
+		ev_add(&e, "reason", "the spool's disk is (nearly) full");
+		ev_emit(&e);
+		return session_no(s, R_SPOOL_FULL);
+	}
+	return true;
 }
 
 /* The SPF check's line: its result, the identity's domain, the client
