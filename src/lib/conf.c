@@ -222,7 +222,7 @@ static bool conf_parse_dmarc(const char *s, enum conf_dmarc *out)
 /* dkim_sign's words, in enum conf_dkim_sign order. */
 static bool conf_parse_dkim_sign(const char *s, enum conf_dkim_sign *out)
 {
-	static const char *const words[] = { "no", "authenticated" };
+	static const char *const words[] = { "no", "authenticated", "trusted" };
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (!strcmp(s, words[i])) {
 			*out = (enum conf_dkim_sign)i;
@@ -360,7 +360,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_LOGLEVEL: return "debug, info, warning or error";
 	case T_LOGTARGET: return "stderr, syslog or journal";
 	case T_TLS: return "none, may, encrypt or verify";
-	case T_DKIM_SIGN: return "authenticated or no";
+	case T_DKIM_SIGN: return "authenticated, trusted or no";
 	case T_SPF: return "reject, record or off";
 	case T_DMARC: return "enforce, report or off";
 	case T_DOMAINS: return "a comma-separated list of domain names";

@@ -34,6 +34,7 @@ enum smtpc_tls {
 enum conf_dkim_sign {
 	CONF_DKIM_SIGN_NO,              /* nobody's */
 	CONF_DKIM_SIGN_AUTHENTICATED,   /* AUTH'ed sessions' and local submissions' */
+	CONF_DKIM_SIGN_TRUSTED,         /* those and relay_networks' clients' too */
 };
 
 /* spf_policy: what an SPF fail at MAIL does (RFC 7208 8.4). */

@@ -322,8 +322,11 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
-	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, s->client.authed), c->max_header_size);
-	tx->verifier = verifier_begin(s->set, s->client.authed);
+	/* Ours to sign (AUTH, or relay_networks with dkim_sign = trusted):
+	 * signed if there is a key, and not verified. */
+	bool own = signer_owns(s->set, s->client.authed, s->client.addr);
+	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, own), c->max_header_size);
+	tx->verifier = verifier_begin(s->set, own);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
 	session_set_timeout(s, c->data_timeout);
