@@ -61,6 +61,7 @@ static const struct conf_key conf_keys[] = {
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
 	R(dns_resolver, T_STR, ""),
+	R(dns_trust_anchor, T_STR, "/usr/share/dns/root.key"),
 	K(transport_map, T_STR, ""),
 	K(relayhost, T_STR, ""),
 	K(relayhost_auth, T_STR, ""),
@@ -189,7 +190,8 @@ static bool conf_parse_word(const char *s, const char *const *words, size_t n, i
 /* smtp_tls's words, in enum smtpc_tls order. */
 static bool conf_parse_tls(const char *s, enum smtpc_tls *out)
 {
-	static const char *const words[] = { "none", "may", "encrypt", "verify" };
+	static const char *const words[] = { "none", "may", "encrypt", "verify", "dane",
+	                                       "dane-only" };
 	int i;
 	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
 		return false;
@@ -359,7 +361,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_BOOL: return "yes or no";
 	case T_LOGLEVEL: return "debug, info, warning or error";
 	case T_LOGTARGET: return "stderr, syslog or journal";
-	case T_TLS: return "none, may, encrypt or verify";
+	case T_TLS: return "none, may, encrypt, verify, dane or dane-only";
 	case T_DKIM_SIGN: return "authenticated, trusted or no";
 	case T_SPF: return "reject, record or off";
 	case T_DMARC: return "enforce, report or off";

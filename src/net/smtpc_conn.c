@@ -23,6 +23,7 @@
 #include "lib/util.h"
 #include "net/closer.h"
 #include "net/tls.h"
+#include "net/tlsa.h"
 #include "net/wire.h"
 
 #define SMTPC_HIDDEN "(credentials, hidden)"
@@ -400,6 +401,7 @@ static void smtpc_conn_free(struct smtpc_conn *c)
 	closer_taken_free(&c->taken);   /* never started */
 	smtpc_conn_auth_end(c);
 	smtp_reply_free(&c->reply);
+	tlsa_set_unref(c->t.dane);
 	free(c);
 	if (freed)
 		freed(ctx);
@@ -426,6 +428,7 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 	struct smtpc_conn *c = util_xcalloc(1, sizeof *c);
 	c->base = base;
 	c->t = *t;
+	c->t.dane = tlsa_set_ref(t->dane);
 	c->cbs = *cbs;
 	c->state = K_CONNECT;
 	c->taken.fd = -1;
@@ -449,6 +452,13 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 int smtpc_conn_starttls(struct smtpc_conn *c, SSL_CTX *ctx, const char *name, bool check_name,
                         const char **why)
 {
+	struct tls_peer peer = { name, check_name, NULL };
+	return smtpc_conn_starttls_peer(c, ctx, &peer, why);
+}
+
+int smtpc_conn_starttls_peer(struct smtpc_conn *c, SSL_CTX *ctx, const struct tls_peer *peer,
+                             const char **why)
+{
 	if (c->state != K_UP || c->tls || !c->bev) {
 		*why = "not connected";
 		return -1;
@@ -461,10 +471,9 @@ int smtpc_conn_starttls(struct smtpc_conn *c, SSL_CTX *ctx, const char *name, bo
 	if (c->direct)
 		wire_indirect(c->bev);   /* OpenSSL writes from here on */
 	c->direct = false;
-	struct tls_peer peer = { name, check_name };
-	struct bufferevent *tb = tls_wrap(c->base, c->bev, ctx, &peer);
+	struct bufferevent *tb = tls_wrap(c->base, c->bev, ctx, peer);
 	if (!tb) {
-		*why = "cannot start TLS";
+		*why = peer->dane ? "cannot start TLS with the TLSA records" : "cannot start TLS";
 		return -1;
 	}
 	c->bev = tb;
@@ -527,6 +536,15 @@ void smtpc_conn_tls_facts(struct smtpc_conn *c, const char *name, struct smtpc_t
 	f->chain_ok = v == X509_V_OK;
 	snprintf(f->verify_error, sizeof f->verify_error, "%s", X509_verify_cert_error_string(v));
 	X509_free(cert);
+}
+
+bool smtpc_conn_dane_match(struct smtpc_conn *c, char *out, size_t n)
+{
+	if (!c->tls || !c->bev) {
+		snprintf(out, n, "no TLS");
+		return false;
+	}
+	return tls_dane_match(c->bev, out, n);
 }
 
 /* ---- about the connection ---- */
