@@ -156,7 +156,7 @@ static int dialog_pattern(const char *s, struct dialog_expect *e)
 		e->re_not = tilde == not;
 		const char *re = tilde + (e->re_not ? 4 : 3);
 		if (!*re || strlen(re) > DIALOG_RE_MAX ||
-		    regcomp(&e->re, re, REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0)
+		    regcomp(&e->re, re, REG_EXTENDED | REG_ICASE | REG_NOSUB | REG_NEWLINE) != 0)
 			return -2;
 		e->has_re = true;
 	}

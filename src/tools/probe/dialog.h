@@ -43,7 +43,7 @@ struct dialog_expect {
 	char codes[DIALOG_MAX_CODES][4];   /* "250", "2xx", "25x" */
 	bool has_re, re_not;               /* "~ RE" or "!~ RE" */
 	bool or_closed;                    /* "closed" among the alternatives */
-	regex_t re;                        /* POSIX ERE, case-insensitive */
+	regex_t re;                        /* POSIX ERE, case-insensitive, ^ $ at each line */
 };
 
 struct dialog_step {
