@@ -55,7 +55,8 @@ run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
-# in $(PREFIX)/share/man; the systemd unit in $(PREFIX)/lib/systemd/system
+# in $(PREFIX)/share/man; tern-probe conform's dialogues in
+# $(PREFIX)/share/tern/conform (found there from $(PREFIX)/bin); the systemd unit in $(PREFIX)/lib/systemd/system
 # (for /usr/local, the place systemd reads units an administrator installed
 # by hand; /etc/systemd/system stays the administrator's own, for
 # `systemctl edit`), its ExecStart made to match PREFIX; a configuration in
@@ -76,6 +77,8 @@ install: all
 	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
 	install -m 755 build/ternctl $(DESTDIR)$(PREFIX)/sbin/ternctl
 	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
+	install -d $(DESTDIR)$(PREFIX)/share/tern/conform
+	install -m 644 conform/*.dlg $(DESTDIR)$(PREFIX)/share/tern/conform/
 	for p in $(MAN_PAGES); do \
 		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -d $$d && install -m 644 $$p $$d/ || exit 1; \
 	done
