@@ -285,6 +285,13 @@ static void smtpc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtpc_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED)
 		return smtpc_conn_connected(c);
+	/* over TLS the last reply (221, a 421) can come with the close in
+	 * one read: take its lines before the connection goes down */
+	if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		smtpc_conn_read_cb(bev, c);
+		if (c->closing || c->bev != bev)
+			return;
+	}
 	int err = EVUTIL_SOCKET_ERROR();
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	bool connecting = c->state == K_CONNECT;
