@@ -67,6 +67,7 @@ struct qmsg {
 	size_t nout;
 	bool held;                  /* its results were refused once (logged) */
 	struct inbox_item *told;    /* a command waiting for this message's record */
+	unsigned journaled[2];      /* its lines in each delivery journal file */
 };
 
 struct qjob {
@@ -133,6 +134,7 @@ struct queue {
 	/* sched.c */
 	struct qmsg *msgs, *done;
 	struct qmsg *recording;     /* handed to the writer, not yet committed */
+	struct spool_journal *journal;  /* recipients delivered, before their record */
 	const struct spool_env **rec_envs;
 	struct spool_report *rec_reps;
 	struct event *recorded_ev;

@@ -255,6 +255,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	if (!q->reader)
 		return false;
 	spool_set_reserve(sp, q->conf->spool_reserve);
+	q->journal = spool_journal_open(sp);
 	q->base = event_base_new();
 	if (!q->base)
 		log_panic("queue: cannot create an event loop");
@@ -340,6 +341,7 @@ void queue_stop(struct queue *q)
 		queue_free_all(q);
 	}
 	spool_reader_close(q->reader);
+	spool_journal_close(q->journal);   /* after the last record */
 	engine_set_unref(q->cur);
 	pthread_mutex_destroy(&q->rec_mu);
 	pthread_cond_destroy(&q->rec_cv);

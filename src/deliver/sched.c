@@ -124,6 +124,8 @@ static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
 	r->remote_mta = util_xstrdup(remote);
 	if (res->status == DELIVER_OK) {
 		r->status = SPOOL_DELIVERED;
+		if (q->journal)   /* a crash before the record must not deliver it again */
+			m->journaled[spool_journal_add(q->journal, m->env.qid, r->idx)]++;
 		sched_log_tls(m, r, "sent", tls);
 		/* RFC 3461 4.1: a next hop that took NOTIFY reports success itself */
 		if (r->transport != SPOOL_REMOTE)
@@ -273,6 +275,8 @@ static bool sched_recorded_msgs(struct queue *q, int err)
 			continue;
 		}
 		was_held += m->held;
+		for (int f = 0; q->journal && f < 2; f++)
+			spool_journal_recorded(q->journal, f, m->journaled[f]);
 		report_recorded(m);
 		if (m->told) {
 			sched_cmd_done(m->told, 0, m->told->count);

@@ -338,6 +338,43 @@ static int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long 
 	return rows_delete_msg(db, gone, qid, file);
 }
 
+int rows_journal_apply(sqlite3 *db, const char *qid, unsigned idx, int64_t now, bool *gone_file)
+{
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, "UPDATE rcpt SET status=1, held=0, attempts=attempts+1,"
+	                         " last_reply='2.0.0 delivered before a restart (the delivery journal)'"
+	                         " WHERE qid=?1 AND idx=?2 AND status=0", qid, &st);
+	if (err)
+		return -err;
+	sqlite3_bind_int(st, 2, (int)idx);
+	if ((err = rows_step_done(db, st)) != 0)
+		return -err;
+	if (sqlite3_changes(db) == 0)
+		return 0;   /* recorded already, or gone */
+	if ((err = rows_exec_stmt(db, "INSERT INTO attempt(qid, idx, at, reply, mta) VALUES(?1,?2,?3,"
+	                          "'2.0.0 delivered before a restart (the delivery journal)','')",
+	                          qid, &st)) != 0)
+		return -err;
+	sqlite3_bind_int(st, 2, (int)idx);
+	sqlite3_bind_int64(st, 3, now);
+	if ((err = rows_step_done(db, st)) != 0)
+		return -err;
+	if ((err = rows_exec_stmt(db, "SELECT COUNT(*) FROM rcpt WHERE qid=? AND status=0", qid,
+	                          &st)) != 0)
+		return -err;
+	int rc = sqlite3_step(st);
+	long pending = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+	rows_stmt_release(st);
+	if (pending > 0)
+		return 1;
+	struct buf gone = BUF_INIT;   /* nothing of it is pending: the message goes */
+	long count = 0;
+	err = rows_delete_qid(db, &gone, qid, &count);
+	*gone_file = gone.len > 0;
+	buf_free(&gone);
+	return err ? -err : 1;
+}
+
 int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
                const char *domain, int64_t now, long *count)
 {

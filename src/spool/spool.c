@@ -71,6 +71,16 @@ struct spool *spool_open(const char *dir, void (*notify)(void *), void *notify_c
 		return NULL;
 	}
 	struct spool *sp = spool_new(dir, db, body_dir);
+	if (sp->dir < 0 || spool_journal_replay(db, sp->dir, body_dir) != 0) {
+		log_error("spool: cannot open %s or apply its delivery journal", dir);
+		rows_stmts_free(db);
+		sqlite3_close(db);
+		close(body_dir);
+		if (sp->dir >= 0)
+			close(sp->dir);
+		spool_free(sp);
+		return NULL;
+	}
 	sp->notify = notify;
 	sp->notify_ctx = notify_ctx;
 	if (pthread_create(&sp->reaper, NULL, body_reaper, sp) != 0 ||

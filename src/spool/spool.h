@@ -163,6 +163,19 @@ void spool_set_reserve(struct spool *sp, uint64_t bytes);
  * the disk and no result can be recorded. Any thread. */
 bool spool_has_room(struct spool *sp, uint64_t size);
 
+/* The delivery journal (journal.c): the delivery thread writes each
+ * recipient delivered the moment its next hop (or mailbox) took it, one
+ * line without fsync, so that a crash of the process before the group
+ * commit that records it does not deliver it again: spool_open applies
+ * what the last run left. spool_journal_add returns the file written (0
+ * or 1), to be given back to spool_journal_recorded once the message's
+ * results are committed. Delivery thread only. */
+struct spool_journal;
+struct spool_journal *spool_journal_open(struct spool *sp);
+int spool_journal_add(struct spool_journal *j, const char *qid, unsigned idx);
+void spool_journal_recorded(struct spool_journal *j, int f, unsigned n);
+void spool_journal_close(struct spool_journal *j);
+
 /* Run the completions that are waiting (on the caller's thread). */
 void spool_run_completions(struct spool *sp);
 

@@ -123,6 +123,14 @@ int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomai
                  int64_t now, struct buf *out);
 int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
                const char *domain, int64_t now, long *count);
+/* A recipient the delivery journal names (journal.c), at the start: made
+ * delivered if it is still pending, and its message removed (*gone_file:
+ * it had a body file) when nothing of it is pending any more. 1 applied,
+ * 0 nothing to do, or -errno. */
+int rows_journal_apply(sqlite3 *db, const char *qid, unsigned idx, int64_t now, bool *gone_file);
+/* journal.c: the lines the last run left, applied in one transaction,
+ * then the files emptied. */
+int spool_journal_replay(sqlite3 *db, int dir, int body_dir);
 int rows_functions(sqlite3 *db);
 void rows_stmts_free(sqlite3 *db);
 

@@ -256,3 +256,29 @@ def test_sigterm_grace_over_unfinished_transfer_is_not_kept(ternd):
     s2 = ternd()
     s2.barrier("x@example.com")
     assert count_with(s2, "x@example.com", "never-finished") == 0
+
+
+def test_delivery_journal_spares_a_second_delivery(ternd, tmp_path):
+    """A recipient delivered just before a crash, whose result the group
+    commit had not recorded yet, is in the delivery journal
+    (spool_dir/delivered.N, written the moment it was delivered): the next
+    start records it from there and does not deliver it again. The crash
+    is staged: the message waits in the spool (queue_only), and the
+    journal holds the line the delivery thread would have written for its
+    second recipient."""
+    rcpts = ["x@example.com", "y@example.com"]
+    s1 = ternd(tmp=tmp_path / "one", queue_only="yes")
+    s1.make_maildir(*rcpts)
+    c = s1.session()
+    qid = c.send_mail("a@b.example", rcpts, crlf("Subject: journal", "", "journaled-1"))
+    c.expect("QUIT", BYE)
+    s1.kill9()
+    (s1.spool_dir / "delivered.1").write_text("%s 1\n%s 7\nnot a line\n" % (qid, "0" * 16))
+    s2 = ternd(tmp=tmp_path / "one")
+    s2.wait_message_with("x@example.com", "journaled-1")   # the one not in the journal
+    s2.barrier("y@example.com")
+    assert count_with(s2, "y@example.com", "journaled-1") == 0, "delivered again"
+    assert "1 delivery result of the last run recorded from the journal" in s2.log()
+    assert (s2.spool_dir / "delivered.1").read_text() == ""   # applied once
+    s2.barrier("x@example.com")
+    assert count_with(s2, "x@example.com", "journaled-1") == 1
