@@ -41,6 +41,8 @@ enum ev_kind {
 	EK_DEQUEUE,
 	/* an SPF check's result (policy, RFC 7208) */
 	EK_SPF,
+	/* a milter's verdict, or its failure (smtpd/milters.c) */
+	EK_MILTER,
 	EK__COUNT
 };
 
