@@ -170,6 +170,17 @@ void dkim_msg_feed(struct dkim_msg *m, const char *p, size_t n)
 		msg_body(m, p + k, n - k);
 }
 
+void dkim_msg_set_head(struct dkim_msg *m, const char *p, size_t n)
+{
+	buf_reset(&m->head);
+	m->nf = 0;
+	m->too_big = n > DKIM_HEADER_MAX;
+	if (m->too_big)
+		return;
+	buf_append(&m->head, p, n);
+	msg_split(m);
+}
+
 void dkim_msg_end(struct dkim_msg *m)
 {
 	if (!m->body)

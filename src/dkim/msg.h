@@ -57,6 +57,10 @@ struct dkim_msg {
 
 void dkim_msg_init(struct dkim_msg *m, dkim_head_fn on_head, void *ctx);
 void dkim_msg_feed(struct dkim_msg *m, const char *p, size_t n);
+/* The header block as it finally is (its fields, CRLF-ended, without the
+ * empty line), in place of the one that streamed: a receiver that holds
+ * the block and edits it streams only the body (after an empty line). */
+void dkim_msg_set_head(struct dkim_msg *m, const char *p, size_t n);
 /* The message is whole: the body hashes are final. */
 void dkim_msg_end(struct dkim_msg *m);
 void dkim_msg_free(struct dkim_msg *m);

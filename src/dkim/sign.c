@@ -30,6 +30,11 @@ void dkim_sign_feed(struct dkim_sign *s, const char *p, size_t n)
 	dkim_msg_feed(&s->msg, p, n);
 }
 
+void dkim_sign_head(struct dkim_sign *s, const char *p, size_t n)
+{
+	dkim_msg_set_head(&s->msg, p, n);
+}
+
 enum dkim_status dkim_sign_end(struct dkim_sign *s, char *domain, size_t size)
 {
 	dkim_msg_end(&s->msg);

@@ -28,6 +28,9 @@ struct dkim_sign;
 
 struct dkim_sign *dkim_sign_new(void);
 void dkim_sign_feed(struct dkim_sign *s, const char *p, size_t n);
+/* The header block as it finally is, in place of the streamed one
+ * (dkim_msg_set_head). */
+void dkim_sign_head(struct dkim_sign *s, const char *p, size_t n);
 /* The message is whole: the From domain (lower-case) into domain (room
  * for size octets), DKIM_OK; or why it is not to be signed
  * (DKIM_HEADER_TOO_BIG, DKIM_NO_FROM, DKIM_FROM_SYNTAX). */

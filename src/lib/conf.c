@@ -46,6 +46,7 @@ static const struct conf_key conf_keys[] = {
 	K(relay_networks, T_CIDRS, ""),
 	K(aliases_file, T_STR, ""),
 	K(max_message_size, T_SIZE, "25M"),
+	K(max_header_size, T_SIZE, "256k"),
 	K(max_recipients, T_UINT, "100"),
 	K(max_line_length, T_UINT, "998"),
 	K(banner, T_STR, "tern ready"),
@@ -99,6 +100,7 @@ static const struct conf_key conf_keys[] = {
 	K(reject_delay_after, T_UINT, "3"),
 	K(spf_policy, T_SPF, "record"),
 	K(spf_timeout, T_DURATION, "20s"),
+	K(authserv_id, T_STR, NULL),
 	K(milters, T_STR, ""),
 	K(submission_milters, T_STR, ""),
 	K(milter_connect_timeout, T_DURATION, "30s"),
@@ -808,6 +810,16 @@ int conf_finish(struct conf *c)
 	bad += conf_finish_milters(c);
 	if (c->spf_timeout == 0) {
 		log_problem("spf_timeout: must be at least 1s\n");
+		bad++;
+	}
+	if (c->max_header_size < 1024) {
+		log_problem("max_header_size: must be at least 1k\n");
+		bad++;
+	}
+	if (!c->authserv_id)
+		c->authserv_id = util_xstrdup(c->hostname);
+	if (!*c->authserv_id || strpbrk(c->authserv_id, " \t;()\"\\")) {
+		log_problem("authserv_id: '%s' is not a single token (RFC 8601 2.5)\n", c->authserv_id);
 		bad++;
 	}
 	if (c->retry_min == 0 || c->retry_max < c->retry_min) {

@@ -71,6 +71,8 @@ struct conf {
 	struct cidr_list relay_networks;
 	char *aliases_file;            /* "" = none */
 	uint64_t max_message_size;     /* octets, RFC 1870 SIZE */
+	uint64_t max_header_size;      /* octets of a message's header block, held in
+	                                  memory while the body streams (552 5.3.4) */
 	unsigned max_recipients;       /* per message, RFC 5321 4.5.3.1.8 */
 	unsigned max_line_length;      /* message lines, RFC 5322 2.1.1 */
 	char *banner;                  /* after "220 <hostname> ESMTP " */
@@ -133,6 +135,8 @@ struct conf {
 	unsigned reject_delay_after;   /* from this refusal of a session on */
 	enum conf_spf spf_policy;      /* SPF at MAIL: off, record, reject */
 	unsigned spf_timeout;          /* seconds an SPF check may take (RFC 7208 4.6.4) */
+	char *authserv_id;             /* names this server in Authentication-Results
+	                                  (RFC 8601 2.5); default hostname */
 	char *milters;                 /* the milters every listener's sessions ask, in
 	                                  order: "inet:IP:port{k=v, ...}, unix:/path"; "" = none */
 	char *submission_milters;      /* those of submission listeners; "" = as milters,

@@ -38,6 +38,7 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_DATA_BARE_LF] = { 554, "5.6.0", "Message refused: bare LF in message data (RFC 5321 2.3.8)" },
 	[R_DATA_BARE_CR] = { 554, "5.6.0", "Message refused: bare CR in message data (RFC 5321 2.3.8)" },
 	[R_DATA_LONG_LINE] = { 554, "5.6.0", "Message refused: a line is longer than %u octets (RFC 5322 2.1.1)" },
+	[R_HEADER_TOO_BIG] = { 552, "5.3.4", "Message header exceeds max_header_size (%llu octets)" },
 	[R_DATA_NUL] = { 554, "5.6.0", "Message refused: NUL octet in message data (RFC 5322 3.5)" },
 	[R_SPOOL_ERROR] = { 451, "4.3.0", "Local error in processing; try again later" },
 	[R_SPOOL_FULL] = { 452, "4.3.1", "Insufficient system storage" },

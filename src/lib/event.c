@@ -17,7 +17,9 @@ static const char *const ev_names[EK__COUNT] = {
 	[EK_DELIVERY] = "delivery", [EK_REPORT] = "report", [EK_REMOVED] = "removed",
 	[EK_HELD] = "held", [EK_RECORDED] = "recorded", [EK_DKIM] = "dkim",
 	[EK_PICKUP] = "pickup", [EK_RELEASE] = "release",
-	[EK_DEQUEUE] = "dequeue", [EK_SPF] = "spf", [EK_MILTER] = "milter",
+	[EK_DEQUEUE] = "dequeue", [EK_SPF] = "spf",
+	[EK_AUTHRES] = "authentication-results", [EK_DMARC] = "dmarc", [EK_DNSBL] = "dnsbl",
+	[EK_MILTER] = "milter",
 };
 
 /* The log writer is always there (log.c); the rest subscribe at start-up. */

@@ -41,6 +41,12 @@ enum ev_kind {
 	EK_DEQUEUE,
 	/* an SPF check's result (policy, RFC 7208) */
 	EK_SPF,
+	/* the Authentication-Results of a message (RFC 8601), and forged ones removed */
+	EK_AUTHRES,
+	/* a DMARC evaluation (RFC 7489) and what it did */
+	EK_DMARC,
+	/* a connecting client listed on a DNSBL or DNSWL */
+	EK_DNSBL,
 	/* a milter's verdict, or its failure (smtpd/milters.c) */
 	EK_MILTER,
 	EK__COUNT

@@ -253,37 +253,3 @@ const char *milter_reply_name(char cmd)
 	}
 	return "unknown";
 }
-
-/* The end of the line at p (its LF), or NULL. */
-static const char *milter_eol(const char *p, const char *e)
-{
-	return memchr(p, '\n', (size_t)(e - p));
-}
-
-size_t milter_header_next(const char *msg, size_t n, struct buf *name, struct buf *value)
-{
-	const char *e = msg + n, *colon = memchr(msg, ':', n);
-	const char *lf = milter_eol(msg, e);
-	if (!n || msg[0] == '\r' || msg[0] == '\n' || msg[0] == ' ' || msg[0] == '\t' || !colon ||
-	    (lf && colon > lf) || colon == msg)
-		return 0;
-	buf_reset(name);
-	buf_reset(value);
-	buf_append(name, msg, (size_t)(colon - msg));
-	const char *p = colon + 1;
-	if (p < e && (*p == ' ' || *p == '\t'))
-		p++;
-	for (;;) {
-		lf = milter_eol(p, e);
-		const char *end = lf ? lf : e;
-		size_t l = (size_t)(end - p);
-		if (l && p[l - 1] == '\r')
-			l--;
-		buf_append(value, p, l);
-		p = lf ? lf + 1 : e;
-		if (p >= e || (*p != ' ' && *p != '\t'))
-			break;
-		buf_putc(value, '\n');   /* a fold: LF, then the continuation as it is */
-	}
-	return (size_t)(p - msg);
-}

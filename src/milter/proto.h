@@ -126,12 +126,4 @@ bool milter_decode(char cmd, const unsigned char *data, size_t len, struct milte
 /* A reply's name for the log ("continue", "reject", "add header"...). */
 const char *milter_reply_name(char cmd);
 
-/* ---- the message as a filter sees it ---- */
-
-/* One header field of a message (name without the colon, value without
- * its leading white space, folds kept as LF-TAB, the way Sendmail sends
- * them), taken from the top of msg; returns the octets it spans, 0 at the
- * empty line or when no field starts there. */
-size_t milter_header_next(const char *msg, size_t n, struct buf *name, struct buf *value);
-
 #endif

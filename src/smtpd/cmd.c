@@ -288,8 +288,8 @@ static void cmd_rcpt_milters(struct session *s, const struct milters_verdict *v)
 	if (!tx)
 		return;
 	if (!v->ok) {
-		spool_rcpts_free(tx->rcpt + tx->rcpt_before, tx->nrcpt - tx->rcpt_before);
-		tx->nrcpt = tx->rcpt_before;
+		while (tx->nrcpt > tx->rcpt_before)
+			spool_rcpt_clear(&tx->rcpt[--tx->nrcpt]);
 		return cmd_milter_refused(s, "RCPT", v);
 	}
 	tx->rcpt_cmds++;
@@ -330,24 +330,22 @@ static bool cmd_data(struct session *s, const char *args)
 	return true;
 }
 
-/* RFC 5321 4.4: the trace header, first line of the spooled message. */
-static void cmd_received(struct session *s)
+/* RFC 5321 4.4: the trace header, at the top of the message (below the
+ * fields tern adds for itself), appended to b. */
+static void cmd_received(struct session *s, struct buf *b)
 {
 	struct tx *tx = s->tx;
 	char date[64];
 	util_rfc5322_date(time(NULL), date, sizeof date);
-	struct buf b = BUF_INIT;
 	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both). */
 	char with[16];
 	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->client.tls ? "S" : "",
 	         s->client.authed ? "A" : "");
-	buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
+	buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
 	           s->ip, s->conf->hostname, with, tx->qid);
 	if (tx->rcpt_cmds == 1)
-		buf_printf(&b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
-	buf_printf(&b, ";\r\n\t%s\r\n", date);
-	spool_msg_write(tx->msg, b.data, b.len);
-	buf_free(&b);
+		buf_printf(b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
+	buf_printf(b, ";\r\n\t%s\r\n", date);
 }
 
 static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
@@ -360,9 +358,8 @@ static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
-	tx->signer = signer_begin(s->set, s->client.authed);
+	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, s->client.authed), c->max_header_size);
 	tx->verifier = verifier_begin(s->set, s->client.authed);
-	cmd_received(s);
 	milters_data_begin(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
@@ -383,6 +380,8 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 static bool cmd_data_refused(struct session *s)
 {
 	struct tx *tx = s->tx;
+	if (!msgin_end(&tx->in))
+		tx->dp.flags |= DATA_HEAD_TOO_BIG;
 	unsigned f = tx->dp.flags;
 	int spool_err = spool_msg_error(tx->msg);
 	if (!f && !spool_err)
@@ -397,6 +396,8 @@ static bool cmd_data_refused(struct session *s)
 		session_reply(s, R_DATA_NUL);
 	else if (f & DATA_LONG_LINE)
 		session_reply(s, R_DATA_LONG_LINE, s->conf->max_line_length);
+	else if (f & DATA_HEAD_TOO_BIG)
+		session_reply(s, R_HEADER_TOO_BIG, (unsigned long long)s->conf->max_header_size);
 	else
 		session_reply(s, spool_err == ENOSPC ? R_SPOOL_FULL : R_SPOOL_ERROR);
 	struct ev e;
@@ -417,7 +418,7 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->envid = tx->mp.envid;
 	e->ret = tx->mp.ret;
 	e->body = tx->mp.body;
-	e->size = tx->dp.size;
+	e->size = tx->in.stored;
 	e->dotless = tx->dp.dot_lines == 0;
 	e->arrival = tx->arrival;
 	e->client = s->ip;
@@ -441,9 +442,11 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	}
 	struct spool_env e;
 	cmd_env(s, &e);
-	if (s->tx->signer)   /* RFC 6376 5: signed before the 250 */
-		e.prefix = signer_end(s->tx->signer, s->id, s->tx->qid);
-	s->tx->signer = NULL;
+	struct buf fields = BUF_INIT;
+	cmd_received(s, &fields);
+	/* RFC 6376 5: signed before the 250 */
+	e.prefix = msgin_prefix(&s->tx->in, fields.data, s->id, s->tx->qid);
+	buf_free(&fields);
 	s->pending++;
 	spool_msg_commit(s->tx->msg, &e, session_committed, s);
 	s->tx->msg = NULL;  /* the spool owns it now */
@@ -457,24 +460,25 @@ static void cmd_eom(struct session *s)
 	session_ask(s, &q, cmd_eom_proceed);
 }
 
-/* The message again, as the milters changed it: the spool's copy is
- * given up and written anew under the same queue id, and the DKIM
- * signer (when it signs) hashes the new one. */
-static void cmd_rewrite(struct session *s, const struct buf *msg)
+/* A body the milters replaced (SMFIR_REPLBODY): the one streamed to the
+ * spool is given up and the new one written under the same queue id
+ * (spool.h allows a new spool_msg for it after the abort); the DKIM
+ * signer, which hashed the old body, starts again on the new one, and
+ * signs over the header block as it finally is (msgin_prefix). */
+static void cmd_replace_body(struct session *s, const struct buf *body)
 {
 	struct tx *tx = s->tx;
 	spool_msg_abort(tx->msg);
-	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
-	cmd_received(s);
-	spool_msg_write(tx->msg, msg->data, msg->len);
-	tx->dp.size = msg->len;
-	tx->dp.dot_lines = msg->len && msg->data[0] == '.';
-	for (size_t i = 1; i < msg->len && !tx->dp.dot_lines; i++)
-		tx->dp.dot_lines = msg->data[i] == '.' && msg->data[i - 1] == '\n';
-	if (tx->signer) {
-		signer_free(tx->signer);
-		tx->signer = signer_begin(s->set, s->client.authed);
-		signer_feed(tx->signer, msg->data, msg->len);
+	tx->msg = tx->in.msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	spool_msg_write(tx->msg, body->data, body->len);
+	tx->in.stored = body->len;
+	for (size_t i = 0; i < body->len && !tx->dp.dot_lines; i++)   /* stuffing needed? */
+		tx->dp.dot_lines = body->data[i] == '.' && (i == 0 || body->data[i - 1] == '\n');
+	if (tx->in.signer) {
+		signer_free(tx->in.signer);
+		tx->in.signer = signer_begin(s->set, s->client.authed);
+		if (tx->in.signer)
+			signer_feed(tx->in.signer, body->data, body->len);
 	}
 }
 
@@ -487,12 +491,12 @@ static void cmd_eom_milters(struct session *s, const struct milters_verdict *v)
 		cmd_milter_refused(s, "end of data", v);
 		return session_reset(s);
 	}
-	struct buf msg = BUF_INIT;
-	bool rewritten;
-	bool kept = !v->discard && milters_apply(s, &msg, &rewritten);
-	if (kept && rewritten)
-		cmd_rewrite(s, &msg);
-	buf_free(&msg);
+	struct buf body = BUF_INIT;
+	bool replaced;
+	bool kept = !v->discard && milters_apply(s, &body, &replaced);
+	if (kept && replaced)
+		cmd_replace_body(s, &body);
+	buf_free(&body);
 	if (kept)
 		return cmd_eom(s);
 	struct ev e;
@@ -523,6 +527,14 @@ void cmd_data_end(struct session *s)
 		return;
 	s->state = ST_COMMIT;
 	struct tx *tx = s->tx;
+	size_t forged = msgin_strip_verdicts(&tx->in, s->conf->authserv_id);
+	if (forged) {   /* RFC 8601 5: not ours, whatever they claim */
+		struct ev e;
+		session_event(s, &e, EK_AUTHRES, LOG_INFO, tx->qid);
+		ev_add(&e, "removed", "%zu Authentication-Results claiming %s", forged,
+		       s->conf->authserv_id);
+		ev_emit(&e);
+	}
 	if (tx->verifier && verifier_end(tx->verifier, s->srv->dns, s->srv->base, s->id, tx->qid,
 	                                 cmd_verified, s)) {
 		s->asking = true;

@@ -23,6 +23,8 @@ enum data_flag {
 	DATA_LONG_LINE = 1 << 2,
 	DATA_TOO_BIG = 1 << 3,
 	DATA_NUL = 1 << 4,      /* RFC 5322 3.5, RFC 2045 2.7: never without BINARYMIME */
+	DATA_HEAD_TOO_BIG = 1 << 5,  /* the header block is over max_header_size (set
+	                           by the receiver, smtpd/msgin.h) */
 };
 
 typedef void (*data_sink_fn)(void *ctx, const char *p, size_t n);

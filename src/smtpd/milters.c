@@ -360,11 +360,31 @@ static void milters_command(struct milters *m, struct buf *out)
 	}
 }
 
-/* The body octets a milter sees, and where the header block ends. */
+/* The body octets a milter sees: the last of DATA's (msgin stored them
+ * past the header block). */
 static const char *milters_body(struct milters *m, size_t *n)
 {
 	*n = m->msg.len - m->body_at;
 	return buf_cstr(&m->msg) + m->body_at;
+}
+
+/* Header field k of the held block (msghead.h) as a filter sees it: the
+ * name, the value without its first white space, folds as LF. */
+static void milters_field_of(const struct msghead *h, size_t k, struct buf *name,
+                             struct buf *value)
+{
+	size_t len;
+	const char *v = msghead_value(h, k, &len);
+	buf_reset(name);
+	buf_reset(value);
+	buf_append(name, h->raw.data + h->f[k].off, h->f[k].nlen);
+	if (len && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (v[i] != '\r' || i + 1 >= len || v[i + 1] != '\n')
+			buf_putc(value, v[i]);
 }
 
 /* MS_EOM's next packet for p into out; its wait (0: no reply), or false
@@ -376,15 +396,14 @@ static bool milters_eom_next(struct milters *m, struct milter_peer *p, struct bu
 	struct buf name = BUF_INIT, value = BUF_INIT;
 	size_t used, blen;
 	const char *body;
+	(void)used;
 	switch (m->phase) {
 	case MP_HEADERS:
-		used = p->proto & MILTER_P_NOHDRS ? 0 :
-		       milter_header_next(m->msg.data + m->off, m->body_at - m->off, &name, &value);
-		if (!used) {
+		if (p->proto & MILTER_P_NOHDRS || m->off >= m->s->tx->in.head.nf) {
 			m->phase = MP_EOH;
 			return milters_eom_next(m, p, out, wait);
 		}
-		m->off += used;
+		milters_field_of(&m->s->tx->in.head, m->off++, &name, &value);
 		milter_put_header(out, buf_cstr(&name), buf_cstr(&value));
 		buf_free(&name);
 		buf_free(&value);
@@ -566,7 +585,8 @@ static const char *milters_verdict(struct milters *m, size_t i, const struct mil
 	m->awaiting = false;
 	if (m->stage == MS_EOM && m->phase == MP_DONE)
 		p->in_msg = false;   /* its message is over */
-	milters_log(m, i, LOG_DEBUG, milter_reply_name(r->cmd), r->s1);
+	if (r->cmd == MILTER_R_CONTINUE || r->cmd == MILTER_R_ACCEPT || r->cmd == MILTER_R_SKIP)
+		milters_log(m, i, LOG_DEBUG, milter_reply_name(r->cmd), NULL);
 	switch (r->cmd) {
 	case MILTER_R_CONTINUE:
 		break;
@@ -722,23 +742,6 @@ void milters_data(struct session *s, const char *p, size_t n)
 		buf_append(&m->msg, p, n);
 }
 
-/* Where the body starts: after the header fields and the empty line. */
-static void milters_split(struct milters *m)
-{
-	struct buf name = BUF_INIT, value = BUF_INIT;
-	size_t at = 0, used;
-	while ((used = milter_header_next(m->msg.data + at, m->msg.len - at, &name, &value)))
-		at += used;
-	if (at < m->msg.len && m->msg.data[at] == '\r' && at + 1 < m->msg.len &&
-	    m->msg.data[at + 1] == '\n')
-		at += 2;
-	else if (at < m->msg.len && m->msg.data[at] == '\n')
-		at++;
-	m->body_at = at;
-	buf_free(&name);
-	buf_free(&value);
-}
-
 void milters_data_begin(struct session *s)
 {
 	struct milters *m = s->milters;
@@ -751,9 +754,10 @@ void milters_data_begin(struct session *s)
 void milters_eom(struct session *s, milters_fn *fn)
 {
 	struct milters *m = s->milters;
-	if (m) {
+	if (m) {   /* the body: the last octets, as many as msgin stored */
 		m->collect = false;
-		milters_split(m);
+		uint64_t stored = s->tx->in.stored;
+		m->body_at = stored < m->msg.len ? m->msg.len - (size_t)stored : 0;
 	}
 	milters_stage(s, MS_EOM, NULL, fn);
 }
@@ -820,98 +824,20 @@ void milters_free(struct session *s)
 
 /* ---- carrying out the modifications ---- */
 
-/* The header block as fields, each whole ("Name: value" with its folds
- * and CRLF), for editing. */
-struct milters_head {
-	char **f;
-	size_t n, cap;
-};
-
-static void milters_head_insert(struct milters_head *h, size_t at, char *field)
-{
-	if (h->n == h->cap) {
-		h->cap = h->cap ? 2 * h->cap : 16;
-		h->f = util_xrealloc(h->f, h->cap, sizeof *h->f);
-	}
-	if (at > h->n)
-		at = h->n;
-	memmove(h->f + at + 1, h->f + at, (h->n - at) * sizeof *h->f);
-	h->f[at] = field;
-	h->n++;
-}
-
-/* The fields of msg's header block (body_at octets). */
-static void milters_head_read(struct milters_head *h, const char *msg, size_t body_at)
-{
-	struct buf name = BUF_INIT, value = BUF_INIT;
-	size_t at = 0, used;
-	while ((used = milter_header_next(msg + at, body_at - at, &name, &value))) {
-		char *f = util_xcalloc(used + 1, 1);
-		memcpy(f, msg + at, used);
-		milters_head_insert(h, h->n, f);
-		at += used;
-	}
-	buf_free(&name);
-	buf_free(&value);
-}
-
-/* "Name: value" from a milter: the folds it gives as LF become CRLF;
- * a value without leading white space gets one space (Postfix does so). */
-static char *milters_field(const char *name, const char *value)
-{
-	struct buf b = BUF_INIT;
-	buf_printf(&b, "%s:%s", name, *value == ' ' || *value == '\t' ? "" : " ");
-	for (const char *p = value; *p; p++) {
-		if (*p == '\r')
-			continue;
-		if (*p == '\n')
-			buf_putc(&b, '\r');
-		buf_putc(&b, *p);
-	}
-	buf_puts(&b, "\r\n");
-	char *f = util_xstrdup(buf_cstr(&b));
-	buf_free(&b);
-	return f;
-}
-
-static bool milters_field_is(const char *field, const char *name)
-{
-	size_t n = strlen(name);
-	return !strncasecmp(field, name, n) && field[n] == ':';
-}
-
-/* SMFIR_CHGHEADER: the index-th (from 1) field of that name changed, or
- * removed when the value is empty; a missing one is added (Sendmail). */
-static void milters_head_change(struct milters_head *h, const struct milters_mod *d)
-{
-	uint32_t seen = 0;
-	for (size_t k = 0; k < h->n; k++) {
-		if (!milters_field_is(h->f[k], d->s1) || ++seen < (d->index ? d->index : 1))
-			continue;
-		free(h->f[k]);
-		if (*d->s2) {
-			h->f[k] = milters_field(d->s1, d->s2);
-		} else {
-			memmove(h->f + k, h->f + k + 1, (h->n - k - 1) * sizeof *h->f);
-			h->n--;
-		}
-		return;
-	}
-	if (*d->s2)
-		milters_head_insert(h, h->n, milters_field(d->s1, d->s2));
-}
-
-static bool milters_head_edit(struct milters *m, struct milters_head *h)
+/* The header edits, in the order asked, on the held block (msghead.h;
+ * Sendmail's rules: SMFIR_CHGHEADER's index counts fields of that name
+ * from 1, an empty value removes the field, a missing one is added). */
+static bool milters_head_edit(struct milters *m, struct msghead *h)
 {
 	bool changed = false;
 	for (size_t k = 0; k < m->nmods; k++) {
 		const struct milters_mod *d = &m->mods[k];
 		if (d->cmd == MILTER_R_ADDHEADER)
-			milters_head_insert(h, h->n, milters_field(d->s1, d->s2));
+			msghead_insert(h, h->nf, d->s1, d->s2);
 		else if (d->cmd == MILTER_R_INSHEADER)
-			milters_head_insert(h, d->index, milters_field(d->s1, d->s2));
+			msghead_insert(h, d->index, d->s1, d->s2);
 		else if (d->cmd == MILTER_R_CHGHEADER)
-			milters_head_change(h, d);
+			msghead_change(h, d->s1, d->index ? d->index : 1, *d->s2 ? d->s2 : NULL);
 		else
 			continue;
 		changed = true;
@@ -968,7 +894,7 @@ static void milters_del_rcpt(struct session *s, const char *addr)
 			tx->rcpt[kept++] = tx->rcpt[i];
 			continue;
 		}
-		spool_rcpts_free(&tx->rcpt[i], 1);
+		spool_rcpt_clear(&tx->rcpt[i]);
 	}
 	if (kept == tx->nrcpt)
 		return milters_note(s, "recipient not deleted (not one)", addr);
@@ -1007,34 +933,10 @@ static void milters_crlf(struct buf *out, const char *p, size_t n)
 	}
 }
 
-/* The message again, when its header fields or its body changed: into
- * out, false when nothing changed. */
-static bool milters_rewrite(struct milters *m, struct buf *out)
-{
-	struct milters_head h = { NULL, 0, 0 };
-	milters_head_read(&h, buf_cstr(&m->msg), m->body_at);
-	bool changed = milters_head_edit(m, &h);
-	if (changed || m->body_replaced) {
-		for (size_t k = 0; k < h.n; k++)
-			buf_puts(out, h.f[k]);
-		buf_puts(out, "\r\n");
-		size_t blen;
-		const char *body = milters_body(m, &blen);
-		if (m->body_replaced)
-			milters_crlf(out, buf_cstr(&m->body), m->body.len);
-		else
-			buf_append(out, body, blen);
-	}
-	for (size_t k = 0; k < h.n; k++)
-		free(h.f[k]);
-	free(h.f);
-	return changed || m->body_replaced;
-}
-
-bool milters_apply(struct session *s, struct buf *out, bool *rewritten)
+bool milters_apply(struct session *s, struct buf *body, bool *replaced)
 {
 	struct milters *m = s->milters;
-	*rewritten = false;
+	*replaced = false;
 	if (!m)
 		return true;
 	milters_envelope(m);
@@ -1043,8 +945,12 @@ bool milters_apply(struct session *s, struct buf *out, bool *rewritten)
 			s->tx->rcpt[i].held = true;
 		milters_note(s, "quarantined (every recipient held)", m->quarantine);
 	}
-	*rewritten = milters_rewrite(m, out);
-	if (m->body_replaced)
+	if (milters_head_edit(m, &s->tx->in.head))
+		milters_note(s, "header edited", NULL);
+	if (m->body_replaced) {
+		milters_crlf(body, buf_cstr(&m->body), m->body.len);
+		*replaced = true;
 		milters_note(s, "body replaced", NULL);
+	}
 	return s->tx->nrcpt > 0;
 }

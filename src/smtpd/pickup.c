@@ -24,6 +24,7 @@
 #include "smtpd/dropfile.h"
 #include "smtpd/pickup.h"
 #include "smtpd/session.h"
+#include "smtpd/msgin.h"
 #include "smtpd/signer.h"
 
 #define PICKUP_BATCH 256            /* names taken from one scan */
@@ -45,7 +46,7 @@ struct pickup_job {
 	struct spool_rcpt *rcpt;
 	size_t nrcpt, cap;
 	struct spool_msg *msg;
-	struct signer *signer;         /* DKIM at receipt, or NULL */
+	struct msgin in;               /* header block held, body to msg (msgin.h) */
 	struct data_parser dp;
 	bool paused;                   /* the spool asked to wait */
 	bool committing;
@@ -77,7 +78,7 @@ static void pickup_job_free(struct pickup_job *j)
 {
 	if (j->msg)
 		spool_msg_abort(j->msg);
-	signer_free(j->signer);
+	msgin_free(&j->in);
 	if (j->fd >= 0)
 		close(j->fd);
 	spool_rcpts_free(j->rcpt, j->nrcpt);
@@ -149,6 +150,19 @@ static void pickup_committed(void *ctx, int err)
 	pickup_kick(p);
 }
 
+/* RFC 5321 4.4: the trace header; a local submission names its user
+ * (as Postfix's "from userid"). */
+static void pickup_received(struct pickup_job *j, struct buf *b)
+{
+	char date[64];
+	util_rfc5322_date(time(NULL), date, sizeof date);
+	buf_printf(b, "Received: by %s (tern, from local user %s, uid %lu)\r\n\tid %s",
+	           j->set->conf.hostname, j->user, j->uid, j->qid);
+	if (j->env.nrcpt == 1)
+		buf_printf(b, "\r\n\tfor <%s>", j->rcpt[0].orig);
+	buf_printf(b, ";\r\n\t%s\r\n", date);
+}
+
 /* End of file: the data must have ended with its dot and broken nothing. */
 static void pickup_finish(struct pickup_job *j)
 {
@@ -162,6 +176,8 @@ static void pickup_finish(struct pickup_job *j)
 		                       f & DATA_LONG_LINE ? "a line longer than max_line_length" :
 		                       f & DATA_NUL ? "a NUL octet in the message" :
 		                       "a bare CR or LF in the message");
+	if (!msgin_end(&j->in))
+		return pickup_aside(j, "a header block larger than max_header_size");
 	if (spool_msg_error(j->msg))
 		return pickup_later(j, "spool write", spool_msg_error(j->msg));
 	struct spool_env e;
@@ -171,16 +187,19 @@ static void pickup_finish(struct pickup_job *j)
 	e.envid = j->env.mp.envid;
 	e.ret = j->env.mp.ret;
 	e.body = j->env.mp.body;
-	e.size = j->dp.size;
+	e.size = j->in.stored;
 	e.dotless = j->dp.dot_lines == 0;
 	e.arrival = j->arrival;
 	e.client = (char *)"local";
 	e.helo = j->user;
 	e.nrcpt = j->nrcpt;
 	e.rcpt = j->rcpt;
-	if (j->signer)   /* a local submission is signed as an AUTH'ed one is */
-		e.prefix = signer_end(j->signer, 0, j->qid);
-	j->signer = NULL;
+	struct buf fields = BUF_INIT;
+	pickup_received(j, &fields);
+	msgin_strip_verdicts(&j->in, j->set->conf.authserv_id);
+	/* a local submission is signed as an AUTH'ed one is */
+	e.prefix = msgin_prefix(&j->in, fields.data, 0, j->qid);
+	buf_free(&fields);
 	j->committing = true;
 	spool_msg_commit(j->msg, &e, pickup_committed, j);
 	j->msg = NULL;   /* the spool owns it now */
@@ -192,9 +211,7 @@ static void pickup_finish(struct pickup_job *j)
 static void pickup_sink(void *ctx, const char *p, size_t n)
 {
 	struct pickup_job *j = ctx;
-	if (j->signer)
-		signer_feed(j->signer, p, n);
-	if (!spool_msg_write(j->msg, p, n))
+	if (!msgin_feed(&j->in, p, n))
 		j->paused = true;
 }
 
@@ -218,22 +235,6 @@ static bool pickup_feed(struct pickup_job *j, const char *p, size_t n)
 		return false;
 	}
 	return true;
-}
-
-/* RFC 5321 4.4: the trace header; a local submission names its user
- * (as Postfix's "from userid"). */
-static void pickup_received(struct pickup_job *j)
-{
-	char date[64];
-	util_rfc5322_date(time(NULL), date, sizeof date);
-	struct buf b = BUF_INIT;
-	buf_printf(&b, "Received: by %s (tern, from local user %s, uid %lu)\r\n\tid %s",
-	           j->set->conf.hostname, j->user, j->uid, j->qid);
-	if (j->env.nrcpt == 1)
-		buf_printf(&b, "\r\n\tfor <%s>", j->rcpt[0].orig);
-	buf_printf(&b, ";\r\n\t%s\r\n", date);
-	spool_msg_write(j->msg, b.data, b.len);
-	buf_free(&b);
 }
 
 /* Each recipient as a session's RCPT resolves it; a local user may relay.
@@ -289,8 +290,7 @@ static void pickup_accept(struct pickup_job *j, size_t used)
 		return pickup_aside(j, "no recipient");
 	j->arrival = (int64_t)time(NULL);
 	j->msg = spool_msg_begin(j->p->srv->spool, j->qid, pickup_chunk_done, j);
-	j->signer = signer_begin(j->set, true);
-	pickup_received(j);
+	msgin_begin(&j->in, j->msg, signer_begin(j->set, true), j->set->conf.max_header_size);
 	data_init(&j->dp, c->max_line_length, c->max_message_size, pickup_sink, j);
 	if (!pickup_feed(j, j->head.data + used, j->head.len - used))
 		return;   /* moved aside, j is gone */

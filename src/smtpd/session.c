@@ -151,7 +151,7 @@ static void session_tx_free(struct session *s)
 	if (tx->msg)
 		spool_msg_abort(tx->msg);
 	milters_tx_end(s);
-	signer_free(tx->signer);
+	msgin_free(&tx->in);
 	verifier_free(tx->verifier);
 	spool_rcpts_free(tx->rcpt, tx->nrcpt);
 	free(tx);
@@ -572,12 +572,10 @@ void session_committed(void *ctx, int err)
 void session_data_sink(void *ctx, const char *p, size_t n)
 {
 	struct session *s = ctx;
-	if (s->tx->signer)
-		signer_feed(s->tx->signer, p, n);
-	if (s->tx->verifier)
+	if (s->tx->verifier)   /* the message as it came */
 		verifier_feed(s->tx->verifier, p, n);
 	milters_data(s, p, n);
-	if (!spool_msg_write(s->tx->msg, p, n))
+	if (!msgin_feed(&s->tx->in, p, n))
 		s->paused = true;
 }
 

@@ -15,6 +15,7 @@
 #include "policy/auth.h"
 #include "policy/policy.h"
 #include "smtpd/data.h"
+#include "smtpd/msgin.h"
 #include "smtpd/parse.h"
 #include "smtpd/session.h"
 #include "smtpd/signer.h"
@@ -47,7 +48,8 @@ struct tx {
 	unsigned rcpt_cmds;             /* accepted RCPT commands */
 	struct data_parser dp;
 	struct spool_msg *msg;
-	struct signer *signer;          /* DKIM at receipt, or NULL (signer.h) */
+	struct msgin in;                /* the header block held, the body to msg and
+	                                   to the DKIM signer, if any (msgin.h) */
 	struct verifier *verifier;      /* DKIM of received mail, or NULL (verifier.h) */
 	int64_t arrival;
 	struct policy_spf spf;          /* MAIL's SPF check (RFC 7208), for the
@@ -178,10 +180,10 @@ void milters_data_begin(struct session *s);
 void milters_data(struct session *s, const char *p, size_t n);
 void milters_eom(struct session *s, milters_fn *fn);
 /* Carry out what the milters asked at the end of the message: sender,
- * recipients and quarantine on s->tx; when header fields or the body
- * changed, the whole new message (without tern's Received field) into
- * out and *rewritten set. false: no recipient is left. */
-bool milters_apply(struct session *s, struct buf *out, bool *rewritten);
+ * recipients, quarantine and header edits on s->tx (the held header
+ * block, msghead.h); a replaced body into body (CRLF), *replaced set.
+ * false: no recipient is left. */
+bool milters_apply(struct session *s, struct buf *body, bool *replaced);
 /* The transaction is over (SMFIC_ABORT where owed); the session is
  * (SMFIC_QUIT, no more callbacks). */
 void milters_tx_end(struct session *s);

@@ -27,6 +27,7 @@ struct signer *signer_begin(const struct settings *set, bool submitted)
 	struct signer *g = util_xcalloc(1, sizeof *g);
 	g->keys = set->dkim_keys;
 	g->sign = dkim_sign_new();
+	dkim_sign_feed(g->sign, "\r\n", 2);   /* the block comes at the end: body next */
 	return g;
 }
 
@@ -79,10 +80,16 @@ static void signer_sign(struct signer *g, const char *domain, uint64_t session, 
 	}
 }
 
-char *signer_end(struct signer *g, uint64_t session, const char *qid)
+char *signer_end(struct signer *g, const struct msghead *head, uint64_t session,
+                 const char *qid)
 {
 	char domain[256];
 	struct buf out = BUF_INIT;
+	struct msghead fields = *head;
+	fields.blank = false;             /* the fields alone */
+	msghead_render(&fields, &out);
+	dkim_sign_head(g->sign, buf_cstr(&out), out.len);
+	buf_reset(&out);
 	enum dkim_status st = dkim_sign_end(g->sign, domain, sizeof domain);
 	if (st == DKIM_OK)
 		signer_sign(g, domain, session, qid, &out);

@@ -2,13 +2,13 @@
  * milter would do it, before the 250: for a session that authenticated
  * and for a local submission (maildrop pickup), when dkim_sign says so.
  *
- * The message goes through once as it streams to the spool, after
- * dot-unstuffing (dkim/sign.h: the header block kept, the body hashed,
- * never held). At the end the RFC 5322.From domain picks the keys of
- * dkim_keys (policy/signkeys.h); each makes a DKIM-Signature field. The
- * fields are the message's prefix (spool_env.prefix): the body already
- * went to the spool, and every transport sends the prefix before it.
- * The Received field tern adds is not part of what is signed.
+ * The body goes through once as it streams to the spool, after
+ * dot-unstuffing (dkim/sign.h: hashed, never held); the header block is
+ * held by the message (smtpd/msgin.h) and given at the end, as it then
+ * is. The RFC 5322.From domain picks the keys of dkim_keys
+ * (policy/signkeys.h); each makes a DKIM-Signature field, at the top of
+ * the message's prefix (spool_env.prefix), which every transport sends
+ * before the body. The Received field tern adds is not signed.
  */
 #ifndef TERN_SIGNER_H
 #define TERN_SIGNER_H
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/msghead.h"
 #include "policy/settings.h"
 
 struct signer;
@@ -25,12 +26,14 @@ struct signer;
  * = no, no keys, or submitted false: neither AUTH nor a local user).
  * set must outlive it. */
 struct signer *signer_begin(const struct settings *set, bool submitted);
-/* Message octets, as they go to the spool (unstuffed, CRLF line ends). */
+/* Body octets, as they go to the spool (unstuffed, CRLF line ends). */
 void signer_feed(struct signer *g, const char *p, size_t n);
-/* The end of the message: its DKIM-Signature fields (allocated, CRLF
- * ended), or NULL when it is not signed; an event (EK_DKIM, of session
- * and qid) says which keys signed, or why none did. Frees g. */
-char *signer_end(struct signer *g, uint64_t session, const char *qid);
+/* The end of the message, with its header block as it now is: its
+ * DKIM-Signature fields (allocated, CRLF ended), or NULL when it is not
+ * signed; an event (EK_DKIM, of session and qid) says which keys signed,
+ * or why none did. Frees g. */
+char *signer_end(struct signer *g, const struct msghead *head, uint64_t session,
+                 const char *qid);
 /* Give the message up (a refused or abandoned transaction). */
 void signer_free(struct signer *g);
 

@@ -1,7 +1,6 @@
 /* test_milter: the milter codec (milter/proto.c) as tables: packets
  * tern sends, byte for byte; replies decoded or refused; framing cut at
- * every length; header fields as a filter sees them; the `milters`
- * configuration value. */
+ * every length; the `milters` configuration value. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,35 +146,6 @@ static void test_decode(void **state)
 	assert_string_equal(milter_reply_name('?'), "unknown");
 }
 
-static void test_headers(void **state)
-{
-	(void)state;
-	static const char msg[] = "Subject: hello\r\nX-Folded: one\r\n\ttwo\r\n  three\r\n"
-	                          "Empty:\r\nNo-Space:x\r\n\r\nbody: not a header\r\n";
-	static const struct { const char *name, *value; } want[] = {
-		{ "Subject", "hello" }, { "X-Folded", "one\n\ttwo\n  three" }, { "Empty", "" },
-		{ "No-Space", "x" },
-	};
-	struct buf name = BUF_INIT, value = BUF_INIT;
-	size_t at = 0, n = sizeof msg - 1;
-	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
-		size_t used = milter_header_next(msg + at, n - at, &name, &value);
-		assert_true(used > 0);
-		assert_string_equal(buf_cstr(&name), want[i].name);
-		assert_string_equal(buf_cstr(&value), want[i].value);
-		at += used;
-	}
-	assert_int_equal(milter_header_next(msg + at, n - at, &name, &value), 0);
-	assert_memory_equal(msg + at, "\r\nbody", 6);
-	static const char *const not_fields[] = { "", "\r\n", " folded", "no colon\r\n",
-	                                          ": empty name\r\n", "a\r\nb: c\r\n" };
-	for (size_t i = 0; i < ARRAY_LEN(not_fields); i++)
-		assert_int_equal(milter_header_next(not_fields[i], strlen(not_fields[i]), &name,
-		                                    &value), 0);
-	buf_free(&name);
-	buf_free(&value);
-}
-
 static void test_conf(void **state)
 {
 	(void)state;
@@ -223,7 +193,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode), cmocka_unit_test(test_frame),
-		cmocka_unit_test(test_decode), cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_decode),
 		cmocka_unit_test(test_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
