@@ -124,6 +124,8 @@ class Fault(Milter.Base):
             op, args = m[0], m[1:]
             if op == "replacebody":
                 self.replacebody(args[0].encode())
+            elif op == "insheader":     # smfi_insheader: addheader with an index
+                self.addheader(args[1], args[2], args[0])
             else:
                 getattr(self, op)(*args)
         return self.act("eom")
