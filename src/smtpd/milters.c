@@ -79,7 +79,8 @@ struct milters {
 	struct buf body;              /* SMFIR_REPLBODY: the new body */
 	bool body_replaced;
 	char quarantine[256];         /* reason; "" none */
-	bool discard_session;
+	bool discard_session;         /* a discard at CONNECT or HELO: every message */
+	bool discard_msg;             /* a discard at MAIL, RCPT or DATA: this one */
 	unsigned busy;
 	bool dead;
 	const char *rcpt;             /* MS_RCPT: the address */
@@ -601,6 +602,8 @@ static const char *milters_verdict(struct milters *m, size_t i, const struct mil
 	case MILTER_R_DISCARD:
 		if (m->stage == MS_CONNECT || m->stage == MS_HELO)
 			m->discard_session = true;
+		else
+			m->discard_msg = true;
 		m->v.discard = true;
 		milters_log(m, i, LOG_INFO, "discard", NULL);
 		milters_finish(m);
@@ -708,9 +711,11 @@ void milters_stage(struct session *s, enum milters_stage st, const char *arg, mi
 	struct milters_verdict ok = { .ok = true };
 	if (!m)
 		return fn(s, &ok);
-	if (st == MS_MAIL)
+	if (st == MS_MAIL) {
+		m->discard_msg = false;
 		for (size_t i = 0; i < m->n; i++)
 			m->p[i].done_msg = false;
+	}
 	m->stage = st;
 	m->fn = fn;
 	m->cur = 0;
@@ -720,8 +725,12 @@ void milters_stage(struct session *s, enum milters_stage st, const char *arg, mi
 	m->v = ok;
 	m->rcpt = st == MS_RCPT ? arg : NULL;
 	snprintf(m->unknown, sizeof m->unknown, "%s", st == MS_UNKNOWN && arg ? arg : "");
-	if (st == MS_EOM && m->discard_session)
+	if (st == MS_EOM && (m->discard_session || m->discard_msg)) {
+		m->fn = NULL;   /* discarded already: the message is not shown (ABORT follows) */
 		m->v.discard = true;
+		ok = m->v;
+		return fn(s, &ok);
+	}
 	m->sync = true;
 	milters_pump(m);
 	m->sync = false;

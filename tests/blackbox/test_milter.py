@@ -256,6 +256,20 @@ def test_discard_accepts_and_drops(fault, milter_ternd):
     assert not any(b"dropped" in p.read_bytes() for p in s.messages(BOB))
 
 
+def test_discard_at_rcpt_drops_the_message_at_its_end(fault, milter_ternd):
+    f = fault(envrcpt="discard")
+    s = milter_ternd(f.spec)
+    c = s.session()
+    transaction(c, "dropped early", QUEUED)    # RCPT and the end both say yes
+    c.expect("QUIT", BYE)
+    log_has(s, "milter", "result=discarded")
+    wait_for("the milter's abort", lambda: "abort" in f.stages())
+    assert "eom" not in f.stages()
+    f.plan()
+    s.barrier(BOB)
+    assert not any(b"dropped early" in p.read_bytes() for p in s.messages(BOB))
+
+
 def test_accept_at_mail_skips_the_rest_of_the_message(fault, milter_ternd):
     f = fault(envfrom="accept", body="reject")
     s = milter_ternd(f.spec)
