@@ -396,6 +396,128 @@ def test_progress_keeps_a_slow_milter_alive(fault, milter_ternd):
     s.wait_message_with(BOB, "patient")
 
 
+class RawMilter:
+    """A milter written with a socket, for what libmilter never sends:
+    it negotiates (optneg: the reply's bytes), answers CONTINUE to each
+    command that wants a reply, and at the command `at` sends `bad` (then
+    goes on reading, or closes when bad is None)."""
+
+    def __init__(self, at, bad, optneg=b"O" + bytes([0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0, 0, 0])):
+        import threading
+        self.at, self.bad, self.optneg = at, bad, optneg
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.spec = "inet:127.0.0.1:%d" % self.port
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    @staticmethod
+    def packet(cmd, data=b""):
+        return (len(data) + 1).to_bytes(4, "big") + cmd + data
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        buf = b""
+        try:
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                n = int.from_bytes(buf[:4], "big")
+                cmd, buf = buf[4:5], buf[4 + n:]
+                if cmd == b"O":
+                    c.sendall(self.packet(self.optneg[:1], self.optneg[1:]))
+                elif cmd == self.at:
+                    if self.bad is None:
+                        c.close()
+                        return
+                    c.sendall(self.bad)
+                elif cmd not in (b"D", b"A", b"Q"):
+                    c.sendall(self.packet(b"c"))
+        except OSError:
+            return
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.parametrize("at, bad, stage, why", [
+    (b"M", RawMilter.packet(b"Z"), "MAIL", "a malformed reply (command 0x5a)"),
+    (b"M", b"\x7f\xff\xff\xffc", "MAIL", "a reply of a bad length"),
+    (b"M", RawMilter.packet(b"y", b"250 fine\0"), "MAIL", "a malformed reply"),
+    (b"R", RawMilter.packet(b"h", b"X-Early\0yes\0"), "RCPT",
+     "a modification before the end of the message"),
+    (b"R", RawMilter.packet(b"c") + RawMilter.packet(b"c"), "DATA", "a reply nobody asked for"),
+    (b"T", None, "DATA", "the milter closed the connection"),
+    (b"E", RawMilter.packet(b"b", b"x\r\n") + RawMilter.packet(b"c"), "dot",
+     "a modification it did not negotiate"),
+])
+def test_protocol_violations(milter_ternd, at, bad, stage, why):
+    optneg = b"O" + bytes([0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0])   # ADDHDRS only
+    raw = RawMilter(at, bad, optneg)
+    try:
+        s = milter_ternd(raw.spec)
+        c = s.session()
+        steps = [("MAIL", "MAIL FROM:<alice@client.example>", SENDER_OK),
+                 ("RCPT", "RCPT TO:<%s>" % BOB, RCPT_OK), ("DATA", "DATA", START_DATA)]
+        for name, line, ok in steps:
+            if name == stage:
+                c.expect(line, TEMPFAIL)
+                break
+            c.expect(line, ok)
+        else:
+            c.raw(message("violation") + b".\r\n")
+            c.expect_reply(TEMPFAIL, after="the final dot")
+        log_has(s, "milter", "result=failed", why, "default_action=tempfail")
+        c.expect("RSET", OK)
+        c.expect("QUIT", BYE)
+        assert s.messages(BOB) == []
+    finally:
+        raw.stop()
+
+
+def test_other_protocol_versions_are_refused(milter_ternd):
+    raw = RawMilter(b"-", b"", b"O" + bytes([0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]))
+    try:
+        s = milter_ternd(raw.spec)
+        c = s.session()
+        c.expect("MAIL FROM:<alice@client.example>", TEMPFAIL)
+        log_has(s, "milter", "result=failed", "a protocol version other than 6")
+    finally:
+        raw.stop()
+
+
+def test_pipelined_commands_wait_for_the_milters(fault, milter_ternd):
+    f = fault(envrcpt="progress:1")      # RCPT answered after a second
+    s = milter_ternd(f.spec)
+    c = s.session()
+    c.raw(b"MAIL FROM:<alice@client.example>\r\nRCPT TO:<bob@example.com>\r\n"
+          b"RCPT TO:<nobody@example.com>\r\nDATA\r\n")
+    c.expect_reply(SENDER_OK)
+    c.expect_reply(RCPT_OK)
+    c.expect_reply("550 5.1.1 User unknown")
+    c.expect_reply(START_DATA)
+    c.raw(message("pipelined") + b".\r\nQUIT\r\n")
+    c.expect_reply(QUEUED)
+    c.expect_reply(BYE)
+    s.wait_message_with(BOB, "pipelined")
+
+
 def test_config_errors(ternd, tmp_path):
     from conftest import run_ternd
     for bad in ("tcp:127.0.0.1:1", "inet:127.0.0.1:1{default_action=maybe}",
