@@ -575,6 +575,29 @@ static void milters_accepted(struct milters *m, struct milter_peer *p)
 	m->phase = MP_DONE;
 }
 
+/* A refusal ends the stage: reject 550 5.7.1 (554 at the connection),
+ * tempfail 451 4.7.1 (421 there), the milter's own reply, or
+ * SMFIR_CONN_FAIL's 421; at the connection, or with a 421, it closes. */
+static void milters_refusal(struct milters *m, size_t i, const struct milter_reply *r)
+{
+	if (r->cmd == MILTER_R_REPLYCODE)
+		milters_custom(m, r);
+	else if (r->cmd == MILTER_R_CONN_FAIL)
+		milters_refuse(m, 421, "4.7.0", "Service unavailable - closing", true);
+	else if (m->stage == MS_CONNECT && r->cmd == MILTER_R_REJECT)
+		milters_refuse(m, 554, "5.7.1", "Connection rejected", true);
+	else if (m->stage == MS_CONNECT)
+		milters_refuse(m, 421, "4.7.1", "Service unavailable - try again later", true);
+	else if (r->cmd == MILTER_R_REJECT)
+		milters_refuse(m, 550, "5.7.1", "Command rejected", false);
+	else
+		milters_refuse(m, 451, "4.7.1", "Service unavailable - try again later", false);
+	if (m->stage == MS_CONNECT)
+		m->v.close = true;   /* no greeting: the session cannot go on */
+	milters_log(m, i, LOG_INFO, milter_reply_name(r->cmd), m->v.text);
+	milters_finish(m);
+}
+
 /* A verdict reply of the milter being asked; an error text when it may
  * not give it. */
 static const char *milters_verdict(struct milters *m, size_t i, const struct milter_reply *r)
@@ -610,20 +633,7 @@ static const char *milters_verdict(struct milters *m, size_t i, const struct mil
 		return NULL;
 	case MILTER_R_REJECT: case MILTER_R_TEMPFAIL: case MILTER_R_REPLYCODE:
 	case MILTER_R_CONN_FAIL:
-		if (r->cmd == MILTER_R_REPLYCODE)
-			milters_custom(m, r);
-		else if (r->cmd == MILTER_R_CONN_FAIL)
-			milters_refuse(m, 421, "4.7.0", "Service unavailable - closing", true);
-		else if (m->stage == MS_CONNECT && r->cmd == MILTER_R_REJECT)
-			milters_refuse(m, 554, "5.7.1", "Connection rejected", true);
-		else if (m->stage == MS_CONNECT)
-			milters_refuse(m, 421, "4.7.1", "Service unavailable - try again later", true);
-		else if (r->cmd == MILTER_R_REJECT)
-			milters_refuse(m, 550, "5.7.1", "Command rejected", false);
-		else
-			milters_refuse(m, 451, "4.7.1", "Service unavailable - try again later", false);
-		milters_log(m, i, LOG_INFO, milter_reply_name(r->cmd), m->v.text);
-		milters_finish(m);
+		milters_refusal(m, i, r);
 		return NULL;
 	default:
 		return "a reply that has no place here";

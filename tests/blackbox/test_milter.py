@@ -195,6 +195,10 @@ def test_connect_verdicts(fault, milter_ternd):
     c = s.connect(greeting=False)
     c.expect(None, "421 4.7.1 Service unavailable - try again later")
     c.wait_closed()
+    f.plan(connect="reply:550:5.7.1:Not from your network")
+    c = s.connect(greeting=False)
+    c.expect(None, "550 5.7.1 Not from your network")
+    c.wait_closed()
     f.plan(connect="accept")       # the whole connection: asked no more
     c = s.session()
     transaction(c, "accepted", QUEUED)
