@@ -884,12 +884,18 @@ static void milters_note(struct session *s, const char *what, const char *detail
 	ev_emit(&e);
 }
 
-/* SMFIR_ADDRCPT: resolved as a recipient that may relay (the milter is
- * trusted), its mailboxes appended. */
-static void milters_add_rcpt(struct session *s, const char *addr)
+/* SMFIR_ADDRCPT(_PAR): resolved as a recipient that may relay (the
+ * milter is trusted), its mailboxes appended, with the RCPT parameters
+ * it gives (RFC 3461 NOTIFY, ORCPT). */
+static void milters_add_rcpt(struct session *s, const char *addr, const char *params)
 {
 	struct addr a;
 	struct policy_targets t = { 0, 0, NULL };
+	struct parse_rcpt_params rp;
+	const char *bad;
+	memset(&rp, 0, sizeof rp);
+	if (params && parse_rcpt_params(params, &rp, &bad) != PARSE_OK)
+		return milters_note(s, "recipient not added (bad parameters)", addr);
 	if (addr_parse_mailbox(addr, &a) != ADDR_OK ||
 	    policy_rcpt(s->set, &a, true, &t) != POLICY_ACCEPT) {
 		policy_targets_free(&t);
@@ -898,7 +904,7 @@ static void milters_add_rcpt(struct session *s, const char *addr)
 	struct tx *tx = s->tx;
 	for (size_t i = 0; i < t.n; i++)
 		spool_rcpt_add(&tx->rcpt, &tx->nrcpt, &tx->cap, addr, t.v[i].addr, t.v[i].transport,
-		               0, "");
+		               rp.notify, rp.orcpt);
 	policy_targets_free(&t);
 	milters_note(s, "recipient added", addr);
 }
@@ -923,6 +929,21 @@ static void milters_del_rcpt(struct session *s, const char *addr)
 	milters_note(s, "recipient deleted", addr);
 }
 
+/* SMFIR_CHGFROM: the sender, and the MAIL parameters it gives (RFC 3461
+ * RET, ENVID; BODY) in place of the client's. */
+static void milters_chgfrom(struct session *s, const char *addr, const char *params)
+{
+	struct parse_mail_params mp;
+	const char *bad;
+	memset(&mp, 0, sizeof mp);
+	if (params && *params && parse_mail_params(params, &mp, &bad) != PARSE_OK)
+		return milters_note(s, "sender not changed (bad parameters)", addr);
+	snprintf(s->tx->sender, sizeof s->tx->sender, "%s", addr);
+	if (params && *params)
+		s->tx->mp = mp;
+	milters_note(s, "sender changed", addr);
+}
+
 /* The envelope: sender and recipients, in the order asked. */
 static void milters_envelope(struct milters *m)
 {
@@ -932,10 +953,9 @@ static void milters_envelope(struct milters *m)
 		const struct milters_mod *d = &m->mods[k];
 		milters_addr(d->s1, addr, sizeof addr);
 		if (d->cmd == MILTER_R_CHGFROM) {
-			snprintf(s->tx->sender, sizeof s->tx->sender, "%s", addr);
-			milters_note(s, "sender changed", addr);
+			milters_chgfrom(s, addr, d->s2);
 		} else if (d->cmd == MILTER_R_ADDRCPT || d->cmd == MILTER_R_ADDRCPT_PAR) {
-			milters_add_rcpt(s, addr);
+			milters_add_rcpt(s, addr, d->s2);
 		} else if (d->cmd == MILTER_R_DELRCPT) {
 			milters_del_rcpt(s, addr);
 		}

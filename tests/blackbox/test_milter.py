@@ -295,9 +295,12 @@ def test_modifications_land_in_the_delivered_message(fault, milter_ternd):
                     ["replacebody", "A new body.\r\n.a dot line\r\n"],
                     ["chgfrom", "<bounces@example.com>"],
                     ["addrcpt", "<carol@example.com>"],
+                    ["addrcpt", "<dave@example.com>", "NOTIFY=NEVER"],
+                    ["addrcpt", "<erin@example.com>", "FROB=1"],
+                    ["addrcpt", "<nobody@example.com>"],
                     ["delrcpt", "<bob@example.com>"]])
     s = milter_ternd(f.spec)
-    s.make_maildir("carol@example.com")
+    s.make_maildir("carol@example.com", "dave@example.com", "erin@example.com")
     c = s.session()
     transaction(c, "modified", QUEUED)
     got = s.wait_messages("carol@example.com", 1)[0].decode()
@@ -309,10 +312,48 @@ def test_modifications_land_in_the_delivered_message(fault, milter_ternd):
     assert head.endswith("X-Checked: yes, by the fault milter")
     assert body == "A new body.\n.a dot line\n"
     c.expect("QUIT", BYE)
-    assert s.messages(BOB) == []
+    s.wait_message_with("dave@example.com", "A new body.")
+    assert s.messages(BOB) == [] and s.messages("erin@example.com") == []
+    log_has(s, "recipient not added (bad parameters)", "erin@example.com")
+    log_has(s, "recipient not added (not deliverable)", "nobody@example.com")
     for what in ("header edited", "body replaced", "sender changed", "recipient added",
                  "recipient deleted"):
         log_has(s, "milter", what)
+
+
+def test_milters_in_order(fault, milter_ternd):
+    """Each milter in turn, each edit applied in order; a refusal by the
+    first is the last word: the second is not asked."""
+    first = fault(mods=[["addheader", "X-First", "1"]])
+    second = fault(mods=[["addheader", "X-Second", "2"]])
+    s = milter_ternd("%s, %s" % (first.spec, second.spec))
+    c = s.session()
+    transaction(c, "both", QUEUED)
+    head = s.wait_message_with(BOB, "both").decode().split("\n\n")[0]
+    assert head.endswith("X-First: 1\nX-Second: 2"), head
+    c.expect("QUIT", BYE)
+    first.plan(envrcpt="reject")
+    c = s.session()
+    c.expect("MAIL FROM:<alice@client.example>", SENDER_OK)
+    c.expect("RCPT TO:<%s>" % BOB, REJECT)
+    c.expect("QUIT", BYE)
+    wait_for("the second's close", lambda: second.stages().count("close") >= 2)
+    assert second.stages().count("envrcpt") == 1 and first.stages().count("envrcpt") == 2
+
+
+def test_skip_ends_the_body_early(fault, milter_ternd):
+    f = fault(body="skip")
+    s = milter_ternd(f.spec)
+    c = s.session()
+    big = "\r\n".join("line %06d %s" % (i, "x" * 60) for i in range(3000))  # 3 chunks
+    c.expect("MAIL FROM:<alice@client.example>", SENDER_OK)
+    c.expect("RCPT TO:<%s>" % BOB, RCPT_OK)
+    c.expect("DATA", START_DATA)
+    c.raw(crlf("Subject: big", "", big) + b".\r\n")
+    c.expect_reply(QUEUED)
+    s.wait_message_with(BOB, "line 002999")
+    st = f.stages()
+    assert st.count("body") == 1 and "eom" in st, st
 
 
 def test_quarantine_holds_until_ternctl_release(fault, milter_ternd):
