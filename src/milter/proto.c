@@ -178,6 +178,8 @@ static bool milter_decode_optneg(const unsigned char *data, size_t len, struct m
 	r->version = milter_get_u32(data);
 	r->actions = milter_get_u32(data + 4);
 	r->proto = milter_get_u32(data + 8);
+	r->body = data + 12;   /* SMFIR_SETSYMLIST's lists, if any */
+	r->body_len = len - 12;
 	return true;
 }
 
@@ -222,6 +224,44 @@ bool milter_decode(char cmd, const unsigned char *data, size_t len, struct milte
 		return milter_decode_optneg(data, len, r);
 	case MILTER_R_SETSYMLIST:
 		return milter_decode_symlist(data, len, r);
+	}
+	return false;
+}
+
+bool milter_symlist_next(const unsigned char **p, size_t *n, uint32_t *stage,
+                         const char **names)
+{
+	size_t at = 4;
+	if (*n < 4)
+		return false;
+	*stage = milter_get_u32(*p);
+	*names = milter_str(*p, *n, &at);
+	if (!*names || *stage >= MILTER_M__COUNT)
+		return false;
+	*p += at;
+	*n -= at;
+	return true;
+}
+
+bool milter_symlist_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	if (n > 2 && name[0] == '{' && name[n - 1] == '}') {
+		name++;
+		n -= 2;
+	}
+	for (const char *t = list; *t;) {
+		t += strspn(t, " ,");
+		size_t l = strcspn(t, " ,");
+		const char *w = t;
+		size_t wl = l;
+		if (wl > 2 && w[0] == '{' && w[wl - 1] == '}') {
+			w++;
+			wl -= 2;
+		}
+		if (wl && wl == n && !strncmp(w, name, n))
+			return true;
+		t += l;
 	}
 	return false;
 }

@@ -111,7 +111,8 @@ struct milter_reply {
 	                              ADDRCPT(_PAR), DELRCPT, CHGFROM: address,
 	                              ESMTP arguments or NULL; QUARANTINE: reason;
 	                              REPLYCODE: the reply; SETSYMLIST: the names */
-	const unsigned char *body; /* REPLBODY */
+	const unsigned char *body; /* REPLBODY; OPTNEG: the macro lists after
+	                              the three words (milter_symlist_next) */
 	size_t body_len;
 	uint32_t version, actions, proto;  /* OPTNEG */
 	uint32_t stage;            /* SETSYMLIST: enum milter_macro_stage */
@@ -122,6 +123,16 @@ struct milter_reply {
  * unknown command, a string without its NUL, arguments missing, a
  * REPLYCODE that is not "4xx text" or "5xx text", an address that is empty. */
 bool milter_decode(char cmd, const unsigned char *data, size_t len, struct milter_reply *r);
+
+/* The next macro list of an OPTNEG reply's tail (p, n: r.body,
+ * r.body_len, moved on): its stage and its names, space-separated. false
+ * at the end or at a malformed list (a stage out of range, no NUL). */
+bool milter_symlist_next(const unsigned char **p, size_t *n, uint32_t *stage,
+                         const char **names);
+
+/* Is name (as "i" or "{mail_addr}") in a space-separated list, with or
+ * without its braces? */
+bool milter_symlist_has(const char *list, const char *name);
 
 /* A reply's name for the log ("continue", "reject", "add header"...). */
 const char *milter_reply_name(char cmd);

@@ -38,6 +38,8 @@ struct milter_peer {
 	struct milter_client *c;      /* NULL once failed or closed */
 	struct conf_milter spec;
 	uint32_t actions, proto;      /* negotiated */
+	char *want[MILTER_M__COUNT];  /* SMFIR_SETSYMLIST: the macros it wants at a
+	                                 stage, or NULL: tern's own list */
 	bool ready;                   /* OPTNEG answered */
 	bool failed;                  /* its default action from now on */
 	bool done_conn;               /* accepted the connection: asked no more */
@@ -299,11 +301,16 @@ static void milters_macros_of(struct milters *m, struct milters_macros *mm,
 	}
 }
 
-static void milters_put_macros(struct milters *m, struct buf *out, char cmd,
-                               enum milter_macro_stage ms)
+/* The stage's macros, those p asked for when it set a list (Sendmail's
+ * smfi_setsymlist). */
+static void milters_put_macros(struct milters *m, struct milter_peer *p, struct buf *out,
+                               char cmd, enum milter_macro_stage ms)
 {
 	struct milters_macros mm;
 	milters_macros_of(m, &mm, ms);
+	for (size_t k = 0; p->want[ms] && k < mm.n; k++)
+		if (!milter_symlist_has(p->want[ms], mm.name[k]))
+			mm.value[k] = NULL;
 	milter_put_macros(out, cmd, mm.name, mm.value, mm.n);
 }
 
@@ -415,7 +422,7 @@ static bool milters_eom_next(struct milters *m, struct milter_peer *p, struct bu
 		m->off = 0;
 		if (p->proto & MILTER_P_NOEOH)
 			return milters_eom_next(m, p, out, wait);
-		milters_put_macros(m, out, MILTER_C_EOH, MILTER_M_EOH);
+		milters_put_macros(m, p, out, MILTER_C_EOH, MILTER_M_EOH);
 		milter_put(out, MILTER_C_EOH, NULL, 0);
 		*wait = p->proto & MILTER_P_NR_EOH ? 0 : t;
 		return true;
@@ -432,7 +439,7 @@ static bool milters_eom_next(struct milters *m, struct milter_peer *p, struct bu
 		return true;
 	case MP_EOB:
 		m->phase = MP_DONE;
-		milters_put_macros(m, out, MILTER_C_EOB, MILTER_M_EOM);
+		milters_put_macros(m, p, out, MILTER_C_EOB, MILTER_M_EOM);
 		milter_put(out, MILTER_C_EOB, NULL, 0);
 		*wait = t;
 		return true;
@@ -454,7 +461,7 @@ static bool milters_next(struct milters *m, struct milter_peer *p, struct buf *o
 		return false;
 	m->phase = MP_DONE;
 	if (st->ms != MILTER_M__COUNT)
-		milters_put_macros(m, out, st->cmd, st->ms);
+		milters_put_macros(m, p, out, st->cmd, st->ms);
 	milters_command(m, out);
 	*wait = p->proto & st->nr ? 0 : p->spec.command_timeout;
 	if (m->stage == MS_MAIL)
@@ -560,6 +567,16 @@ static const char *milters_optneg(struct milter_peer *p, const struct milter_rep
 		return "actions or protocol steps that were not offered";
 	p->actions = r->actions;
 	p->proto = r->proto;
+	const unsigned char *at = r->body;
+	size_t left = r->body_len;
+	uint32_t stage;
+	const char *names;
+	while (left && milter_symlist_next(&at, &left, &stage, &names)) {
+		free(p->want[stage]);
+		p->want[stage] = util_xstrdup(names);
+	}
+	if (left)
+		return "a malformed macro list";
 	p->ready = true;
 	milter_client_wait(p->c, 0);
 	return NULL;
@@ -816,6 +833,9 @@ void milters_tx_end(struct session *s)
 
 static void milters_free_now(struct milters *m)
 {
+	for (size_t i = 0; i < m->n; i++)
+		for (size_t k = 0; k < MILTER_M__COUNT; k++)
+			free(m->p[i].want[k]);
 	milters_mods_free(m);
 	free(m->mods);
 	buf_free(&m->msg);

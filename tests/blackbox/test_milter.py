@@ -169,7 +169,8 @@ def test_every_stage_is_shown_with_its_macros(fault, milter_ternd):
 
 def test_quiet_milter_skips_steps_and_replies(fault, milter_ternd):
     """SMFIP_NOCONNECT, NOHELO, NR_HDR, NR_EOH, NR_BODY as python3-milter
-    negotiates them for @nocallback and @noreply."""
+    negotiates them for @nocallback and @noreply, and a macro list for
+    MAIL (@symlist, SMFIR_SETSYMLIST)."""
     f = fault(quiet=True)
     s = milter_ternd(f.spec)
     c = s.session()
@@ -179,6 +180,9 @@ def test_quiet_milter_skips_steps_and_replies(fault, milter_ternd):
     st = f.stages()
     assert "connect" not in st and "helo" not in st
     assert st.count("header") == 4 and "eoh" in st and "body" in st and "eom" in st
+    mail = next(r for r in f.seen() if r["stage"] == "envfrom")
+    # its list: {mail_addr} only (libmilter keeps the connection's macros)
+    assert mail["macros"]["{mail_addr}"] == "alice@client.example" and "i" not in mail["macros"]
 
 
 # --------------------------------------------------------------------------

@@ -142,6 +142,28 @@ static void test_decode(void **state)
 	assert_int_equal(r.version, 6);
 	assert_int_equal(r.actions, MILTER_F_ADDHDRS | MILTER_F_QUARANTINE);
 	assert_int_equal(r.proto, MILTER_P_SKIP | MILTER_P_NOCONNECT);
+	/* SMFIR_SETSYMLIST's lists after OPTNEG's words */
+	static const char neg[] = "\0\0\0\x06\0\0\x01\0\0\0\0\0"
+	                          "\0\0\0\x02{mail_addr} i\0\0\0\0\x03{rcpt_addr}\0";
+	assert_true(milter_decode('O', (const unsigned char *)neg, sizeof neg - 1, &r));
+	const unsigned char *p = r.body;
+	size_t n = r.body_len;
+	uint32_t stage;
+	const char *names;
+	assert_true(milter_symlist_next(&p, &n, &stage, &names));
+	assert_int_equal(stage, MILTER_M_ENVFROM);
+	assert_string_equal(names, "{mail_addr} i");
+	assert_true(milter_symlist_has(names, "i") && milter_symlist_has(names, "{mail_addr}"));
+	assert_true(milter_symlist_has(names, "mail_addr"));
+	assert_false(milter_symlist_has(names, "j") || milter_symlist_has(names, "{i}x"));
+	assert_true(milter_symlist_next(&p, &n, &stage, &names));
+	assert_int_equal(stage, MILTER_M_ENVRCPT);
+	assert_int_equal(n, 0);
+	assert_false(milter_symlist_next(&p, &n, &stage, &names));
+	static const char bad[] = "\0\0\0\x09x\0";   /* stage out of range */
+	p = (const unsigned char *)bad;
+	n = sizeof bad - 1;
+	assert_false(milter_symlist_next(&p, &n, &stage, &names));
 	assert_string_equal(milter_reply_name('y'), "reply code");
 	assert_string_equal(milter_reply_name('?'), "unknown");
 }
