@@ -13,9 +13,11 @@
  * 5.7.1); the log says why.
  *
  * The message reaches the milters at its end, before the EOM policy
- * stage: its header fields, end of headers, the body in chunks, end of
- * message. The modifications they ask for then are gathered, and carried
- * out by milters_apply before the commit.
+ * stage: its header fields (the block msgin holds), end of headers, the
+ * body in chunks, end of message. While DATA streams the body to the
+ * spool a copy stays here for them (in memory, within max_message_size,
+ * and only when a milter will be shown it). The modifications they ask
+ * for are gathered, and carried out by milters_apply before the commit.
  */
 #include <arpa/inet.h>
 #include <event2/bufferevent.h>
@@ -784,7 +786,9 @@ void milters_data_begin(struct session *s)
 	if (!m)
 		return;
 	buf_reset(&m->msg);
-	m->collect = true;
+	m->collect = false;   /* only for a milter that will be shown the message */
+	for (size_t i = 0; i < m->n; i++)
+		m->collect |= !m->p[i].failed && !m->p[i].done_conn && !m->p[i].done_msg;
 }
 
 void milters_eom(struct session *s, milters_fn *fn)
