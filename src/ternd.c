@@ -445,9 +445,8 @@ static int ternd_start(struct ternd *t)
 	if (!t->srv.spool)
 		return 2;
 	t->pickup = pickup_new(&t->srv);
-	/* DKIM keys for the sessions' verifiers; libunbound starts its
-	 * thread at the first lookup only */
-	t->srv.dns = dns_new(t->srv.base, c->dns_resolver);
+	/* the sessions' DKIM keys and DMARC records: the policy's resolver */
+	t->srv.dns = t->policy.dns;
 	if (c->queue_only) {
 		log_info("queue_only = yes: accepting and spooling, not delivering");
 	} else {
@@ -470,8 +469,9 @@ static int ternd_start(struct ternd *t)
 static void ternd_stop(struct ternd *t)
 {
 	session_free_all(&t->srv);
-	dns_free(t->srv.dns);       /* the sessions' lookups are cancelled */
-	policy_stop(&t->policy);    /* sessions closed while asking are freed */
+	policy_stop(&t->policy);    /* sessions closed while asking are freed; the
+	                               resolver goes, with srv.dns */
+	t->srv.dns = NULL;
 	control_close(t->control);  /* its clients' sockets go through the closer */
 	closer_free(t->srv.closer);
 	listener_close(t->listeners);

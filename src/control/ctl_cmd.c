@@ -363,7 +363,9 @@ static json_t *ctl_show_rcpt(const struct spool_rcpt *r)
 	return json_pack("{s:i, s:s, s:s, s:s, s:b, s:i, s:I, s:s, s:s, s:i, s:s, s:s}", "index",
 	                 (int)r->idx, "address", r->addr, "orig_address", r->orig,
 	                 "state", r->status == SPOOL_DELIVERED ? "delivered" :
-	                          r->status == SPOOL_FAILED ? "failed" : r->held ? "held" : "pending",
+	                          r->status == SPOOL_FAILED ? "failed" :
+	                          r->held == SPOOL_QUARANTINED ? "quarantined" :
+	                          r->held ? "held" : "pending",
 	                 "held", r->held, "attempts", (int)r->attempts, "next_try",
 	                 (json_int_t)r->next_try, "last_reply", r->last_reply, "host", r->remote_mta,
 	                 "notify", (int)r->notify, "notify_words", notify, "orcpt",

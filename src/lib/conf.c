@@ -21,7 +21,7 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_ADDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN, T_SPF,
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN, T_SPF, T_DMARC,
                  T_MILTER_ACTION };
 
 struct conf_key {
@@ -101,6 +101,11 @@ static const struct conf_key conf_keys[] = {
 	K(spf_policy, T_SPF, "record"),
 	K(spf_timeout, T_DURATION, "20s"),
 	K(authserv_id, T_STR, NULL),
+	K(dmarc_policy, T_DMARC, "report"),
+	K(dmarc_timeout, T_DURATION, "10s"),
+	K(dnsbl, T_LIST, ""),
+	K(dnswl, T_LIST, ""),
+	K(dnsbl_timeout, T_DURATION, "5s"),
 	K(milters, T_STR, ""),
 	K(submission_milters, T_STR, ""),
 	K(milter_connect_timeout, T_DURATION, "30s"),
@@ -207,6 +212,17 @@ static bool conf_parse_spf(const char *s, enum conf_spf *out)
 	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
 		return false;
 	*out = (enum conf_spf)i;
+	return true;
+}
+
+/* dmarc_policy's words, in enum conf_dmarc order. */
+static bool conf_parse_dmarc(const char *s, enum conf_dmarc *out)
+{
+	static const char *const words[] = { "off", "report", "enforce" };
+	int i;
+	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
+		return false;
+	*out = (enum conf_dmarc)i;
 	return true;
 }
 
@@ -334,6 +350,8 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return conf_parse_dkim_sign(value, f);
 	case T_SPF:
 		return conf_parse_spf(value, f);
+	case T_DMARC:
+		return conf_parse_dmarc(value, f);
 	case T_MILTER_ACTION:
 		return conf_parse_milter_action(value, f);
 	case T_LOGLEVEL:
@@ -364,6 +382,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_TLS: return "none, may, encrypt or verify";
 	case T_DKIM_SIGN: return "authenticated or no";
 	case T_SPF: return "reject, record or off";
+	case T_DMARC: return "enforce, report or off";
 	case T_MILTER_ACTION: return "tempfail, accept or reject";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
@@ -752,6 +771,30 @@ static int conf_finish_security(const struct conf *c)
 	return bad;
 }
 
+bool conf_dnsbl_entry(const char *entry, char *zone, size_t n, struct in_addr *want)
+{
+	const char *eq = strchr(entry, '=');
+	size_t len = eq ? (size_t)(eq - entry) : strlen(entry);
+	if (len == 0 || len >= n)
+		return false;
+	memcpy(zone, entry, len);
+	zone[len] = '\0';
+	util_lower(zone);
+	if (!addr_domain_valid(zone))
+		return false;
+	want->s_addr = 0;
+	if (!eq)
+		return true;
+	return inet_pton(AF_INET, eq + 1, want) == 1 && (ntohl(want->s_addr) >> 24) == 127;
+}
+
+static bool conf_dnsbl_valid(const char *entry)
+{
+	char zone[256];
+	struct in_addr want;
+	return conf_dnsbl_entry(entry, zone, sizeof zone, &want);
+}
+
 int conf_finish(struct conf *c)
 {
 	int bad = 0;
@@ -811,6 +854,14 @@ int conf_finish(struct conf *c)
 	if (c->spf_timeout == 0) {
 		log_problem("spf_timeout: must be at least 1s\n");
 		bad++;
+	}
+	for (size_t i = 0; i < c->dnsbl.n + c->dnswl.n; i++) {
+		const char *z = i < c->dnsbl.n ? c->dnsbl.v[i] : c->dnswl.v[i - c->dnsbl.n];
+		if (!conf_dnsbl_valid(z)) {
+			log_problem("%s: '%s' is not zone[=127.0.0.N] (e.g. zen.spamhaus.org or "
+			            "list.dnswl.org=127.0.10.0)\n", i < c->dnsbl.n ? "dnsbl" : "dnswl", z);
+			bad++;
+		}
 	}
 	if (c->max_header_size < 1024) {
 		log_problem("max_header_size: must be at least 1k\n");

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "lib/cidr.h"
 #include "lib/log.h"
@@ -59,6 +60,13 @@ struct conf_milter {
 	char target[CONF_MILTER_TARGET_MAX];  /* "inet:IP:port" or "unix:/path" */
 	unsigned connect_timeout, command_timeout, content_timeout;  /* seconds */
 	enum conf_milter_action default_action;
+};
+
+/* dmarc_policy: what a DMARC fail does (RFC 7489 6.6, 6.7). */
+enum conf_dmarc {
+	CONF_DMARC_OFF,      /* no evaluation */
+	CONF_DMARC_REPORT,   /* evaluated, logged, in Authentication-Results; never acted on */
+	CONF_DMARC_ENFORCE,  /* p=reject: 550 5.7.1; p=quarantine: held (ternctl release) */
 };
 
 struct conf {
@@ -137,6 +145,11 @@ struct conf {
 	unsigned spf_timeout;          /* seconds an SPF check may take (RFC 7208 4.6.4) */
 	char *authserv_id;             /* names this server in Authentication-Results
 	                                  (RFC 8601 2.5); default hostname */
+	enum conf_dmarc dmarc_policy;  /* DMARC at end of DATA: off, report, enforce */
+	unsigned dmarc_timeout;        /* seconds the policy lookups may take */
+	struct conf_list dnsbl;        /* "zone[=127.0.0.N]": clients listed are refused */
+	struct conf_list dnswl;        /* the same: clients listed skip the dnsbl */
+	unsigned dnsbl_timeout;        /* seconds the list lookups may take */
 	char *milters;                 /* the milters every listener's sessions ask, in
 	                                  order: "inet:IP:port{k=v, ...}, unix:/path"; "" = none */
 	char *submission_milters;      /* those of submission listeners; "" = as milters,
@@ -217,6 +230,9 @@ int conf_milters_parse(const struct conf *c, const char *value, struct conf_milt
 const char *conf_milters_of(const struct conf *c, unsigned modes);
 
 bool conf_is_local_domain(const struct conf *c, const char *domain);
+/* A dnsbl or dnswl entry, "zone[=127.0.0.N]": the zone (lower-case) into
+ * zone, and the one answer that counts into want (0.0.0.0: any). */
+bool conf_dnsbl_entry(const char *entry, char *zone, size_t n, struct in_addr *want);
 
 void conf_free(struct conf *c);
 

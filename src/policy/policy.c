@@ -16,7 +16,9 @@
 #include "policy/auth.h"
 #include "policy/hold.h"
 #include "policy/limits.h"
+#include "policy/dnsbl.h"
 #include "policy/spf_check.h"
+#include "net/dns.h"
 #include "spool/spool.h"
 
 bool policy_may_relay(const struct settings *st, const struct sockaddr *client, bool authed)
@@ -258,6 +260,10 @@ static void policy_connect(struct policy *p, struct policy_client *c, struct pol
 		return policy_refuse(a, R_TOO_MANY_CONNS_IP, "too many connections from the address");
 	c->counted = true;
 	a->close = false;
+	/* RFC 5782: looked up now, the verdict at MAIL (policy_dnsbl) */
+	if (!(c->modes & (CONF_LISTEN_SUBMISSION | CONF_LISTEN_ODMR)) &&
+	    !cidr_list_match(&cf->relay_networks, c->addr))
+		c->dnsbl = dnsbl_start(p->dns, p->base, cf, c->ip, c->session);
 }
 
 /* An authenticated client sends as itself (RFC 6409 6.1). */
@@ -442,14 +448,88 @@ static void policy_spf(struct policy *p, const struct policy_query *q, const str
 	spf_check_start(p->spf, &req, c->set->conf.spf_timeout, policy_spf_done, w);
 }
 
+/* ---- DNSBL at MAIL (RFC 5782) ---- */
+
+/* A MAIL waiting for the lookups begun at connect. Its session waits for
+ * the answer even when it closes meanwhile (gone): the lookups end within
+ * dnsbl_timeout, or at policy_stop. */
+struct policy_dnsbl_wait {
+	struct policy_dnsbl_wait *next, *prev;
+	struct policy *p;
+	struct policy_query q;
+	policy_answer_fn *fn;
+	void *ctx;
+	bool gone;
+};
+
+static void policy_dnsbl_ready(void *arg)
+{
+	struct policy_dnsbl_wait *w = arg;
+	struct policy *p = w->p;
+	struct policy_client *c = w->q.client;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		p->dnsbl_waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	c->dnsbl_wait = NULL;
+	struct policy_dnsbl_wait copy = *w;
+	free(w);
+	if (!copy.gone)
+		return policy_ask(p, &copy.q, copy.fn, copy.ctx);
+	dnsbl_free(c->dnsbl);
+	c->dnsbl = NULL;
+	struct policy_answer a;
+	memset(&a, 0, sizeof a);
+	policy_refuse(&a, R_SUCCESS, "the client has gone");
+	copy.fn(copy.ctx, &a);
+}
+
+/* Wait for the lookups when they are still out; true if so. */
+static bool policy_dnsbl_wait(struct policy *p, const struct policy_query *q, policy_answer_fn *fn,
+                              void *ctx)
+{
+	struct policy_client *c = q->client;
+	if (q->stage != POLICY_MAIL || !c->dnsbl || c->authed || dnsbl_ready(c->dnsbl))
+		return false;
+	struct policy_dnsbl_wait *w = util_xcalloc(1, sizeof *w);
+	*w = (struct policy_dnsbl_wait){ p->dnsbl_waits, NULL, p, *q, fn, ctx, false };
+	if (w->next)
+		w->next->prev = w;
+	p->dnsbl_waits = w;
+	c->dnsbl_wait = w;
+	dnsbl_wait(c->dnsbl, policy_dnsbl_ready, w);
+	return true;
+}
+
+/* A client a dnsbl zone lists (and no dnswl zone allows): 554 5.7.1 with
+ * the list's reason, as Postfix's reject_rbl_client words it. */
+static void policy_dnsbl(const struct policy_query *q, struct policy_answer *a)
+{
+	const struct policy_client *c = q->client;
+	const char *reason = "";
+	const char *zone = q->stage == POLICY_MAIL && c->dnsbl && !c->authed ?
+	                   dnsbl_listed(c->dnsbl, &reason) : NULL;
+	if (!zone)
+		return;
+	policy_arg(a, 0, c->ip);
+	snprintf(a->arg[1], sizeof a->arg[1], "%s%s%s", zone, reason[0] ? "; " : "", reason);
+	policy_refuse(a, R_DNSBL, "listed on a DNSBL");
+}
+
 void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn *fn, void *ctx)
 {
+	if (policy_dnsbl_wait(p, q, fn, ctx))
+		return;
 	struct policy_answer a;
 	memset(&a, 0, sizeof a);
 	a.ok = true;
 	a.reply = R_SUCCESS;
 	a.verdict = POLICY_ACCEPT;
 	policy_decide(p, q, &a);
+	if (a.ok)
+		policy_dnsbl(q, &a);
 	if (a.ok && policy_spf_wanted(p, q))
 		return policy_spf(p, q, &a, fn, ctx);
 	policy_reply(p, q->client, &a, fn, ctx);
@@ -460,6 +540,12 @@ void policy_disconnect(struct policy *p, struct policy_client *c)
 	if (c->counted)
 		limits_disconnect(p->limits, c->ip);
 	c->counted = false;
+	if (c->dnsbl_wait) {   /* its session waits for the answer: it comes */
+		c->dnsbl_wait->gone = true;
+		return;
+	}
+	dnsbl_free(c->dnsbl);
+	c->dnsbl = NULL;
 }
 
 enum esc_id policy_gate(const struct policy *p, const struct policy_client *c, unsigned flags)
@@ -481,15 +567,20 @@ void policy_init(struct policy *p, struct event_base *base, const char *resolver
 	memset(p, 0, sizeof *p);
 	p->base = base;
 	p->limits = limits_new();
-	p->spf = spf_check_new(base, resolver);
+	p->dns = dns_new(base, resolver);   /* libunbound starts at the first lookup */
+	p->spf = spf_check_new(base, p->dns);
 }
 
 void policy_stop(struct policy *p)
 {
 	spf_check_free(p->spf);   /* their answers may join the tarpit's */
 	p->spf = NULL;
+	while (p->dnsbl_waits)
+		dnsbl_stop(p->dnsbl_waits->q.client->dnsbl);   /* answers them */
 	while (p->later)
 		policy_later_run(p->later);
+	dns_free(p->dns);         /* after every lookup on it was cancelled */
+	p->dns = NULL;
 }
 
 void policy_free(struct policy *p)

@@ -47,7 +47,10 @@ struct policy {
 	struct event_base *base;
 	struct limits *limits;             /* per-address counters */
 	struct policy_later *later;        /* answers waiting for their time */
-	struct spf_checker *spf;           /* SPF checks, with a resolver on base */
+	struct dns *dns;                   /* the main loop's resolver: SPF, DNSBL, and
+	                                      the sessions' DKIM and DMARC lookups */
+	struct spf_checker *spf;           /* SPF checks, on dns */
+	struct policy_dnsbl_wait *dnsbl_waits;  /* MAILs waiting for DNSBL answers */
 	bool paused;                       /* ternctl pause smtp: new sessions get 421 */
 };
 
@@ -120,6 +123,8 @@ struct policy_client {
 	unsigned errors;           /* error replies so far */
 	unsigned auth_failures;    /* failed AUTH exchanges so far */
 	bool counted;              /* holds a slot of the per-address limits */
+	struct dnsbl *dnsbl;       /* its DNSBL lookups from connect on, or NULL */
+	struct policy_dnsbl_wait *dnsbl_wait;  /* MAIL waiting for them, or NULL */
 };
 
 struct policy_query {

@@ -28,11 +28,11 @@ struct spf_checker {
 	unsigned running;
 };
 
-struct spf_checker *spf_check_new(struct event_base *base, const char *resolver)
+struct spf_checker *spf_check_new(struct event_base *base, struct dns *dns)
 {
 	struct spf_checker *k = util_xcalloc(1, sizeof *k);
 	k->base = base;
-	k->dns = dns_new(base, resolver);
+	k->dns = dns;
 	return k;
 }
 
@@ -143,6 +143,5 @@ void spf_check_free(struct spf_checker *k)
 		c->lookup = NULL;
 		spf_stop(c->spf, "the server is stopping");
 	}
-	dns_free(k->dns);
 	free(k);
 }

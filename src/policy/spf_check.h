@@ -12,9 +12,9 @@
 struct event_base;
 struct spf_checker;
 
-/* The checks of one loop, with a resolver of their own on it (resolver:
- * "IP[@port]", or "" for /etc/resolv.conf, as dns_resolver says). */
-struct spf_checker *spf_check_new(struct event_base *base, const char *resolver);
+/* The checks of one loop, on its resolver dns (which outlives them). */
+struct dns;
+struct spf_checker *spf_check_new(struct event_base *base, struct dns *dns);
 
 typedef void spf_check_fn(void *ctx, const struct spf_outcome *o);
 
@@ -28,7 +28,7 @@ void spf_check_start(struct spf_checker *k, const struct spf_request *req, unsig
 unsigned spf_check_running(const struct spf_checker *k);
 
 /* The loop is ending: every check still running ends as a temperror (its
- * fn is called), its lookups dropped; then the resolver goes. */
+ * fn is called), its lookups dropped. */
 void spf_check_free(struct spf_checker *k);
 
 #endif

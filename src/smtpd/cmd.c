@@ -428,6 +428,17 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->rcpt = tx->rcpt;
 }
 
+/* Every recipient queued held, with the reason where ternctl shows it:
+ * only `ternctl release QID` lets it go (SPOOL_QUARANTINED). */
+static void cmd_quarantine(struct tx *tx)
+{
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		tx->rcpt[i].held = SPOOL_QUARANTINED;
+		free(tx->rcpt[i].last_reply);
+		tx->rcpt[i].last_reply = util_xstrdup(tx->quarantine);
+	}
+}
+
 /* The policy's word on the whole message: commit, or refuse. */
 static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 {
@@ -444,6 +455,9 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	cmd_env(s, &e);
 	struct buf fields = BUF_INIT;
 	cmd_received(s, &fields);
+	authres_field(s, &fields);
+	if (s->tx->quarantine)
+		cmd_quarantine(s->tx);
 	/* RFC 6376 5: signed before the 250 */
 	e.prefix = msgin_prefix(&s->tx->in, fields.data, s->id, s->tx->qid);
 	buf_free(&fields);
@@ -507,20 +521,42 @@ static void cmd_eom_milters(struct session *s, const struct milters_verdict *v)
 	session_reset(s);
 }
 
-/* The DKIM verdicts are in (logged): on to the milters and the EOM
- * stage. A session closed meanwhile freed its verifier, which then
- * never calls. */
-static void cmd_verified(void *ctx)
+/* Every check is in: DMARC decides (RFC 7489 6.6), then the milters and
+ * the EOM stage. */
+static void cmd_checked(struct session *s)
+{
+	const char *domain = NULL;
+	enum authres_act act = authres_decide(s, &domain);
+	if (act == AUTHRES_REJECT) {
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_INFO, s->tx->qid);
+		ev_add(&e, "cmd", "end of data");
+		ev_add(&e, "reason", "DMARC policy of %s", domain);
+		ev_emit(&e);
+		session_reply(s, R_DMARC_REJECT, domain);
+		return session_reset(s);
+	}
+	if (act == AUTHRES_QUARANTINE)
+		s->tx->quarantine = "quarantined: DMARC policy of the From domain (p=quarantine)";
+	milters_eom(s, cmd_eom_milters);
+}
+
+/* A check is in (the DKIM verdicts, logged; the DMARC record): on when it
+ * was the last. A session closed meanwhile freed them; they never call. */
+static void cmd_check_done(void *ctx)
 {
 	struct session *s = ctx;
+	if (--s->tx->checks > 0)
+		return;
 	s->asking = false;
 	s->busy++;
-	milters_eom(s, cmd_eom_milters);
+	cmd_checked(s);
 	session_go_on(s);
 }
 
 /* The end of DATA: the message's DKIM signatures checked (RFC 6376 6,
- * their keys fetched while the input waits), then the EOM stage. */
+ * their keys fetched) and its DMARC record looked up at once, while the
+ * input waits; then DMARC's verdict and the EOM stage. */
 void cmd_data_end(struct session *s)
 {
 	if (cmd_data_refused(s))
@@ -535,12 +571,17 @@ void cmd_data_end(struct session *s)
 		       s->conf->authserv_id);
 		ev_emit(&e);
 	}
+	tx->checks = 0;
 	if (tx->verifier && verifier_end(tx->verifier, s->srv->dns, s->srv->base, s->id, tx->qid,
-	                                 cmd_verified, s)) {
+	                                 cmd_check_done, s))
+		tx->checks++;
+	if (authres_dmarc_start(s, cmd_check_done, s))
+		tx->checks++;
+	if (tx->checks > 0) {
 		s->asking = true;
 		return;
 	}
-	milters_eom(s, cmd_eom_milters);
+	cmd_checked(s);
 }
 
 /* ---- the others ---- */

@@ -83,6 +83,7 @@ struct milters {
 	struct buf body;              /* SMFIR_REPLBODY: the new body */
 	bool body_replaced;
 	char quarantine[256];         /* reason; "" none */
+	char quarantine_why[300];     /* tx->quarantine points here */
 	bool discard_session;         /* a discard at CONNECT or HELO: every message */
 	bool discard_msg;             /* a discard at MAIL, RCPT or DATA: this one */
 	unsigned busy;
@@ -1003,9 +1004,10 @@ bool milters_apply(struct session *s, struct buf *body, bool *replaced)
 	if (!m)
 		return true;
 	milters_envelope(m);
-	if (m->quarantine[0]) {
-		for (size_t i = 0; i < s->tx->nrcpt; i++)
-			s->tx->rcpt[i].held = true;
+	if (m->quarantine[0]) {   /* queued held as DMARC's quarantine is (SPOOL_QUARANTINED) */
+		snprintf(m->quarantine_why, sizeof m->quarantine_why, "quarantined by a milter: %s",
+		         m->quarantine);
+		s->tx->quarantine = m->quarantine_why;
 		milters_note(s, "quarantined (every recipient held)", m->quarantine);
 	}
 	if (milters_head_edit(m, &s->tx->in.head))

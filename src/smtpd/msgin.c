@@ -86,6 +86,8 @@ size_t msgin_strip_verdicts(struct msgin *m, const char *authserv_id)
 char *msgin_prefix(struct msgin *m, const char *fields, uint64_t session, const char *qid)
 {
 	struct buf out = BUF_INIT;
+	if (fields)
+		buf_puts(&out, fields);
 	if (m->signer) {   /* RFC 6376 5: over the header block as it now is */
 		char *sig = signer_end(m->signer, &m->head, session, qid);
 		if (sig)
@@ -93,8 +95,6 @@ char *msgin_prefix(struct msgin *m, const char *fields, uint64_t session, const 
 		free(sig);
 		m->signer = NULL;
 	}
-	if (fields)
-		buf_puts(&out, fields);
 	msghead_render(&m->head, &out);
 	if (!out.data)
 		buf_puts(&out, "");

@@ -6,7 +6,8 @@
  * message's prefix (spool_env.prefix), which every transport sends before
  * the body:
  *
- *     DKIM-Signature (ours), Authentication-Results (ours), Received (ours),
+ *     Received (ours: the trace comes first, RFC 5321 4.4),
+ *     Authentication-Results (ours, RFC 8601 5), DKIM-Signature (ours),
  *     the header block as it now is, the empty line; then the stored body.
  *
  * RFC 8601 5: every Authentication-Results field that claims our
@@ -42,9 +43,9 @@ bool msgin_end(struct msgin *m);
 /* Remove the Authentication-Results fields that claim authserv_id (RFC
  * 8601 5); how many. */
 size_t msgin_strip_verdicts(struct msgin *m, const char *authserv_id);
-/* The prefix (allocated): the DKIM-Signature fields made now, then
- * fields (the Authentication-Results and Received made here, CRLF-ended),
- * then the header block. The signer is used up. */
+/* The prefix (allocated): fields (the Received and Authentication-Results
+ * made here, CRLF-ended), the DKIM-Signature fields made now, then the
+ * header block. The signer is used up. */
 char *msgin_prefix(struct msgin *m, const char *fields, uint64_t session, const char *qid);
 /* Free what is left (the spool message is the caller's). */
 void msgin_free(struct msgin *m);

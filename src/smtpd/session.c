@@ -153,6 +153,7 @@ static void session_tx_free(struct session *s)
 	milters_tx_end(s);
 	msgin_free(&tx->in);
 	verifier_free(tx->verifier);
+	authres_free(tx->authres);
 	spool_rcpts_free(tx->rcpt, tx->nrcpt);
 	free(tx);
 	s->tx = NULL;

@@ -14,6 +14,7 @@
 #include "lib/event.h"
 #include "policy/auth.h"
 #include "policy/policy.h"
+#include "smtpd/authres.h"
 #include "smtpd/data.h"
 #include "smtpd/msgin.h"
 #include "smtpd/parse.h"
@@ -54,6 +55,9 @@ struct tx {
 	int64_t arrival;
 	struct policy_spf spf;          /* MAIL's SPF check (RFC 7208), for the
 	                                   Authentication-Results to come */
+	struct authres *authres;        /* DMARC's lookup and verdict, or NULL (authres.h) */
+	unsigned checks;                /* end of DATA: checks still out (DKIM, DMARC) */
+	const char *quarantine;         /* why the message is queued held, or NULL */
 };
 
 /* What a command's check parsed, for its proceed (across the policy phase). */

@@ -69,6 +69,13 @@ enum dkim_status verifier_result(const struct verifier *v, size_t k)
 	return v->sig[k].st;
 }
 
+const struct dkim_sig *verifier_sig(const struct verifier *v, size_t k)
+{
+	const struct dkim_sig *sig;
+	dkim_verify_sig(v->dv, k, &sig);
+	return sig;
+}
+
 /* One verdict, as the log and monitors see it (RFC 8601's result word). */
 static void verifier_say(const struct verifier *v, size_t k)
 {

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "dkim/dkim.h"
+#include "dkim/sig.h"
 #include "policy/settings.h"
 
 struct dns;
@@ -41,6 +42,8 @@ bool verifier_end(struct verifier *v, struct dns *dns, struct event_base *base,
 /* Signatures looked at, and the verdict on each (after done). */
 size_t verifier_count(const struct verifier *v);
 enum dkim_status verifier_result(const struct verifier *v, size_t k);
+/* Signature k's tags as parsed (d= and s= empty when its field broke). */
+const struct dkim_sig *verifier_sig(const struct verifier *v, size_t k);
 /* Give up: lookups cancelled, no callback. */
 void verifier_free(struct verifier *v);
 

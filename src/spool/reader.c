@@ -306,7 +306,7 @@ static void spool_reader_rcpt_row(sqlite3_stmt *st, void *ctx)
 	rc->last_reply = spool_reader_col(st, 9);
 	rc->remote_mta = spool_reader_col(st, 10);
 	rc->dsn_flags = (unsigned)sqlite3_column_int(st, 11);
-	rc->held = sqlite3_column_int(st, 12) != 0;
+	rc->held = (unsigned char)sqlite3_column_int(st, 12);
 }
 
 static int spool_reader_rcpts(struct spool_reader *r, const char *qid, struct spool_env *e)

@@ -311,7 +311,7 @@ static const char *rows_admin_sql(enum spool_admin what, bool by_qid, bool by_do
 			"UPDATE rcpt SET held=1 WHERE status=0 AND held=0 AND rcpt_domain(addr)=lower(?1)" },
 		[SPOOL_RELEASE] = {
 			NULL,
-			"UPDATE rcpt SET held=0, next_try=?2 WHERE status=0 AND held=1 AND qid=?1",
+			"UPDATE rcpt SET held=0, next_try=?2 WHERE status=0 AND held<>0 AND qid=?1",
 			"UPDATE rcpt SET held=0, next_try=?2"
 			" WHERE status=0 AND held=1 AND rcpt_domain(addr)=lower(?1)" },
 		[SPOOL_FLUSH] = {
@@ -359,16 +359,17 @@ int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char 
 }
 
 /* RFC 1985 5.3: "@domain" is the domain and every one under it; no
- * domain: every one (a drain). ?4: not only held rows. */
+ * domain: every one (a drain). ?4: not only held rows. A quarantined row
+ * (held=2) goes only by its queue id. */
 int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, bool all,
                  int64_t now, struct buf *out)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, qid ? "UPDATE rcpt SET held=0, next_try=?2"
-	                                   " WHERE status=0 AND (held=1 OR ?4) AND qid=?1"
+	                                   " WHERE status=0 AND (held<>0 OR ?4) AND qid=?1"
 	                                   " RETURNING qid, idx"
 	                                 : "UPDATE rcpt SET held=0, next_try=?2"
-	                                   " WHERE status=0 AND (held=1 OR ?4) AND (?1 IS NULL"
+	                                   " WHERE status=0 AND (held=1 OR (?4 AND held=0)) AND (?1 IS NULL"
 	                                   " OR rcpt_domain(addr)=lower(?1)"
 	                                   " OR (?3 AND substr(rcpt_domain(addr), -length(?1)-1)"
 	                                   " = '.' || lower(?1))) RETURNING qid, idx",

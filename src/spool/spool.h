@@ -63,12 +63,16 @@ struct spool_rcpt {
 	char *last_reply;    /* last delivery result, for the log and reports */
 	char *remote_mta;    /* the host that gave last_reply, "" if none */
 	unsigned dsn_flags;  /* SPOOL_DSN_*: reports already generated */
-	bool held;           /* pending, and not to be tried until released */
+	unsigned char held;  /* pending, and not to be tried until released:
+	                        SPOOL_HELD (an operator, a hold domain) or
+	                        SPOOL_QUARANTINED (a filter's verdict: released
+	                        only by its queue id); 0 when not */
 	int64_t tried_at;    /* an attempt made since it was loaded (unix seconds,
 	                        0: none): recording adds it to the history */
 };
 
 enum { SPOOL_DSN_DELAY = 1 << 0 };
+enum { SPOOL_HELD = 1, SPOOL_QUARANTINED = 2 };
 
 struct spool_env {
 	char qid[UTIL_QID_LEN + 1];

@@ -311,6 +311,14 @@ class Delivered:
             i += 1
         self.received_lines = [l.decode("utf-8", "replace") for l in lines[2:i]]
         self.received = " ".join(l.strip() for l in self.received_lines)
+        # ternd's own Authentication-Results (RFC 8601) follows its Received
+        self.authres = None
+        if lines[i].startswith(b"Authentication-Results: " + HOSTNAME.encode() + b";"):
+            j = i + 1
+            while j < len(lines) and lines[j][:1] in (b"\t", b" "):
+                j += 1
+            self.authres = " ".join(l.decode().strip() for l in lines[i:j])
+            i = j
         self.body = b"\n".join(lines[i:])
 
     def check(self, *, sender, rcpt, helo, proto="ESMTP", qid=None, message=None,
@@ -482,6 +490,8 @@ class Ternd:
             # SPF's lookups would leave the machine for the senders'
             # domains; test_spf sets it, with an unbound of its own
             "spf_policy": "off",
+            # and DMARC's for the From domains; test_authres sets it
+            "dmarc_policy": "off",
         }
         opts.update(overrides)
         self.opts = opts    # what -o says (value None: the embedded default)

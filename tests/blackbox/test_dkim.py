@@ -198,9 +198,10 @@ def test_submission_is_signed_twice_and_dkimpy_verifies_both(signer, keys):
     assert h[:6] == ["from", "from", "subject", "subject", "date", "date"], h
     assert {"to", "message-id", "mime-version", "content-type"} <= set(h)
     assert verify_all(got, keys) == [True, True]
-    # the signatures come first, above tern's Received (which is not signed)
+    # tern's Received comes first (the trace), then the signatures; the
+    # Received is not signed
     ours = got.index(b"Received: from client.example")
-    assert got.index(b"DKIM-Signature:") < ours
+    assert got.index(b"DKIM-Signature:") > ours
     assert "received" not in sigs[0]["h"]
     for field in re.findall(rb"^DKIM-Signature:.*?\r\n(?![ \t])", got, re.M | re.S):
         for line in field.split(b"\r\n"):
@@ -267,7 +268,9 @@ def test_local_delivery_carries_the_signatures(signer, keys):
     data = signer.wait_message_with("bob@example.com", "tomaildir")
     lines = data.split(b"\n")
     assert lines[0].startswith(b"Return-Path: ") and lines[1].startswith(b"Delivered-To: ")
-    assert lines[2].startswith(b"DKIM-Signature: v=1; a=rsa-sha256;"), lines[2]
+    assert lines[2].startswith(b"Received: from client.example"), lines[2]
+    first = next(l for l in lines[3:] if not l[:1] in (b"\t", b" "))
+    assert first.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;"), first
     assert verify_all(to_crlf(data), keys) == [True, True]
 
 

@@ -360,19 +360,26 @@ def test_skip_ends_the_body_early(fault, milter_ternd):
     assert st.count("body") == 1 and "eom" in st, st
 
 
+def ternctl(s, *args):
+    p = subprocess.run([TERNCTL, "-s", str(s.spool_dir / "control")] + list(args),
+                       capture_output=True, text=True, timeout=DEADLINE)
+    assert p.returncode == 0, "ternctl %s: %s" % (" ".join(args), p.stderr)
+    return p.stdout
+
+
 def test_quarantine_holds_until_ternctl_release(fault, milter_ternd):
     f = fault(mods=[["quarantine", "looks like a virus"]])
     s = milter_ternd(f.spec)
     c = s.session()
     qid = QUEUED.fullmatch(transaction(c, "quarantined", QUEUED).text).group(1)
     log_has(s, "quarantined", "looks like a virus")
-    p = subprocess.run([TERNCTL, "-s", str(s.spool_dir / "control"), "--json", "queue",
-                        "--state", "held"], capture_output=True, text=True, timeout=DEADLINE)
-    assert p.returncode == 0 and qid in p.stdout, p.stdout + p.stderr
+    assert qid in ternctl(s, "--json", "queue", "--state", "held")
+    rc = json.loads(ternctl(s, "--json", "show", qid))["recipients"][0]
+    assert rc["state"] == "quarantined", rc
+    assert rc["last_reply"] == "quarantined by a milter: looks like a virus", rc
+    time.sleep(0.5)    # a delivery would have had its chance
     assert s.messages(BOB) == []
-    p = subprocess.run([TERNCTL, "-s", str(s.spool_dir / "control"), "release", qid],
-                       capture_output=True, text=True, timeout=DEADLINE)
-    assert p.returncode == 0, p.stderr
+    ternctl(s, "release", qid)
     s.wait_message_with(BOB, "quarantined")
 
 

@@ -18,6 +18,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/dns.h"
 #include "policy/spf_check.h"
 
 struct query {
@@ -65,7 +66,8 @@ int main(int argc, char **argv)
 	}
 	log_set_level(LOG_ERROR);
 	struct event_base *base = event_base_new();
-	struct spf_checker *k = spf_check_new(base, argv[optind]);
+	struct dns *dns = dns_new(base, argv[optind]);
+	struct spf_checker *k = spf_check_new(base, dns);
 	unsigned left = 1;   /* held until the input ends */
 	char line[4096];
 	while (fgets(line, sizeof line, stdin)) {
@@ -83,6 +85,7 @@ int main(int argc, char **argv)
 	if (--left > 0)
 		event_base_dispatch(base);
 	spf_check_free(k);
+	dns_free(dns);
 	event_base_free(base);
 	return 0;
 }

@@ -1,0 +1,382 @@
+"""tests/reliability's common parts: the recording sink, ternd, the senders,
+bounded waits and the figures of the daemon (descriptors, RSS).
+Standard library only."""
+
+import asyncio
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("TERN_BUILD") or os.path.join(ROOT, "build")
+TERND = os.environ.get("TERND") or os.path.join(BUILD, "ternd")
+DEADLINE = 300.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, pred, timeout=DEADLINE, quiet=False):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    if not quiet:
+        print("  (gave up waiting: %s)" % what, flush=True)
+    return False
+
+
+# --------------------------------------------------------------------------
+# The receiving side: an SMTP server that records each Message-ID it takes.
+
+class Sink:
+    """asyncio SMTP sink on its own thread; delay: seconds before the reply
+    to each final dot. mode (changeable while running) is how it behaves
+    toward new connections:
+
+      ok        takes every message
+      stall     reads the message, then never answers the final dot
+      reset     reads part of the message, then resets the connection
+      garbage   answers EHLO with bytes that are no SMTP reply
+      tempfail  451 to every MAIL
+      tls       offers STARTTLS, says 220 to it, then sends garbage in place
+                of a TLS handshake (a broken TLS stack)
+    """
+
+    def __init__(self, delay=0.0, mode="ok", host="127.0.0.1"):
+        self.host = host
+        self.port = free_port()
+        self.delay = delay
+        self.mode = mode
+        self.got = {}          # Message-ID -> copies
+        self.first = {}        # Message-ID -> monotonic time first taken
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("the sink did not start")
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, self.host, self.port, backlog=1024))
+        self.ready.set()
+        self.loop.run_forever()
+
+    def set_mode(self, mode):
+        """Change the behaviour, as a next hop restarted with a new one would:
+        the connections open now are dropped."""
+        self.mode = mode
+
+        def drop():
+            for w in list(self.conns):
+                w.transport.abort()
+        self.loop.call_soon_threadsafe(drop)
+
+    async def _client(self, reader, writer):
+        mode = self.mode
+        self.conns.add(writer)
+        try:
+            writer.write(b"220 sink ESMTP\r\n")
+            while True:
+                line = await asyncio.wait_for(reader.readline(), 60)
+                if not line:
+                    break
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    if mode == "garbage":
+                        writer.write(b"\x00\xffHELLO? \xc3\x28 nonsense\r\n2x0 what\r\n")
+                        await writer.drain()
+                        await asyncio.sleep(0.2)
+                        break
+                    tls = b"250-STARTTLS\r\n" if mode == "tls" else b""
+                    writer.write(b"250-sink\r\n" + tls + b"250 PIPELINING\r\n")
+                elif verb == b"STAR" and mode == "tls":
+                    writer.write(b"220 2.0.0 go ahead\r\n\x15\x03\x03\x00\x02\x02\x28garbage")
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+                    break
+                elif verb == b"MAIL" and mode == "tempfail":
+                    writer.write(b"451 4.3.0 try later\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go\r\n")
+                    await writer.drain()
+                    ids = []
+                    n = 0
+                    while True:
+                        body = await asyncio.wait_for(reader.readline(), 60)
+                        if not body:
+                            return
+                        n += 1
+                        if mode == "reset" and n == 3:
+                            sock = writer.get_extra_info("socket")
+                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                            b"\1\0\0\0\0\0\0\0")
+                            writer.transport.abort()
+                            return
+                        if body == b".\r\n":
+                            break
+                        m = re.match(rb"Message-ID: *(<[^>]+>)", body, re.I)
+                        if m:
+                            ids.append(m.group(1).decode())
+                    if mode == "stall":
+                        await asyncio.sleep(3600)
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                    now = time.monotonic()
+                    with self.lock:   # taken: from here the 250 may be lost
+                        for i in ids:
+                            self.got[i] = self.got.get(i, 0) + 1
+                            self.first.setdefault(i, now)
+                    writer.write(b"250 2.0.0 taken\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    break
+                else:   # MAIL, RCPT, RSET, NOOP
+                    writer.write(b"250 ok\r\n")
+                await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.conns.discard(writer)
+            writer.close()
+
+    def copies(self):
+        with self.lock:
+            return dict(self.got)
+
+    def first_times(self):
+        with self.lock:
+            return dict(self.first)
+
+    def stop(self):
+        async def down():
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2)
+            self.loop.stop()
+        asyncio.run_coroutine_threadsafe(down(), self.loop)
+        self.thread.join(10)
+
+
+# --------------------------------------------------------------------------
+# ternd
+
+class Daemon:
+    """ternd relaying sink.test to the sink. opts: more -o keys; env: more
+    environment (LD_PRELOAD for the power-cut recorder)."""
+
+    def __init__(self, work, sink_port, spool=None, opts=None, env=None, route=True):
+        self.work = work
+        self.port = free_port()
+        os.makedirs(work, exist_ok=True)
+        os.chmod(work, 0o755)
+        self.spool = spool or os.path.join(work, "spool")
+        argv = [TERND, "-o", "listen=127.0.0.1:%d" % self.port,
+                "-o", "hostname=mx.test.example",
+                "-o", "spool_dir=%s" % self.spool, "-o", "mail_dir=%s/mail" % work,
+                "-o", "relay_networks=127.0.0.0/8",
+                "-o", "retry_min=1s", "-o", "retry_max=2s",
+                "-o", "max_connections_per_ip=200", "-o", "max_connection_rate=0"]
+        if route:
+            tmap = os.path.join(work, "transport")
+            with open(tmap, "w") as f:
+                f.write("sink.test 127.0.0.1:%d\n" % sink_port)
+            os.chmod(tmap, 0o644)
+            argv += ["-o", "transport_map=%s" % tmap]
+        for k, v in (opts or {}).items():
+            argv += ["-o", "%s=%s" % (k, v)]
+        self.argv = argv
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.logpath = os.path.join(work, "ternd.log")
+        self.log = open(self.logpath, "ab")
+
+    def start(self, env=None):
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     env=dict(self.env, **(env or {})))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ternd exited with %d; see %s"
+                                   % (self.proc.returncode, self.logpath))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(512).startswith(b"220"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("ternd did not listen within 20 s")
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        """SIGTERM; returns the exit status (None if it had to be killed)."""
+        rc = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        elif self.proc:
+            rc = self.proc.returncode
+        if not self.log.closed:
+            self.log.close()
+        return rc
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_lines(self, pattern):
+        return [l for l in self.log_text().splitlines() if re.search(pattern, l)]
+
+    def queue_count(self):
+        """Message rows left in the spool (read-only, as ternctl does); None
+        when it cannot be read."""
+        db = os.path.join(self.spool, "queue.db")
+        if not os.path.exists(db):
+            return 0
+        try:
+            c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+            n = c.execute("SELECT COUNT(*) FROM msg").fetchone()[0]
+            c.close()
+            return n
+        except sqlite3.Error:
+            return None
+
+    def queue_empty(self):
+        return self.queue_count() == 0
+
+    # the daemon's figures, from /proc
+    def fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+# --------------------------------------------------------------------------
+# The sending side
+
+class Senders:
+    """n threads, each sending messages on connections of a few messages;
+    a message counts as acked once its 250 after the final dot is read
+    (acked: Message-ID -> monotonic time of that read). big: the share of
+    messages of 70-200 KiB (longer than a spool chunk: body files). codes:
+    how often each final reply code came."""
+
+    def __init__(self, port_of, n, tag, big=0.0):
+        self.port_of, self.tag, self.big = port_of, tag, big
+        self.sent = 0
+        self.acked = {}
+        self.codes = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _body(self, mid):
+        if random.random() < self.big:
+            line = "%s %s\r\n" % (mid, "b" * 70)
+            return line * (random.randint(70, 200) * 1024 // len(line))
+        return "".join("line %d of %s\r\n" % (i, mid) for i in range(random.randint(1, 60)))
+
+    def _send_some(self, k):
+        with socket.create_connection(("127.0.0.1", self.port_of()), timeout=10) as s:
+            f = s.makefile("rb")
+
+            def reply():
+                while True:
+                    line = f.readline()
+                    if not line:
+                        raise ConnectionError("closed")
+                    if line[3:4] != b"-":
+                        return int(line[:3])
+
+            if reply() != 220:
+                return
+            s.sendall(b"EHLO sender.test\r\n")
+            if reply() != 250:
+                return
+            for _ in range(random.randint(1, 5)):
+                if self.stopping.is_set():
+                    break
+                with self.lock:
+                    self.sent += 1
+                    mid = "<%s-%d@sender.test>" % (self.tag, self.sent)
+                s.sendall(b"MAIL FROM:<s@sender.test>\r\nRCPT TO:<r@sink.test>\r\nDATA\r\n")
+                if reply() != 250 or reply() != 250 or reply() != 354:
+                    return
+                s.sendall(("Message-ID: %s\r\nSubject: reliability\r\n\r\n%s.\r\n"
+                           % (mid, self._body(mid))).encode())
+                code = reply()
+                now = time.monotonic()
+                with self.lock:
+                    self.codes[code] = self.codes.get(code, 0) + 1
+                    if code == 250:
+                        self.acked[mid] = now
+            s.sendall(b"QUIT\r\n")
+
+    def _run(self, k):
+        while not self.stopping.is_set():
+            try:
+                self._send_some(k)
+            except (OSError, ConnectionError, ValueError):
+                time.sleep(0.05)   # ternd is down: try again
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def drain_and_count(name, d, sink, senders, acked, extra="", timeout=DEADLINE):
+    """Wait for every acked message at the sink and an empty spool; print
+    the standard line; returns the number lost (or 1 when not drained)."""
+    drained = wait_for("every acknowledged message at the sink",
+                       lambda: set(acked) <= set(sink.copies()), timeout)
+    drained = wait_for("the spool empty", d.queue_empty, timeout) and drained
+    got = sink.copies()
+    missing = len(set(acked) - set(got))
+    dup = sum(n - 1 for n in got.values() if n > 1)
+    delivered = len(set(acked) & set(got))
+    lost = missing if drained else 0
+    print("%s: sent=%d acked=%d delivered=%d duplicated=%d lost=%d%s%s"
+          % (name, senders.sent if senders else len(acked), len(acked), delivered, dup, lost,
+             extra, "" if drained else " (NOT DRAINED: %d still queued)" % missing), flush=True)
+    return lost if drained else max(missing, 1)
