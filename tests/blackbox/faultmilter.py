@@ -21,12 +21,14 @@ and "mods" to the changes made at eom, each a list:
     ["quarantine", reason]
 
 Everything it saw is appended, one JSON line per callback, to
-PLAN.json.log: the stage, its arguments and the macros asked for.
+PLAN.json.log: the stage, its arguments, the macros it has and which
+connection ("conn").
 --quiet: the connect and helo steps are not wanted (SMFIP_NOCONNECT,
 SMFIP_NOHELO) and headers, end of headers and body get no reply
 (SMFIP_NR_HDR, NR_EOH, NR_BODY).
 """
 
+import itertools
 import json
 import os
 import sys
@@ -37,6 +39,7 @@ import Milter
 
 PLAN = sys.argv[1]
 LOCK = threading.Lock()
+SERIAL = itertools.count(1)     # a connection's number (id() is reused)
 MACROS = ("j", "_", "{daemon_name}", "{if_addr}", "i", "{auth_authen}", "{tls_version}",
           "{cipher}", "{mail_addr}", "{rcpt_addr}", "v")
 
@@ -49,6 +52,8 @@ def log(rec):
 class Fault(Milter.Base):
     def __init__(self):
         super().__init__()
+        with LOCK:
+            self.serial = next(SERIAL)
         try:
             with open(PLAN) as f:
                 self.plan = json.load(f)
@@ -70,7 +75,7 @@ class Fault(Milter.Base):
 
     def act(self, stage, *args):
         log({"stage": stage, "args": [a if isinstance(a, (str, int)) else repr(a) for a in args],
-             "macros": self.macros()})
+             "macros": self.macros(), "conn": self.serial})
         what = self.plan.get(stage, "continue")
         if what == "die":
             os._exit(3)
@@ -117,11 +122,11 @@ class Fault(Milter.Base):
         return self.act("unknown", cmd if isinstance(cmd, str) else cmd.decode())
 
     def abort(self):
-        log({"stage": "abort", "args": [], "macros": {}})
+        log({"stage": "abort", "args": [], "macros": {}, "conn": self.serial})
         return Milter.CONTINUE
 
     def close(self):
-        log({"stage": "close", "args": [], "macros": {}})
+        log({"stage": "close", "args": [], "macros": {}, "conn": self.serial})
         return Milter.CONTINUE
 
     def eom(self):

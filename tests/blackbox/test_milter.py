@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from secfix import PASSWORD, users_file  # noqa: F401,F811  (fixture)
 from conftest import (BYE, DEADLINE, EHLO_REPLY, GREETING, OK, QUEUED, RCPT_OK, REPO,
                       SENDER_OK, START_DATA, crlf, free_port, make_traversable, wait_for)
 
@@ -144,14 +145,17 @@ def test_every_stage_is_shown_with_its_macros(fault, milter_ternd):
     c.expect("QUIT", BYE)
     msg = s.wait_message_with(BOB, "stages")
     assert b"this is stages." in msg
-    wait_for("the milter's close", lambda: "close" in f.stages())
-    st = f.stages()
-    st = st[st.index("connect"):]     # the harness's probe connection came first
+    # the harness's probe connection is another milter connection: this one's
+    conn = wait_for("the HELO", lambda: [r["conn"] for r in f.seen()
+                                         if r["stage"] == "helo"])[0]
+    mine = lambda: [r for r in f.seen() if r["conn"] == conn]
+    wait_for("the milter's close", lambda: any(r["stage"] == "close" for r in mine()))
+    st = [r["stage"] for r in mine()]
     assert st[:5] == ["connect", "helo", "envfrom", "envrcpt", "data"], st
     assert st.count("header") == 4 and st.index("eoh") > st.index("header")
     assert st.index("body") > st.index("eoh") and st.index("eom") > st.index("body")
     assert "unknown" in st and st[-1] == "close"
-    by = {r["stage"]: r for r in f.seen()}
+    by = {r["stage"]: r for r in mine()}
     assert by["connect"]["args"][0] == "[127.0.0.1]"
     m = by["connect"]["macros"]
     assert m["j"] == "mx.test.example" and m["{daemon_name}"] == "ternd"
@@ -161,7 +165,7 @@ def test_every_stage_is_shown_with_its_macros(fault, milter_ternd):
     assert by["envfrom"]["macros"]["i"] == qid
     assert by["envfrom"]["macros"]["{mail_addr}"] == "alice@client.example"
     assert by["envrcpt"]["macros"]["{rcpt_addr}"] == BOB
-    headers = [r["args"] for r in f.seen() if r["stage"] == "header"]
+    headers = [r["args"] for r in mine() if r["stage"] == "header"]
     assert headers[2] == ["Subject", "stages"], headers
     assert by["body"]["args"][1] == "Hello Bob,\r\nthis is stages.\r\n\r\n"
     assert by["unknown"]["args"] == ["XYZZY plugh"]
@@ -572,6 +576,41 @@ def test_pipelined_commands_wait_for_the_milters(fault, milter_ternd):
     c.expect_reply(QUEUED)
     c.expect_reply(BYE)
     s.wait_message_with(BOB, "pipelined")
+
+
+def test_submission_listeners_have_their_own_milters(fault, ternd, users_file):  # noqa: F811
+    """milters on port 25, submission_milters on the submission listener
+    (a signing milter there, a checking one here); AUTH as a mail client
+    does it, the {auth_authen} macro at MAIL."""
+    import base64
+    check, sign = fault(), fault()
+    port, sport = free_port(), free_port()
+    s = ternd(milters=check.spec, submission_milters=sign.spec, users_file=str(users_file),
+              auth_allow_plaintext="yes", mailboxes=(BOB,),
+              listen="127.0.0.1:%d, 127.0.0.1:%d submission" % (port, sport))
+    c = s.connect()
+    c.expect("EHLO client.example", re.compile(r"250-.*250 HELP", re.S))   # AUTH offered
+    transaction(c, "by port 25", QUEUED)
+    c.expect("QUIT", BYE)
+    from conftest import Client
+    c = Client(sport, name="submission client")
+    s.clients.append(c)
+    c.expect(None, GREETING)
+    c.expect("EHLO client.example", re.compile(r"250-.*250 HELP", re.S))
+    plain = base64.b64encode(b"\0kate@example.com\0" + PASSWORD.encode()).decode()
+    c.expect("AUTH PLAIN " + plain, "235 2.7.0 Authentication successful")
+    c.expect("MAIL FROM:<kate@example.com>", SENDER_OK)
+    c.expect("RCPT TO:<%s>" % BOB, RCPT_OK)
+    c.expect("DATA", START_DATA)
+    c.raw(message("by submission", frm="kate@example.com") + b".\r\n")
+    c.expect_reply(QUEUED)
+    c.expect("QUIT", BYE)
+    s.wait_message_with(BOB, "by submission")
+    subjects = lambda f: [r["args"][1] for r in f.seen()
+                          if r["stage"] == "header" and r["args"][0] == "Subject"]
+    assert subjects(check) == ["by port 25"] and subjects(sign) == ["by submission"]
+    mail = next(r for r in sign.seen() if r["stage"] == "envfrom")
+    assert mail["macros"]["{auth_authen}"] == "kate@example.com", mail
 
 
 def test_config_errors(ternd, tmp_path):
