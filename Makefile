@@ -11,13 +11,14 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # clang with ASan and UBSan into build-fuzz/. `make fuzz` builds them,
 # `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
 FUZZERS = command addr params data conf proxy auth reply maildrop cram odmr hold dkimtags \
-	dkimcanon dkimverify spf_record spf_macro msghead dmarc milter
+	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter
 FUZZ_SECONDS ?= 10
 FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/lib/msghead.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
 	src/policy/auth.c src/policy/odmr.c src/policy/limits.c src/smtpd/proxy.c src/smtpd/dropfile.c \
 	src/policy/hold.c src/lib/hmap.c $(wildcard src/dkim/*.c) src/policy/spf.c \
-	src/policy/spf_record.c src/policy/spf_macro.c src/policy/dmarc.c src/milter/proto.c
+	src/policy/spf_record.c src/policy/spf_macro.c src/policy/dmarc.c src/net/tlsa.c \
+	src/tools/probe/dialog.c src/milter/proto.c
 FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
@@ -55,7 +56,8 @@ run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
-# in $(PREFIX)/share/man; the systemd unit in $(PREFIX)/lib/systemd/system
+# in $(PREFIX)/share/man; tern-probe conform's dialogues in
+# $(PREFIX)/share/tern/conform (found there from $(PREFIX)/bin); the systemd unit in $(PREFIX)/lib/systemd/system
 # (for /usr/local, the place systemd reads units an administrator installed
 # by hand; /etc/systemd/system stays the administrator's own, for
 # `systemctl edit`), its ExecStart made to match PREFIX; a configuration in
@@ -76,6 +78,8 @@ install: all
 	install -m 755 build/ternd $(DESTDIR)$(PREFIX)/sbin/ternd
 	install -m 755 build/ternctl $(DESTDIR)$(PREFIX)/sbin/ternctl
 	install -m 755 build/tern-probe $(DESTDIR)$(PREFIX)/bin/tern-probe
+	install -d $(DESTDIR)$(PREFIX)/share/tern/conform
+	install -m 644 conform/*.dlg $(DESTDIR)$(PREFIX)/share/tern/conform/
 	for p in $(MAN_PAGES); do \
 		d=$(DESTDIR)$(MANDIR)/man$${p##*.}; install -d $$d && install -m 644 $$p $$d/ || exit 1; \
 	done

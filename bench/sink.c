@@ -3,12 +3,19 @@
  *
  *   sink ADDR:PORT
  *
+ *   sink ADDR:PORT CAPTURE-FILE
+ *
  * Single-threaded epoll, any number of connections, PIPELINING. It accepts
  * every MAIL/RCPT, reads DATA up to CRLF.CRLF and answers 250; it keeps
- * nothing. It counts completed transactions (messages), recipients and
- * octets. Two extra commands serve the benchmark driver on any connection:
- *   XCOUNT  -> "250 <messages> <recipients> <octets> <connections>"
+ * nothing. It counts completed transactions (messages), recipients,
+ * octets, and messages whose header block has a DKIM-Signature field (the
+ * proof that a server under test signed what it relayed). Two extra
+ * commands serve the benchmark driver on any connection:
+ *   XCOUNT  -> "250 <messages> <recipients> <octets> <connections> <signed>"
  *   XRESET  -> zeroes the counters, "250 reset"
+ * With CAPTURE-FILE, the first message after the start and after each
+ * XRESET is written there as it came (still dot-stuffed, ending with the
+ * CRLF.CRLF), for the driver to check its signature.
  * Loopback only: it refuses to bind anything outside 127.0.0.0/8.
  */
 #define _GNU_SOURCE
@@ -33,13 +40,22 @@ struct conn {
 	int fd;
 	int in_data;           /* reading message data */
 	int data;              /* matching state of CRLF.CRLF */
+	int in_head;           /* in the header block of the message */
+	int hpos;              /* matched of "dkim-signature:" on this line, -1 none */
+	int is_signed;         /* the message has a DKIM-Signature field */
+	int capture;           /* this message goes to the capture file */
 	size_t llen;
 	size_t olen;
 	char line[LINE_MAX_];
 	char out[OUT_MAX];
 };
 
-static unsigned long long n_msgs, n_rcpts, n_octets, n_conns;
+static unsigned long long n_msgs, n_rcpts, n_octets, n_conns, n_signed;
+static const char *capture_path;   /* NULL: no capture */
+static int capture_armed;          /* the next message is captured */
+static int capture_fd = -1;
+
+static const char dkim_field[] = "dkim-signature:";
 
 static void reply(struct conn *c, const char *s)
 {
@@ -65,20 +81,68 @@ static void command(struct conn *c, char *l)
 	} else if (!strncasecmp(l, "DATA", 4)) {
 		c->in_data = 1;
 		c->data = 2;  /* as if CRLF had just been seen */
+		c->in_head = 1;
+		c->hpos = 0;
+		c->is_signed = 0;
+		if (capture_path && capture_armed && capture_fd < 0) {
+			capture_fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			c->capture = capture_fd >= 0;
+			capture_armed = 0;
+		}
 		reply(c, "354 go ahead\r\n");
 	} else if (!strncasecmp(l, "RSET", 4) || !strncasecmp(l, "NOOP", 4))
 		reply(c, "250 2.0.0 Ok\r\n");
 	else if (!strncasecmp(l, "QUIT", 4))
 		reply(c, "221 2.0.0 Bye\r\n");
 	else if (!strncasecmp(l, "XCOUNT", 6)) {
-		snprintf(buf, sizeof buf, "250 %llu %llu %llu %llu\r\n", n_msgs, n_rcpts, n_octets,
-		         n_conns);
+		snprintf(buf, sizeof buf, "250 %llu %llu %llu %llu %llu\r\n", n_msgs, n_rcpts,
+		         n_octets, n_conns, n_signed);
 		reply(c, buf);
 	} else if (!strncasecmp(l, "XRESET", 6)) {
-		n_msgs = n_rcpts = n_octets = n_conns = 0;
+		n_msgs = n_rcpts = n_octets = n_conns = n_signed = 0;
+		capture_armed = 1;
 		reply(c, "250 reset\r\n");
 	} else
 		reply(c, "502 5.5.2 unknown\r\n");
+}
+
+static void capture_write(struct conn *c, const char *p, size_t n, int last)
+{
+	if (!c->capture)
+		return;
+	while (n) {
+		ssize_t w = write(capture_fd, p, n);
+		if (w <= 0)
+			break;
+		p += w;
+		n -= (size_t)w;
+	}
+	if (last) {
+		close(capture_fd);
+		capture_fd = -1;
+		c->capture = 0;
+	}
+}
+
+/* The header block, a character at a time: a line that begins with
+ * "DKIM-Signature:" (any case) marks the message; an empty line ends it. */
+static void head_feed(struct conn *c, char ch)
+{
+	if (c->data == 2 || c->data == 3) {     /* ch begins a line */
+		if (ch == '\r') {
+			c->in_head = 0;
+			return;
+		}
+		c->hpos = 0;
+	}
+	if (c->hpos < 0 || c->hpos >= (int)sizeof dkim_field - 1)
+		return;
+	char lc = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+	if (lc == dkim_field[c->hpos]) {
+		if (++c->hpos == (int)sizeof dkim_field - 1)
+			c->is_signed = 1;
+	} else
+		c->hpos = -1;
 }
 
 /* DATA states: 0 in a line, 1 saw CR, 2 at line start, 3 saw ".", 4 saw ".CR" */
@@ -86,6 +150,8 @@ static size_t data_feed(struct conn *c, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char ch = p[i];
+		if (c->in_head && c->data != 3)
+			head_feed(c, ch);
 		switch (c->data) {
 		case 1: c->data = ch == '\n' ? 2 : ch == '\r' ? 1 : 0; break;
 		case 2: c->data = ch == '.' ? 3 : ch == '\r' ? 1 : 0; break;
@@ -95,7 +161,9 @@ static size_t data_feed(struct conn *c, const char *p, size_t n)
 				c->in_data = 0;
 				c->data = 0;
 				n_msgs++;
+				n_signed += (unsigned long long)c->is_signed;
 				n_octets += i + 1;
+				capture_write(c, p, i + 1, 1);
 				reply(c, "250 2.0.0 Ok: queued\r\n");
 				return i + 1;
 			}
@@ -105,6 +173,7 @@ static size_t data_feed(struct conn *c, const char *p, size_t n)
 		}
 	}
 	n_octets += n;
+	capture_write(c, p, n, 0);
 	return n;
 }
 
@@ -156,6 +225,11 @@ static int flush_out(struct conn *c)
 
 static void drop(int ep, struct conn *c)
 {
+	if (c->capture) {      /* gone mid-message: the next one is captured */
+		close(capture_fd);
+		capture_fd = -1;
+		capture_armed = 1;
+	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
@@ -163,9 +237,13 @@ static void drop(int ep, struct conn *c)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || !strchr(argv[1], ':')) {
-		fprintf(stderr, "usage: sink 127.0.0.1:PORT\n");
+	if (argc < 2 || argc > 3 || !strchr(argv[1], ':')) {
+		fprintf(stderr, "usage: sink 127.0.0.1:PORT [CAPTURE-FILE]\n");
 		return 2;
+	}
+	if (argc == 3) {
+		capture_path = argv[2];
+		capture_armed = 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	char host[64];

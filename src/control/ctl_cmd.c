@@ -251,8 +251,11 @@ static json_t *ctl_queue_msg(struct control *c, const struct spool_summary *m,
 	for (size_t i = 0; i < m->nrcpt; i++)
 		if (m->rcpt[i].state != SPOOL_STATE_DELIVERED)
 			json_array_append_new(rs, ctl_queue_rcpt(c, &m->rcpt[i]));
-	return json_pack("{s:s, s:s, s:I, s:I, s:b, s:s, s:o}", "queue_name", queue_name,
-	                 "queue_id", m->qid, "arrival_time", (json_int_t)m->arrival,
+	/* postqueue -j's names, and the node: queue ids are unique per node
+	 * only (docs/SCALING.md) */
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s, s:o}", "queue_name", queue_name,
+	                 "queue_id", m->qid, "node", c->env.srv->set->conf.hostname,
+	                 "arrival_time", (json_int_t)m->arrival,
 	                 "message_size", (json_int_t)m->size, "forced_expire", 0,
 	                 "sender", m->sender, "recipients", rs);
 }
@@ -386,8 +389,9 @@ static void ctl_show(struct ctl_client *cl, json_t *req)
 	for (size_t i = 0; i < e.nrcpt; i++)
 		json_array_append_new(rs, ctl_show_rcpt(&e.rcpt[i]));
 	spool_reader_attempts(r, qid, ctl_show_attempt, hist);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}", "queue_id",
-	                      qid, "sender", e.sender, "envid", e.envid, "ret",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}",
+	                      "queue_id", qid, "node", cl->c->env.srv->set->conf.hostname,
+	                      "sender", e.sender, "envid", e.envid, "ret",
 	                      e.ret == RET_FULL ? "FULL" : e.ret == RET_HDRS ? "HDRS" : "",
 	                      "message_size",
 	                      (json_int_t)e.size, "arrival_time", (json_int_t)e.arrival,

@@ -21,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/dns.h"
+#include "net/tlsa.h"
 
 struct dest;
 
@@ -37,6 +38,19 @@ struct conn {
 	struct hold_conduit *conduit; /* ATRN: the conduit whose connection it took */
 	bool ready;
 	bool backup;                /* this host is an MX of the domain: only better ones are tried */
+	struct dane_wait *dane;     /* dane, dane-only: the TLSA lookups under way */
+};
+
+/* The TLSA lookups of a connection's MX hosts (RFC 7672 2.2), one per
+ * host whose MX and address answers were secure; the connection opens
+ * once all have answered. */
+struct dane_wait {
+	struct conn *cn;
+	struct dns_result res;      /* the hosts to try (cut by conn_myself) */
+	struct tlsa_set *set;       /* their verdicts */
+	unsigned waiting;
+	struct dns_lookup *l[DNS_HOSTS_MAX];
+	struct dane_ask { struct dane_wait *w; size_t h; } ask[DNS_HOSTS_MAX];
 };
 
 struct dest {
@@ -121,10 +135,25 @@ static void conn_track(struct queue *q, struct conn *cn, bool add)
 
 static void dest_conduit_free_if_over(struct hold_conduit *c);
 
+/* The lookups are cancelled when the resolver is still there. */
+static void conn_dane_free(struct conn *cn, struct dns *dns)
+{
+	struct dane_wait *w = cn->dane;
+	if (!w)
+		return;
+	for (size_t h = 0; dns && h < w->res.nhost; h++)
+		if (w->l[h])
+			dns_cancel(dns, w->l[h]);
+	tlsa_set_unref(w->set);
+	free(w);
+	cn->dane = NULL;
+}
+
 static void conn_free(struct conn *cn)
 {
 	struct queue *q = cn->q;
 	conn_track(q, cn, false);
+	conn_dane_free(cn, q->dns);
 	if (cn->conduit) {
 		cn->conduit->holds--;
 		dest_conduit_free_if_over(cn->conduit);
@@ -138,7 +167,7 @@ static void conn_free(struct conn *cn)
 static void conn_job_init(struct conn *cn, struct qjob *job)
 {
 	job->sj = (struct smtpc_job){ &job_source, &job->m->env, cn->q->reader, job->n, job->idx,
-	                              job->res, false, "" };
+	                              job->res, false, "", "" };
 }
 
 static void conn_run(struct conn *cn, struct qjob *job)
@@ -267,6 +296,8 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	memset(t, 0, sizeof *t);
 	t->lmtp = r->lmtp;
 	t->tls = r->kind == ROUTE_UNIX ? SMTPC_TLS_NONE : es->tls;
+	if (r->kind == ROUTE_CONDUIT && (t->tls == SMTPC_TLS_DANE || t->tls == SMTPC_TLS_DANE_ONLY))
+		t->tls = SMTPC_TLS_MAY;   /* the customer's own session: no MX, no TLSA */
 	t->ssl_ctx = es->ssl;
 	t->helo = es->set->conf.hostname;
 	t->auth_user = r->auth ? es->auth_user : NULL;
@@ -311,6 +342,132 @@ static bool conn_myself(struct conn *cn, const struct dns_result *res, size_t *n
 	return true;
 }
 
+/* The addresses of the first nhost hosts, but for hosts DANE leaves out
+ * (a failed TLSA lookup, or dane-only without usable records): when
+ * nothing is left, the first such host's reason (RFC 7672 2.2: deferred,
+ * never sent in clear text). */
+static void conn_connect(struct conn *cn, const struct dns_result *res, size_t nhost,
+                         struct tlsa_set *dane)
+{
+	struct smtpc_target t;
+	const char *why = NULL;
+	conn_target_base(cn, &t);
+	t.dane = dane;
+	for (size_t h = 0; h < nhost; h++) {
+		if (dane && dane->host[h].state == TLSA_FAILED) {
+			why = why ? why : dane->host[h].why;
+			continue;
+		}
+		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
+			struct sockaddr_storage *ss = &t.addr[t.naddr];
+			*ss = res->host[h].addr[a];
+			if (ss->ss_family == AF_INET)
+				((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)cn->d->route.port);
+			else
+				((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)cn->d->route.port);
+			snprintf(t.name[t.naddr++], sizeof t.name[0], "%s", res->host[h].name);
+		}
+	}
+	if (t.naddr == 0 && why) {
+		struct deliver_result r = { DELIVER_TEMP, "" };
+		snprintf(r.reply, sizeof r.reply, "%s", why);
+		return conn_fail(cn, &r);
+	}
+	conn_open(cn, &t);
+}
+
+/* ---- DANE: the MX hosts' TLSA records (RFC 7672 2.2) ---- */
+
+/* dane-only: a host without usable records is not tried. */
+static void conn_dane_only(struct tlsa_host *h, const struct dns_host *dh)
+{
+	if (h->state == TLSA_USABLE || h->state == TLSA_FAILED || dh->naddr == 0)
+		return;
+	char why[sizeof h->why];
+	snprintf(why, sizeof why, "4.7.5 %s: no usable DANE TLSA records (%.300s); smtp_tls is "
+	         "dane-only", h->name, h->state == TLSA_UNUSABLE ? "none of them is usable" : h->why);
+	memcpy(h->why, why, sizeof why);
+	h->state = TLSA_FAILED;
+}
+
+static void conn_dane_done(struct dane_wait *w)
+{
+	struct conn *cn = w->cn;
+	static const char *const names[] = { "none", "usable", "unusable", "failed" };
+	for (size_t h = 0; h < w->res.nhost; h++) {
+		struct tlsa_host *th = &w->set->host[h];
+		if (cn->es->tls == SMTPC_TLS_DANE_ONLY)
+			conn_dane_only(th, &w->res.host[h]);
+		log_info("dane: %s: TLSA %s%s%s", th->name, names[th->state], *th->why ? ": " : "",
+		         th->why);
+	}
+	cn->dane = NULL;
+	conn_connect(cn, &w->res, w->res.nhost, w->set);   /* may free cn */
+	tlsa_set_unref(w->set);
+	free(w);
+}
+
+/* RFC 7672 2.2: records in a secure answer are judged; a secure or an
+ * insecure denial, or insecure records, mean no DANE; a failed lookup
+ * (SERVFAIL, a timeout, bogus) means the host may not be used. */
+static void conn_dane_answer(void *arg, const struct dns_rrset *r)
+{
+	struct dane_ask *a = arg;
+	struct dane_wait *w = a->w;
+	struct tlsa_host *th = &w->set->host[a->h];
+	w->l[a->h] = NULL;
+	if (r->status == DNS_TEMP) {
+		char why[sizeof th->why];
+		snprintf(why, sizeof why, "4.7.5 TLSA lookup for %s failed: %s", th->name, r->why);
+		memcpy(th->why, why, sizeof why);
+		th->state = TLSA_FAILED;
+	} else if (r->status == DNS_OK && r->n && r->secure) {
+		const char *data[TLSA_RECORDS_MAX * 2];
+		size_t lens[TLSA_RECORDS_MAX * 2], n = 0;
+		for (; n < r->n && n < TLSA_RECORDS_MAX * 2; n++) {
+			data[n] = r->rr[n].data;
+			lens[n] = r->rr[n].len;
+		}
+		tlsa_host_judge(th, data, lens, n);
+	} else {
+		snprintf(th->why, sizeof th->why, "%s", r->status == DNS_OK && r->n ?
+		         "TLSA records not DNSSEC-signed" : "no TLSA records");
+	}
+	if (--w->waiting == 0)
+		conn_dane_done(w);
+}
+
+/* RFC 7672 2.2.1-2.2.2: TLSA records count only below a secure MX answer
+ * and secure address records; they are at _port._tcp.host. */
+static void conn_dane(struct conn *cn, const struct dns_result *res, size_t nhost)
+{
+	struct dane_wait *w = util_xcalloc(1, sizeof *w);
+	w->cn = cn;
+	w->res = *res;
+	w->res.nhost = nhost;
+	w->set = tlsa_set_new(nhost);
+	cn->dane = w;
+	for (size_t h = 0; h < nhost; h++) {
+		struct tlsa_host *th = &w->set->host[h];
+		const struct dns_host *dh = &res->host[h];
+		char name[300];
+		snprintf(th->name, sizeof th->name, "%s", dh->name);
+		if (!res->secure || !dh->secure) {
+			snprintf(th->why, sizeof th->why, "%s records not DNSSEC-signed",
+			         res->secure ? "address" : "MX");
+			continue;
+		}
+		if (dh->naddr == 0)
+			continue;
+		snprintf(name, sizeof name, "_%u._tcp.%s", cn->d->route.port, dh->name);
+		w->ask[h] = (struct dane_ask){ w, h };
+		w->waiting++;
+		w->l[h] = dns_lookup(cn->q->dns, name, DNS_T_TLSA, conn_dane_answer, &w->ask[h]);
+	}
+	if (w->waiting == 0)
+		conn_dane_done(w);
+}
+
 static void conn_resolved(void *arg, const struct dns_result *res)
 {
 	struct conn *cn = arg;
@@ -322,19 +479,9 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 	size_t nhost = res->nhost;
 	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
 		return;
-	struct smtpc_target t;
-	conn_target_base(cn, &t);
-	for (size_t h = 0; h < nhost; h++)
-		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
-			struct sockaddr_storage *ss = &t.addr[t.naddr];
-			*ss = res->host[h].addr[a];
-			if (ss->ss_family == AF_INET)
-				((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)cn->d->route.port);
-			else
-				((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)cn->d->route.port);
-			snprintf(t.name[t.naddr++], sizeof t.name[0], "%s", res->host[h].name);
-		}
-	conn_open(cn, &t);
+	if (cn->es->tls == SMTPC_TLS_DANE || cn->es->tls == SMTPC_TLS_DANE_ONLY)
+		return conn_dane(cn, res, nhost);
+	conn_connect(cn, res, nhost, NULL);
 }
 
 static void conn_unix(struct conn *cn)
@@ -540,6 +687,7 @@ void dest_hangup_all(struct queue *q)
 void dest_free_all(struct queue *q)
 {
 	for (size_t i = 0; i < q->nconns; i++) {
+		conn_dane_free(q->conns[i], NULL);   /* the resolver has gone */
 		smtpc_destroy(q->conns[i]->c);
 		if (q->conns[i]->idle_ev)
 			event_free(q->conns[i]->idle_ev);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "deliver/engine.h"
 #include "lib/log.h"
@@ -225,6 +226,26 @@ static struct event *queue_event(struct queue *q, event_callback_fn fn, bool tim
 	return ev;
 }
 
+/* DANE (smtp_tls dane or dane-only at start) needs answers DNSSEC
+ * validated (RFC 7672 2.1): the delivery resolver validates with
+ * dns_trust_anchor, the file returned; NULL: it does not, as before (a
+ * forwarder that serves unsigned zones below a signed root would be
+ * bogus everywhere). */
+static const char *queue_dnssec(const struct conf *c)
+{
+	if (c->smtp_tls != SMTPC_TLS_DANE && c->smtp_tls != SMTPC_TLS_DANE_ONLY)
+		return NULL;
+	if (!*c->dns_trust_anchor || access(c->dns_trust_anchor, R_OK) != 0) {
+		log_warn("dns_trust_anchor %s: %s: no DNSSEC validation, DANE finds no secure "
+		         "TLSA records (smtp_tls %s)", *c->dns_trust_anchor ? c->dns_trust_anchor : "\"\"",
+		         *c->dns_trust_anchor ? strerror(errno) : "not set",
+		         c->smtp_tls == SMTPC_TLS_DANE ? "dane acts as may" : "dane-only defers all mail");
+		return NULL;
+	}
+	log_info("dns: DNSSEC validation with the trust anchors of %s (DANE)", c->dns_trust_anchor);
+	return c->dns_trust_anchor;
+}
+
 bool queue_start(struct queue *q, struct spool *sp)
 {
 	q->spool = sp;
@@ -237,7 +258,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->base = event_base_new();
 	if (!q->base)
 		log_panic("queue: cannot create an event loop");
-	q->dns = dns_new(q->base, q->conf->dns_resolver);
+	q->dns = dns_new_validating(q->base, q->conf->dns_resolver, queue_dnssec(q->conf));
 	q->closer = closer_new(q->base);
 	q->kick_ev = queue_event(q, queue_fresh_cb, false);
 	q->timer_ev = queue_event(q, sched_wake, true);

@@ -55,7 +55,8 @@ static const char *sched_relay_name(const struct spool_rcpt *r)
 	return r->transport == SPOOL_LOCAL ? "maildir" : r->remote_mta[0] ? r->remote_mta : "none";
 }
 
-static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const char *status)
+static void sched_log_tls(const struct qmsg *m, const struct spool_rcpt *r, const char *status,
+                          const char *tls)
 {
 	struct ev e;
 	ev_init(&e, EK_DELIVERY, LOG_INFO, m->env.session, m->env.qid);
@@ -65,9 +66,16 @@ static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const ch
 	ev_add(&e, "relay", "%s", sched_relay_name(r));
 	ev_add(&e, "delay", "%llds", (long long)(m->now - m->env.arrival));
 	ev_add(&e, "attempts", "%u", r->attempts);
+	if (tls && *tls)   /* RFC 7672: the TLSA record that authenticated the MX */
+		ev_add(&e, "tls", "%s", tls);
 	ev_add(&e, "status", "%s", status);
 	ev_add(&e, "reply", "%s", r->last_reply);
 	ev_emit(&e);
+}
+
+static void sched_log(const struct qmsg *m, const struct spool_rcpt *r, const char *status)
+{
+	sched_log_tls(m, r, status, NULL);
 }
 
 /* A temporary failure: retry later, or give up when the message is too
@@ -104,7 +112,8 @@ static void sched_defer(struct queue *q, struct qmsg *m, struct spool_rcpt *r)
 }
 
 static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
-                        const struct deliver_result *res, const char *remote, bool dsn_passed)
+                        const struct deliver_result *res, const char *remote, bool dsn_passed,
+                        const char *tls)
 {
 	struct spool_rcpt *r = &m->env.rcpt[i];
 	r->attempts++;
@@ -115,7 +124,7 @@ static void sched_apply(struct queue *q, struct qmsg *m, unsigned i,
 	r->remote_mta = util_xstrdup(remote);
 	if (res->status == DELIVER_OK) {
 		r->status = SPOOL_DELIVERED;
-		sched_log(m, r, "sent");
+		sched_log_tls(m, r, "sent", tls);
 		/* RFC 3461 4.1: a next hop that took NOTIFY reports success itself */
 		if (r->transport != SPOOL_REMOTE)
 			report_note(m, DSN_SUCCESS, r, "delivered");
@@ -365,7 +374,8 @@ void sched_job_done(struct queue *q, struct qjob *job)
 {
 	struct qmsg *m = job->m;
 	for (size_t i = 0; i < job->n; i++)
-		sched_apply(q, m, job->idx[i], &job->res[i], job->sj.remote_mta, job->sj.dsn_offered);
+		sched_apply(q, m, job->idx[i], &job->res[i], job->sj.remote_mta, job->sj.dsn_offered,
+		            job->sj.tls);
 	if (--m->jobs_pending == 0)
 		sched_msg_done(q, m);
 }
@@ -513,7 +523,7 @@ static void sched_refused(struct queue *q, struct qmsg *m, unsigned i)
 	struct deliver_result res = { DELIVER_PERM, "" };
 	const char *why = m->env.rcpt[i].last_reply;
 	snprintf(res.reply, sizeof res.reply, "%s", why && *why ? why : "5.1.1 refused when queued");
-	sched_apply(q, m, i, &res, "", false);
+	sched_apply(q, m, i, &res, "", false, NULL);
 }
 
 /* Sort a message's due recipients into jobs, by transport and next hop:
@@ -534,7 +544,7 @@ static void sched_plan(struct queue *q, struct qmsg *m)
 		struct route rt;
 		if (!sched_route(q, rel, r, &rt)) {
 			struct deliver_result res = { DELIVER_PERM, "5.4.4 no route to the destination" };
-			sched_apply(q, m, i, &res, "", false);
+			sched_apply(q, m, i, &res, "", false, NULL);
 			continue;
 		}
 		if (rt.kind == ROUTE_ERROR) {

@@ -62,6 +62,7 @@ static const struct conf_key conf_keys[] = {
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
 	R(dns_resolver, T_STR, ""),
+	R(dns_trust_anchor, T_STR, "/usr/share/dns/root.key"),
 	K(transport_map, T_STR, ""),
 	K(relayhost, T_STR, ""),
 	K(relayhost_auth, T_STR, ""),
@@ -196,7 +197,8 @@ static bool conf_parse_word(const char *s, const char *const *words, size_t n, i
 /* smtp_tls's words, in enum smtpc_tls order. */
 static bool conf_parse_tls(const char *s, enum smtpc_tls *out)
 {
-	static const char *const words[] = { "none", "may", "encrypt", "verify" };
+	static const char *const words[] = { "none", "may", "encrypt", "verify", "dane",
+	                                       "dane-only" };
 	int i;
 	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
 		return false;
@@ -229,7 +231,7 @@ static bool conf_parse_dmarc(const char *s, enum conf_dmarc *out)
 /* dkim_sign's words, in enum conf_dkim_sign order. */
 static bool conf_parse_dkim_sign(const char *s, enum conf_dkim_sign *out)
 {
-	static const char *const words[] = { "no", "authenticated" };
+	static const char *const words[] = { "no", "authenticated", "trusted" };
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (!strcmp(s, words[i])) {
 			*out = (enum conf_dkim_sign)i;
@@ -379,8 +381,8 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_BOOL: return "yes or no";
 	case T_LOGLEVEL: return "debug, info, warning or error";
 	case T_LOGTARGET: return "stderr, syslog or journal";
-	case T_TLS: return "none, may, encrypt or verify";
-	case T_DKIM_SIGN: return "authenticated or no";
+	case T_TLS: return "none, may, encrypt, verify, dane or dane-only";
+	case T_DKIM_SIGN: return "authenticated, trusted or no";
 	case T_SPF: return "reject, record or off";
 	case T_DMARC: return "enforce, report or off";
 	case T_MILTER_ACTION: return "tempfail, accept or reject";

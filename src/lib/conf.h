@@ -28,12 +28,16 @@ enum smtpc_tls {
 	SMTPC_TLS_MAY,       /* when offered; a failure falls back to plain text */
 	SMTPC_TLS_ENCRYPT,   /* required, certificate not checked */
 	SMTPC_TLS_VERIFY,    /* required, the chain and the host name checked */
+	SMTPC_TLS_DANE,      /* RFC 7672: DANE where an MX has secure usable TLSA
+	                        records (required then), else as may */
+	SMTPC_TLS_DANE_ONLY, /* only to MX hosts DANE authenticates; else deferred */
 };
 
 /* dkim_sign: whose mail is signed at receipt (RFC 6376 5). */
 enum conf_dkim_sign {
 	CONF_DKIM_SIGN_NO,              /* nobody's */
 	CONF_DKIM_SIGN_AUTHENTICATED,   /* AUTH'ed sessions' and local submissions' */
+	CONF_DKIM_SIGN_TRUSTED,         /* those and relay_networks' clients' too */
 };
 
 /* spf_policy: what an SPF fail at MAIL does (RFC 7208 8.4). */
@@ -98,10 +102,11 @@ struct conf {
 	struct conf_list lmtp_domains; /* delivered over LMTP to lmtp_host */
 	char *lmtp_host;               /* "unix:/path" or "host:port" */
 	char *dns_resolver;            /* "IP[@port]" for libunbound; "" = resolv.conf */
+	char *dns_trust_anchor;        /* DNSSEC trust anchors for DANE (a file) */
 	char *transport_map;           /* file of "domain host:port" lines; "" = none */
 	char *relayhost;               /* "host:port": all remote mail through it */
 	char *relayhost_auth;          /* "user:password" for AUTH at relayhost */
-	enum smtpc_tls smtp_tls;       /* none, may, encrypt, verify */
+	enum smtpc_tls smtp_tls;       /* none, may, encrypt, verify, dane, dane-only */
 	char *smtp_tls_ca_file;        /* CA bundle for verify; "" = system default */
 	unsigned smtp_port;            /* port of MX hosts, 25 */
 	struct conf_list proxy_interfaces; /* IPs that reach us through a proxy or NAT */
@@ -211,7 +216,7 @@ bool conf_listen_parse(const char *spec, char *addr, size_t n, unsigned *modes);
 int conf_load_string(struct conf *c, const char *text, size_t len, const char *origin);
 
 /* A reload: the keys read at start only (listen, hostname, spool_dir,
- * mail_dir, queue_only, dns_resolver, run_user, maildrop_group,
+ * mail_dir, queue_only, dns_resolver, dns_trust_anchor, run_user, maildrop_group,
  * log_target, control_socket, control_group, metrics_listen) keep
  * running's values in c, each change
  * logged as waiting for a restart and named in changed (space-separated,

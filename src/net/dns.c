@@ -106,12 +106,21 @@ static void dns_trust_forwarder(struct ub_ctx *ub)
 
 struct dns *dns_new(struct event_base *base, const char *resolver)
 {
+	return dns_new_validating(base, resolver, NULL);
+}
+
+/* The trust anchors go first: a zone change below finalizes the context. */
+struct dns *dns_new_validating(struct event_base *base, const char *resolver,
+                               const char *anchor_file)
+{
 	struct dns *d = util_xcalloc(1, sizeof *d);
 	d->base = base;
 	d->ub = ub_ctx_create();
 	if (!d->ub)
 		log_fatal("dns: cannot create a libunbound context");
 	int err = ub_ctx_async(d->ub, 1);  /* a thread, not a fork */
+	if (!err && anchor_file && (err = ub_ctx_add_ta_file(d->ub, anchor_file)) != 0)
+		log_fatal("dns: dns_trust_anchor %s: %s", anchor_file, ub_strerror(err));
 	if (!err && resolver && *resolver) {
 		err = ub_ctx_set_fwd(d->ub, resolver);
 		if (!err)  /* forwarding to 127.0.0.1 is what tests and local caches do */
@@ -205,9 +214,18 @@ static void dns_finish(struct dns_query *q)
 	struct dns_result *r = &q->res;
 	bool all_nx = q->nx > 0 && q->nx == 2 * r->nhost;
 	size_t k = 0;
-	for (size_t i = 0; i < r->nhost; i++)  /* hosts without one stay: see dns.h */
+	bool bogus = false;
+	for (size_t i = 0; i < r->nhost; i++) {  /* hosts without one stay: see dns.h */
+		if (r->host[i].bogus)
+			r->host[i].naddr = 0;
+		bogus |= r->host[i].bogus;
 		k += r->host[i].naddr > 0;
-	if (r->status == DNS_OK && k == 0) {
+	}
+	if (r->status == DNS_OK && k == 0 && bogus) {
+		r->status = DNS_TEMP;
+		snprintf(r->why, sizeof r->why, "4.7.5 DNSSEC validation failed (bogus) for the "
+		         "addresses of the mail exchangers");
+	} else if (r->status == DNS_OK && k == 0) {
 		r->status = DNS_TEMP;
 		snprintf(r->why, sizeof r->why, "4.4.3 no address found for the mail exchangers%s",
 		         all_nx ? " (names do not exist)" : "");
@@ -240,7 +258,11 @@ static void dns_addr_cb(void *arg, int err, struct ub_result *res)
 {
 	struct dns_addr_q *aq = arg;
 	struct dns_query *q = aq->q;
-	if (!err && res) {
+	if (!err && res && res->bogus)
+		aq->h->bogus = true;
+	if (err || !res || !res->secure)
+		aq->h->secure = false;
+	if (!err && res && !res->bogus) {
 		if (res->rcode == RCODE_NXDOMAIN)
 			q->nx++;
 		for (int i = 0; res->havedata && res->data[i]; i++)
@@ -261,6 +283,7 @@ static void dns_lookup_addrs(struct dns_query *q)
 		return;
 	}
 	for (size_t i = 0; i < q->res.nhost; i++) {
+		q->res.host[i].secure = true;   /* until an answer is not */
 		for (int t = 0; t < 2; t++) {
 			struct dns_addr_q *aq = &q->aq[2 * i + (size_t)t];
 			aq->q = q;
@@ -324,6 +347,10 @@ static void dns_mx_cb(void *arg, int err, struct ub_result *res)
 	if (err || !res) {
 		snprintf(why, sizeof why, "4.4.3 DNS lookup failed: %s", ub_strerror(err));
 		dns_fail(q, DNS_TEMP, why);
+	} else if (res->bogus) {
+		snprintf(why, sizeof why, "4.7.5 DNSSEC validation failed (bogus) for %s MX: %s",
+		         res->qname, res->why_bogus ? res->why_bogus : "no reason given");
+		dns_fail(q, DNS_TEMP, why);
 	} else if (res->rcode == RCODE_NXDOMAIN) {
 		snprintf(why, sizeof why, "5.1.2 domain %s does not exist", res->qname);
 		dns_fail(q, DNS_PERM, why);
@@ -334,6 +361,7 @@ static void dns_mx_cb(void *arg, int err, struct ub_result *res)
 		snprintf(why, sizeof why, "5.1.10 %s does not accept mail (null MX, RFC 7505)", res->qname);
 		dns_fail(q, DNS_PERM, why);
 	} else {
+		q->res.secure = res->secure;
 		if (!res->havedata || q->res.nhost == 0) {  /* RFC 5321 5.1 implicit MX */
 			snprintf(q->res.host[0].name, sizeof q->res.host[0].name, "%s", res->qname);
 			q->res.host[0].pref = 0;
@@ -381,6 +409,7 @@ void dns_host(struct dns *d, const char *host, dns_cb cb, void *ctx)
 	struct dns_host *h = &q->res.host[0];
 	snprintf(h->name, sizeof h->name, "%s", host);
 	q->res.nhost = 1;
+	q->res.secure = true;   /* no MX asked: the host is named here */
 	struct in_addr a4;
 	struct in6_addr a6;
 	if (inet_pton(AF_INET, host, &a4) == 1) {
@@ -571,6 +600,8 @@ static void dns_rr_one(struct dns_rrset *r, enum dns_type type, const char *data
 		dns_rr_add(r, text, strlen(text));
 	else if (type == DNS_T_MX && dns_parse_mx(p, len, &pref, text, sizeof text))
 		dns_rr_add(r, text, strlen(text));
+	else if (type == DNS_T_TLSA)
+		dns_rr_add(r, data, len);
 }
 
 /* An MX answer's exchangers by preference (RFC 5321 5.1), the rdata as
@@ -600,14 +631,20 @@ static void dns_rrset_fill(struct dns_rrset *r, enum dns_type type, int err,
 	if (err || !res) {
 		r->status = DNS_TEMP;
 		snprintf(r->why, sizeof r->why, "DNS lookup failed: %s", ub_strerror(err));
+	} else if (res->bogus) {
+		r->status = DNS_TEMP;
+		r->bogus = true;
+		snprintf(r->why, sizeof r->why, "DNSSEC validation failed (bogus) for %s: %s",
+		         res->qname, res->why_bogus ? res->why_bogus : "no reason given");
 	} else if (res->rcode == RCODE_NXDOMAIN) {
 		r->status = DNS_PERM;
+		r->secure = res->secure;
 		snprintf(r->why, sizeof r->why, "%s does not exist", res->qname);
-	} else if (res->rcode != 0 || res->bogus) {
+	} else if (res->rcode != 0) {
 		r->status = DNS_TEMP;
-		snprintf(r->why, sizeof r->why, "DNS error (%s) for %s",
-		         res->bogus ? "DNSSEC validation failed" : "an RCODE other than 0", res->qname);
+		snprintf(r->why, sizeof r->why, "DNS error (an RCODE other than 0) for %s", res->qname);
 	} else {
+		r->secure = res->secure;
 		size_t n = 0;
 		while (res->havedata && res->data[n])
 			n++;

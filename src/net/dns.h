@@ -25,6 +25,8 @@ struct dns_host {
 	unsigned pref;
 	size_t naddr;
 	struct sockaddr_storage addr[DNS_ADDRS_MAX];  /* port not set */
+	bool secure;         /* every address answer DNSSEC-secure (RFC 7672 2.2.2) */
+	bool bogus;          /* an address answer failed validation: no addresses kept */
 };
 
 struct dns_result {
@@ -34,6 +36,8 @@ struct dns_result {
 	                        address stays, naddr 0 (RFC 5321 5.1: a backup
 	                        MX must know whether a better one exists) */
 	struct dns_host host[DNS_HOSTS_MAX];
+	bool secure;         /* the MX answer (or its secure denial) DNSSEC-secure
+	                        (RFC 7672 2.2.1); dns_host: true (no MX asked) */
 };
 
 typedef void (*dns_cb)(void *ctx, const struct dns_result *r);
@@ -44,6 +48,12 @@ struct dns;
 /* resolver: "IP[@port]" to forward to, or "" for /etc/resolv.conf. */
 struct dns *dns_new(struct event_base *base, const char *resolver);
 void dns_free(struct dns *d);
+/* The same, validating answers (DNSSEC) with the trust anchors of
+ * anchor_file (DS or DNSKEY records in zone file form: Debian's
+ * /usr/share/dns/root.key, or a test zone's key); NULL: no validation,
+ * every answer insecure. A file libunbound refuses stops the daemon. */
+struct dns *dns_new_validating(struct event_base *base, const char *resolver,
+                               const char *anchor_file);
 
 /* The mail exchangers of domain with their addresses; DNS_TEMP (4.4.3)
  * when not one of them has an address. */
@@ -80,7 +90,8 @@ bool dns_parse_txt(const unsigned char *rdata, size_t len, struct buf *out);
 
 /* ---- one record set ---- */
 
-enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
+enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28,
+                DNS_T_TLSA = 52 };
 
 struct dns_rr {
 	char *data;          /* NUL-terminated */
@@ -92,10 +103,13 @@ struct dns_rr {
  * NXDOMAIN); DNS_TEMP no answer (a timeout, SERVFAIL or another RCODE, a
  * DNSSEC failure). Records: TXT the record's strings joined (RFC 7208
  * 3.3); A, AAAA the address as text (inet_ntop); MX the exchangers'
- * names in preference order (a null MX is "."); PTR the names. Names
- * without the trailing dot. */
+ * names in preference order (a null MX is "."); PTR the names; TLSA the
+ * rdata as it is (RFC 6698 2.1, net/tlsa.h parses it). Names without the
+ * trailing dot. secure: the answer (records or denial) is DNSSEC-secure;
+ * a bogus one is DNS_TEMP with bogus set. */
 struct dns_rrset {
 	enum dns_status status;
+	bool secure, bogus;
 	char why[256];       /* when not OK */
 	size_t n;
 	struct dns_rr *rr;

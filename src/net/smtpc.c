@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/tls.h"
+#include "net/tlsa.h"
 
 #define SMTPC_TEXT_MAX 512            /* of a reply, quoted in results */
 #define SMTPC_BODY_LOW (64 * 1024)    /* refill the output below this */
@@ -33,6 +34,7 @@ struct smtpc {
 	struct buf text;                /* its lines' text joined (smtpc_text) */
 	bool text_ok;
 	struct buf last_err;            /* why the previous address failed */
+	char tls_note[160];             /* this address's TLS, for the jobs' log lines */
 	/* the current transaction */
 	struct smtpc_job *job;
 	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
@@ -202,6 +204,7 @@ static void smtpc_job_init(struct smtpc *c, struct smtpc_job *job)
 	for (size_t i = 0; i < job->n; i++)
 		job->res[i].reply[0] = '\0';
 	snprintf(job->remote_mta, sizeof job->remote_mta, "%s", smtpc_conn_peer(c->conn));
+	snprintf(job->tls, sizeof job->tls, "%s", c->tls_note);
 	job->dsn_offered = c->ext.dsn;
 }
 
@@ -445,15 +448,38 @@ static void smtpc_auth(struct smtpc *c)
 	smtpc_conn_auth(c->conn, mech, c->t->auth_user, c->t->auth_pass);
 }
 
+/* The level for the current address: smtp_tls, or under dane and
+ * dane-only what its host's TLSA records say (RFC 7672 2.2): DANE
+ * authentication with usable records (SMTPC_TLS_DANE here), TLS without
+ * authentication when none is usable, else may's fallback (dane-only
+ * never gets here without usable records: dest.c leaves such hosts out). */
+static enum smtpc_tls smtpc_level(const struct smtpc *c)
+{
+	enum smtpc_tls tls = c->t->tls;
+	if (tls != SMTPC_TLS_DANE && tls != SMTPC_TLS_DANE_ONLY)
+		return tls;
+	const struct tlsa_host *h = tlsa_set_find(c->t->dane, smtpc_conn_name(c->conn));
+	if (h && h->state == TLSA_USABLE)
+		return SMTPC_TLS_DANE;
+	if (h && h->state == TLSA_UNUSABLE)
+		return SMTPC_TLS_ENCRYPT;
+	return tls == SMTPC_TLS_DANE ? SMTPC_TLS_MAY : SMTPC_TLS_DANE_ONLY;
+}
+
 static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
-	bool want_tls = c->t->ssl_ctx && c->t->tls != SMTPC_TLS_NONE && !tls;
-	if (want_tls && c->ext.starttls) {
+	enum smtpc_tls level = smtpc_level(c);
+	bool want_tls = c->t->ssl_ctx && level != SMTPC_TLS_NONE && !tls;
+	if (!tls && level == SMTPC_TLS_DANE_ONLY) {
+		smtpc_address_failed(c, "4.7.5 no usable DANE TLSA records for %s (dane-only)",
+		                     smtpc_conn_name(c->conn));
+	} else if (want_tls && c->ext.starttls) {
 		c->state = C_STARTTLS;
 		smtpc_conn_line(c->conn, "STARTTLS");
-	} else if (!tls && (c->t->tls == SMTPC_TLS_ENCRYPT || c->t->tls == SMTPC_TLS_VERIFY)) {
-		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy but not offered");
+	} else if (!tls && level != SMTPC_TLS_NONE && level != SMTPC_TLS_MAY) {
+		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy%s but not offered",
+		                     level == SMTPC_TLS_DANE ? " (DANE TLSA records)" : "");
 	} else if (c->t->auth_user) {
 		smtpc_auth(c);
 	} else {
@@ -464,23 +490,35 @@ static void smtpc_after_ehlo(struct smtpc *c)
 static void smtpc_start_tls(struct smtpc *c)
 {
 	const char *why;
-	if (smtpc_conn_starttls(c->conn, c->t->ssl_ctx, smtpc_conn_name(c->conn),
-	                        c->t->tls == SMTPC_TLS_VERIFY, &why) < 0)
+	enum smtpc_tls level = smtpc_level(c);
+	struct tls_peer peer = { smtpc_conn_name(c->conn), level == SMTPC_TLS_VERIFY, NULL };
+	if (level == SMTPC_TLS_DANE)
+		peer.dane = tlsa_set_find(c->t->dane, peer.name);
+	if (smtpc_conn_starttls_peer(c->conn, c->t->ssl_ctx, &peer, &why) < 0)
 		return smtpc_address_failed(c, "4.7.5 %s", why);
 	c->state = C_HANDSHAKE;
 }
 
-/* The handshake is done: under verify the chain and the name must hold;
- * then RFC 3207 4.2: forget everything, greet again. */
+/* The handshake is done: under verify the chain and the name must hold,
+ * under DANE a TLSA record must match (RFC 7672 3; else the host is
+ * given up, never used in clear text); then RFC 3207 4.2: forget
+ * everything, greet again. */
 static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 {
 	struct smtpc *c = arg;
 	struct smtpc_tls_facts f;
+	char dane[128] = "";
 	smtpc_conn_tls_facts(conn, smtpc_conn_name(conn), &f);
-	if (c->t->tls == SMTPC_TLS_VERIFY && !f.chain_ok)
+	enum smtpc_tls level = smtpc_level(c);
+	if (level == SMTPC_TLS_VERIFY && !f.chain_ok)
 		return smtpc_address_failed(c, "4.7.5 certificate verification failed: %s",
 		                            f.verify_error);
-	log_info("smtp %s: TLS %s %s", smtpc_conn_peer(conn), f.version, f.cipher);
+	if (level == SMTPC_TLS_DANE && !smtpc_conn_dane_match(conn, dane, sizeof dane))
+		return smtpc_address_failed(c, "4.7.5 DANE authentication failed for %s: %s",
+		                            smtpc_conn_name(conn), dane);
+	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s", f.version, *dane ? " dane=" : "", dane);
+	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
+	         *dane ? " dane=" : "", dane);
 	memset(&c->ext, 0, sizeof c->ext);
 	smtpc_hello(c);
 }
@@ -513,7 +551,7 @@ static void smtpc_starttls_reply(struct smtpc *c)
 {
 	if (c->reply->code == 220)
 		smtpc_start_tls(c);
-	else if (c->t->tls == SMTPC_TLS_MAY)
+	else if (smtpc_level(c) == SMTPC_TLS_MAY)
 		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
 	else
 		smtpc_address_failed(c, "4.7.5 STARTTLS refused: %d", c->reply->code);
@@ -557,6 +595,7 @@ static void smtpc_on_connected(struct smtpc_conn *conn, void *arg)
 	(void)conn;
 	struct smtpc *c = arg;
 	c->state = C_GREETING;
+	c->tls_note[0] = '\0';
 }
 
 /* Before the session is up (and with no job) the next address; after,
@@ -646,9 +685,10 @@ bool smtpc_usable(const struct smtpc *c)
 }
 
 /* The shared defaults of tls_ctx_new (TLS 1.2 minimum, no compression or
- * renegotiation). Opportunistic TLS (may) keeps OpenSSL's wider default
- * cipher list: against an old MX, some encryption beats none; encrypt and
- * verify keep the strict forward-secret list. */
+ * renegotiation). Opportunistic TLS (may, and dane, which falls back to
+ * it) keeps OpenSSL's wider default cipher list: against an old MX, some
+ * encryption beats none; encrypt and verify keep the strict
+ * forward-secret list. dane and dane-only enable OpenSSL's DANE. */
 SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file)
 {
 	if (tls == SMTPC_TLS_NONE)
@@ -656,8 +696,12 @@ SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file)
 	SSL_CTX *ctx = tls_ctx_new(TLS_CLIENT);
 	if (!ctx)
 		return NULL;
-	if (tls == SMTPC_TLS_MAY)
+	if (tls == SMTPC_TLS_MAY || tls == SMTPC_TLS_DANE || tls == SMTPC_TLS_DANE_ONLY)
 		SSL_CTX_set_cipher_list(ctx, "DEFAULT");
+	if ((tls == SMTPC_TLS_DANE || tls == SMTPC_TLS_DANE_ONLY) && !tls_ctx_dane(ctx)) {
+		tls_ctx_free(ctx);
+		return NULL;
+	}
 	if (tls == SMTPC_TLS_VERIFY) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		int ok = ca_file && *ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)

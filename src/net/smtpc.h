@@ -4,7 +4,9 @@
  * A connection tries its addresses in order (MX preference order) until
  * one greets, answers EHLO (or HELO, or LHLO), and, when offered and the
  * policy (smtp_tls) allows, completes STARTTLS (RFC 3207) and AUTH (RFC
- * 4954). Then it runs transactions, one job at a time: MAIL, RCPTs and
+ * 4954). Under dane and dane-only each host's TLSA verdict (the target's
+ * tlsa_set, RFC 7672) sets what its STARTTLS must achieve: DANE
+ * authentication, TLS without it, or the fallback of may. Then it runs transactions, one job at a time: MAIL, RCPTs and
  * DATA pipelined when PIPELINING (RFC 2920) is offered, and then the next
  * job's commands right after the final dot; the body read through the
  * job's source and dot-stuffed (or a dotless file sent as it is), DSN
@@ -50,6 +52,7 @@ struct smtpc_job {
 	struct deliver_result *res;     /* n results, filled in */
 	bool dsn_offered;               /* the next hop took our NOTIFY */
 	char remote_mta[300];           /* "mx.example[192.0.2.1]" */
+	char tls[160];                  /* "TLSv1.3", "TLSv1.3 dane=3 1 1 a1b2...", or "" */
 };
 
 struct smtpc;

@@ -23,6 +23,7 @@
 #include "lib/util.h"
 #include "net/closer.h"
 #include "net/tls.h"
+#include "net/tlsa.h"
 #include "net/wire.h"
 
 #define SMTPC_HIDDEN "(credentials, hidden)"
@@ -284,6 +285,13 @@ static void smtpc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtpc_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED)
 		return smtpc_conn_connected(c);
+	/* over TLS the last reply (221, a 421) can come with the close in
+	 * one read: take its lines before the connection goes down */
+	if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		smtpc_conn_read_cb(bev, c);
+		if (c->closing || c->bev != bev)
+			return;
+	}
 	int err = EVUTIL_SOCKET_ERROR();
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	bool connecting = c->state == K_CONNECT;
@@ -400,6 +408,7 @@ static void smtpc_conn_free(struct smtpc_conn *c)
 	closer_taken_free(&c->taken);   /* never started */
 	smtpc_conn_auth_end(c);
 	smtp_reply_free(&c->reply);
+	tlsa_set_unref(c->t.dane);
 	free(c);
 	if (freed)
 		freed(ctx);
@@ -426,6 +435,7 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 	struct smtpc_conn *c = util_xcalloc(1, sizeof *c);
 	c->base = base;
 	c->t = *t;
+	c->t.dane = tlsa_set_ref(t->dane);
 	c->cbs = *cbs;
 	c->state = K_CONNECT;
 	c->taken.fd = -1;
@@ -449,6 +459,13 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 int smtpc_conn_starttls(struct smtpc_conn *c, SSL_CTX *ctx, const char *name, bool check_name,
                         const char **why)
 {
+	struct tls_peer peer = { name, check_name, NULL };
+	return smtpc_conn_starttls_peer(c, ctx, &peer, why);
+}
+
+int smtpc_conn_starttls_peer(struct smtpc_conn *c, SSL_CTX *ctx, const struct tls_peer *peer,
+                             const char **why)
+{
 	if (c->state != K_UP || c->tls || !c->bev) {
 		*why = "not connected";
 		return -1;
@@ -461,10 +478,9 @@ int smtpc_conn_starttls(struct smtpc_conn *c, SSL_CTX *ctx, const char *name, bo
 	if (c->direct)
 		wire_indirect(c->bev);   /* OpenSSL writes from here on */
 	c->direct = false;
-	struct tls_peer peer = { name, check_name };
-	struct bufferevent *tb = tls_wrap(c->base, c->bev, ctx, &peer);
+	struct bufferevent *tb = tls_wrap(c->base, c->bev, ctx, peer);
 	if (!tb) {
-		*why = "cannot start TLS";
+		*why = peer->dane ? "cannot start TLS with the TLSA records" : "cannot start TLS";
 		return -1;
 	}
 	c->bev = tb;
@@ -527,6 +543,15 @@ void smtpc_conn_tls_facts(struct smtpc_conn *c, const char *name, struct smtpc_t
 	f->chain_ok = v == X509_V_OK;
 	snprintf(f->verify_error, sizeof f->verify_error, "%s", X509_verify_cert_error_string(v));
 	X509_free(cert);
+}
+
+bool smtpc_conn_dane_match(struct smtpc_conn *c, char *out, size_t n)
+{
+	if (!c->tls || !c->bev) {
+		snprintf(out, n, "no TLS");
+		return false;
+	}
+	return tls_dane_match(c->bev, out, n);
 }
 
 /* ---- about the connection ---- */

@@ -32,6 +32,7 @@
 struct event_base;
 struct closer;
 struct smtpc_conn;
+struct tlsa_set;
 
 /* Where and how to connect. The connection level uses the addresses, the
  * timeouts and the closer; the delivery driver the rest. */
@@ -48,6 +49,9 @@ struct smtpc_target {
 	unsigned connect_timeout;  /* seconds per address */
 	unsigned timeout;          /* seconds per reply; 0: none (the owner keeps time) */
 	struct closer *closer;     /* where the connection goes to be closed */
+	struct tlsa_set *dane;     /* tls dane, dane-only: each host's TLSA verdict
+	                              (net/tlsa.h), by name[]; the connection
+	                              holds a reference. NULL: none */
 	struct closer_taken *adopt;/* not NULL: no connecting, this connection is
 	                              taken over (moved; ATRN's reversed session,
 	                              RFC 2645 4), addr[0] and name[0] its peer */
@@ -121,7 +125,15 @@ bool smtpc_conn_unread(const struct smtpc_conn *c);
  * its 220: a possible STARTTLS injection, CVE-2011-0411). */
 int smtpc_conn_starttls(struct smtpc_conn *c, SSL_CTX *ctx, const char *name, bool check_name,
                         const char **why);
+/* The same for a peer described whole (net/tls.h: its TLSA records for
+ * DANE, RFC 7672). */
+struct tls_peer;
+int smtpc_conn_starttls_peer(struct smtpc_conn *c, SSL_CTX *ctx, const struct tls_peer *peer,
+                             const char **why);
 bool smtpc_conn_tls_on(const struct smtpc_conn *c);
+/* After a handshake with TLSA records: did one match (described into
+ * out, "3 1 1 a1b2..."), or why not. */
+bool smtpc_conn_dane_match(struct smtpc_conn *c, char *out, size_t n);
 /* The facts of the TLS session, name checked against the certificate
  * (RFC 6125: a host name, or an address against its IP entries). */
 void smtpc_conn_tls_facts(struct smtpc_conn *c, const char *name, struct smtpc_tls_facts *f);

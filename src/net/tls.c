@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "lib/log.h"
+#include "net/tlsa.h"
 
 /* TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 keeps
  * OpenSSL's defaults, which are all AEAD. */
@@ -59,6 +60,52 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file)
 	return NULL;
 }
 
+bool tls_ctx_dane(SSL_CTX *ctx)
+{
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		tls_log_errors("cannot enable DANE");
+		return false;
+	}
+	return true;
+}
+
+/* RFC 7672 3: the TLSA base domain (the MX host's name) is the SNI name
+ * and, for DANE-TA(2), the name the certificate must carry (3.2.2);
+ * DANE-EE(3) checks no name (3.1.1). Each usable record goes to OpenSSL,
+ * which matches the chain against them during the handshake. */
+static bool tls_dane_peer(SSL *ssl, const struct tlsa_host *h)
+{
+	if (SSL_dane_enable(ssl, h->name) <= 0)
+		return false;
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	int added = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct tlsa_rr *r = &h->rr[i];
+		int rc = SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype, r->data, r->len);
+		if (rc < 0)
+			return false;
+		added += rc > 0;
+	}
+	ERR_clear_error();   /* records OpenSSL found unusable leave errors behind */
+	return added > 0;
+}
+
+bool tls_dane_match(struct bufferevent *bev, char *out, size_t n)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;
+	size_t len;
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_ERR_UNSPECIFIED;
+	if (v == X509_V_OK && SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, &data, &len) >= 0) {
+		tlsa_describe(usage, selector, mtype, data, len, out, n);
+		return true;
+	}
+	snprintf(out, n, "%s", v == X509_V_OK ? "no TLSA record matched"
+	                                       : X509_verify_cert_error_string(v));
+	return false;
+}
+
 void tls_ctx_free(SSL_CTX *ctx)
 {
 	SSL_CTX_free(ctx);
@@ -92,7 +139,8 @@ struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *plain,
 	 * 6125 through OpenSSL's host check */
 	unsigned char a[16];
 	bool literal = inet_pton(AF_INET, peer->name, a) == 1 || inet_pton(AF_INET6, peer->name, a) == 1;
-	if ((!literal && SSL_set_tlsext_host_name(ssl, peer->name) != 1) ||
+	if ((peer->dane && !tls_dane_peer(ssl, peer->dane)) ||
+	    (!literal && SSL_set_tlsext_host_name(ssl, peer->name) != 1) ||
 	    (peer->check_name && SSL_set1_host(ssl, peer->name) != 1)) {
 		SSL_free(ssl);
 		return NULL;

@@ -26,12 +26,26 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file);
 
 void tls_ctx_free(SSL_CTX *ctx);
 
+struct tlsa_host;
+
 /* The server a client connects to: its name for SNI, and whether the
- * certificate must carry it (smtp_tls = verify). */
+ * certificate must carry it (smtp_tls = verify); dane (may be NULL): its
+ * usable TLSA records, which then authenticate it instead (RFC 7672 3,
+ * OpenSSL's DANE: the context must come from tls_ctx_dane). */
 struct tls_peer {
 	const char *name;
 	bool check_name;
+	const struct tlsa_host *dane;
 };
+
+/* Let a client context take DANE's records (SSL_CTX_dane_enable); false
+ * (and the reason logged) on error. */
+bool tls_ctx_dane(SSL_CTX *ctx);
+
+/* After the handshake with dane records: true when the peer's chain
+ * matched one (RFC 7672 3.1), described into out ("3 1 1 a1b2..."); else
+ * false, with OpenSSL's verification error in out. */
+bool tls_dane_match(struct bufferevent *bev, char *out, size_t n);
 
 /* Put TLS on top of a connected socket bufferevent: as a server when peer
  * is NULL, else as a client of peer. For STARTTLS the caller must first

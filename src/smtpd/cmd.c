@@ -170,7 +170,17 @@ static bool cmd_mail(struct session *s, const char *args)
 	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, true, false);
 	if (ae != ADDR_OK)
 		return session_no(s, R_BAD_SENDER, addr_strerror(ae));
-	return cmd_mail_params(s, rest, &s->args.mp);
+	if (!cmd_mail_params(s, rest, &s->args.mp))
+		return false;
+	if (!spool_has_room(s->srv->spool, s->args.mp.size)) {   /* RFC 1870 6.1: 452 */
+		struct ev e;
+		session_event(s, &e, EK_REJECT, LOG_WARNING, NULL);
+		ev_add(&e, "cmd", "MAIL");
+		ev_add(&e, "reason", "the spool's disk is (nearly) full");
+		ev_emit(&e);
+		return session_no(s, R_SPOOL_FULL);
+	}
+	return true;
 }
 
 /* The SPF check's line: its result, the identity's domain, the client
@@ -358,8 +368,11 @@ static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
 	tx->msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
-	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, s->client.authed), c->max_header_size);
-	tx->verifier = verifier_begin(s->set, s->client.authed);
+	/* Ours to sign (AUTH, or relay_networks with dkim_sign = trusted):
+	 * signed if there is a key, and not verified. */
+	bool own = signer_owns(s->set, s->client.authed, s->client.addr);
+	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, own), c->max_header_size);
+	tx->verifier = verifier_begin(s->set, own);
 	milters_data_begin(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
@@ -490,7 +503,7 @@ static void cmd_replace_body(struct session *s, const struct buf *body)
 		tx->dp.dot_lines = body->data[i] == '.' && (i == 0 || body->data[i - 1] == '\n');
 	if (tx->in.signer) {
 		signer_free(tx->in.signer);
-		tx->in.signer = signer_begin(s->set, s->client.authed);
+		tx->in.signer = signer_begin(s->set, true);   /* it signed: ours */
 		if (tx->in.signer)
 			signer_feed(tx->in.signer, body->data, body->len);
 	}

@@ -8,6 +8,7 @@
 #include "dkim/dkim.h"
 #include "dkim/sign.h"
 #include "lib/buf.h"
+#include "lib/cidr.h"
 #include "lib/event.h"
 #include "lib/util.h"
 
@@ -18,6 +19,12 @@ struct signer {
 	const struct signkeys *keys;
 	struct dkim_sign *sign;
 };
+
+bool signer_owns(const struct settings *set, bool authed, const struct sockaddr *client)
+{
+	return authed || (set->conf.dkim_sign == CONF_DKIM_SIGN_TRUSTED && client &&
+	                  cidr_list_match(&set->conf.relay_networks, client));
+}
 
 struct signer *signer_begin(const struct settings *set, bool submitted)
 {

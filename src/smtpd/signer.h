@@ -17,13 +17,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "lib/msghead.h"
 #include "policy/settings.h"
 
 struct signer;
 
+/* Whether a session's mail is tern's own to sign (and so not to verify):
+ * it authenticated, or dkim_sign = trusted and client is one of
+ * relay_networks (as OpenDKIM's InternalHosts). */
+bool signer_owns(const struct settings *set, bool authed, const struct sockaddr *client);
 /* A signer for a message, or NULL when it is not to be signed (dkim_sign
- * = no, no keys, or submitted false: neither AUTH nor a local user).
+ * = no, no keys, or submitted false: neither AUTH nor a local user, nor
+ * with dkim_sign = trusted a client of relay_networks: see signer_owns).
  * set must outlive it. */
 struct signer *signer_begin(const struct settings *set, bool submitted);
 /* Body octets, as they go to the spool (unstuffed, CRLF line ends). */

@@ -197,6 +197,26 @@ void body_reserve_keep(struct spool *sp)
 	pthread_mutex_unlock(&sp->reserve_mu);
 }
 
+bool spool_has_room(struct spool *sp, uint64_t size)
+{
+	struct statvfs v;
+	if (sp->dir < 0 || fstatvfs(sp->dir, &v) != 0)
+		return true;   /* cannot tell: the writes will */
+	uint64_t free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+	pthread_mutex_lock(&sp->reserve_mu);
+	uint64_t margin = 4 * sp->reserve;
+	pthread_mutex_unlock(&sp->reserve_mu);
+	return free_bytes >= size + margin;
+}
+
+bool body_reserve_spent(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->reserve_mu);
+	bool spent = sp->reserve && sp->reserve_used && !sp->reserve_made;
+	pthread_mutex_unlock(&sp->reserve_mu);
+	return spent;
+}
+
 /* A batch of results failed for want of space: give it the reserve.
  * false when there is none to give. */
 bool body_reserve_release(struct spool *sp)

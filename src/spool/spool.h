@@ -157,6 +157,13 @@ void spool_scan_unlock(struct spool *sp);
  * file and tries the batch again; it makes the file again once the disk
  * has twice its size free. */
 void spool_set_reserve(struct spool *sp, uint64_t bytes);
+/* May a message of size octets (0: not declared) be taken now? false when
+ * the spool's disk has less than that free above four times the reserve
+ * (the room delivery results need): new mail
+ * then gets 452 4.3.1 at MAIL (as Postfix's smtpd checks free space
+ * against message_size_limit), before accepted mail fills the last of
+ * the disk and no result can be recorded. Any thread. */
+bool spool_has_room(struct spool *sp, uint64_t size);
 
 /* Run the completions that are waiting (on the caller's thread). */
 void spool_run_completions(struct spool *sp);

@@ -136,6 +136,9 @@ void body_unlink(struct spool *sp, struct spool_op *ops);
 void *body_reaper(void *arg);
 void body_reserve_keep(struct spool *sp);
 bool body_reserve_release(struct spool *sp);
+/* The reserve was given to delivery results and is not made again yet:
+ * new mail must wait (452) so that the space goes to results. */
+bool body_reserve_spent(struct spool *sp);
 
 /* writer.c: the writer thread and its queue of operations. */
 void *writer_main(void *arg);

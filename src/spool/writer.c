@@ -93,6 +93,10 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 {
 	sqlite3 *db = sp->db;
 	buf_reset(&op->gone);
+	/* the space the reserve freed is for results: new mail waits (452
+	 * 4.3.1) until the reserve is made again */
+	if ((op->type == OP_CHUNK || op->type == OP_COMMIT) && body_reserve_spent(sp))
+		return ENOSPC;
 	switch (op->type) {
 	case OP_CHUNK:
 		return op->m->file ? body_put(sp, op->m, op->off, &op->data)

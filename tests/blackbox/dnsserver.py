@@ -12,7 +12,9 @@ types, (name, type): "always_refuse" answers REFUSED below name, which a
 resolver forwarding here turns into a failure (SERVFAIL); "static" serves
 a name's own records inside such a zone. forward sends the names below a
 zone to another server, (name, "IP@port"): one that never answers makes
-lookups hang. The server runs in the foreground
+lookups hang. auth_zones serves zone files authoritatively, (name, file),
+with what they hold (a signed zone's RRSIG, NSEC and DNSKEY records
+answer a query with the DO bit: DNSSEC tests). The server runs in the foreground
 (unbound -d), is ready when it answers a query, and stop() ends it.
 Only the standard library is used; waits poll against a deadline.
 """
@@ -72,9 +74,10 @@ def local_data(record):
 
 
 class Unbound:
-    def __init__(self, tmpdir, records, zones=(), forward=()):
+    def __init__(self, tmpdir, records, zones=(), forward=(), auth_zones=()):
         self.zones = list(zones)
         self.forward = list(forward)
+        self.auth_zones = list(auth_zones)
         self.dir = Path(tmpdir) / ("unbound-%d" % random.randrange(10**9))
         self.dir.mkdir(parents=True)
         self.port = _free_port()
@@ -105,12 +108,15 @@ class Unbound:
         ]
         for name, kind in self.zones:
             lines.append('    local-zone: "%s" %s' % (name, kind))
-        for name, _ in self.forward:
+        for name, _ in self.forward + self.auth_zones:
             lines.append('    local-zone: "%s" transparent' % name)
         for r in records:
             lines.append("    local-data: %s" % local_data(r))
         for name, addr in self.forward:
             lines += ["forward-zone:", '    name: "%s"' % name, "    forward-addr: %s" % addr]
+        for name, path in self.auth_zones:
+            lines += ["auth-zone:", '    name: "%s"' % name, '    zonefile: "%s"' % path,
+                      "    for-downstream: yes", "    for-upstream: no"]
         lines += ["remote-control:", "    control-enable: no", ""]
         return "\n".join(lines)
 

@@ -2,6 +2,8 @@
 
 * SmtpSink: Postfix's smtp-sink (a different SMTP implementation from ternd,
   with switches to refuse commands or speak only HELO);
+* AioSmtpd: Python's aiosmtpd (python3-aiosmtpd), a third SMTP
+  implementation, with SMTPUTF8 and STARTTLS (tern-probe conform);
 * Postfix: a private instance of Postfix itself (own config and queue
   directories) with STARTTLS (a self-signed certificate made by openssl)
   and AUTH through a private Dovecot auth service (passwd-file).
@@ -76,6 +78,36 @@ class SmtpSink:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(DEADLINE)
+
+
+class AioSmtpd:
+    """aiosmtpd on 127.0.0.1:port with its Sink handler (accepts every
+    message, keeps none), SMTPUTF8 (-u) and STARTTLS with cert and key,
+    TLS not required."""
+
+    def __init__(self, tmp, cert, key):
+        self.tmp = Path(tmp)
+        self.port = free_port()
+        self.logpath = self.tmp / ("aiosmtpd-%d.log" % self.port)
+        argv = ["/usr/bin/python3", "-m", "aiosmtpd", "-n", "-u",
+                "-c", "aiosmtpd.handlers.Sink", "-l", "127.0.0.1:%d" % self.port,
+                "--tlscert", str(cert), "--tlskey", str(key), "--no-requiretls"]
+        with open(self.logpath, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log)
+        wait_port(self.port, self.proc, "aiosmtpd", self.log)
+
+    def log(self):
+        return self.logpath.read_text("utf-8", "replace") if self.logpath.exists() else ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 MAIN_CF = """\

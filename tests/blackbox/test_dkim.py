@@ -256,6 +256,44 @@ def test_unauthenticated_relay_is_not_signed(signer, keys):
     assert "dkim:" not in signer.log()
 
 
+@pytest.mark.parametrize("mode", ["trusted", "authenticated"])
+def test_dkim_sign_trusted_signs_relay_networks_without_auth(ternd, tmp_path, keys, mode):
+    """dkim_sign = trusted (OpenDKIM's InternalHosts): a client of
+    relay_networks that did not authenticate has its mail signed; a client
+    outside them is not signed.
+    With authenticated, the same relayed mail goes unsigned."""
+    sink = SmtpSink(tmp_path, "127.0.0.1", free_port_on("127.0.0.1"))
+    try:
+        tmap = tmp_path / "transport"
+        tmap.write_text("far.example 127.0.0.1:%d\n" % sink.port)
+        s = ternd(transport_map=str(tmap), relay_networks="127.0.0.2/32",
+                  dkim_keys=dkim_keys(keys), dkim_sign=mode, log_level="debug",
+                  mailboxes=("bob@example.com",))
+        s.sink = sink
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE,
+                          source_address=("127.0.0.2", 0)) as c:
+            c.ehlo("app.example")
+            c.sendmail(USER, ["bob@far.example"], message("trusted-" + mode))
+        got = at_sink(s, "trusted-" + mode)
+        assert b"Received: from app.example ([127.0.0.2])" in got
+        if mode == "trusted":
+            assert [g["s"] for g in signatures(got)] == ["rsa", "ed"]
+            assert verify_all(got, keys) == [True, True]
+            assert re.search(r": dkim: signed, d=example\.com, s=rsa, key=", s.log())
+        else:
+            assert b"DKIM-Signature" not in got
+            assert "dkim: signed" not in s.log()
+        # 127.0.0.1 is not of relay_networks: its mail (local, it may not
+        # relay) is not signed either way
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+            c.ehlo("outside.example")
+            c.sendmail(USER, ["bob@example.com"], message("outside-" + mode))
+        data = s.wait_message_with("bob@example.com", "outside-" + mode)
+        assert b"DKIM-Signature" not in data
+    finally:
+        sink.stop()
+
+
 def test_no_key_for_the_from_domain_is_not_signed(signer, keys):
     submit(signer, message("otherdomain", frm="Kate <kate@other.example>"), ["bob@far.example"])
     got = at_sink(signer, "otherdomain")

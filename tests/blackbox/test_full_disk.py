@@ -315,6 +315,12 @@ def test_reserve_lets_results_commit_on_a_full_disk(relay):
     assert not reserve.exists()
     assert not lines_with(s, "cannot record delivery results")
     r.assert_each_once()
+    # what the reserve freed is for results: new mail waits (452 at MAIL,
+    # RFC 1870 6.1) until there is room again, or it would take that space
+    c = s.session()
+    c.expect("MAIL FROM:<a@client.example>", "452 4.3.1 Insufficient system storage")
+    c.expect("QUIT", BYE)
+    assert lines_with(s, "reason=the spool's disk is (nearly) full")
     os.unlink(filler)
     # the next commit makes the reserve again, now that there is room
     c = s.session()

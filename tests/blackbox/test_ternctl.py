@@ -126,6 +126,7 @@ def test_queue_json_has_postqueue_members(world):
               "sender", "recipients"):
         assert k in m, (k, m)
     assert m["sender"] == "alice@example.com"
+    assert m["node"] == "mx.test.example"   # queue ids are unique per node only
     assert abs(m["arrival_time"] - time.time()) < 60
     assert m["message_size"] > 0 and m["forced_expire"] is False
     r = m["recipients"][0]
@@ -184,6 +185,7 @@ def test_show_history_and_headers(world):
     wait_for("a second attempt", lambda: queue_json(world)[0]["recipients"][0]["attempts"] >= 2)
     o = jlines(ctl(world, "show", qid, json_out=True))[-1]
     assert o["ok"] and o["queue_id"] == qid and o["sender"] == "alice@example.com"
+    assert o["node"] == "mx.test.example"
     assert o["client"] == "127.0.0.1" and o["helo"] == "client.example"
     assert [r["address"] for r in o["recipients"]] == ["u1@unreach.test"]
     tries = [h for h in o["attempts"] if h["recipient"] == 0]

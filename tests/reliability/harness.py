@@ -340,7 +340,12 @@ class Senders:
                     self.sent += 1
                     mid = "<%s-%d@sender.test>" % (self.tag, self.sent)
                 s.sendall(b"MAIL FROM:<s@sender.test>\r\nRCPT TO:<r@sink.test>\r\nDATA\r\n")
-                if reply() != 250 or reply() != 250 or reply() != 354:
+                first = reply()
+                if first != 250:   # refused at MAIL (452 when the disk is nearly full)
+                    with self.lock:
+                        self.codes[first] = self.codes.get(first, 0) + 1
+                    return
+                if reply() != 250 or reply() != 354:
                     return
                 s.sendall(("Message-ID: %s\r\nSubject: reliability\r\n\r\n%s.\r\n"
                            % (mid, self._body(mid))).encode())

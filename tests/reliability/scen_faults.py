@@ -116,7 +116,7 @@ def disk_full(work, short, args):
                       "%d x 452" % s.codes.get(452, 0))
         lost += check("fault-disk-full", "no 451/other refusals", set(s.codes) <= {250, 452},
                       "codes %s" % sorted(s.codes))
-        lines = d.log_lines(r"No space left|refused-data|spool=No space")
+        lines = d.log_lines(r"No space left|refused-data|spool=No space|disk is \(nearly\) full")
         lost += check("fault-disk-full", "log names the full disk", bool(lines),
                       lines[0].strip()[:150] if lines else "none")
         return lost

@@ -263,6 +263,15 @@ int probe_conn_send(struct probe_conn *c, const char *line)
 	return 0;
 }
 
+int probe_conn_write(struct probe_conn *c, const void *p, size_t n)
+{
+	if (!c->c)
+		return probe_conn_gone(c);
+	smtpc_conn_write(c->c, p, n);
+	probe_conn_push(c);
+	return 0;
+}
+
 int probe_conn_reply(struct probe_conn *c, struct smtp_reply *r)
 {
 	smtp_reply_reset(r);

@@ -64,6 +64,8 @@ int probe_conn_open(struct probe_conn *c, const struct mx_list *l, int port,
                     char name[MX_NAME_MAX], char ip[46], struct buf *log);
 
 int probe_conn_send(struct probe_conn *c, const char *line);   /* adds CRLF */
+/* Bytes as they are, in one write (on a plain connection), not traced. */
+int probe_conn_write(struct probe_conn *c, const void *p, size_t n);
 /* One whole reply into r: 0, or PROBE_CONN_ERR / PROBE_CONN_TIMEOUT. */
 int probe_conn_reply(struct probe_conn *c, struct smtp_reply *r);
 int probe_conn_cmd(struct probe_conn *c, const char *line, struct smtp_reply *r);

@@ -1,4 +1,4 @@
-/* tern-probe: command line. "check", "console" and "explain". */
+/* tern-probe: command line. "check", "console", "conform" and "explain". */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,12 +6,14 @@
 
 #include "lib/buf.h"
 #include "tools/probe/check.h"
+#include "tools/probe/conform.h"
 #include "tools/probe/console.h"
 #include "tools/probe/explain.h"
 
 #define PROBE_USAGE \
 "usage: tern-probe check TARGET [options]   test a mail server step by step\n" \
 "       tern-probe console TARGET [options] an interactive SMTP session\n" \
+"       tern-probe conform TARGET [options] run the RFC dialogues (conform/*.dlg)\n" \
 "       tern-probe explain CODE [ENHANCED]  what a reply code means\n" \
 "TARGET: host, host:port, IP address, or a mail domain (its MX hosts).\n" \
 "check options:\n" \
@@ -37,11 +39,18 @@
 "      --timeout SEC        per reply and per connection (default 30)\n" \
 "console options: --resolver, --port, --cafile, --tls-name, --timeout,\n" \
 "  --log FILE (like telnet's \"set logfile\").\n" \
-"exit status: 0 all passed, 1 a test failed, 2 could not connect.\n"
+"conform options: -v, --json, --port, --resolver, --helo, --from, --to ADDR (the\n" \
+"  recipient, default postmaster@ the greeting's name), --cafile, --tls-name,\n" \
+"  --timeout (default 10), and:\n" \
+"      --tls                STARTTLS first, where the dialogue allows\n" \
+"      --only NAME[,NAME]   only these dialogues (repeatable)\n" \
+"      --dir DIR            the dialogue files (default: next to the binary)\n" \
+"exit status: 0 all passed, 1 a test failed, 2 could not connect (conform:\n" \
+"  2 bad usage or dialogue files, 3 could not connect).\n"
 
 enum { O_JSON = 256, O_MXONLY, O_RESOLVER, O_HELO, O_FROM, O_TO, O_SEND, O_NOTIFY,
        O_RELAY, O_OUTSIDE, O_USER, O_PASS, O_PASSFILE, O_MECH, O_NOTLS, O_REQTLS,
-       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG };
+       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR };
 
 static const struct option probe_options[] = {
 	{ "verbose", no_argument, NULL, 'v' }, { "json", no_argument, NULL, O_JSON },
@@ -60,13 +69,19 @@ static const struct option probe_options[] = {
 	{ "cafile", required_argument, NULL, O_CAFILE },
 	{ "tls-name", required_argument, NULL, O_TLSNAME },
 	{ "timeout", required_argument, NULL, O_TIMEOUT }, { "log", required_argument, NULL, O_LOG },
+	{ "tls", no_argument, NULL, O_TLS }, { "only", required_argument, NULL, O_ONLY },
+	{ "dir", required_argument, NULL, O_DIR },
 	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 };
 
 struct probe_args {
 	struct check_opts check;
 	struct console_opts console;
+	struct conform_opts conform;
+	bool timeout_set;
 	char password[1024];
+	char only[4096];    /* --only's lists, split at commas */
+	size_t only_len;
 };
 
 static int probe_usage(const char *msg)
@@ -102,6 +117,22 @@ static int probe_password_file(struct probe_args *a, const char *path)
 	return 0;
 }
 
+/* --only a,b --only c: each name into conform.only. */
+static int probe_only(struct probe_args *a, const char *arg)
+{
+	size_t n = strlen(arg) + 1;
+	if (n > sizeof a->only - a->only_len)
+		return -1;
+	char *p = memcpy(a->only + a->only_len, arg, n);
+	a->only_len += n;
+	for (char *save = NULL, *w = strtok_r(p, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		if (a->conform.nonly == CONFORM_MAX_ONLY)
+			return -1;
+		a->conform.only[a->conform.nonly++] = w;
+	}
+	return 0;
+}
+
 static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 {
 	struct check_opts *c = &a->check;
@@ -115,7 +146,11 @@ static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 		if (probe_number(arg, 1, 3600, &c->timeout_ms) < 0)
 			return -1;
 		a->console.timeout_ms = c->timeout_ms *= 1000;
+		a->timeout_set = true;
 		return 0;
+	case O_TLS: a->conform.tls = true; return 0;
+	case O_DIR: a->conform.dir = arg; return 0;
+	case O_ONLY: return probe_only(a, arg);
 	default: return -1;
 	}
 }
@@ -175,6 +210,25 @@ static int probe_parse(struct probe_args *a, int argc, char **argv)
 	return 0;
 }
 
+/* conform takes check's common options. */
+static int probe_conform(struct probe_args *a)
+{
+	struct conform_opts *f = &a->conform;
+	const struct check_opts *c = &a->check;
+	f->target = c->target;
+	f->resolver = c->resolver;
+	f->helo = c->helo;
+	f->from = c->from;
+	f->to = c->nto ? c->to[0] : NULL;
+	f->cafile = c->cafile;
+	f->tls_name = c->tls_name;
+	f->port = c->port;
+	f->timeout_ms = a->timeout_set ? c->timeout_ms : 10000;
+	f->json = c->json;
+	f->verbose = c->verbose;
+	return conform_run(f);
+}
+
 /* "tern-probe explain 550 5.7.1", also "550 5.7.1" as one argument. */
 static int probe_explain(int argc, char **argv)
 {
@@ -206,12 +260,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0)
 		return probe_usage(NULL), 0;
-	bool check = strcmp(argv[1], "check") == 0;
-	if (!check && strcmp(argv[1], "console") != 0)
+	bool check = strcmp(argv[1], "check") == 0, conform = strcmp(argv[1], "conform") == 0;
+	if (!check && !conform && strcmp(argv[1], "console") != 0)
 		return probe_usage("unknown command");
-	struct probe_args a;
+	static struct probe_args a;
 	int rc = probe_parse(&a, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? 0 : probe_usage("TARGET missing or bad options");
+	if (conform)
+		return probe_conform(&a);
 	return check ? check_run(&a.check) : console_run(&a.console);
 }
