@@ -287,10 +287,8 @@ static void milters_macros_of(struct milters *m, struct milters_macros *mm,
 		break;
 	case MILTER_M_ENVFROM:
 		milters_macro(mm, "i", qid);
-		if (s->client.authed) {
-			milters_macro(mm, "{auth_type}", "LOGIN");
+		if (s->client.authed)
 			milters_macro(mm, "{auth_authen}", s->user);
-		}
 		milters_macro(mm, "{mail_addr}", s->tx ? s->tx->sender : "");
 		break;
 	case MILTER_M_ENVRCPT:
