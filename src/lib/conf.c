@@ -21,7 +21,8 @@
 #include "lib/util.h"
 
 enum conf_type { T_STR, T_LIST, T_DOMAINS, T_CIDRS, T_ADDRS, T_SIZE, T_UINT, T_DURATION,
-                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN, T_SPF, T_DMARC };
+                 T_BOOL, T_LOGLEVEL, T_LOGTARGET, T_TLS, T_DKIM_SIGN, T_SPF, T_DMARC,
+                 T_MILTER_ACTION };
 
 struct conf_key {
 	const char *name;
@@ -106,6 +107,12 @@ static const struct conf_key conf_keys[] = {
 	K(dnsbl, T_LIST, ""),
 	K(dnswl, T_LIST, ""),
 	K(dnsbl_timeout, T_DURATION, "5s"),
+	K(milters, T_STR, ""),
+	K(submission_milters, T_STR, ""),
+	K(milter_connect_timeout, T_DURATION, "30s"),
+	K(milter_command_timeout, T_DURATION, "30s"),
+	K(milter_content_timeout, T_DURATION, "5m"),
+	K(milter_default_action, T_MILTER_ACTION, "tempfail"),
 	K(shutdown_grace, T_DURATION, "30s"),
 	R(control_socket, T_STR, NULL),
 	R(control_group, T_STR, ""),
@@ -233,6 +240,17 @@ static bool conf_parse_dkim_sign(const char *s, enum conf_dkim_sign *out)
 	return false;
 }
 
+/* milter_default_action's words, in enum conf_milter_action order. */
+static bool conf_parse_milter_action(const char *s, enum conf_milter_action *out)
+{
+	static const char *const words[] = { "tempfail", "accept", "reject" };
+	int i;
+	if (!conf_parse_word(s, words, sizeof words / sizeof words[0], &i))
+		return false;
+	*out = (enum conf_milter_action)i;
+	return true;
+}
+
 static bool conf_parse_bool(const char *s, bool *out)
 {
 	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "on"))
@@ -336,6 +354,8 @@ static bool conf_store(struct conf *c, const struct conf_key *k, const char *val
 		return conf_parse_spf(value, f);
 	case T_DMARC:
 		return conf_parse_dmarc(value, f);
+	case T_MILTER_ACTION:
+		return conf_parse_milter_action(value, f);
 	case T_LOGLEVEL:
 		lvl = log_level_parse(value);
 		if (lvl < 0)
@@ -365,6 +385,7 @@ static const char *conf_type_hint(enum conf_type t)
 	case T_DKIM_SIGN: return "authenticated, trusted or no";
 	case T_SPF: return "reject, record or off";
 	case T_DMARC: return "enforce, report or off";
+	case T_MILTER_ACTION: return "tempfail, accept or reject";
 	case T_DOMAINS: return "a comma-separated list of domain names";
 	case T_CIDRS: return "a comma-separated list of networks such as 192.0.2.0/24 or ::1";
 	case T_LIST: return "a comma-separated list";
@@ -580,6 +601,140 @@ static unsigned conf_listen_modes(const struct conf *c)
 	return all;
 }
 
+/* ---- milters ---- */
+
+/* "inet:IP:port" ("[IPv6]:port" too) or "unix:/path" (a sun_path). */
+static bool conf_milter_target_valid(const char *t)
+{
+	if (!strncmp(t, "unix:/", 6))
+		return strlen(t + 5) < 108;
+	return !strncmp(t, "inet:", 5) && conf_addr_valid(t + 5);
+}
+
+/* One "key=value" of an entry's braces. */
+static bool conf_milter_option(struct conf_milter *m, const char *k, const char *v)
+{
+	if (!strcmp(k, "connect_timeout"))
+		return conf_parse_duration(v, &m->connect_timeout) && m->connect_timeout;
+	if (!strcmp(k, "command_timeout"))
+		return conf_parse_duration(v, &m->command_timeout) && m->command_timeout;
+	if (!strcmp(k, "content_timeout"))
+		return conf_parse_duration(v, &m->content_timeout) && m->content_timeout;
+	if (!strcmp(k, "default_action"))
+		return conf_parse_milter_action(v, &m->default_action);
+	return false;
+}
+
+/* The options inside an entry's braces (opts, the braces gone). */
+static bool conf_milter_options(struct conf_milter *m, char *opts, char *err, size_t n)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq)
+			*eq = '\0';
+		char *k = util_trim(tok);
+		const char *v = eq ? util_trim(eq + 1) : "";
+		if (!*k && !eq)
+			continue;
+		if (!eq || !conf_milter_option(m, k, v)) {
+			snprintf(err, n, "bad option '%s' (connect_timeout, command_timeout, "
+			         "content_timeout = a duration; default_action = tempfail, accept "
+			         "or reject)", k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* One entry: target, then {options}. */
+static bool conf_milter_entry(const struct conf *c, char *e, struct conf_milter *m, char *err,
+                              size_t n)
+{
+	*m = (struct conf_milter){ .connect_timeout = c->milter_connect_timeout,
+	                           .command_timeout = c->milter_command_timeout,
+	                           .content_timeout = c->milter_content_timeout,
+	                           .default_action = c->milter_default_action };
+	char *brace = strchr(e, '{');
+	if (brace) {
+		char *end = strrchr(brace, '}');
+		if (!end || util_trim(end + 1)[0]) {
+			snprintf(err, n, "'%s': '{' without its '}' at the end", e);
+			return false;
+		}
+		*brace = *end = '\0';
+		if (!conf_milter_options(m, brace + 1, err, n))
+			return false;
+	}
+	char *t = util_trim(e);
+	if (!conf_milter_target_valid(t) || strlen(t) >= sizeof m->target) {
+		snprintf(err, n, "'%s' is not inet:IP:port or unix:/path", t);
+		return false;
+	}
+	snprintf(m->target, sizeof m->target, "%s", t);
+	return true;
+}
+
+int conf_milters_parse(const struct conf *c, const char *value, struct conf_milter *out,
+                       size_t max, char *err, size_t n)
+{
+	char *copy = util_xstrdup(value), *p = copy;
+	int count = 0;
+	if (!strcmp(util_trim(copy), "none"))
+		*p = '\0';
+	while (count >= 0 && *p) {
+		size_t len = 0;
+		int depth = 0;
+		for (; p[len] && (depth || p[len] != ','); len++)
+			depth += p[len] == '{' ? 1 : p[len] == '}' ? -1 : 0;
+		char *next = p[len] ? p + len + 1 : p + len;
+		p[len] = '\0';
+		if (*util_trim(p)) {
+			if ((size_t)count >= max) {
+				snprintf(err, n, "more than %zu milters", max);
+				count = -1;
+			} else if (!conf_milter_entry(c, p, &out[count], err, n)) {
+				count = -1;
+			} else {
+				count++;
+			}
+		}
+		p = next;
+	}
+	free(copy);
+	return count;
+}
+
+const char *conf_milters_of(const struct conf *c, unsigned modes)
+{
+	if ((modes & CONF_LISTEN_SUBMISSION) && *c->submission_milters)
+		return c->submission_milters;
+	return c->milters;
+}
+
+/* Both lists parse, and the timeouts are not 0. */
+static int conf_finish_milters(const struct conf *c)
+{
+	struct conf_milter m[CONF_MILTERS_MAX];
+	char err[512];
+	int bad = 0;
+	if (!c->milter_connect_timeout || !c->milter_command_timeout ||
+	    !c->milter_content_timeout) {
+		log_problem("milter_connect_timeout, milter_command_timeout, "
+		            "milter_content_timeout: must be at least 1s\n");
+		bad++;
+	}
+	if (conf_milters_parse(c, c->milters, m, CONF_MILTERS_MAX, err, sizeof err) < 0) {
+		log_problem("milters: %s\n", err);
+		bad++;
+	}
+	if (conf_milters_parse(c, c->submission_milters, m, CONF_MILTERS_MAX, err, sizeof err) < 0) {
+		log_problem("submission_milters: %s\n", err);
+		bad++;
+	}
+	return bad;
+}
+
 /* TLS, AUTH and limits: keys that only make sense together. */
 static int conf_finish_security(const struct conf *c)
 {
@@ -697,6 +852,7 @@ int conf_finish(struct conf *c)
 		log_problem("max_recipients: must be at least 1\n");
 		bad++;
 	}
+	bad += conf_finish_milters(c);
 	if (c->spf_timeout == 0) {
 		log_problem("spf_timeout: must be at least 1s\n");
 		bad++;

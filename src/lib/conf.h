@@ -47,6 +47,25 @@ enum conf_spf {
 	CONF_SPF_REJECT,     /* fail: 550 5.7.23; temperror: 451 4.4.3 */
 };
 
+/* A milter's default action (milter_default_action, default_action=):
+ * what its stages answer when it cannot be reached or misbehaves. */
+enum conf_milter_action {
+	CONF_MILTER_TEMPFAIL,   /* 451 4.7.1 */
+	CONF_MILTER_ACCEPT,     /* as if it were not there */
+	CONF_MILTER_REJECT,     /* 550 5.7.1 */
+};
+
+#define CONF_MILTERS_MAX 8
+#define CONF_MILTER_TARGET_MAX 256
+
+/* One entry of `milters`: where it listens and its settings (the global
+ * milter_* keys unless the entry's {...} says otherwise). */
+struct conf_milter {
+	char target[CONF_MILTER_TARGET_MAX];  /* "inet:IP:port" or "unix:/path" */
+	unsigned connect_timeout, command_timeout, content_timeout;  /* seconds */
+	enum conf_milter_action default_action;
+};
+
 /* dmarc_policy: what a DMARC fail does (RFC 7489 6.6, 6.7). */
 enum conf_dmarc {
 	CONF_DMARC_OFF,      /* no evaluation */
@@ -136,6 +155,15 @@ struct conf {
 	struct conf_list dnsbl;        /* "zone[=127.0.0.N]": clients listed are refused */
 	struct conf_list dnswl;        /* the same: clients listed skip the dnsbl */
 	unsigned dnsbl_timeout;        /* seconds the list lookups may take */
+	char *milters;                 /* the milters every listener's sessions ask, in
+	                                  order: "inet:IP:port{k=v, ...}, unix:/path"; "" = none */
+	char *submission_milters;      /* those of submission listeners; "" = as milters,
+	                                  "none" = none */
+	unsigned milter_connect_timeout;   /* seconds: connecting and negotiating */
+	unsigned milter_command_timeout;   /* seconds per reply to an SMTP stage */
+	unsigned milter_content_timeout;   /* seconds per reply to a header or body chunk
+	                                      and to the end of the message */
+	enum conf_milter_action milter_default_action;
 
 	/* operators */
 	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */
@@ -194,6 +222,17 @@ int conf_load_string(struct conf *c, const char *text, size_t len, const char *o
  * logged as waiting for a restart and named in changed (space-separated,
  * n bytes). Returns how many changed. */
 int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *changed, size_t n);
+
+/* The milters of a `milters` value, with c's milter_* keys as defaults:
+ * how many (at most max into out), or -1 with the problem in err (n
+ * bytes). Entries are separated by commas outside braces; each is
+ * "inet:IP:port" or "unix:/path", then optionally "{key=value, ...}" with
+ * the keys connect_timeout, command_timeout, content_timeout and
+ * default_action. "" and "none" are no milters. */
+int conf_milters_parse(const struct conf *c, const char *value, struct conf_milter *out,
+                       size_t max, char *err, size_t n);
+/* The milters value of a listener with CONF_LISTEN_* modes. */
+const char *conf_milters_of(const struct conf *c, unsigned modes);
 
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 /* A dnsbl or dnswl entry, "zone[=127.0.0.N]": the zone (lower-case) into

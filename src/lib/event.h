@@ -47,6 +47,8 @@ enum ev_kind {
 	EK_DMARC,
 	/* a connecting client listed on a DNSBL or DNSWL */
 	EK_DNSBL,
+	/* a milter's verdict, or its failure (smtpd/milters.c) */
+	EK_MILTER,
 	EK__COUNT
 };
 

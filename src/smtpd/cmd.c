@@ -98,10 +98,10 @@ static void cmd_ehlo_reply(struct session *s)
 	session_reply(s, R_EHLO_LINE, "HELP");
 }
 
-static void cmd_greet(struct session *s, const struct policy_answer *a)
+static void cmd_greet_milters(struct session *s, const struct milters_verdict *v)
 {
-	if (!a->ok)
-		return session_refusal(s, a);
+	if (!v->ok)
+		return milters_reply(s, v);
 	session_reset(s);  /* RFC 5321 4.1.4: like RSET */
 	snprintf(s->helo, sizeof s->helo, "%s", s->args.helo);
 	s->greeted = true;
@@ -110,6 +110,13 @@ static void cmd_greet(struct session *s, const struct policy_answer *a)
 		cmd_ehlo_reply(s);
 	else
 		session_reply(s, R_HELO, s->conf->hostname, s->ip);
+}
+
+static void cmd_greet(struct session *s, const struct policy_answer *a)
+{
+	if (!a->ok)
+		return session_refusal(s, a);
+	milters_stage(s, MS_HELO, NULL, cmd_greet_milters);
 }
 
 /* ---- MAIL (RFC 5321 4.1.1.2) ---- */
@@ -195,6 +202,40 @@ static void cmd_mail_spf(struct session *s, const struct policy_spf *spf, const 
 	ev_emit(&e);
 }
 
+/* A refusal of the milters to a command of the transaction, logged. */
+static void cmd_milter_refused(struct session *s, const char *cmd, const struct milters_verdict *v)
+{
+	struct ev e;
+	session_event(s, &e, EK_REJECT, LOG_INFO, s->tx ? s->tx->qid : NULL);
+	ev_add(&e, "cmd", "%s", cmd);
+	ev_add(&e, "reason", "milter: %.*s", (int)strcspn(v->text, "\n"), v->text);
+	ev_emit(&e);
+	milters_reply(s, v);
+}
+
+/* The milters saw MAIL: the transaction begins, or it never was. */
+static void cmd_mail_milters(struct session *s, const struct milters_verdict *v)
+{
+	struct tx *tx = s->tx;
+	if (!tx)
+		return;
+	if (!v->ok) {
+		cmd_milter_refused(s, "MAIL", v);
+		return session_reset(s);
+	}
+	struct ev e;
+	session_event(s, &e, EK_RECEIVED, LOG_INFO, tx->qid);
+	ev_add(&e, "helo", "%s", s->helo);
+	ev_add(&e, "from", "<%s>", tx->sender);
+	if (s->client.authed)
+		ev_add(&e, "user", "%s", s->user);
+	if (s->client.tls)
+		ev_flag(&e, "tls");
+	ev_emit(&e);
+	cmd_mail_spf(s, &tx->spf, tx->qid);
+	session_reply(s, R_SENDER_OK);
+}
+
 static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!a->ok) {
@@ -216,17 +257,7 @@ static void cmd_mail_proceed(struct session *s, const struct policy_answer *a)
 	tx->mp = s->args.mp;
 	tx->spf = a->spf;
 	addr_format(&s->args.addr, tx->sender, sizeof tx->sender);
-	struct ev e;
-	session_event(s, &e, EK_RECEIVED, LOG_INFO, tx->qid);
-	ev_add(&e, "helo", "%s", s->helo);
-	ev_add(&e, "from", "<%s>", tx->sender);
-	if (s->client.authed)
-		ev_add(&e, "user", "%s", s->user);
-	if (s->client.tls)
-		ev_flag(&e, "tls");
-	ev_emit(&e);
-	cmd_mail_spf(s, &tx->spf, tx->qid);
-	session_reply(s, R_SENDER_OK);
+	milters_stage(s, MS_MAIL, NULL, cmd_mail_milters);
 }
 
 /* ---- RCPT (RFC 5321 4.1.1.3) ---- */
@@ -260,6 +291,21 @@ static bool cmd_rcpt(struct session *s, const char *args)
 	return true;
 }
 
+/* The milters saw RCPT: the recipient's mailboxes stay, or go again. */
+static void cmd_rcpt_milters(struct session *s, const struct milters_verdict *v)
+{
+	struct tx *tx = s->tx;
+	if (!tx)
+		return;
+	if (!v->ok) {
+		while (tx->nrcpt > tx->rcpt_before)
+			spool_rcpt_clear(&tx->rcpt[--tx->nrcpt]);
+		return cmd_milter_refused(s, "RCPT", v);
+	}
+	tx->rcpt_cmds++;
+	session_reply(s, R_RCPT_OK);
+}
+
 static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 {
 	if (!s->tx)
@@ -274,11 +320,11 @@ static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 		return session_refusal(s, a);
 	}
 	struct tx *tx = s->tx;
+	tx->rcpt_before = tx->nrcpt;   /* the milters may refuse it yet */
 	for (size_t i = 0; i < a->targets.n; i++)
 		spool_rcpt_add(&tx->rcpt, &tx->nrcpt, &tx->cap, s->args.orig, a->targets.v[i].addr,
 		               a->targets.v[i].transport, s->args.rp.notify, s->args.rp.orcpt);
-	s->tx->rcpt_cmds++;
-	session_reply(s, R_RCPT_OK);
+	milters_stage(s, MS_RCPT, s->args.orig, cmd_rcpt_milters);
 }
 
 /* ---- DATA (RFC 5321 4.1.1.4) ---- */
@@ -312,12 +358,12 @@ static void cmd_received(struct session *s, struct buf *b)
 	buf_printf(b, ";\r\n\t%s\r\n", date);
 }
 
-static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
+static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
 {
 	if (!s->tx)
 		return;
-	if (!a->ok)
-		return session_refusal(s, a);
+	if (!v->ok)
+		return cmd_milter_refused(s, "DATA", v);
 	const struct conf *c = s->conf;
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
@@ -327,10 +373,20 @@ static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
 	bool own = signer_owns(s->set, s->client.authed, s->client.addr);
 	msgin_begin(&tx->in, tx->msg, signer_begin(s->set, own), c->max_header_size);
 	tx->verifier = verifier_begin(s->set, own);
+	milters_data_begin(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
 	s->state = ST_DATA;
 	session_set_timeout(s, c->data_timeout);
 	session_reply(s, R_START_DATA);
+}
+
+static void cmd_data_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!s->tx)
+		return;
+	if (!a->ok)
+		return session_refusal(s, a);
+	milters_stage(s, MS_DATA, NULL, cmd_data_milters);
 }
 
 /* Refuse a message whose data broke the rules; the session goes on. */
@@ -431,7 +487,55 @@ static void cmd_eom(struct session *s)
 	session_ask(s, &q, cmd_eom_proceed);
 }
 
-/* Every check is in: DMARC decides (RFC 7489 6.6), then the EOM stage. */
+/* A body the milters replaced (SMFIR_REPLBODY): the one streamed to the
+ * spool is given up and the new one written under the same queue id
+ * (spool.h allows a new spool_msg for it after the abort); the DKIM
+ * signer, which hashed the old body, starts again on the new one, and
+ * signs over the header block as it finally is (msgin_prefix). */
+static void cmd_replace_body(struct session *s, const struct buf *body)
+{
+	struct tx *tx = s->tx;
+	spool_msg_abort(tx->msg);
+	tx->msg = tx->in.msg = spool_msg_begin(s->srv->spool, tx->qid, session_chunk_done, s);
+	spool_msg_write(tx->msg, body->data, body->len);
+	tx->in.stored = body->len;
+	for (size_t i = 0; i < body->len && !tx->dp.dot_lines; i++)   /* stuffing needed? */
+		tx->dp.dot_lines = body->data[i] == '.' && (i == 0 || body->data[i - 1] == '\n');
+	if (tx->in.signer) {
+		signer_free(tx->in.signer);
+		tx->in.signer = signer_begin(s->set, true);   /* it signed: ours */
+		if (tx->in.signer)
+			signer_feed(tx->in.signer, body->data, body->len);
+	}
+}
+
+/* The milters' word on the whole message: refused, discarded (250, and
+ * nothing kept), or changed as they asked and on to the EOM stage. */
+static void cmd_eom_milters(struct session *s, const struct milters_verdict *v)
+{
+	struct tx *tx = s->tx;
+	if (!v->ok) {
+		cmd_milter_refused(s, "end of data", v);
+		return session_reset(s);
+	}
+	struct buf body = BUF_INIT;
+	bool replaced;
+	bool kept = !v->discard && milters_apply(s, &body, &replaced);
+	if (kept && replaced)
+		cmd_replace_body(s, &body);
+	buf_free(&body);
+	if (kept)
+		return cmd_eom(s);
+	struct ev e;
+	session_event(s, &e, EK_MILTER, LOG_INFO, tx->qid);
+	ev_add(&e, "result", "%s", v->discard ? "discarded" : "discarded (no recipient left)");
+	ev_emit(&e);
+	session_reply(s, R_QUEUED, tx->qid, s->conf->hostname);
+	session_reset(s);
+}
+
+/* Every check is in: DMARC decides (RFC 7489 6.6), then the milters and
+ * the EOM stage. */
 static void cmd_checked(struct session *s)
 {
 	const char *domain = NULL;
@@ -447,7 +551,7 @@ static void cmd_checked(struct session *s)
 	}
 	if (act == AUTHRES_QUARANTINE)
 		s->tx->quarantine = "quarantined: DMARC policy of the From domain (p=quarantine)";
-	cmd_eom(s);
+	milters_eom(s, cmd_eom_milters);
 }
 
 /* A check is in (the DKIM verdicts, logged; the DMARC record): on when it

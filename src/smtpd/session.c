@@ -91,6 +91,28 @@ void session_reply_more(struct session *s, enum esc_id id, ...)
 	va_end(ap);
 }
 
+void session_reply_text(struct session *s, const char *text, size_t n, bool more)
+{
+	if (n >= 4 && text[0] >= '4' && !s->uncounted && strncmp(text, "421", 3))
+		s->client.errors++;
+	struct buf b = BUF_INIT;
+	buf_append(&b, text, n);
+	if (n >= 4)
+		b.data[3] = more ? '-' : ' ';
+	buf_puts(&b, "\r\n");
+	if (s->bev)
+		bufferevent_write(s->bev, b.data, b.len);
+	if (ev_wanted(LOG_DEBUG)) {
+		struct ev e;
+		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
+		ev_add(&e, "line", "%.*s", (int)b.len - 2, b.data);
+		ev_emit(&e);
+	}
+	buf_free(&b);
+	if (!s->busy)
+		session_flush(s);
+}
+
 bool session_no(struct session *s, enum esc_id id, ...)
 {
 	va_list ap;
@@ -128,6 +150,7 @@ static void session_tx_free(struct session *s)
 		return;
 	if (tx->msg)
 		spool_msg_abort(tx->msg);
+	milters_tx_end(s);
 	msgin_free(&tx->in);
 	verifier_free(tx->verifier);
 	authres_free(tx->authres);
@@ -171,6 +194,7 @@ static void session_close(struct session *s, const char *why)
 		return;
 	session_say(s, EK_DISCONNECT, "reason", why);
 	session_tx_free(s);
+	milters_free(s);
 	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
 	if (s->greet_timer)
@@ -456,6 +480,15 @@ static void session_run(struct session *s, const struct cmd *c, const char *args
 		session_flush(s);
 }
 
+/* An unknown command, after the milters saw it (SMFIC_UNKNOWN): their
+ * refusal, or ours. */
+static void session_unknown(struct session *s, const struct milters_verdict *v)
+{
+	if (!v->ok)
+		return milters_reply(s, v);
+	session_reply(s, R_UNRECOGNIZED);
+}
+
 static void session_dispatch(struct session *s, const char *line)
 {
 	struct parse_cmd pc;
@@ -463,7 +496,7 @@ static void session_dispatch(struct session *s, const char *line)
 	if (parse_command(line, &pc) && pc.verb[0])
 		c = cmd_find(pc.verb);
 	if (!c)
-		return session_reply(s, R_UNRECOGNIZED);
+		return milters_stage(s, MS_UNKNOWN, line, session_unknown);
 	/* Stopping: a transaction under way may finish (shutdown_grace); a
 	 * session between transactions may only say goodbye. */
 	if (s->srv->shutting_down && !s->tx && !(c->flags & CMD_AT_STOP))
@@ -542,6 +575,7 @@ void session_data_sink(void *ctx, const char *p, size_t n)
 	struct session *s = ctx;
 	if (s->tx->verifier)   /* the message as it came */
 		verifier_feed(s->tx->verifier, p, n);
+	milters_data(s, p, n);
 	if (!msgin_feed(&s->tx->in, p, n))
 		s->paused = true;
 }
@@ -754,16 +788,14 @@ static void session_early_talker(struct session *s, struct evbuffer *in)
 	session_close_after_flush(s);
 }
 
-/* CONNECT's answer: the refusal, or TLS for smtps and the greeting (now,
- * or after greeting_delay). */
-static void session_connected(struct session *s, const struct policy_answer *a)
+/* The milters' word on the connection: their refusal, or the greeting
+ * (now, or after greeting_delay). */
+static void session_milters_connected(struct session *s, const struct milters_verdict *v)
 {
-	if (!a->ok) {
-		session_say(s, EK_REFUSED, "reason", a->why);
-		return session_refusal(s, a);
+	if (!v->ok) {
+		session_say(s, EK_REFUSED, "reason", "refused by a milter");
+		return milters_reply(s, v);
 	}
-	if ((s->client.modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
-		return;
 	unsigned delay = s->conf->greeting_delay;
 	if (delay == 0)
 		return session_send_greeting(s);
@@ -773,6 +805,19 @@ static void session_connected(struct session *s, const struct policy_answer *a)
 		log_panic("session: cannot create a timer");
 	struct timeval tv = { (time_t)delay, 0 };
 	evtimer_add(s->greet_timer, &tv);
+}
+
+/* CONNECT's answer: the refusal, or TLS for smtps, then the milters. */
+static void session_connected(struct session *s, const struct policy_answer *a)
+{
+	if (!a->ok) {
+		session_say(s, EK_REFUSED, "reason", a->why);
+		return session_refusal(s, a);
+	}
+	if ((s->client.modes & CONF_LISTEN_SMTPS) && !session_tls_on(s))
+		return;
+	milters_open(s);
+	milters_stage(s, MS_CONNECT, NULL, session_milters_connected);
 }
 
 /* After the socket (and any PROXY header) is settled: the CONNECT stage

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/buf.h"
 #include "lib/esc.h"
 #include "lib/event.h"
 #include "policy/auth.h"
@@ -43,6 +44,8 @@ struct tx {
 	struct parse_mail_params mp;
 	struct spool_rcpt *rcpt;
 	size_t nrcpt, cap;
+	size_t rcpt_before;             /* RCPT: nrcpt before its mailboxes, while
+	                                   the milters are asked */
 	unsigned rcpt_cmds;             /* accepted RCPT commands */
 	struct data_parser dp;
 	struct spool_msg *msg;
@@ -71,6 +74,7 @@ struct cmd_args {
 };
 
 struct session;
+struct milters;
 typedef void session_proceed_fn(struct session *s, const struct policy_answer *a);
 
 struct session {
@@ -113,6 +117,7 @@ struct session {
 	struct cmd_args args;
 	const struct cmd *cmd;          /* the row being run */
 	struct tx *tx;
+	struct milters *milters;        /* its milters (milters.c), or NULL */
 };
 
 /* ---- the command table (cmd.c) ---- */
@@ -150,6 +155,45 @@ const struct cmd *cmd_find(const char *verb);
 /* The end of DATA: refuse a broken message, or ask EOM and commit. */
 void cmd_data_end(struct session *s);
 
+/* ---- milters (milters.c) ---- */
+
+enum milters_stage { MS_CONNECT, MS_HELO, MS_MAIL, MS_RCPT, MS_DATA, MS_EOM, MS_UNKNOWN };
+
+/* What the milters said at a stage: go on (perhaps discarding the
+ * message, at its end), or the reply lines ("ddd text", LF between) of a
+ * refusal, closing after it when close. */
+struct milters_verdict {
+	bool ok;
+	bool discard;
+	bool close;
+	char text[1024];
+};
+typedef void milters_fn(struct session *s, const struct milters_verdict *v);
+
+/* Connect to the listener's milters (none: s->milters stays NULL) and
+ * negotiate; the CONNECT stage waits for it. */
+void milters_open(struct session *s);
+/* Ask each milter at stage (arg: RCPT's address, the unknown command's
+ * line); fn gets the verdict, now or from the loop (the input waits). */
+void milters_stage(struct session *s, enum milters_stage st, const char *arg, milters_fn *fn);
+/* Send a refusal's lines, and close if it says so. */
+void milters_reply(struct session *s, const struct milters_verdict *v);
+/* DATA: keep the message's octets from here (data_begin), each chunk
+ * (data), then the end-of-message exchange (eom). */
+void milters_data_begin(struct session *s);
+void milters_data(struct session *s, const char *p, size_t n);
+void milters_eom(struct session *s, milters_fn *fn);
+/* Carry out what the milters asked at the end of the message: sender,
+ * recipients, quarantine and header edits on s->tx (the held header
+ * block, msghead.h); a replaced body into body (CRLF), *replaced set.
+ * false: no recipient is left. */
+bool milters_apply(struct session *s, struct buf *body, bool *replaced);
+/* The transaction is over (SMFIC_ABORT where owed); the session is
+ * (SMFIC_QUIT, no more callbacks). */
+void milters_tx_end(struct session *s);
+void milters_free(struct session *s);
+const char *milters_stage_name(enum milters_stage st);
+
 /* ---- AUTH (sasl.c) ---- */
 
 bool sasl_offered(const struct session *s);
@@ -178,6 +222,9 @@ bool session_odmr(const struct session *s);
 void session_event(struct session *s, struct ev *e, enum ev_kind k, enum log_level l,
                    const char *qid);
 void session_reply(struct session *s, enum esc_id id, ...);
+/* A reply line made elsewhere (a milter's): n octets of text, a
+ * continuation line when more. */
+void session_reply_text(struct session *s, const char *text, size_t n, bool more);
 void session_reply_more(struct session *s, enum esc_id id, ...);
 /* Reply, and return false: a check that refuses (no policy stage follows). */
 bool session_no(struct session *s, enum esc_id id, ...);

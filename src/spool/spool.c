@@ -350,15 +350,20 @@ void spool_rcpt_add(struct spool_rcpt **v, size_t *n, size_t *cap, const char *o
 	r->status = SPOOL_PENDING;
 }
 
+void spool_rcpt_clear(struct spool_rcpt *r)
+{
+	free(r->orig);
+	free(r->addr);
+	free(r->orcpt);
+	free(r->last_reply);
+	free(r->remote_mta);
+	memset(r, 0, sizeof *r);
+}
+
 void spool_rcpts_free(struct spool_rcpt *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].orig);
-		free(v[i].addr);
-		free(v[i].orcpt);
-		free(v[i].last_reply);
-		free(v[i].remote_mta);
-	}
+	for (size_t i = 0; i < n; i++)
+		spool_rcpt_clear(&v[i]);
 	free(v);
 }
 

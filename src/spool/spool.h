@@ -109,6 +109,8 @@ void spool_env_free(struct spool_env *e);
 void spool_rcpt_add(struct spool_rcpt **v, size_t *n, size_t *cap, const char *orig,
                     const char *addr, int transport, unsigned notify, const char *orcpt);
 void spool_rcpts_free(struct spool_rcpt *v, size_t n);
+/* Free one recipient's strings (taking it out of such a list). */
+void spool_rcpt_clear(struct spool_rcpt *r);
 
 typedef void (*spool_done_fn)(void *ctx, int err);  /* err: 0 or an errno */
 
