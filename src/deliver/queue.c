@@ -172,6 +172,8 @@ static void queue_take(struct queue *q, struct engine_set *es)
 	struct engine_set *old = q->cur;
 	q->cur = es;
 	q->conf = &es->set->conf;
+	if (q->dns)
+		dns_set_timeout(q->dns, q->conf->dns_timeout);
 	engine_set_unref(old);
 }
 
@@ -260,6 +262,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	if (!q->base)
 		log_panic("queue: cannot create an event loop");
 	q->dns = dns_new_validating(q->base, q->conf->dns_resolver, queue_dnssec(q->conf));
+	dns_set_timeout(q->dns, q->conf->dns_timeout);
 	q->closer = closer_new(q->base);
 	q->kick_ev = queue_event(q, queue_fresh_cb, false);
 	q->timer_ev = queue_event(q, sched_wake, true);

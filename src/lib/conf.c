@@ -62,6 +62,7 @@ static const struct conf_key conf_keys[] = {
 	K(lmtp_domains, T_DOMAINS, ""),
 	K(lmtp_host, T_STR, ""),
 	R(dns_resolver, T_STR, ""),
+	K(dns_timeout, T_DURATION, "20s"),
 	R(dns_trust_anchor, T_STR, "/usr/share/dns/root.key"),
 	K(transport_map, T_STR, ""),
 	K(relayhost, T_STR, ""),

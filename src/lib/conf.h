@@ -82,6 +82,8 @@ struct conf {
 	struct conf_list local_domains;/* lower-cased */
 	struct cidr_list relay_networks;
 	char *aliases_file;            /* "" = none */
+	unsigned dns_timeout;          /* seconds a delivery's MX and address lookups
+	                                  may take (then 4.4.3, retried later) */
 	uint64_t max_message_size;     /* octets, RFC 1870 SIZE */
 	uint64_t max_header_size;      /* octets of a message's header block, held in
 	                                  memory while the body streams (552 5.3.4) */

@@ -29,6 +29,7 @@ struct dns {
 	struct dns_query *live;      /* outstanding, freed by dns_free */
 	struct dns_lookup *lookups;  /* record sets outstanding, likewise */
 	struct dns_txt_query *txts;  /* DKIM's TXT lookups, likewise */
+	unsigned timeout;            /* seconds an MX/host lookup may take, 0: libunbound's */
 };
 
 struct dns_txt_query {
@@ -54,6 +55,10 @@ struct dns_query {
 	int pending;                 /* address lookups outstanding */
 	unsigned nx;                 /* of them, NXDOMAIN answers */
 	struct dns_result res;
+	struct event *timer;         /* the dns_timeout, once something is asked */
+	int asked;                   /* libunbound queries not yet answered */
+	bool abandoned;              /* answered already (timed out): the rest is
+	                                only waited for, then freed */
 };
 
 /* One record set asked for (dns_lookup). */
@@ -104,6 +109,11 @@ static void dns_trust_forwarder(struct ub_ctx *ub)
 	}
 }
 
+void dns_set_timeout(struct dns *d, unsigned seconds)
+{
+	d->timeout = seconds;
+}
+
 struct dns *dns_new(struct event_base *base, const char *resolver)
 {
 	return dns_new_validating(base, resolver, NULL);
@@ -148,6 +158,8 @@ void dns_free(struct dns *d)
 	while (d->live) {
 		struct dns_query *q = d->live;
 		d->live = q->next;
+		if (q->timer)
+			event_free(q->timer);
 		free(q);
 	}
 	while (d->lookups) {
@@ -231,8 +243,57 @@ static void dns_finish(struct dns_query *q)
 		         all_nx ? " (names do not exist)" : "");
 	}
 	dns_unlink(q);
+	if (q->timer)
+		event_free(q->timer);
 	q->cb(q->ctx, r);
 	free(q);
+}
+
+/* dns_timeout: the caller gets a temporary failure now; libunbound's
+ * answers still due are waited for and dropped (it has no cancel for
+ * them here). */
+static void dns_query_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct dns_query *q = arg;
+	struct dns_result r;
+	memset(&r, 0, sizeof r);
+	r.status = DNS_TEMP;
+	snprintf(r.why, sizeof r.why, "4.4.3 DNS lookup timed out after %u s (dns_timeout)",
+	         q->d->timeout);
+	q->abandoned = true;
+	q->cb(q->ctx, &r);
+}
+
+/* Start the clock at the first question; false when the query was
+ * abandoned and is over (freed). */
+static void dns_query_asked(struct dns_query *q)
+{
+	q->asked++;
+	if (q->timer || !q->d->timeout)
+		return;
+	q->timer = evtimer_new(q->d->base, dns_query_timeout, q);
+	struct timeval tv = { (time_t)q->d->timeout, 0 };
+	if (!q->timer || evtimer_add(q->timer, &tv) != 0)
+		log_panic("dns: cannot set a timer");
+}
+
+/* An answer came: true when the query was abandoned (the answer is
+ * dropped, and the query freed after the last one). */
+static bool dns_query_answered(struct dns_query *q, struct ub_result *res)
+{
+	q->asked--;
+	if (!q->abandoned)
+		return false;
+	if (res)
+		ub_resolve_free(res);
+	if (q->asked == 0) {
+		dns_unlink(q);
+		event_free(q->timer);
+		free(q);
+	}
+	return true;
 }
 
 static void dns_add_addr(struct dns_host *h, int type, const char *data, int len)
@@ -258,6 +319,8 @@ static void dns_addr_cb(void *arg, int err, struct ub_result *res)
 {
 	struct dns_addr_q *aq = arg;
 	struct dns_query *q = aq->q;
+	if (dns_query_answered(q, res))
+		return;
 	if (!err && res && res->bogus)
 		aq->h->bogus = true;
 	if (err || !res || !res->secure)
@@ -288,10 +351,13 @@ static void dns_lookup_addrs(struct dns_query *q)
 			struct dns_addr_q *aq = &q->aq[2 * i + (size_t)t];
 			aq->q = q;
 			aq->h = &q->res.host[i];
-			if (ub_resolve_async(q->d->ub, aq->h->name, types[t], 1, aq, dns_addr_cb, NULL) &&
-			    --q->pending == 0) {
-				dns_finish(q);
-				return;
+			if (ub_resolve_async(q->d->ub, aq->h->name, types[t], 1, aq, dns_addr_cb, NULL)) {
+				if (--q->pending == 0) {
+					dns_finish(q);
+					return;
+				}
+			} else {
+				dns_query_asked(q);
 			}
 		}
 	}
@@ -343,6 +409,8 @@ static bool dns_mx_hosts(struct dns_query *q, struct ub_result *res)
 static void dns_mx_cb(void *arg, int err, struct ub_result *res)
 {
 	struct dns_query *q = arg;
+	if (dns_query_answered(q, res))
+		return;
 	char why[256];
 	if (err || !res) {
 		snprintf(why, sizeof why, "4.4.3 DNS lookup failed: %s", ub_strerror(err));
@@ -390,8 +458,12 @@ void dns_mx(struct dns *d, const char *domain, dns_cb cb, void *ctx)
 {
 	struct dns_query *q = dns_query_new(d, cb, ctx);
 	int err = ub_resolve_async(d->ub, domain, T_MX, 1, q, dns_mx_cb, NULL);
-	if (err)
+	if (err) {
+		q->asked++;   /* dns_mx_cb counts an answer */
 		dns_mx_cb(q, err, NULL);
+		return;
+	}
+	dns_query_asked(q);
 }
 
 /* An IP literal resolves at once (still through the loop, so callbacks

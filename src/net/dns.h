@@ -55,6 +55,10 @@ void dns_free(struct dns *d);
 struct dns *dns_new_validating(struct event_base *base, const char *resolver,
                                const char *anchor_file);
 
+/* A time limit for dns_mx and dns_host (seconds, 0: none but libunbound's
+ * own): past it the caller gets DNS_TEMP, "4.4.3 DNS lookup timed out". */
+void dns_set_timeout(struct dns *d, unsigned seconds);
+
 /* The mail exchangers of domain with their addresses; DNS_TEMP (4.4.3)
  * when not one of them has an address. */
 void dns_mx(struct dns *d, const char *domain, dns_cb cb, void *ctx);
