@@ -1,5 +1,5 @@
 """A tiny DNS server on 127.0.0.1 (UDP) whose behaviour the test switches
-while ternd runs: mode "ok" answers MX and A from its tables (TTL 1 s,
+while ternd runs: mode "ok" answers MX and A from its tables (TTL 0,
 AAAA empty, other names NXDOMAIN), "timeout" never answers, "servfail"
 answers SERVFAIL. Standard library only; ternd reaches it through
 dns_resolver = 127.0.0.1@PORT (libunbound's forwarder)."""
@@ -55,7 +55,7 @@ class DnsStub:
         out = struct.pack(">HHHHHH", qid, 0x8000 | 0x0400 | rd | 0x80 | rcode, 1,
                           len(answers), 0, 0) + question
         for typ, rdata in answers:
-            out += b"\xc0\x0c" + struct.pack(">HHIH", typ, 1, 1, len(rdata)) + rdata
+            out += b"\xc0\x0c" + struct.pack(">HHIH", typ, 1, 0, len(rdata)) + rdata
         return out
 
     def _run(self):
