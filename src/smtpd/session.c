@@ -50,6 +50,23 @@ static void session_shutdown(struct session *s);
 
 /* ---- replies ---- */
 
+/* One reply line, CRLF-ended in b (freed here): to the client, to the
+ * trace, and out now unless a frame is running. */
+static void session_put_line(struct session *s, struct buf *b)
+{
+	if (s->bev)
+		bufferevent_write(s->bev, b->data, b->len);
+	if (ev_wanted(LOG_DEBUG)) {
+		struct ev e;
+		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
+		ev_add(&e, "line", "%.*s", (int)b->len - 2, b->data);
+		ev_emit(&e);
+	}
+	buf_free(b);
+	if (!s->busy)
+		session_flush(s);
+}
+
 /* Append one reply line from the table; more: a '-' continuation line. */
 static void session_vreply(struct session *s, enum esc_id id, bool more, va_list ap)
 {
@@ -62,17 +79,7 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 		buf_printf(&b, "%s ", r->esc);
 	buf_vprintf(&b, r->text, ap);
 	buf_puts(&b, "\r\n");
-	if (s->bev)
-		bufferevent_write(s->bev, b.data, b.len);
-	if (ev_wanted(LOG_DEBUG)) {
-		struct ev e;
-		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
-		ev_add(&e, "line", "%.*s", (int)b.len - 2, b.data);
-		ev_emit(&e);
-	}
-	buf_free(&b);
-	if (!s->busy)
-		session_flush(s);
+	session_put_line(s, &b);
 }
 
 void session_reply(struct session *s, enum esc_id id, ...)
@@ -100,17 +107,7 @@ void session_reply_text(struct session *s, const char *text, size_t n, bool more
 	if (n >= 4)
 		b.data[3] = more ? '-' : ' ';
 	buf_puts(&b, "\r\n");
-	if (s->bev)
-		bufferevent_write(s->bev, b.data, b.len);
-	if (ev_wanted(LOG_DEBUG)) {
-		struct ev e;
-		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
-		ev_add(&e, "line", "%.*s", (int)b.len - 2, b.data);
-		ev_emit(&e);
-	}
-	buf_free(&b);
-	if (!s->busy)
-		session_flush(s);
+	session_put_line(s, &b);
 }
 
 bool session_no(struct session *s, enum esc_id id, ...)

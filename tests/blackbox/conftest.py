@@ -752,3 +752,13 @@ def unbound(tmp_path):
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def silent_dns():
+    """A UDP socket on 127.0.0.1 that takes DNS queries and never answers
+    ("IP@port", for unbound's forward= or dns_resolver)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    yield "127.0.0.1@%d" % s.getsockname()[1]
+    s.close()

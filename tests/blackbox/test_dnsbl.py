@@ -5,7 +5,6 @@ reason), so that a client that authenticates first is never refused, and
 relay_networks and submission listeners are not checked."""
 
 import re
-import socket
 import time
 
 import pytest
@@ -27,14 +26,6 @@ ZONE = [
     # 127.0.0.5: listed, but in relay_networks
     "5.0.0.127.bl.test. A 127.0.0.2",
 ]
-
-
-@pytest.fixture
-def silent_dns():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    yield "127.0.0.1@%d" % s.getsockname()[1]
-    s.close()
 
 
 @pytest.fixture

@@ -787,24 +787,18 @@ def test_held_domain_where_tern_is_the_best_mx_does_not_loop(world):
     assert_no_session_with_itself(s)
 
 
-def test_a_resolver_that_never_answers_defers_after_dns_timeout(world):
+def test_a_resolver_that_never_answers_defers_after_dns_timeout(world, silent_dns):
     """The MX lookup goes to a server that takes queries and never answers
     (unbound forwards hang.test to it): after dns_timeout the mail is
     deferred with a DNS reason and tried again, and ternd goes on."""
-    import socket
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind(("127.0.0.1", 0))
-    try:
-        world.dns = Unbound(world.tmp, ["dest.example. MX 10 mx1.dest.example."],
-                            forward=[("hang.test.", "127.0.0.1@%d" % silent.getsockname()[1])])
-        s = world.sender(dns_timeout="2s")
-        t = time.monotonic()
-        qid = send(s, ["bob@dest.hang.test"], crlf("Subject: hang", "", "never-answered"))
-        wait_log(s, "%s: delivery: to=<bob@dest.hang.test>" % qid, timeout=15)
-        assert time.monotonic() - t < 12
-        line = next(l for l in s.log().splitlines() if "%s: delivery: to=<bob@dest.hang.test>" % qid in l)
-        assert "status=deferred" in line and "4.4.3 DNS lookup timed out after 2 s (dns_timeout)" in line, line
-        wait_log(s, "attempts=2", timeout=15)   # and tried again
-        assert s.running()
-    finally:
-        silent.close()
+    world.dns = Unbound(world.tmp, ["dest.example. MX 10 mx1.dest.example."],
+                        forward=[("hang.test.", silent_dns)])
+    s = world.sender(dns_timeout="2s")
+    t = time.monotonic()
+    qid = send(s, ["bob@dest.hang.test"], crlf("Subject: hang", "", "never-answered"))
+    wait_log(s, "%s: delivery: to=<bob@dest.hang.test>" % qid, timeout=15)
+    assert time.monotonic() - t < 12
+    line = next(l for l in s.log().splitlines() if "%s: delivery: to=<bob@dest.hang.test>" % qid in l)
+    assert "status=deferred" in line and "4.4.3 DNS lookup timed out after 2 s (dns_timeout)" in line, line
+    wait_log(s, "attempts=2", timeout=15)   # and tried again
+    assert s.running()

@@ -35,15 +35,6 @@ MESSAGE = crlf("Subject: spf", "", "checked")
 
 
 @pytest.fixture
-def silent_dns():
-    """A UDP socket on 127.0.0.1 that takes queries and never answers."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    yield "127.0.0.1@%d" % s.getsockname()[1]
-    s.close()
-
-
-@pytest.fixture
 def dns(unbound, silent_dns):
     """The test zones; servfail.test answers REFUSED (a failure to a
     forwarding resolver), hang.test never answers."""
