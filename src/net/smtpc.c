@@ -35,6 +35,8 @@ struct smtpc {
 	bool text_ok;
 	struct buf last_err;            /* why the previous address failed */
 	char tls_note[160];             /* this address's TLS, for the jobs' log lines */
+	bool plain_again;               /* smtp_tls = may: this address again without
+	                                   STARTTLS, after its TLS failed */
 	/* the current transaction */
 	struct smtpc_job *job;
 	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
@@ -49,6 +51,7 @@ struct smtpc {
 };
 
 static void smtpc_body(struct smtpc *c);
+static enum smtpc_tls smtpc_level(const struct smtpc *c);
 
 /* ---- helpers ---- */
 
@@ -118,6 +121,7 @@ static void smtpc_job_fail(struct smtpc *c, const struct deliver_result *r)
 static void smtpc_next_address(struct smtpc *c)
 {
 	c->state = C_CONNECT;
+	c->plain_again = false;
 	memset(&c->ext, 0, sizeof c->ext);
 	if (smtpc_conn_next(c->conn))
 		return;
@@ -139,6 +143,26 @@ static void smtpc_address_failed(struct smtpc *c, const char *fmt, ...)
 	va_end(ap);
 	log_info("smtp %s: %s", smtpc_conn_peer(c->conn), buf_cstr(&c->last_err));
 	smtpc_next_address(c);
+}
+
+/* smtp_tls = may and TLS broke after STARTTLS (a failed handshake, a
+ * server that garbles it): as Postfix does, the same address once more
+ * without STARTTLS, which may deliver in clear (RFC 7435 opportunistic
+ * security: that is what the level allows); once only. true when that
+ * attempt is under way. */
+static bool smtpc_plain_again(struct smtpc *c, const char *why)
+{
+	if (c->plain_again || smtpc_level(c) != SMTPC_TLS_MAY ||
+	    (c->state != C_STARTTLS && c->state != C_HANDSHAKE))
+		return false;
+	log_info("smtp %s: TLS failed (%s); trying again without STARTTLS (smtp_tls = may)",
+	         smtpc_conn_peer(c->conn), why);
+	c->plain_again = true;
+	c->state = C_CONNECT;
+	memset(&c->ext, 0, sizeof c->ext);
+	if (!smtpc_conn_again(c->conn))
+		smtpc_next_address(c);
+	return true;
 }
 
 /* The connection broke: fail the job, then tell the owner; before the
@@ -470,7 +494,7 @@ static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
 	enum smtpc_tls level = smtpc_level(c);
-	bool want_tls = c->t->ssl_ctx && level != SMTPC_TLS_NONE && !tls;
+	bool want_tls = c->t->ssl_ctx && level != SMTPC_TLS_NONE && !tls && !c->plain_again;
 	if (!tls && level == SMTPC_TLS_DANE_ONLY) {
 		smtpc_address_failed(c, "4.7.5 no usable DANE TLSA records for %s (dane-only)",
 		                     smtpc_conn_name(c->conn));
@@ -494,8 +518,11 @@ static void smtpc_start_tls(struct smtpc *c)
 	struct tls_peer peer = { smtpc_conn_name(c->conn), level == SMTPC_TLS_VERIFY, NULL };
 	if (level == SMTPC_TLS_DANE)
 		peer.dane = tlsa_set_find(c->t->dane, peer.name);
-	if (smtpc_conn_starttls_peer(c->conn, c->t->ssl_ctx, &peer, &why) < 0)
+	if (smtpc_conn_starttls_peer(c->conn, c->t->ssl_ctx, &peer, &why) < 0) {
+		if (smtpc_plain_again(c, why))
+			return;
 		return smtpc_address_failed(c, "4.7.5 %s", why);
+	}
 	c->state = C_HANDSHAKE;
 }
 
@@ -607,6 +634,8 @@ static void smtpc_on_down(struct smtpc_conn *conn, enum smtpc_down why, const ch
 	struct smtpc *c = arg;
 	if (why == SMTPC_DOWN_PROTOCOL)
 		return smtpc_broken(c, "protocol error: a reply line that is not SMTP");
+	if (!c->job && smtpc_plain_again(c, text))
+		return;
 	if (c->state <= C_HANDSHAKE && !c->job)
 		return smtpc_address_failed(c, "4.4.1 %s", text);
 	smtpc_broken(c, text);

@@ -385,17 +385,29 @@ static void smtpc_conn_take(struct smtpc_conn *c)
 		                    BEV_TRIG_IGNORE_WATERMARKS);
 }
 
-bool smtpc_conn_next(struct smtpc_conn *c)
+/* Close the current connection; then, unless closing, connect to address
+ * ai + step. */
+static bool smtpc_conn_reconnect(struct smtpc_conn *c, size_t step)
 {
 	closer_close(c->t.closer, c->bev);
 	c->bev = NULL;
 	c->direct = c->tls = false;
 	c->state = K_DOWN;
-	if (c->closing || c->ai + 1 >= c->t.naddr)
+	if (c->closing || c->ai + step >= c->t.naddr)
 		return false;
-	c->ai++;
+	c->ai += step;
 	smtpc_conn_connect(c);
 	return true;
+}
+
+bool smtpc_conn_next(struct smtpc_conn *c)
+{
+	return smtpc_conn_reconnect(c, 1);
+}
+
+bool smtpc_conn_again(struct smtpc_conn *c)
+{
+	return smtpc_conn_reconnect(c, 0);
 }
 
 static void smtpc_conn_free(struct smtpc_conn *c)

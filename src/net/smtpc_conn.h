@@ -101,6 +101,9 @@ struct smtpc_conn *smtpc_conn_open(struct event_base *base, const struct smtpc_t
 /* Give up the current address and connect to the next; false when there
  * is none (the connection then stays down). */
 bool smtpc_conn_next(struct smtpc_conn *c);
+/* The same address once more, on a new connection (the old one closed);
+ * false when the connection is closing. */
+bool smtpc_conn_again(struct smtpc_conn *c);
 
 /* One command line, CRLF added, traced. */
 void smtpc_conn_line(struct smtpc_conn *c, const char *line);
