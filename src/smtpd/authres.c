@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "dkim/msg.h"
+#include "lib/cidr.h"
 #include "lib/event.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -146,7 +147,9 @@ static bool authres_from(struct session *s, char *out, size_t n, const char **wh
 
 bool authres_dmarc_start(struct session *s, void (*done)(void *ctx), void *ctx)
 {
-	if (s->conf->dmarc_policy == CONF_DMARC_OFF || s->client.authed)
+	/* as SPF: mail of authenticated and relay_networks clients is ours */
+	if (s->conf->dmarc_policy == CONF_DMARC_OFF || s->client.authed ||
+	    cidr_list_match(&s->conf->relay_networks, s->client.addr))
 		return false;
 	struct authres *a = util_xcalloc(1, sizeof *a);
 	a->s = s;

@@ -7,8 +7,8 @@
  * With dmarc_policy = enforce, a failing message whose domain says
  * p=reject is refused (550 5.7.1) and p=quarantine is queued held
  * (quarantined: ternctl release lets it go); report only logs and
- * records; off does nothing. Authenticated and local submissions are
- * not checked: they are ours.
+ * records; off does nothing. Mail of authenticated clients, of
+ * relay_networks and local submissions is not checked: it is ours.
  */
 #ifndef TERN_AUTHRES_H
 #define TERN_AUTHRES_H

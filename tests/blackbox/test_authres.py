@@ -245,3 +245,14 @@ def test_dmarc_report_only_records(ternd, dmarc_dns):
     assert "dmarc=fail (p=reject dis=none) header.from=reject.test" in d.authres, d.authres
     line = dmarc_line(s, result="fail")
     assert "action=accepted (dmarc_policy = report)" in line, line
+
+
+def test_dmarc_not_asked_for_relay_networks_mail(ternd, dmarc_dns):
+    """Mail of relay_networks clients is this site's own (as for SPF): no
+    DMARC lookup, no refusal, even under enforce."""
+    s = ternd(dns_resolver=dmarc_dns.resolver, spf_policy="record", dmarc_policy="enforce",
+              relay_networks="127.0.0.1/32", mailboxes=[RCPT])
+    r = send_from(s, "127.0.0.1", "x@reject.test", letter("reject.test", "ours"))
+    assert r.code == 250, r.text
+    s.wait_message_with(RCPT, "body ours")
+    assert " dmarc: " not in s.log()
