@@ -107,6 +107,10 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_SPF_FAIL] = { 550, "5.7.23", "SPF: %s does not designate %s as a permitted sender" },
 	[R_SPF_FAIL_EXP] = { 550, "5.7.23", "%s" },   /* the domain's own explanation (exp=) */
 	[R_SPF_TEMP] = { 451, "4.4.3", "SPF: temporary error looking up the policy of %s; try again later" },
+	/* CHUNKING: RFC 3030 2, 4.2 */
+	[R_BDAT_OK] = { 250, "2.0.0", "%llu octets received" },
+	[R_BDAT_SYNTAX] = { 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]" },
+	[R_BDAT_MIXED] = { 503, "5.5.1", "DATA and BDAT cannot be mixed in one transaction" },
 };
 
 const struct esc_reply *esc_get(enum esc_id id)

@@ -101,6 +101,9 @@ enum esc_id {
 	R_SPF_FAIL,
 	R_SPF_FAIL_EXP,
 	R_SPF_TEMP,
+	R_BDAT_OK,
+	R_BDAT_SYNTAX,
+	R_BDAT_MIXED,
 	R__COUNT
 };
 
