@@ -696,8 +696,12 @@ void cmd_bdat_chunk_end(struct session *s)
 	s->state = ST_CMD;
 	session_set_timeout(s, s->conf->command_timeout);
 	if (s->chunk.discard) {
+		/* the repeats of a failed message's error count once, at its
+		 * chunk: a pipelined message of many chunks is no attack */
+		s->uncounted = tx && tx->bdat_failed;
 		if (s->chunk.has_err)
 			cmd_bdat_answer(s, s->chunk.err);
+		s->uncounted = false;
 		if (s->chunk.last && tx)
 			session_reset(s);   /* RFC 3030 2: the message is gone */
 		return;

@@ -237,3 +237,16 @@ def test_large_message_in_many_chunks(server):
         c.expect_reply(chunk_ok(len(msg[i:i + 65536])))
     c.expect_reply(QUEUED)
     delivered(server, "x@example.com", "large-1", msg)
+
+
+def test_many_chunks_after_a_failure_do_not_close(ternd):
+    """max_errors counts the failure once, not at each later chunk."""
+    s = ternd(max_message_size="100", max_errors="3")
+    s.make_maildir("x@example.com")
+    c = s.session()
+    open_tx(c)
+    c.raw(bdat(b"x" * 200 + b"\r\n") + b"".join(bdat(b"y\r\n") for _ in range(10)) +
+          bdat(b"z\r\n", last=True) + b"NOOP\r\n")
+    for _ in range(12):
+        c.expect_reply(TOO_BIG)
+    c.expect_reply(OK)
