@@ -7,7 +7,8 @@ smtplib has no BDAT: raw sockets throughout.
 
 import re
 
-from conftest import (OK, QUEUED, RCPT_OK, SENDER_OK, Delivered, ehlo_reply)
+from conftest import (OK, QUEUED, RCPT_OK, SENDER_OK, Delivered, ehlo_reply, wait_for)
+from peers import SmtpSink, free_port_on
 
 TOO_BIG = "552 5.3.4 ..."
 MIXED = "503 5.5.1 DATA and BDAT cannot be mixed in one transaction"
@@ -250,3 +251,31 @@ def test_many_chunks_after_a_failure_do_not_close(ternd):
     for _ in range(12):
         c.expect_reply(TOO_BIG)
     c.expect_reply(OK)
+
+
+def test_relayed_to_smtp_sink_with_its_dots(ternd, tmp_path):
+    """A chunked message with dot lines, relayed on to Postfix's smtp-sink
+    (over DATA: ternd stuffs the dots again): the sink gets it whole."""
+    sink = SmtpSink(tmp_path, "127.0.0.1", free_port_on("127.0.0.1"))
+    try:
+        tmap = tmp_path / "transport"
+        tmap.write_text("far.example 127.0.0.1:%d\n" % sink.port)
+        s = ternd(transport_map=str(tmap), relay_networks="127.0.0.0/8")
+        c = s.session()
+        open_tx(c, rcpt="bob@far.example")
+        msg = b"Subject: relayed-1\r\n\r\n.\r\n..two\r\n.one\r\nend\r\n"
+        c.raw(bdat(msg[:19]) + bdat(msg[19:], last=True))
+        c.expect_reply(chunk_ok(19))
+        c.expect_reply(QUEUED)
+
+        def found():
+            for p in sink.messages():
+                data = p.read_bytes()
+                if b"relayed-1" in data:
+                    return data
+            return None
+        got = wait_for("the message at the sink", found)
+        # the dump has LF line ends, and an empty line after the message
+        assert got.endswith(b"\nSubject: relayed-1\n\n.\n..two\n.one\nend\n\n"), repr(got[-80:])
+    finally:
+        sink.stop()
