@@ -6,6 +6,7 @@ smtplib has no BDAT: raw sockets throughout.
 """
 
 import re
+import time
 
 from conftest import (OK, QUEUED, RCPT_OK, SENDER_OK, Delivered, ehlo_reply, wait_for)
 from peers import SmtpSink, free_port_on
@@ -279,3 +280,24 @@ def test_relayed_to_smtp_sink_with_its_dots(ternd, tmp_path):
         assert got.endswith(b"\nSubject: relayed-1\n\n.\n..two\n.one\nend\n\n"), repr(got[-80:])
     finally:
         sink.stop()
+
+
+def test_chunk_octets_in_slow_pieces_and_rset(server):
+    """A chunk's octets over several writes (the count holds across
+    reads); RSET drops a chunked message; the next one goes through."""
+    server.make_maildir("x@example.com")
+    c = server.session()
+    open_tx(c)
+    c.raw(bdat(b"Subject: dropped\r\n\r\ndropped-1\r\n"))
+    c.expect_reply(chunk_ok(31))
+    c.expect("RSET", OK)
+    open_tx(c)
+    msg = b"Subject: slow\r\n\r\nslow-1\r\n.\r\n"
+    c.raw(b"BDAT %d LAST\r\n" % len(msg))
+    for i in range(0, len(msg), 5):
+        time.sleep(0.05)
+        c.raw(msg[i:i + 5])
+    c.expect_reply(QUEUED)
+    c.expect("NOOP", OK)
+    delivered(server, "x@example.com", "slow-1", msg)
+    assert len(server.messages("x@example.com")) == 1
