@@ -86,10 +86,10 @@ static void cmd_ehlo_reply(struct session *s)
 	char size[32];
 	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->conf->max_message_size);
 	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
-	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN",
-	                      "CHUNKING" };
+	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
+	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030; not BINARYMIME */
 	if (s->set->tls && !s->client.tls)
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
