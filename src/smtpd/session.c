@@ -617,8 +617,10 @@ static void session_feed_data(struct session *s, struct evbuffer *in)
 static void session_feed_chunk(struct session *s, struct evbuffer *in)
 {
 	while (s->state == ST_BDAT) {
-		if (!s->tx)
-			s->chunk.discard = true;
+		if (!s->tx && !s->chunk.discard) {   /* gone meanwhile: still answered */
+			s->chunk.discard = s->chunk.has_err = true;
+			s->chunk.err = R_NEED_MAIL;
+		}
 		if (s->chunk.left == 0) {
 			cmd_bdat_chunk_end(s);
 			break;
