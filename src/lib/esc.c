@@ -42,6 +42,10 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_DMARC_REJECT] = { 550, "5.7.1", "Message refused: the DMARC policy of %s says reject (RFC 7489)" },
 	[R_DNSBL] = { 554, "5.7.1", "Service unavailable; client [%s] blocked using %s" },
 	[R_DATA_NUL] = { 554, "5.6.0", "Message refused: NUL octet in message data (RFC 5322 3.5)" },
+	/* CHUNKING: RFC 3030 2, 4.2 */
+	[R_BDAT_OK] = { 250, "2.0.0", "%llu octets received" },
+	[R_BDAT_SYNTAX] = { 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]" },
+	[R_BDAT_MIXED] = { 503, "5.5.1", "DATA and BDAT cannot be mixed in one transaction" },
 	[R_SPOOL_ERROR] = { 451, "4.3.0", "Local error in processing; try again later" },
 	[R_SPOOL_FULL] = { 452, "4.3.1", "Insufficient system storage" },
 	[R_VRFY_CANNOT] = { 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery" },

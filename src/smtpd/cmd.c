@@ -89,6 +89,7 @@ static void cmd_ehlo_reply(struct session *s)
 	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
+	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030; not BINARYMIME */
 	if (s->set->tls && !s->client.tls)
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
@@ -335,6 +336,8 @@ static bool cmd_data(struct session *s, const char *args)
 		return false;
 	if (!s->tx)
 		return session_no(s, R_NEED_MAIL, "DATA");
+	if (s->tx->bdat || s->tx->bdat_failed)   /* RFC 3030 2 */
+		return session_no(s, R_BDAT_MIXED);
 	if (s->tx->nrcpt == 0)
 		return session_no(s, R_NEED_RCPT);
 	return true;
@@ -358,12 +361,10 @@ static void cmd_received(struct session *s, struct buf *b)
 	buf_printf(b, ";\r\n\t%s\r\n", date);
 }
 
-static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
+/* The message begins (DATA's 354, BDAT's first chunk): the spool, the
+ * DKIM signer and verifier, the milters' copy, the parser. */
+static void cmd_msg_begin(struct session *s)
 {
-	if (!s->tx)
-		return;
-	if (!v->ok)
-		return cmd_milter_refused(s, "DATA", v);
 	const struct conf *c = s->conf;
 	struct tx *tx = s->tx;
 	tx->arrival = (int64_t)time(NULL);
@@ -375,8 +376,17 @@ static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
 	tx->verifier = verifier_begin(s->set, own);
 	milters_data_begin(s);
 	data_init(&tx->dp, c->max_line_length, c->max_message_size, session_data_sink, s);
+}
+
+static void cmd_data_milters(struct session *s, const struct milters_verdict *v)
+{
+	if (!s->tx)
+		return;
+	if (!v->ok)
+		return cmd_milter_refused(s, "DATA", v);
+	cmd_msg_begin(s);
 	s->state = ST_DATA;
-	session_set_timeout(s, c->data_timeout);
+	session_set_timeout(s, s->conf->data_timeout);
 	session_reply(s, R_START_DATA);
 }
 
@@ -597,6 +607,122 @@ void cmd_data_end(struct session *s)
 	cmd_checked(s);
 }
 
+/* ---- BDAT (RFC 3030) ---- */
+
+/* Read the chunk's octets next: into the message, or dropped and then
+ * answered with err (has_err; else the refusal went already). Whatever
+ * the answer, the octets are read: the next command follows them. */
+static void cmd_bdat_read(struct session *s, bool discard, bool has_err, enum esc_id err)
+{
+	s->chunk.discard = discard;
+	s->chunk.has_err = has_err;
+	s->chunk.err = err;
+	s->state = ST_BDAT;
+	session_set_timeout(s, s->conf->data_timeout);
+}
+
+/* The message was refused at its first chunk: the transaction goes (the
+ * rest of its chunks get 503), this chunk's octets are dropped. */
+static void cmd_bdat_refused(struct session *s)
+{
+	if (s->dead || s->state == ST_CLOSING)
+		return;
+	session_reset(s);
+	cmd_bdat_read(s, true, false, R_SUCCESS);
+}
+
+static void cmd_bdat_milters(struct session *s, const struct milters_verdict *v)
+{
+	if (!s->tx)
+		return cmd_bdat_read(s, true, true, R_NEED_MAIL);
+	if (!v->ok) {
+		cmd_milter_refused(s, "BDAT", v);
+		return cmd_bdat_refused(s);
+	}
+	cmd_msg_begin(s);
+	data_raw(&s->tx->dp);
+	s->tx->bdat = true;
+	cmd_bdat_read(s, false, false, R_SUCCESS);
+}
+
+/* The first chunk: the DATA stage's policy and milters, as for DATA. */
+static void cmd_bdat_proceed(struct session *s, const struct policy_answer *a)
+{
+	if (!s->tx)
+		return cmd_bdat_read(s, true, true, R_NEED_MAIL);
+	if (!a->ok) {
+		session_refusal(s, a);
+		return cmd_bdat_refused(s);
+	}
+	milters_stage(s, MS_DATA, NULL, cmd_bdat_milters);
+}
+
+/* BDAT chunk-size [LAST]: never refused before its octets are read (the
+ * row passes every gate), except when malformed, where its size is not
+ * known. */
+static bool cmd_bdat(struct session *s, const char *args)
+{
+	struct tx *tx = s->tx;
+	if (!parse_bdat(args, &s->chunk.size, &s->chunk.last))
+		return session_no(s, R_BDAT_SYNTAX);
+	s->chunk.left = s->chunk.size;
+	if (!tx) {
+		cmd_bdat_read(s, true, true, R_NEED_MAIL);
+	} else if (tx->bdat_failed) {
+		cmd_bdat_read(s, true, true, tx->bdat_err);
+	} else if (tx->nrcpt == 0) {
+		cmd_bdat_read(s, true, true, R_NEED_RCPT);
+	} else if (tx->bdat) {
+		cmd_bdat_read(s, false, false, R_SUCCESS);
+	} else {
+		struct policy_query q;
+		session_query(s, &q, POLICY_DATA);
+		session_ask(s, &q, cmd_bdat_proceed);
+	}
+	return false;
+}
+
+static void cmd_bdat_answer(struct session *s, enum esc_id id)
+{
+	if (id == R_NEED_MAIL)
+		session_reply(s, id, "BDAT");
+	else
+		session_reply(s, id);
+}
+
+void cmd_bdat_chunk_end(struct session *s)
+{
+	struct tx *tx = s->tx;
+	s->state = ST_CMD;
+	session_set_timeout(s, s->conf->command_timeout);
+	if (s->chunk.discard) {
+		/* the repeats of a failed message's error count once, at its
+		 * chunk: a pipelined message of many chunks is no attack */
+		s->uncounted = tx && tx->bdat_failed;
+		if (s->chunk.has_err)
+			cmd_bdat_answer(s, s->chunk.err);
+		s->uncounted = false;
+		if (s->chunk.last && tx)
+			session_reset(s);   /* RFC 3030 2: the message is gone */
+		return;
+	}
+	if (s->chunk.last) {
+		data_finish(&tx->dp);
+		return cmd_data_end(s);   /* the end of DATA's path from here */
+	}
+	if (tx->dp.flags & DATA_TOO_BIG) {   /* RFC 3030 4.2; the rest is dropped */
+		tx->bdat_failed = true;
+		tx->bdat_err = R_SIZE_EXCEEDED;
+		struct ev e;
+		session_event(s, &e, EK_REFUSED_DATA, LOG_INFO, tx->qid);
+		ev_add(&e, "flags", "0x%x", tx->dp.flags);
+		ev_add(&e, "reason", "BDAT: over max_message_size");
+		ev_emit(&e);
+		return session_reply(s, R_SIZE_EXCEEDED);
+	}
+	session_reply(s, R_BDAT_OK, (unsigned long long)s->chunk.size);
+}
+
 /* ---- the others ---- */
 
 static bool cmd_rset(struct session *s, const char *args)
@@ -629,6 +755,7 @@ static const char *const cmd_help_text[][2] = {
 	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id]" },
 	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
 	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },
+	{ "BDAT", "BDAT chunk-size [LAST] - then exactly that many octets (RFC 3030)" },
 	{ "RSET", "RSET - abandon the current message" },
 	{ "VRFY", "VRFY address - check a mailbox (answers 252 unless enabled)" },
 	{ "EXPN", "EXPN alias - expand an alias (answers 252 unless enabled)" },
@@ -657,7 +784,8 @@ static bool cmd_help(struct session *s, const char *args)
 	}
 	session_reply_more(s, R_HELP_LINE, "tern: the commands are");
 	session_reply_more(s, R_HELP_LINE,
-	                   "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT STARTTLS AUTH");
+	                   "HELO EHLO MAIL RCPT DATA BDAT RSET VRFY EXPN HELP NOOP QUIT STARTTLS "
+	                   "AUTH");
 	session_reply_more(s, R_HELP_LINE, "ETRN and ATRN where offered; TURN, VERB and DSN are "
 	                   "answered but not offered");
 	session_reply(s, R_HELP_END);
@@ -767,7 +895,10 @@ static const struct cmd cmd_table[] = {
 	{ "ETRN", CMD_PRE_AUTH | CMD_LAST | CMD_ERRORS, NO, turn_etrn, NULL, R_UNRECOGNIZED },
 	{ "VERB", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_VERB },
 	{ "DSN", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_DSN_VERB },
-	{ "BDAT", CMD_PRE_AUTH, NO, cmd_answered, NULL, R_NOT_OFFERED },
+	/* past the TLS and submission gates: its octets are read whatever
+	 * the answer; odmr does not offer it, and refuses the line alone */
+	{ "BDAT", CMD_PRE_TLS | CMD_PRE_AUTH | CMD_ERRORS | CMD_NOT_ODMR, NO, cmd_bdat, NULL,
+	  R_UNRECOGNIZED },
 };
 #undef PRE
 #undef NO

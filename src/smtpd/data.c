@@ -67,7 +67,11 @@ size_t data_feed(struct data_parser *d, const char *p, size_t n)
 	while (i < n && !d->done) {
 		switch (d->state) {
 		case S_BOL:
-			if (p[i] == '.') {
+			if (d->raw) {        /* BDAT: a dot is data; count it for
+			                        the stuffing on the way out */
+				d->dot_lines += p[i] == '.';
+				d->state = S_MID;
+			} else if (p[i] == '.') {
 				data_emit(d, p + run, i - run);
 				run = ++i;       /* leave the dot out */
 				d->state = S_DOT;
@@ -122,4 +126,24 @@ size_t data_feed(struct data_parser *d, const char *p, size_t n)
 	}
 	data_emit(d, p + run, i - run);
 	return i;
+}
+
+void data_raw(struct data_parser *d)
+{
+	d->raw = true;
+}
+
+void data_finish(struct data_parser *d)
+{
+	if (d->state == S_CR) {
+		d->flags |= DATA_BARE_CR;
+		data_count(d, 1);
+		d->state = S_MID;
+	}
+	if (d->state == S_MID) {
+		data_emit(d, "\r\n", 2);
+		d->line_len = 0;
+		d->state = S_BOL;
+	}
+	d->done = true;
 }

@@ -9,6 +9,11 @@
  * the session stays in step with the client and can answer at the end.
  * A NUL octet is flagged the same way: without BINARYMIME (not offered) it
  * is never valid, and some receivers drop it, which smuggling relies on.
+ *
+ * BDAT (RFC 3030) sends the message as counted chunks: the same parser in
+ * raw mode (data_raw) passes every octet through (no dot-unstuffing, no
+ * end of data: the session counts), with the same flags; data_finish
+ * ends it.
  */
 #ifndef TERN_DATA_H
 #define TERN_DATA_H
@@ -38,6 +43,7 @@ struct data_parser {
 	unsigned flags;         /* DATA_* */
 	uint64_t dot_lines;     /* lines of the message that begin with a dot */
 	bool done;              /* the end CRLF.CRLF has been consumed */
+	bool raw;               /* BDAT: no unstuffing, no end (data_raw) */
 	data_sink_fn sink;      /* receives message bytes; not called once flags
 	                           has DATA_TOO_BIG */
 	void *ctx;
@@ -50,5 +56,11 @@ void data_init(struct data_parser *d, size_t max_line, uint64_t max_size,
  * the end of data was reached (d->done), the rest belonging to the next
  * command (pipelining). */
 size_t data_feed(struct data_parser *d, const char *p, size_t n);
+
+/* After data_init: raw mode, for BDAT chunks (data_feed consumes all). */
+void data_raw(struct data_parser *d);
+/* Raw mode, the last chunk is in: a CR at the very end is a bare CR; a
+ * last line without its CRLF gets one (the spool holds CRLF lines). */
+void data_finish(struct data_parser *d);
 
 #endif

@@ -327,3 +327,30 @@ enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
 		memset(p, 0, sizeof *p);
 	return err;
 }
+
+/* RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF,
+ * chunk-size = 1*DIGIT, end-marker = "LAST" (any case, as verbs are).
+ * A size past PARSE_BDAT_MAX (no message is that large) is refused
+ * rather than wrapped. */
+bool parse_bdat(const char *args, uint64_t *size, bool *last)
+{
+	uint64_t n = 0;
+	size_t i = 0;
+	if (args == NULL)
+		return false;
+	for (; is_digit((unsigned char)args[i]); i++) {
+		n = n * 10 + (uint64_t)(args[i] - '0');
+		if (n > PARSE_BDAT_MAX)
+			return false;
+	}
+	if (i == 0)
+		return false;
+	const char *p = args + i;
+	*last = false;
+	if (*p == ' ' && !strcasecmp(p + 1, "LAST"))
+		*last = true;
+	else if (*p != '\0')
+		return false;
+	*size = n;
+	return true;
+}

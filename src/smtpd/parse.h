@@ -62,4 +62,9 @@ enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
 enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
                                   const char **bad);
 
+/* BDAT's arguments (RFC 3030 2): "chunk-size [LAST]"; false when
+ * malformed (501 5.5.4). */
+#define PARSE_BDAT_MAX ((uint64_t)1 << 50)
+bool parse_bdat(const char *args, uint64_t *size, bool *last);
+
 #endif

@@ -362,7 +362,7 @@ void session_tx_begin(struct session *s)
 void session_reset(struct session *s)
 {
 	session_tx_free(s);
-	if (s->bev && s->state == ST_DATA)
+	if (s->bev && (s->state == ST_DATA || s->state == ST_BDAT))
 		session_set_timeout(s, s->conf->command_timeout);
 	if (s->bev && s->paused)
 		bufferevent_enable(s->bev, EV_READ);
@@ -609,6 +609,31 @@ static void session_feed_data(struct session *s, struct evbuffer *in)
 	}
 }
 
+/* BDAT: exactly the chunk's octets, to the raw parser or dropped; the
+ * next command follows them at once (RFC 3030 2). */
+static void session_feed_chunk(struct session *s, struct evbuffer *in)
+{
+	while (s->state == ST_BDAT) {
+		if (!s->tx && !s->chunk.discard) {   /* gone meanwhile: still answered */
+			s->chunk.discard = s->chunk.has_err = true;
+			s->chunk.err = R_NEED_MAIL;
+		}
+		if (s->chunk.left == 0) {
+			cmd_bdat_chunk_end(s);
+			break;
+		}
+		struct evbuffer_iovec v;
+		if ((s->paused && !s->chunk.discard) || evbuffer_get_length(in) == 0 ||
+		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t n = v.iov_len < s->chunk.left ? v.iov_len : (size_t)s->chunk.left;
+		if (!s->chunk.discard)
+			data_feed(&s->tx->dp, v.iov_base, n);   /* raw: takes all n */
+		evbuffer_drain(in, n);
+		s->chunk.left -= n;
+	}
+}
+
 /* Discard input as s->skip says; true once the skipping is over. */
 static bool session_skip(struct session *s, struct evbuffer *in)
 {
@@ -707,6 +732,9 @@ static bool session_step(struct session *s, struct evbuffer *in)
 	case ST_DATA:
 		session_feed_data(s, in);
 		return s->state != ST_DATA;   /* else: need more bytes, or paused */
+	case ST_BDAT:
+		session_feed_chunk(s, in);
+		return s->state != ST_BDAT;
 	case ST_CMD: case ST_AUTH:
 		return session_read_line(s, in);
 	case ST_START: case ST_COMMIT: case ST_CLOSING:

@@ -31,6 +31,7 @@ enum session_state {
 	ST_CMD,
 	ST_AUTH,     /* the next line is a SASL response (RFC 4954 4) */
 	ST_DATA,
+	ST_BDAT,     /* a BDAT chunk's octets are read (RFC 3030 2) */
 	ST_COMMIT,
 	ST_CLOSING,
 };
@@ -48,6 +49,10 @@ struct tx {
 	                                   the milters are asked */
 	unsigned rcpt_cmds;             /* accepted RCPT commands */
 	struct data_parser dp;
+	bool bdat;                      /* BDAT chunks began the message: no DATA */
+	bool bdat_failed;               /* a chunk was refused: the rest get
+	                                   bdat_err until LAST (RFC 3030 2) */
+	enum esc_id bdat_err;
 	struct spool_msg *msg;
 	struct msgin in;                /* the header block held, the body to msg and
 	                                   to the DKIM signer, if any (msgin.h) */
@@ -115,6 +120,14 @@ struct session {
 	unsigned busy;                  /* session frames running: a close
 	                                   inside one frees at its end */
 	struct cmd_args args;
+	struct {                        /* BDAT: the chunk being read */
+		uint64_t size, left;    /* its octets, those still to come */
+		bool last;
+		bool discard;           /* read and dropped, then err (if
+		                           has_err) answers it */
+		bool has_err;
+		enum esc_id err;
+	} chunk;
 	const struct cmd *cmd;          /* the row being run */
 	struct tx *tx;
 	struct milters *milters;        /* its milters (milters.c), or NULL */
@@ -154,6 +167,9 @@ struct cmd {
 const struct cmd *cmd_find(const char *verb);
 /* The end of DATA: refuse a broken message, or ask EOM and commit. */
 void cmd_data_end(struct session *s);
+/* A BDAT chunk's octets are all read: its answer, or the end of the
+ * message (LAST). */
+void cmd_bdat_chunk_end(struct session *s);
 
 /* ---- milters (milters.c) ---- */
 

@@ -765,3 +765,40 @@ def test_opendkim_signs_through_the_milter(opendkim, milter_ternd):
     table = {k.name.encode(): k.record.encode()}
     assert dkim.verify(msg, dnsfunc=lambda name, timeout=5: table.get(name)), msg[:1500]
     log_has(s, "milter", "header edited")
+
+
+# --------------------------------------------------------------------------
+# BDAT (RFC 3030): the milters see a chunked message as a DATA one
+
+
+def test_bdat_message_reaches_the_milter(fault, milter_ternd):
+    f = fault()
+    s = milter_ternd(f.spec)
+    c = s.session()
+    msg = message("chunks")
+    c.raw(b"MAIL FROM:<alice@client.example>\r\nRCPT TO:<%s>\r\n" % BOB.encode() +
+          b"BDAT 50\r\n" + msg[:50] + b"BDAT %d LAST\r\n" % (len(msg) - 50) + msg[50:])
+    c.expect_reply(SENDER_OK)
+    c.expect_reply(RCPT_OK)
+    c.expect_reply("250 2.0.0 50 octets received")
+    c.expect_reply(QUEUED)
+    s.wait_message_with(BOB, "chunks")
+    wait_for("the body", lambda: [r for r in f.seen() if r["stage"] == "body"])
+    body = [r for r in f.seen() if r["stage"] == "body"][0]
+    assert body["args"][1] == "Hello Bob,\r\nthis is chunks.\r\n\r\n"
+    assert [r["args"] for r in f.seen() if r["stage"] == "header"][2] == ["Subject", "chunks"]
+
+
+def test_bdat_refused_by_the_milter_at_data_keeps_in_step(fault, milter_ternd):
+    """The milter refuses the message at its first chunk: the refusal,
+    the chunk's octets read and dropped, later chunks 503, no mail."""
+    f = fault(data="reject")
+    s = milter_ternd(f.spec)
+    c = s.session()
+    c.expect("MAIL FROM:<alice@client.example>", SENDER_OK)
+    c.expect("RCPT TO:<%s>" % BOB, RCPT_OK)
+    c.raw(b"BDAT 6\r\nQUIT\r\nBDAT 6 LAST\r\nQUIT\r\nNOOP\r\n")
+    c.expect_reply(REJECT)
+    c.expect_reply("503 5.5.1 Need MAIL before BDAT")
+    c.expect_reply(OK)
+    assert s.messages(BOB) == []

@@ -1,4 +1,5 @@
-/* libFuzzer: the command line parser (parse_command, parse_keyword_colon). */
+/* libFuzzer: the command line parser (parse_command, parse_keyword_colon,
+ * parse_bdat). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		(void)parse_keyword_colon(pc.args, "FROM");
 		(void)parse_keyword_colon(pc.args, "TO");
+		uint64_t n;
+		bool last;
+		if (parse_bdat(pc.args, &n, &last) && n > PARSE_BDAT_MAX)
+			abort();
 	}
 	free(line);
 	return 0;

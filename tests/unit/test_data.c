@@ -315,6 +315,58 @@ static void test_nul(void **state)
 	}
 }
 
+/* Raw mode (BDAT, RFC 3030): every octet passes, dots and CRLF.CRLF
+ * included; the flags as in DATA; data_finish ends the last line. Each
+ * row is cut in two at every place (a chunk boundary anywhere). */
+static const struct {
+	const char *in;
+	size_t len;
+	size_t max_line;
+	uint64_t max_size;
+	const char *out;
+	size_t out_len;
+	unsigned flags;
+	uint64_t dot_lines;
+} raw_rows[] = {
+	{ "a\r\n.\r\nb\r\n", 9, 998, 0, "a\r\n.\r\nb\r\n", 9, 0, 1 },
+	{ "..x\r\n.\r\n", 8, 998, 0, "..x\r\n.\r\n", 8, 0, 2 },
+	{ "", 0, 998, 0, "", 0, 0, 0 },
+	{ "no end", 6, 998, 0, "no end\r\n", 8, 0, 0 },
+	{ "a\nb\r\n", 5, 998, 0, "a\nb\r\n", 5, DATA_BARE_LF, 0 },
+	{ "a\rb\r\n", 5, 998, 0, "a\rb\r\n", 5, DATA_BARE_CR, 0 },
+	{ "ab\r", 3, 998, 0, "ab\r\r\n", 5, DATA_BARE_CR, 0 },
+	{ "a\0b\r\n", 5, 998, 0, "a\0b\r\n", 5, DATA_NUL, 0 },
+	{ "abcd\r\nabc\r\n", 11, 3, 0, "abcd\r\nabc\r\n", 11, DATA_LONG_LINE, 0 },
+	{ "abc\r\nabc\r\n", 10, 3, 0, "abc\r\nabc\r\n", 10, 0, 0 },
+	{ "abc\r\nabc\r\n", 10, 998, 8, "abc\r\n", 5, DATA_TOO_BIG, 0 },
+};
+
+static void test_raw(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(raw_rows); i++) {
+		for (size_t cut = 0; cut <= raw_rows[i].len; cut++) {
+			struct sink sk;
+			struct data_parser d;
+			memset(&sk, 0, sizeof sk);
+			data_init(&d, raw_rows[i].max_line, raw_rows[i].max_size, sink_fn, &sk);
+			data_raw(&d);
+			size_t used = data_feed(&d, raw_rows[i].in, cut);
+			used += data_feed(&d, raw_rows[i].in + cut, raw_rows[i].len - cut);
+			assert_false(d.done);
+			data_finish(&d);
+			assert_true(d.done);
+			bool big = raw_rows[i].flags & DATA_TOO_BIG;
+			if (used != raw_rows[i].len || d.flags != raw_rows[i].flags ||
+			    d.dot_lines != raw_rows[i].dot_lines ||
+			    (!big && (sk.len != raw_rows[i].out_len ||
+			              memcmp(sk.buf, raw_rows[i].out, sk.len))))
+				fail_msg("raw row %zu cut %zu: used %zu flags %#x dots %llu out %zu", i, cut,
+				         used, d.flags, (unsigned long long)d.dot_lines, sk.len);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_too_big_stream),
 		cmocka_unit_test(test_large_message),
 		cmocka_unit_test(test_nul),
+		cmocka_unit_test(test_raw),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -506,6 +506,56 @@ static void test_mail_line_params(void **state)
 	assert_false(mp.has_size);
 }
 
+/* ---- parse_bdat (RFC 3030 2) ---- */
+
+struct bdat_row {
+	const char *args;
+	bool ok;
+	uint64_t size;
+	bool last;
+};
+
+static const struct bdat_row bdat_rows[] = {
+	{ "0", true, 0, false },
+	{ "20", true, 20, false },
+	{ "6 LAST", true, 6, true },
+	{ "6 last", true, 6, true },
+	{ "0 LAST", true, 0, true },
+	{ "007 LaSt", true, 7, true },
+	{ "1125899906842624", true, (uint64_t)1 << 50, false },
+	{ "1125899906842625", false, 0, false },
+	{ "99999999999999999999999", false, 0, false },
+	{ "", false, 0, false },
+	{ "LAST", false, 0, false },
+	{ "-1", false, 0, false },
+	{ "+1", false, 0, false },
+	{ "1x", false, 0, false },
+	{ "1 ", false, 0, false },
+	{ "1  LAST", false, 0, false },
+	{ "1 LASTX", false, 0, false },
+	{ "1 LAST x", false, 0, false },
+	{ "1 FIRST", false, 0, false },
+	{ "0x10", false, 0, false },
+	{ "1\tLAST", false, 0, false },
+};
+
+static void test_bdat_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(bdat_rows); i++) {
+		const struct bdat_row *r = &bdat_rows[i];
+		uint64_t size = 12345;
+		bool last = false;
+		bool ok = parse_bdat(r->args, &size, &last);
+		if (ok != r->ok || (ok && (size != r->size || last != r->last)))
+			fail_msg("row %zu \"%s\": ok %d size %llu last %d", i, r->args, ok,
+			         (unsigned long long)size, last);
+	}
+	uint64_t size;
+	bool last;
+	assert_false(parse_bdat(NULL, &size, &last));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_guide_rcpt_line),
 		cmocka_unit_test(test_guide_mail_lines),
 		cmocka_unit_test(test_mail_line_params),
+		cmocka_unit_test(test_bdat_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
