@@ -73,6 +73,7 @@ def ehlo_reply(size=None):
         "250-8BITMIME",
         "250-ENHANCEDSTATUSCODES",
         "250-DSN",
+        "250-SMTPUTF8",
         "250 HELP",
     ]
     return re.compile("\n".join(lines))
