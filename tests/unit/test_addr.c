@@ -450,7 +450,7 @@ static void test_utf8_valid(void **state)
 static void test_utf8_addresses(void **state)
 {
 	static const char *const bad[] = {
-		"<a\xc0\xaf" "b@c.d>", "<\"a\xed\xa0\x80\"@c.d>", "<a@b\xc3.de>", "<a\x80@c.d>",
+		"<a\xc0\xaf\x62@c.d>", "<\"a\xed\xa0\x80\"@c.d>", "<a@b\xc3.de>", "<a\x80@c.d>",
 		"a\xc2\x85@c.d", "<\xf4\x90\x80\x80@c.d>", "<a@\xe0\x80\xaf.de>",
 	};
 	struct addr a;
