@@ -13,7 +13,7 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 FUZZERS = command addr params data conf proxy auth reply maildrop cram odmr hold dkimtags \
 	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter
 FUZZ_SECONDS ?= 10
-FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
+FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/idna.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/lib/msghead.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
 	src/policy/auth.c src/policy/odmr.c src/policy/limits.c src/smtpd/proxy.c src/smtpd/dropfile.c \
 	src/policy/hold.c src/lib/hmap.c $(wildcard src/dkim/*.c) src/policy/spf.c \
@@ -135,7 +135,7 @@ blackbox-asan: asan
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(wildcard src/*/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lsystemd -lpthread -lpsl
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2
 
 fuzz: $(FUZZ_BINS)
 

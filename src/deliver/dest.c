@@ -200,10 +200,32 @@ static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 	dest_free_if_unused(q, d);
 }
 
+/* A message received with SMTPUTF8 goes only to a next hop that offers
+ * it: no downgraded copy (RFC 6531 3.4), even when its envelope and
+ * header happen to be ASCII. */
+static bool conn_lacks_utf8(const struct conn *cn, const struct qjob *job)
+{
+	return job->m->env.smtputf8 && !smtpc_ext(cn->c)->smtputf8;
+}
+
+/* Such a job ends here, every recipient returned with 5.6.7 (RFC 6533 3). */
+static void conn_refuse_utf8(struct conn *cn, struct qjob *job)
+{
+	struct deliver_result r = { DELIVER_PERM, "" };
+	snprintf(r.reply, sizeof r.reply, "5.6.7 %s: the next hop does not support SMTPUTF8 "
+	         "(RFC 6531 3.4)", cn->d->route.name);
+	conn_job_init(cn, job);
+	for (size_t i = 0; i < job->n; i++)
+		job->res[i] = r;
+	sched_job_done(cn->q, job);
+}
+
 /* A ready connection with nothing to do: the next waiting job, or idle. */
 static void conn_next(struct conn *cn)
 {
-	struct qjob *job = dest_pop(cn->d);
+	struct qjob *job;
+	while ((job = dest_pop(cn->d)) && conn_lacks_utf8(cn, job))
+		conn_refuse_utf8(cn, job);
 	if (job)
 		return conn_run(cn, job);
 	cn->next = cn->d->idle;
@@ -230,6 +252,8 @@ static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
 {
 	(void)c;
 	struct conn *cn = arg;
+	if (cn->d->wait_head && conn_lacks_utf8(cn, cn->d->wait_head))
+		return NULL;   /* conn_next refuses it once this job is done */
 	struct qjob *job = dest_pop(cn->d);
 	if (!job)
 		return NULL;

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "lib/addr.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "spool/spool.h"
@@ -36,8 +37,10 @@ static int route_map_line(void *ctx, char *t, const char *origin)
 	}
 	struct route_entry *v = util_xrealloc(m->v, m->n + 1, sizeof *v);
 	m->v = v;
-	snprintf(v[m->n].domain, sizeof v[m->n].domain, "%s", t);
-	util_lower(v[m->n].domain);
+	if (!idna_alabel(t, v[m->n].domain, sizeof v[m->n].domain)) {
+		log_problem("%s: %s is not a valid IDNA domain\n", origin, t);
+		return 1;
+	}
 	snprintf(v[m->n].target, sizeof v[m->n].target, "%s", target);
 	m->n++;
 	return 0;
@@ -117,6 +120,13 @@ bool route_for(const struct conf *c, const struct route_map *m, const char *addr
 		}
 		return route_host(out, c->lmtp_host, true, false);
 	}
+	char alabel[256];   /* looked up as its A-label; the address stays */
+	if (!idna_alabel(domain, alabel, sizeof alabel)) {
+		out->kind = ROUTE_ERROR;
+		snprintf(out->key, sizeof out->key, "error");
+		return false;
+	}
+	domain = alabel;
 	const char *mapped = route_map_find(m, domain);
 	if (mapped)
 		return route_host(out, mapped, false, false);

@@ -17,7 +17,16 @@
 
 #define ADDR_POSTMASTER "postmaster"
 
-/* ASCII-only classes: octets >= 0x80 are never accepted (no SMTPUTF8). */
+/* RFC 6531 3.3: UTF8-non-ascii is allowed in atext, qtextSMTP and the
+ * sub-domains (U-labels). Octets >= 0x80 are accepted by the classes below
+ * only because parse_mailbox_span has first checked that the whole mailbox
+ * is well-formed UTF-8 (addr_utf8_valid); whether a U-label is a valid
+ * IDNA name is the IDNA library's question (lib/idna.h). */
+static bool is_8bit(unsigned char c)
+{
+	return c >= 0x80;
+}
+
 static bool is_alpha(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -33,6 +42,12 @@ static bool is_letdig(unsigned char c)
 	return is_alpha(c) || is_digit(c);
 }
 
+/* A sub-domain's letter or digit: ASCII, or part of a U-label. */
+static bool is_label_char(unsigned char c)
+{
+	return is_letdig(c) || is_8bit(c);
+}
+
 static char lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
@@ -41,13 +56,13 @@ static char lower(char c)
 /* RFC 5322 3.2.3 atext, as used by RFC 5321 4.1.2 Atom. */
 static bool is_atext(unsigned char c)
 {
-	return is_letdig(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
+	return is_letdig(c) || is_8bit(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
 /* RFC 5321 4.1.2 qtextSMTP = %d32-33 / %d35-91 / %d93-126 */
 static bool is_qtext(unsigned char c)
 {
-	return c >= 32 && c <= 126 && c != '"' && c != '\\';
+	return (c >= 32 && c <= 126 && c != '"' && c != '\\') || is_8bit(c);
 }
 
 /* Skip a Quoted-string starting at p (on the DQUOTE). Returns the byte after
@@ -96,10 +111,10 @@ static bool label_valid(const char *p, size_t n)
 {
 	if (n == 0 || n > 63)
 		return false;
-	if (!is_letdig((unsigned char)p[0]) || !is_letdig((unsigned char)p[n - 1]))
+	if (!is_label_char((unsigned char)p[0]) || !is_label_char((unsigned char)p[n - 1]))
 		return false;
 	for (size_t i = 1; i + 1 < n; i++)
-		if (!is_letdig((unsigned char)p[i]) && p[i] != '-')
+		if (!is_label_char((unsigned char)p[i]) && p[i] != '-')
 			return false;
 	return true;
 }
@@ -120,6 +135,63 @@ static bool domain_span_valid(const char *p, const char *e)
 	}
 }
 
+/* The length of the UTF-8 sequence of a non-ASCII scalar value at p
+ * (before e), or 0 when it is malformed: a stray continuation octet, a
+ * truncated sequence, an overlong form, a surrogate, a value above
+ * U+10FFFF (RFC 3629 4), or a C1 control U+0080..U+009F (RFC 6531 3.3
+ * leaves controls out, as RFC 5198 2 does). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *e)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned long v;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, v = c & 0x1fu;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, v = c & 0x0fu;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, v = c & 0x07u;
+	else
+		return 0;   /* 0x80..0xc1 (continuation, overlong lead), 0xf5.. */
+	if ((size_t)(e - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (p[i] & 0x3fu);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+	    (v >= 0xd800 && v <= 0xdfff) || (v >= 0x80 && v <= 0x9f))
+		return 0;
+	return n;
+}
+
+bool addr_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + n;
+
+	while (p < e) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t k = utf8_seq(p, e);
+		if (k == 0)
+			return false;
+		p += k;
+	}
+	return true;
+}
+
+static bool span_8bit(const char *p, const char *e)
+{
+	for (; p < e; p++)
+		if (is_8bit((unsigned char)*p))
+			return true;
+	return false;
+}
+
 const char *addr_domain_of(const char *mailbox)
 {
 	const char *at = strrchr(mailbox, '@');
@@ -133,7 +205,7 @@ bool addr_domain_valid(const char *s)
 	if (s == NULL)
 		return false;
 	n = strlen(s);
-	return n <= ADDR_DOMAIN_MAX && domain_span_valid(s, s + n);
+	return n <= ADDR_DOMAIN_MAX && !span_8bit(s, s + n) && domain_span_valid(s, s + n);
 }
 
 /* RFC 5321 4.1.3 address-literal, "[" ... "]" on [p, e): IPv4-address-literal
@@ -193,6 +265,11 @@ static enum addr_err parse_mailbox_span(const char *p, const char *e,
 	const char *at;
 	size_t n;
 
+	if (span_8bit(p, e)) {
+		if (!addr_utf8_valid(p, (size_t)(e - p)))
+			return ADDR_EUTF8;
+		a->utf8 = true;
+	}
 	if (p < e && *p == '"')
 		at = skip_quoted(p, e);
 	else
@@ -380,6 +457,8 @@ const char *addr_strerror(enum addr_err e)
 		return "Path, local part or domain too long";
 	case ADDR_ENODOMAIN:
 		return "Domain name required";
+	case ADDR_EUTF8:
+		return "Malformed UTF-8 in address";
 	}
 	return "Unknown address error";
 }

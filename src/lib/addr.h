@@ -1,6 +1,7 @@
 /* addr: RFC 5321 mailbox and path parsing, pure functions.
  *
- * Accepts the RFC 5321 4.1.2 Path syntax and the lenient forms that the
+ * Accepts the RFC 5321 4.1.2 Path syntax (with RFC 6531 3.3's UTF-8 in the
+ * local part and domain, flagged in struct addr's utf8) and the lenient forms that the
  * Exchange troubleshooting guides type by hand: no angle brackets
  * ("MAIL FROM:Admin@test.com") and spaces after the colon.
  */
@@ -19,6 +20,9 @@ struct addr {
 	char domain[ADDR_DOMAIN_MAX + 1];  /* lower-cased; "" for <> and <postmaster> */
 	bool null;                         /* the null path <> */
 	bool literal;                      /* domain is an address literal [..] */
+	bool utf8;                         /* non-ASCII (well-formed UTF-8) in the
+	                                      local part or domain: RFC 6531, only
+	                                      in an SMTPUTF8 transaction */
 };
 
 enum addr_err {
@@ -28,6 +32,7 @@ enum addr_err {
 	ADDR_EDOMAIN,    /* bad domain or address literal */
 	ADDR_ETOOLONG,   /* a length limit of RFC 5321 4.5.3.1 */
 	ADDR_ENODOMAIN,  /* a mailbox without "@domain" (other than postmaster) */
+	ADDR_EUTF8,      /* octets >= 0x80 that are not well-formed UTF-8 */
 };
 
 /* Parse a reverse-path or forward-path at the start of s. On success fills
@@ -50,8 +55,13 @@ bool addr_format(const struct addr *a, char *out, size_t n);
 /* A short human description of an error, for 501 replies. */
 const char *addr_strerror(enum addr_err e);
 
-/* Domain label syntax check (RFC 5321 4.1.2 Domain); s need not be lower case. */
+/* Domain label syntax check (RFC 5321 4.1.2 Domain), ASCII only (an IDN
+ * goes through idna_alabel first); s need not be lower case. */
 bool addr_domain_valid(const char *s);
+
+/* Is s[0..n) well-formed UTF-8 (RFC 3629: no overlongs, surrogates or
+ * values above U+10FFFF), without C1 controls? ASCII is. */
+bool addr_utf8_valid(const char *s, size_t n);
 
 /* The domain of a formatted "local@domain" (after its last '@'), or "". */
 const char *addr_domain_of(const char *mailbox);

@@ -17,6 +17,7 @@
 
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -288,15 +289,14 @@ static int conf_add_item(void *ctx, const char *item)
 	return 0;
 }
 
+/* A domain of a list, kept as its A-label ("bücher.test" becomes
+ * "xn--bcher-kva.test"): what conf_is_local_domain compares with. */
 static int conf_add_domain(void *ctx, const char *item)
 {
-	if (!addr_domain_valid(item))
+	char a[ADDR_DOMAIN_MAX + 1];
+	if (!idna_alabel(item, a, sizeof a) || !addr_domain_valid(a))
 		return 1;
-	struct conf_list *l = ctx;
-	int bad = conf_add_item(l, item);
-	if (!bad)
-		util_lower(l->v[l->n - 1]);
-	return bad;
+	return conf_add_item(ctx, a);
 }
 
 /* An IP address literal, IPv4 or IPv6 (no brackets, no port). */
@@ -946,6 +946,12 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 
 bool conf_is_local_domain(const struct conf *c, const char *domain)
 {
+	char a[ADDR_DOMAIN_MAX + 1];
+	if (idna_has_8bit(domain)) {   /* a U-label: compared as its A-label */
+		if (!idna_alabel(domain, a, sizeof a))
+			return false;
+		domain = a;
+	}
 	for (size_t i = 0; i < c->local_domains.n; i++)
 		if (strcasecmp(c->local_domains.v[i], domain) == 0)
 			return true;

@@ -28,6 +28,9 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_RCPT_SYNTAX] = { 501, "5.5.4", "Syntax: RCPT TO:<address>" },
 	[R_BAD_SENDER] = { 501, "5.1.7", "Bad sender address syntax: %s" },
 	[R_BAD_RCPT] = { 501, "5.1.3", "Bad recipient address syntax: %s" },
+	/* RFC 6531 3.4, 3.7.4.1; RFC 6533 3 (5.6.7) */
+	[R_UTF8_NEEDED] = { 553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8 (RFC 6531 3.4)" },
+	[R_UTF8_BAD] = { 553, "5.6.7", "Malformed UTF-8 in address (RFC 6531 3.3, RFC 3629)" },
 	[R_PARAM_UNKNOWN] = { 555, "5.5.4", "Unsupported parameter %.40s" },
 	[R_PARAM_BAD] = { 501, "5.5.4", "Invalid parameter %.40s" },
 	[R_SIZE_EXCEEDED] = { 552, "5.3.4", "Message size exceeds fixed maximum message size" },

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/idna.h"
 #include "lib/util.h"
 
 bool mailbox_path(const char *mail_dir, const char *local, const char *domain,
@@ -14,7 +15,12 @@ bool mailbox_path(const char *mail_dir, const char *local, const char *domain,
 	if (!*local || local[0] == '.' || strpbrk(local, "/\"\\") || !*domain ||
 	    domain[0] == '.' || domain[0] == '[' || strchr(domain, '/'))
 		return false;
-	int w = snprintf(out, n, "%s/%s/%s", mail_dir, domain, local);
+	/* An internationalized domain's directory is its A-label; a UTF-8
+	 * local part names its directory as it is (octets, ASCII lower-cased). */
+	char a[256];
+	if (!idna_alabel(domain, a, sizeof a))
+		return false;
+	int w = snprintf(out, n, "%s/%s/%s", mail_dir, a, local);
 	if (w < 0 || (size_t)w >= n)
 		return false;
 	util_lower(out + strlen(mail_dir));

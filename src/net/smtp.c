@@ -292,6 +292,8 @@ void smtp_mail_line(const struct smtp_mail *m, const struct smtp_ext *e, struct 
 	char x[SMTP_ENVID_MAX * 3 + 1];
 	if (e->dsn && m->envid && m->envid[0] && smtp_xtext_encode(m->envid, x, sizeof x))
 		buf_printf(out, " ENVID=%s", x);
+	if (e->smtputf8 && m->smtputf8)
+		buf_puts(out, " SMTPUTF8");
 }
 
 /* RFC 3461 4.1-4.2 NOTIFY and ORCPT. */

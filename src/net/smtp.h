@@ -120,6 +120,7 @@ struct smtp_mail {
 	enum smtp_body body;
 	enum smtp_ret ret;
 	const char *envid;     /* "" or NULL: none */
+	bool smtputf8;         /* RFC 6531 3.4: sent when the next hop offers it */
 };
 
 struct smtp_rcpt {

@@ -267,6 +267,11 @@ static void smtpc_pipeline_next(struct smtpc *c)
 	smtpc_conn_line(c->conn, "DATA");
 }
 
+const struct smtp_ext *smtpc_ext(const struct smtpc *c)
+{
+	return &c->ext;
+}
+
 void smtpc_send(struct smtpc *c, struct smtpc_job *job)
 {
 	smtpc_job_init(c, job);

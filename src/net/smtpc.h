@@ -84,6 +84,8 @@ void smtpc_close(struct smtpc *c);
 void smtpc_hangup(struct smtpc *c);
 /* Free at once, without a word (the loop has stopped). */
 void smtpc_destroy(struct smtpc *c);
+/* The extensions the server listed in its EHLO (or LHLO) reply. */
+const struct smtp_ext *smtpc_ext(const struct smtpc *c);
 /* Ready for another job (not broken, not closing)? */
 bool smtpc_usable(const struct smtpc *c);
 

@@ -8,6 +8,7 @@
 
 #include "lib/addr.h"
 #include "lib/hmap.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -24,6 +25,9 @@ bool hold_domain_under(const char *domain, const char *pattern, bool subdomains)
 
 bool hold_domain(const struct conf *c, const char *domain)
 {
+	char alabel[ADDR_DOMAIN_MAX + 1];   /* hold_domains are A-labels (conf.c) */
+	if (idna_has_8bit(domain) && idna_alabel(domain, alabel, sizeof alabel))
+		domain = alabel;
 	for (size_t i = 0; i < c->hold_domains.n; i++)
 		if (hold_domain_under(domain, c->hold_domains.v[i], true))
 			return true;

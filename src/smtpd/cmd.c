@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "lib/idna.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "smtpd/session_priv.h"
@@ -86,7 +87,8 @@ static void cmd_ehlo_reply(struct session *s)
 	char size[32];
 	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)s->conf->max_message_size);
 	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
-	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
+	const char *ext[] = { "PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "DSN",
+	                      "SMTPUTF8" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
 	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030; not BINARYMIME */
@@ -158,6 +160,22 @@ static enum addr_err cmd_path(const char *p, const char **rest, struct addr *a, 
 	return ae;
 }
 
+/* An address with UTF-8 (RFC 6531 3.3): well-formed, in a transaction
+ * whose MAIL said SMTPUTF8 (3.4; 553 5.6.7 otherwise, 3.7.4.1), with a
+ * domain that IDNA takes. bad: the reply for a syntax error. */
+static bool cmd_utf8_ok(struct session *s, const struct addr *a, bool smtputf8,
+                        enum esc_id bad)
+{
+	char alabel[ADDR_DOMAIN_MAX + 1];
+	if (!a->utf8)
+		return true;
+	if (!smtputf8)
+		return session_no(s, R_UTF8_NEEDED);
+	if (!a->literal && !idna_alabel(a->domain, alabel, sizeof alabel))
+		return session_no(s, bad, "domain is not a valid IDNA name (RFC 5891)");
+	return true;
+}
+
 /* MAIL FROM:<reverse-path> [SP Mail-parameters] */
 static bool cmd_mail(struct session *s, const char *args)
 {
@@ -169,9 +187,12 @@ static bool cmd_mail(struct session *s, const char *args)
 	if (!p)
 		return session_no(s, R_MAIL_SYNTAX);
 	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, true, false);
+	if (ae == ADDR_EUTF8)
+		return session_no(s, R_UTF8_BAD);
 	if (ae != ADDR_OK)
 		return session_no(s, R_BAD_SENDER, addr_strerror(ae));
-	if (!cmd_mail_params(s, rest, &s->args.mp))
+	if (!cmd_mail_params(s, rest, &s->args.mp) ||
+	    !cmd_utf8_ok(s, &s->args.addr, s->args.mp.smtputf8, R_BAD_SENDER))
 		return false;
 	if (!spool_has_room(s->srv->spool, s->args.mp.size)) {   /* RFC 1870 6.1: 452 */
 		struct ev e;
@@ -284,9 +305,12 @@ static bool cmd_rcpt(struct session *s, const char *args)
 	if (!p)
 		return session_no(s, R_RCPT_SYNTAX);
 	enum addr_err ae = cmd_path(p, &rest, &s->args.addr, false, true);
+	if (ae == ADDR_EUTF8)
+		return session_no(s, R_UTF8_BAD);
 	if (ae != ADDR_OK)
 		return session_no(s, R_BAD_RCPT, addr_strerror(ae));
-	if (!cmd_rcpt_params(s, rest, &s->args.rp))
+	if (!cmd_utf8_ok(s, &s->args.addr, s->tx->mp.smtputf8, R_BAD_RCPT) ||
+	    !cmd_rcpt_params(s, rest, &s->args.rp))
 		return false;
 	addr_format(&s->args.addr, s->args.orig, sizeof s->args.orig);
 	return true;
@@ -350,10 +374,12 @@ static void cmd_received(struct session *s, struct buf *b)
 	struct tx *tx = s->tx;
 	char date[64];
 	util_rfc5322_date(time(NULL), date, sizeof date);
-	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both). */
+	/* RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both);
+	 * RFC 6531 3.7.3: UTF8SMTP, UTF8SMTPS, ... for an SMTPUTF8 transaction. */
 	char with[16];
-	snprintf(with, sizeof with, "%s%s%s", s->esmtp ? "ESMTP" : "SMTP", s->client.tls ? "S" : "",
-	         s->client.authed ? "A" : "");
+	snprintf(with, sizeof with, "%s%s%s",
+	         tx->mp.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+	         s->client.tls ? "S" : "", s->client.authed ? "A" : "");
 	buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s", s->helo,
 	           s->ip, s->conf->hostname, with, tx->qid);
 	if (tx->rcpt_cmds == 1)
@@ -441,6 +467,7 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->envid = tx->mp.envid;
 	e->ret = tx->mp.ret;
 	e->body = tx->mp.body;
+	e->smtputf8 = tx->mp.smtputf8;
 	e->size = tx->in.stored;
 	e->dotless = tx->dp.dot_lines == 0;
 	e->arrival = tx->arrival;
@@ -752,7 +779,8 @@ static bool cmd_quit(struct session *s, const char *args)
 static const char *const cmd_help_text[][2] = {
 	{ "HELO", "HELO hostname - identify yourself (plain SMTP)" },
 	{ "EHLO", "EHLO hostname - identify yourself and list the extensions" },
-	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id]" },
+	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id] "
+	          "[SMTPUTF8]" },
 	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
 	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },
 	{ "BDAT", "BDAT chunk-size [LAST] - then exactly that many octets (RFC 3030)" },

@@ -4,7 +4,8 @@
  * (RFC 5321 4.1.1), the "FROM:" / "TO:" keyword of MAIL and RCPT (leniently:
  * spaces around the colon are tolerated), the esmtp-param grammar of
  * RFC 5321 4.1.2, the values of SIZE (RFC 1870), BODY (RFC 6152), RET,
- * ENVID, NOTIFY and ORCPT (RFC 3461), and xtext (RFC 3461 4).
+ * ENVID, NOTIFY and ORCPT (RFC 3461), SMTPUTF8 (RFC 6531) and xtext
+ * (RFC 3461 4).
  */
 #include "smtpd/parse.h"
 
@@ -146,9 +147,10 @@ static int kw_index(const struct param *pm, const char *const *names)
 typedef bool (*param_fn)(const struct param *pm, void *out);
 
 /* The loop shared by MAIL and RCPT: tokenize, find the keyword, refuse
- * duplicates, hand the value to fns[i]. */
+ * duplicates, hand the value to fns[i]. The keywords of the bits of
+ * bare take no value (SMTPUTF8); the others need one. */
 static enum parse_perr parse_params(const char *s, const char *const *names,
-                                    const param_fn *fns, void *out,
+                                    const param_fn *fns, unsigned bare, void *out,
                                     const char **bad)
 {
 	struct param pm;
@@ -168,7 +170,8 @@ static enum parse_perr parse_params(const char *s, const char *const *names,
 		if (seen & (1u << i))
 			return PARSE_EDUP;
 		seen |= 1u << i;
-		if (pm.val == NULL || pm.vallen == 0 || !fns[i](&pm, out))
+		bool valued = pm.val != NULL && pm.vallen != 0;
+		if ((bare & (1u << i) ? pm.val != NULL : !valued) || !fns[i](&pm, out))
 			return PARSE_EVALUE;
 	}
 	*bad = NULL;
@@ -234,15 +237,24 @@ static bool mail_envid(const struct param *pm, void *out)
 	return true;
 }
 
+/* RFC 6531 3.4: SMTPUTF8, no value. */
+static bool mail_smtputf8(const struct param *pm, void *out)
+{
+	(void)pm;
+	((struct parse_mail_params *)out)->smtputf8 = true;
+	return true;
+}
+
 enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
                                   const char **bad)
 {
-	static const char *const names[] = { "SIZE", "BODY", "RET", "ENVID", NULL };
-	static const param_fn fns[] = { mail_size, mail_body, mail_ret, mail_envid };
+	static const char *const names[] = { "SIZE", "BODY", "RET", "ENVID", "SMTPUTF8", NULL };
+	static const param_fn fns[] = { mail_size, mail_body, mail_ret, mail_envid,
+	                                mail_smtputf8 };
 	enum parse_perr err;
 
 	memset(p, 0, sizeof *p);
-	err = parse_params(s == NULL ? "" : s, names, fns, p, bad);
+	err = parse_params(s == NULL ? "" : s, names, fns, 1u << 4, p, bad);
 	if (err != PARSE_OK)
 		memset(p, 0, sizeof *p);
 	return err;
@@ -322,7 +334,7 @@ enum parse_perr parse_rcpt_params(const char *s, struct parse_rcpt_params *p,
 	enum parse_perr err;
 
 	memset(p, 0, sizeof *p);
-	err = parse_params(s == NULL ? "" : s, names, fns, p, bad);
+	err = parse_params(s == NULL ? "" : s, names, fns, 0, p, bad);
 	if (err != PARSE_OK)
 		memset(p, 0, sizeof *p);
 	return err;

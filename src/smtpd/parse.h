@@ -39,6 +39,7 @@ struct parse_mail_params {
 	enum smtp_body body;
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1];      /* RFC 3461 4.4, xtext-decoded */
+	bool smtputf8;                        /* RFC 6531 3.4, a keyword without value */
 };
 
 /* ESMTP parameters of RCPT TO. */

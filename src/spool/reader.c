@@ -264,8 +264,8 @@ static void spool_reader_end(struct spool_reader *r)
 static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spool_env *e)
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
-	                                        " arrival, client, helo, bodyfile, dotless, prefix"
-	                                        " FROM msg WHERE qid=?");
+	                                        " arrival, client, helo, bodyfile, dotless, prefix,"
+	                                        " smtputf8 FROM msg WHERE qid=?");
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
@@ -283,6 +283,7 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 		e->body_file = sqlite3_column_int(st, 8) != 0;
 		e->dotless = sqlite3_column_int(st, 9) != 0;
 		e->prefix = sqlite3_column_type(st, 10) == SQLITE_NULL ? NULL : spool_reader_col(st, 10);
+		e->smtputf8 = sqlite3_column_int(st, 11) != 0;
 		err = 0;
 	}
 	spool_reader_done(r, st);

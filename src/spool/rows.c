@@ -23,7 +23,8 @@ static const char rows_schema[] =
 	"CREATE TABLE IF NOT EXISTS msg(qid TEXT PRIMARY KEY, sender TEXT NOT NULL,"
 	" envid TEXT NOT NULL, ret INT, body INT, size INT, arrival INT,"
 	" client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0,"
-	" dotless INT NOT NULL DEFAULT 0, prefix TEXT);"
+	" dotless INT NOT NULL DEFAULT 0, prefix TEXT,"
+	" smtputf8 INT NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
@@ -182,8 +183,8 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "INSERT INTO msg(qid, sender, envid, ret, body, size,"
-	                          " arrival, client, helo, bodyfile, dotless, prefix)"
-	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+	                          " arrival, client, helo, bodyfile, dotless, prefix, smtputf8)"
+	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	                          e->qid, &st);
 	if (err)
 		return err;
@@ -201,6 +202,7 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 		sqlite3_bind_text(st, 12, e->prefix, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 12);
+	sqlite3_bind_int(st, 13, e->smtputf8);
 	err = rows_step_done(db, st);
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
 		err = rows_put_rcpt(db, e->qid, &e->rcpt[i]);
@@ -435,7 +437,8 @@ int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomai
  * that keeps old rows as they were: msg.bodyfile and msg.dotless (before
  * body files: every message inline, every one stuffed when it goes out),
  * rcpt.held (before holds: nothing held), msg.prefix (before DKIM signing:
- * nothing goes before the body, NULL). Adding a column with a constant
+ * nothing goes before the body, NULL), msg.smtputf8 (before RFC 6531:
+ * no message was received with SMTPUTF8). Adding a column with a constant
  * default rewrites no row (https://sqlite.org/lang_altertable.html). */
 static int rows_migrate(sqlite3 *db, char **msg)
 {
@@ -444,6 +447,7 @@ static int rows_migrate(sqlite3 *db, char **msg)
 		{ "msg", "dotless", "INT NOT NULL DEFAULT 0" },
 		{ "rcpt", "held", "INT NOT NULL DEFAULT 0" },
 		{ "msg", "prefix", "TEXT" },
+		{ "msg", "smtputf8", "INT NOT NULL DEFAULT 0" },
 	};
 	int rc = SQLITE_OK;
 	for (size_t i = 0; rc == SQLITE_OK && i < sizeof col / sizeof col[0]; i++) {

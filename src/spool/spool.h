@@ -91,6 +91,8 @@ struct spool_env {
 	bool body_file;      /* the body is in spool_dir/body/<qid> (set by the spool) */
 	bool dotless;        /* known: no line of the body begins with a dot, so it
 	                        goes out as it is, unstuffed (RFC 5321 4.5.2) */
+	bool smtputf8;       /* received with MAIL ... SMTPUTF8 (RFC 6531 3.4): goes
+	                        on only to a next hop that offers SMTPUTF8 */
 	char *mem;           /* the whole body, held in memory (a fresh message
 	                        under SPOOL_MEM_MAX), or NULL: read it from the spool */
 	size_t mem_len, mem_cap;

@@ -73,6 +73,7 @@ def ehlo_reply(size=None):
         "250-8BITMIME",
         "250-ENHANCEDSTATUSCODES",
         "250-DSN",
+        "250-SMTPUTF8",
         "250-CHUNKING",
         "250 HELP",
     ]

@@ -46,6 +46,7 @@ def test_ehlo_lists_extensions_in_order(ternd):
         "250-8BITMIME",
         "250-ENHANCEDSTATUSCODES",
         "250-DSN",
+        "250-SMTPUTF8",
         "250-CHUNKING",
         "250 HELP",
     ]))

@@ -95,6 +95,8 @@ def test_check_ternd_whole_procedure(ternd):
     assert "server name: mx.test.example" in out and "software:    ESMTP tern ready" in out
     assert step(out, "ehlo") == ("pass", "250: 7 extensions announced")
     assert re.search(r"^ +DSN +delivery status notifications", out, re.M), out
+    assert re.search(r"^ +SMTPUTF8 +internationalized \(UTF-8\) addresses accepted", out,
+                     re.M), out
     assert re.search(r"^ +PIPELINING +commands may be sent in groups", out, re.M), out
     # ternd offers no STARTTLS (yet): a warning, not a failure
     assert step(out, "starttls")[0] == "warn"

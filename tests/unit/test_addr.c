@@ -94,8 +94,11 @@ static const struct path_row path_rows[] = {
 	{ "<a b@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
 	{ "<a(b)@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
 	{ "<a,b@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
-	{ "<j\xc3\xb6rg@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
-	{ "<\"j\xc3\xb6rg\"@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
+	/* RFC 6531 3.3: UTF-8 in the local part (the SMTPUTF8 check is the
+	 * session's) */
+	{ "<j\xc3\xb6rg@c.d>", X, ADDR_OK, "j\xc3\xb6rg", "c.d", false, false, "" },
+	{ "<\"j\xc3\xb6rg\"@c.d>", X, ADDR_OK, "\"j\xc3\xb6rg\"", "c.d", false, false, "" },
+	{ "<j\xc3\xb6rg.@c.d>", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
 	{ "@b.c", X, ADDR_ELOCAL, NULL, NULL, false, false, NULL },
 	/* domain errors */
 	{ "<a@b.c.>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
@@ -108,7 +111,9 @@ static const struct path_row path_rows[] = {
 	{ "<a@b_c.d>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
 	{ "<a@b@c>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
 	{ "<a@b c>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
-	{ "<a@b\xc3\xa4.de>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
+	/* a U-label (RFC 6531 3.3, RFC 5890): kept, ASCII lower-cased */
+	{ "<a@B\xc3\xa4.DE>", X, ADDR_OK, "a", "b\xc3\xa4.de", false, false, "" },
+	{ "<a@b\xc3\xa4-.de>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
 	{ "a@b.c>", X, ADDR_EDOMAIN, NULL, NULL, false, false, NULL },
 	/* address literals, RFC 5321 4.1.3 */
 	{ "<a@[127.0.0.1]>", X, ADDR_OK, "a", "[127.0.0.1]", false, true, "" },
@@ -391,13 +396,94 @@ static void test_format(void **state)
 static void test_strerror(void **state)
 {
 	(void)state;
-	for (int e = ADDR_OK; e <= ADDR_ENODOMAIN; e++) {
+	for (int e = ADDR_OK; e <= ADDR_EUTF8; e++) {
 		const char *s = addr_strerror((enum addr_err)e);
 		assert_non_null(s);
 		assert_true(strlen(s) > 0);
 		for (int f = ADDR_OK; f < e; f++)
 			assert_string_not_equal(s, addr_strerror((enum addr_err)f));
 	}
+}
+
+/* RFC 3629 well-formedness, RFC 6531 3.3: what is UTF-8 in an address. */
+static const struct { const char *in; bool ok; } utf8_rows[] = {
+	{ "", true }, { "plain", true },
+	{ "\xc3\xa9", true },                   /* U+00E9 */
+	{ "\xce\xb4\xce\xbf\xce\xba", true },     /* Greek */
+	{ "\xe2\x82\xac", true },               /* U+20AC */
+	{ "\xef\xbf\xbd", true },               /* U+FFFD */
+	{ "\xf0\x9f\x98\x80", true },           /* U+1F600 */
+	{ "\xf4\x8f\xbf\xbf", true },           /* U+10FFFF */
+	{ "\xc2\xa0", true },                   /* U+00A0, past the C1 block */
+	{ "\x80", false },                      /* a lone continuation */
+	{ "\xbf", false },
+	{ "\xc3", false },                      /* truncated */
+	{ "\xe2\x82", false },
+	{ "\xf0\x9f\x98", false },
+	{ "\xc3\x28", false },                  /* a bad continuation */
+	{ "\xc0\xaf", false },                  /* overlong '/' */
+	{ "\xc1\xbf", false },
+	{ "\xe0\x80\xaf", false },              /* overlong, 3 octets */
+	{ "\xe0\x9f\xbf", false },
+	{ "\xf0\x80\x80\xaf", false },          /* overlong, 4 octets */
+	{ "\xf0\x8f\xbf\xbf", false },
+	{ "\xed\xa0\x80", false },              /* U+D800, a surrogate */
+	{ "\xed\xbf\xbf", false },              /* U+DFFF */
+	{ "\xf4\x90\x80\x80", false },          /* U+110000 */
+	{ "\xf5\x80\x80\x80", false },
+	{ "\xff", false }, { "\xfe", false },
+	{ "\xc2\x80", false },                  /* U+0080, C1 control */
+	{ "\xc2\x9f", false },                  /* U+009F, C1 control */
+	{ "a\xc3\xa9" "b\xc3", false },
+};
+
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(utf8_rows); i++)
+		if (addr_utf8_valid(utf8_rows[i].in, strlen(utf8_rows[i].in)) != utf8_rows[i].ok)
+			fail_msg("utf8 row %zu: want %d", i, utf8_rows[i].ok);
+}
+
+/* The parser flags UTF-8 addresses and refuses malformed ones (ADDR_EUTF8)
+ * in the local part, a quoted local part and the domain, in every form. */
+static void test_utf8_addresses(void **state)
+{
+	static const char *const bad[] = {
+		"<a\xc0\xaf\x62@c.d>", "<\"a\xed\xa0\x80\"@c.d>", "<a@b\xc3.de>", "<a\x80@c.d>",
+		"a\xc2\x85@c.d", "<\xf4\x90\x80\x80@c.d>", "<a@\xe0\x80\xaf.de>",
+	};
+	struct addr a;
+	const char *end;
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		if (addr_parse_path(bad[i], &end, &a, false, false) != ADDR_EUTF8)
+			fail_msg("bad %zu not ADDR_EUTF8", i);
+		assert_false(a.utf8);
+	}
+	assert_int_equal(addr_parse_path("<\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae@example.com> SMTPUTF8",
+	                                 &end, &a, false, false), ADDR_OK);
+	assert_true(a.utf8);
+	assert_string_equal(end, " SMTPUTF8");
+	assert_string_equal(a.local, "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae");
+	assert_int_equal(addr_parse_path("<user@b\xc3\xbc" "cher.test>", &end, &a, false, false), ADDR_OK);
+	assert_true(a.utf8);
+	assert_int_equal(addr_parse_path("<user@example.com>", &end, &a, false, false), ADDR_OK);
+	assert_false(a.utf8);
+	assert_int_equal(addr_parse_mailbox("\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.test", &a), ADDR_OK);
+	assert_true(a.utf8);
+	assert_int_equal(addr_parse_mailbox("a\xff@b.c", &a), ADDR_EUTF8);
+	/* a configured domain stays ASCII (an IDN goes through idna_alabel) */
+	assert_false(addr_domain_valid("b\xc3\xbc" "cher.test"));
+	/* 64 octets of UTF-8 fit a local part; 66 do not (octets, not characters) */
+	char big[128] = "<";
+	for (int i = 0; i < 32; i++)
+		strcat(big, "\xc3\xa9");
+	strcat(big, "@c.d>");
+	assert_int_equal(addr_parse_path(big, &end, &a, false, false), ADDR_OK);
+	big[strlen(big) - 5] = '\0';
+	strcat(big, "\xc3\xa9@c.d>");
+	assert_int_equal(addr_parse_path(big, &end, &a, false, false), ADDR_ETOOLONG);
 }
 
 int main(void)
@@ -413,6 +499,8 @@ int main(void)
 		cmocka_unit_test(test_error_leaves_clean),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_utf8_valid),
+		cmocka_unit_test(test_utf8_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

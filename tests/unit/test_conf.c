@@ -197,6 +197,8 @@ static void test_set(void **state)
 		{ "vrfy_disclose", "yes", 0 }, { "vrfy_disclose", "maybe", 1 },
 		{ "relay_networks", "10.0.0.0/8, ::1", 0 }, { "relay_networks", "10.0.0.0/33", 1 },
 		{ "local_domains", "example.com,Example.ORG", 0 }, { "local_domains", "bad..domain", 1 },
+		{ "local_domains", "b\xc3\xbc" "cher.test", 0 }, { "local_domains", "b\xc3" ".test", 1 },
+		{ "local_domains", "\xcc\x81" "a.test", 1 },
 		{ "log_level", "debug", 0 }, { "log_level", "loud", 1 },
 		{ "log_target", "journal", 0 }, { "log_target", "syslog", 0 },
 		{ "log_target", "stderr", 0 }, { "log_target", "file", 1 }, { "log_target", "", 1 },
@@ -248,6 +250,13 @@ static void test_file(void **state)
 	assert_int_equal(c.local_domains.n, 2);
 	assert_string_equal(c.local_domains.v[1], "example.org");
 	assert_string_equal(c.banner, "");
+	/* an IDN is kept as its A-label and matched either way (RFC 5891) */
+	assert_int_equal(conf_set(&c, "local_domains", "B\xc3\xbc" "cher.test, example.net", "t"), 0);
+	assert_string_equal(c.local_domains.v[0], "xn--bcher-kva.test");
+	assert_true(conf_is_local_domain(&c, "b\xc3\xbc" "cher.test"));
+	assert_true(conf_is_local_domain(&c, "XN--BCHER-KVA.test"));
+	assert_false(conf_is_local_domain(&c, "bucher.test"));
+	assert_false(conf_is_local_domain(&c, "b\xc3" ".test"));
 	assert_int_equal(c.listen.n, 2);
 	assert_int_equal(c.relay_networks.n, 1);
 	conf_free(&c);

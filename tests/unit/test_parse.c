@@ -159,7 +159,13 @@ static const struct mail_row mail_rows[] = {
 	{ "  SIZE=12    BODY=7BIT  ", PARSE_OK, -1, true, 12, BODY_7BIT, RET_UNSET, "" },
 	/* errors and *bad */
 	{ "SIZE=1 FOO=bar", PARSE_EUNKNOWN, 7, false, 0, BODY_UNSET, RET_UNSET, "" },
-	{ "SMTPUTF8", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	/* RFC 6531 3.4: SMTPUTF8 takes no value */
+	{ "SMTPUTF8", PARSE_OK, -1, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "SIZE=3 smtputf8", PARSE_OK, -1, true, 3, BODY_UNSET, RET_UNSET, "" },
+	{ "SMTPUTF8=yes", PARSE_EVALUE, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "SMTPUTF8=", PARSE_EVALUE, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "SMTPUTF8 SMTPUTF8", PARSE_EDUP, 9, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "SMTPUTF", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ " AUTH=<>", PARSE_EUNKNOWN, 1, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "X-FOO-1=v", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "SIZE=1 size=2", PARSE_EDUP, 7, false, 0, BODY_UNSET, RET_UNSET, "" },
@@ -192,6 +198,20 @@ static void check_mail_row(size_t i, const struct mail_row *r)
 		fail_msg("row %zu \"%s\": size %d/%ju body %d ret %d envid \"%s\"",
 		         i, r->in, p.has_size, (uintmax_t)p.size, p.body, p.ret,
 		         p.envid);
+}
+
+/* The SMTPUTF8 flag itself: set by the keyword, clear without it. */
+static void test_mail_smtputf8(void **state)
+{
+	struct parse_mail_params p;
+	(void)state;
+	assert_int_equal(parse_mail_params("BODY=8BITMIME SMTPUTF8", &p, NULL), PARSE_OK);
+	assert_true(p.smtputf8);
+	assert_int_equal(p.body, BODY_8BITMIME);
+	assert_int_equal(parse_mail_params("BODY=8BITMIME", &p, NULL), PARSE_OK);
+	assert_false(p.smtputf8);
+	assert_int_equal(parse_mail_params("SMTPUTF8=1", &p, NULL), PARSE_EVALUE);
+	assert_false(p.smtputf8);
 }
 
 static void test_mail_params_table(void **state)
@@ -563,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_command_args_in_line),
 		cmocka_unit_test(test_keyword_colon_table),
 		cmocka_unit_test(test_mail_params_table),
+		cmocka_unit_test(test_mail_smtputf8),
 		cmocka_unit_test(test_envid_length),
 		cmocka_unit_test(test_rcpt_params_table),
 		cmocka_unit_test(test_orcpt_length),

@@ -205,18 +205,21 @@ static void test_ehlo_parse(void **state)
 static void test_envelope_lines(void **state)
 {
 	(void)state;
-	struct smtp_ext all = { .size = true, .eightbitmime = true, .dsn = true };
+	struct smtp_ext all = { .size = true, .eightbitmime = true, .dsn = true, .smtputf8 = true };
 	struct smtp_ext bare = { 0 };
 	static const struct {
 		struct smtp_mail m;
 		const char *with, *without;
 	} mails[] = {
-		{ { "a@b.example", 1234, BODY_UNSET, RET_UNSET, "" },
+		{ { "a@b.example", 1234, BODY_UNSET, RET_UNSET, "", false },
 		  "MAIL FROM:<a@b.example> SIZE=1234", "MAIL FROM:<a@b.example>" },
-		{ { "", 0, BODY_8BITMIME, RET_HDRS, "id+1 x" },
+		{ { "", 0, BODY_8BITMIME, RET_HDRS, "id+1 x", false },
 		  "MAIL FROM:<> SIZE=0 BODY=8BITMIME RET=HDRS ENVID=id+2B1+20x", "MAIL FROM:<>" },
-		{ { "a@b", 5, BODY_7BIT, RET_FULL, NULL },
+		{ { "a@b", 5, BODY_7BIT, RET_FULL, NULL, false },
 		  "MAIL FROM:<a@b> SIZE=5 RET=FULL", "MAIL FROM:<a@b>" },
+		/* RFC 6531 3.4: SMTPUTF8 only to a server that offers it */
+		{ { "δ@b", 5, BODY_8BITMIME, RET_UNSET, NULL, true },
+		  "MAIL FROM:<δ@b> SIZE=5 BODY=8BITMIME SMTPUTF8", "MAIL FROM:<δ@b>" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(mails); i++) {
 		struct buf a = BUF_INIT, b = BUF_INIT;

@@ -505,7 +505,8 @@ static void test_held_migration(void **state)
 
 /* msg.prefix (the DKIM-Signature fields made at receipt): a message
  * keeps it, one without has NULL, and a spool made before the column
- * (with rcpt.held) gets it, NULL for its messages. */
+ * (with rcpt.held) gets it, NULL for its messages. msg.smtputf8 (RFC
+ * 6531) likewise: kept when set, 0 for the old messages. */
 static void test_prefix(void **state)
 {
 	(void)state;
@@ -528,6 +529,7 @@ static void test_prefix(void **state)
 	struct spool_env e;
 	env_make(&e, r, "NEW1", "a@example.com", (const char *[]){ "x@example.org", NULL });
 	e.prefix = "DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=AAAA\r\n";
+	e.smtputf8 = true;
 	assert_int_equal(spool_inject(f->sp, &e, "hello", 5), 0);
 	env_make(&e, r, "NEW2", "a@example.com", (const char *[]){ "x@example.org", NULL });
 	assert_int_equal(spool_inject(f->sp, &e, "hello", 5), 0);
@@ -538,6 +540,7 @@ static void test_prefix(void **state)
 			assert_string_equal(e.prefix, "DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=AAAA\r\n");
 		else
 			assert_null(e.prefix);
+		assert_int_equal(e.smtputf8, i == 0);
 		spool_env_free(&e);
 	}
 	fixture_free(f);
