@@ -171,6 +171,8 @@ def test_broken_domain_findings(broken):
     assert st == "warn" and "not all reachable" in verdict
     assert "10.0.0.1 is a private address" in advice(out, "host lan.broken.test")
     assert step(out, "connect lan.broken.test")[0] == "skip"
+    assert step(out, "connect alias.broken.test") == (
+        "skip", "its addresses were tested under an earlier MX")
     # reverse DNS: none, and one that does not match
     st, verdict = step(out, "rdns 127.0.0.2")
     assert st == "FAIL" and "no PTR record" in verdict

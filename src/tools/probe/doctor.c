@@ -43,6 +43,16 @@ void doctor_rrs_free(struct doctor_rrs *r)
 	r->n = 0;
 }
 
+bool doctor_seen(const struct doctor *d, int hi, int ai)
+{
+	const char *ip = d->mxl.hosts[hi].addrs[ai];
+	for (int i = 0; i <= hi; i++)
+		for (int j = 0; j < (i == hi ? ai : d->mxl.hosts[i].naddrs); j++)
+			if (strcmp(d->mxl.hosts[i].addrs[j], ip) == 0)
+				return true;
+	return false;
+}
+
 bool doctor_reachable(const struct doctor *d, const char *ip)
 {
 	enum mx_scope s = mx_addr_scope(ip);
@@ -244,7 +254,7 @@ static void doctor_addresses(struct doctor *d)
 	for (int i = 0; i < d->mxl.n; i++)
 		for (int j = 0; j < d->mxl.hosts[i].naddrs; j++) {
 			const char *ip = d->mxl.hosts[i].addrs[j];
-			if (mx_addr_scope(ip) == MX_SCOPE_PRIVATE)
+			if (mx_addr_scope(ip) == MX_SCOPE_PRIVATE || doctor_seen(d, i, j))
 				continue;
 			doctor_rdns(d, i, j);
 			for (int z = 0; z < d->o->ndnsbl; z++)

@@ -79,6 +79,9 @@ struct doctor_rrs {
  * doctor_rrs_free. */
 void doctor_lookup(struct doctor *d, const char *name, enum dns_type t, struct doctor_rrs *out);
 void doctor_rrs_free(struct doctor_rrs *r);
+/* Was address ai of host hi listed by an earlier host (an alias, a
+ * shared address)? Its steps are not run twice. */
+bool doctor_seen(const struct doctor *d, int hi, int ai);
 /* May the SMTP steps connect to ip (see above)? */
 bool doctor_reachable(const struct doctor *d, const char *ip);
 

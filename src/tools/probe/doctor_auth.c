@@ -177,7 +177,8 @@ void doctor_spf(struct doctor *d)
 	doctor_spf_limits(d);
 	for (int i = 0; i < d->mxl.n; i++)
 		for (int j = 0; j < d->mxl.hosts[i].naddrs; j++)
-			doctor_spf_mx(d, &d->mxl.hosts[i], d->mxl.hosts[i].addrs[j]);
+			if (!doctor_seen(d, i, j))
+				doctor_spf_mx(d, &d->mxl.hosts[i], d->mxl.hosts[i].addrs[j]);
 }
 
 /* ------------------------------------------------------------ DKIM */

@@ -282,14 +282,16 @@ void doctor_smtp(struct doctor *d)
 {
 	for (int i = 0; i < d->mxl.n; i++) {
 		struct doctor_mx m = { .d = d, .h = &d->mxl.hosts[i], .hi = i };
-		bool any = false;
-		for (int j = 0; j < m.h->naddrs; j++)
+		bool any = false, fresh = false;
+		for (int j = 0; j < m.h->naddrs; j++) {
 			any |= doctor_reachable(d, m.h->addrs[j]);
-		if (!any) {
+			fresh |= doctor_reachable(d, m.h->addrs[j]) && !doctor_seen(d, i, j);
+		}
+		if (!any || !fresh) {
 			char step[64];
 			report_end(&d->rep, report_begin(&d->rep, doctor_step_name(step, sizeof step,
-				   "connect", &m)), REPORT_SKIP, "no address reachable from the "
-				   "Internet");
+				   "connect", &m)), REPORT_SKIP, !any ? "no address reachable from "
+				   "the Internet" : "its addresses were tested under an earlier MX");
 			continue;
 		}
 		doctor_session(&m);
