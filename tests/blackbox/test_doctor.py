@@ -243,3 +243,18 @@ def test_no_mx_still_checks_records(unbound):
     assert "nomx.test. 3600 IN MX 10 mail.nomx.test." in advice(out, "mx")
     assert step(out, "spf all")[0] == "warn"
     assert step(out, "dmarc")[0] == "FAIL"
+
+
+def test_a_list_that_never_answers_is_a_warning_in_time(unbound, silent_dns):
+    import time
+    dns = unbound(["quiet.test. MX 10 mx.quiet.test.", "mx.quiet.test. A 127.0.0.1",
+                   'quiet.test. TXT "v=spf1 mx -all"'],
+                  forward=[("hang.test.", silent_dns)])
+    t0 = time.monotonic()
+    rc, out = probe("doctor", "quiet.test", "--resolver", dns.resolver, "-p", free_port(),
+                    "--dnsbl", "hang.test", "--timeout", "2")
+    assert time.monotonic() - t0 < 20
+    st, verdict = step(out, "dnsbl 127.0.0.1 hang.test")
+    assert st == "warn" and "the list did not answer: no answer within 2 s" in verdict
+    assert step(out, "connect mx.quiet.test")[0] == "FAIL"
+    assert rc == 2

@@ -16,6 +16,9 @@
 static void doctor_rr_cb(void *ctx, const struct dns_rrset *r)
 {
 	struct doctor_rrs *out = ctx;
+	out->answered = true;
+	if (out->done)
+		return;     /* the time limit came first, in the same loop turn */
 	out->status = r->status;
 	snprintf(out->why, sizeof out->why, "%s", r->why);
 	for (size_t i = 0; i < r->n && out->n < DOCTOR_RR_MAX; i++)
@@ -23,13 +26,39 @@ static void doctor_rr_cb(void *ctx, const struct dns_rrset *r)
 	out->done = true;
 }
 
+static void doctor_lookup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct doctor_rrs *out = arg;
+	if (out->done)
+		return;
+	out->status = DNS_TEMP;
+	snprintf(out->why, sizeof out->why, "no answer within %d s", out->limit_s);
+	out->done = out->timed_out = true;
+}
+
+/* net/dns's lookups have no limit of their own: the timer here is it. */
 void doctor_lookup(struct doctor *d, const char *name, enum dns_type t, struct doctor_rrs *out)
 {
 	memset(out, 0, sizeof *out);
-	dns_lookup(d->dns, name, t, doctor_rr_cb, out);
+	out->limit_s = (d->o->timeout_ms + 999) / 1000;
+	struct event *timer = evtimer_new(d->base, doctor_lookup_timeout, out);
+	struct timeval tv = { d->o->timeout_ms / 1000, (d->o->timeout_ms % 1000) * 1000 };
+	if (!timer || evtimer_add(timer, &tv) != 0) {
+		out->status = DNS_TEMP;
+		snprintf(out->why, sizeof out->why, "cannot set a timer");
+		if (timer)
+			event_free(timer);
+		return;
+	}
+	struct dns_lookup *l = dns_lookup(d->dns, name, t, doctor_rr_cb, out);
 	while (!out->done)
 		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
 			break;
+	if (!out->answered)
+		dns_cancel(d->dns, l);
+	event_free(timer);
 	if (!out->done) {
 		out->status = DNS_TEMP;
 		snprintf(out->why, sizeof out->why, "the DNS loop failed");

@@ -72,7 +72,8 @@ struct doctor_rrs {
 	size_t n;
 	char *rr[DOCTOR_RR_MAX];
 	char why[256];
-	bool done;
+	int limit_s;
+	bool done, answered, timed_out;
 };
 
 /* Looks name up and waits (the dns timeout bounds it); free with
