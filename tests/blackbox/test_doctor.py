@@ -258,3 +258,13 @@ def test_a_list_that_never_answers_is_a_warning_in_time(unbound, silent_dns):
     assert st == "warn" and "the list did not answer: no answer within 2 s" in verdict
     assert step(out, "connect mx.quiet.test")[0] == "FAIL"
     assert rc == 2
+
+
+def test_mx_lookup_refused_could_not_run(unbound):
+    dns = unbound([], zones=[("refused.test.", "always_refuse")])
+    rc, out = doctor("refused.test", "--resolver", dns.resolver)
+    assert rc == 3, out
+    st, verdict = step(out, "mx")
+    assert st == "FAIL" and verdict.startswith("the MX lookup failed: DNS error")
+    assert "dig +trace refused.test MX" in advice(out, "mx")
+    assert "could not run" in out

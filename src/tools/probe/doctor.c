@@ -105,8 +105,17 @@ static int doctor_mx(struct doctor *d)
 	char err[300] = "";
 	struct report_step *s = report_begin(&d->rep, "mx");
 	int rc = mx_lookup(d->mx, dom, &d->mxl, err, sizeof err);
+	if (rc == 1 && d->mxl.n == 0 && !strstr(err, "NXDOMAIN") && !strstr(err, "no A or AAAA"))
+		rc = -1;   /* the address lookups of the implicit MX failed */
 	doctor_mx_list(d, s, dom);
-	if (rc < 0 || (rc == 1 && d->mxl.n == 0)) {
+	if (rc < 0) {
+		report_advice(s, "check that the resolver answers, and that %s's name servers "
+			      "do (dig +trace %s MX)", dom, dom);
+		report_end(&d->rep, s, REPORT_FAIL, "the MX lookup failed: %s", err);
+		d->rep.unreachable = true;
+		return -1;
+	}
+	if (rc == 1 && d->mxl.n == 0) {
 		report_advice(s, "publish an MX record: %s. 3600 IN MX 10 mail.%s.", dom, dom);
 		report_end(&d->rep, s, REPORT_FAIL, "cannot find where mail for %s goes: %s",
 			   dom, err);
@@ -333,7 +342,7 @@ int doctor_run(const struct doctor_opts *o)
 		doctor_addresses(&d);
 		doctor_smtp(&d);
 	}
-	if (d.mx) {
+	if (d.mx && !d.rep.unreachable) {
 		doctor_spf(&d);
 		doctor_dkim(&d);
 		doctor_dmarc(&d);

@@ -265,7 +265,10 @@ static int doctor_dkim_one(struct doctor *d, const char *sel, bool asked)
 			found = 1;
 		}
 	doctor_rrs_free(&rr);
-	if (!found && asked) {
+	if (!found && asked && rr.status == DNS_TEMP) {
+		report_end(&d->rep, report_begin(&d->rep, "dkim"), REPORT_WARN,
+			   "%s: the lookup failed: %s", name, rr.why);
+	} else if (!found && asked) {
 		struct report_step *s = report_begin(&d->rep, "dkim");
 		report_advice(s, "publish the key: %s TXT \"v=DKIM1; k=rsa; p=...\" "
 			      "(ternctl dkim-keygen prints it)", name);
@@ -324,6 +327,10 @@ static int doctor_dmarc_at(struct doctor *d, struct report_step *s, const char *
 				   p == DMARC_REC_NOT ? " (v=DMARC1 is not first)" : "");
 			found = -1;
 		}
+	}
+	if (found == 0 && rr.status == DNS_TEMP) {
+		report_end(&d->rep, s, REPORT_WARN, "%s: the lookup failed: %s", q, rr.why);
+		found = -1;
 	}
 	doctor_rrs_free(&rr);
 	return found;
