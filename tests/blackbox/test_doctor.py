@@ -108,6 +108,8 @@ def test_clean_domain_passes(clean):
     assert "days to expiry" in step(out, "starttls mx.clean.test")[1]
     assert step(out, "spf lookups")[1] == "1 DNS lookups of 10, 0 void of 2"
     assert "rsa-sha256 2048 bits" in step(out, "dkim default")[1]
+    assert "alignment: DKIM relaxed, SPF relaxed: sign with d=clean.test" in out
+    assert "fix:" not in out
     assert "Summary:" in out and "all checks passed" in out
     # never DATA
     assert "DATA" not in s.log()

@@ -212,8 +212,8 @@ static void doctor_dkim_ok(struct doctor *d, struct report_step *s, const struct
 	int bits = EVP_PKEY_get_bits(k->pkey);
 	report_detail(s, "key: %s, %d bits", dkim_alg_name(k->alg), bits);
 	if (k->alg == DKIM_RSA_SHA256 && bits < 2048) {
-		report_advice(s, "a 1024-bit RSA key is weak: make a 2048-bit one "
-			      "(ternctl dkim-keygen) and publish it under a new selector");
+		report_advice(s, "a %d-bit RSA key is weak: make a 2048-bit one "
+			      "(ternctl dkim-keygen) and publish it under a new selector", bits);
 		st = REPORT_WARN;
 	}
 	if (k->testing) {
