@@ -1,6 +1,7 @@
 /* test_probe: the pure parts of tern-probe's client side.
  *
- * mx (TARGET parsing, address rdata) and report (JSON strings), as tables
+ * mx (TARGET parsing, address rdata, address scopes and reverse names,
+ * doctor's) and report (JSON strings), as tables
  * of input and output. Reply lines, base64 and dot-stuffing are net/smtp's
  * (test_smtp), MX rdata net/dns's (test_dns).
  */
@@ -62,6 +63,66 @@ static void test_addr_text(void **state)
 	assert_int_equal(mx_addr_text(28, a, 4, txt, sizeof txt), -1);
 }
 
+static void test_addr_scope(void **state)
+{
+	(void)state;
+	static const struct { const char *ip; enum mx_scope want; } cases[] = {
+		{ "8.8.8.8", MX_SCOPE_PUBLIC },
+		{ "2001:4860::8888", MX_SCOPE_PUBLIC },
+		{ "127.0.0.1", MX_SCOPE_LOOPBACK },
+		{ "127.9.9.9", MX_SCOPE_LOOPBACK },
+		{ "::1", MX_SCOPE_LOOPBACK },
+		{ "10.0.0.1", MX_SCOPE_PRIVATE },
+		{ "172.16.0.1", MX_SCOPE_PRIVATE },
+		{ "172.31.255.255", MX_SCOPE_PRIVATE },
+		{ "172.32.0.1", MX_SCOPE_PUBLIC },
+		{ "192.168.1.1", MX_SCOPE_PRIVATE },
+		{ "100.64.0.1", MX_SCOPE_PRIVATE },
+		{ "100.128.0.1", MX_SCOPE_PUBLIC },
+		{ "169.254.1.1", MX_SCOPE_PRIVATE },
+		{ "fd00::1", MX_SCOPE_PRIVATE },
+		{ "fe80::1", MX_SCOPE_PRIVATE },
+		{ "0.1.2.3", MX_SCOPE_BAD },
+		{ "192.0.2.1", MX_SCOPE_BAD },
+		{ "198.51.100.7", MX_SCOPE_BAD },
+		{ "203.0.113.7", MX_SCOPE_BAD },
+		{ "224.0.0.1", MX_SCOPE_BAD },
+		{ "2001:db8::1", MX_SCOPE_BAD },
+		{ "ff02::1", MX_SCOPE_BAD },
+		{ "mx.example", MX_SCOPE_BAD },
+		{ "", MX_SCOPE_BAD },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+		if (mx_addr_scope(cases[i].ip) != cases[i].want)
+			fail_msg("mx_addr_scope(%s) = %d, want %d", cases[i].ip,
+				 mx_addr_scope(cases[i].ip), cases[i].want);
+}
+
+static void test_reverse_name(void **state)
+{
+	(void)state;
+	static const struct { const char *ip, *zone; int rc; const char *out; } cases[] = {
+		{ "192.0.2.10", NULL, 0, "10.2.0.192.in-addr.arpa" },
+		{ "127.0.0.2", "bl.example", 0, "2.0.0.127.bl.example" },
+		{ "2001:db8::1", NULL, 0,
+		  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa" },
+		{ "::1", "bl.example", 0,
+		  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.example" },
+		{ "not-an-ip", NULL, -1, "" },
+		{ "1.2.3", NULL, -1, "" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char out[200] = "";
+		int rc = mx_reverse_name(cases[i].ip, cases[i].zone, out, sizeof out);
+		assert_int_equal(rc, cases[i].rc);
+		if (rc == 0)
+			assert_string_equal(out, cases[i].out);
+	}
+	char small[10];
+	assert_int_equal(mx_reverse_name("192.0.2.10", NULL, small, sizeof small), -1);
+	assert_int_equal(mx_reverse_name("::1", NULL, small, sizeof small), -1);
+}
+
 static void test_json_string(void **state)
 {
 	(void)state;
@@ -86,6 +147,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_addr_text),
+		cmocka_unit_test(test_addr_scope),
+		cmocka_unit_test(test_reverse_name),
 		cmocka_unit_test(test_json_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

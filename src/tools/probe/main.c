@@ -1,4 +1,5 @@
-/* tern-probe: command line. "check", "console", "conform" and "explain". */
+/* tern-probe: command line. "check", "doctor", "console", "conform" and
+ * "explain". */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,12 @@
 #include "tools/probe/check.h"
 #include "tools/probe/conform.h"
 #include "tools/probe/console.h"
+#include "tools/probe/doctor.h"
 #include "tools/probe/explain.h"
 
 #define PROBE_USAGE \
 "usage: tern-probe check TARGET [options]   test a mail server step by step\n" \
+"       tern-probe doctor DOMAIN [options] a mail domain's DNS, MX servers and records\n" \
 "       tern-probe console TARGET [options] an interactive SMTP session\n" \
 "       tern-probe conform TARGET [options] run the RFC dialogues (conform/*.dlg)\n" \
 "       tern-probe explain CODE [ENHANCED]  what a reply code means\n" \
@@ -45,12 +48,17 @@
 "      --tls                STARTTLS first, where the dialogue allows\n" \
 "      --only NAME[,NAME]   only these dialogues (repeatable)\n" \
 "      --dir DIR            the dialogue files (default: next to the binary)\n" \
+"doctor options: -v, --json, --port, --resolver, --cafile, --helo, --timeout\n" \
+"  (default 10), and:\n" \
+"      --selector NAME      a DKIM selector to check (repeatable)\n" \
+"      --dnsbl ZONE         a DNS blocklist to look the MX addresses up in (repeatable)\n" \
 "exit status: 0 all passed, 1 a test failed, 2 could not connect (conform:\n" \
-"  2 bad usage or dialogue files, 3 could not connect).\n"
+"  2 bad usage or dialogue files, 3 could not connect; doctor: 0 all passed,\n" \
+"  1 warnings, 2 failures, 3 could not run).\n"
 
 enum { O_JSON = 256, O_MXONLY, O_RESOLVER, O_HELO, O_FROM, O_TO, O_SEND, O_NOTIFY,
        O_RELAY, O_OUTSIDE, O_USER, O_PASS, O_PASSFILE, O_MECH, O_NOTLS, O_REQTLS,
-       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR };
+       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR, O_SELECTOR, O_DNSBL };
 
 static const struct option probe_options[] = {
 	{ "verbose", no_argument, NULL, 'v' }, { "json", no_argument, NULL, O_JSON },
@@ -71,6 +79,8 @@ static const struct option probe_options[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT }, { "log", required_argument, NULL, O_LOG },
 	{ "tls", no_argument, NULL, O_TLS }, { "only", required_argument, NULL, O_ONLY },
 	{ "dir", required_argument, NULL, O_DIR },
+	{ "selector", required_argument, NULL, O_SELECTOR },
+	{ "dnsbl", required_argument, NULL, O_DNSBL },
 	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 };
 
@@ -78,6 +88,7 @@ struct probe_args {
 	struct check_opts check;
 	struct console_opts console;
 	struct conform_opts conform;
+	struct doctor_opts doctor;
 	bool timeout_set;
 	char password[1024];
 	char only[4096];    /* --only's lists, split at commas */
@@ -151,6 +162,16 @@ static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 	case O_TLS: a->conform.tls = true; return 0;
 	case O_DIR: a->conform.dir = arg; return 0;
 	case O_ONLY: return probe_only(a, arg);
+	case O_SELECTOR:
+		if (a->doctor.nselector == DOCTOR_MAX_SELECTORS)
+			return -1;
+		a->doctor.selector[a->doctor.nselector++] = arg;
+		return 0;
+	case O_DNSBL:
+		if (a->doctor.ndnsbl == DOCTOR_MAX_DNSBL)
+			return -1;
+		a->doctor.dnsbl[a->doctor.ndnsbl++] = arg;
+		return 0;
 	default: return -1;
 	}
 }
@@ -229,6 +250,22 @@ static int probe_conform(struct probe_args *a)
 	return conform_run(f);
 }
 
+/* doctor takes check's common options; --selector and --dnsbl are its own. */
+static int probe_doctor(struct probe_args *a)
+{
+	struct doctor_opts *o = &a->doctor;
+	const struct check_opts *c = &a->check;
+	o->domain = c->target;
+	o->resolver = c->resolver;
+	o->cafile = c->cafile;
+	o->helo = c->helo;
+	o->port = c->port;
+	o->timeout_ms = a->timeout_set ? c->timeout_ms : 10000;
+	o->json = c->json;
+	o->verbose = c->verbose;
+	return doctor_run(o);
+}
+
 /* "tern-probe explain 550 5.7.1", also "550 5.7.1" as one argument. */
 static int probe_explain(int argc, char **argv)
 {
@@ -261,13 +298,17 @@ int main(int argc, char **argv)
 	    strcmp(argv[1], "help") == 0)
 		return probe_usage(NULL), 0;
 	bool check = strcmp(argv[1], "check") == 0, conform = strcmp(argv[1], "conform") == 0;
-	if (!check && !conform && strcmp(argv[1], "console") != 0)
+	bool doctor = strcmp(argv[1], "doctor") == 0;
+	if (!check && !conform && !doctor && strcmp(argv[1], "console") != 0)
 		return probe_usage("unknown command");
 	static struct probe_args a;
 	int rc = probe_parse(&a, argc, argv);
 	if (rc != 0)
-		return rc > 0 ? 0 : probe_usage("TARGET missing or bad options");
+		return rc > 0 ? 0 : doctor ? (probe_usage("DOMAIN missing or bad options"), 3) :
+		       probe_usage("TARGET missing or bad options");
 	if (conform)
 		return probe_conform(&a);
+	if (doctor)
+		return probe_doctor(&a);
 	return check ? check_run(&a.check) : console_run(&a.console);
 }

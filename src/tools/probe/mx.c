@@ -13,6 +13,7 @@
 #include "net/dns.h"
 
 #define RR_A 1
+#define RR_PTR 12
 #define RR_MX 15
 #define RR_AAAA 28
 #define RR_CLASS_IN 1
@@ -23,6 +24,14 @@ struct mx {
 
 static const char *const mx_lab_zones[] = {
 	"test.", "invalid.", "home.arpa.",
+};
+
+/* Reverse zones libunbound answers itself; a lab's resolver serves them. */
+static const char *const mx_lab_reverse[] = {
+	"127.in-addr.arpa.", "10.in-addr.arpa.", "168.192.in-addr.arpa.",
+	"254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.",
+	"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+	"d.f.ip6.arpa.",
 };
 
 struct mx *mx_new(const char *resolver, char *err, size_t errlen)
@@ -44,6 +53,9 @@ struct mx *mx_new(const char *resolver, char *err, size_t errlen)
 	 * networks use them, so they go to the resolver like any other. */
 	for (size_t i = 0; rc == 0 && i < sizeof mx_lab_zones / sizeof mx_lab_zones[0]; i++)
 		ub_ctx_zone_remove(m->ctx, mx_lab_zones[i]);
+	for (size_t i = 0; rc == 0 && resolver && i < sizeof mx_lab_reverse /
+	     sizeof mx_lab_reverse[0]; i++)
+		ub_ctx_zone_remove(m->ctx, mx_lab_reverse[i]);
 	if (rc != 0) {
 		snprintf(err, errlen, "resolver %s: %s", resolver ? resolver : "/etc/resolv.conf",
 			 ub_strerror(rc));
@@ -109,6 +121,56 @@ int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t l
 	return -1;
 }
 
+enum mx_scope mx_addr_scope(const char *ip)
+{
+	unsigned char a[16];
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		if (a[0] == 127)
+			return MX_SCOPE_LOOPBACK;
+		if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+		    (a[0] == 192 && a[1] == 168) || (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+		    (a[0] == 169 && a[1] == 254))
+			return MX_SCOPE_PRIVATE;
+		if (a[0] == 0 || a[0] >= 224 || (a[0] == 192 && a[1] == 0 && a[2] == 2) ||
+		    (a[0] == 198 && a[1] == 51 && a[2] == 100) ||
+		    (a[0] == 203 && a[1] == 0 && a[2] == 113))
+			return MX_SCOPE_BAD;
+		return MX_SCOPE_PUBLIC;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return MX_SCOPE_BAD;
+	static const unsigned char loop[16] = { [15] = 1 };
+	if (memcmp(a, loop, 16) == 0)
+		return MX_SCOPE_LOOPBACK;
+	if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+		return MX_SCOPE_PRIVATE;
+	if (a[0] == 0xff || (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8))
+		return MX_SCOPE_BAD;
+	return MX_SCOPE_PUBLIC;
+}
+
+int mx_reverse_name(const char *ip, const char *zone, char *out, size_t n)
+{
+	unsigned char a[16];
+	size_t used = 0;
+	int w;
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		w = snprintf(out, n, "%u.%u.%u.%u.%s", a[3], a[2], a[1], a[0],
+			     zone ? zone : "in-addr.arpa");
+		return w < 0 || (size_t)w >= n ? -1 : 0;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return -1;
+	for (int i = 15; i >= 0; i--) {
+		w = snprintf(out + used, n - used, "%x.%x.", a[i] & 0xf, a[i] >> 4);
+		if (w < 0 || (size_t)w >= n - used)
+			return -1;
+		used += (size_t)w;
+	}
+	w = snprintf(out + used, n - used, "%s", zone ? zone : "ip6.arpa");
+	return w < 0 || (size_t)w >= n - used ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ lookups */
 
 static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result **res,
@@ -124,6 +186,47 @@ static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result
 		ub_resolve_free(*res);
 		return -1;
 	}
+	return 0;
+}
+
+int mx_canonical(struct mx *m, const char *host, char *out, size_t n)
+{
+	struct ub_result *res;
+	char err[128];
+	if (mx_resolve(m, host, RR_A, &res, err, sizeof err) < 0)
+		return -1;
+	int alias = 0;
+	if (res->canonname) {
+		size_t cl = strlen(res->canonname), hl = strlen(host);
+		if (cl && res->canonname[cl - 1] == '.')
+			cl--;
+		if (hl && host[hl - 1] == '.')
+			hl--;
+		alias = cl != hl || strncasecmp(res->canonname, host, cl) != 0;
+		if (alias)
+			snprintf(out, n, "%.*s", (int)cl, res->canonname);
+	}
+	ub_resolve_free(res);
+	return alias;
+}
+
+int mx_ptr(struct mx *m, const char *ip, char names[][MX_NAME_MAX], int max, int *n, char *err,
+	   size_t errlen)
+{
+	char rev[100];
+	struct ub_result *res;
+	*n = 0;
+	if (mx_reverse_name(ip, NULL, rev, sizeof rev) < 0) {
+		snprintf(err, errlen, "not an address: %s", ip);
+		return -1;
+	}
+	if (mx_resolve(m, rev, RR_PTR, &res, err, errlen) < 0)
+		return -1;
+	for (int i = 0; res->havedata && res->data[i] && *n < max; i++)
+		if (dns_parse_name((unsigned char *)res->data[i], (size_t)res->len[i], names[*n],
+				   MX_NAME_MAX))
+			(*n)++;
+	ub_resolve_free(res);
 	return 0;
 }
 

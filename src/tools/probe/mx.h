@@ -57,7 +57,30 @@ int mx_addrs(struct mx *m, const char *host, struct mx_host *h);
 int mx_route(struct mx *m, const struct mx_target *t, struct mx_list *out,
 	     bool *mx_found, char *err, size_t errlen);
 
+/* Is host an alias (a CNAME)? 1 with its canonical name in out, 0 not,
+ * -1 the lookup failed. RFC 2181 10.3: an MX must not name an alias. */
+int mx_canonical(struct mx *m, const char *host, char *out, size_t n);
+
+/* The PTR names of ip (at most max): 0 with *n set (maybe 0: none, or
+ * NXDOMAIN), -1 the lookup failed (err). With a resolver given, the
+ * reverse zones libunbound answers itself (127.in-addr.arpa, RFC 6303's)
+ * go to it: a lab serves them. */
+int mx_ptr(struct mx *m, const char *ip, char names[][MX_NAME_MAX], int max, int *n, char *err,
+	   size_t errlen);
+
+/* Where an address can be reached from (doctor's MX address rule). */
+enum mx_scope { MX_SCOPE_PUBLIC, MX_SCOPE_LOOPBACK, MX_SCOPE_PRIVATE, MX_SCOPE_BAD };
+
 /* Pure. */
+/* The scope of ip (text): loopback (127/8, ::1), private (RFC 1918,
+ * 100.64/10, 169.254/16, fc00::/7, fe80::/10), bad (not an address, 0/8,
+ * 192.0.2/24 and the other documentation nets, multicast and above);
+ * otherwise public. */
+enum mx_scope mx_addr_scope(const char *ip);
+/* The reverse name of ip: "4.3.2.1.in-addr.arpa", nibbles under ip6.arpa
+ * (RFC 1035 3.5, RFC 3596 2.5); with zone given, that zone in place of
+ * in-addr.arpa (a DNSBL query, RFC 5782 2.1). -1 when ip is no address. */
+int mx_reverse_name(const char *ip, const char *zone, char *out, size_t n);
 int mx_target_parse(const char *s, struct mx_target *t);      /* -1: bad */
 /* A or AAAA rdata to text; -1 when the length is wrong. */
 int mx_addr_text(int type, const unsigned char *p, size_t n, char *out, size_t len);

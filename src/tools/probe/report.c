@@ -15,15 +15,22 @@ static long long report_now_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-void report_init(struct report *r, FILE *out, bool json, bool verbose, const char *target)
+void report_init_cmd(struct report *r, FILE *out, bool json, bool verbose, const char *cmd,
+		     const char *target)
 {
 	memset(r, 0, sizeof *r);
 	r->out = out;
 	r->json = json;
 	r->verbose = verbose;
+	r->graded = strcmp(cmd, "doctor") == 0;
 	snprintf(r->target, sizeof r->target, "%s", target);
 	if (!json)
-		fprintf(out, "tern-probe check %s\n\n", target);
+		fprintf(out, "tern-probe %s %s\n\n", cmd, target);
+}
+
+void report_init(struct report *r, FILE *out, bool json, bool verbose, const char *target)
+{
+	report_init_cmd(r, out, json, verbose, "check", target);
 }
 
 void report_free(struct report *r)
@@ -32,6 +39,7 @@ void report_free(struct report *r)
 		buf_free(&r->steps[i].verdict);
 		buf_free(&r->steps[i].details);
 		buf_free(&r->steps[i].transcript);
+		buf_free(&r->steps[i].advice);
 	}
 }
 
@@ -54,6 +62,15 @@ void report_detail(struct report_step *s, const char *fmt, ...)
 	buf_vprintf(&s->details, fmt, ap);
 	va_end(ap);
 	buf_putc(&s->details, '\n');
+}
+
+void report_advice(struct report_step *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&s->advice, fmt, ap);
+	va_end(ap);
+	buf_putc(&s->advice, '\n');
 }
 
 void report_trace(void *arg, char dir, const char *line)
@@ -81,6 +98,7 @@ static void report_print_step(struct report *r, const struct report_step *s)
 	fprintf(r->out, "[%-4s] %-10s %8.1f ms  %s\n", report_names[s->status], s->name,
 		s->ms, buf_cstr(&s->verdict));
 	report_indent(r->out, &s->details, "                              ");
+	report_indent(r->out, &s->advice, "                              fix: ");
 	if (r->verbose)
 		report_indent(r->out, &s->transcript, "         ");
 	fflush(r->out);
@@ -147,6 +165,8 @@ static void report_json_step(struct buf *o, const struct report_step *s)
 	report_json_string(o, buf_cstr(&s->verdict));
 	buf_puts(o, ", \"details\": ");
 	report_json_lines(o, &s->details);
+	buf_puts(o, ", \"advice\": ");
+	report_json_lines(o, &s->advice);
 	buf_puts(o, ", \"transcript\": ");
 	report_json_lines(o, &s->transcript);
 	buf_puts(o, "}");
@@ -157,13 +177,18 @@ static int report_exit(const struct report *r, int counts[5])
 	memset(counts, 0, 5 * sizeof counts[0]);
 	for (int i = 0; i < r->n; i++)
 		counts[r->steps[i].status]++;
+	if (r->graded)
+		return r->unreachable ? 3 : counts[REPORT_FAIL] ? 2 : counts[REPORT_WARN] ? 1 : 0;
 	if (r->unreachable)
 		return 2;
 	return counts[REPORT_FAIL] ? 1 : 0;
 }
 
-static const char *report_outcome(int rc)
+static const char *report_outcome(const struct report *r, int rc)
 {
+	if (r->graded)
+		return rc == 0 ? "all checks passed" : rc == 1 ? "warnings" :
+		       rc == 2 ? "problems found" : "could not run";
 	return rc == 0 ? "all tests passed" : rc == 1 ? "a test failed" : "could not connect";
 }
 
@@ -174,7 +199,7 @@ int report_finish(struct report *r)
 	if (!r->json) {
 		fprintf(r->out, "\nSummary: %d passed, %d warnings, %d failed, %d skipped: %s.\n",
 			c[REPORT_PASS], c[REPORT_WARN], c[REPORT_FAIL], c[REPORT_SKIP],
-			report_outcome(rc));
+			report_outcome(r, rc));
 		return rc;
 	}
 	struct buf o = BUF_INIT;
@@ -188,7 +213,7 @@ int report_finish(struct report *r)
 	buf_printf(&o, "  ],\n  \"summary\": {\"passed\": %d, \"warnings\": %d, \"failed\": %d, "
 		   "\"skipped\": %d, \"outcome\": \"%s\", \"exit\": %d}\n}\n",
 		   c[REPORT_PASS], c[REPORT_WARN], c[REPORT_FAIL], c[REPORT_SKIP],
-		   report_outcome(rc), rc);
+		   report_outcome(r, rc), rc);
 	fputs(buf_cstr(&o), r->out);
 	buf_free(&o);
 	return rc;
