@@ -19,6 +19,7 @@ from secfix import cert  # noqa: F401
 PROBE = os.environ.get("TERN_PROBE") or str(REPO / "build" / "tern-probe")
 DIALOGUES = sorted(p.stem for p in (REPO / "conform").glob("*.dlg"))
 
+
 def conform(*args, timeout=DEADLINE * 12):
     """Runs tern-probe conform; returns (exit status, stdout, stderr)."""
     p = subprocess.run([PROBE, "conform"] + [str(a) for a in args], stdin=subprocess.DEVNULL,
