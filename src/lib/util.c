@@ -62,7 +62,11 @@ bool util_mkdir_p(const char *path, unsigned mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+		/* a parent it makes can be passed through (0711, whatever the
+		 * umask): run_user must reach the directory below, which it owns */
+		if (mkdir(tmp, mode) == 0)
+			chmod(tmp, mode | 0111);
+		else if (errno != EEXIST)
 			return false;
 		*p = '/';
 	}

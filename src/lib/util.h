@@ -19,10 +19,13 @@ void util_rfc5322_date(time_t t, char *out, size_t n);
 void util_iso_time(const struct timeval *tv, char out[UTIL_ISO_TIME_LEN + 1]);
 
 /* A new queue id: 16 upper-case hex digits, unique within this host
- * (microsecond clock, process id and a counter mixed). Thread-safe. */
+ * (36 bits of seconds, 20 of microseconds, an 8-bit counter): ids sort by
+ * arrival. Thread-safe. */
 void util_qid(char out[UTIL_QID_LEN + 1]);
 
-/* mkdir -p with mode; true when the directory exists afterwards. */
+/* mkdir -p with mode (the parents it makes: mode and search for all, so
+ * that another user can reach the last one); true when the directory
+ * exists afterwards. */
 bool util_mkdir_p(const char *path, unsigned mode);
 
 /* fsync a directory so a rename or create in it is durable. */

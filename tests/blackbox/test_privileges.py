@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import BYE, RUN_USER, crlf, run_ternd, run_user_ids
+from conftest import BYE, RUN_USER, crlf, run_ternd, run_user_ids, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
 
@@ -61,6 +61,21 @@ def test_root_owned_spool_from_earlier_run_is_taken_over(ternd, tmp_path):
     assert os.stat(spool / "queue.db").st_uid == uid
     c = s.session()
     c.expect("QUIT", BYE)
+
+
+def test_spool_and_mail_under_parents_it_makes(ternd, tmp_path):
+    """spool_dir and mail_dir below directories that do not exist yet (as
+    ./var/... on a first start): the parents ternd makes as root can be
+    passed through by run_user, which then owns what is below."""
+    top = tmp_path / "new" / "var"
+    s = ternd(spool_dir=str(top / "spool"), mail_dir=str(top / "mail"))
+    assert os.stat(top).st_mode & 0o111 == 0o111
+    c = s.session()
+    c.send_mail("a@b.example", ["postmaster@mx.test.example"], crlf("Subject: x", "", "parents"))
+    c.expect("QUIT", BYE)
+    new = top / "mail" / "mx.test.example" / "postmaster" / "new"
+    wait_for("the message in %s" % new,
+             lambda: new.is_dir() and any(b"parents" in f.read_bytes() for f in new.iterdir()))
 
 
 def test_delivered_mail_and_postmaster_mailbox_belong_to_run_user(server):
