@@ -196,7 +196,8 @@ HOP_FAULTS = [
     ("stall", r"timeout waiting"),
     ("reset", r"connection error|lost connection"),
     ("garbage", r"not SMTP"),
-    ("tls", r"4\.7\.5"),
+    # smtp_tls = may: the same host again in clear, as Postfix does
+    ("tls", r"TLS failed .*trying again without STARTTLS"),
     ("tempfail", r"451 4\.3\.0"),
 ]
 
@@ -230,10 +231,11 @@ def next_hop(work, short, args):
             # a stall shows smtp_timeout (2 s) after it began: look past its window
             seen = [l for a, b in marks.get(mode, [])
                     for l in text[a:b if mode != "stall" else b + 200000].splitlines()
-                    if "deferred" in l and re.search(pat, l)]
-            lost += check("fault-next-hop", "%s: deferred with its reason" % mode, bool(seen),
+                    if ("deferred" in l or mode == "tls") and re.search(pat, l)]
+            what = "retried in clear" if mode == "tls" else "deferred with its reason"
+            lost += check("fault-next-hop", "%s: %s" % (mode, what), bool(seen),
                           "%d x %s" % (len(seen), reason(seen[0])) if seen
-                          else "no matching deferral logged")
+                          else "no matching line logged")
         return lost
     finally:
         sink.stop()
