@@ -13,8 +13,9 @@ clears, that everything acknowledged reaches the sink (lost=0).
                         timeout (10 s), full form beyond it
   fault-next-hop        the next hop in turn stalls after the final dot,
                         resets mid-DATA, answers garbage, breaks STARTTLS's
-                        handshake, answers 451 to MAIL: each a deferral with
-                        its log line; then it recovers
+                        handshake (smtp_tls = may: the same host again in
+                        clear), answers 451 to MAIL: each a deferral (or that
+                        retry) with its log line; then it recovers
   fault-dns             the next hop found by MX through a DNS server of the
                         test's own (dnsstub.py) that times out, then answers
                         SERVFAIL, then recovers
