@@ -87,6 +87,11 @@ static void test_parse_errors(void **state)
 		{ "< 250|251|252|253|254|255|256|257|258\n", "line 1: bad reply pattern" },
 		{ "< 250 ~ (\n", "line 1: bad regular expression" },
 		{ "< 250 ~ \n", "line 1: bad regular expression" },
+		/* what would make glibc's regcomp take gigabytes */
+		{ "< 250 ~ O++++++++\n", "line 1: bad regular expression" },
+		{ "< 250 ~ a*{2}\n", "line 1: bad regular expression" },
+		{ "< 250 ~ a{100}\n", "line 1: bad regular expression" },
+		{ "< 250 ~ ((((a{9}){9}){9}){9}){9}\n", "line 1: bad regular expression" },
 		{ "> \\q\n", "line 1: bad escape" },
 		{ "> \\x4\n", "line 1: bad escape" },
 		{ "> ${nobody}\n", "line 1: bad ${...}" },

@@ -133,6 +133,42 @@ static int dialog_alt(const char *s, size_t k, struct dialog_expect *e)
 	return 0;
 }
 
+/* A pattern glibc's regcomp would blow up on: a repetition operator
+ * right after another ("O++", "a*{2}": undefined in POSIX EREs), a bound
+ * over 99, or more than 4 bounds ("(a{99}){99}"...): regcomp copies the
+ * whole tree per repetition, so a few dozen took gigabytes (found by
+ * fuzz_dialog). A dialogue's pattern never needs them. */
+#define DIALOG_RE_BOUNDS 4
+static bool dialog_re_stacked(const char *re)
+{
+	bool after_rep = false;
+	int bounds = 0;
+	for (const char *p = re; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_rep = false;
+			continue;
+		}
+		bool rep = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		if (rep && after_rep)
+			return true;
+		if (*p == '{') {
+			const char *close = strchr(p, '}');
+			if (!close)
+				return false;   /* regcomp refuses it */
+			for (const char *d = p + 1; d < close; d++)
+				if (d + 2 < close && isdigit((unsigned char)d[0]) &&
+				    isdigit((unsigned char)d[1]) && isdigit((unsigned char)d[2]))
+					return true;   /* a bound of 100 or more */
+			if (++bounds > DIALOG_RE_BOUNDS)
+				return true;
+			p = close;
+		}
+		after_rep = rep;
+	}
+	return false;
+}
+
 /* "250|2xx|closed", then " ~ RE" or " !~ RE". */
 static int dialog_pattern(const char *s, struct dialog_expect *e)
 {
@@ -155,7 +191,7 @@ static int dialog_pattern(const char *s, struct dialog_expect *e)
 	if (tilde) {
 		e->re_not = tilde == not;
 		const char *re = tilde + (e->re_not ? 4 : 3);
-		if (!*re || strlen(re) > DIALOG_RE_MAX ||
+		if (!*re || strlen(re) > DIALOG_RE_MAX || dialog_re_stacked(re) ||
 		    regcomp(&e->re, re, REG_EXTENDED | REG_ICASE | REG_NOSUB | REG_NEWLINE) != 0)
 			return -2;
 		e->has_re = true;
