@@ -250,6 +250,7 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	sd_notifyf(0, "STOPPING=1\nSTATUS=shutting down (signal %d)", (int)sig);
 	listener_close(t->listeners);
 	t->listeners = NULL;
+	http_stop(t->http);   /* waits and event streams answered while the loop runs */
 	struct timeval grace = { (time_t)t->srv.set->conf.shutdown_grace, 0 };
 	evtimer_add(t->grace, &grace);
 	session_close_all(&t->srv, false);

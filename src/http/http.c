@@ -234,19 +234,27 @@ static bool http_csrf_ok(struct http_req *r)
 static bool http_match(const char *pattern, const char *path, char *arg[2])
 {
 	size_t na = 0;
-	while (*pattern && *path) {
+	bool ok = true;
+	while (ok && *pattern && *path) {
 		if (!strncmp(pattern, "{}", 2)) {
 			size_t n = strcspn(path, "/");
-			if (n == 0 || na == 2)
-				return false;
+			if (n == 0 || na == 2) {
+				ok = false;
+				break;
+			}
 			arg[na++] = util_xstrndup(path, n);
 			path += n;
 			pattern += 2;
-		} else if (*pattern++ != *path++) {
-			return false;
+		} else {
+			ok = *pattern++ == *path++;
 		}
 	}
-	return !*pattern && !*path;
+	if (ok && !*pattern && !*path)
+		return true;
+	while (na)
+		free(arg[--na]);
+	arg[0] = arg[1] = NULL;
+	return false;
 }
 
 static const struct http_route *http_route(struct http_req *r, bool *other_method)
@@ -454,9 +462,11 @@ struct http *http_open(const struct http_env *env)
 
 void http_stop(struct http *h)
 {
-	if (!h || !h->http)
+	if (!h || !h->http || h->stopping)
 		return;
 	h->stopping = true;
+	if (h->tick)
+		event_del(h->tick);
 	if (h->sub >= 0)
 		ev_set_min(h->sub, LOG_ERROR + 1);   /* no more records */
 	wait_stop(h);

@@ -312,12 +312,11 @@ json_t *mime_headers(const char *raw, size_t n)
 	for (int i = 0; hl && i < g_mime_header_list_get_count(hl); i++) {
 		GMimeHeader *hd = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(hd);
-		char *v = mime_decode(g_mime_header_get_raw_value(hd));
+		const char *v = g_mime_header_get_value(hd);   /* unfolded, decoded */
 		json_t *a = json_object_get(o, name);
 		if (!a)
 			json_object_set_new(o, name, a = json_array());
-		json_array_append_new(a, json_string(v));
-		free(v);
+		json_array_append_new(a, json_string(v ? v : ""));
 	}
 	g_object_unref(msg);
 	return o;
