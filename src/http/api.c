@@ -503,5 +503,9 @@ const struct http_route http_routes[] = {
 	{ G, "/api/v1/wait", wait_get, false },
 	{ G, "/api/v1/events", wait_events, false },
 	{ G, "/api/v1/openapi.json", api_openapi, false },
+	{ G, "/api/v1/queue", queue_list, false },
+	{ G, "/api/v1/stats", queue_stats, false },
+	{ P, "/api/v1/queue/{}/{}", queue_act, true },
+	{ D, "/api/v1/queue/{}", queue_delete, true },
 };
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -1,6 +1,7 @@
 /* http_priv: what the HTTP layer's files share: http.c (the listener,
  * routes, login, CSRF, replies), api.c (the capture endpoints), wait.c
- * (the long-poll wait and server-sent events), mime.c (GMime views),
+ * (the long-poll wait and server-sent events), queue.c (the normal
+ * mode's queue and counters), mime.c (GMime views),
  * search.c (the FTS5 index) and page.c (the web page's files). */
 #ifndef TERN_HTTP_PRIV_H
 #define TERN_HTTP_PRIV_H
@@ -129,6 +130,12 @@ void search_close(struct http *h);
 /* What the index knows of a row: attachments and a snippet ("" and 0
  * when not indexed yet). */
 void search_meta(struct http *h, int64_t seq, int *attachments, struct buf *snippet);
+
+/* ---- queue.c: the normal mode's queue and counters ---- */
+void queue_list(struct http_req *r);     /* GET /api/v1/queue */
+void queue_stats(struct http_req *r);    /* GET /api/v1/stats */
+void queue_act(struct http_req *r);      /* POST /api/v1/queue/{}/{} */
+void queue_delete(struct http_req *r);   /* DELETE /api/v1/queue/{} */
 
 /* ---- page.c ---- */
 /* Serve a file of the page, or false when path is none of them. */

@@ -393,3 +393,45 @@ def test_swaks_to_a_catcher(ternd):
     assert listed(s, 1)["messages"][0]["Subject"] == "from swaks"
 
 
+
+
+def test_normal_mode_queue_and_actions(ternd, users_file):  # noqa: F811
+    """Without capture the API shows the queue and the counters; hold,
+    release and delete need a logged-in user."""
+    port = free_port()
+    s = ternd(http_listen="127.0.0.1:%d" % port, http_login="yes", users_file=str(users_file),
+              relay_networks="127.0.0.1/32", relayhost="127.0.0.1:%d" % free_port(),
+              retry_min="1h")
+    s.http_port = port
+    admin = ("kate@example.com", PASSWORD)
+    send(s, ["someone@far.test"], subject="stuck")
+    qid = {}
+
+    def queued():
+        st, j, _ = api(s, "/api/v1/queue", auth=admin)
+        assert st == 200
+        if j["count"] == 1:
+            qid["id"] = j["messages"][0]["queue_id"]
+            qid["held"] = j["messages"][0]["recipients"][0]["held"]
+        return j["count"] == 1
+    wait_for("the message in the queue", queued)
+    st, j, _ = api(s, "/api/v1/stats", auth=admin)
+    assert st == 200 and j["queued"] == 1
+    assert api(s, "/api/v1/queue/%s/hold" % qid["id"], "POST")[0] == 401
+    assert api(s, "/api/v1/queue/%s/hold" % qid["id"], "POST", auth=admin)[0] == 202
+    wait_for("held", lambda: queued() and qid["held"])
+    assert api(s, "/api/v1/queue/%s/explode" % qid["id"], "POST", auth=admin)[0] == 404
+    assert api(s, "/api/v1/queue/not-a-qid!", "DELETE", auth=admin)[0] == 400
+    assert api(s, "/api/v1/queue/%s" % qid["id"], "DELETE", auth=admin)[0] == 202
+    wait_for("deleted", lambda: api(s, "/api/v1/queue", auth=admin)[1]["count"] == 0)
+    assert "http: kate@example.com: delete %s" % qid["id"] in s.log()
+
+
+def test_queue_actions_need_a_login(ternd):
+    s = catcher(ternd, capture="no", relay_networks="127.0.0.1/32",
+                relayhost="127.0.0.1:%d" % free_port(), retry_min="1h")
+    send(s, ["someone@far.test"])
+    wait_for("queued", lambda: api(s, "/api/v1/queue")[1]["count"] == 1)
+    q = api(s, "/api/v1/queue")[1]["messages"][0]["queue_id"]
+    st, j, _ = api(s, "/api/v1/queue/%s/hold" % q, "POST")
+    assert st == 403 and "login" in j["Error"]
