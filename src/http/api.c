@@ -117,7 +117,7 @@ json_t *api_list(struct http *h, const struct spool_capture_filter *f, const cha
 	*status = 200;
 	if (query && *query) {
 		search_index(h, (size_t)-1 >> 1);   /* every row findable before the search */
-		if (!search_match(query, &match)) {
+		if (!query_fts(query, &match)) {
 			*status = 400;
 			buf_free(&match);
 			return json_pack("{s:s}", "Error", "nothing to search for");

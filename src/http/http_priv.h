@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "http/http.h"
+#include "http/query.h"
 #include "lib/buf.h"
 #include "spool/reader.h"
 
@@ -121,9 +122,6 @@ void mime_shutdown(void);
 bool search_open(struct http *h, const char *spool_dir);
 /* Index the rows added since the last call (at most max). */
 void search_index(struct http *h, size_t max);
-/* Mailpit's query syntax into an FTS5 MATCH expression (out); false when
- * nothing is left to search for. Pure. */
-bool search_match(const char *query, struct buf *out);
 /* Forget the index (every row deleted). */
 void search_clear(struct http *h);
 void search_close(struct http *h);
