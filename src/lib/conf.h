@@ -172,6 +172,11 @@ struct conf {
 	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
 	char *control_group;           /* its group, besides root and run_user; "" = none */
 	char *metrics_listen;          /* host:port of the Prometheus page; "" = none */
+
+	/* the test mode (issue 18) */
+	bool transcripts;              /* record every session (spool_dir/sessions.db) */
+	uint64_t transcript_max_size;  /* octets of text per session's record */
+	unsigned transcript_keep;      /* sessions kept, the oldest removed */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */
