@@ -13,7 +13,7 @@ import smtplib
 
 import pytest
 
-from conftest import BYE, crlf, wait_for
+from conftest import BYE, crlf, free_port, wait_for
 from secfix import PASSWORD, cert, client_context, starttls, users_file  # noqa: F401
 from test_ternctl import ctl
 
@@ -235,3 +235,39 @@ def test_restart_keeps_transcripts(ternd, tmp_path):
     assert new and min(x["id"] for x in new) > max(old), (before, after)
     ended = [x for x in after if x["id"] in old and x["ended"] == "QUIT"]
     assert ended and transcript(s2, str(ended[0]["id"]))["lines"], after
+
+
+def test_bdat_chunks_and_unterminated_last_line(tserver):
+    c = tserver.connect()
+    c.expect("EHLO client.example", "250-...")
+    msg = crlf("From: a@example.com", "Date: " + email.utils.formatdate(),
+               "Message-ID: <b@example.com>", "", "body") + b"no CRLF at the end"
+    c.raw(b"MAIL FROM:<a@client.example>\r\nRCPT TO:<kate@example.com>\r\n"
+          b"BDAT %d\r\n" % 30 + msg[:30] + b"BDAT %d LAST\r\n" % (len(msg) - 30) + msg[30:])
+    for _ in range(3):
+        assert c.reply().code == 250
+    r = c.reply()
+    assert r.code == 250, r
+    qid = QID.search(r.text).group(1)
+    o = transcript(tserver, qid)
+    assert codes(o["lint"]) == {"no-final-crlf"}, o["lint"]
+    notes = [x["text"] for x in o["session"]["lines"] if x["dir"] == "note"]
+    want = "in 2 BDAT chunks (30, %d LAST)" % (len(msg) - 30)
+    assert any(want in n for n in notes), notes
+    assert not any(msg[30:40].decode() in x["text"] for x in o["session"]["lines"])
+    c.expect("QUIT", BYE)
+
+
+def test_proxy_header_recorded(ternd):
+    s = ternd(transcripts="yes", listen="127.0.0.1:%d proxy" % free_port())
+    c = s.connect(greeting=False)
+    c.send("PROXY TCP4 192.0.2.66 127.0.0.1 1234 25")
+    c.expect(None, "220 ...")
+    c.expect("QUIT", BYE)
+    c.close()
+    got = wait_for("the proxied session recorded",
+                   lambda: [x for x in sessions(s) if x["client"] == "192.0.2.66"])
+    o = transcript(s, str(got[0]["id"]))
+    assert "proxy" in o["listener"], o
+    assert any(x["dir"] == "note" and "PROXY v1" in x["text"] and "192.0.2.66" in x["text"]
+               and "127.0.0.1" in x["text"] for x in o["lines"]), o["lines"]
