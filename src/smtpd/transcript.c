@@ -388,7 +388,9 @@ static void transcript_status(struct session *s, char *out, size_t n)
 {
 	struct transcript *t = s->rec;
 	struct tx *tx = s->tx;
-	if (!tx->dp.done)
+	if (tx->bdat_failed)
+		snprintf(out, n, "refused: %s", t->last_out);
+	else if (!tx->dp.done)
 		snprintf(out, n, "aborted");
 	else if (!strncmp(t->last_out, "250", 3))
 		snprintf(out, n, "queued");

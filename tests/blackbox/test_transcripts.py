@@ -139,19 +139,22 @@ def test_rejected_session_recorded(tserver):
 def test_lint_codes(tserver):
     c = tserver.connect()
     c.expect("EHLO client.example", "250-...")
-    # a 503 the client provoked, then a message with a bare LF (refused)
+    # a bare LF in a command and a 503 the client provoked, then a
+    # message with a bare LF (refused)
+    c.raw(b"NOOP\nNOOP\r\n")
+    assert c.reply().code == 500
     c.expect("RCPT TO:<kate@example.com>", "503 ...")
     c.expect("MAIL FROM:<a@client.example>", "250 ...")
     c.expect("RCPT TO:<kate@example.com>", "250 ...")
     c.expect("DATA", "354 ...")
-    c.raw(b"Subject: bare\r\n\r\none\nbare\r\n.\r\n")
+    c.raw(b"Subject: bare\r\n\r\none\n.\nbare\r\n.\r\n")
     refused = c.reply()
     assert refused.code >= 500, refused
     # a message without Message-ID, Date or From, and a duplicated Subject
     c.expect("MAIL FROM:<a@client.example>", "250 ...")
     c.expect("RCPT TO:<kate@example.com>", "250 ...")
     c.expect("DATA", "354 ...")
-    c.raw(crlf("Subject: one", "Subject: two", "", "body", "."))
+    c.raw(crlf("Subject: one", "Subject: two", "", "caf\u00e9 without 8BITMIME", "."))
     r = c.reply()
     assert r.code == 250, r
     qid = QID.search(r.text).group(1)
@@ -160,7 +163,8 @@ def test_lint_codes(tserver):
     o = transcript(tserver, qid)
     assert o["status"] == "queued"
     got = codes(o["lint"])
-    assert {"no-message-id", "no-date", "no-from", "duplicate-field"} <= got, o["lint"]
+    assert {"no-message-id", "no-date", "no-from", "duplicate-field",
+            "8bit-undeclared"} <= got, o["lint"]
     assert "bare-lf" not in got and "rcpt-before-mail" not in got, o["lint"]
     for w in o["lint"]:
         assert w["text"] and w["rfc"].startswith("RFC "), w
@@ -170,7 +174,8 @@ def test_lint_codes(tserver):
     assert second["queue_id"] == qid
     assert first["status"].startswith("refused: 5"), first
     got = codes(first["lint"])
-    assert {"bare-lf", "rcpt-before-mail"} <= got, first["lint"]
+    assert {"bare-lf", "smuggling-shape", "rcpt-before-mail",
+            "bare-newline-command"} <= got, first["lint"]
     assert not got & HEADER_CODES - {"no-message-id", "no-date", "no-from"}, first["lint"]
     human = ctl(tserver, "transcript", qid).stdout
     assert "warning no-message-id" in human, human
