@@ -19,6 +19,7 @@
 #include "policy/policy.h"
 #include "policy/settings.h"
 #include "smtpd/session.h"
+#include "spool/sessions.h"
 #include "spool/spool.h"
 
 #define API_LIMIT_DEFAULT 50
@@ -222,6 +223,8 @@ static void api_deleted(void *ctx, int err, long count)
 
 static void api_delete_one(struct http *h, const char *id)
 {
+	if (h->env.srv->transcripts && !strchr(id, '.'))   /* "QID.2" is another inbox's view */
+		sessions_forget(h->env.srv->transcripts, id);
 	spool_capture_async(h->env.srv->spool, SPOOL_CAPTURE_DELETE, id, NULL, 0, 0, api_deleted,
 	                    NULL);
 }
@@ -245,8 +248,11 @@ static void api_delete_messages(struct http_req *r)
 		const char *inbox = http_param(r, "inbox");
 		spool_capture_async(r->h->env.srv->spool, SPOOL_CAPTURE_CLEAR, NULL,
 		                    inbox && *inbox ? inbox : NULL, 0, 0, api_deleted, NULL);
-		if (!inbox || !*inbox)
+		if (!inbox || !*inbox) {
 			search_clear(r->h);
+			if (r->h->env.srv->transcripts)
+				sessions_clear(r->h->env.srv->transcripts);
+		}
 	}
 	json_decref(body);
 	http_text(r, 200, "text/plain", "ok", 2);
@@ -477,6 +483,82 @@ void api_retention(struct http *h)
 	spool_reader_inboxes(h->reader, api_trim_one, h);
 }
 
+/* ---- transcripts and lint (spool/sessions.h: transcripts, or capture) ---- */
+
+static struct sessions *api_sessions(struct http_req *r)
+{
+	struct sessions *st = r->h->env.srv->transcripts;
+	if (!st)
+		http_error(r, 404, "no transcripts here (transcripts = yes, or capture = yes)");
+	return st;
+}
+
+/* The message's session record: its transcript, lint and status. */
+static json_t *api_record(struct http_req *r, struct sessions *st, struct spool_captured *c)
+{
+	json_t *o = sessions_by_qid(st, c->qid);
+	if (!o)
+		http_error(r, 404, "no transcript of message %s (recorded before transcripts were on?)",
+		           c->id);
+	return o;
+}
+
+static void api_transcript(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	struct spool_captured c;
+	if (!st || !api_take_row(r, &c))
+		return;
+	json_t *o = api_record(r, st, &c);
+	if (o)
+		http_json(r, 200, o);
+	spool_captured_clear(&c);
+}
+
+static void api_lint(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	struct spool_captured c;
+	if (!st || !api_take_row(r, &c))
+		return;
+	json_t *o = api_record(r, st, &c);
+	if (o) {
+		json_t *lint = json_object_get(o, "lint");
+		http_json(r, 200, json_pack("{s:s, s:O}", "ID", c.id, "Warnings",
+		                            lint ? lint : json_array()));
+		json_decref(o);
+	}
+	spool_captured_clear(&c);
+}
+
+static void api_session_list(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	if (!st)
+		return;
+	unsigned start = (unsigned)http_param_long(r, "start", 0, 1L << 30);
+	unsigned limit = (unsigned)http_param_long(r, "limit", API_LIMIT_DEFAULT, API_LIMIT_MAX);
+	json_t *o = sessions_list(st, start, limit ? limit : API_LIMIT_DEFAULT);
+	if (o)
+		http_json(r, 200, o);
+	else
+		http_error(r, 500, "cannot read the transcripts");
+}
+
+static void api_session(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	if (!st)
+		return;
+	char *end;
+	long long id = strtoll(r->arg[0], &end, 10);
+	json_t *o = *end || id <= 0 ? NULL : sessions_get(st, id);
+	if (o)
+		http_json(r, 200, o);
+	else
+		http_error(r, 404, "no such session: %s", r->arg[0]);
+}
+
 static void api_openapi(struct http_req *r)
 {
 	if (!page_serve(r))
@@ -500,6 +582,10 @@ const struct http_route http_routes[] = {
 	{ G, "/api/v1/message/{}/parts", api_parts, false },
 	{ G, "/api/v1/message/{}/part/{}", api_part, false },
 	{ P, "/api/v1/message/{}/release", api_release, true },
+	{ G, "/api/v1/message/{}/transcript", api_transcript, false },
+	{ G, "/api/v1/message/{}/lint", api_lint, false },
+	{ G, "/api/v1/sessions", api_session_list, false },
+	{ G, "/api/v1/session/{}", api_session, false },
 	{ G, "/api/v1/wait", wait_get, false },
 	{ G, "/api/v1/events", wait_events, false },
 	{ G, "/api/v1/openapi.json", api_openapi, false },

@@ -435,3 +435,36 @@ def test_queue_actions_need_a_login(ternd):
     q = api(s, "/api/v1/queue")[1]["messages"][0]["queue_id"]
     st, j, _ = api(s, "/api/v1/queue/%s/hold" % q, "POST")
     assert st == 403 and "login" in j["Error"]
+
+
+def test_transcript_and_lint_of_a_captured_message(ternd):
+    s = catcher(ternd)
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+        c.ehlo("app.client.test")
+        # no Message-ID, no Date: the lint says so
+        c.sendmail("app@sender.test", ["x@y.test"],
+                   b"From: app@sender.test\r\nSubject: lint me\r\n\r\nbody\r\n")
+    mid = listed(s, 1)["messages"][0]["ID"]
+    st, t, _ = api(s, "/api/v1/message/%s/transcript" % mid)
+    assert st == 200, t
+    lines = t["session"]["lines"]
+    ins = [ln["text"] for ln in lines if ln["dir"] == "in"]
+    outs = [ln["text"] for ln in lines if ln["dir"] == "out"]
+    assert any(x.lower().startswith("ehlo app.client.test") for x in ins), ins
+    assert any(x.startswith("250 2.6.0") and mid in x for x in outs), outs
+    st, lint, _ = api(s, "/api/v1/message/%s/lint" % mid)
+    codes = {w["code"] for w in lint["Warnings"]}
+    assert {"no-message-id", "no-date"} <= codes, lint
+    st, ss, _ = api(s, "/api/v1/sessions")
+    assert st == 200 and ss["sessions"] and ss["sessions"][0]["helo"] == "app.client.test"
+    sid = ss["sessions"][0]["id"]
+    assert api(s, "/api/v1/session/%s" % sid)[1]["lines"]
+    assert api(s, "/api/v1/session/0")[0] == 404
+    assert api(s, "/api/v1/session/abc")[0] == 404
+
+
+def test_no_transcripts_without_capture(ternd):
+    port = free_port()
+    s = ternd(http_listen="127.0.0.1:%d" % port)
+    s.http_port = port
+    assert api(s, "/api/v1/sessions")[0] == 404
