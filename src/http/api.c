@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -58,10 +59,10 @@ static bool api_take_row(struct http_req *r, struct spool_captured *c)
 	return err == 0;
 }
 
-/* The whole message of a row, or a reply sent and false. */
-static bool api_raw_of(struct http_req *r, const struct spool_captured *c, struct buf *raw)
+/* The message of a row, or a reply sent and false. */
+static bool api_src_of(struct http_req *r, const struct spool_captured *c, struct mime_src *src)
 {
-	if (mime_raw(r->h, c->qid, raw) == 0)
+	if (mime_open(r->h, c->qid, src) == 0)
 		return true;
 	http_error(r, 404, "the message %s is gone from the spool", c->id);
 	return false;
@@ -285,9 +286,9 @@ static void api_message(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw)) {
-		json_t *o = mime_message(raw.data ? raw.data : "", raw.len);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		json_t *o = mime_message(&src);
 		if (!o) {
 			http_error(r, 422, "the message cannot be parsed as MIME");
 		} else {
@@ -302,8 +303,8 @@ static void api_message(struct http_req *r)
 				                    api_deleted, NULL);
 			http_json(r, 200, o);
 		}
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	spool_captured_clear(&c);
 }
 
@@ -322,28 +323,29 @@ static void api_raw(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw))
-		http_text(r, 200, "text/plain; charset=utf-8", raw.data ? raw.data : "", raw.len);
-	buf_free(&raw);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		http_send_src(r, "text/plain; charset=utf-8", &src);
+		mime_close(&src);
+	}
 	spool_captured_clear(&c);
 }
 
 /* headers and parts: a GMime view of the raw message. */
-static void api_view(struct http_req *r, json_t *(*view)(const char *, size_t))
+static void api_view(struct http_req *r, json_t *(*view)(const struct mime_src *))
 {
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw)) {
-		json_t *o = view(raw.data ? raw.data : "", raw.len);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		json_t *o = view(&src);
 		if (o)
 			http_json(r, 200, o);
 		else
 			http_error(r, 422, "the message cannot be parsed as MIME");
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	spool_captured_clear(&c);
 }
 
@@ -377,11 +379,11 @@ static void api_part(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT, out = BUF_INIT;
+	struct buf out = BUF_INIT;
+	struct mime_src src;
 	char type[256], name[256], safe[256], disp[400];
-	if (api_raw_of(r, &c, &raw)) {
-		if (!mime_part(raw.data ? raw.data : "", raw.len, r->arg[1], &out, type, sizeof type,
-		               name, sizeof name)) {
+	if (api_src_of(r, &c, &src)) {
+		if (!mime_part(&src, r->arg[1], &out, type, sizeof type, name, sizeof name)) {
 			http_error(r, 404, "no part %s in message %s", r->arg[1], c.id);
 		} else {
 			/* never rendered by the browser as a page of ours: a download */
@@ -389,12 +391,36 @@ static void api_part(struct http_req *r)
 			snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", safe);
 			evhttp_add_header(evhttp_request_get_output_headers(r->req),
 			                  "Content-Disposition", disp);
-			http_text(r, 200, type, out.data ? out.data : "", out.len);
+			http_send_buf(r, 200, type, &out);
 		}
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	buf_free(&out);
 	spool_captured_clear(&c);
+}
+
+/* The whole message in memory (a release queues it anew), or a reply sent
+ * and false. */
+static bool api_whole(struct http_req *r, const struct spool_captured *c, struct buf *raw)
+{
+	struct mime_src src;
+	if (!api_src_of(r, c, &src))
+		return false;
+	buf_append(raw, src.mem.data ? src.mem.data : "", src.mem.len);
+	bool ok = true;
+	char chunk[65536];
+	for (uint64_t off = 0; ok && off < src.fsize;) {
+		ssize_t n = pread(src.fd, chunk, sizeof chunk, (off_t)off);
+		ok = n > 0;
+		if (ok) {
+			buf_append(raw, chunk, (size_t)n);
+			off += (uint64_t)n;
+		}
+	}
+	mime_close(&src);
+	if (!ok)
+		http_error(r, 500, "cannot read the message %s", c->id);
+	return ok;
 }
 
 /* The release's recipients, routed as an operator's mail would be. */
@@ -437,7 +463,7 @@ static void api_release(struct http_req *r)
 	struct buf raw = BUF_INIT;
 	struct spool_env e = { 0 };
 	size_t cap = 0;
-	if (body && api_raw_of(r, &c, &raw) &&
+	if (body && api_whole(r, &c, &raw) &&
 	    api_release_rcpts(r, json_object_get(body, "To"), &e, &cap)) {
 		util_qid(e.qid);
 		e.sender = c.sender;

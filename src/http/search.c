@@ -87,10 +87,13 @@ static void search_snippet(const struct buf *text, struct buf *out)
 static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
                        const struct spool_captured *c)
 {
-	struct buf raw = BUF_INIT, text = BUF_INIT, addrs = BUF_INIT, snip = BUF_INIT;
+	struct buf text = BUF_INIT, addrs = BUF_INIT, snip = BUF_INIT;
 	int attachments = 0;
-	if (mime_raw(h, c->qid, &raw) == 0)
-		attachments = mime_text(raw.data ? raw.data : "", raw.len, &text, SEARCH_TEXT_MAX);
+	struct mime_src src;
+	if (mime_open(h, c->qid, &src) == 0) {
+		attachments = mime_text(&src, &text, SEARCH_TEXT_MAX);
+		mime_close(&src);
+	}
 	char *subject = mime_decode(c->subject);
 	const char *parts[] = { c->sender, c->rcpts, c->from, c->to, c->cc };
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -111,7 +114,6 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 	sqlite3_step(meta);
 	sqlite3_reset(meta);
 	free(subject);
-	buf_free(&raw);
 	buf_free(&text);
 	buf_free(&addrs);
 	buf_free(&snip);
