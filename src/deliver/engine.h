@@ -110,6 +110,8 @@ struct engine_set {
 	struct route_map *map;
 	enum smtpc_tls tls;
 	SSL_CTX *ssl;
+	SSL_CTX *sts_ssl;           /* mta_sts: verifying (WebPKI) context for MX hosts
+	                               under an MTA-STS policy (RFC 8461 4.2), else NULL */
 	char *auth_user, *auth_pass;
 	struct myself *myself;
 };
@@ -122,6 +124,7 @@ struct queue {
 	struct spool *spool;
 	struct spool_reader *reader;
 	struct dns *dns;
+	struct sts *sts;            /* MTA-STS policies (sts.h) */
 	struct closer *closer;      /* closes outbound connections (closer.h) */
 	pthread_t thread;
 	struct event_base *base;

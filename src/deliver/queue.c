@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "deliver/engine.h"
+#include "deliver/sts.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
@@ -134,6 +135,8 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
+	if (c->mta_sts && !(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)))
+		bad++;
 	es->myself = myself_new(c);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
@@ -160,6 +163,8 @@ void engine_set_unref(struct engine_set *es)
 	route_map_free(es->map);
 	if (es->ssl)
 		SSL_CTX_free(es->ssl);
+	if (es->sts_ssl)
+		SSL_CTX_free(es->sts_ssl);
 	free(es->auth_user);
 	free(es->auth_pass);
 	myself_free(es->myself);
@@ -263,6 +268,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 		log_panic("queue: cannot create an event loop");
 	q->dns = dns_new_validating(q->base, q->conf->dns_resolver, queue_dnssec(q->conf));
 	dns_set_timeout(q->dns, q->conf->dns_timeout);
+	q->sts = sts_new(q);
 	q->closer = closer_new(q->base);
 	q->kick_ev = queue_event(q, queue_fresh_cb, false);
 	q->timer_ev = queue_event(q, sched_wake, true);
@@ -318,6 +324,7 @@ static void queue_free_all(struct queue *q)
 	sched_record_last(q);   /* and recorded */
 	sched_admin_wait(q);
 	queue_inbox_cancel(q);
+	sts_free(q->sts);       /* its lookups, before the resolver goes */
 	dns_free(q->dns);
 	release_free_all(q);    /* before its conduits go */
 	post_free(q->post);     /* the writer's last answers: freed */

@@ -70,6 +70,7 @@ static const struct conf_key conf_keys[] = {
 	K(relayhost_auth, T_STR, ""),
 	K(smtp_tls, T_TLS, "may"),
 	K(smtp_tls_ca_file, T_STR, ""),
+	K(mta_sts, T_BOOL, "no"),
 	K(smtp_port, T_UINT, "25"),
 	K(proxy_interfaces, T_ADDRS, ""),
 	K(smtp_connect_timeout, T_DURATION, "30s"),

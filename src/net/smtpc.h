@@ -91,5 +91,7 @@ bool smtpc_usable(const struct smtpc *c);
 
 /* A client SSL_CTX for the policy (NULL for none); prints why on failure. */
 SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file);
+/* The verifying context of hosts under an MTA-STS policy (RFC 8461 4.2). */
+SSL_CTX *smtpc_sts_ctx(const char *ca_file);
 
 #endif
