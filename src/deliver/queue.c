@@ -125,6 +125,24 @@ static void *queue_run(void *arg)
 
 /* ---- settings ---- */
 
+/* The CA bundle's text, for MTA-STS's HTTPS (httpc.h); "": the system's. */
+static bool engine_set_ca(const char *path, struct buf *out)
+{
+	if (!*path)
+		return true;
+	FILE *f = fopen(path, "r");
+	char chunk[4096];
+	size_t n;
+	while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(out, chunk, n);
+	if (!f || ferror(f))
+		log_error("smtp_tls_ca_file: cannot read %s: %s", path, strerror(errno));
+	bool ok = f && !ferror(f);
+	if (f)
+		fclose(f);
+	return ok;
+}
+
 static struct engine_set *engine_set_new(struct settings *st)
 {
 	const struct conf *c = &st->conf;
@@ -135,7 +153,8 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
-	if (c->mta_sts && !(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)))
+	if (c->mta_sts && (!(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)) ||
+	                   !engine_set_ca(c->smtp_tls_ca_file, &es->sts_ca)))
 		bad++;
 	es->myself = myself_new(c);
 	const char *colon = strchr(c->relayhost_auth, ':');
@@ -165,6 +184,7 @@ void engine_set_unref(struct engine_set *es)
 		SSL_CTX_free(es->ssl);
 	if (es->sts_ssl)
 		SSL_CTX_free(es->sts_ssl);
+	buf_free(&es->sts_ca);
 	free(es->auth_user);
 	free(es->auth_pass);
 	myself_free(es->myself);

@@ -224,15 +224,16 @@ static void sts_got(void *arg, const struct httpc_resp *r)
 static void sts_fetch(struct sts_dom *d, const char *addr)
 {
 	struct sts *s = d->s;
-	const struct conf *c = s->q->conf;
 	if (!s->http)
 		s->http = httpc_new(s->q->base);
 	if (!s->http)
 		return sts_end(d, "cannot start libcurl");
 	char host[300];
 	snprintf(host, sizeof host, "mta-sts.%s", d->domain);
-	struct httpc_req req = { host, addr, 443, "/.well-known/mta-sts.txt", c->smtp_tls_ca_file,
-	                         "text/plain", MTASTS_BODY_MAX, STS_CONNECT_TIMEOUT, STS_TIMEOUT };
+	const struct buf *ca = &s->q->cur->sts_ca;
+	struct httpc_req req = { host, addr, 443, "/.well-known/mta-sts.txt",
+	                         ca->len ? ca->data : NULL, ca->len, "text/plain", MTASTS_BODY_MAX,
+	                         STS_CONNECT_TIMEOUT, STS_TIMEOUT };
 	d->get = httpc_get(s->http, &req, sts_got, d);
 }
 

@@ -232,6 +232,7 @@ static bool httpc_setup(struct httpc_get *g, const struct httpc_req *req)
 	buf_printf(&url, "https://%s:%u%s", req->host, req->port, req->path);
 	buf_printf(&res, v6 ? "%s:%u:[%s]" : "%s:%u:%s", req->host, req->port, req->addr);
 	g->resolve = curl_slist_append(NULL, buf_cstr(&res));
+	struct curl_blob ca = { (void *)req->ca_pem, req->ca_len, CURL_BLOB_COPY };
 	CURL *e = g->easy;
 	bool ok = g->resolve &&
 		curl_easy_setopt(e, CURLOPT_URL, buf_cstr(&url)) == CURLE_OK &&
@@ -242,8 +243,7 @@ static bool httpc_setup(struct httpc_get *g, const struct httpc_req *req)
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
 		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK &&
-		(!req->ca_file || !*req->ca_file ||
-		 curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file) == CURLE_OK) &&
+		(!req->ca_pem || curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca) == CURLE_OK) &&
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)req->connect_timeout) == CURLE_OK &&
 		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)req->timeout) == CURLE_OK &&
 		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body) == CURLE_OK &&

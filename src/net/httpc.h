@@ -26,7 +26,9 @@ struct httpc_req {
 	const char *addr;          /* its address, as text (IPv4 or IPv6) */
 	unsigned port;
 	const char *path;          /* "/.well-known/mta-sts.txt" */
-	const char *ca_file;       /* "" or NULL: the system's bundle */
+	const void *ca_pem;        /* the CA bundle's PEM text (ca_len octets), or NULL:
+	                              the system's bundle */
+	size_t ca_len;
 	const char *content_type;  /* the media type required (NULL: any) */
 	size_t max_body;           /* octets; more is a failure */
 	unsigned connect_timeout;  /* seconds */
