@@ -422,7 +422,8 @@ static bool conn_sts_host(struct conn *cn, const struct dns_host *dh, const stru
 	bool enforce = cn->sts->pol.mode == MTASTS_ENFORCE;
 	log_warn("mta-sts: %s: %s does not match the policy's mx%s", pol, dh->name,
 	         enforce ? ": not used" : " (testing: used)");
-	snprintf(why, n, "4.7.5 MX host %s does not match the MTA-STS policy %s", dh->name, pol);
+	if (!*why)   /* the first host's, as DANE's reasons */
+		snprintf(why, n, "4.7.5 MX host %s does not match the MTA-STS policy %s", dh->name, pol);
 	return !enforce;
 }
 
