@@ -22,6 +22,7 @@
 #include "deliver/engine.h"
 #include "deliver/job_source.h"
 #include "deliver/sts.h"
+#include "deliver/tlsrpt.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -357,10 +358,19 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	t->closer = cn->q->closer;
 }
 
+/* TLS-RPT: an MX host's TLS outcome counts for the domain. */
+static void conn_tls_cb(struct smtpc *c, const struct smtpc_tls_result *r, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	if (cn->d->route.kind == ROUTE_MX)
+		tlsrpt_note(cn->q->tlsrpt, cn->d->route.name, cn->sts, r);
+}
+
 static void conn_open(struct conn *cn, const struct smtpc_target *t)
 {
 	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb,
-	                                       conn_more_cb, NULL };
+	                                       conn_more_cb, NULL, conn_tls_cb };
 	struct smtpc_cbs cbs = cbs0;
 	cbs.ctx = cn;
 	cn->c = smtpc_open(cn->q->base, t, &cbs);

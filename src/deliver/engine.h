@@ -127,6 +127,7 @@ struct queue {
 	struct spool_reader *reader;
 	struct dns *dns;
 	struct sts *sts;            /* MTA-STS policies (sts.h) */
+	struct tlsrpt *tlsrpt;      /* TLS-RPT counts and reports (tlsrpt.h), NULL: off */
 	struct closer *closer;      /* closes outbound connections (closer.h) */
 	pthread_t thread;
 	struct event_base *base;

@@ -13,6 +13,7 @@
 
 #include "deliver/engine.h"
 #include "deliver/sts.h"
+#include "deliver/tlsrpt.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
@@ -289,6 +290,7 @@ bool queue_start(struct queue *q, struct spool *sp)
 	q->dns = dns_new_validating(q->base, q->conf->dns_resolver, queue_dnssec(q->conf));
 	dns_set_timeout(q->dns, q->conf->dns_timeout);
 	q->sts = sts_new(q);
+	q->tlsrpt = tlsrpt_new(q);
 	q->closer = closer_new(q->base);
 	q->kick_ev = queue_event(q, queue_fresh_cb, false);
 	q->timer_ev = queue_event(q, sched_wake, true);
@@ -345,6 +347,7 @@ static void queue_free_all(struct queue *q)
 	sched_admin_wait(q);
 	queue_inbox_cancel(q);
 	sts_free(q->sts);       /* its lookups, before the resolver goes */
+	tlsrpt_free(q->tlsrpt);
 	dns_free(q->dns);
 	release_free_all(q);    /* before its conduits go */
 	post_free(q->post);     /* the writer's last answers: freed */

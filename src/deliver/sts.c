@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "deliver/engine.h"
+#include "deliver/tlsrpt.h"
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -245,6 +246,8 @@ static void sts_got(void *arg, const struct httpc_resp *r)
 	d->get = NULL;
 	if (!r->ok) {
 		snprintf(why, sizeof why, "policy fetch failed: %s", r->why);
+		tlsrpt_note_fetch(d->s->q->tlsrpt, d->domain, r->webpki ? TLSRPT_STS_WEBPKI_INVALID :
+		                  TLSRPT_STS_POLICY_FETCH_ERROR, r->why);
 		return sts_end(d, why);
 	}
 	char perr[128];
@@ -253,6 +256,7 @@ static void sts_got(void *arg, const struct httpc_resp *r)
 	if (nul || !mtasts_parse(body, r->body.len, &pol, perr, sizeof perr)) {
 		snprintf(why, sizeof why, "invalid policy (id=%s): %s", d->new_id,
 		         nul ? "a NUL octet" : perr);
+		tlsrpt_note_fetch(d->s->q->tlsrpt, d->domain, TLSRPT_STS_POLICY_INVALID, why);
 		return sts_end(d, why);
 	}
 	char *text = strndup(body, r->body.len);

@@ -82,6 +82,7 @@ static void httpc_judge(struct httpc_get *g, CURLcode rc)
 	char *type = NULL;
 	curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_easy_getinfo(g->easy, CURLINFO_CONTENT_TYPE, &type);
+	r->webpki = rc == CURLE_PEER_FAILED_VERIFICATION;
 	if (g->too_big || rc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(r->why, sizeof r->why, "the body is over %zu octets", g->max_body);
 	else if (rc != CURLE_OK)

@@ -40,6 +40,7 @@ struct httpc_req {
  * error, "Content-Type ..."). */
 struct httpc_resp {
 	bool ok;
+	bool webpki;               /* the certificate did not verify */
 	long status;
 	char why[256];
 	struct buf body;

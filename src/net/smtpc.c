@@ -2,6 +2,7 @@
  * the body, per-recipient results; the connection is smtpc_conn.c's. */
 #include "net/smtpc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -520,6 +521,30 @@ static SSL_CTX *smtpc_ctx(const struct smtpc *c)
 	return smtpc_sts(c) != MTASTS_NONE ? c->t->sts_ctx : c->t->ssl_ctx;
 }
 
+/* TLS-RPT (RFC 8460): the current address's outcome to the owner. */
+static void smtpc_tls_report(const struct smtpc *c, enum tlsrpt_result r, const char *detail)
+{
+	enum tlsrpt_policy p = smtpc_dane_governs(c) ? TLSRPT_POLICY_TLSA :
+	                       smtpc_sts(c) != MTASTS_NONE ? TLSRPT_POLICY_STS : TLSRPT_POLICY_NONE;
+	if (!c->cbs.tls_result || (p == TLSRPT_POLICY_NONE && r != TLSRPT_SUCCESS))
+		return;   /* nothing was required: nothing failed */
+	char ip[INET6_ADDRSTRLEN] = "";
+	const struct sockaddr_storage *ss = &c->t->addr[smtpc_conn_index(c->conn)];
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
+	struct smtpc_tls_result res = { p, r, smtpc_conn_name(c->conn), ip, detail };
+	c->cbs.tls_result((struct smtpc *)c, &res, c->cbs.ctx);
+}
+
+/* A certificate that did not verify, as RFC 8460 4.3.2 names it. */
+static enum tlsrpt_result smtpc_cert_result(const struct smtpc_tls_facts *f)
+{
+	return !f->name_ok ? TLSRPT_CERT_HOST_MISMATCH :
+	       f->days_left < 0 ? TLSRPT_CERT_EXPIRED : TLSRPT_CERT_NOT_TRUSTED;
+}
+
 /* RFC 8461 5: a testing policy's failure is logged (and delivery goes on). */
 static void smtpc_sts_testing(const struct smtpc *c, const char *what)
 {
@@ -540,11 +565,14 @@ static void smtpc_after_ehlo(struct smtpc *c)
 		c->state = C_STARTTLS;
 		smtpc_conn_line(c->conn, "STARTTLS");
 	} else if (!tls && level != SMTPC_TLS_NONE && level != SMTPC_TLS_MAY) {
+		smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
 		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy%s%s%s but not offered",
 		                     level == SMTPC_TLS_DANE ? " (DANE TLSA records)" : "",
 		                     smtpc_sts(c) == MTASTS_ENFORCE ? " MTA-STS " : "",
 		                     smtpc_sts(c) == MTASTS_ENFORCE ? c->t->sts_policy : "");
 	} else {
+		if (!tls && !c->plain_again)
+			smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
 		if (!tls)
 			smtpc_sts_testing(c, c->plain_again ? "TLS failed" : "no STARTTLS");
 		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
@@ -579,6 +607,8 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 	smtpc_conn_tls_facts(conn, smtpc_conn_name(conn), &f);
 	enum smtpc_tls level = smtpc_level(c);
 	enum mtasts_mode sts = smtpc_sts(c);
+	if (sts != MTASTS_NONE && !f.chain_ok)
+		smtpc_tls_report(c, smtpc_cert_result(&f), f.verify_error);
 	if (sts == MTASTS_ENFORCE && !f.chain_ok)   /* RFC 8461 4.2 */
 		return smtpc_address_failed(c, "4.7.5 MTA-STS policy %s: certificate of %s not "
 		                            "valid: %s", c->t->sts_policy, smtpc_conn_name(conn),
@@ -591,9 +621,14 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 	if (level == SMTPC_TLS_VERIFY && !f.chain_ok)
 		return smtpc_address_failed(c, "4.7.5 certificate verification failed: %s",
 		                            f.verify_error);
-	if (level == SMTPC_TLS_DANE && !smtpc_conn_dane_match(conn, dane, sizeof dane))
+	bool dane_ok = level != SMTPC_TLS_DANE || smtpc_conn_dane_match(conn, dane, sizeof dane);
+	if (!dane_ok) {
+		smtpc_tls_report(c, TLSRPT_TLSA_INVALID, dane);
 		return smtpc_address_failed(c, "4.7.5 DANE authentication failed for %s: %s",
 		                            smtpc_conn_name(conn), dane);
+	}
+	if (f.chain_ok || sts == MTASTS_NONE)
+		smtpc_tls_report(c, TLSRPT_SUCCESS, "");
 	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s%s%s", f.version, *dane ? " dane=" : "", dane,
 	         sts != MTASTS_NONE ? " mta-sts=" : "", sts != MTASTS_NONE ? mtasts_mode_name(sts) : "");
 	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
@@ -688,6 +723,8 @@ static void smtpc_on_down(struct smtpc_conn *conn, enum smtpc_down why, const ch
 	struct smtpc *c = arg;
 	if (why == SMTPC_DOWN_PROTOCOL)
 		return smtpc_broken(c, "protocol error: a reply line that is not SMTP");
+	if (c->state == C_HANDSHAKE)
+		smtpc_tls_report(c, TLSRPT_VALIDATION_FAILURE, text);
 	if (!c->job && smtpc_plain_again(c, text))
 		return;
 	if (c->state <= C_HANDSHAKE && !c->job)

@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "net/smtp.h"
 #include "net/smtpc_conn.h"
+#include "net/tlsrpt.h"
 
 struct smtpc_job;
 
@@ -58,6 +59,16 @@ struct smtpc_job {
 struct smtpc;
 struct event_base;
 
+/* An address's TLS outcome for TLS-RPT (RFC 8460 4.3): under an MTA-STS
+ * policy or DANE every outcome; without either, successes only. */
+struct smtpc_tls_result {
+	enum tlsrpt_policy policy;
+	enum tlsrpt_result result;
+	const char *mx;             /* the host's name */
+	const char *ip;             /* its address, as text */
+	const char *detail;         /* the reason in words ("" for success) */
+};
+
 /* ready: the connection can take a job. fail: it could not get there; every
  * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
  * its results are in; the connection is ready again (smtpc_usable) unless
@@ -71,6 +82,8 @@ struct smtpc_cbs {
 	void (*done)(struct smtpc *c, struct smtpc_job *job, void *ctx);
 	struct smtpc_job *(*more)(struct smtpc *c, void *ctx);
 	void *ctx;
+	/* (may be NULL) each address's TLS outcome, for TLS-RPT */
+	void (*tls_result)(struct smtpc *c, const struct smtpc_tls_result *r, void *ctx);
 };
 
 struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,

@@ -22,7 +22,10 @@ Each refused policy (oversized, redirected, wrong type) would, if it were
 taken, defer the mail (its mx does not match): delivery shows it was not.
 """
 
+import email
+import gzip
 import http.server
+import json
 import os
 import random
 import shutil
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import crlf, make_traversable
+from conftest import crlf, make_traversable, wait_for
 from dnsserver import Unbound
 from peers import free_port_on
 from test_mx import send, wait_log
@@ -44,6 +47,7 @@ SENDER = "alice@example.com"
 MX_GOOD = "127.0.0.2"    # its certificate names every mx-*.sts.test
 MX_WRONG = "127.0.0.3"   # its certificate names wrong.example
 ZONE = "sts.test"
+RUA = "tlsrpt@enforce.sts.test"   # every domain's TLS-RPT address
 DOMAINS = ["enforce", "nomatch", "badcert", "testing", "nofetch", "big", "redirect", "ctype",
            "cached"]
 
@@ -160,7 +164,8 @@ class World:
         self.web = PolicyServer(self.web_addr, *pki["web"])
         self.dns = self.unbound({})
         domains = ["%s.%s" % (x, ZONE) for x in DOMAINS]
-        common = dict(local_domains=",".join(domains), mailboxes=["bob@" + d for d in domains])
+        common = dict(local_domains=",".join(domains),
+                      mailboxes=["bob@" + d for d in domains] + [RUA])
         self.mx = ternd(tmp=tmp / "mx", listen="%s:%d" % (MX_GOOD, self.port),
                         hostname="mx-enforce.%s" % ZONE, tls_cert=str(pki["mx"][0]),
                         tls_key=str(pki["mx"][1]), **common)
@@ -177,7 +182,8 @@ class World:
             web = self.dead_addr if x == "nofetch" else self.web_addr
             recs += ["%s. MX 10 mx-%s.%s." % (d, x, ZONE), "mx-%s.%s. A %s" % (x, ZONE, host),
                      '_mta-sts.%s. TXT "v=STSv1; id=%s;"' % (d, ids.get(x, "1")),
-                     "mta-sts.%s. A %s" % (d, web)]
+                     "mta-sts.%s. A %s" % (d, web),
+                     '_smtp._tls.%s. TXT "v=TLSRPTv1; rua=mailto:%s"' % (d, RUA)]
         return Unbound(self.tmp, recs)
 
     def sender(self, **opts):
@@ -331,3 +337,59 @@ def test_mta_sts_no_asks_nothing(world):
     line = delivered(world, s, "nomatch", "sts-off")
     assert "mta-sts" not in s.log(), line
     assert not world.web.hits
+
+
+# ---- TLS-RPT (RFC 8460) ----
+
+def reports(w):
+    """The TLS-RPT reports in the RUA mailbox: {domain: [report JSON]}."""
+    out = {}
+    for f in w.mx.messages(RUA):
+        m = email.message_from_bytes(f.read_bytes())
+        assert m.get_content_type() == "multipart/report", m
+        assert m.get_param("report-type") == "tlsrpt", m
+        parts = [p for p in m.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
+        assert len(parts) == 1, m
+        r = json.loads(gzip.decompress(parts[0].get_payload(decode=True)))
+        out.setdefault(m["TLS-Report-Domain"], []).append(r)
+    return out
+
+
+def test_tls_rpt_reports_successes_and_failures(world):
+    world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
+    world.web.serve("badcert", policy("enforce", "mx-badcert.sts.test"))
+    s = world.sender(tls_rpt="yes", tls_rpt_interval="2s", tls_rpt_org="Test Org")
+    delivered(world, s, "enforce", "rpt-ok")
+    deferred(world, s, "badcert", "rpt-bad", "certificate of mx-badcert.sts.test not valid")
+    got = wait_for("reports for both domains",
+                   lambda: (lambda r: r if "badcert.sts.test" in r and "enforce.sts.test" in r
+                            else None)(reports(world)), timeout=20)
+    ok = got["enforce.sts.test"][0]
+    assert ok["organization-name"] == "Test Org"
+    assert ok["date-range"]["start-datetime"].endswith("Z")
+    (p,) = ok["policies"]
+    assert p["policy"]["policy-type"] == "sts"
+    assert p["policy"]["policy-domain"] == "enforce.sts.test"
+    assert "mode: enforce" in p["policy"]["policy-string"]
+    assert p["policy"]["mx-host"] == ["mx-enforce.sts.test"]
+    assert p["summary"]["total-successful-session-count"] >= 1
+    assert p["summary"]["total-failure-session-count"] == 0
+    (b,) = got["badcert.sts.test"][0]["policies"]
+    assert b["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}, b
+    (f,) = b["failure-details"]
+    assert f["result-type"] == "certificate-host-mismatch", f
+    assert f["receiving-mx-hostname"] == "mx-badcert.sts.test"
+    assert f["receiving-ip"] == MX_WRONG
+    assert f["failed-session-count"] == 1
+    assert "tls-rpt: report queued to <%s>" % RUA in s.log()
+
+
+def test_tls_rpt_reports_a_policy_fetch_error(world):
+    s = world.sender(tls_rpt="yes", tls_rpt_interval="2s")
+    delivered(world, s, "nofetch", "rpt-nofetch")
+    got = wait_for("a report for nofetch", lambda: reports(world).get("nofetch.sts.test"),
+                   timeout=20)
+    kinds = {(p["policy"]["policy-type"], d["result-type"])
+             for p in got[0]["policies"] for d in p["failure-details"]}
+    assert ("sts", "sts-policy-fetch-error") in kinds, got
