@@ -919,6 +919,7 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 		}
 		case T_LIST: same = conf_list_equal(to, from); break;
 		case T_BOOL: same = *(bool *)to == *(const bool *)from; break;
+		case T_DURATION: same = *(unsigned *)to == *(const unsigned *)from; break;
 		case T_LOGTARGET:
 			same = *(enum log_target *)to == *(const enum log_target *)from;
 			break;
@@ -941,6 +942,8 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 				conf_add_item(to, l->v[j]);
 		} else if (k->type == T_LOGTARGET) {
 			*(enum log_target *)to = *(const enum log_target *)from;
+		} else if (k->type == T_DURATION) {
+			*(unsigned *)to = *(const unsigned *)from;
 		} else {
 			*(bool *)to = *(const bool *)from;
 		}
