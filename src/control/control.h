@@ -14,6 +14,8 @@
 #ifndef TERN_CONTROL_H
 #define TERN_CONTROL_H
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,6 +50,16 @@ bool control_group_gid(const char *name, gid_t fallback, gid_t *out);
  * engine and the spool have stopped (nothing answers or emits any more),
  * frees the rest. */
 void control_close(struct control *c);
+
+/* For the HTTP API (http/), on the main loop. The counters and the queue's
+ * sizes (ternctl stats --json); the first max messages of the queue as
+ * ternctl queue --json rows; an operator's act (hold, release, flush or
+ * delete of a queue id or a domain), logged with who asked: NULL when it
+ * went to the engine, else why not. */
+json_t *control_stats(struct control *c);
+json_t *control_queue(struct control *c, size_t max);
+const char *control_act(struct control *c, const char *verb, const char *target,
+                        const char *who);
 void control_free(struct control *c);
 
 #endif

@@ -179,25 +179,30 @@ static void ctl_status(struct ctl_client *cl, json_t *req)
 	ctl_ok(cl, o);
 }
 
-static void ctl_stats(struct ctl_client *cl, json_t *req)
+json_t *control_stats(struct control *c)
 {
-	(void)req;
 	json_t *o = stats_json();
 	struct spool_domain_counts dc;
 	json_t *by = json_array();
-	if (spool_reader_domains(cl->c->reader, SPOOL_STATE_BIT(SPOOL_STATE_PENDING) |
+	if (spool_reader_domains(c->reader, SPOOL_STATE_BIT(SPOOL_STATE_PENDING) |
 	                         SPOOL_STATE_BIT(SPOOL_STATE_HELD), 20, &dc) == 0)
 		for (size_t i = 0; i < dc.n; i++)
 			json_array_append_new(by, json_pack("{s:s, s:I, s:I}", "domain", dc.v[i].domain,
 			                                    "messages", (json_int_t)dc.v[i].msgs,
 			                                    "recipients", (json_int_t)dc.v[i].rcpts));
 	spool_domain_counts_free(&dc);
-	uint64_t bytes;
-	json_object_set_new(o, "queued", json_integer(spool_reader_totals(cl->c->reader, &bytes)));
+	uint64_t bytes = 0;
+	json_object_set_new(o, "queued", json_integer(spool_reader_totals(c->reader, &bytes)));
 	json_object_set_new(o, "queued_bytes", json_integer((json_int_t)bytes));
 	json_object_set_new(o, "queued_by_domain", by);
-	json_object_set_new(o, "sessions", json_integer(cl->c->env.srv->nsessions));
-	ctl_ok(cl, o);
+	json_object_set_new(o, "sessions", json_integer(c->env.srv->nsessions));
+	return o;
+}
+
+static void ctl_stats(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	ctl_ok(cl, control_stats(cl->c));
 }
 
 /* ---- queue: Postfix's postqueue -j members, and tern's own ---- */
@@ -220,12 +225,15 @@ const struct route_map *ctl_routes(struct control *c)
 }
 
 /* Where the recipient goes next, as the engine names destinations
- * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
+ * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"),
+ * or "capture" (the test mode's inboxes). */
 static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
 {
 	const struct route_map *m = ctl_routes(c);
 	const struct settings *st = c->env.srv->set;
 	struct route rt;
+	if (r->transport == SPOOL_CAPTURE)   /* the test mode keeps it: never delivered */
+		return json_string("capture");
 	return route_for(&st->conf, m, r->addr, r->transport, &rt) ? json_string(rt.key)
 	                                                           : json_null();
 }
@@ -327,6 +335,25 @@ static void ctl_queue(struct ctl_client *cl, json_t *req)
 	cl->listed = 0;
 	cl->mode = CL_LIST;
 	ctl_list_more(cl);
+}
+
+json_t *control_queue(struct control *c, size_t max)
+{
+	json_t *a = json_array();
+	struct spool_filter f = { 0 };
+	struct spool_list_cursor cur = SPOOL_LIST_START;
+	bool more = true;
+	while (more && json_array_size(a) < max) {
+		struct spool_list l;
+		if (spool_reader_list(c->reader, &f, &cur, CTL_PAGE, &l))
+			break;
+		for (size_t i = 0; i < l.n && json_array_size(a) < max; i++)
+			json_array_append_new(a, ctl_queue_msg(c, &l.msg[i],
+			                                       ctl_queue_names[l.msg[i].queue]));
+		more = l.more;
+		spool_list_free(&l);
+	}
+	return a;
 }
 
 /* ---- show: the envelope, every recipient, their history, the headers ---- */
@@ -443,6 +470,39 @@ static void ctl_act(struct ctl_client *cl, enum queue_op op, const char *verb, j
 	if (qc.domain[0] && (op == QUEUE_HOLD || op == QUEUE_RELEASE) && cl->c->env.queue)
 		ctl_held_set(cl->c, qc.domain, op == QUEUE_HOLD);   /* as the engine will */
 	ctl_ask_engine(cl, &qc);
+}
+
+/* The engine's answer to an act of the HTTP API: logged (any thread). */
+static void ctl_web_done(void *ctx, int err, long count)
+{
+	(void)ctx;
+	if (err)
+		log_warn("http: the queue command failed: %s", strerror(err));
+	else
+		log_info("http: the queue command changed %ld recipient%s", count, count == 1 ? "" : "s");
+}
+
+const char *control_act(struct control *c, const char *verb, const char *target, const char *who)
+{
+	for (size_t i = 0; i < sizeof ctl_acts / sizeof ctl_acts[0]; i++) {
+		if (strcmp(verb, ctl_acts[i].cmd) || ctl_acts[i].op == QUEUE_BOUNCE)
+			continue;
+		struct queue_cmd qc = { .op = ctl_acts[i].op };
+		if (ctl_is_qid(target))
+			snprintf(qc.qid, sizeof qc.qid, "%s", target);
+		else if (qc.op != QUEUE_DELETE && addr_domain_valid(target))
+			snprintf(qc.domain, sizeof qc.domain, "%s", target);
+		else
+			return "not a queue id (or, but for delete, a domain)";
+		if (!c->env.queue)
+			return "delivery is off here (queue_only = yes)";
+		ev_note(LOG_INFO, 0, qc.qid[0] ? qc.qid : NULL, "http: %s: %s %s", who, verb, target);
+		if (qc.domain[0] && (qc.op == QUEUE_HOLD || qc.op == QUEUE_RELEASE))
+			ctl_held_set(c, qc.domain, qc.op == QUEUE_HOLD);
+		queue_command(c->env.queue, &qc, ctl_web_done, NULL);
+		return NULL;
+	}
+	return "unknown action (hold, release, flush, delete)";
 }
 
 /* drain --to HOST:PORT [--domain D]: every pending recipient (held too)
