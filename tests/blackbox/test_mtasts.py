@@ -46,10 +46,11 @@ from test_mx import send, wait_log
 SENDER = "alice@example.com"
 MX_GOOD = "127.0.0.2"    # its certificate names every mx-*.sts.test
 MX_WRONG = "127.0.0.3"   # its certificate names wrong.example
+MX_PLAIN = "127.0.0.4"   # no STARTTLS (started by the test that needs it)
 ZONE = "sts.test"
 RUA = "tlsrpt@enforce.sts.test"   # every domain's TLS-RPT address
 DOMAINS = ["enforce", "nomatch", "badcert", "testing", "nofetch", "big", "redirect", "ctype",
-           "cached"]
+           "cached", "notls"]
 
 
 def run(*argv, cwd=None):
@@ -158,13 +159,13 @@ def loopback_with_443_free():
 class World:
     def __init__(self, ternd, tmp, pki):
         self.ternd, self.tmp, self.pki = ternd, tmp, pki
-        self.port = free_port_on(MX_GOOD, MX_WRONG)
+        self.port = free_port_on(MX_GOOD, MX_WRONG, MX_PLAIN)
         self.web_addr = loopback_with_443_free()
         self.dead_addr = loopback_with_443_free()   # nothing listens there
         self.web = PolicyServer(self.web_addr, *pki["web"])
         self.dns = self.unbound({})
         domains = ["%s.%s" % (x, ZONE) for x in DOMAINS]
-        common = dict(local_domains=",".join(domains),
+        self.common = common = dict(local_domains=",".join(domains),
                       mailboxes=["bob@" + d for d in domains] + [RUA])
         self.mx = ternd(tmp=tmp / "mx", listen="%s:%d" % (MX_GOOD, self.port),
                         hostname="mx-enforce.%s" % ZONE, tls_cert=str(pki["mx"][0]),
@@ -178,7 +179,8 @@ class World:
         recs = []
         for x in DOMAINS:
             d = "%s.%s" % (x, ZONE)
-            host = MX_WRONG if x in ("badcert", "testing") else MX_GOOD
+            host = (MX_WRONG if x in ("badcert", "testing") else
+                    MX_PLAIN if x == "notls" else MX_GOOD)
             web = self.dead_addr if x == "nofetch" else self.web_addr
             recs += ["%s. MX 10 mx-%s.%s." % (d, x, ZONE), "mx-%s.%s. A %s" % (x, ZONE, host),
                      '_mta-sts.%s. TXT "v=STSv1; id=%s;"' % (d, ids.get(x, "1")),
@@ -268,6 +270,18 @@ def test_enforce_certificate_for_another_name_is_deferred(world):
              "4.7.5 MTA-STS policy badcert.sts.test id=1 mode=enforce: certificate of "
              "mx-badcert.sts.test not valid")
     assert "trying again without STARTTLS" not in s.log()
+
+
+def test_enforce_without_starttls_is_deferred(world):
+    plain = world.ternd(tmp=world.tmp / "mxp", listen="%s:%d" % (MX_PLAIN, world.port),
+                        hostname="mx-notls.sts.test", **world.common)
+    world.web.serve("notls", policy("enforce", "mx-notls.sts.test"))
+    s = world.sender()
+    deferred(world, s, "notls", "sts-notls",
+             "4.7.5 STARTTLS required by policy MTA-STS notls.sts.test id=1 mode=enforce but "
+             "not offered")
+    assert not plain.messages("bob@notls.sts.test")
+    assert "from=<%s>" % SENDER not in plain.log(), "a transaction was begun"
 
 
 def test_testing_mode_delivers_and_logs_what_would_fail(world):
