@@ -478,11 +478,7 @@ static void smtpc_auth(struct smtpc *c)
 	smtpc_conn_auth(c->conn, mech, c->t->auth_user, c->t->auth_pass);
 }
 
-/* The level for the current address: smtp_tls, or under dane and
- * dane-only what its host's TLSA records say (RFC 7672 2.2): DANE
- * authentication with usable records (SMTPC_TLS_DANE here), TLS without
- * authentication when none is usable, else may's fallback (dane-only
- * never gets here without usable records: dest.c leaves such hosts out). */
+/* Under dane and dane-only: does the host have secure TLSA records? */
 static bool smtpc_dane_governs(const struct smtpc *c)
 {
 	if (c->t->tls != SMTPC_TLS_DANE && c->t->tls != SMTPC_TLS_DANE_ONLY)
@@ -498,6 +494,12 @@ static enum mtasts_mode smtpc_sts(const struct smtpc *c)
 	return c->t->sts_ctx && !smtpc_dane_governs(c) ? c->t->sts : MTASTS_NONE;
 }
 
+/* The level for the current address: smtp_tls, or under dane and
+ * dane-only what its host's TLSA records say (RFC 7672 2.2): DANE
+ * authentication with usable records (SMTPC_TLS_DANE here), TLS without
+ * authentication when none is usable, else may's fallback (dane-only
+ * never gets here without usable records: dest.c leaves such hosts out);
+ * and under an enforce MTA-STS policy at least verify. */
 static enum smtpc_tls smtpc_level(const struct smtpc *c)
 {
 	enum smtpc_tls tls = c->t->tls;
