@@ -6,7 +6,12 @@
  * policy (smtp_tls) allows, completes STARTTLS (RFC 3207) and AUTH (RFC
  * 4954). Under dane and dane-only each host's TLSA verdict (the target's
  * tlsa_set, RFC 7672) sets what its STARTTLS must achieve: DANE
- * authentication, TLS without it, or the fallback of may. Then it runs transactions, one job at a time: MAIL, RCPTs and
+ * authentication, TLS without it, or the fallback of may. Under the
+ * destination's MTA-STS policy (the target's sts, RFC 8461 4.2) a host
+ * DANE does not govern gets the verifying context: enforce requires
+ * STARTTLS and a certificate valid for its name, testing logs what would
+ * have failed; each address's TLS outcome goes to the owner for TLS-RPT
+ * (RFC 8460). Then it runs transactions, one job at a time: MAIL, RCPTs and
  * DATA pipelined when PIPELINING (RFC 2920) is offered, and then the next
  * job's commands right after the final dot; the body read through the
  * job's source and dot-stuffed (or a dotless file sent as it is), DSN
