@@ -112,8 +112,8 @@ struct engine_set {
 	SSL_CTX *ssl;
 	SSL_CTX *sts_ssl;           /* mta_sts: verifying (WebPKI) context for MX hosts
 	                               under an MTA-STS policy (RFC 8461 4.2), else NULL */
-	struct buf sts_ca;          /* smtp_tls_ca_file's text for the policies' HTTPS
-	                               (read here: libcurl would read it as run_user) */
+	struct buf sts_ca;          /* smtp_tls_ca_file's text for MTA-STS's and TLS-RPT's
+	                               HTTPS (read here: libcurl would read it as run_user) */
 	char *auth_user, *auth_pass;
 	struct myself *myself;
 };

@@ -154,8 +154,9 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
-	if (c->mta_sts && (!(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)) ||
-	                   !engine_set_ca(c->smtp_tls_ca_file, &es->sts_ca)))
+	if (c->mta_sts && !(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)))
+		bad++;
+	if ((c->mta_sts || c->tls_rpt) && !engine_set_ca(c->smtp_tls_ca_file, &es->sts_ca))
 		bad++;
 	es->myself = myself_new(c);
 	const char *colon = strchr(c->relayhost_auth, ':');

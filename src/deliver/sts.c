@@ -284,7 +284,7 @@ static void sts_fetch(struct sts_dom *d, const char *addr)
 	const struct buf *ca = &s->q->cur->sts_ca;
 	struct httpc_req req = { host, addr, 443, "/.well-known/mta-sts.txt",
 	                         ca->len ? ca->data : NULL, ca->len, "text/plain", MTASTS_BODY_MAX,
-	                         STS_CONNECT_TIMEOUT, STS_TIMEOUT };
+	                         STS_CONNECT_TIMEOUT, STS_TIMEOUT, NULL, 0, NULL };
 	d->get = httpc_get(s->http, &req, sts_got, d);
 }
 

@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/dns.h"
+#include "net/httpc.h"
 #include "net/smtp.h"
 #include "net/tlsrpt.h"
 
@@ -48,8 +49,23 @@ struct tr_send {
 	int64_t start, end;
 };
 
+/* A report on its way to an https: rua (RFC 8460 5.4): its host's
+ * address, then the POST. */
+struct tr_post {
+	struct tr_post *next, **pprev;
+	struct tlsrpt *t;
+	char domain[256], uri[256], host[256], path[256];
+	unsigned port;
+	struct buf gz;
+	bool tried_aaaa;
+	struct dns_lookup *l;
+	struct httpc_get *g;
+};
+
 struct tlsrpt {
 	struct queue *q;
+	struct httpc *http;           /* made at the first POST */
+	struct tr_post *posting;
 	struct event *timer;
 	struct hmap pols;
 	struct tr_pol *all;
@@ -81,6 +97,19 @@ static void tlsrpt_send_free(struct tr_send *s)
 		dns_cancel(s->t->q->dns, s->l);
 	tlsrpt_pols_free(s->pols);
 	free(s);
+}
+
+static void tlsrpt_post_free(struct tr_post *p)
+{
+	*p->pprev = p->next;
+	if (p->next)
+		p->next->pprev = p->pprev;
+	if (p->l)
+		dns_cancel(p->t->q->dns, p->l);
+	if (p->g)
+		httpc_cancel(p->t->http, p->g);
+	buf_free(&p->gz);
+	free(p);
 }
 
 /* ---- counting ---- */
@@ -316,22 +345,94 @@ static void tlsrpt_inject(struct tlsrpt *t, const char *to, const struct buf *ms
 	policy_targets_free(&tg);
 }
 
+/* The report, gzipped, into gz; its id into report_id. */
+static bool tlsrpt_report(struct tr_send *s, char *report_id, size_t n, struct buf *gz)
+{
+	snprintf(report_id, n, "%lld.%u.%s@%s", (long long)s->end, ++s->t->seq, s->domain,
+	         s->t->q->conf->hostname);
+	char *json = tlsrpt_json(s, report_id);
+	bool ok = json && tlsrpt_gzip(json, strlen(json), gz);
+	free(json);
+	if (!ok)
+		log_error("tls-rpt: %s: cannot make the report", s->domain);
+	return ok;
+}
+
 static void tlsrpt_mail(struct tr_send *s, const char *to)
 {
 	char report_id[400];
-	snprintf(report_id, sizeof report_id, "%lld.%u.%s@%s", (long long)s->end, ++s->t->seq,
-	         s->domain, s->t->q->conf->hostname);
-	char *json = tlsrpt_json(s, report_id);
 	struct buf gz = BUF_INIT, msg = BUF_INIT;
-	if (json && tlsrpt_gzip(json, strlen(json), &gz)) {
+	if (tlsrpt_report(s, report_id, sizeof report_id, &gz)) {
 		tlsrpt_message(s, to, report_id, &gz, &msg);
 		tlsrpt_inject(s->t, to, &msg);
-	} else {
-		log_error("tls-rpt: %s: cannot make the report", s->domain);
 	}
-	free(json);
 	buf_free(&gz);
 	buf_free(&msg);
+}
+
+/* ---- https: (RFC 8460 5.4) ---- */
+
+static void tlsrpt_posted(void *arg, const struct httpc_resp *r)
+{
+	struct tr_post *p = arg;
+	p->g = NULL;
+	if (r->ok)
+		log_info("tls-rpt: %s: report posted to %s (HTTP %ld)", p->domain, p->uri, r->status);
+	else
+		log_warn("tls-rpt: %s: cannot post the report to %s: %s", p->domain, p->uri, r->why);
+	tlsrpt_post_free(p);
+}
+
+static void tlsrpt_post_addr(void *arg, const struct dns_rrset *r)
+{
+	struct tr_post *p = arg;
+	struct tlsrpt *t = p->t;
+	p->l = NULL;
+	if (!(r->status == DNS_OK && r->n) && r->status != DNS_TEMP && !p->tried_aaaa) {
+		p->tried_aaaa = true;
+		p->l = dns_lookup(t->q->dns, p->host, DNS_T_AAAA, tlsrpt_post_addr, p);
+		return;
+	}
+	if (!(r->status == DNS_OK && r->n)) {
+		log_warn("tls-rpt: %s: cannot post the report to %s: %s: %s", p->domain, p->uri,
+		         p->host, r->status == DNS_TEMP ? r->why : "no address");
+		return tlsrpt_post_free(p);
+	}
+	if (!t->http && !(t->http = httpc_new(t->q->base))) {
+		log_error("tls-rpt: cannot start libcurl");
+		return tlsrpt_post_free(p);
+	}
+	const struct buf *ca = &t->q->cur->sts_ca;
+	struct httpc_req req = { p->host, r->rr[0].data, p->port, *p->path ? p->path : "/",
+	                         ca->len ? ca->data : NULL, ca->len, NULL, 64 * 1024,
+	                         STS_CONNECT_TIMEOUT, STS_TIMEOUT, p->gz.data, p->gz.len,
+	                         "application/tlsrpt+gzip" };
+	p->g = httpc_get(t->http, &req, tlsrpt_posted, p);
+}
+
+static void tlsrpt_post(struct tr_send *s, const char *uri)
+{
+	struct tlsrpt *t = s->t;
+	struct tr_post *p = util_xcalloc(1, sizeof *p);
+	const char *path;
+	p->t = t;
+	snprintf(p->domain, sizeof p->domain, "%s", s->domain);
+	snprintf(p->uri, sizeof p->uri, "%s", uri);
+	p->next = t->posting;
+	if (p->next)
+		p->next->pprev = &p->next;
+	p->pprev = &t->posting;
+	t->posting = p;
+	char report_id[400];
+	if (!tlsrpt_https_split(uri, p->host, sizeof p->host, &p->port, &path) ||
+	    strlen(path) >= sizeof p->path) {
+		log_warn("tls-rpt: %s: rua %s: not an https URI tern can post to", s->domain, uri);
+		return tlsrpt_post_free(p);
+	}
+	snprintf(p->path, sizeof p->path, "%s", path);
+	if (!tlsrpt_report(s, report_id, sizeof report_id, &p->gz))
+		return tlsrpt_post_free(p);
+	p->l = dns_lookup(t->q->dns, p->host, DNS_T_A, tlsrpt_post_addr, p);
 }
 
 /* RFC 8460 3: the one record that is v=TLSRPTv1, and its rua. */
@@ -351,8 +452,7 @@ static void tlsrpt_txt_cb(void *arg, const struct dns_rrset *r)
 	}
 	for (size_t i = 0; i < rua.n; i++) {
 		if (rua.v[i].https)
-			log_warn("tls-rpt: %s: rua %s: https reports are not sent (not implemented)",
-			         s->domain, rua.v[i].uri);
+			tlsrpt_post(s, rua.v[i].uri);
 		else
 			tlsrpt_mail(s, rua.v[i].uri);
 	}
@@ -416,6 +516,9 @@ void tlsrpt_free(struct tlsrpt *t)
 		return;
 	while (t->sending)
 		tlsrpt_send_free(t->sending);
+	while (t->posting)
+		tlsrpt_post_free(t->posting);
+	httpc_free(t->http);
 	hmap_clear(&t->pols, NULL, NULL);
 	tlsrpt_pols_free(t->all);
 	event_free(t->timer);

@@ -5,8 +5,9 @@
  * become one aggregate report per domain (4.4: JSON, gzip), sent to the
  * mailto: addresses of the domain's _smtp._tls TXT record (3) as a
  * message queued here (multipart/report; report-type="tlsrpt", 5.3), the
- * application/tlsrpt+gzip part in base64. Not done: https: rua (logged
- * and skipped), counts kept across a restart.
+ * application/tlsrpt+gzip part in base64, or POSTed to its https: ones
+ * (5.4, net/httpc.c, the host resolved by net/dns.c). Not done: counts
+ * kept across a restart.
  */
 #ifndef TERN_DELIVER_TLSRPT_H
 #define TERN_DELIVER_TLSRPT_H

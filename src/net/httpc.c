@@ -23,7 +23,8 @@ struct httpc_get {
 	struct httpc_get *next, **pprev;
 	struct httpc *h;
 	CURL *easy;
-	struct curl_slist *resolve;
+	struct curl_slist *resolve, *headers;
+	bool post;
 	struct event *fail_ev;        /* a request that never started: told from the loop */
 	struct httpc_resp resp;
 	size_t max_body;
@@ -53,6 +54,7 @@ static void httpc_get_free(struct httpc_get *g)
 		curl_easy_cleanup(g->easy);
 	}
 	curl_slist_free_all(g->resolve);
+	curl_slist_free_all(g->headers);
 	if (g->fail_ev)
 		event_free(g->fail_ev);
 	buf_free(&g->resp.body);
@@ -89,7 +91,7 @@ static void httpc_judge(struct httpc_get *g, CURLcode rc)
 		snprintf(r->why, sizeof r->why, "%s", *g->err ? g->err : curl_easy_strerror(rc));
 	else if (r->status >= 300 && r->status < 400)
 		snprintf(r->why, sizeof r->why, "HTTP %ld (redirects are not followed)", r->status);
-	else if (r->status != 200)
+	else if (g->post ? r->status / 100 != 2 : r->status != 200)
 		snprintf(r->why, sizeof r->why, "HTTP %ld", r->status);
 	else if (*g->content_type && !httpc_type_ok(type, g->content_type))
 		snprintf(r->why, sizeof r->why, "Content-Type %.100s, not %s", type ? type : "missing",
@@ -225,6 +227,19 @@ static void httpc_fail_cb(evutil_socket_t fd, short what, void *arg)
 	httpc_tell(arg);
 }
 
+static bool httpc_setup_post(struct httpc_get *g, const struct httpc_req *req)
+{
+	struct buf type = BUF_INIT;
+	buf_printf(&type, "Content-Type: %s", req->post_type);
+	g->headers = curl_slist_append(NULL, buf_cstr(&type));
+	buf_free(&type);
+	g->post = true;
+	return g->headers &&
+	       curl_easy_setopt(g->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->post_len) == CURLE_OK &&
+	       curl_easy_setopt(g->easy, CURLOPT_COPYPOSTFIELDS, req->post) == CURLE_OK &&
+	       curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, g->headers) == CURLE_OK;
+}
+
 /* The easy handle's options; false when curl refuses one. */
 static bool httpc_setup(struct httpc_get *g, const struct httpc_req *req)
 {
@@ -256,7 +271,7 @@ static bool httpc_setup(struct httpc_get *g, const struct httpc_req *req)
 		curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)g) == CURLE_OK;
 	buf_free(&url);
 	buf_free(&res);
-	return ok;
+	return ok && (!req->post || httpc_setup_post(g, req));
 }
 
 struct httpc_get *httpc_get(struct httpc *h, const struct httpc_req *req, httpc_cb cb, void *ctx)

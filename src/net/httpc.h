@@ -7,7 +7,7 @@
  * Redirects are not followed (a 3xx is a failure), the body is capped,
  * the certificate is verified against the WebPKI (the CA bundle given,
  * else the system's) and must name the host. Used for MTA-STS policies
- * (RFC 8461 3.3).
+ * (RFC 8461 3.3) and to POST TLS-RPT reports (RFC 8460 5.4).
  */
 #ifndef TERN_HTTPC_H
 #define TERN_HTTPC_H
@@ -33,9 +33,13 @@ struct httpc_req {
 	size_t max_body;           /* octets; more is a failure */
 	unsigned connect_timeout;  /* seconds */
 	unsigned timeout;          /* seconds, the whole request */
+	const void *post;          /* not NULL: POST these post_len octets (any 2xx
+	                              is success) */
+	size_t post_len;
+	const char *post_type;     /* their Content-Type */
 };
 
-/* ok: a 200 with the right type and a body within max_body; else why
+/* ok: a 200 (POST: a 2xx) with the right type and a body within max_body; else why
  * says what failed ("HTTP 301 (redirects are not followed)", curl's
  * error, "Content-Type ..."). */
 struct httpc_resp {

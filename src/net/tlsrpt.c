@@ -1,7 +1,9 @@
 /* tlsrpt: RFC 8460's result types and its TXT record (3); pure. */
 #include "net/tlsrpt.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -88,4 +90,34 @@ bool tlsrpt_txt(const char *rec, size_t len, struct tlsrpt_rua *out)
 		len -= n + 1;
 	}
 	return !first && out->n > 0;
+}
+
+bool tlsrpt_https_split(const char *uri, char *host, size_t n, unsigned *port, const char **path)
+{
+	if (strncasecmp(uri, "https://", 8) != 0)
+		return false;
+	const char *h = uri + 8;
+	size_t hlen = strcspn(h, ":/?#");
+	if (hlen == 0 || hlen >= n)
+		return false;
+	for (size_t i = 0; i < hlen; i++) {
+		if (!isalnum((unsigned char)h[i]) && h[i] != '-' && h[i] != '.')
+			return false;
+		host[i] = (char)tolower((unsigned char)h[i]);
+	}
+	host[hlen] = '\0';
+	const char *p = h + hlen;
+	*port = 443;
+	if (*p == ':') {
+		char *end;
+		unsigned long v = strtoul(p + 1, &end, 10);
+		if (end == p + 1 || v == 0 || v > 65535 || (*end && *end != '/'))
+			return false;
+		*port = (unsigned)v;
+		p = end;
+	}
+	if (*p && *p != '/')
+		return false;
+	*path = p;
+	return true;
 }

@@ -45,4 +45,10 @@ struct tlsrpt_rua {
  * when it is such a record (v first) with at least one usable rua URI. */
 bool tlsrpt_txt(const char *rec, size_t len, struct tlsrpt_rua *out);
 
+/* An https: rua URI, "https://host[:port][/path]", into host (n bytes,
+ * lower case), port (443 when absent) and path (its place in uri, "" for
+ * none: "/"); false for anything else (userinfo, an IP literal in
+ * brackets, a bad port). */
+bool tlsrpt_https_split(const char *uri, char *host, size_t n, unsigned *port, const char **path);
+
 #endif

@@ -49,8 +49,9 @@ MX_WRONG = "127.0.0.3"   # its certificate names wrong.example
 MX_PLAIN = "127.0.0.4"   # no STARTTLS (started by the test that needs it)
 ZONE = "sts.test"
 RUA = "tlsrpt@enforce.sts.test"   # every domain's TLS-RPT address
+RUA_HTTPS = "https://mta-sts.httpsrpt.sts.test/tlsrpt"   # but httpsrpt's
 DOMAINS = ["enforce", "nomatch", "badcert", "testing", "nofetch", "big", "redirect", "ctype",
-           "cached", "notls"]
+           "cached", "notls", "httpsrpt"]
 
 
 def run(*argv, cwd=None):
@@ -101,10 +102,11 @@ def make_pki(d):
 
 class PolicyServer:
     """HTTPS on addr:443; routes[host] = (status, headers, body). Every
-    request is noted in hits as (host, path)."""
+    request is noted in hits as (host, path); each POST in posts as (host,
+    path, Content-Type, body)."""
 
     def __init__(self, addr, cert, key):
-        self.routes, self.hits = {}, []
+        self.routes, self.hits, self.posts = {}, [], []
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -119,6 +121,14 @@ class PolicyServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                srv.posts.append(((self.headers.get("Host") or "").split(":")[0], self.path,
+                                  self.headers.get("Content-Type"), self.rfile.read(n)))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *a):
                 pass
@@ -185,7 +195,8 @@ class World:
             recs += ["%s. MX 10 mx-%s.%s." % (d, x, ZONE), "mx-%s.%s. A %s" % (x, ZONE, host),
                      '_mta-sts.%s. TXT "v=STSv1; id=%s;"' % (d, ids.get(x, "1")),
                      "mta-sts.%s. A %s" % (d, web),
-                     '_smtp._tls.%s. TXT "v=TLSRPTv1; rua=mailto:%s"' % (d, RUA)]
+                     '_smtp._tls.%s. TXT "v=TLSRPTv1; rua=%s"'
+                     % (d, RUA_HTTPS if x == "httpsrpt" else "mailto:" + RUA)]
         return Unbound(self.tmp, recs)
 
     def sender(self, **opts):
@@ -407,3 +418,18 @@ def test_tls_rpt_reports_a_policy_fetch_error(world):
     kinds = {(p["policy"]["policy-type"], d["result-type"])
              for p in got[0]["policies"] for d in p["failure-details"]}
     assert ("sts", "sts-policy-fetch-error") in kinds, got
+
+
+def test_tls_rpt_posts_to_an_https_rua(world):
+    s = world.sender(tls_rpt="yes", tls_rpt_interval="2s")
+    delivered(world, s, "httpsrpt", "rpt-https")
+    post = wait_for("a POST of the report", lambda: next(
+        (p for p in list(world.web.posts) if p[1] == "/tlsrpt"), None), timeout=20)
+    host, path, ctype, body = post
+    assert host == "mta-sts.httpsrpt.sts.test" and ctype == "application/tlsrpt+gzip"
+    r = json.loads(gzip.decompress(body))
+    kinds = {(p["policy"]["policy-type"], p["summary"]["total-successful-session-count"] > 0)
+             for p in r["policies"]}
+    assert ("no-policy-found", True) in kinds, r
+    assert all(p["policy"]["policy-domain"] == "httpsrpt.sts.test" for p in r["policies"])
+    wait_log(s, "tls-rpt: httpsrpt.sts.test: report posted to %s (HTTP 201)" % RUA_HTTPS)

@@ -31,6 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 	}
+	char host[256];
+	unsigned port;
+	const char *path;
+	if (tlsrpt_https_split(copy, host, sizeof host, &port, &path) &&
+	    (!*host || port == 0 || port > 65535 || (*path && *path != '/') ||
+	     path < copy || path > copy + size))
+		abort();
 	free(copy);
 	return 0;
 }

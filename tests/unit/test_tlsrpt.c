@@ -42,6 +42,37 @@ static void test_txt(void **state)
 	}
 }
 
+static void test_https_split(void **state)
+{
+	(void)state;
+	static const struct { const char *uri, *host; unsigned port; const char *path; } t[] = {
+		{ "https://reporting.example.com/v1/tlsrpt", "reporting.example.com", 443, "/v1/tlsrpt" },
+		{ "HTTPS://R.Example.COM:8443/x?y=1", "r.example.com", 8443, "/x?y=1" },
+		{ "https://r.example.com", "r.example.com", 443, "" },
+		{ "https://r.example.com:0/", NULL, 0, NULL },
+		{ "https://r.example.com:65536/", NULL, 0, NULL },
+		{ "https://r.example.com:x/", NULL, 0, NULL },
+		{ "https://user@r.example.com/", NULL, 0, NULL },
+		{ "https://[2001:db8::1]/", NULL, 0, NULL },
+		{ "https:///x", NULL, 0, NULL },
+		{ "http://r.example.com/", NULL, 0, NULL },
+		{ "mailto:a@example.com", NULL, 0, NULL },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		char host[256];
+		unsigned port = 0;
+		const char *path = NULL;
+		bool ok = tlsrpt_https_split(t[i].uri, host, sizeof host, &port, &path);
+		if (ok != (t[i].host != NULL))
+			fail_msg("%s: %s", t[i].uri, ok ? "accepted" : "refused");
+		if (!ok)
+			continue;
+		assert_string_equal(host, t[i].host);
+		assert_int_equal(port, t[i].port);
+		assert_string_equal(path, t[i].path);
+	}
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -58,6 +89,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_txt),
+		cmocka_unit_test(test_https_split),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
