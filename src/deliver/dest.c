@@ -11,6 +11,7 @@
  * match are left out (unless DANE authenticates them), and the client
  * requires a valid certificate of the others.
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -404,6 +405,21 @@ static bool conn_myself(struct conn *cn, const struct dns_result *res, size_t *n
 
 /* ---- MTA-STS (RFC 8461) ---- */
 
+/* TLS-RPT (RFC 8460): a host left out before any connection, counted
+ * against the domain's policy (its first address as receiving-ip). */
+static void conn_rpt_host(const struct conn *cn, enum tlsrpt_policy p, enum tlsrpt_result r,
+                          const struct dns_host *dh, const char *detail)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	const struct sockaddr_storage *ss = &dh->addr[0];
+	if (dh->naddr && ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
+	else if (dh->naddr && ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
+	struct smtpc_tls_result res = { p, r, dh->name, ip, detail };
+	tlsrpt_note(cn->q->tlsrpt, cn->d->route.name, cn->sts, &res);
+}
+
 static void conn_sts_target(struct conn *cn, struct smtpc_target *t)
 {
 	if (!cn->sts)
@@ -430,6 +446,8 @@ static bool conn_sts_host(struct conn *cn, const struct dns_host *dh, const stru
 		return true;
 	}
 	bool enforce = cn->sts->pol.mode == MTASTS_ENFORCE;
+	conn_rpt_host(cn, TLSRPT_POLICY_STS, TLSRPT_VALIDATION_FAILURE, dh,
+	              "the MX host does not match the policy's mx");
 	log_warn("mta-sts: %s: %s does not match the policy's mx%s", pol, dh->name,
 	         enforce ? ": not used" : " (testing: used)");
 	if (!*why)   /* the first host's, as DANE's reasons */
@@ -523,6 +541,9 @@ static void conn_dane_answer(void *arg, const struct dns_rrset *r)
 		snprintf(why, sizeof why, "4.7.5 TLSA lookup for %s failed: %s", th->name, r->why);
 		memcpy(th->why, why, sizeof why);
 		th->state = TLSA_FAILED;
+		if (r->bogus)   /* RFC 8460 4.3.2 */
+			conn_rpt_host(w->cn, TLSRPT_POLICY_TLSA, TLSRPT_DNSSEC_INVALID, &w->res.host[a->h],
+			              r->why);
 	} else if (r->status == DNS_OK && r->n && r->secure) {
 		const char *data[TLSA_RECORDS_MAX * 2];
 		size_t lens[TLSA_RECORDS_MAX * 2], n = 0;

@@ -1,6 +1,7 @@
 /* tlsrpt: SMTP TLS Reporting (RFC 8460) on the delivery loop. Every TLS
  * outcome of a connection to an MX host (net/smtpc.h's tls_result) and
- * every MTA-STS policy fetch that failed (sts.c) is counted per policy
+ * every MTA-STS policy fetch that failed (sts.c), MX host an enforce or
+ * testing policy does not match and bogus TLSA answer (dest.c) is counted per policy
  * domain and policy type, in memory; every tls_rpt_interval the counts
  * become one aggregate report per domain (4.4: JSON, gzip), sent to the
  * mailto: addresses of the domain's _smtp._tls TXT record (3) as a

@@ -383,12 +383,19 @@ def reports(w):
 def test_tls_rpt_reports_successes_and_failures(world):
     world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
     world.web.serve("badcert", policy("enforce", "mx-badcert.sts.test"))
+    world.web.serve("nomatch", policy("enforce", "mx.elsewhere.test"))
     s = world.sender(tls_rpt="yes", tls_rpt_interval="2s", tls_rpt_org="Test Org")
     delivered(world, s, "enforce", "rpt-ok")
     deferred(world, s, "badcert", "rpt-bad", "certificate of mx-badcert.sts.test not valid")
-    got = wait_for("reports for both domains",
-                   lambda: (lambda r: r if "badcert.sts.test" in r and "enforce.sts.test" in r
-                            else None)(reports(world)), timeout=20)
+    deferred(world, s, "nomatch", "rpt-nomatch", "does not match the MTA-STS policy")
+    want = ["badcert.sts.test", "enforce.sts.test", "nomatch.sts.test"]
+    got = wait_for("reports for three domains",
+                   lambda: (lambda r: r if all(d in r for d in want) else None)(reports(world)),
+                   timeout=20)
+    (n,) = got["nomatch.sts.test"][0]["policies"]
+    assert [(d["result-type"], d["receiving-mx-hostname"], d["receiving-ip"])
+            for d in n["failure-details"]] == [("validation-failure", "mx-nomatch.sts.test",
+                                                MX_GOOD)], n
     ok = got["enforce.sts.test"][0]
     assert ok["organization-name"] == "Test Org"
     assert ok["date-range"]["start-datetime"].endswith("Z")
