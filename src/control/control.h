@@ -5,7 +5,8 @@
  * until the client goes.
  *
  * Requests: {"cmd": "status"|"stats"|"queue"|"show"|"flush"|"hold"|
- * "release"|"delete"|"bounce"|"pause"|"resume"|"trace"|"monitor", ...}.
+ * "release"|"delete"|"bounce"|"pause"|"resume"|"trace"|"monitor"|
+ * "transcript", ...}.
  * Replies: {"ok": true, ...} or {"ok": false, "error": "..."}. Only root,
  * run_user and members of control_group may connect (the socket's mode
  * and SO_PEERCRED); commands that change state are logged with the

@@ -25,6 +25,7 @@
 #include "policy/hold.h"
 #include "policy/policy.h"
 #include "policy/settings.h"
+#include "spool/sessions.h"
 
 #define CTL_PAGE 200            /* messages per page of a listing */
 #define CTL_HEADERS_MAX 65536   /* octets of headers `show` returns */
@@ -428,6 +429,41 @@ static void ctl_show(struct ctl_client *cl, json_t *req)
 	ctl_ok(cl, o);
 }
 
+/* ---- transcripts (the test mode: spool/sessions.h) ---- */
+
+static bool ctl_is_number(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && n < 19 && !s[n];
+}
+
+/* transcript: {"id": QID or session id} gives that message's (its lint
+ * and its session's lines) or that session's; without an id, the list
+ * of sessions, newest first ("offset", "limit"). */
+static void ctl_transcript(struct ctl_client *cl, json_t *req)
+{
+	struct sessions *st = cl->c->env.srv->transcripts;
+	if (!st)
+		return ctl_fail(cl, "transcripts are not recorded (transcripts = yes in tern.conf)");
+	const char *id = ctl_str(req, "id");
+	json_t *o = NULL;
+	if (!id) {
+		json_int_t off = json_integer_value(json_object_get(req, "offset"));
+		json_int_t lim = json_integer_value(json_object_get(req, "limit"));
+		o = sessions_list(st, off > 0 ? (unsigned)off : 0, lim > 0 && lim < 100000 ?
+		                  (unsigned)lim : 20);
+	} else if (ctl_is_qid(id)) {
+		o = sessions_by_qid(st, id);
+	} else if (ctl_is_number(id)) {
+		o = sessions_get(st, strtoll(id, NULL, 10));
+	} else {
+		return ctl_fail(cl, "transcript: a queue id or a session id, please");
+	}
+	if (!o)
+		return ctl_fail(cl, "%s: no transcript recorded", id);
+	ctl_ok(cl, o);
+}
+
 /* ---- acting: through the engine's inbox ---- */
 
 static const struct {
@@ -634,7 +670,7 @@ void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
 	} cmds[] = {
 		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
 		{ "show", ctl_show }, { "trace", trace_start }, { "reload", ctl_reload },
-		{ "drain", ctl_drain },
+		{ "drain", ctl_drain }, { "transcript", ctl_transcript },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(cmd, cmds[i].name))
