@@ -116,6 +116,7 @@ static const struct conf_key conf_keys[] = {
 	K(milter_content_timeout, T_DURATION, "5m"),
 	K(milter_default_action, T_MILTER_ACTION, "tempfail"),
 	K(shutdown_grace, T_DURATION, "30s"),
+	K(fault_rules, T_STR, ""),
 	R(control_socket, T_STR, NULL),
 	R(control_group, T_STR, ""),
 	R(metrics_listen, T_STR, ""),

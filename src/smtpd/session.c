@@ -32,6 +32,7 @@
 #include "net/tls.h"
 #include "net/wire.h"
 #include "smtpd/data.h"
+#include "smtpd/faults.h"
 #include "smtpd/parse.h"
 #include "smtpd/proxy.h"
 #include "smtpd/session_priv.h"
@@ -192,6 +193,8 @@ static void session_close(struct session *s, const char *why)
 	session_say(s, EK_DISCONNECT, "reason", why);
 	session_tx_free(s);
 	milters_free(s);
+	if (s->faults)
+		faults_close(s);
 	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
 	if (s->greet_timer)
@@ -389,6 +392,20 @@ static void session_answered(void *ctx, struct policy_answer *a)
 
 void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn)
 {
+	if (s->faults && faults_ask(s, q, fn))
+		return;
+	session_ask_policy(s, q, fn);
+}
+
+void session_answer_now(struct session *s, session_proceed_fn *fn, const struct policy_answer *a)
+{
+	s->busy++;       /* the answer may close the session */
+	fn(s, a);
+	session_unbusy(s);
+}
+
+void session_ask_policy(struct session *s, const struct policy_query *q, session_proceed_fn *fn)
+{
 	s->asking = true;
 	s->proceed = fn;
 	s->pending++;
@@ -437,7 +454,10 @@ void session_query(struct session *s, struct policy_query *q, enum policy_stage 
 
 void session_refusal(struct session *s, const struct policy_answer *a)
 {
-	session_reply(s, a->reply, a->arg[0], a->arg[1]);
+	if (a->text)
+		session_reply_text(s, a->text, strlen(a->text), false);
+	else
+		session_reply(s, a->reply, a->arg[0], a->arg[1]);
 	if (a->close)
 		session_close_after_flush(s);
 }
@@ -924,6 +944,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	session_bev_setup(s);
 	wire_direct(s->bev);
 	s->direct = true;
+	faults_open(s);
 	if (modes & CONF_LISTEN_PROXY) {
 		s->state = ST_PROXY;
 		return;
@@ -959,4 +980,5 @@ void session_free_all(struct server *srv)
 {
 	while (srv->sessions)
 		session_close(srv->sessions, "shutdown");
+	faults_free(srv);
 }
