@@ -342,7 +342,7 @@ static void faults_facts(struct session *s, enum fault_stage st, struct fault_fa
 	f->rcpts = rcpts;
 	f->client = (const struct sockaddr *)&s->peer;
 	f->listener = s->faults->listener;
-	f->user = s->client.authed ? s->user : NULL;
+	f->user = st == FAULT_AUTH ? s->args.user : s->client.authed ? s->user : NULL;
 	f->header = st == FAULT_EOM ? faults_header : NULL;
 	f->rate = faults_rate;
 	f->ctx = s;
@@ -428,10 +428,13 @@ static void faults_disconnect(struct session *s, const struct fault_rule *r, enu
                               session_proceed_fn *fn)
 {
 	faults_log(s, r, st, "421, closing");
+	const struct esc_reply *er = esc_get(R_FAULT_CLOSING);
+	char text[FAULT_TEXT_MAX], line[FAULT_TEXT_MAX + 32];
+	snprintf(text, sizeof text, "%s %s", s->conf->hostname, er->text);
+	faults_line(s, (unsigned)er->code, er->esc, text, line, sizeof line);
 	struct policy_answer a;
 	memset(&a, 0, sizeof a);
-	a.reply = R_FAULT_CLOSING;
-	snprintf(a.arg[0], sizeof a.arg[0], "%s", s->conf->hostname);
+	a.text = line;   /* a line of its own: AUTH's proceed takes no arguments */
 	a.why = "fault rule";
 	a.close = true;
 	faults_refuse(s, fn, &a);

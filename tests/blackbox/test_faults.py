@@ -17,7 +17,7 @@ import pytest
 from conftest import (DEADLINE, START_DATA, RCPT_OK, SENDER_OK, crlf, run_ternd,
                       wait_for)
 from peers import free_port_on
-from secfix import cert, client_context  # noqa: F401  (fixture)
+from secfix import PASSWORD, cert, client_context, users_file  # noqa: F401  (fixtures)
 from test_ternctl import ctl
 
 MSG = "Subject: fault test\r\n\r\nbody\r\n"
@@ -117,6 +117,16 @@ def test_delay_answers_after_the_wait(ternd, tmp_path):
         fired(s, 1, "delay")
         c.send(b"hello\r\n.\r\n")
         assert c.getreply()[0] == 250
+
+
+def test_delay_at_eom_then_queued(ternd, tmp_path):
+    s = start(ternd, tmp_path, "eom delay 300ms\n", mailboxes=("b@example.com",))
+    with smtp(s) as c:
+        t0 = time.monotonic()
+        assert c.sendmail("a@example.net", ["b@example.com"], "Subject: x\r\n\r\neom-delay\r\n") == {}
+        assert time.monotonic() - t0 >= 0.25
+    fired(s, 1, "delay")
+    s.wait_message_with("b@example.com", "eom-delay")
 
 
 def test_delay_at_connect_keeps_the_greeting(ternd, tmp_path):
@@ -260,6 +270,81 @@ def test_header_at_eom(ternd, tmp_path):
         assert (e.value.smtp_code, e.value.smtp_error) == (554, b"5.7.1 Looks like a test")
         assert c.sendmail("a@example.net", ["b@x.test"], "Subject: fine\r\n\r\nbody\r\n") == {}
     fired(s, 1, "reply")
+
+
+def test_every_rate_and_any(ternd, tmp_path):
+    s = start(ternd, tmp_path, "helo reply 421 4.7.0 too fast -- rate>2/min\n"
+                               "any *@every.test reply 451 4.3.0 every second -- every=2\n")
+    with smtp(s) as c:
+        c.ehlo()
+        c.mail("a@example.net")
+        got = [c.rcpt("x%d@every.test" % i)[0] for i in range(4)]
+        assert got == [250, 451, 250, 451], "every=2, at rcpt through any"
+    with smtp(s) as c:   # the second EHLO within the minute
+        assert c.ehlo()[0] == 250
+    with smtp(s) as c:   # the third
+        assert c.ehlo() == (421, b"4.7.0 too fast")
+    fired(s, 1, "reply")
+
+
+def test_ip_and_listener_conditions(ternd, tmp_path):
+    s = start(ternd, tmp_path, "")
+    # the listener's port is known once started: the rules come by a reload
+    rules_file(tmp_path, "mail reply 550 5.7.1 other listener -- listener=127.0.0.1:1\n"
+                         "mail reply 550 5.7.1 other network -- ip=192.0.2.0/24\n"
+                         "mail reply 451 4.7.1 this one -- ip=127.0.0.0/8 listener=127.0.0.1:%d\n"
+                         % s.port)
+    ctl(s, "reload")
+    with smtp(s) as c:
+        with pytest.raises(smtplib.SMTPSenderRefused) as e:
+            c.sendmail("a@example.net", ["b@example.net"], MSG)
+        assert (e.value.smtp_code, e.value.smtp_error) == (451, b"4.7.1 this one")
+    fired(s, 3, "reply")
+
+
+def test_auth_stage_with_user(ternd, tmp_path, users_file):  # noqa: F811
+    s = start(ternd, tmp_path, "auth reply 454 4.7.0 Try later -- user=kate@*\n",
+              users_file=str(users_file), auth_allow_plaintext="yes")
+    with smtp(s) as c:
+        c.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            c.login("kate@example.com", PASSWORD)
+        assert e.value.smtp_code == 454
+    fired(s, 1, "reply")
+
+
+def test_delays_end_with_the_session_or_the_daemon(ternd, tmp_path):
+    """A client that leaves during a delay, and a daemon stopped during
+    one: the timer goes with the session (the fixture fails a sanitizer
+    report or an exit code other than 0)."""
+    s = start(ternd, tmp_path, "rcpt delay 30s\n")
+    c = s.connect()
+    c.expect("EHLO client.example", "250-...")
+    c.expect("MAIL FROM:<a@example.net>", SENDER_OK)
+    c.send("RCPT TO:<b@example.net>")
+    fired(s, 1, "delay")
+    c.close()
+    wait_for("the session closed", lambda: "reason=client closed" in s.log())
+    d = s.connect()
+    d.expect("EHLO client.example", "250-...")
+    d.expect("MAIL FROM:<a@example.net>", SENDER_OK)
+    d.send("RCPT TO:<b@example.net>")
+    wait_for("the second delay", lambda: s.log().count("action=delay") == 2)
+    problems = s.stop()
+    assert problems == [], "\n".join(problems)
+
+
+def test_delay_at_starttls_then_tls(ternd, tmp_path, cert):  # noqa: F811
+    crt, key = cert
+    s = start(ternd, tmp_path, "starttls delay 300ms\n", tls_cert=str(crt), tls_key=str(key))
+    with smtp(s) as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        assert c.starttls(context=client_context())[0] == 220
+        assert time.monotonic() - t0 >= 0.25
+        c.ehlo()
+        assert c.sendmail("a@example.net", ["b@example.net"], MSG) == {}
+    fired(s, 1, "delay")
 
 
 # ---- TLS ----
