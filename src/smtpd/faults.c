@@ -252,15 +252,13 @@ static void faults_listener(struct session *s, char *out, size_t n)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
 	out[0] = '\0';
 	if (getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)&ss, &len) != 0)
 		return;
 	if (ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-		port = ntohs(s6->sin6_port);
-		snprintf(out, n, "[%s]:%u", ip, port);
+		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
 	} else if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
 		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
@@ -277,6 +275,19 @@ void faults_open(struct session *s)
 	faults_listener(s, s->faults->listener, sizeof s->faults->listener);
 }
 
+/* The throttle ends: libevent keeps a pointer to the bucket, taken off
+ * every layer before it goes. */
+static void faults_unthrottle(struct session *s)
+{
+	struct faults_session *fs = s->faults;
+	if (!fs->bucket)
+		return;
+	for (struct bufferevent *b = s->bev; b; b = bufferevent_get_underlying(b))
+		bufferevent_set_rate_limit(b, NULL);
+	ev_token_bucket_cfg_free(fs->bucket);
+	fs->bucket = NULL;
+}
+
 void faults_close(struct session *s)
 {
 	struct faults_session *fs = s->faults;
@@ -286,11 +297,11 @@ void faults_close(struct session *s)
 		s->pending--;
 		s->asking = false;
 	}
-	if (fs->bucket) {
-		if (s->bev)
-			bufferevent_set_rate_limit(s->bev, NULL);
-		ev_token_bucket_cfg_free(fs->bucket);
+	if (fs->bucket && s->bev) {   /* closing: taking the limit off calls nobody */
+		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(s->bev, EV_READ);
 	}
+	faults_unthrottle(s);
 	free(fs);
 	s->faults = NULL;
 }
@@ -484,9 +495,9 @@ static void faults_delay(struct session *s, const struct fault_rule *r, enum fau
 }
 
 /* throttle: the session's output through a token bucket from now on
- * (libevent's rate limit, timer-paced); direct writes, which would pass
- * it, stop. A tenth of the rate every 100 ms, or the rate every second
- * when it is under 10 octets. */
+ * (libevent's rate limit on the socket, timer-paced); direct writes,
+ * which would pass it, stop. A tenth of the rate every 100 ms, or the
+ * rate every second when it is under 10 octets. STARTTLS ends it. */
 static void faults_throttle(struct session *s, const struct fault_rule *r, enum fault_stage st)
 {
 	struct faults_session *fs = s->faults;
@@ -508,9 +519,12 @@ static void faults_throttle(struct session *s, const struct fault_rule *r, enum 
 		wire_indirect(s->bev);
 		s->direct = false;
 	}
-	bufferevent_set_rate_limit(s->bev, b);
-	if (fs->bucket)
-		ev_token_bucket_cfg_free(fs->bucket);
+	faults_unthrottle(s);
+	struct bufferevent *sock = s->bev;   /* under TLS, the socket's: OpenSSL's
+	                                        records are what is paced */
+	while (bufferevent_get_underlying(sock))
+		sock = bufferevent_get_underlying(sock);
+	bufferevent_set_rate_limit(sock, b);
 	fs->bucket = b;
 }
 
@@ -635,6 +649,7 @@ static void faults_tls_fail(struct session *s, const struct fault_rule *r)
 
 bool faults_starttls(struct session *s, void (*go)(struct session *s))
 {
+	faults_unthrottle(s);   /* a throttle ends with the plain session */
 	const struct fault_rule *r = faults_match(s, FAULT_STARTTLS);
 	if (!r)
 		return false;

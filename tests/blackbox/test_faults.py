@@ -148,6 +148,20 @@ def test_throttle_paces_the_replies(ternd, tmp_path):
     fired(s, 1, "throttle")
 
 
+def test_throttle_then_starttls(ternd, tmp_path, cert):  # noqa: F811
+    """The throttled socket under TLS: the session works to its end and
+    its memory goes cleanly (the fixture fails a sanitizer report)."""
+    crt, key = cert
+    s = start(ternd, tmp_path, "helo throttle 2k/s\n", tls_cert=str(crt), tls_key=str(key))
+    with smtp(s) as c:
+        c.ehlo()
+        assert c.starttls(context=client_context())[0] == 220
+        c.ehlo()
+        assert c.sendmail("a@example.net", ["b@example.net"], MSG) == {}
+    fired(s, 1, "throttle")
+    assert s.stop() == []
+
+
 # ---- abort ----
 
 def test_abort_refuses_a_long_message_and_the_session_goes_on(ternd, tmp_path):
