@@ -30,7 +30,7 @@ FUZZ_OBJS = $(FUZZ_LIB:%.c=build-fuzz/obj/%.o)
 FUZZ_LIBS = -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
+.PHONY: all deps test-deps run run-capture test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
 	install-sendmail bench bench-drain layers man-check
 
 all: build/build.ninja
@@ -61,6 +61,12 @@ $(TLS_DIR)/cert.pem:
 
 run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
+
+# The test mode: a mail catcher on 127.0.0.1:2525 that delivers nothing,
+# its web page and API on http://127.0.0.1:8025/ (docs/API.md).
+run-capture: deps all $(TLS_DIR)/cert.pem
+	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem \
+		-o capture=yes -o http_listen=127.0.0.1:8025
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
 # in $(PREFIX)/share/man; tern-probe conform's dialogues in

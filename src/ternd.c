@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "http/http.h"
 #include "deliver/queue.h"
 #include "lib/aliases.h"
 #include "lib/buf.h"
@@ -52,6 +53,7 @@ struct ternd {
 	struct listeners *listeners;
 	struct queue *queue;
 	struct control *control;
+	struct http *http;          /* http_listen: the test mode's API and page */
 	struct pickup *pickup;
 	bool forced;                /* shutdown_grace is over */
 	struct event *spool_ev, *sigterm, *sigint, *sighup, *grace, *trim;
@@ -248,6 +250,7 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	sd_notifyf(0, "STOPPING=1\nSTATUS=shutting down (signal %d)", (int)sig);
 	listener_close(t->listeners);
 	t->listeners = NULL;
+	http_stop(t->http);   /* waits and event streams answered while the loop runs */
 	struct timeval grace = { (time_t)t->srv.set->conf.shutdown_grace, 0 };
 	evtimer_add(t->grace, &grace);
 	session_close_all(&t->srv, false);
@@ -437,6 +440,9 @@ static int ternd_start(struct ternd *t)
 	                           .reload_ctx = t, .started = (int64_t)time(NULL) };
 	if (!(t->control = control_open(&env, pw.pw_uid, ctl_gid)))
 		return 2;
+	struct http_env henv = { .srv = &t->srv, .control = t->control, .started = env.started };
+	if (!(t->http = http_open(&henv)))
+		return 2;
 	if ((rc = ternd_drop(c, &pw)) != 0)
 		return rc;
 	if (!policy_ensure_postmaster(t->srv.set))
@@ -456,7 +462,7 @@ static int ternd_start(struct ternd *t)
 		t->srv.hold = (struct hold_port){ ternd_release, ternd_conduit_new, ternd_conduit_attach,
 		                                  t->queue };
 	}
-	if (!control_start(t->control))
+	if (!control_start(t->control) || !http_start(t->http))
 		return 2;
 	ternd_say_odmr(t->srv.set);
 	ternd_say_dkim(t->srv.set);
@@ -473,6 +479,7 @@ static void ternd_stop(struct ternd *t)
 	                               resolver goes, with srv.dns */
 	t->srv.dns = NULL;
 	control_close(t->control);  /* its clients' sockets go through the closer */
+	http_stop(t->http);         /* waits and streams answered */
 	closer_free(t->srv.closer);
 	listener_close(t->listeners);
 	if (t->srv.spool)
@@ -480,6 +487,7 @@ static void ternd_stop(struct ternd *t)
 	queue_stop(t->queue);
 	t->srv.hold.engine = NULL;  /* answers still posted free what they hold */
 	pickup_stop(t->pickup);     /* a file half read stays for the next start */
+	http_free(t->http);         /* its reader, before the spool */
 	spool_close(t->srv.spool);  /* runs the last completions */
 	control_free(t->control);   /* nothing answers or emits any more */
 	pickup_free(t->pickup);     /* after its last commit's completion */

@@ -220,12 +220,15 @@ const struct route_map *ctl_routes(struct control *c)
 }
 
 /* Where the recipient goes next, as the engine names destinations
- * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
+ * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"),
+ * or "capture" (the test mode's inboxes). */
 static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
 {
 	const struct route_map *m = ctl_routes(c);
 	const struct settings *st = c->env.srv->set;
 	struct route rt;
+	if (r->transport == SPOOL_CAPTURE)   /* the test mode keeps it: never delivered */
+		return json_string("capture");
 	return route_for(&st->conf, m, r->addr, r->transport, &rt) ? json_string(rt.key)
 	                                                           : json_null();
 }

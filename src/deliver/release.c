@@ -203,6 +203,7 @@ static void release_inflight(struct queue *q, struct rel *r, int64_t now)
 				struct spool_rcpt *rc = &m->env.rcpt[i];
 				if (rc->status != SPOOL_PENDING || (!rc->held && !r->req.all) ||
 				    (rc->held == SPOOL_QUARANTINED && !r->qid[0]) ||
+				    rc->held == SPOOL_CAPTURED ||
 				    !release_names(r, m->env.qid, rc->addr))
 					continue;
 				rc->held = false;

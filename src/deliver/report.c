@@ -15,7 +15,9 @@
 #include "lib/buf.h"
 #include "lib/event.h"
 #include "lib/log.h"
+#include "lib/msghead.h"
 #include "lib/util.h"
+#include "policy/capture.h"
 
 void report_note(struct qmsg *m, enum dsn_kind k, struct spool_rcpt *r, const char *action)
 {
@@ -50,8 +52,18 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
                        struct policy_targets *t)
 {
 	struct addr a;
-	if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
-	    policy_rcpt(q->cur->set, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
+	const struct settings *st = q->cur->set;
+	struct capture_facts f = { .rcpt = m->env.sender, .from = "" };
+	const char *inbox = capture_inbox(st->capture, &f, st->conf.capture);
+	if (inbox && addr_parse_mailbox(m->env.sender, &a) == ADDR_OK) {
+		/* the test mode: the report is captured as the mail was */
+		t->v = util_xcalloc(1, sizeof *t->v);
+		t->n = t->cap = 1;
+		snprintf(t->v[0].addr, sizeof t->v[0].addr, "%s", m->env.sender);
+		t->v[0].transport = SPOOL_CAPTURE;
+		t->v[0].inbox = inbox;
+	} else if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
+	           policy_rcpt(st, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
 		ev_note(LOG_WARNING, m->env.session, m->env.qid,
 		        "cannot return a report to <%s>: no such mailbox or route", m->env.sender);
 		return false;
@@ -66,7 +78,9 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
 		e->rcpt[i] = (struct spool_rcpt){ .idx = (unsigned)i, .orig = m->env.sender,
 		                                  .addr = t->v[i].addr, .transport = t->v[i].transport,
 		                                  .orcpt = (char *)"", .last_reply = (char *)"",
-		                                  .remote_mta = (char *)"", .next_try = m->now };
+		                                  .remote_mta = (char *)"", .next_try = m->now,
+		                                  .inbox = (char *)t->v[i].inbox,
+		                                  .held = t->v[i].inbox ? SPOOL_CAPTURED : 0 };
 	return true;
 }
 
@@ -78,6 +92,11 @@ struct report_out {
 	struct policy_targets targets;
 	struct buf body;
 };
+
+static void report_skip_body(void *ctx, const char *p, size_t n)
+{
+	(void)ctx, (void)p, (void)n;
+}
 
 static void report_build(struct queue *q, struct qmsg *m, enum dsn_kind k,
                          const struct buf *content)
@@ -94,6 +113,14 @@ static void report_build(struct queue *q, struct qmsg *m, enum dsn_kind k,
 	                        content->data, content->len, dsn_return_full(&m->env, k) };
 	dsn_build(&o->body, &r);
 	o->env.size = o->body.len;
+	if (o->env.nrcpt && o->env.rcpt[0].inbox) {   /* what its inbox lists */
+		struct msghead h;
+		msghead_init(&h, 64 * 1024, report_skip_body, NULL);
+		msghead_feed(&h, o->body.data, o->body.len);
+		msghead_end(&h);
+		o->env.capture = spool_capture_of(&h);
+		msghead_free(&h);
+	}
 	m->nout++;
 }
 
@@ -136,6 +163,7 @@ void report_free(struct qmsg *m)
 		free(m->rep[k]);
 	for (size_t i = 0; i < m->nout; i++) {
 		free(m->out[i].env.rcpt);
+		spool_capture_free(m->out[i].env.capture);
 		policy_targets_free(&m->out[i].targets);
 		buf_free(&m->out[i].body);
 	}

@@ -461,8 +461,8 @@ static void sched_held_free(struct hmap_node *n, void *ctx)
 static bool sched_waits(struct queue *q, const struct qmsg *m, struct spool_rcpt *r,
                         const struct hold_release **rel)
 {
-	if (r->held == SPOOL_QUARANTINED)   /* only its queue id releases it */
-		return true;
+	if (r->held == SPOOL_QUARANTINED || r->held == SPOOL_CAPTURED)
+		return true;   /* only its queue id releases it; the test mode's, nothing */
 	*rel = release_of(q, m, r);
 	if (*rel) {
 		r->held = false;

@@ -120,6 +120,13 @@ static const struct conf_key conf_keys[] = {
 	R(control_socket, T_STR, NULL),
 	R(control_group, T_STR, ""),
 	R(metrics_listen, T_STR, ""),
+	K(capture, T_BOOL, "no"),
+	K(capture_rules, T_STR, ""),
+	K(capture_keep, T_UINT, "10000"),
+	K(capture_max_age, T_DURATION, "0"),
+	R(http_listen, T_STR, ""),
+	R(http_tls, T_BOOL, "no"),
+	K(http_login, T_BOOL, "no"),
 };
 #undef K
 #undef R
@@ -546,7 +553,7 @@ static unsigned conf_listen_mode(const char *word)
 	static const struct { const char *name; unsigned bit; } modes[] = {
 		{ "submission", CONF_LISTEN_SUBMISSION }, { "smtps", CONF_LISTEN_SMTPS },
 		{ "proxy", CONF_LISTEN_PROXY }, { "starttls", CONF_LISTEN_STARTTLS },
-		{ "odmr", CONF_LISTEN_ODMR },
+		{ "odmr", CONF_LISTEN_ODMR }, { "capture", CONF_LISTEN_CAPTURE },
 	};
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
 		if (!strcmp(word, modes[i].name))

@@ -173,6 +173,15 @@ struct conf {
 	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
 	char *control_group;           /* its group, besides root and run_user; "" = none */
 	char *metrics_listen;          /* host:port of the Prometheus page; "" = none */
+
+	/* test mode: capture into inboxes, the HTTP API and web page */
+	bool capture;                  /* every message captured, nothing delivered */
+	char *capture_rules;           /* file of "INBOX condition..." lines; "" = none */
+	unsigned capture_keep;         /* messages kept per inbox; 0 = no limit */
+	unsigned capture_max_age;      /* seconds a captured message is kept; 0 = no limit */
+	char *http_listen;             /* host:port of the API and web page; "" = none */
+	bool http_tls;                 /* HTTPS with tls_cert and tls_key */
+	bool http_login;               /* HTTP Basic login against users_file */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */
@@ -183,6 +192,8 @@ enum {
 	CONF_LISTEN_STARTTLS = 1 << 3,    /* STARTTLS required before mail commands */
 	CONF_LISTEN_ODMR = 1 << 4,        /* RFC 2645 On-Demand Mail Relay: AUTH, then
 	                                     ATRN; no MAIL, RCPT or DATA */
+	CONF_LISTEN_CAPTURE = 1 << 5,     /* test mode: every message captured
+	                                     into an inbox, nothing delivered */
 };
 
 /* Fill c with the embedded defaults (hostname from the system). */

@@ -264,3 +264,19 @@ void msghead_render(const struct msghead *h, struct buf *out)
 	if (h->blank)
 		buf_puts(out, "\r\n");
 }
+
+char *msghead_text(const struct msghead *h, const char *name)
+{
+	long k = msghead_find(h, name, 1);
+	size_t n = 0;
+	const char *v = k < 0 ? "" : msghead_value(h, (size_t)k, &n);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] != '\r' && v[i] != '\n' && (b.len || (v[i] != ' ' && v[i] != '\t')))
+			buf_append(&b, &v[i], 1);
+	while (b.len && (b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\t'))
+		b.len--;
+	char *out = util_xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}

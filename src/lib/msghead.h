@@ -60,6 +60,9 @@ const char *msghead_value(const struct msghead *h, size_t k, size_t *len);
 /* The index of the nth (1-based) field of this name, or -1. */
 long msghead_find(const struct msghead *h, const char *name, size_t nth);
 size_t msghead_count(const struct msghead *h, const char *name);
+/* The first field of this name's value, unfolded (RFC 5322 2.2.3) and
+ * trimmed, allocated; "" when there is none. */
+char *msghead_text(const struct msghead *h, const char *name);
 
 /* Remove field k. */
 void msghead_remove(struct msghead *h, size_t k);

@@ -153,6 +153,14 @@ char *util_xstrdup(const char *s)
 	return d;
 }
 
+char *util_xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+	if (!d)
+		log_panic("out of memory copying a %zu-octet string", n);
+	return d;
+}
+
 void *util_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);

@@ -53,6 +53,8 @@ int util_each_line(const char *path, const char *what, unsigned flags,
 /* strdup that aborts when memory runs out (a bug-level condition here);
  * NULL copies as "". */
 char *util_xstrdup(const char *s);
+/* At most n octets of s, NUL-terminated. */
+char *util_xstrndup(const char *s, size_t n);
 
 /* calloc and realloc (n elements of size octets, overflow checked) that
  * log_panic when memory runs out: callers never see NULL. */

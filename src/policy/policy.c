@@ -53,6 +53,7 @@ static bool policy_add(struct policy_targets *out, const char *local, const char
 		out->v = util_xrealloc(out->v, out->cap, sizeof *out->v);
 	}
 	struct policy_target *t = &out->v[out->n++];
+	t->inbox = NULL;
 	snprintf(t->addr, sizeof t->addr, "%s@%s", local, domain);
 	if (transport == SPOOL_LOCAL)
 		util_lower(t->addr);
@@ -277,6 +278,30 @@ static void policy_mail(const struct policy_query *q, struct policy_answer *a)
 	policy_refuse(a, R_SENDER_NOT_OWNED, "sender not owned by the user");
 }
 
+/* The test mode (capture.h): a captured recipient is taken as it is, to
+ * be kept in its inbox, never delivered, so no relay check applies. */
+static bool policy_capture(const struct policy_query *q, struct policy_answer *a)
+{
+	const struct policy_client *c = q->client;
+	char rcpt[POLICY_ADDR_MAX];
+	if (!addr_format(q->addr, rcpt, sizeof rcpt))
+		return false;
+	struct capture_facts f = { .rcpt = rcpt, .from = q->sender ? q->sender : "",
+	                           .user = c->authed ? c->user : NULL, .listener = c->listener };
+	bool all = c->set->conf.capture || (c->modes & CONF_LISTEN_CAPTURE);
+	const char *inbox = capture_inbox(c->set->capture, &f, all);
+	if (!inbox)
+		return false;
+	a->targets.cap = 1;
+	a->targets.v = util_xcalloc(1, sizeof *a->targets.v);
+	a->targets.n = 1;
+	snprintf(a->targets.v[0].addr, sizeof a->targets.v[0].addr, "%s", rcpt);
+	a->targets.v[0].transport = SPOOL_CAPTURE;
+	a->targets.v[0].inbox = inbox;
+	a->verdict = POLICY_ACCEPT;
+	return true;
+}
+
 static void policy_recipient(const struct policy_query *q, struct policy_answer *a)
 {
 	static const enum esc_id ids[] = { [POLICY_UNKNOWN] = R_USER_UNKNOWN,
@@ -287,6 +312,8 @@ static void policy_recipient(const struct policy_query *q, struct policy_answer 
 	                                   [POLICY_LOOP] = "alias loop or too many targets" };
 	if (q->rcpts >= q->client->set->conf.max_recipients)
 		return policy_refuse(a, R_TOO_MANY_RCPTS, "max_recipients");  /* RFC 5321 4.5.3.1.10 */
+	if (policy_capture(q, a))
+		return;
 	const struct policy_client *c = q->client;
 	bool relay = policy_may_relay(c->set, c->addr, c->authed);
 	a->verdict = policy_rcpt(c->set, q->addr, relay, &a->targets);

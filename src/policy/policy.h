@@ -57,6 +57,8 @@ struct policy {
 struct policy_target {
 	char addr[POLICY_ADDR_MAX];  /* the mailbox to deliver to */
 	int transport;               /* enum spool_transport */
+	const char *inbox;           /* SPOOL_CAPTURE: the test mode's inbox (owned
+	                                by the settings), else NULL */
 };
 
 struct policy_targets {
@@ -116,6 +118,7 @@ struct policy_client {
 	const struct sockaddr *addr;
 	const char *ip;
 	unsigned modes;            /* CONF_LISTEN_* of the listener */
+	const char *listener;      /* its address, "127.0.0.1:2525" */
 	unsigned sessions;         /* sessions open on the server, this one included */
 	bool tls, authed;
 	const char *user;          /* when authed */
@@ -131,6 +134,7 @@ struct policy_query {
 	enum policy_stage stage;
 	struct policy_client *client;
 	const struct addr *addr;   /* MAIL: the sender; RCPT: the recipient */
+	const char *sender;        /* RCPT: MAIL's address ("" the null sender) */
 	unsigned rcpts;            /* RCPT: recipient commands accepted so far */
 	const char *user, *pass;   /* AUTH: the credentials (never logged) */
 	const char *challenge;     /* AUTH CRAM-MD5 (RFC 2195): the challenge sent, and */

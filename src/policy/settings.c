@@ -74,6 +74,7 @@ static void settings_free(struct settings *s)
 	aliases_free(s->aliases);
 	auth_users_free(s->users);
 	hold_rcpts_free(s->hold_rcpts);
+	capture_rules_free(s->capture);
 	odmr_map_free(s->odmr);
 	signkeys_free(s->dkim_keys);
 	tls_ctx_free(s->tls);
@@ -102,6 +103,7 @@ struct settings *settings_load(const char *file, char *const *overrides, size_t 
 	s->users = auth_users_load(s->conf.users_file, &problems);
 	s->hold_rcpts = hold_rcpts_load(s->conf.hold_recipients_file, &problems);
 	s->odmr = odmr_map_load(s->conf.odmr_map, &problems);
+	s->capture = capture_rules_load(s->conf.capture_rules, &problems);
 	s->dkim_keys = signkeys_load(s->conf.dkim_keys, &problems);
 	s->faults = settings_faults(s->conf.fault_rules, &problems);
 	if (!problems && *s->conf.tls_cert)

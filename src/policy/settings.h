@@ -1,5 +1,5 @@
 /* settings: one generation of what the configuration says: the keys
- * (struct conf), the aliases, the AUTH users, the odmr_map, the DKIM
+ * (struct conf), the aliases, the AUTH users, the odmr_map, capture_rules, the DKIM
  * signing keys and the server's TLS context,
  * loaded together and shared by reference. ternd holds the current one;
  * a session takes a reference when it starts and keeps its settings to
@@ -18,6 +18,7 @@
 #include "lib/aliases.h"
 #include "lib/conf.h"
 #include "policy/auth.h"
+#include "policy/capture.h"
 #include "policy/fault.h"
 #include "policy/hold.h"
 #include "policy/odmr.h"
@@ -30,6 +31,7 @@ struct settings {
 	struct aliases *aliases;
 	struct auth_users *users;     /* empty: no AUTH */
 	struct hold_rcpts *hold_rcpts;/* hold_recipients_file */
+	struct capture_rules *capture;/* capture_rules: inboxes of the test mode */
 	struct odmr_map *odmr;        /* who may dequeue what (RFC 2645); empty: nobody */
 	struct signkeys *dkim_keys;   /* DKIM signing keys; empty: no signing */
 	SSL_CTX *tls;                 /* tls_cert and tls_key; NULL: no TLS */

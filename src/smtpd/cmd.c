@@ -346,9 +346,14 @@ static void cmd_rcpt_proceed(struct session *s, const struct policy_answer *a)
 	}
 	struct tx *tx = s->tx;
 	tx->rcpt_before = tx->nrcpt;   /* the milters may refuse it yet */
-	for (size_t i = 0; i < a->targets.n; i++)
+	for (size_t i = 0; i < a->targets.n; i++) {
 		spool_rcpt_add(&tx->rcpt, &tx->nrcpt, &tx->cap, s->args.orig, a->targets.v[i].addr,
 		               a->targets.v[i].transport, s->args.rp.notify, s->args.rp.orcpt);
+		if (a->targets.v[i].inbox) {   /* the test mode keeps it (policy/capture.h) */
+			tx->rcpt[tx->nrcpt - 1].inbox = util_xstrdup(a->targets.v[i].inbox);
+			tx->rcpt[tx->nrcpt - 1].held = SPOOL_CAPTURED;
+		}
+	}
 	milters_stage(s, MS_RCPT, s->args.orig, cmd_rcpt_milters);
 }
 
@@ -478,11 +483,25 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->rcpt = tx->rcpt;
 }
 
+/* The test mode: what the inbox lists of a message with captured
+ * recipients, or NULL. */
+static struct spool_capture *cmd_capture(struct tx *tx)
+{
+	bool any = false;
+	for (size_t i = 0; i < tx->nrcpt && !any; i++)
+		any = tx->rcpt[i].inbox != NULL;
+	if (!any)
+		return NULL;
+	return spool_capture_of(&tx->in.head);
+}
+
 /* Every recipient queued held, with the reason where ternctl shows it:
  * only `ternctl release QID` lets it go (SPOOL_QUARANTINED). */
 static void cmd_quarantine(struct tx *tx)
 {
 	for (size_t i = 0; i < tx->nrcpt; i++) {
+		if (tx->rcpt[i].held == SPOOL_CAPTURED)
+			continue;
 		tx->rcpt[i].held = SPOOL_QUARANTINED;
 		free(tx->rcpt[i].last_reply);
 		tx->rcpt[i].last_reply = util_xstrdup(tx->quarantine);
@@ -508,6 +527,7 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	authres_field(s, &fields);
 	if (s->tx->quarantine)
 		cmd_quarantine(s->tx);
+	e.capture = cmd_capture(s->tx);
 	/* RFC 6376 5: signed before the 250 */
 	e.prefix = msgin_prefix(&s->tx->in, fields.data, s->id, s->tx->qid);
 	buf_free(&fields);
@@ -515,6 +535,7 @@ static void cmd_eom_proceed(struct session *s, const struct policy_answer *a)
 	spool_msg_commit(s->tx->msg, &e, session_committed, s);
 	s->tx->msg = NULL;  /* the spool owns it now */
 	free(e.prefix);     /* copied */
+	spool_capture_free(e.capture);
 }
 
 static void cmd_eom(struct session *s)

@@ -15,14 +15,12 @@
  */
 #include "smtpd/faults.h"
 
-#include <arpa/inet.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "lib/hmap.h"
 #include "lib/log.h"
@@ -77,7 +75,6 @@ struct faults_session {
 	char abort_text[FAULT_TEXT_MAX + 32];   /* its reply, "" for 451 4.3.0 */
 	char abort_origin[FAULT_ORIGIN_MAX];
 	struct ev_token_bucket_cfg *bucket;   /* throttle */
-	char listener[INET6_ADDRSTRLEN + 8];  /* "ADDR:PORT" it came to */
 };
 
 static struct faults *faults_server(struct server *srv)
@@ -247,32 +244,12 @@ static unsigned faults_rate(void *ctx, enum fault_stage st)
 
 /* ---- a session's state ---- */
 
-static void faults_listener(struct session *s, char *out, size_t n)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	out[0] = '\0';
-	if (getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)&ss, &len) != 0)
-		return;
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
-	} else if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
-	}
-}
-
 void faults_open(struct session *s)
 {
 	bool runtime = s->srv->faults && s->srv->faults->runtime.n > 0;
 	if (!s->set->faults && !runtime)
 		return;
 	s->faults = util_xcalloc(1, sizeof *s->faults);
-	faults_listener(s, s->faults->listener, sizeof s->faults->listener);
 }
 
 /* The throttle ends: libevent keeps a pointer to the bucket, taken off
@@ -352,7 +329,7 @@ static void faults_facts(struct session *s, enum fault_stage st, struct fault_fa
 		f->addr = rcpts[f->nrcpt++] = s->args.orig;
 	f->rcpts = rcpts;
 	f->client = (const struct sockaddr *)&s->peer;
-	f->listener = s->faults->listener;
+	f->listener = s->local;
 	f->user = st == FAULT_AUTH ? s->args.user : s->client.authed ? s->user : NULL;
 	f->header = st == FAULT_EOM ? faults_header : NULL;
 	f->rate = faults_rate;

@@ -448,6 +448,7 @@ void session_query(struct session *s, struct policy_query *q, enum policy_stage 
 	q->client = &s->client;
 	q->addr = &s->args.addr;
 	q->rcpts = s->tx ? s->tx->rcpt_cmds : 0;
+	q->sender = s->tx ? s->tx->sender : NULL;
 	q->user = s->args.user;
 	q->pass = s->args.pass;
 }
@@ -803,6 +804,27 @@ static void session_set_ip(struct session *s, const struct sockaddr *sa, size_t 
 	}
 }
 
+/* The listener's address as `listen` spells it: "127.0.0.1:2525", "[::1]:2525". */
+static void session_set_local(struct session *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char ip[INET6_ADDRSTRLEN] = "";
+	unsigned port = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+			port = ntohs(s6->sin6_port);
+		} else if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+			port = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(s->local, sizeof s->local, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
 void session_send_greeting(struct session *s)
 {
 	const char *banner = s->conf->banner;
@@ -930,9 +952,10 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	s->conf = &s->set->conf;
 	s->id = ++srv->next_id;
 	session_set_ip(s, sa, (size_t)salen);
+	session_set_local(s, fd);
 	s->client = (struct policy_client){ .set = s->set, .session = s->id, .addr = (struct sockaddr *)&s->peer,
 	                                    .ip = s->ip, .modes = modes, .user = s->user,
-	                                    .helo = s->helo };
+	                                    .helo = s->helo, .listener = s->local };
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);

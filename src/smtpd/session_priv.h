@@ -90,6 +90,7 @@ struct session {
 	struct bufferevent *bev;
 	struct sockaddr_storage peer;
 	char ip[INET6_ADDRSTRLEN];
+	char local[INET6_ADDRSTRLEN + 8];  /* the listener's address: "127.0.0.1:2525" */
 	uint64_t id;
 	enum session_state state;
 	struct policy_client client;    /* what the policy knows; tls, authed,

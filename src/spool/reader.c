@@ -82,6 +82,11 @@ void spool_reader_close(struct spool_reader *r)
 
 /* The cached statement for sql; a fresh one (finalized by
  * spool_reader_done) if the cached one is still in use or the cache is full. */
+sqlite3 *spool_reader_sqlite(struct spool_reader *r)
+{
+	return r->db;
+}
+
 static sqlite3_stmt *spool_reader_prepare(struct spool_reader *r, const char *sql)
 {
 	size_t i = 0;
@@ -295,6 +300,7 @@ static void spool_reader_rcpt_row(sqlite3_stmt *st, void *ctx)
 	struct spool_env *e = ctx;
 	e->rcpt = spool_reader_grow(e->rcpt, e->nrcpt, sizeof *e->rcpt);
 	struct spool_rcpt *rc = &e->rcpt[e->nrcpt++];
+	*rc = (struct spool_rcpt){ 0 };
 	rc->idx = (unsigned)sqlite3_column_int(st, 0);
 	rc->orig = spool_reader_col(st, 1);
 	rc->addr = spool_reader_col(st, 2);

@@ -166,4 +166,52 @@ int spool_reader_attempts(struct spool_reader *r, const char *qid,
                                      const char *mta),
                           void *ctx);
 
+/* ---- the test mode's inboxes (capture.c) ---- */
+
+struct spool_captured {
+	int64_t seq;                    /* increasing, never reused: the listing's order */
+	char id[UTIL_QID_LEN + 16];     /* the row: the queue id, or "QID.N" */
+	char qid[UTIL_QID_LEN + 1];
+	char inbox[72];
+	int64_t created;                /* arrival, unix seconds */
+	uint64_t size;
+	uint64_t session;               /* ternd's session number (since its start) */
+	bool seen;
+	char *sender, *rcpts;           /* the envelope: MAIL, and this inbox's RCPTs */
+	char *subject, *from, *to, *cc, *msgid, *date;   /* header fields as they came */
+};
+
+struct spool_captured_list {
+	struct spool_captured *v;
+	size_t n;
+	long total;                     /* rows matching the filter, ignoring offset/limit */
+};
+
+/* Which rows (every field optional): of an inbox, one id, those after a
+ * seq, those with the given seqs; newest first unless oldest_first;
+ * limit 0: no limit. */
+struct spool_capture_filter {
+	const char *inbox;
+	const char *id;
+	int64_t after;
+	const int64_t *seqs;
+	size_t nseq;
+	const char *match;              /* an FTS5 query on the search index attached
+	                                   as idx (table fts, rowid = seq), or NULL */
+	size_t offset, limit;
+	bool oldest_first;
+};
+
+int spool_reader_captured(struct spool_reader *r, const struct spool_capture_filter *f,
+                          struct spool_captured_list *out);
+void spool_captured_list_free(struct spool_captured_list *l);
+void spool_captured_clear(struct spool_captured *c);
+/* Attach another database file to the reader's connection as name (the
+ * test mode's search index). 0 or EIO. */
+int spool_reader_attach(struct spool_reader *r, const char *path, const char *name);
+/* Each inbox that holds a message: its name, messages, unread ones. */
+int spool_reader_inboxes(struct spool_reader *r,
+                         void (*fn)(void *ctx, const char *inbox, long total, long unseen),
+                         void *ctx);
+
 #endif

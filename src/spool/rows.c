@@ -35,7 +35,8 @@ static const char rows_schema[] =
 	"CREATE INDEX IF NOT EXISTS attempt_qid ON attempt(qid);"
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS chunk_qid ON chunk(qid, seq);";
+	"CREATE UNIQUE INDEX IF NOT EXISTS chunk_qid ON chunk(qid, seq);"
+	CAPTURE_SCHEMA;
 
 /* Chunks and recipients whose message row never committed (RFC 5321 6.1:
  * only a 250 makes us responsible; those messages were never acknowledged). */
@@ -44,7 +45,7 @@ static const char rows_orphans[] =
 	"DELETE FROM attempt WHERE qid NOT IN (SELECT qid FROM msg);"
 	"DELETE FROM rcpt WHERE qid NOT IN (SELECT qid FROM msg);";
 
-static int rows_errno(sqlite3 *db)
+int rows_errno(sqlite3 *db)
 {
 	switch (sqlite3_errcode(db) & 0xff) {
 	case SQLITE_FULL: return ENOSPC;
@@ -79,7 +80,7 @@ static sqlite3 *rows_connect(const char *dir)
  * thread uses them): preparing each statement per row cost about a fifth of
  * the writer's time under load. Keyed by the SQL text's address, as every
  * caller passes a string literal. */
-#define ROWS_STMTS 32
+#define ROWS_STMTS 48
 static _Thread_local struct { sqlite3 *db; const char *sql; sqlite3_stmt *st; } rows_stmts[ROWS_STMTS];
 
 static sqlite3_stmt *rows_stmt(sqlite3 *db, const char *sql)
@@ -102,7 +103,7 @@ static sqlite3_stmt *rows_stmt(sqlite3 *db, const char *sql)
 }
 
 /* Done with a statement from rows_stmt(): reset it for its next use. */
-static void rows_stmt_release(sqlite3_stmt *st)
+void rows_stmt_release(sqlite3_stmt *st)
 {
 	for (size_t i = 0; i < ROWS_STMTS; i++)
 		if (rows_stmts[i].st == st) {
@@ -125,7 +126,7 @@ void rows_stmts_free(sqlite3 *db)
 		}
 }
 
-static int rows_exec_stmt(sqlite3 *db, const char *sql, const char *qid, sqlite3_stmt **out)
+int rows_exec_stmt(sqlite3 *db, const char *sql, const char *qid, sqlite3_stmt **out)
 {
 	*out = rows_stmt(db, sql);
 	if (!*out)
@@ -135,7 +136,7 @@ static int rows_exec_stmt(sqlite3 *db, const char *sql, const char *qid, sqlite3
 	return 0;
 }
 
-static int rows_step_done(sqlite3 *db, sqlite3_stmt *st)
+int rows_step_done(sqlite3 *db, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	int err = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : rows_errno(db);
@@ -206,7 +207,7 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 	err = rows_step_done(db, st);
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
 		err = rows_put_rcpt(db, e->qid, &e->rcpt[i]);
-	return err;
+	return err ? err : capture_put(db, e);
 }
 
 /* Delete a message's rows; its body file (if any) goes after the commit. */
@@ -215,9 +216,10 @@ static int rows_delete_msg(sqlite3 *db, struct buf *gone, const char *qid, bool 
 	static const char *const sql[] = { "DELETE FROM chunk WHERE qid=?",
 	                                   "DELETE FROM attempt WHERE qid=?",
 	                                   "DELETE FROM rcpt WHERE qid=?",
+	                                   "DELETE FROM capture WHERE qid=?",
 	                                   "DELETE FROM msg WHERE qid=?" };
 	int err = 0;
-	for (size_t i = file ? 1 : 0; !err && i < 4; i++) {
+	for (size_t i = file ? 1 : 0; !err && i < 5; i++) {
 		sqlite3_stmt *st;
 		err = rows_exec_stmt(db, sql[i], qid, &st);
 		if (!err)
@@ -313,7 +315,7 @@ static const char *rows_admin_sql(enum spool_admin what, bool by_qid, bool by_do
 			"UPDATE rcpt SET held=1 WHERE status=0 AND held=0 AND rcpt_domain(addr)=lower(?1)" },
 		[SPOOL_RELEASE] = {
 			NULL,
-			"UPDATE rcpt SET held=0, next_try=?2 WHERE status=0 AND held<>0 AND qid=?1",
+			"UPDATE rcpt SET held=0, next_try=?2 WHERE status=0 AND held IN (1,2) AND qid=?1",
 			"UPDATE rcpt SET held=0, next_try=?2"
 			" WHERE status=0 AND held=1 AND rcpt_domain(addr)=lower(?1)" },
 		[SPOOL_FLUSH] = {
@@ -325,7 +327,7 @@ static const char *rows_admin_sql(enum spool_admin what, bool by_qid, bool by_do
 	return sql[what][by_qid ? 1 : by_domain ? 2 : 0];
 }
 
-static int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long *count)
+int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long *count)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "SELECT bodyfile FROM msg WHERE qid=?", qid, &st);
@@ -399,13 +401,13 @@ int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char 
 
 /* RFC 1985 5.3: "@domain" is the domain and every one under it; no
  * domain: every one (a drain). ?4: not only held rows. A quarantined row
- * (held=2) goes only by its queue id. */
+ * (held=2) goes only by its queue id; a captured one (held=3) never. */
 int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, bool all,
                  int64_t now, struct buf *out)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, qid ? "UPDATE rcpt SET held=0, next_try=?2"
-	                                   " WHERE status=0 AND (held<>0 OR ?4) AND qid=?1"
+	                                   " WHERE status=0 AND (held IN (1,2) OR (?4 AND held=0)) AND qid=?1"
 	                                   " RETURNING qid, idx"
 	                                 : "UPDATE rcpt SET held=0, next_try=?2"
 	                                   " WHERE status=0 AND (held=1 OR (?4 AND held=0)) AND (?1 IS NULL"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/msghead.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -213,6 +214,45 @@ int spool_msg_error(const struct spool_msg *m)
 	return m->err;
 }
 
+static struct spool_capture *spool_capture_copy(const struct spool_capture *c)
+{
+	if (!c)
+		return NULL;
+	struct spool_capture *n = util_xcalloc(1, sizeof *n);
+	n->subject = util_xstrdup(c->subject);
+	n->from = util_xstrdup(c->from);
+	n->to = util_xstrdup(c->to);
+	n->cc = util_xstrdup(c->cc);
+	n->msgid = util_xstrdup(c->msgid);
+	n->date = util_xstrdup(c->date);
+	return n;
+}
+
+struct spool_capture *spool_capture_of(const struct msghead *h)
+{
+	struct spool_capture *c = util_xcalloc(1, sizeof *c);
+	c->subject = msghead_text(h, "Subject");
+	c->from = msghead_text(h, "From");
+	c->to = msghead_text(h, "To");
+	c->cc = msghead_text(h, "Cc");
+	c->msgid = msghead_text(h, "Message-ID");
+	c->date = msghead_text(h, "Date");
+	return c;
+}
+
+void spool_capture_free(struct spool_capture *c)
+{
+	if (!c)
+		return;
+	free(c->subject);
+	free(c->from);
+	free(c->to);
+	free(c->cc);
+	free(c->msgid);
+	free(c->date);
+	free(c);
+}
+
 static struct spool_env *spool_env_copy(const struct spool_env *e)
 {
 	struct spool_env *c = util_xcalloc(1, sizeof *c);
@@ -232,7 +272,9 @@ static struct spool_env *spool_env_copy(const struct spool_env *e)
 		c->rcpt[i].orcpt = util_xstrdup(e->rcpt[i].orcpt);
 		c->rcpt[i].last_reply = util_xstrdup(e->rcpt[i].last_reply);
 		c->rcpt[i].remote_mta = util_xstrdup(e->rcpt[i].remote_mta);
+		c->rcpt[i].inbox = e->rcpt[i].inbox ? util_xstrdup(e->rcpt[i].inbox) : NULL;
 	}
+	c->capture = spool_capture_copy(e->capture);
 	return c;
 }
 
@@ -323,6 +365,18 @@ void spool_release_async(struct spool *sp, const char *qid, const char *domain, 
 	writer_enqueue(sp, op);
 }
 
+void spool_capture_async(struct spool *sp, enum spool_capture_op what, const char *id,
+                         const char *inbox, unsigned keep, int64_t before,
+                         void (*done)(void *ctx, int err, long count), void *ctx)
+{
+	struct spool_op *op = spool_admin_op(SPOOL_DELETE, id, inbox, before, ctx);
+	op->capture = true;
+	op->cop = what;
+	op->keep = keep;
+	op->on_admin = done;
+	writer_enqueue(sp, op);
+}
+
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len)
 {
 	struct spool_op *op = writer_op_new(OP_INJECT, NULL);
@@ -357,6 +411,7 @@ void spool_rcpt_clear(struct spool_rcpt *r)
 	free(r->orcpt);
 	free(r->last_reply);
 	free(r->remote_mta);
+	free(r->inbox);
 	memset(r, 0, sizeof *r);
 }
 
@@ -374,6 +429,7 @@ void spool_env_free(struct spool_env *e)
 	free(e->client);
 	free(e->helo);
 	free(e->prefix);
+	spool_capture_free(e->capture);
 	spool_rcpts_free(e->rcpt, e->nrcpt);
 	if (e->mem) {
 		free(e->mem);

@@ -47,7 +47,10 @@
 /* SPOOL_ERROR: refused when the message was queued (a maildrop file's
  * unknown user); last_reply says why, and the scheduler fails it at once
  * with a report to the sender, as Postfix's error(8) transport does. */
-enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1, SPOOL_LMTP = 2, SPOOL_ERROR = 3 };
+/* SPOOL_CAPTURE: the test mode keeps it in an inbox (held SPOOL_CAPTURED),
+ * never delivered; it goes when the inbox lets it go (spool_capture_*). */
+enum spool_transport { SPOOL_LOCAL = 0, SPOOL_REMOTE = 1, SPOOL_LMTP = 2, SPOOL_ERROR = 3,
+                       SPOOL_CAPTURE = 4 };
 enum spool_status { SPOOL_PENDING = 0, SPOOL_DELIVERED = 1, SPOOL_FAILED = 2 };
 
 struct spool_rcpt {
@@ -66,13 +69,16 @@ struct spool_rcpt {
 	unsigned char held;  /* pending, and not to be tried until released:
 	                        SPOOL_HELD (an operator, a hold domain) or
 	                        SPOOL_QUARANTINED (a filter's verdict: released
-	                        only by its queue id); 0 when not */
+	                        only by its queue id), SPOOL_CAPTURED (the test
+	                        mode's: never released); 0 when not */
+	char *inbox;         /* SPOOL_CAPTURE: its inbox at receipt, else NULL
+	                        (not read back: the capture rows keep it) */
 	int64_t tried_at;    /* an attempt made since it was loaded (unix seconds,
 	                        0: none): recording adds it to the history */
 };
 
 enum { SPOOL_DSN_DELAY = 1 << 0 };
-enum { SPOOL_HELD = 1, SPOOL_QUARANTINED = 2 };
+enum { SPOOL_HELD = 1, SPOOL_QUARANTINED = 2, SPOOL_CAPTURED = 3 };
 
 struct spool_env {
 	char qid[UTIL_QID_LEN + 1];
@@ -101,7 +107,19 @@ struct spool_env {
 	bool deleted;        /* an operator deleted it: recording removes it */
 	uint64_t session;    /* the session that queued it, 0 when unknown (a
 	                        message read back from the spool): for events only */
+	struct spool_capture *capture;  /* a recipient is captured (SPOOL_CAPTURE):
+	                        what its inbox lists of it; else NULL */
 };
+
+/* The test mode: a captured message's header fields as they came
+ * (unfolded, undecoded; "" when absent), for the inbox's rows. */
+struct spool_capture {
+	char *subject, *from, *to, *cc, *msgid, *date;
+};
+struct msghead;
+/* From a message's header block (lib/msghead); freed by spool_capture_free. */
+struct spool_capture *spool_capture_of(const struct msghead *h);
+void spool_capture_free(struct spool_capture *c);
 
 void spool_env_free(struct spool_env *e);
 
@@ -249,6 +267,24 @@ void spool_release_async(struct spool *sp, const char *qid, const char *domain, 
                          void (*done)(void *ctx, int err, const struct spool_released *v,
                                       size_t n),
                          void *ctx);
+
+/* ---- the test mode's inboxes (capture.c) ----
+ * A message with captured recipients has one capture row per inbox they
+ * went to, made in the commit that queues it; its id is the queue id for
+ * the first inbox, "QID.2", "QID.3" for the others. When an inbox lets
+ * a row go (an API delete, its retention), the captured recipients of a
+ * message left in no inbox go, and with them the message when nothing of
+ * it is pending any more. */
+enum spool_capture_op {
+	SPOOL_CAPTURE_DELETE,   /* the row id */
+	SPOOL_CAPTURE_CLEAR,    /* every row of inbox (NULL: of every inbox) */
+	SPOOL_CAPTURE_TRIM,     /* inbox's rows beyond the newest keep (0: no
+	                           limit) or created before `before` */
+	SPOOL_CAPTURE_SEEN,     /* mark the row id read */
+};
+void spool_capture_async(struct spool *sp, enum spool_capture_op what, const char *id,
+                         const char *inbox, unsigned keep, int64_t before,
+                         void (*done)(void *ctx, int err, long count), void *ctx);
 
 /* Synchronous: queue a whole message made here (a delivery report). */
 int spool_inject(struct spool *sp, const struct spool_env *env, const void *body, size_t len);

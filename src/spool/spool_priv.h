@@ -38,6 +38,9 @@ struct spool_op {
 	char *qid, *domain;
 	int64_t now;
 	long count;                           /* ADMIN: rows changed */
+	bool capture;                         /* ADMIN: the test mode's (capture.c) */
+	enum spool_capture_op cop;
+	unsigned keep;                        /* ADMIN, SPOOL_CAPTURE_TRIM: messages kept */
 	void (*on_admin)(void *ctx, int err, long count);
 	bool subdomains;                      /* ADMIN, tracked RELEASE: domain's too */
 	bool all;                             /* ADMIN, tracked RELEASE: not held ones too */
@@ -132,6 +135,35 @@ int rows_journal_apply(sqlite3 *db, const char *qid, unsigned idx, int64_t now, 
  * then the files emptied. */
 int spool_journal_replay(sqlite3 *db, int dir, int body_dir);
 int rows_functions(sqlite3 *db);
+/* The writer's statement cache (rows_stmt): one prepared for sql with
+ * qid bound as ?1 (NULL: none), run to its end, given back. */
+int rows_exec_stmt(sqlite3 *db, const char *sql, const char *qid, sqlite3_stmt **out);
+int rows_step_done(sqlite3 *db, sqlite3_stmt *st);
+void rows_stmt_release(sqlite3_stmt *st);
+int rows_errno(sqlite3 *db);
+/* Remove a message's rows (*count 1, or 0 when there was none); its body
+ * file's name into gone. */
+int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long *count);
+
+/* A reader's connection, for queries made up at the call (capture.c). */
+struct spool_reader;
+sqlite3 *spool_reader_sqlite(struct spool_reader *r);
+
+/* capture.c: the test mode's rows (spool.h's spool_capture_*). */
+#define CAPTURE_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS capture(seq INTEGER PRIMARY KEY AUTOINCREMENT," \
+	" id TEXT NOT NULL UNIQUE, qid TEXT NOT NULL, inbox TEXT NOT NULL, created INT NOT NULL," \
+	" size INT NOT NULL, sender TEXT NOT NULL, rcpts TEXT NOT NULL, subject TEXT NOT NULL," \
+	" hfrom TEXT NOT NULL, hto TEXT NOT NULL, hcc TEXT NOT NULL, msgid TEXT NOT NULL," \
+	" hdate TEXT NOT NULL, session INT NOT NULL, seen INT NOT NULL DEFAULT 0);" \
+	"CREATE INDEX IF NOT EXISTS capture_inbox ON capture(inbox, seq);" \
+	"CREATE INDEX IF NOT EXISTS capture_qid ON capture(qid);"
+/* With the message's rows: one capture row per inbox its recipients went to. */
+int capture_put(sqlite3 *db, const struct spool_env *e);
+/* ADMIN ops of the test mode (capture.c). */
+int capture_admin(sqlite3 *db, struct buf *gone, struct spool_op *op);
+/* Has the message a recipient to deliver (one not captured)? */
+bool capture_deliverable(const struct spool_env *e);
 void rows_stmts_free(sqlite3 *db);
 
 /* body.c: body files, the reaper thread, the reserve. */

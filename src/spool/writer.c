@@ -118,6 +118,8 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 		return rows_inject(db, op->env, op->body, op->len);
 	case OP_ADMIN:
 		op->released.len = 0;   /* a batch that failed runs it again alone */
+		if (op->capture)
+			return capture_admin(db, &op->gone, op);
 		if (op->on_release)
 			return rows_release(db, op->qid, op->domain, op->subdomains, op->all, op->now,
 			                    &op->released);
@@ -252,7 +254,7 @@ static void writer_handoff(struct spool *sp, struct spool_op *ops)
 	for (struct spool_op *op = ops; op; op = op->next) {
 		if (op->err)
 			continue;
-		if (op->type == OP_COMMIT) {
+		if (op->type == OP_COMMIT && capture_deliverable(op->env)) {
 			*tail = writer_fresh_from(op);
 			tail = &(*tail)->next;
 			n++;

@@ -1,0 +1,507 @@
+/* api: the test mode's endpoints over the captured mail. The list,
+ * message, raw, search and delete endpoints answer as Mailpit's do
+ * (its /api/v1 shapes), so test code written for Mailpit points at tern
+ * unchanged; the rest are tern's own (docs/API.md). */
+#include "http/http_priv.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/addr.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "net/smtp.h"
+#include "policy/capture.h"
+#include "policy/policy.h"
+#include "policy/settings.h"
+#include "smtpd/session.h"
+#include "spool/spool.h"
+
+#define API_LIMIT_DEFAULT 50
+#define API_LIMIT_MAX 10000
+#define API_RELEASE_MAX 100          /* recipients of one release */
+
+/* ---- rows ---- */
+
+static int api_row(struct http *h, const char *id, struct spool_captured *out)
+{
+	struct spool_capture_filter f = { .limit = 1 };
+	if (strcmp(id, "latest"))   /* Mailpit's alias for the newest */
+		f.id = id;
+	struct spool_captured_list l;
+	int err = spool_reader_captured(h->reader, &f, &l);
+	if (err)
+		return err;
+	if (l.n == 0) {
+		spool_captured_list_free(&l);
+		return ENOENT;
+	}
+	*out = l.v[0];
+	memset(&l.v[0], 0, sizeof l.v[0]);
+	spool_captured_list_free(&l);
+	return 0;
+}
+
+/* The row of /api/v1/message/{ID}..., or a reply sent and false. */
+static bool api_take_row(struct http_req *r, struct spool_captured *c)
+{
+	int err = api_row(r->h, r->arg[0], c);
+	if (err == ENOENT)
+		http_error(r, 404, "no such message: %s", r->arg[0]);
+	else if (err)
+		http_error(r, 500, "cannot read the spool");
+	return err == 0;
+}
+
+/* The whole message of a row, or a reply sent and false. */
+static bool api_raw_of(struct http_req *r, const struct spool_captured *c, struct buf *raw)
+{
+	if (mime_raw(r->h, c->qid, raw) == 0)
+		return true;
+	http_error(r, 404, "the message %s is gone from the spool", c->id);
+	return false;
+}
+
+json_t *api_summary(struct http *h, const struct spool_captured *c)
+{
+	char created[40];
+	http_time(c->created, created, sizeof created);
+	char *subject = mime_decode(c->subject);
+	json_t *from = mime_addresses(c->from);
+	json_t *first = json_array_size(from) ? json_incref(json_array_get(from, 0)) : json_null();
+	json_decref(from);
+	int attachments;
+	struct buf snip = BUF_INIT;
+	search_meta(h, c->seq, &attachments, &snip);
+	const char *mid = c->msgid;
+	size_t mlen = strlen(mid);
+	if (mlen >= 2 && mid[0] == '<' && mid[mlen - 1] == '>')   /* as Mailpit: no brackets */
+		mid++, mlen -= 2;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s%, s:b, s:o, s:o, s:o, s:[], s:[], s:s, s:s,"
+	                      " s:[], s:I, s:i, s:s, s:s, s:{s:s, s:o}}",
+	                      "ID", c->id, "QueueID", c->qid, "Inbox", c->inbox,
+	                      "MessageID", mid, mlen, "Read", c->seen, "From", first,
+	                      "To", mime_addresses(c->to), "Cc", mime_addresses(c->cc),
+	                      "Bcc", "ReplyTo", "Subject", subject, "Created", created,
+	                      "Tags", "Size", (json_int_t)c->size, "Attachments", attachments,
+	                      "Snippet", buf_cstr(&snip), "Username", "",
+	                      "Envelope", "From", c->sender, "To", json_string(c->rcpts));
+	free(subject);
+	buf_free(&snip);
+	return o;
+}
+
+struct api_count {
+	const char *inbox;
+	long total, unread;
+};
+
+static void api_count_row(void *ctx, const char *inbox, long total, long unseen)
+{
+	struct api_count *c = ctx;
+	if (c->inbox && strcmp(c->inbox, inbox))
+		return;
+	c->total += total;
+	c->unread += unseen;
+}
+
+json_t *api_list(struct http *h, const struct spool_capture_filter *f, const char *query,
+                 int *status)
+{
+	struct spool_capture_filter lf = *f;
+	struct buf match = BUF_INIT;
+	*status = 200;
+	if (query && *query) {
+		search_index(h, (size_t)-1 >> 1);   /* every row findable before the search */
+		if (!search_match(query, &match)) {
+			*status = 400;
+			buf_free(&match);
+			return json_pack("{s:s}", "Error", "nothing to search for");
+		}
+		lf.match = buf_cstr(&match);
+	}
+	struct spool_captured_list l;
+	if (spool_reader_captured(h->reader, &lf, &l)) {
+		*status = 400;
+		buf_free(&match);
+		return json_pack("{s:s}", "Error", "the search failed (a malformed query?)");
+	}
+	struct api_count all = { .inbox = f->inbox };
+	spool_reader_inboxes(h->reader, api_count_row, &all);
+	json_t *msgs = json_array();
+	long unread = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		json_array_append_new(msgs, api_summary(h, &l.v[i]));
+		unread += !l.v[i].seen;
+	}
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:[], s:o}", "total",
+	                      (json_int_t)all.total, "unread", (json_int_t)all.unread,
+	                      "count", (json_int_t)l.n, "messages_count", (json_int_t)l.total,
+	                      "messages_unread", (json_int_t)unread, "start", (json_int_t)f->offset,
+	                      "tags", "messages", msgs);
+	spool_captured_list_free(&l);
+	buf_free(&match);
+	return o;
+}
+
+/* start, limit and inbox of a listing. */
+static void api_page(struct http_req *r, struct spool_capture_filter *f)
+{
+	f->offset = (size_t)http_param_long(r, "start", 0, 1L << 40);
+	f->limit = (size_t)http_param_long(r, "limit", API_LIMIT_DEFAULT, API_LIMIT_MAX);
+	if (f->limit == 0)
+		f->limit = API_LIMIT_DEFAULT;
+	const char *inbox = http_param(r, "inbox");
+	f->inbox = inbox && *inbox ? inbox : NULL;
+}
+
+/* ---- the endpoints ---- */
+
+static void api_info(struct http_req *r)
+{
+	const struct settings *st = http_settings(r->h);
+	json_t *inboxes = json_array();
+	const char *names[64];
+	size_t n = capture_rules_inboxes(st->capture, names, 64);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(inboxes, json_string(names[i]));
+	http_json(r, 200, json_pack("{s:s, s:s, s:b, s:o, s:I}", "Version", TERN_VERSION,
+	                            "Hostname", st->conf.hostname, "Capture", st->conf.capture,
+	                            "Inboxes", inboxes, "Started", (json_int_t)r->h->env.started));
+}
+
+static void api_inbox_row(void *ctx, const char *inbox, long total, long unseen)
+{
+	json_array_append_new(ctx, json_pack("{s:s, s:I, s:I}", "Name", inbox, "Total",
+	                                     (json_int_t)total, "Unread", (json_int_t)unseen));
+}
+
+static void api_inboxes(struct http_req *r)
+{
+	json_t *a = json_array();
+	if (spool_reader_inboxes(r->h->reader, api_inbox_row, a)) {
+		json_decref(a);
+		return http_error(r, 500, "cannot read the spool");
+	}
+	http_json(r, 200, a);
+}
+
+static void api_messages(struct http_req *r)
+{
+	struct spool_capture_filter f = { 0 };
+	api_page(r, &f);
+	int status;
+	json_t *o = api_list(r->h, &f, NULL, &status);
+	http_json(r, status, o);
+}
+
+static void api_search(struct http_req *r)
+{
+	struct spool_capture_filter f = { 0 };
+	api_page(r, &f);
+	const char *q = http_param(r, "query");
+	if (!q || !*q)
+		return http_error(r, 400, "query= is needed");
+	int status;
+	json_t *o = api_list(r->h, &f, q, &status);
+	http_json(r, status, o);
+}
+
+static void api_deleted(void *ctx, int err, long count)
+{
+	(void)ctx;
+	if (err)
+		log_warn("http: deleting captured mail: %s", strerror(err));
+	else if (count)
+		log_info("http: %ld captured message%s deleted", count, count == 1 ? "" : "s");
+}
+
+static void api_delete_one(struct http *h, const char *id)
+{
+	spool_capture_async(h->env.srv->spool, SPOOL_CAPTURE_DELETE, id, NULL, 0, 0, api_deleted,
+	                    NULL);
+}
+
+/* DELETE /api/v1/messages: {"IDs": [...]} those, else every one (of ?inbox=). */
+static void api_delete_messages(struct http_req *r)
+{
+	json_t *body = http_body_json(r, false);
+	json_t *ids = body ? json_object_get(body, "IDs") : NULL;
+	if (body && ids && !json_is_array(ids)) {
+		json_decref(body);
+		return http_error(r, 400, "IDs must be an array of message IDs");
+	}
+	size_t i;
+	json_t *v;
+	if (ids && json_array_size(ids)) {
+		json_array_foreach(ids, i, v)
+			if (json_is_string(v))
+				api_delete_one(r->h, json_string_value(v));
+	} else {
+		const char *inbox = http_param(r, "inbox");
+		spool_capture_async(r->h->env.srv->spool, SPOOL_CAPTURE_CLEAR, NULL,
+		                    inbox && *inbox ? inbox : NULL, 0, 0, api_deleted, NULL);
+		if (!inbox || !*inbox)
+			search_clear(r->h);
+	}
+	json_decref(body);
+	http_text(r, 200, "text/plain", "ok", 2);
+}
+
+/* DELETE /api/v1/search?query=: every message it finds. */
+static void api_delete_search(struct http_req *r)
+{
+	struct spool_capture_filter f = { 0 };
+	api_page(r, &f);
+	f.offset = 0;
+	f.limit = 0;
+	const char *q = http_param(r, "query");
+	if (!q || !*q)
+		return http_error(r, 400, "query= is needed");
+	int status;
+	json_t *o = api_list(r->h, &f, q, &status);
+	json_t *msgs = json_object_get(o, "messages"), *m;
+	size_t i;
+	json_array_foreach(msgs, i, m)
+		api_delete_one(r->h, json_string_value(json_object_get(m, "ID")));
+	json_decref(o);
+	if (status != 200)
+		return http_error(r, status, "malformed query");
+	http_text(r, 200, "text/plain", "ok", 2);
+}
+
+static void api_message(struct http_req *r)
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	struct buf raw = BUF_INIT;
+	if (api_raw_of(r, &c, &raw)) {
+		json_t *o = mime_message(raw.data ? raw.data : "", raw.len);
+		if (!o) {
+			http_error(r, 422, "the message cannot be parsed as MIME");
+		} else {
+			json_object_set_new(o, "ID", json_string(c.id));
+			json_object_set_new(o, "QueueID", json_string(c.qid));
+			json_object_set_new(o, "Inbox", json_string(c.inbox));
+			json_object_set_new(o, "Envelope", json_pack("{s:s, s:s}", "From", c.sender,
+			                                             "To", c.rcpts));
+			json_object_set_new(o, "Size", json_integer((json_int_t)c.size));
+			if (!c.seen)
+				spool_capture_async(r->h->env.srv->spool, SPOOL_CAPTURE_SEEN, c.id, NULL, 0, 0,
+				                    api_deleted, NULL);
+			http_json(r, 200, o);
+		}
+	}
+	buf_free(&raw);
+	spool_captured_clear(&c);
+}
+
+static void api_delete_message(struct http_req *r)
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	api_delete_one(r->h, c.id);
+	spool_captured_clear(&c);
+	http_text(r, 200, "text/plain", "ok", 2);
+}
+
+static void api_raw(struct http_req *r)
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	struct buf raw = BUF_INIT;
+	if (api_raw_of(r, &c, &raw))
+		http_text(r, 200, "text/plain; charset=utf-8", raw.data ? raw.data : "", raw.len);
+	buf_free(&raw);
+	spool_captured_clear(&c);
+}
+
+/* headers and parts: a GMime view of the raw message. */
+static void api_view(struct http_req *r, json_t *(*view)(const char *, size_t))
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	struct buf raw = BUF_INIT;
+	if (api_raw_of(r, &c, &raw)) {
+		json_t *o = view(raw.data ? raw.data : "", raw.len);
+		if (o)
+			http_json(r, 200, o);
+		else
+			http_error(r, 422, "the message cannot be parsed as MIME");
+	}
+	buf_free(&raw);
+	spool_captured_clear(&c);
+}
+
+static void api_headers(struct http_req *r)
+{
+	api_view(r, mime_headers);
+}
+
+static void api_parts(struct http_req *r)
+{
+	api_view(r, mime_tree);
+}
+
+/* A file name for Content-Disposition: no path, no quotes or controls. */
+static void api_safe_name(const char *name, char *out, size_t n)
+{
+	const char *base = name;
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	size_t k = 0;
+	for (const char *p = base; *p && k + 1 < n; p++)
+		out[k++] = ((unsigned char)*p < 0x20 || *p == '"' || *p == 0x7f) ? '_' : *p;
+	out[k] = 0;
+	if (!k || !strcmp(out, ".") || !strcmp(out, ".."))
+		snprintf(out, n, "part");
+}
+
+static void api_part(struct http_req *r)
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	struct buf raw = BUF_INIT, out = BUF_INIT;
+	char type[256], name[256], safe[256], disp[400];
+	if (api_raw_of(r, &c, &raw)) {
+		if (!mime_part(raw.data ? raw.data : "", raw.len, r->arg[1], &out, type, sizeof type,
+		               name, sizeof name)) {
+			http_error(r, 404, "no part %s in message %s", r->arg[1], c.id);
+		} else {
+			/* never rendered by the browser as a page of ours: a download */
+			api_safe_name(name, safe, sizeof safe);
+			snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", safe);
+			evhttp_add_header(evhttp_request_get_output_headers(r->req),
+			                  "Content-Disposition", disp);
+			http_text(r, 200, type, out.data ? out.data : "", out.len);
+		}
+	}
+	buf_free(&raw);
+	buf_free(&out);
+	spool_captured_clear(&c);
+}
+
+/* The release's recipients, routed as an operator's mail would be. */
+static bool api_release_rcpts(struct http_req *r, json_t *to, struct spool_env *e, size_t *cap)
+{
+	const struct settings *st = http_settings(r->h);
+	size_t i;
+	json_t *v;
+	if (!json_is_array(to) || json_array_size(to) == 0 || json_array_size(to) > API_RELEASE_MAX) {
+		http_error(r, 400, "To must be an array of 1 to %d addresses", API_RELEASE_MAX);
+		return false;
+	}
+	json_array_foreach(to, i, v) {
+		struct addr a;
+		struct policy_targets t = { 0 };
+		const char *s = json_string_value(v);
+		if (!s || addr_parse_mailbox(s, &a) != ADDR_OK ||
+		    policy_rcpt(st, &a, true, &t) != POLICY_ACCEPT) {
+			policy_targets_free(&t);
+			http_error(r, 400, "cannot release to '%s': not an address tern can deliver to",
+			           s ? s : "(not a string)");
+			return false;
+		}
+		for (size_t k = 0; k < t.n; k++)
+			spool_rcpt_add(&e->rcpt, &e->nrcpt, cap, s, t.v[k].addr, t.v[k].transport,
+			               0, "");
+		policy_targets_free(&t);
+	}
+	return true;
+}
+
+/* POST /api/v1/message/{ID}/release {"To": [...]}: the message, as it was
+ * captured, queued anew for real delivery (Mailpit's release). */
+static void api_release(struct http_req *r)
+{
+	struct spool_captured c;
+	if (!api_take_row(r, &c))
+		return;
+	json_t *body = http_body_json(r, true);
+	struct buf raw = BUF_INIT;
+	struct spool_env e = { 0 };
+	size_t cap = 0;
+	if (body && api_raw_of(r, &c, &raw) &&
+	    api_release_rcpts(r, json_object_get(body, "To"), &e, &cap)) {
+		util_qid(e.qid);
+		e.sender = c.sender;
+		e.envid = e.client = e.helo = (char *)"";
+		e.arrival = (int64_t)time(NULL);
+		e.size = raw.len;
+		e.body = BODY_8BITMIME;
+		for (size_t i = 0; i < e.nrcpt; i++)
+			e.rcpt[i].next_try = e.arrival;
+		int err = spool_inject(r->h->env.srv->spool, &e, raw.data ? raw.data : "", raw.len);
+		if (err) {
+			http_error(r, 503, "the spool did not take it: %s", strerror(err));
+		} else {
+			log_info("%s: released from capture %s to %zu recipient%s", e.qid, c.id, e.nrcpt,
+			         e.nrcpt == 1 ? "" : "s");
+			http_json(r, 200, json_pack("{s:s}", "QueueID", e.qid));
+		}
+	}
+	spool_rcpts_free(e.rcpt, e.nrcpt);
+	json_decref(body);
+	buf_free(&raw);
+	spool_captured_clear(&c);
+}
+
+/* ---- retention (every second) ---- */
+
+static void api_trim_one(void *ctx, const char *inbox, long total, long unseen)
+{
+	(void)unseen;
+	struct http *h = ctx;
+	const struct settings *st = http_settings(h);
+	unsigned keep, age;
+	capture_retention(st->capture, inbox, st->conf.capture_keep, st->conf.capture_max_age,
+	                  &keep, &age);
+	int64_t before = age ? (int64_t)time(NULL) - age : 0;
+	if ((keep && total > (long)keep) || age)
+		spool_capture_async(h->env.srv->spool, SPOOL_CAPTURE_TRIM, NULL, inbox, keep, before,
+		                    api_deleted, NULL);
+}
+
+void api_retention(struct http *h)
+{
+	spool_reader_inboxes(h->reader, api_trim_one, h);
+}
+
+static void api_openapi(struct http_req *r)
+{
+	if (!page_serve(r))
+		http_error(r, 404, "no OpenAPI document in this build");
+}
+
+#define G EVHTTP_REQ_GET
+#define D EVHTTP_REQ_DELETE
+#define P EVHTTP_REQ_POST
+const struct http_route http_routes[] = {
+	{ G, "/api/v1/info", api_info, false },
+	{ G, "/api/v1/inboxes", api_inboxes, false },
+	{ G, "/api/v1/messages", api_messages, false },
+	{ D, "/api/v1/messages", api_delete_messages, true },
+	{ G, "/api/v1/search", api_search, false },
+	{ D, "/api/v1/search", api_delete_search, true },
+	{ G, "/api/v1/message/{}", api_message, false },
+	{ D, "/api/v1/message/{}", api_delete_message, true },
+	{ G, "/api/v1/message/{}/raw", api_raw, false },
+	{ G, "/api/v1/message/{}/headers", api_headers, false },
+	{ G, "/api/v1/message/{}/parts", api_parts, false },
+	{ G, "/api/v1/message/{}/part/{}", api_part, false },
+	{ P, "/api/v1/message/{}/release", api_release, true },
+	{ G, "/api/v1/wait", wait_get, false },
+	{ G, "/api/v1/events", wait_events, false },
+	{ G, "/api/v1/openapi.json", api_openapi, false },
+};
+const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];
