@@ -31,7 +31,7 @@
 
 #define FAULTS_GREY_MAX 100000           /* triples remembered, at most */
 #define FAULTS_GREY_LIFETIME_MS (36ULL * 86400 * 1000)   /* a triple is forgotten after */
-#define FAULTS_RATE_MAX 10000            /* clients' counters, at most */
+#define FAULTS_RATE_MAX 1024             /* clients' counters, at most */
 #define FAULTS_RATE_SLOTS 60             /* one a second: the last minute */
 #define FAULTS_NSTAGES (FAULT_ANY + 1)
 
@@ -44,12 +44,15 @@ struct faults_grey {
 	char key[];
 };
 
-/* A client's commands of each stage over the last minute, a slot a second. */
+/* A client's commands of each stage over the last minute, a slot a second
+ * (about 2.6 KiB a client). */
 struct faults_rate {
 	struct hmap_node node;
 	struct faults_rate *newer;
-	uint32_t count[FAULTS_NSTAGES][FAULTS_RATE_SLOTS];
-	int64_t second[FAULTS_NSTAGES][FAULTS_RATE_SLOTS];
+	struct {
+		int64_t second;
+		uint32_t count[FAULTS_NSTAGES];
+	} slot[FAULTS_RATE_SLOTS];
 	char ip[INET6_ADDRSTRLEN];
 };
 
@@ -123,9 +126,16 @@ void faults_text(const struct server *srv, struct buf *out)
 	faults_text_of(srv->set->faults, out);
 }
 
-static void faults_node_free(struct hmap_node *n, void *ctx)
+static void faults_grey_free(struct hmap_node *n, void *ctx)
 {
-	free((char *)n - (size_t)ctx);
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct faults_grey, node));
+}
+
+static void faults_rate_free(struct hmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(HMAP_ENTRY(n, struct faults_rate, node));
 }
 
 void faults_free(struct server *srv)
@@ -134,8 +144,8 @@ void faults_free(struct server *srv)
 	if (!f)
 		return;
 	fault_rules_free(&f->runtime);
-	hmap_clear(&f->grey, faults_node_free, (void *)offsetof(struct faults_grey, node));
-	hmap_clear(&f->rates, faults_node_free, (void *)offsetof(struct faults_rate, node));
+	hmap_clear(&f->grey, faults_grey_free, NULL);
+	hmap_clear(&f->rates, faults_rate_free, NULL);
 	free(f);
 	srv->faults = NULL;
 }
@@ -222,12 +232,12 @@ static void faults_rate_count(struct session *s, enum fault_stage st)
 {
 	struct faults_rate *r = faults_rate_of(faults_server(s->srv), s->ip);
 	int64_t now = (int64_t)(util_now_ms() / 1000);
-	size_t slot = (size_t)(now % FAULTS_RATE_SLOTS);
-	if (r->second[st][slot] != now) {
-		r->second[st][slot] = now;
-		r->count[st][slot] = 0;
+	size_t i = (size_t)(now % FAULTS_RATE_SLOTS);
+	if (r->slot[i].second != now) {
+		r->slot[i].second = now;
+		memset(r->slot[i].count, 0, sizeof r->slot[i].count);
 	}
-	r->count[st][slot]++;
+	r->slot[i].count[st]++;
 }
 
 static unsigned faults_rate(void *ctx, enum fault_stage st)
@@ -237,8 +247,8 @@ static unsigned faults_rate(void *ctx, enum fault_stage st)
 	int64_t now = (int64_t)(util_now_ms() / 1000);
 	unsigned n = 0;
 	for (size_t i = 0; i < FAULTS_RATE_SLOTS; i++)
-		if (now - r->second[st][i] < FAULTS_RATE_SLOTS)
-			n += r->count[st][i];
+		if (now - r->slot[i].second < FAULTS_RATE_SLOTS)
+			n += r->slot[i].count[st];
 	return n;
 }
 

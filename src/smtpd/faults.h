@@ -4,8 +4,10 @@
  * (struct server's faults) and replaced through this interface (the HTTP
  * API's), checked first; then the configured one, fault_rules, read with
  * each generation of the settings (a reload rereads it). A session sees
- * the runtime set of the moment it asks, and the configured set of its
- * own generation. The session side (asking the rules at each stage and
+ * the configured set of its own generation and the runtime set of the
+ * moment it asks; one that began with neither set holding a rule sees
+ * none to its end (it keeps no state for them: the cost of the test mode
+ * off is a NULL check). The session side (asking the rules at each stage and
  * carrying out what they say) is in faults.c, behind session_priv.h.
  */
 #ifndef TERN_FAULTS_H
