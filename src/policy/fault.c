@@ -154,7 +154,7 @@ static bool fault_duration(const char *s, unsigned *ms)
 	unsigned secs;
 	if (n > 2 && !strcmp(s + n - 2, "ms")) {
 		char num[24];
-		if (n - 2 >= sizeof num || !isdigit((unsigned char)s[0]))
+		if (n - 2 >= sizeof num || strspn(s, "0123456789") != n - 2)
 			return false;
 		snprintf(num, sizeof num, "%.*s", (int)(n - 2), s);
 		if (!conf_parse_duration(num, &secs) || secs > FAULT_DELAY_MAX_MS)

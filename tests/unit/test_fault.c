@@ -127,6 +127,8 @@ static void test_bad(void **state)
 		{ "data delay soon", "expected a duration" },
 		{ "data delay 2s jitter", "after jitter" },
 		{ "data delay 2h", "expected a duration" },
+		{ "data delay 5mms", "expected a duration" },
+		{ "data delay -1s", "expected a duration" },
 		{ "any throttle 100", "rate such as" },
 		{ "any throttle 0/s", "not a rate" },
 		{ "rcpt abort 10", "abort cannot stand at rcpt" },
