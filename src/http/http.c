@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/event.h"
 #include "lib/log.h"
@@ -64,6 +65,89 @@ void http_text(struct http_req *r, int code, const char *type, const char *text,
 	http_headers(r->req, type);
 	evhttp_send_reply(r->req, code, NULL, b);
 	evbuffer_free(b);
+}
+
+static void http_free_ref(const void *data, size_t len, void *arg)
+{
+	(void)data, (void)len;
+	free(arg);
+}
+
+void http_send_buf(struct http_req *r, int code, const char *type, struct buf *b)
+{
+	struct evbuffer *out = evbuffer_new();
+	if (b->len)
+		evbuffer_add_reference(out, b->data, b->len, http_free_ref, b->data);
+	else
+		free(b->data);
+	buf_init(b);
+	http_headers(r->req, type);
+	evhttp_send_reply(r->req, code, NULL, out);
+	evbuffer_free(out);
+}
+
+/* A body file sent a piece at a time, each once the last has been
+ * written: memory stays HTTP_PIECE whatever the message's size (an mmap'd
+ * or sendfile'd segment cannot go through TLS without being read whole). */
+#define HTTP_PIECE (256 * 1024)
+
+struct http_file {
+	struct evhttp_request *req;
+	int fd;
+	uint64_t off, size;
+};
+
+static void http_file_free(struct http_file *f)
+{
+	close(f->fd);
+	free(f);
+}
+
+static void http_file_gone(struct evhttp_connection *cn, void *arg)
+{
+	(void)cn;
+	struct http_file *f = arg;
+	evhttp_send_reply_end(f->req);   /* detached by libevent: this frees it */
+	http_file_free(f);
+}
+
+static void http_file_more(struct evhttp_connection *cn, void *arg)
+{
+	struct http_file *f = arg;
+	char piece[HTTP_PIECE];
+	size_t want = f->size - f->off < sizeof piece ? (size_t)(f->size - f->off) : sizeof piece;
+	ssize_t n = want ? pread(f->fd, piece, want, (off_t)f->off) : 0;
+	if (n <= 0) {   /* the end (or a short file: the client sees the length fall short) */
+		evhttp_connection_set_closecb(cn, NULL, NULL);
+		evhttp_send_reply_end(f->req);
+		return http_file_free(f);
+	}
+	f->off += (uint64_t)n;
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, piece, (size_t)n);
+	evhttp_send_reply_chunk_with_cb(f->req, b, http_file_more, f);
+	evbuffer_free(b);
+}
+
+void http_send_src(struct http_req *r, const char *type, struct mime_src *src)
+{
+	http_headers(r->req, type);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add(out, src->mem.data ? src->mem.data : "", src->mem.len);
+	if (src->fd < 0 || !src->fsize) {
+		evhttp_send_reply(r->req, 200, NULL, out);
+		return evbuffer_free(out);
+	}
+	struct http_file *f = util_xcalloc(1, sizeof *f);
+	f->req = r->req;
+	f->fd = src->fd;
+	f->size = src->fsize;
+	src->fd = -1;   /* the stream's now */
+	struct evhttp_connection *cn = evhttp_request_get_connection(r->req);
+	evhttp_send_reply_start(r->req, 200, "OK");
+	evhttp_connection_set_closecb(cn, http_file_gone, f);
+	evhttp_send_reply_chunk_with_cb(r->req, out, http_file_more, f);
+	evbuffer_free(out);
 }
 
 void http_json(struct http_req *r, int code, json_t *o)
@@ -374,9 +458,11 @@ static void http_tick(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	if (h->stopping)
 		return;
-	api_retention(h);
-	search_index(h, 200);
-	if (++h->ticks % 15 == 0)
+	++h->ticks;
+	search_index(h, 10);   /* 10 ms of every 100 */
+	if (h->ticks % 10 == 0)
+		api_retention(h);
+	if (h->ticks % 150 == 0)
 		wait_keepalive(h);
 }
 
@@ -393,8 +479,8 @@ bool http_start(struct http *h)
 	struct event_base *base = h->env.srv->base;
 	h->news = event_new(base, -1, 0, http_news, h);
 	h->tick = event_new(base, -1, EV_PERSIST, http_tick, h);
-	struct timeval second = { 1, 0 };
-	event_add(h->tick, &second);
+	struct timeval tenth = { 0, 100000 };
+	event_add(h->tick, &tenth);
 	h->sub = ev_subscribe(http_event, h, LOG_INFO);
 	return h->sub >= 0;
 }
