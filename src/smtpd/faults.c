@@ -28,6 +28,7 @@
 #include "net/wire.h"
 #include "policy/fault.h"
 #include "smtpd/session_priv.h"
+#include "smtpd/transcript.h"
 
 #define FAULTS_GREY_MAX 100000           /* triples remembered, at most */
 #define FAULTS_GREY_LIFETIME_MS (36ULL * 86400 * 1000)   /* a triple is forgotten after */
@@ -381,6 +382,10 @@ static void faults_log(struct session *s, const struct fault_rule *r, enum fault
 	if (what)
 		ev_add(&e, "result", "%s", what);
 	ev_emit(&e);
+	if (s->rec)   /* the session's transcript says why, beside the reply */
+		transcript_note(s, "fault rule %s fired: %s at %s%s%s", r->origin,
+		                fault_action_name(r->action), fault_stage_name(st), what ? ": " : "",
+		                what ? what : "");
 }
 
 /* ---- carrying a rule out ---- */
@@ -668,6 +673,9 @@ bool faults_data_end(struct session *s)
 	ev_add(&e, "result", "message of %llu octets refused, discarded",
 	       (unsigned long long)tx->dp.size);
 	ev_emit(&e);
+	if (s->rec)
+		transcript_note(s, "fault rule %s fired: abort at data: message of %llu octets refused",
+		                fs->abort_origin, (unsigned long long)tx->dp.size);
 	if (fs->abort_text[0])
 		session_reply_text(s, fs->abort_text, strlen(fs->abort_text), false);
 	else

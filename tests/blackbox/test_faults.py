@@ -388,6 +388,29 @@ def test_tls_fail_breaks_the_handshake(ternd, tmp_path, cert):  # noqa: F811
     assert p.returncode != 0 and "BEGIN CERTIFICATE" not in p.stdout
 
 
+def test_transcript_notes_the_rule(ternd, tmp_path):
+    """With transcripts, the session's record says which rule gave a reply."""
+    import json
+    s = start(ternd, tmp_path, "rcpt *@full.test reply 452 4.2.2 Mailbox full\n",
+              transcripts="yes")
+    with smtp(s) as c:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            c.sendmail("a@example.net", ["x@full.test"], MSG)
+
+    def recorded():
+        o = json.loads(ctl(s, "transcript", json_out=True).stdout)
+        ended = [x for x in o["sessions"] if x.get("ended")]
+        if not ended:
+            return None
+        whole = json.loads(ctl(s, "transcript", str(ended[0]["id"]), json_out=True).stdout)
+        return [(line["dir"], line["text"]) for line in whole["lines"]]
+    lines = wait_for("the session's transcript", recorded)
+    note = [t for d, t in lines if d == "note" and t.startswith("fault rule ")]
+    assert note and re.fullmatch(r"fault rule \S+faults\.rules:1 fired: reply at rcpt: "
+                                 r"452 4\.2\.2 Mailbox full", note[0]), lines
+    assert ("out", "452 4.2.2 Mailbox full") in lines, lines
+
+
 # ---- the file: refused when bad, at start and at reload ----
 
 def test_bad_file_refused_at_start_naming_the_line(tmp_path):
