@@ -123,6 +123,7 @@ static const struct conf_key conf_keys[] = {
 	R(transcripts, T_BOOL, "no"),
 	K(transcript_max_size, T_SIZE, "64k"),
 	K(transcript_keep, T_UINT, "10000"),
+	K(fault_rules, T_STR, ""),
 	R(control_socket, T_STR, NULL),
 	R(control_group, T_STR, ""),
 	R(metrics_listen, T_STR, ""),

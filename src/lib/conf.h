@@ -173,6 +173,7 @@ struct conf {
 
 	/* operators */
 	unsigned shutdown_grace;       /* seconds transactions may take to finish at SIGTERM */
+	char *fault_rules;             /* the test mode's fault rules (policy/fault.h); "" = none */
 	char *control_socket;          /* ternctl's unix socket; default spool_dir/control */
 	char *control_group;           /* its group, besides root and run_user; "" = none */
 	char *metrics_listen;          /* host:port of the Prometheus page; "" = none */

@@ -114,6 +114,9 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_SPF_FAIL] = { 550, "5.7.23", "SPF: %s does not designate %s as a permitted sender" },
 	[R_SPF_FAIL_EXP] = { 550, "5.7.23", "%s" },   /* the domain's own explanation (exp=) */
 	[R_SPF_TEMP] = { 451, "4.4.3", "SPF: temporary error looking up the policy of %s; try again later" },
+	/* the test mode's fault rules (smtpd/faults.c): disconnect, greylist */
+	[R_FAULT_CLOSING] = { 421, "4.4.2", "closing connection" },   /* after the hostname */
+	[R_GREYLISTED] = { 451, "4.7.1", "Greylisted, try again later" },
 };
 
 const struct esc_reply *esc_get(enum esc_id id)

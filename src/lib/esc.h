@@ -106,6 +106,8 @@ enum esc_id {
 	R_SPF_FAIL,
 	R_SPF_FAIL_EXP,
 	R_SPF_TEMP,
+	R_FAULT_CLOSING,
+	R_GREYLISTED,
 	R__COUNT
 };
 

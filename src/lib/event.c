@@ -20,6 +20,7 @@ static const char *const ev_names[EK__COUNT] = {
 	[EK_DEQUEUE] = "dequeue", [EK_SPF] = "spf",
 	[EK_AUTHRES] = "authentication-results", [EK_DMARC] = "dmarc", [EK_DNSBL] = "dnsbl",
 	[EK_MILTER] = "milter",
+	[EK_FAULT] = "fault",
 };
 
 /* The log writer is always there (log.c); the rest subscribe at start-up. */

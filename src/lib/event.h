@@ -49,6 +49,8 @@ enum ev_kind {
 	EK_DNSBL,
 	/* a milter's verdict, or its failure (smtpd/milters.c) */
 	EK_MILTER,
+	/* a fault rule of the test mode fired (smtpd/faults.c): which, and what it did */
+	EK_FAULT,
 	EK__COUNT
 };
 

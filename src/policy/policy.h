@@ -153,6 +153,8 @@ struct policy_answer {
 	bool ok;                   /* go on */
 	enum esc_id reply;         /* else: the refusal */
 	char arg[2][POLICY_ADDR_MAX];  /* the refusal's %s arguments, in order */
+	const char *text;          /* or, not NULL: the whole refusal line made
+	                              elsewhere ("ddd x.y.z text": a fault rule's) */
 	bool close;                /* and the session ends after the refusal */
 	const char *why;           /* a few words for the log (static) */
 	enum policy_verdict verdict;   /* RCPT: the resolution */

@@ -40,8 +40,37 @@ static int settings_tls(struct settings *s)
 	return s->tls ? 0 : 1;
 }
 
+/* One line of fault_rules (policy/fault.h). */
+static int settings_fault_line(void *ctx, char *line, const char *origin)
+{
+	char err[512];
+	if (fault_parse_line(ctx, line, origin, err, sizeof err))
+		return 0;
+	log_problem("%s\n", err);
+	return 1;
+}
+
+/* The test mode's fault rules: NULL when the key is empty or the file
+ * holds none. */
+static struct fault_rules *settings_faults(const char *path, int *bad)
+{
+	if (!path || !*path)
+		return NULL;
+	struct fault_rules *r = util_xcalloc(1, sizeof *r);
+	fault_rules_init(r);
+	*bad += util_each_line(path, "fault rules", 0, settings_fault_line, r);
+	if (r->n == 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 static void settings_free(struct settings *s)
 {
+	if (s->faults)
+		fault_rules_free(s->faults);
+	free(s->faults);
 	aliases_free(s->aliases);
 	auth_users_free(s->users);
 	hold_rcpts_free(s->hold_rcpts);
@@ -76,6 +105,7 @@ struct settings *settings_load(const char *file, char *const *overrides, size_t 
 	s->odmr = odmr_map_load(s->conf.odmr_map, &problems);
 	s->capture = capture_rules_load(s->conf.capture_rules, &problems);
 	s->dkim_keys = signkeys_load(s->conf.dkim_keys, &problems);
+	s->faults = settings_faults(s->conf.fault_rules, &problems);
 	if (!problems && *s->conf.tls_cert)
 		problems += settings_tls(s);
 	*bad += problems;

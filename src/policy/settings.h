@@ -19,6 +19,7 @@
 #include "lib/conf.h"
 #include "policy/auth.h"
 #include "policy/capture.h"
+#include "policy/fault.h"
 #include "policy/hold.h"
 #include "policy/odmr.h"
 #include "policy/signkeys.h"
@@ -34,6 +35,8 @@ struct settings {
 	struct odmr_map *odmr;        /* who may dequeue what (RFC 2645); empty: nobody */
 	struct signkeys *dkim_keys;   /* DKIM signing keys; empty: no signing */
 	SSL_CTX *tls;                 /* tls_cert and tls_key; NULL: no TLS */
+	struct fault_rules *faults;   /* fault_rules, or NULL when there are none
+	                                 (their counters: the main loop's) */
 	char restart_pending[512];    /* keys changed in the file that wait for a
 	                                 restart ("listen hostname"), or "" */
 };

@@ -70,7 +70,7 @@ static void cmd_ehlo_odmr_reply(struct session *s)
 {
 	session_reply_more(s, R_HELO, s->conf->hostname, s->ip);
 	session_reply_more(s, R_EHLO_LINE, "ENHANCEDSTATUSCODES");
-	if (s->set->tls && !s->client.tls)
+	if (s->set->tls && !s->client.tls && !faults_no_tls(s))
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
 		session_reply_more(s, R_EHLO_LINE, sasl_ehlo_line(s));  /* RFC 4954, 2195 */
@@ -92,7 +92,7 @@ static void cmd_ehlo_reply(struct session *s)
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
 	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030; not BINARYMIME */
-	if (s->set->tls && !s->client.tls)
+	if (s->set->tls && !s->client.tls && !faults_no_tls(s))
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
 		session_reply_more(s, R_EHLO_LINE, sasl_ehlo_line(s));  /* RFC 4954, 2195 */
@@ -632,7 +632,7 @@ static void cmd_check_done(void *ctx)
  * input waits; then DMARC's verdict and the EOM stage. */
 void cmd_data_end(struct session *s)
 {
-	if (cmd_data_refused(s))
+	if (cmd_data_refused(s) || (s->faults && faults_data_end(s)))
 		return;
 	s->state = ST_COMMIT;
 	struct tx *tx = s->tx;
@@ -907,17 +907,25 @@ static void cmd_start_tls(struct session *s)
 	s->helo[0] = s->user[0] = '\0';
 }
 
+/* STARTTLS's own work: 220, then the handshake. */
+static void cmd_starttls_go(struct session *s)
+{
+	session_reset(s);
+	session_reply(s, R_TLS_READY);
+	cmd_start_tls(s);
+}
+
 static bool cmd_starttls(struct session *s, const char *args)
 {
-	if (!s->set->tls)
+	if (!s->set->tls || faults_no_tls(s))
 		return session_no(s, R_NOT_OFFERED, "STARTTLS");
 	if (s->client.tls)
 		return session_no(s, R_TLS_ACTIVE);
 	if (*args)
 		return session_no(s, R_TLS_SYNTAX);
-	session_reset(s);
-	session_reply(s, R_TLS_READY);
-	cmd_start_tls(s);
+	if (s->faults && faults_starttls(s, cmd_starttls_go))
+		return false;
+	cmd_starttls_go(s);
 	return false;
 }
 

@@ -68,6 +68,8 @@ static void sasl_proceed(struct session *s, const struct policy_answer *a)
 		s->client.authed = true;
 		snprintf(s->user, sizeof s->user, "%s", s->args.user);
 		session_reply(s, R_AUTH_OK);
+	} else if (a->text) {   /* a fault rule's reply (faults.c) */
+		session_refusal(s, a);
 	} else {
 		session_reply(s, a->reply);
 		if (a->close) {

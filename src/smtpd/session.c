@@ -32,6 +32,7 @@
 #include "net/tls.h"
 #include "net/wire.h"
 #include "smtpd/data.h"
+#include "smtpd/faults.h"
 #include "smtpd/parse.h"
 #include "smtpd/proxy.h"
 #include "smtpd/session_priv.h"
@@ -198,6 +199,8 @@ static void session_close(struct session *s, const char *why)
 	if (s->rec)
 		transcript_end(s, why);
 	milters_free(s);
+	if (s->faults)
+		faults_close(s);
 	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
 	if (s->greet_timer)
@@ -397,6 +400,20 @@ static void session_answered(void *ctx, struct policy_answer *a)
 
 void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn)
 {
+	if (s->faults && faults_ask(s, q, fn))
+		return;
+	session_ask_policy(s, q, fn);
+}
+
+void session_answer_now(struct session *s, session_proceed_fn *fn, const struct policy_answer *a)
+{
+	s->busy++;       /* the answer may close the session */
+	fn(s, a);
+	session_unbusy(s);
+}
+
+void session_ask_policy(struct session *s, const struct policy_query *q, session_proceed_fn *fn)
+{
 	s->asking = true;
 	s->proceed = fn;
 	s->pending++;
@@ -446,7 +463,10 @@ void session_query(struct session *s, struct policy_query *q, enum policy_stage 
 
 void session_refusal(struct session *s, const struct policy_answer *a)
 {
-	session_reply(s, a->reply, a->arg[0], a->arg[1]);
+	if (a->text)
+		session_reply_text(s, a->text, strlen(a->text), false);
+	else
+		session_reply(s, a->reply, a->arg[0], a->arg[1]);
 	if (a->close)
 		session_close_after_flush(s);
 }
@@ -970,6 +990,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	s->direct = true;
 	if (srv->transcripts)   /* transcripts = yes, or the test mode's capture */
 		s->rec = transcript_begin(s);
+	faults_open(s);
 	if (modes & CONF_LISTEN_PROXY) {
 		s->state = ST_PROXY;
 		return;
@@ -1005,4 +1026,5 @@ void session_free_all(struct server *srv)
 {
 	while (srv->sessions)
 		session_close(srv->sessions, "shutdown");
+	faults_free(srv);
 }

@@ -23,6 +23,7 @@
 
 struct closer;
 struct dns;
+struct faults;
 struct post;
 struct event_base;
 struct event;
@@ -46,6 +47,8 @@ struct server {
 	struct dns *dns;            /* this loop's resolver: DKIM keys (verifier.h) */
 	struct sessions *transcripts;  /* the transcripts' store (spool/sessions.h), or
 	                               NULL: transcripts = no */
+	struct faults *faults;      /* the fault rules' runtime set, greylist and rate
+	                               counters (faults.h), or NULL: made when needed */
 };
 
 /* Take over an accepted socket of a listener with CONF_LISTEN_* modes and
@@ -58,7 +61,8 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
  * transaction too. A message being committed gets its 250 first. */
 void session_close_all(struct server *srv, bool force);
 
-/* Free whatever is left without talking (after the event loop ended). */
+/* Free whatever is left without talking (after the event loop ended),
+ * and the fault rules' state (faults_free). */
 void session_free_all(struct server *srv);
 
 #endif

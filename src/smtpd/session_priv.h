@@ -134,6 +134,8 @@ struct session {
 	struct tx *tx;
 	struct milters *milters;        /* its milters (milters.c), or NULL */
 	struct transcript *rec;         /* its recorder (transcript.h), or NULL */
+	struct faults_session *faults;  /* the fault rules' state (faults.c), or
+	                                   NULL: no rules were in force at its start */
 };
 
 /* ---- the command table (cmd.c) ---- */
@@ -213,6 +215,24 @@ void milters_tx_end(struct session *s);
 void milters_free(struct session *s);
 const char *milters_stage_name(enum milters_stage st);
 
+/* ---- the test mode's fault rules (faults.c) ---- */
+
+/* At the start: the session's state when rules are in force (else
+ * s->faults stays NULL and nothing below is called); at the close. */
+void faults_open(struct session *s);
+void faults_close(struct session *s);
+/* A policy stage: true when a rule took the command over (answered it
+ * with fn, now or after a delay, or closed); false: ask the policy. */
+bool faults_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn);
+/* STARTTLS passed its checks: true when a rule took it over (go, the
+ * command's own work, runs after a delay). */
+bool faults_starttls(struct session *s, void (*go)(struct session *s));
+/* no-starttls fired: STARTTLS is neither offered nor taken. */
+bool faults_no_tls(const struct session *s);
+/* The end of the message: true when an abort rule refused it (answered,
+ * the transaction reset). */
+bool faults_data_end(struct session *s);
+
 /* ---- AUTH (sasl.c) ---- */
 
 bool sasl_offered(const struct session *s);
@@ -250,8 +270,13 @@ bool session_no(struct session *s, enum esc_id id, ...);
 /* A refusal the policy answered: its reply and arguments, then closing
  * if it says so. */
 void session_refusal(struct session *s, const struct policy_answer *a);
-/* Ask the policy; fn gets the answer, and input waits until it has. */
+/* Ask the policy (the fault rules first, when any); fn gets the answer,
+ * and input waits until it has. */
 void session_ask(struct session *s, const struct policy_query *q, session_proceed_fn *fn);
+/* The policy alone (what a fault rule's delay asks when it is over). */
+void session_ask_policy(struct session *s, const struct policy_query *q, session_proceed_fn *fn);
+/* An answer made on the session's side (a fault rule's), given to fn now. */
+void session_answer_now(struct session *s, session_proceed_fn *fn, const struct policy_answer *a);
 void session_query(struct session *s, struct policy_query *q, enum policy_stage stage);
 void session_close_after_flush(struct session *s);
 /* A command waits for an answer from elsewhere (the delivery engine), its
