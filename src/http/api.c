@@ -20,6 +20,7 @@
 #include "policy/policy.h"
 #include "policy/settings.h"
 #include "smtpd/session.h"
+#include "smtpd/faults.h"
 #include "spool/sessions.h"
 #include "spool/spool.h"
 
@@ -222,6 +223,13 @@ static void api_deleted(void *ctx, int err, long count)
 		log_info("http: %ld captured message%s deleted", count, count == 1 ? "" : "s");
 }
 
+static void api_seen(void *ctx, int err, long count)
+{
+	(void)ctx, (void)count;
+	if (err)
+		log_warn("http: marking a captured message read: %s", strerror(err));
+}
+
 static void api_delete_one(struct http *h, const char *id)
 {
 	if (h->env.srv->transcripts && !strchr(id, '.'))   /* "QID.2" is another inbox's view */
@@ -300,7 +308,7 @@ static void api_message(struct http_req *r)
 			json_object_set_new(o, "Size", json_integer((json_int_t)c.size));
 			if (!c.seen)
 				spool_capture_async(r->h->env.srv->spool, SPOOL_CAPTURE_SEEN, c.id, NULL, 0, 0,
-				                    api_deleted, NULL);
+				                    api_seen, NULL);
 			http_json(r, 200, o);
 		}
 		mime_close(&src);
@@ -585,6 +593,39 @@ static void api_session(struct http_req *r)
 		http_error(r, 404, "no such session: %s", r->arg[0]);
 }
 
+/* ---- fault rules at run time (smtpd/faults.h) ---- */
+
+static void api_faults(struct http_req *r)
+{
+	struct buf b = BUF_INIT;
+	faults_text(r->h->env.srv, &b);
+	http_json(r, 200, json_pack("{s:s}", "Rules", buf_cstr(&b)));
+	buf_free(&b);
+}
+
+/* PUT {"Rules": "one rule a line"}: the runtime set replaced, all or nothing. */
+static void api_faults_put(struct http_req *r)
+{
+	json_t *body = http_body_json(r, true);
+	if (!body)
+		return;
+	const char *text = json_string_value(json_object_get(body, "Rules"));
+	char err[512];
+	if (!text)
+		http_error(r, 400, "Rules must be a string of rules, one a line");
+	else if (!faults_replace(r->h->env.srv, text, err, sizeof err))
+		http_error(r, 400, "%s", err);
+	else
+		api_faults(r);
+	json_decref(body);
+}
+
+static void api_faults_clear(struct http_req *r)
+{
+	faults_clear(r->h->env.srv);
+	api_faults(r);
+}
+
 static void api_openapi(struct http_req *r)
 {
 	if (!page_serve(r))
@@ -611,6 +652,9 @@ const struct http_route http_routes[] = {
 	{ G, "/api/v1/message/{}/transcript", api_transcript, false },
 	{ G, "/api/v1/message/{}/lint", api_lint, false },
 	{ G, "/api/v1/sessions", api_session_list, false },
+	{ G, "/api/v1/faults", api_faults, false },
+	{ EVHTTP_REQ_PUT, "/api/v1/faults", api_faults_put, true },
+	{ D, "/api/v1/faults", api_faults_clear, true },
 	{ G, "/api/v1/session/{}", api_session, false },
 	{ G, "/api/v1/wait", wait_get, false },
 	{ G, "/api/v1/events", wait_events, false },

@@ -531,6 +531,11 @@ static void faults_bounce_proceed(struct session *s, const struct policy_answer 
 		return;
 	for (size_t i = tx->rcpt_before; i < tx->nrcpt; i++) {
 		tx->rcpt[i].transport = SPOOL_ERROR;
+		if (tx->rcpt[i].held == SPOOL_CAPTURED) {   /* returned, not kept: its report is */
+			tx->rcpt[i].held = 0;
+			free(tx->rcpt[i].inbox);
+			tx->rcpt[i].inbox = NULL;
+		}
 		free(tx->rcpt[i].last_reply);
 		tx->rcpt[i].last_reply = util_xstrdup(s->faults->bounce);
 	}

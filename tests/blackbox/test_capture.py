@@ -524,3 +524,39 @@ def test_a_catcher_asks_no_dns_about_senders(ternd, silent_dns):
     listed(s, 1)
     log = s.log()
     assert "spf:" not in log and "dmarc:" not in log and "dnsbl" not in log.split("ready:")[1]
+
+
+def test_fault_rules_at_run_time(ternd):
+    s = catcher(ternd)
+    rule = "rcpt *@full.test reply 452 4.2.2 Mailbox full"
+    st, j, _ = api(s, "/api/v1/faults", "PUT", {"Rules": rule})
+    assert st == 200 and rule in j["Rules"], j
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+        c.ehlo("app.test")
+        c.mail("app@sender.test")
+        code, msg = c.rcpt("someone@full.test")
+        assert (code, msg) == (452, b"4.2.2 Mailbox full")
+        assert c.rcpt("someone@other.test")[0] == 250
+    st, j, _ = api(s, "/api/v1/faults", "PUT", {"Rules": rule + "\nrcpt * explode now"})
+    assert st == 400 and "runtime:2:" in j["Error"], j
+    assert rule in api(s, "/api/v1/faults")[1]["Rules"]   # all or nothing
+    assert api(s, "/api/v1/faults", "PUT", {"Rules": 5})[0] == 400
+    assert api(s, "/api/v1/faults", "DELETE")[0] == 200
+    assert rule not in api(s, "/api/v1/faults")[1]["Rules"]
+    send(s, ["someone@full.test"], subject="now accepted")
+    listed(s, 1)
+
+
+def test_a_bounce_rule_returns_a_real_report_into_the_inbox(ternd):
+    """The application's bounce handling, tested: a fault rule accepts the
+    recipient, the engine returns the message with an RFC 3464 report, and
+    the report is captured too (nothing leaves a catcher)."""
+    s = catcher(ternd)
+    api(s, "/api/v1/faults", "PUT", {"Rules": "rcpt *@bounce.test bounce 550 5.1.1 No such user"})
+    send(s, ["ghost@bounce.test"], subject="to a ghost", sender="app@sender.test")
+    j = listed(s, 1, "/api/v1/search?query=" + urllib.parse.quote("to:app@sender.test"))
+    report = j["messages"][0]
+    st, raw, _ = api(s, "/api/v1/message/%s/raw" % report["ID"])
+    assert "multipart/report" in raw and "report-type=delivery-status" in raw, raw
+    assert "Status: 5.1.1" in raw and "No such user" in raw
+    assert report["Envelope"]["From"] == ""
