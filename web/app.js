@@ -23,6 +23,7 @@ const state = {
   listSeq: 0,         // drops answers of lists asked before the last
   openSeq: 0,
   live: false,
+  inboxes: 0,         // how many inboxes hold mail
 };
 
 const $ = (id) => document.getElementById(id);
@@ -143,6 +144,10 @@ async function loadInboxes() {
     total += Number(b.Total) || 0;
     unread += Number(b.Unread) || 0;
   }
+  if (state.inboxes !== res.data.length) {   // the list's inbox badges come or go
+    state.inboxes = res.data.length;
+    renderList("");
+  }
   ul.appendChild(inboxItem("", "All", total, unread));
   for (const b of res.data) ul.appendChild(inboxItem(str(b.Name), str(b.Name), b.Total, b.Unread));
 }
@@ -151,7 +156,8 @@ function inboxItem(name, label, total, unread) {
   const b = el("button", { type: "button", class: "inbox" + (name === state.inbox ? " current" : ""),
                            title: label, onclick: () => chooseInbox(name) },
                el("span", { class: "name", text: label }),
-               el("span", { class: "count", text: unread ? unread + " / " + total : String(total) }));
+               el("span", { class: "count", title: (unread || 0) + " unread of " + (total || 0),
+                            text: unread ? unread + " / " + total : String(total || 0) }));
   if (name === state.inbox) b.setAttribute("aria-current", "true");
   return el("li", null, b);
 }
@@ -226,8 +232,8 @@ function listItem(m) {
     el("div", { class: "subject", text: str(m.Subject) || "(no subject)" }),
     el("div", { class: "row3" },
       el("span", { class: "snippet", text: str(m.Snippet) }),
-      m.Attachments ? el("span", { class: "badge", title: "attachments", text: "📎 " + m.Attachments }) : null,
-      !state.inbox && m.Inbox ? el("span", { class: "badge inbox-badge", text: str(m.Inbox) }) : null));
+      m.Attachments ? el("span", { class: "badge", text: m.Attachments + (m.Attachments === 1 ? " attachment" : " attachments") }) : null,
+      !state.inbox && state.inboxes > 1 && m.Inbox ? el("span", { class: "badge inbox-badge", text: str(m.Inbox) }) : null));
   return li;
 }
 

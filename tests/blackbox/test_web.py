@@ -83,9 +83,9 @@ class Capture:
         return [m["ID"] for m in self.json("/api/v1/messages?limit=1000")["messages"]]
 
 
-def plain(subject, body="Hello from the test.\n", attach=None):
+def plain(subject, body="Hello from the test.\n", attach=None, sender="Sender <sender@example.org>"):
     m = EmailMessage()
-    m["From"] = "Sender <sender@example.org>"
+    m["From"] = sender
     m["To"] = "alice@example.com"
     m["Subject"] = subject
     m.set_content(body)
@@ -232,13 +232,18 @@ def test_search_box(web):
 def test_open_message(web):
     cap, page = web
     pdf = b"%PDF-1.4 a small attachment\n"
+    cap.send(plain("Welcome to Example, Alice", body="Confirm your address to begin.\n",
+                   sender="Example Team <team@example.org>"))
+    cap.send(plain("Your password was changed", body="If this was not you, tell us.\n",
+                   sender="Security <security@example.org>"), rcpt="bob@example.com")
     cap.send(plain("Your monthly statement", body="Dear Alice,\nthe numbers are in.\n",
-                   attach=("statement-2026.pdf", pdf)))
+                   attach=("statement-2026.pdf", pdf), sender="Billing <billing@example.org>"))
     page.open("Your monthly statement")
     page.wait(lambda d: "the numbers are in." in page.find("#msg-text").text, "the text body")
     assert "Dear Alice," in page.find("#msg-text").text
     env = page.find("#msg-envelope").text
-    assert "sender@example.org" in env and "alice@example.com" in env
+    assert "billing@example.org" in env and "MAIL FROM:<sender@example.org>" in env
+    assert "alice@example.com" in env
     links = page.finds("#msg-attachments a")
     assert [a.text for a in links] == ["statement-2026.pdf"]
     # the link downloads that part, as an attachment
