@@ -230,23 +230,33 @@ static bool http_csrf_ok(struct http_req *r)
 
 /* ---- routes ---- */
 
-/* Does path match pattern ("{}" one segment)? The segments into arg. */
+/* Does path match pattern ("{}" one segment)? The segments into arg
+ * (none kept when it does not). */
 static bool http_match(const char *pattern, const char *path, char *arg[2])
 {
 	size_t na = 0;
-	while (*pattern && *path) {
+	bool ok = true;
+	while (ok && *pattern && *path) {
 		if (!strncmp(pattern, "{}", 2)) {
 			size_t n = strcspn(path, "/");
-			if (n == 0 || na == 2)
-				return false;
+			if (n == 0 || na == 2) {
+				ok = false;
+				break;
+			}
 			arg[na++] = util_xstrndup(path, n);
 			path += n;
 			pattern += 2;
 		} else if (*pattern++ != *path++) {
-			return false;
+			ok = false;
 		}
 	}
-	return !*pattern && !*path;
+	if (ok && !*pattern && !*path)
+		return true;
+	while (na > 0) {   /* a longer path under a route's: nothing kept */
+		free(arg[--na]);
+		arg[na] = NULL;
+	}
+	return false;
 }
 
 static const struct http_route *http_route(struct http_req *r, bool *other_method)
