@@ -795,7 +795,8 @@ function onKey(e) {
     e.preventDefault();
     return;
   }
-  if (e.target && e.target.tagName === "BUTTON" && e.key === "Enter") return;
+  if (e.target && (e.target.tagName === "BUTTON" || e.target.tagName === "A") &&
+      (e.key === "Enter" || e.key === " ")) return;   // their own action
   const f = keys[e.key];
   if (!f) return;
   e.preventDefault();

@@ -49,9 +49,10 @@ need_browser = pytest.mark.skipif(not HAVE_BROWSER, reason="needs chromium, chro
 class Capture:
     """A ternd capturing everything, with its HTTP API on a port of its own."""
 
-    def __init__(self, ternd, **extra):
+    def __init__(self, ternd, mailboxes=(), **extra):
         self.http_port = free_port()
-        self.d = ternd(capture="yes", http_listen="127.0.0.1:%d" % self.http_port, **extra)
+        self.d = ternd(mailboxes=mailboxes, capture="yes",
+                       http_listen="127.0.0.1:%d" % self.http_port, **extra)
         self.base = "http://127.0.0.1:%d" % self.http_port
 
     def get(self, path):
@@ -111,6 +112,7 @@ class Page:
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
         self.artifacts = artifacts
         self.shots = 0
+        self.logs = []
         self.driver.get(url)
         self.wait(lambda d: d.find_element(By.ID, "live").text == "live",
                   "the page's event stream to connect")
@@ -154,10 +156,17 @@ class Page:
         return path
 
     def log(self):
+        """The browser's console so far (chromedriver hands each entry once)."""
         try:
-            return self.driver.get_log("browser")
+            self.logs += self.driver.get_log("browser")
         except WebDriverException:
-            return []
+            pass
+        return self.logs
+
+    def script_errors(self):
+        """Errors of the page's own script (not the 404s of the endpoints
+        it probes, which are the network's)."""
+        return [e for e in self.log() if e["level"] == "SEVERE" and e.get("source") != "network"]
 
     def close(self):
         (self.artifacts / "browser.log").write_text(
@@ -171,7 +180,9 @@ def web(ternd, tmp_path):
     cap = Capture(ternd)
     page = Page(cap.base + "/", tmp_path)
     yield cap, page
+    errors = page.script_errors()
     page.close()
+    assert not errors, "the page's script failed: %s" % errors
 
 
 def pwned(page):
@@ -382,6 +393,44 @@ def test_delete_from_page(web):
               "j to select the message")
     page.find("#messages").send_keys(Keys.DELETE)
     page.wait(lambda d: page.item("Keep me") is None, "Delete to remove it")
+    wait_for("the API list empty", lambda: cap.ids() == [])
+
+
+@need_browser
+def test_release_from_page(ternd, tmp_path):
+    cap = Capture(ternd, mailboxes=("bob@example.com",))
+    cap.send(plain("Release me", body="Released body marker 7Q2.\n"))
+    page = Page(cap.base + "/", tmp_path)
+    try:
+        page.open("Release me")
+        page.find("#release-to").send_keys("bob@example.com", Keys.ENTER)
+        page.wait(lambda d: page.find("#msg-notice").text.startswith("Released to bob@example.com"),
+                  "the release to be confirmed")
+        # really delivered, and still captured
+        assert b"Released body marker 7Q2." in cap.d.wait_message_with("bob@example.com", "7Q2")
+        assert len(cap.ids()) == 1
+        page.find("#release-to").clear()
+        page.find("#release-to").send_keys("not an address", Keys.ENTER)
+        page.wait(lambda d: "Release failed" in page.find("#msg-notice").text, "a refusal shown")
+    finally:
+        page.close()
+
+
+@need_browser
+def test_delete_all_confirmed(web):
+    cap, page = web
+    for i in range(3):
+        cap.send(plain("Bulk %d" % i))
+    page.wait_item("Bulk 2")
+    page.wait(lambda d: len(page.finds("#messages li.msg")) == 3, "three messages listed")
+    page.find("#delete-all").click()
+    alert = page.wait(lambda d: d.switch_to.alert, "the confirmation")
+    assert "Delete the 3 messages" in alert.text
+    alert.dismiss()                       # no: nothing goes
+    assert len(cap.ids()) == 3
+    page.find("#delete-all").click()
+    page.wait(lambda d: d.switch_to.alert, "the confirmation").accept()
+    page.wait(lambda d: not page.finds("#messages li.msg"), "the list emptied")
     wait_for("the API list empty", lambda: cap.ids() == [])
 
 
