@@ -230,33 +230,23 @@ static bool http_csrf_ok(struct http_req *r)
 
 /* ---- routes ---- */
 
-/* Does path match pattern ("{}" one segment)? The segments into arg
- * (none kept when it does not). */
+/* Does path match pattern ("{}" one segment)? The segments into arg. */
 static bool http_match(const char *pattern, const char *path, char *arg[2])
 {
 	size_t na = 0;
-	bool ok = true;
-	while (ok && *pattern && *path) {
+	while (*pattern && *path) {
 		if (!strncmp(pattern, "{}", 2)) {
 			size_t n = strcspn(path, "/");
-			if (n == 0 || na == 2) {
-				ok = false;
-				break;
-			}
+			if (n == 0 || na == 2)
+				return false;
 			arg[na++] = util_xstrndup(path, n);
 			path += n;
 			pattern += 2;
 		} else if (*pattern++ != *path++) {
-			ok = false;
+			return false;
 		}
 	}
-	if (ok && !*pattern && !*path)
-		return true;
-	while (na > 0) {   /* a longer path under a route's: nothing kept */
-		free(arg[--na]);
-		arg[na] = NULL;
-	}
-	return false;
+	return !*pattern && !*path;
 }
 
 static const struct http_route *http_route(struct http_req *r, bool *other_method)

@@ -86,23 +86,11 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 	wait_check(arg, true);
 }
 
-/* A client left while we still owed it (a wait, a stream): libevent takes
- * such a request off the connection and leaves it to us
- * (evhttp_connection_incoming_fail); reply_end frees one that has no
- * connection. One still on its connection goes with it. */
-static void wait_drop(struct evhttp_request *req)
-{
-	if (!evhttp_request_get_connection(req))
-		evhttp_send_reply_end(req);
-}
-
 static void wait_gone(struct evhttp_connection *cn, void *arg)
 {
 	(void)cn;
 	struct http_waiter *w = arg;
-	struct evhttp_request *req = w->req;
-	wait_unlink(w);
-	wait_drop(req);
+	wait_unlink(w);   /* the client left: its request goes with the connection */
 }
 
 void wait_get(struct http_req *r)
@@ -147,10 +135,7 @@ static void stream_unlink(struct http_stream *s)
 static void stream_gone(struct evhttp_connection *cn, void *arg)
 {
 	(void)cn;
-	struct http_stream *s = arg;
-	struct evhttp_request *req = s->req;
-	stream_unlink(s);
-	wait_drop(req);
+	stream_unlink(arg);
 }
 
 static void stream_send(struct http_stream *s, const char *event, json_t *o)
