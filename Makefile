@@ -11,14 +11,15 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # clang with ASan and UBSan into build-fuzz/. `make fuzz` builds them,
 # `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
 FUZZERS = command addr params data conf proxy auth reply maildrop cram odmr hold dkimtags \
-	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter
+	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter capture lint
 FUZZ_SECONDS ?= 10
 FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/idna.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/lib/msghead.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
 	src/policy/auth.c src/policy/odmr.c src/policy/limits.c src/smtpd/proxy.c src/smtpd/dropfile.c \
 	src/policy/hold.c src/lib/hmap.c $(wildcard src/dkim/*.c) src/policy/spf.c \
 	src/policy/spf_record.c src/policy/spf_macro.c src/policy/dmarc.c src/net/tlsa.c \
-	src/tools/probe/dialog.c src/milter/proto.c
+	src/tools/probe/dialog.c src/milter/proto.c src/policy/capture.c src/http/query.c \
+	src/smtpd/lint.c
 FUZZ_FLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fno-sanitize-recover=undefined
 FUZZ_CFLAGS = $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined
@@ -30,7 +31,7 @@ FUZZ_OBJS = $(FUZZ_LIB:%.c=build-fuzz/obj/%.o)
 FUZZ_LIBS = -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
-.PHONY: all deps test-deps run test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
+.PHONY: all deps test-deps run run-capture test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
 	install-sendmail bench bench-drain layers man-check
 
 all: build/build.ninja
@@ -61,6 +62,12 @@ $(TLS_DIR)/cert.pem:
 
 run: deps all $(TLS_DIR)/cert.pem
 	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem
+
+# The test mode: a mail catcher on 127.0.0.1:2525 that delivers nothing,
+# its web page and API on http://127.0.0.1:8025/ (docs/API.md).
+run-capture: deps all $(TLS_DIR)/cert.pem
+	build/ternd -o tls_cert=$(TLS_DIR)/cert.pem -o tls_key=$(TLS_DIR)/key.pem \
+		-o capture=yes -o http_listen=127.0.0.1:8025
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries; the man pages
 # in $(PREFIX)/share/man; tern-probe conform's dialogues in

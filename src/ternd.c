@@ -43,6 +43,7 @@
 #include "smtpd/pickup.h"
 #include "smtpd/session.h"
 #include "spool/spool.h"
+#include "spool/sessions.h"
 
 struct ternd {
 	const char *file;           /* -c, or NULL: the embedded defaults */
@@ -250,6 +251,7 @@ static void ternd_signal_cb(evutil_socket_t sig, short what, void *arg)
 	sd_notifyf(0, "STOPPING=1\nSTATUS=shutting down (signal %d)", (int)sig);
 	listener_close(t->listeners);
 	t->listeners = NULL;
+	http_stop(t->http);   /* waits and event streams answered while the loop runs */
 	struct timeval grace = { (time_t)t->srv.set->conf.shutdown_grace, 0 };
 	evtimer_add(t->grace, &grace);
 	session_close_all(&t->srv, false);
@@ -449,6 +451,10 @@ static int ternd_start(struct ternd *t)
 	t->srv.spool = spool_open(c->spool_dir, ternd_spool_notify, t);
 	if (!t->srv.spool)
 		return 2;
+	/* run_user's, like the spool: spool_dir/sessions.db; the test mode
+	 * records every session */
+	if ((c->transcripts || c->capture) && !(t->srv.transcripts = sessions_open(c->spool_dir, t->srv.base)))
+		return 2;
 	t->pickup = pickup_new(&t->srv);
 	/* the sessions' DKIM keys and DMARC records: the policy's resolver */
 	t->srv.dns = t->policy.dns;
@@ -479,6 +485,8 @@ static void ternd_stop(struct ternd *t)
 	t->srv.dns = NULL;
 	control_close(t->control);  /* its clients' sockets go through the closer */
 	http_stop(t->http);         /* waits and streams answered */
+	sessions_close(t->srv.transcripts);   /* every session has recorded its end */
+	t->srv.transcripts = NULL;
 	closer_free(t->srv.closer);
 	listener_close(t->listeners);
 	if (t->srv.spool)

@@ -5,7 +5,8 @@
  * until the client goes.
  *
  * Requests: {"cmd": "status"|"stats"|"queue"|"show"|"flush"|"hold"|
- * "release"|"delete"|"bounce"|"pause"|"resume"|"trace"|"monitor", ...}.
+ * "release"|"delete"|"bounce"|"pause"|"resume"|"trace"|"monitor"|
+ * "transcript", ...}.
  * Replies: {"ok": true, ...} or {"ok": false, "error": "..."}. Only root,
  * run_user and members of control_group may connect (the socket's mode
  * and SO_PEERCRED); commands that change state are logged with the
@@ -13,6 +14,8 @@
  */
 #ifndef TERN_CONTROL_H
 #define TERN_CONTROL_H
+
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,6 +51,16 @@ bool control_group_gid(const char *name, gid_t fallback, gid_t *out);
  * engine and the spool have stopped (nothing answers or emits any more),
  * frees the rest. */
 void control_close(struct control *c);
+
+/* For the HTTP API (http/), on the main loop. The counters and the queue's
+ * sizes (ternctl stats --json); the first max messages of the queue as
+ * ternctl queue --json rows; an operator's act (hold, release, flush or
+ * delete of a queue id or a domain), logged with who asked: NULL when it
+ * went to the engine, else why not. */
+json_t *control_stats(struct control *c);
+json_t *control_queue(struct control *c, size_t max);
+const char *control_act(struct control *c, const char *verb, const char *target,
+                        const char *who);
 void control_free(struct control *c);
 
 #endif

@@ -25,6 +25,7 @@
 #include "policy/hold.h"
 #include "policy/policy.h"
 #include "policy/settings.h"
+#include "spool/sessions.h"
 
 #define CTL_PAGE 200            /* messages per page of a listing */
 #define CTL_HEADERS_MAX 65536   /* octets of headers `show` returns */
@@ -179,25 +180,30 @@ static void ctl_status(struct ctl_client *cl, json_t *req)
 	ctl_ok(cl, o);
 }
 
-static void ctl_stats(struct ctl_client *cl, json_t *req)
+json_t *control_stats(struct control *c)
 {
-	(void)req;
 	json_t *o = stats_json();
 	struct spool_domain_counts dc;
 	json_t *by = json_array();
-	if (spool_reader_domains(cl->c->reader, SPOOL_STATE_BIT(SPOOL_STATE_PENDING) |
+	if (spool_reader_domains(c->reader, SPOOL_STATE_BIT(SPOOL_STATE_PENDING) |
 	                         SPOOL_STATE_BIT(SPOOL_STATE_HELD), 20, &dc) == 0)
 		for (size_t i = 0; i < dc.n; i++)
 			json_array_append_new(by, json_pack("{s:s, s:I, s:I}", "domain", dc.v[i].domain,
 			                                    "messages", (json_int_t)dc.v[i].msgs,
 			                                    "recipients", (json_int_t)dc.v[i].rcpts));
 	spool_domain_counts_free(&dc);
-	uint64_t bytes;
-	json_object_set_new(o, "queued", json_integer(spool_reader_totals(cl->c->reader, &bytes)));
+	uint64_t bytes = 0;
+	json_object_set_new(o, "queued", json_integer(spool_reader_totals(c->reader, &bytes)));
 	json_object_set_new(o, "queued_bytes", json_integer((json_int_t)bytes));
 	json_object_set_new(o, "queued_by_domain", by);
-	json_object_set_new(o, "sessions", json_integer(cl->c->env.srv->nsessions));
-	ctl_ok(cl, o);
+	json_object_set_new(o, "sessions", json_integer(c->env.srv->nsessions));
+	return o;
+}
+
+static void ctl_stats(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	ctl_ok(cl, control_stats(cl->c));
 }
 
 /* ---- queue: Postfix's postqueue -j members, and tern's own ---- */
@@ -220,12 +226,15 @@ const struct route_map *ctl_routes(struct control *c)
 }
 
 /* Where the recipient goes next, as the engine names destinations
- * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"). */
+ * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"),
+ * or "capture" (the test mode's inboxes). */
 static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
 {
 	const struct route_map *m = ctl_routes(c);
 	const struct settings *st = c->env.srv->set;
 	struct route rt;
+	if (r->transport == SPOOL_CAPTURE)   /* the test mode keeps it: never delivered */
+		return json_string("capture");
 	return route_for(&st->conf, m, r->addr, r->transport, &rt) ? json_string(rt.key)
 	                                                           : json_null();
 }
@@ -329,6 +338,25 @@ static void ctl_queue(struct ctl_client *cl, json_t *req)
 	ctl_list_more(cl);
 }
 
+json_t *control_queue(struct control *c, size_t max)
+{
+	json_t *a = json_array();
+	struct spool_filter f = { 0 };
+	struct spool_list_cursor cur = SPOOL_LIST_START;
+	bool more = true;
+	while (more && json_array_size(a) < max) {
+		struct spool_list l;
+		if (spool_reader_list(c->reader, &f, &cur, CTL_PAGE, &l))
+			break;
+		for (size_t i = 0; i < l.n && json_array_size(a) < max; i++)
+			json_array_append_new(a, ctl_queue_msg(c, &l.msg[i],
+			                                       ctl_queue_names[l.msg[i].queue]));
+		more = l.more;
+		spool_list_free(&l);
+	}
+	return a;
+}
+
 /* ---- show: the envelope, every recipient, their history, the headers ---- */
 
 static void ctl_show_attempt(void *ctx, unsigned idx, int64_t at, const char *reply,
@@ -401,6 +429,41 @@ static void ctl_show(struct ctl_client *cl, json_t *req)
 	ctl_ok(cl, o);
 }
 
+/* ---- transcripts (the test mode: spool/sessions.h) ---- */
+
+static bool ctl_is_number(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && n < 19 && !s[n];
+}
+
+/* transcript: {"id": QID or session id} gives that message's (its lint
+ * and its session's lines) or that session's; without an id, the list
+ * of sessions, newest first ("offset", "limit"). */
+static void ctl_transcript(struct ctl_client *cl, json_t *req)
+{
+	struct sessions *st = cl->c->env.srv->transcripts;
+	if (!st)
+		return ctl_fail(cl, "transcripts are not recorded (transcripts = yes in tern.conf)");
+	const char *id = ctl_str(req, "id");
+	json_t *o = NULL;
+	if (!id) {
+		json_int_t off = json_integer_value(json_object_get(req, "offset"));
+		json_int_t lim = json_integer_value(json_object_get(req, "limit"));
+		o = sessions_list(st, off > 0 ? (unsigned)off : 0, lim > 0 && lim < 100000 ?
+		                  (unsigned)lim : 20);
+	} else if (ctl_is_qid(id)) {
+		o = sessions_by_qid(st, id);
+	} else if (ctl_is_number(id)) {
+		o = sessions_get(st, strtoll(id, NULL, 10));
+	} else {
+		return ctl_fail(cl, "transcript: a queue id or a session id, please");
+	}
+	if (!o)
+		return ctl_fail(cl, "%s: no transcript recorded", id);
+	ctl_ok(cl, o);
+}
+
 /* ---- acting: through the engine's inbox ---- */
 
 static const struct {
@@ -443,6 +506,39 @@ static void ctl_act(struct ctl_client *cl, enum queue_op op, const char *verb, j
 	if (qc.domain[0] && (op == QUEUE_HOLD || op == QUEUE_RELEASE) && cl->c->env.queue)
 		ctl_held_set(cl->c, qc.domain, op == QUEUE_HOLD);   /* as the engine will */
 	ctl_ask_engine(cl, &qc);
+}
+
+/* The engine's answer to an act of the HTTP API: logged (any thread). */
+static void ctl_web_done(void *ctx, int err, long count)
+{
+	(void)ctx;
+	if (err)
+		log_warn("http: the queue command failed: %s", strerror(err));
+	else
+		log_info("http: the queue command changed %ld recipient%s", count, count == 1 ? "" : "s");
+}
+
+const char *control_act(struct control *c, const char *verb, const char *target, const char *who)
+{
+	for (size_t i = 0; i < sizeof ctl_acts / sizeof ctl_acts[0]; i++) {
+		if (strcmp(verb, ctl_acts[i].cmd) || ctl_acts[i].op == QUEUE_BOUNCE)
+			continue;
+		struct queue_cmd qc = { .op = ctl_acts[i].op };
+		if (ctl_is_qid(target))
+			snprintf(qc.qid, sizeof qc.qid, "%s", target);
+		else if (qc.op != QUEUE_DELETE && addr_domain_valid(target))
+			snprintf(qc.domain, sizeof qc.domain, "%s", target);
+		else
+			return "not a queue id (or, but for delete, a domain)";
+		if (!c->env.queue)
+			return "delivery is off here (queue_only = yes)";
+		ev_note(LOG_INFO, 0, qc.qid[0] ? qc.qid : NULL, "http: %s: %s %s", who, verb, target);
+		if (qc.domain[0] && (qc.op == QUEUE_HOLD || qc.op == QUEUE_RELEASE))
+			ctl_held_set(c, qc.domain, qc.op == QUEUE_HOLD);
+		queue_command(c->env.queue, &qc, ctl_web_done, NULL);
+		return NULL;
+	}
+	return "unknown action (hold, release, flush, delete)";
 }
 
 /* drain --to HOST:PORT [--domain D]: every pending recipient (held too)
@@ -574,7 +670,7 @@ void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
 	} cmds[] = {
 		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
 		{ "show", ctl_show }, { "trace", trace_start }, { "reload", ctl_reload },
-		{ "drain", ctl_drain },
+		{ "drain", ctl_drain }, { "transcript", ctl_transcript },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(cmd, cmds[i].name))

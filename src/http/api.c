@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -19,6 +20,7 @@
 #include "policy/policy.h"
 #include "policy/settings.h"
 #include "smtpd/session.h"
+#include "spool/sessions.h"
 #include "spool/spool.h"
 
 #define API_LIMIT_DEFAULT 50
@@ -57,10 +59,10 @@ static bool api_take_row(struct http_req *r, struct spool_captured *c)
 	return err == 0;
 }
 
-/* The whole message of a row, or a reply sent and false. */
-static bool api_raw_of(struct http_req *r, const struct spool_captured *c, struct buf *raw)
+/* The message of a row, or a reply sent and false. */
+static bool api_src_of(struct http_req *r, const struct spool_captured *c, struct mime_src *src)
 {
-	if (mime_raw(r->h, c->qid, raw) == 0)
+	if (mime_open(r->h, c->qid, src) == 0)
 		return true;
 	http_error(r, 404, "the message %s is gone from the spool", c->id);
 	return false;
@@ -116,8 +118,8 @@ json_t *api_list(struct http *h, const struct spool_capture_filter *f, const cha
 	struct buf match = BUF_INIT;
 	*status = 200;
 	if (query && *query) {
-		search_index(h, (size_t)-1 >> 1);   /* every row findable before the search */
-		if (!search_match(query, &match)) {
+		search_index(h, 2000);   /* the rows findable before the search, within 2 s */
+		if (!query_fts(query, &match)) {
 			*status = 400;
 			buf_free(&match);
 			return json_pack("{s:s}", "Error", "nothing to search for");
@@ -222,6 +224,8 @@ static void api_deleted(void *ctx, int err, long count)
 
 static void api_delete_one(struct http *h, const char *id)
 {
+	if (h->env.srv->transcripts && !strchr(id, '.'))   /* "QID.2" is another inbox's view */
+		sessions_forget(h->env.srv->transcripts, id);
 	spool_capture_async(h->env.srv->spool, SPOOL_CAPTURE_DELETE, id, NULL, 0, 0, api_deleted,
 	                    NULL);
 }
@@ -245,8 +249,11 @@ static void api_delete_messages(struct http_req *r)
 		const char *inbox = http_param(r, "inbox");
 		spool_capture_async(r->h->env.srv->spool, SPOOL_CAPTURE_CLEAR, NULL,
 		                    inbox && *inbox ? inbox : NULL, 0, 0, api_deleted, NULL);
-		if (!inbox || !*inbox)
+		if (!inbox || !*inbox) {
 			search_clear(r->h);
+			if (r->h->env.srv->transcripts)
+				sessions_clear(r->h->env.srv->transcripts);
+		}
 	}
 	json_decref(body);
 	http_text(r, 200, "text/plain", "ok", 2);
@@ -279,9 +286,9 @@ static void api_message(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw)) {
-		json_t *o = mime_message(raw.data ? raw.data : "", raw.len);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		json_t *o = mime_message(&src);
 		if (!o) {
 			http_error(r, 422, "the message cannot be parsed as MIME");
 		} else {
@@ -296,8 +303,8 @@ static void api_message(struct http_req *r)
 				                    api_deleted, NULL);
 			http_json(r, 200, o);
 		}
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	spool_captured_clear(&c);
 }
 
@@ -316,28 +323,29 @@ static void api_raw(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw))
-		http_text(r, 200, "text/plain; charset=utf-8", raw.data ? raw.data : "", raw.len);
-	buf_free(&raw);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		http_send_src(r, "text/plain; charset=utf-8", &src);
+		mime_close(&src);
+	}
 	spool_captured_clear(&c);
 }
 
 /* headers and parts: a GMime view of the raw message. */
-static void api_view(struct http_req *r, json_t *(*view)(const char *, size_t))
+static void api_view(struct http_req *r, json_t *(*view)(const struct mime_src *))
 {
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT;
-	if (api_raw_of(r, &c, &raw)) {
-		json_t *o = view(raw.data ? raw.data : "", raw.len);
+	struct mime_src src;
+	if (api_src_of(r, &c, &src)) {
+		json_t *o = view(&src);
 		if (o)
 			http_json(r, 200, o);
 		else
 			http_error(r, 422, "the message cannot be parsed as MIME");
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	spool_captured_clear(&c);
 }
 
@@ -371,11 +379,11 @@ static void api_part(struct http_req *r)
 	struct spool_captured c;
 	if (!api_take_row(r, &c))
 		return;
-	struct buf raw = BUF_INIT, out = BUF_INIT;
+	struct buf out = BUF_INIT;
+	struct mime_src src;
 	char type[256], name[256], safe[256], disp[400];
-	if (api_raw_of(r, &c, &raw)) {
-		if (!mime_part(raw.data ? raw.data : "", raw.len, r->arg[1], &out, type, sizeof type,
-		               name, sizeof name)) {
+	if (api_src_of(r, &c, &src)) {
+		if (!mime_part(&src, r->arg[1], &out, type, sizeof type, name, sizeof name)) {
 			http_error(r, 404, "no part %s in message %s", r->arg[1], c.id);
 		} else {
 			/* never rendered by the browser as a page of ours: a download */
@@ -383,12 +391,36 @@ static void api_part(struct http_req *r)
 			snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", safe);
 			evhttp_add_header(evhttp_request_get_output_headers(r->req),
 			                  "Content-Disposition", disp);
-			http_text(r, 200, type, out.data ? out.data : "", out.len);
+			http_send_buf(r, 200, type, &out);
 		}
+		mime_close(&src);
 	}
-	buf_free(&raw);
 	buf_free(&out);
 	spool_captured_clear(&c);
+}
+
+/* The whole message in memory (a release queues it anew), or a reply sent
+ * and false. */
+static bool api_whole(struct http_req *r, const struct spool_captured *c, struct buf *raw)
+{
+	struct mime_src src;
+	if (!api_src_of(r, c, &src))
+		return false;
+	buf_append(raw, src.mem.data ? src.mem.data : "", src.mem.len);
+	bool ok = true;
+	char chunk[65536];
+	for (uint64_t off = 0; ok && off < src.fsize;) {
+		ssize_t n = pread(src.fd, chunk, sizeof chunk, (off_t)off);
+		ok = n > 0;
+		if (ok) {
+			buf_append(raw, chunk, (size_t)n);
+			off += (uint64_t)n;
+		}
+	}
+	mime_close(&src);
+	if (!ok)
+		http_error(r, 500, "cannot read the message %s", c->id);
+	return ok;
 }
 
 /* The release's recipients, routed as an operator's mail would be. */
@@ -431,7 +463,7 @@ static void api_release(struct http_req *r)
 	struct buf raw = BUF_INIT;
 	struct spool_env e = { 0 };
 	size_t cap = 0;
-	if (body && api_raw_of(r, &c, &raw) &&
+	if (body && api_whole(r, &c, &raw) &&
 	    api_release_rcpts(r, json_object_get(body, "To"), &e, &cap)) {
 		util_qid(e.qid);
 		e.sender = c.sender;
@@ -477,6 +509,82 @@ void api_retention(struct http *h)
 	spool_reader_inboxes(h->reader, api_trim_one, h);
 }
 
+/* ---- transcripts and lint (spool/sessions.h: transcripts, or capture) ---- */
+
+static struct sessions *api_sessions(struct http_req *r)
+{
+	struct sessions *st = r->h->env.srv->transcripts;
+	if (!st)
+		http_error(r, 404, "no transcripts here (transcripts = yes, or capture = yes)");
+	return st;
+}
+
+/* The message's session record: its transcript, lint and status. */
+static json_t *api_record(struct http_req *r, struct sessions *st, struct spool_captured *c)
+{
+	json_t *o = sessions_by_qid(st, c->qid);
+	if (!o)
+		http_error(r, 404, "no transcript of message %s (recorded before transcripts were on?)",
+		           c->id);
+	return o;
+}
+
+static void api_transcript(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	struct spool_captured c;
+	if (!st || !api_take_row(r, &c))
+		return;
+	json_t *o = api_record(r, st, &c);
+	if (o)
+		http_json(r, 200, o);
+	spool_captured_clear(&c);
+}
+
+static void api_lint(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	struct spool_captured c;
+	if (!st || !api_take_row(r, &c))
+		return;
+	json_t *o = api_record(r, st, &c);
+	if (o) {
+		json_t *lint = json_object_get(o, "lint");
+		http_json(r, 200, json_pack("{s:s, s:O}", "ID", c.id, "Warnings",
+		                            lint ? lint : json_array()));
+		json_decref(o);
+	}
+	spool_captured_clear(&c);
+}
+
+static void api_session_list(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	if (!st)
+		return;
+	unsigned start = (unsigned)http_param_long(r, "start", 0, 1L << 30);
+	unsigned limit = (unsigned)http_param_long(r, "limit", API_LIMIT_DEFAULT, API_LIMIT_MAX);
+	json_t *o = sessions_list(st, start, limit ? limit : API_LIMIT_DEFAULT);
+	if (o)
+		http_json(r, 200, o);
+	else
+		http_error(r, 500, "cannot read the transcripts");
+}
+
+static void api_session(struct http_req *r)
+{
+	struct sessions *st = api_sessions(r);
+	if (!st)
+		return;
+	char *end;
+	long long id = strtoll(r->arg[0], &end, 10);
+	json_t *o = *end || id <= 0 ? NULL : sessions_get(st, id);
+	if (o)
+		http_json(r, 200, o);
+	else
+		http_error(r, 404, "no such session: %s", r->arg[0]);
+}
+
 static void api_openapi(struct http_req *r)
 {
 	if (!page_serve(r))
@@ -500,8 +608,16 @@ const struct http_route http_routes[] = {
 	{ G, "/api/v1/message/{}/parts", api_parts, false },
 	{ G, "/api/v1/message/{}/part/{}", api_part, false },
 	{ P, "/api/v1/message/{}/release", api_release, true },
+	{ G, "/api/v1/message/{}/transcript", api_transcript, false },
+	{ G, "/api/v1/message/{}/lint", api_lint, false },
+	{ G, "/api/v1/sessions", api_session_list, false },
+	{ G, "/api/v1/session/{}", api_session, false },
 	{ G, "/api/v1/wait", wait_get, false },
 	{ G, "/api/v1/events", wait_events, false },
 	{ G, "/api/v1/openapi.json", api_openapi, false },
+	{ G, "/api/v1/queue", queue_list, false },
+	{ G, "/api/v1/stats", queue_stats, false },
+	{ P, "/api/v1/queue/{}/{}", queue_act, true },
+	{ D, "/api/v1/queue/{}", queue_delete, true },
 };
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/event.h"
 #include "lib/log.h"
@@ -64,6 +65,89 @@ void http_text(struct http_req *r, int code, const char *type, const char *text,
 	http_headers(r->req, type);
 	evhttp_send_reply(r->req, code, NULL, b);
 	evbuffer_free(b);
+}
+
+static void http_free_ref(const void *data, size_t len, void *arg)
+{
+	(void)data, (void)len;
+	free(arg);
+}
+
+void http_send_buf(struct http_req *r, int code, const char *type, struct buf *b)
+{
+	struct evbuffer *out = evbuffer_new();
+	if (b->len)
+		evbuffer_add_reference(out, b->data, b->len, http_free_ref, b->data);
+	else
+		free(b->data);
+	buf_init(b);
+	http_headers(r->req, type);
+	evhttp_send_reply(r->req, code, NULL, out);
+	evbuffer_free(out);
+}
+
+/* A body file sent a piece at a time, each once the last has been
+ * written: memory stays HTTP_PIECE whatever the message's size (an mmap'd
+ * or sendfile'd segment cannot go through TLS without being read whole). */
+#define HTTP_PIECE (256 * 1024)
+
+struct http_file {
+	struct evhttp_request *req;
+	int fd;
+	uint64_t off, size;
+};
+
+static void http_file_free(struct http_file *f)
+{
+	close(f->fd);
+	free(f);
+}
+
+static void http_file_gone(struct evhttp_connection *cn, void *arg)
+{
+	(void)cn;
+	struct http_file *f = arg;
+	evhttp_send_reply_end(f->req);   /* detached by libevent: this frees it */
+	http_file_free(f);
+}
+
+static void http_file_more(struct evhttp_connection *cn, void *arg)
+{
+	struct http_file *f = arg;
+	char piece[HTTP_PIECE];
+	size_t want = f->size - f->off < sizeof piece ? (size_t)(f->size - f->off) : sizeof piece;
+	ssize_t n = want ? pread(f->fd, piece, want, (off_t)f->off) : 0;
+	if (n <= 0) {   /* the end (or a short file: the client sees the length fall short) */
+		evhttp_connection_set_closecb(cn, NULL, NULL);
+		evhttp_send_reply_end(f->req);
+		return http_file_free(f);
+	}
+	f->off += (uint64_t)n;
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, piece, (size_t)n);
+	evhttp_send_reply_chunk_with_cb(f->req, b, http_file_more, f);
+	evbuffer_free(b);
+}
+
+void http_send_src(struct http_req *r, const char *type, struct mime_src *src)
+{
+	http_headers(r->req, type);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add(out, src->mem.data ? src->mem.data : "", src->mem.len);
+	if (src->fd < 0 || !src->fsize) {
+		evhttp_send_reply(r->req, 200, NULL, out);
+		return evbuffer_free(out);
+	}
+	struct http_file *f = util_xcalloc(1, sizeof *f);
+	f->req = r->req;
+	f->fd = src->fd;
+	f->size = src->fsize;
+	src->fd = -1;   /* the stream's now */
+	struct evhttp_connection *cn = evhttp_request_get_connection(r->req);
+	evhttp_send_reply_start(r->req, 200, "OK");
+	evhttp_connection_set_closecb(cn, http_file_gone, f);
+	evhttp_send_reply_chunk_with_cb(r->req, out, http_file_more, f);
+	evbuffer_free(out);
 }
 
 void http_json(struct http_req *r, int code, json_t *o)
@@ -234,19 +318,27 @@ static bool http_csrf_ok(struct http_req *r)
 static bool http_match(const char *pattern, const char *path, char *arg[2])
 {
 	size_t na = 0;
-	while (*pattern && *path) {
+	bool ok = true;
+	while (ok && *pattern && *path) {
 		if (!strncmp(pattern, "{}", 2)) {
 			size_t n = strcspn(path, "/");
-			if (n == 0 || na == 2)
-				return false;
+			if (n == 0 || na == 2) {
+				ok = false;
+				break;
+			}
 			arg[na++] = util_xstrndup(path, n);
 			path += n;
 			pattern += 2;
-		} else if (*pattern++ != *path++) {
-			return false;
+		} else {
+			ok = *pattern++ == *path++;
 		}
 	}
-	return !*pattern && !*path;
+	if (ok && !*pattern && !*path)
+		return true;
+	while (na)
+		free(arg[--na]);
+	arg[0] = arg[1] = NULL;
+	return false;
 }
 
 static const struct http_route *http_route(struct http_req *r, bool *other_method)
@@ -366,9 +458,11 @@ static void http_tick(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	if (h->stopping)
 		return;
-	api_retention(h);
-	search_index(h, 200);
-	if (++h->ticks % 15 == 0)
+	++h->ticks;
+	search_index(h, 10);   /* 10 ms of every 100 */
+	if (h->ticks % 10 == 0)
+		api_retention(h);
+	if (h->ticks % 150 == 0)
 		wait_keepalive(h);
 }
 
@@ -385,8 +479,8 @@ bool http_start(struct http *h)
 	struct event_base *base = h->env.srv->base;
 	h->news = event_new(base, -1, 0, http_news, h);
 	h->tick = event_new(base, -1, EV_PERSIST, http_tick, h);
-	struct timeval second = { 1, 0 };
-	event_add(h->tick, &second);
+	struct timeval tenth = { 0, 100000 };
+	event_add(h->tick, &tenth);
 	h->sub = ev_subscribe(http_event, h, LOG_INFO);
 	return h->sub >= 0;
 }
@@ -454,9 +548,11 @@ struct http *http_open(const struct http_env *env)
 
 void http_stop(struct http *h)
 {
-	if (!h || !h->http)
+	if (!h || !h->http || h->stopping)
 		return;
 	h->stopping = true;
+	if (h->tick)
+		event_del(h->tick);
 	if (h->sub >= 0)
 		ev_set_min(h->sub, LOG_ERROR + 1);   /* no more records */
 	wait_stop(h);

@@ -1,6 +1,7 @@
 /* http_priv: what the HTTP layer's files share: http.c (the listener,
  * routes, login, CSRF, replies), api.c (the capture endpoints), wait.c
- * (the long-poll wait and server-sent events), mime.c (GMime views),
+ * (the long-poll wait and server-sent events), queue.c (the normal
+ * mode's queue and counters), mime.c (GMime views),
  * search.c (the FTS5 index) and page.c (the web page's files). */
 #ifndef TERN_HTTP_PRIV_H
 #define TERN_HTTP_PRIV_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "http/http.h"
+#include "http/query.h"
 #include "lib/buf.h"
 #include "spool/reader.h"
 
@@ -22,6 +24,7 @@ struct evbuffer;
 struct http_waiter;
 struct http_stream;
 struct http_login;
+struct mime_src;
 
 struct http {
 	struct http_env env;
@@ -57,6 +60,10 @@ struct http_req {
 /* Reply: JSON (takes o), text with a content type, an error as JSON. */
 void http_json(struct http_req *r, int code, json_t *o);
 void http_text(struct http_req *r, int code, const char *type, const char *text, size_t n);
+/* The same, taking b's bytes (no copy; b is left empty). */
+void http_send_buf(struct http_req *r, int code, const char *type, struct buf *b);
+/* A message whole: its prefix, then its body file's bytes as they are. */
+void http_send_src(struct http_req *r, const char *type, struct mime_src *src);
 void http_error(struct http_req *r, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A query parameter, or NULL; a number one (def when absent or bad). */
@@ -95,20 +102,29 @@ void wait_stop(struct http *h);
 void wait_keepalive(struct http *h);   /* every 15 s */
 
 /* ---- mime.c ---- */
-/* The message of a capture row, whole (prefix and body) into out; 0 or an errno. */
-int mime_raw(struct http *h, const char *qid, struct buf *out);
-/* Mailpit's message object (Text, HTML, Attachments, Inline, ...) of the raw message. */
-json_t *mime_message(const char *raw, size_t n);
+/* A captured message to read: its prefix (and a small body) in memory, a
+ * large body in its file (never read whole). */
+struct mime_src {
+	struct buf mem;
+	int fd;                         /* the body file, or -1 */
+	uint64_t fsize;
+};
+int mime_open(struct http *h, const char *qid, struct mime_src *src);   /* 0 or an errno */
+void mime_close(struct mime_src *src);
+uint64_t mime_size(const struct mime_src *src);
+/* Mailpit's message object (Text, HTML, Attachments, Inline, ...); NULL
+ * when it does not parse as a message. */
+json_t *mime_message(const struct mime_src *src);
 /* The MIME tree (tern's /parts): each part's id, type, size, name. */
-json_t *mime_tree(const char *raw, size_t n);
+json_t *mime_tree(const struct mime_src *src);
 /* Every header field: {"Name": ["value", ...]}, decoded. */
-json_t *mime_headers(const char *raw, size_t n);
+json_t *mime_headers(const struct mime_src *src);
 /* One part's content, decoded, into out; its type and file name. */
-bool mime_part(const char *raw, size_t n, const char *part_id, struct buf *out, char *type,
+bool mime_part(const struct mime_src *src, const char *part_id, struct buf *out, char *type,
                size_t tn, char *name, size_t nn);
 /* The text a search finds a message by (its text parts, capped into
  * out); returns how many attachments it has. */
-int mime_text(const char *raw, size_t n, struct buf *out, size_t max);
+int mime_text(const struct mime_src *src, struct buf *out, size_t max);
 /* An RFC 2047-encoded header value, decoded to UTF-8 (allocated). */
 char *mime_decode(const char *value);
 /* Address list fields into [{"Name","Address"}] (takes nothing). */
@@ -118,17 +134,21 @@ void mime_shutdown(void);
 
 /* ---- search.c ---- */
 bool search_open(struct http *h, const char *spool_dir);
-/* Index the rows added since the last call (at most max). */
-void search_index(struct http *h, size_t max);
-/* Mailpit's query syntax into an FTS5 MATCH expression (out); false when
- * nothing is left to search for. Pure. */
-bool search_match(const char *query, struct buf *out);
+/* Index the rows added since the last call, for at most budget_ms of
+ * the loop's time; true when every row is indexed. */
+bool search_index(struct http *h, unsigned budget_ms);
 /* Forget the index (every row deleted). */
 void search_clear(struct http *h);
 void search_close(struct http *h);
 /* What the index knows of a row: attachments and a snippet ("" and 0
  * when not indexed yet). */
 void search_meta(struct http *h, int64_t seq, int *attachments, struct buf *snippet);
+
+/* ---- queue.c: the normal mode's queue and counters ---- */
+void queue_list(struct http_req *r);     /* GET /api/v1/queue */
+void queue_stats(struct http_req *r);    /* GET /api/v1/stats */
+void queue_act(struct http_req *r);      /* POST /api/v1/queue/{}/{} */
+void queue_delete(struct http_req *r);   /* DELETE /api/v1/queue/{} */
 
 /* ---- page.c ---- */
 /* Serve a file of the page, or false when path is none of them. */

@@ -9,6 +9,7 @@
 #include <gmime/gmime.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 #include "spool/spool.h"
@@ -26,7 +27,7 @@ void mime_shutdown(void)
 	g_mime_shutdown();
 }
 
-/* ---- the raw message ---- */
+/* ---- the message: its prefix in memory, its body in memory or in its file ---- */
 
 struct mime_sink {
 	struct buf *out;
@@ -39,24 +40,66 @@ static bool mime_take(void *ctx, const void *p, size_t n)
 	return true;
 }
 
-int mime_raw(struct http *h, const char *qid, struct buf *out)
+int mime_open(struct http *h, const char *qid, struct mime_src *src)
 {
+	memset(src, 0, sizeof *src);
+	src->fd = -1;
 	struct spool_env env;
 	int err = spool_reader_env(h->reader, qid, &env);
 	if (err)
 		return err;
 	if (env.prefix)
-		buf_append(out, env.prefix, strlen(env.prefix));
-	struct mime_sink s = { out };
-	err = spool_reader_body(h->reader, &env, mime_take, &s);
+		buf_append(&src->mem, env.prefix, strlen(env.prefix));
+	if (env.body_file) {   /* a large body stays in its file: never read whole */
+		src->fd = spool_reader_body_fd(h->reader, &env, &src->fsize);
+		err = src->fd < 0 ? EIO : 0;
+	} else {
+		struct mime_sink s = { &src->mem };
+		err = spool_reader_body(h->reader, &env, mime_take, &s);
+	}
 	spool_env_free(&env);
+	if (err)
+		mime_close(src);
 	return err;
 }
 
-static GMimeMessage *mime_parse(const char *raw, size_t n)
+void mime_close(struct mime_src *src)
 {
-	GMimeStream *st = g_mime_stream_mem_new_with_buffer(raw, n);
+	buf_free(&src->mem);
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+}
+
+uint64_t mime_size(const struct mime_src *src)
+{
+	return src->mem.len + src->fsize;
+}
+
+/* The whole message as one seekable GMime stream (a new reference). */
+static GMimeStream *mime_stream(const struct mime_src *src)
+{
+	GMimeStream *mem = g_mime_stream_mem_new_with_buffer(src->mem.data ? src->mem.data : "",
+	                                                     src->mem.len);
+	if (src->fd < 0)
+		return mem;
+	int fd = dup(src->fd);
+	if (fd < 0)
+		return mem;
+	GMimeStream *cat = g_mime_stream_cat_new();
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), mem);
+	GMimeStream *fs = g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)src->fsize);
+	g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), fs);
+	g_object_unref(mem);
+	g_object_unref(fs);
+	return cat;
+}
+
+static GMimeMessage *mime_parse(const struct mime_src *src)
+{
+	GMimeStream *st = mime_stream(src);
 	GMimeParser *p = g_mime_parser_new_with_stream(st);
+	g_mime_parser_set_persist_stream(p, TRUE);   /* parts refer to the stream, not copies */
 	GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
 	g_object_unref(p);
 	g_object_unref(st);
@@ -147,23 +190,38 @@ static char *mime_type_of(GMimeObject *o)
 }
 
 /* The decoded content of a leaf (a part's transfer encoding undone; a
- * message/rfc822 part as it is). */
-static void mime_content(GMimeObject *o, struct buf *out)
+ * message/rfc822 part as it is) written to st. */
+static void mime_write(GMimeObject *o, GMimeStream *st)
 {
-	GMimeStream *mem = g_mime_stream_mem_new();
 	if (GMIME_IS_PART(o)) {
 		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
 		if (dw)
-			g_mime_data_wrapper_write_to_stream(dw, mem);
+			g_mime_data_wrapper_write_to_stream(dw, st);
 	} else if (GMIME_IS_MESSAGE_PART(o)) {
 		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
 		if (m)
-			g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, mem);
+			g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, st);
 	}
+}
+
+static void mime_content(GMimeObject *o, struct buf *out)
+{
+	GMimeStream *mem = g_mime_stream_mem_new();
+	mime_write(o, mem);
 	GByteArray *a = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 	if (a && a->len)
 		buf_append(out, (const char *)a->data, a->len);
 	g_object_unref(mem);
+}
+
+/* The decoded size of a leaf, counted, never held. */
+static size_t mime_decoded_size(GMimeObject *o)
+{
+	GMimeStream *null = g_mime_stream_null_new();
+	mime_write(o, null);
+	size_t n = (size_t)GMIME_STREAM_NULL(null)->written;
+	g_object_unref(null);
+	return n;
 }
 
 static bool mime_is_attachment(GMimeObject *o)
@@ -190,12 +248,9 @@ static json_t *mime_attachment(GMimeObject *o, const char *id)
 	char *type = mime_type_of(o);
 	const char *name = GMIME_IS_PART(o) ? g_mime_part_get_filename(GMIME_PART(o)) : NULL;
 	const char *cid = GMIME_IS_PART(o) ? g_mime_part_get_content_id(GMIME_PART(o)) : NULL;
-	struct buf b = BUF_INIT;
-	mime_content(o, &b);
 	json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:I}", "PartID", id, "FileName",
 	                      name ? name : "", "ContentType", type, "ContentID", cid ? cid : "",
-	                      "Size", (json_int_t)b.len);
-	buf_free(&b);
+	                      "Size", (json_int_t)mime_decoded_size(o));
 	free(type);
 	return a;
 }
@@ -232,9 +287,9 @@ static json_t *mime_one(InternetAddressList *l)
 	return first;
 }
 
-json_t *mime_message(const char *raw, size_t n)
+json_t *mime_message(const struct mime_src *src)
 {
-	GMimeMessage *msg = mime_parse(raw, n);
+	GMimeMessage *msg = mime_parse(src);
 	if (!msg)
 		return NULL;
 	struct mime_msg m = { .att = json_array(), .inl = json_array(), .text = BUF_INIT,
@@ -261,7 +316,7 @@ json_t *mime_message(const char *raw, size_t n)
 	                      "Username", "",
 	                      "Text", m.text.data ? m.text.data : "", m.text.len,
 	                      "HTML", m.html.data ? m.html.data : "", m.html.len,
-	                      "Size", (json_int_t)n,
+	                      "Size", (json_int_t)mime_size(src),
 	                      "Inline", m.inl,
 	                      "Attachments", m.att,
 	                      "PartsTruncated", w.cut);
@@ -278,21 +333,18 @@ static void mime_tree_node(struct mime_walk *w, GMimeObject *o, const char *id, 
 {
 	char *type = mime_type_of(o);
 	const char *name = GMIME_IS_PART(o) ? g_mime_part_get_filename(GMIME_PART(o)) : NULL;
-	struct buf b = BUF_INIT;
-	if (GMIME_IS_PART(o) || GMIME_IS_MESSAGE_PART(o))
-		mime_content(o, &b);
+	size_t n = GMIME_IS_PART(o) || GMIME_IS_MESSAGE_PART(o) ? mime_decoded_size(o) : 0;
 	json_array_append_new(w->ctx, json_pack("{s:s, s:i, s:s, s:s, s:I, s:b}", "PartID",
 	                                        *id ? id : "0", "Depth", depth, "ContentType", type,
 	                                        "FileName", name ? name : "", "Size",
-	                                        (json_int_t)b.len, "Attachment",
+	                                        (json_int_t)n, "Attachment",
 	                                        mime_is_attachment(o)));
-	buf_free(&b);
 	free(type);
 }
 
-json_t *mime_tree(const char *raw, size_t n)
+json_t *mime_tree(const struct mime_src *src)
 {
-	GMimeMessage *msg = mime_parse(raw, n);
+	GMimeMessage *msg = mime_parse(src);
 	if (!msg)
 		return NULL;
 	json_t *a = json_array();
@@ -302,9 +354,9 @@ json_t *mime_tree(const char *raw, size_t n)
 	return json_pack("{s:o, s:b}", "Parts", a, "Truncated", w.cut);
 }
 
-json_t *mime_headers(const char *raw, size_t n)
+json_t *mime_headers(const struct mime_src *src)
 {
-	GMimeMessage *msg = mime_parse(raw, n);
+	GMimeMessage *msg = mime_parse(src);
 	if (!msg)
 		return NULL;
 	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
@@ -312,12 +364,11 @@ json_t *mime_headers(const char *raw, size_t n)
 	for (int i = 0; hl && i < g_mime_header_list_get_count(hl); i++) {
 		GMimeHeader *hd = g_mime_header_list_get_header_at(hl, i);
 		const char *name = g_mime_header_get_name(hd);
-		char *v = mime_decode(g_mime_header_get_raw_value(hd));
+		const char *v = g_mime_header_get_value(hd);   /* unfolded, decoded */
 		json_t *a = json_object_get(o, name);
 		if (!a)
 			json_object_set_new(o, name, a = json_array());
-		json_array_append_new(a, json_string(v));
-		free(v);
+		json_array_append_new(a, json_string(v ? v : ""));
 	}
 	g_object_unref(msg);
 	return o;
@@ -335,10 +386,10 @@ static void mime_find_leaf(struct mime_walk *w, GMimeObject *o, const char *id)
 		f->found = o;
 }
 
-bool mime_part(const char *raw, size_t n, const char *part_id, struct buf *out, char *type,
+bool mime_part(const struct mime_src *src, const char *part_id, struct buf *out, char *type,
                size_t tn, char *name, size_t nn)
 {
-	GMimeMessage *msg = mime_parse(raw, n);
+	GMimeMessage *msg = mime_parse(src);
 	if (!msg)
 		return false;
 	struct mime_find f = { .id = part_id };
@@ -382,9 +433,9 @@ static void mime_text_leaf(struct mime_walk *w, GMimeObject *o, const char *id)
 	g_free(s);
 }
 
-int mime_text(const char *raw, size_t n, struct buf *out, size_t max)
+int mime_text(const struct mime_src *src, struct buf *out, size_t max)
 {
-	GMimeMessage *msg = mime_parse(raw, n);
+	GMimeMessage *msg = mime_parse(src);
 	if (!msg)
 		return 0;
 	struct mime_text_ctx t = { out, max, 0 };

@@ -1,8 +1,9 @@
 /* search: the test mode's full-text index, SQLite FTS5 in
  * spool_dir/capture-index.db, beside the spool and never part of it: a
  * cache, rebuilt from the capture rows when lost (synchronous=OFF). Rows
- * are indexed in order of their seq, a batch each second and before each
- * search; the spool reader attaches the file as idx, so a search is one
+ * are indexed in order of their seq, on the main loop within a time
+ * budget: 10 ms of every 100, and up to 2 s before a search (under a flood
+ * of new mail a search may miss the newest); the spool reader attaches the file as idx, so a search is one
  * query over both (spool_capture_filter.match). Rows deleted from the
  * spool leave their index rows behind, harmless (the join drops them),
  * until the index is cleared with their inbox. */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/conf.h"
 #include "lib/log.h"
@@ -21,6 +23,7 @@
 
 #define SEARCH_TEXT_MAX (64 * 1024)   /* body text indexed per message */
 #define SEARCH_SNIPPET 250
+#define SEARCH_BATCH 100
 
 static const char search_schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -87,10 +90,13 @@ static void search_snippet(const struct buf *text, struct buf *out)
 static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
                        const struct spool_captured *c)
 {
-	struct buf raw = BUF_INIT, text = BUF_INIT, addrs = BUF_INIT, snip = BUF_INIT;
+	struct buf text = BUF_INIT, addrs = BUF_INIT, snip = BUF_INIT;
 	int attachments = 0;
-	if (mime_raw(h, c->qid, &raw) == 0)
-		attachments = mime_text(raw.data ? raw.data : "", raw.len, &text, SEARCH_TEXT_MAX);
+	struct mime_src src;
+	if (mime_open(h, c->qid, &src) == 0) {
+		attachments = mime_text(&src, &text, SEARCH_TEXT_MAX);
+		mime_close(&src);
+	}
 	char *subject = mime_decode(c->subject);
 	const char *parts[] = { c->sender, c->rcpts, c->from, c->to, c->cc };
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -111,29 +117,50 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 	sqlite3_step(meta);
 	sqlite3_reset(meta);
 	free(subject);
-	buf_free(&raw);
 	buf_free(&text);
 	buf_free(&addrs);
 	buf_free(&snip);
 }
 
-void search_index(struct http *h, size_t max)
+static bool search_batch(struct http *h, int64_t until);
+
+static int64_t search_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool search_index(struct http *h, unsigned budget_ms)
 {
 	if (!h->idx)
-		return;
-	struct spool_capture_filter f = { .after = h->index_seq, .limit = max, .oldest_first = true };
+		return true;
+	int64_t until = search_now_ms() + budget_ms;
+	bool done = false;
+	while (!done && search_now_ms() < until)
+		done = search_batch(h, until);
+	return done;
+}
+
+/* One batch of rows; true when none is left. */
+static bool search_batch(struct http *h, int64_t until)
+{
+	struct spool_capture_filter f = { .after = h->index_seq, .limit = SEARCH_BATCH,
+	                                  .oldest_first = true };
 	struct spool_captured_list l;
 	if (spool_reader_captured(h->reader, &f, &l))
-		return;
-	if (l.n == 0)
-		return spool_captured_list_free(&l);
+		return true;
+	if (l.n == 0) {
+		spool_captured_list_free(&l);
+		return true;
+	}
 	sqlite3_stmt *fts = NULL, *meta = NULL;
 	sqlite3_exec(h->idx, "BEGIN", NULL, NULL, NULL);
 	if (sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO fts(rowid, subject, addrs, body)"
 	                       " VALUES(?,?,?,?)", -1, &fts, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO meta(seq, attachments, snippet)"
 	                       " VALUES(?,?,?)", -1, &meta, NULL) == SQLITE_OK)
-		for (size_t i = 0; i < l.n; i++) {
+		for (size_t i = 0; i < l.n && (i == 0 || search_now_ms() < until); i++) {
 			search_put(h, fts, meta, &l.v[i]);
 			h->index_seq = l.v[i].seq;
 		}
@@ -141,7 +168,9 @@ void search_index(struct http *h, size_t max)
 	sqlite3_finalize(meta);
 	if (sqlite3_exec(h->idx, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		log_warn("http: search index: %s", sqlite3_errmsg(h->idx));
+	bool last = l.n < SEARCH_BATCH && h->index_seq == l.v[l.n - 1].seq;
 	spool_captured_list_free(&l);
+	return last;
 }
 
 void search_meta(struct http *h, int64_t seq, int *attachments, struct buf *snippet)
@@ -164,54 +193,4 @@ void search_clear(struct http *h)
 {
 	if (h->idx)
 		sqlite3_exec(h->idx, "DELETE FROM fts; DELETE FROM meta;", NULL, NULL, NULL);
-}
-
-/* ---- the query language (Mailpit's, in part) ---- */
-
-/* One term as an FTS5 string, prefix-matched, in column col (NULL: any). */
-static void search_term(struct buf *out, const char *col, const char *t, size_t n)
-{
-	if (out->len)
-		buf_printf(out, " AND ");
-	if (col)
-		buf_printf(out, "%s : ", col);
-	buf_append(out, "\"", 1);
-	for (size_t i = 0; i < n; i++)
-		buf_append(out, t[i] == '"' ? "\"\"" : &t[i], t[i] == '"' ? 2 : 1);
-	buf_append(out, "\"*", 2);
-}
-
-bool search_match(const char *q, struct buf *out)
-{
-	static const struct { const char *prefix, *col; } cols[] = {
-		{ "subject:", "subject" }, { "from:", "addrs" }, { "to:", "addrs" },
-		{ "addr:", "addrs" }, { "body:", "body" },
-	};
-	buf_reset(out);
-	while (q && *q) {
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if (!*q)
-			break;
-		const char *col = NULL;
-		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-			if (!strncasecmp(q, cols[i].prefix, strlen(cols[i].prefix))) {
-				col = cols[i].col;
-				q += strlen(cols[i].prefix);
-				break;
-			}
-		const char *t = q;
-		size_t n;
-		if (*q == '"') {
-			t = ++q;
-			n = strcspn(q, "\"");
-			q += n + (q[n] == '"');
-		} else {
-			n = strcspn(q, " \t");
-			q += n;
-		}
-		if (n)
-			search_term(out, col, t, n);
-	}
-	return out->len > 0;
 }

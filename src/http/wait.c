@@ -86,11 +86,14 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 	wait_check(arg, true);
 }
 
+/* The client left. libevent has detached the unanswered request from
+ * its connection (evhttp_connection_incoming_fail): it is ours to free. */
 static void wait_gone(struct evhttp_connection *cn, void *arg)
 {
 	(void)cn;
 	struct http_waiter *w = arg;
-	wait_unlink(w);   /* the client left: its request goes with the connection */
+	evhttp_request_free(w->req);
+	wait_unlink(w);
 }
 
 void wait_get(struct http_req *r)
@@ -132,10 +135,13 @@ static void stream_unlink(struct http_stream *s)
 	free(s);
 }
 
+/* The client left mid-stream: the request, detached, is freed by ending it. */
 static void stream_gone(struct evhttp_connection *cn, void *arg)
 {
 	(void)cn;
-	stream_unlink(arg);
+	struct http_stream *s = arg;
+	evhttp_send_reply_end(s->req);
+	stream_unlink(s);
 }
 
 static void stream_send(struct http_stream *s, const char *event, json_t *o)
@@ -210,7 +216,7 @@ void wait_news(struct http *h)
 	if (!h->streams && !h->waiters)
 		return;   /* the common case: nobody waits, nothing to read */
 	if (h->streams)
-		search_index(h, 1000);   /* the summaries' snippets */
+		search_index(h, 20);   /* the summaries' snippets, as far as time allows */
 	stream_news(h);
 	struct http_waiter *w = h->waiters;
 	while (w) {

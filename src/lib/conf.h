@@ -181,6 +181,10 @@ struct conf {
 	char *http_listen;             /* host:port of the API and web page; "" = none */
 	bool http_tls;                 /* HTTPS with tls_cert and tls_key */
 	bool http_login;               /* HTTP Basic login against users_file */
+	/* session transcripts and client lint */
+	bool transcripts;              /* record every session (spool_dir/sessions.db) */
+	uint64_t transcript_max_size;  /* octets of text per session's record */
+	unsigned transcript_keep;      /* sessions kept, the oldest removed */
 };
 
 /* Listener modes: the words after "addr:port" in a `listen` entry. */

@@ -436,6 +436,8 @@ static bool cmd_data_refused(struct session *s)
 	struct tx *tx = s->tx;
 	if (!msgin_end(&tx->in))
 		tx->dp.flags |= DATA_HEAD_TOO_BIG;
+	if (s->rec)
+		transcript_data_end(s);
 	unsigned f = tx->dp.flags;
 	int spool_err = spool_msg_error(tx->msg);
 	if (!f && !spool_err)

@@ -141,6 +141,7 @@ void data_finish(struct data_parser *d)
 		d->state = S_MID;
 	}
 	if (d->state == S_MID) {
+		d->unterminated = true;
 		data_emit(d, "\r\n", 2);
 		d->line_len = 0;
 		d->state = S_BOL;

@@ -44,6 +44,8 @@ struct data_parser {
 	uint64_t dot_lines;     /* lines of the message that begin with a dot */
 	bool done;              /* the end CRLF.CRLF has been consumed */
 	bool raw;               /* BDAT: no unstuffing, no end (data_raw) */
+	bool unterminated;      /* BDAT: the last line had no CRLF (data_finish
+	                           added it) */
 	data_sink_fn sink;      /* receives message bytes; not called once flags
 	                           has DATA_TOO_BIG */
 	void *ctx;

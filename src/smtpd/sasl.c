@@ -62,6 +62,8 @@ static void sasl_proceed(struct session *s, const struct policy_answer *a)
 	ev_add(&e, "mechanism", "%s", sasl_mechanism(s->sasl));
 	ev_add(&e, "result", "%s", a->ok ? "succeeded" : "failed");
 	ev_emit(&e);
+	if (s->rec)   /* the mechanism and the outcome; never the credentials */
+		transcript_note(s, "AUTH %s %s", sasl_mechanism(s->sasl), a->ok ? "succeeded" : "failed");
 	if (a->ok) {
 		s->client.authed = true;
 		snprintf(s->user, sizeof s->user, "%s", s->args.user);

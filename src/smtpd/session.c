@@ -56,6 +56,8 @@ static void session_put_line(struct session *s, struct buf *b)
 {
 	if (s->bev)
 		bufferevent_write(s->bev, b->data, b->len);
+	if (s->rec)
+		transcript_out(s, b->data, b->len - 2);
 	if (ev_wanted(LOG_DEBUG)) {
 		struct ev e;
 		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
@@ -145,6 +147,8 @@ static void session_tx_free(struct session *s)
 	struct tx *tx = s->tx;
 	if (!tx)
 		return;
+	if (s->rec)
+		transcript_tx_end(s);
 	if (tx->msg)
 		spool_msg_abort(tx->msg);
 	milters_tx_end(s);
@@ -191,6 +195,8 @@ static void session_close(struct session *s, const char *why)
 		return;
 	session_say(s, EK_DISCONNECT, "reason", why);
 	session_tx_free(s);
+	if (s->rec)
+		transcript_end(s, why);
 	milters_free(s);
 	closer_close(s->srv->closer, s->bev);
 	s->bev = NULL;
@@ -335,6 +341,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		ev_add(&e, "version", "%s", tls_version(s->bev));
 		ev_add(&e, "cipher", "%s", desc);
 		ev_emit(&e);
+		if (s->rec)
+			transcript_tls(s);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR && s->client.tls) {
@@ -525,6 +533,8 @@ static void session_log_command(struct session *s, const char *line)
 static void session_command(struct session *s, const char *line)
 {
 	session_log_command(s, line);
+	if (s->rec)
+		transcript_in(s, line);
 	if (s->state == ST_AUTH)
 		sasl_response(s, line);
 	else
@@ -571,6 +581,8 @@ void session_committed(void *ctx, int err)
 void session_data_sink(void *ctx, const char *p, size_t n)
 {
 	struct session *s = ctx;
+	if (s->rec)
+		transcript_data(s, p, n);
 	if (s->tx->verifier)   /* the message as it came */
 		verifier_feed(s->tx->verifier, p, n);
 	milters_data(s, p, n);
@@ -670,6 +682,8 @@ static bool session_skip(struct session *s, struct evbuffer *in)
 static void session_bare_newline(struct session *s, bool ends_in_crlf)
 {
 	session_say(s, EK_PROTOCOL, "problem", "bare CR/LF or NUL in a command");
+	if (s->rec)
+		transcript_bare(s);
 	s->state = s->state == ST_AUTH ? ST_CMD : s->state;
 	session_reply(s, R_BARE_NL_CMD);
 	session_check_errors(s);
@@ -758,13 +772,18 @@ static void session_process(struct session *s)
 	}
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
+	if (s->rec && !s->dead && s->bev)
+		transcript_seen(s);
 	session_unbusy(s);
 }
 
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	session_process(arg);
+	struct session *s = arg;
+	if (s->rec)
+		transcript_arrived(s);   /* a new batch (RFC 2920's groups, as they came) */
+	session_process(s);
 }
 
 /* ---- start and shutdown ---- */
@@ -905,6 +924,8 @@ static void session_proxy_header(struct session *s, struct evbuffer *in)
 	snprintf(via, sizeof via, "%s", s->ip);
 	if (h.has_addr)
 		session_set_ip(s, (struct sockaddr *)&h.src, sizeof h.src);
+	if (s->rec)
+		transcript_proxy(s, h.version, via);
 	struct ev e;
 	session_event(s, &e, EK_PROXY, LOG_INFO, NULL);
 	ev_add(&e, "version", "%d", h.version);
@@ -947,6 +968,8 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	session_bev_setup(s);
 	wire_direct(s->bev);
 	s->direct = true;
+	if (srv->transcripts)   /* transcripts = yes, or the test mode's capture */
+		s->rec = transcript_begin(s);
 	if (modes & CONF_LISTEN_PROXY) {
 		s->state = ST_PROXY;
 		return;

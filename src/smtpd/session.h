@@ -27,6 +27,7 @@ struct post;
 struct event_base;
 struct event;
 struct session;
+struct sessions;
 
 /* What all sessions share: the daemon's state as the sessions see it. */
 struct server {
@@ -43,6 +44,8 @@ struct server {
 	struct hold_port hold;      /* ETRN and ATRN ask the delivery engine (turn.c) */
 	struct post *post;          /* its answers come back to the loop through it */
 	struct dns *dns;            /* this loop's resolver: DKIM keys (verifier.h) */
+	struct sessions *transcripts;  /* the transcripts' store (spool/sessions.h), or
+	                               NULL: transcripts = no */
 };
 
 /* Take over an accepted socket of a listener with CONF_LISTEN_* modes and

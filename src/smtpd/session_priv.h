@@ -20,6 +20,7 @@
 #include "smtpd/parse.h"
 #include "smtpd/session.h"
 #include "smtpd/signer.h"
+#include "smtpd/transcript.h"
 #include "smtpd/verifier.h"
 
 #define SESSION_HELO_MAX 255
@@ -132,6 +133,7 @@ struct session {
 	const struct cmd *cmd;          /* the row being run */
 	struct tx *tx;
 	struct milters *milters;        /* its milters (milters.c), or NULL */
+	struct transcript *rec;         /* its recorder (transcript.h), or NULL */
 };
 
 /* ---- the command table (cmd.c) ---- */

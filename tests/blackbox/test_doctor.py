@@ -270,3 +270,16 @@ def test_mx_lookup_refused_could_not_run(unbound):
     assert st == "FAIL" and verdict.startswith("the MX lookup failed: DNS error")
     assert "dig +trace refused.test MX" in advice(out, "mx")
     assert "could not run" in out
+
+
+def test_an_mx_lookup_that_never_answers_ends_at_the_timeout(unbound, silent_dns):
+    """The MX lookup itself (mx.c) is bounded by --timeout: a resolver that
+    never answers gives "could not run", not a probe that hangs for the
+    minutes libunbound would keep retrying."""
+    dns = unbound([], forward=[("hang.test.", silent_dns)])
+    rc, out = probe("doctor", "hang.test", "--resolver", dns.resolver, "--timeout", "2")
+    st, verdict = step(out, "mx")
+    assert st == "FAIL" and "no answer for hang.test within 2 s" in verdict, out
+    assert rc == 3
+    rc, out = probe("check", "hang.test", "--resolver", dns.resolver, "--timeout", "2")
+    assert rc != 0 and "no answer for hang.test within 2 s" in out, out

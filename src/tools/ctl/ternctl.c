@@ -388,6 +388,77 @@ static void ctl_print_trace(json_t *o)
 	putchar('\n');
 }
 
+/* ---- transcripts ---- */
+
+static void ctl_print_lint(json_t *lint, const char *indent)
+{
+	size_t i;
+	json_t *w;
+	json_array_foreach(lint, i, w) {
+		printf("%swarning %s: %s (%s)", indent, ctl_s(w, "code"), ctl_s(w, "text"),
+		       ctl_s(w, "rfc"));
+		if (*ctl_s(w, "detail"))
+			printf(": %s", ctl_s(w, "detail"));
+		putchar('\n');
+	}
+}
+
+/* "C: EHLO x" / "S: 250 ..." / "-- a note", each after its time. */
+static void ctl_print_session(json_t *s)
+{
+	json_int_t n = ctl_i(s, "messages");
+	printf("session %lld, %s, client [%s] to %s%s%s%s%s, %lld message%s, ended: %s\n",
+	       (long long)ctl_i(s, "id"), ctl_s(s, "start"), ctl_s(s, "client"),
+	       ctl_s(s, "listener"), *ctl_s(s, "tls") ? ", TLS " : "", ctl_s(s, "tls"),
+	       *ctl_s(s, "user") ? ", user " : "", ctl_s(s, "user"), (long long)n,
+	       n == 1 ? "" : "s", *ctl_s(s, "ended") ? ctl_s(s, "ended") : "(still open)");
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(s, "lines"), i, l) {
+		const char *dir = ctl_s(l, "dir");
+		json_int_t t = ctl_i(l, "t");
+		printf("%4lld.%03lld [%lld] %s %s\n", (long long)(t / 1000), (long long)(t % 1000),
+		       (long long)ctl_i(l, "batch"),
+		       !strcmp(dir, "in") ? "C:" : !strcmp(dir, "out") ? "S:" : "--", ctl_s(l, "text"));
+	}
+	if (ctl_i(s, "dropped"))
+		printf("(%lld more lines not recorded: transcript_max_size)\n",
+		       (long long)ctl_i(s, "dropped"));
+	json_array_foreach(json_object_get(s, "transactions"), i, l) {
+		printf("message %s: %s (lines %lld-%lld)\n", ctl_s(l, "queue_id"), ctl_s(l, "status"),
+		       (long long)ctl_i(l, "first"), (long long)ctl_i(l, "last"));
+		ctl_print_lint(json_object_get(l, "lint"), "  ");
+	}
+}
+
+static void ctl_print_transcript(json_t *o)
+{
+	json_t *sessions = json_object_get(o, "sessions");
+	size_t i;
+	json_t *s;
+	if (sessions) {
+		json_array_foreach(sessions, i, s)
+			printf("%8lld  %s  %-15s %-20s %3lld msg  %s\n", (long long)ctl_i(s, "id"),
+			       ctl_s(s, "start"), ctl_s(s, "client"), ctl_s(s, "helo"),
+			       (long long)ctl_i(s, "messages"),
+			       *ctl_s(s, "ended") ? ctl_s(s, "ended") : "(open)");
+		printf("%lld session%s recorded\n", (long long)ctl_i(o, "total"),
+		       ctl_i(o, "total") == 1 ? "" : "s");
+		return;
+	}
+	if (*ctl_s(o, "queue_id")) {   /* a message: its lint, then its session */
+		printf("message %s: %s\n", ctl_s(o, "queue_id"), ctl_s(o, "status"));
+		ctl_print_lint(json_object_get(o, "lint"), "  ");
+		if (json_array_size(json_object_get(o, "lint")) == 0)
+			printf("  no warnings\n");
+		s = json_object_get(o, "session");
+		if (json_is_object(s))
+			ctl_print_session(s);
+		return;
+	}
+	ctl_print_session(o);
+}
+
 /* ---- commands ---- */
 
 static int ctl_stream(struct ctl *c, json_t *req, void (*print)(json_t *))
@@ -533,6 +604,8 @@ static void ctl_print_reload(json_t *o)
 "  trace [--client IP] [--session N] [--queue ID] [--transcript]\n" \
 "                               live events (with the SMTP lines)\n" \
 "  reload                       re-read the configuration, users, aliases, certificate\n" \
+"  transcript [QID|SESSION-ID]  a message's SMTP session and client lint, a session's\n" \
+"                               (transcripts = yes), or the sessions recorded\n" \
 "  drain --to HOST:PORT [--domain D]\n" \
 "                               hand every queued message to another node over SMTP\n" \
 "                               (removed here after its 250; 75 if some stayed)\n" \
@@ -660,6 +733,16 @@ static int ctl_trace_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char
 	return ctl_trace(c, o);
 }
 
+/* transcript [QID|SESSION-ID]: one message's or session's, or the list. */
+static int ctl_transcript_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)o;
+	json_t *req = json_pack("{s:s}", "cmd", "transcript");
+	if (argc == 2)
+		json_object_set_new(req, "id", json_string(argv[1]));
+	return ctl_simple(c, req, ctl_print_transcript);
+}
+
 /* dkim-keygen DOMAIN SELECTOR: made here, no daemon asked. */
 static int ctl_keygen_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
 {
@@ -684,6 +767,7 @@ static const struct ctl_cmd {
 	{ "pause", 2, 2, ctl_pause_cmd, false }, { "resume", 1, 2, ctl_pause_cmd, false },
 	{ "monitor", 1, 1, ctl_monitor_cmd, false }, { "trace", 1, 1, ctl_trace_cmd, false },
 	{ "drain", 1, 1, ctl_drain_cmd, false }, { "dkim-keygen", 3, 3, ctl_keygen_cmd, true },
+	{ "transcript", 1, 2, ctl_transcript_cmd, false },
 };
 
 static const struct ctl_cmd *ctl_find(int argc, char **argv)

@@ -324,7 +324,7 @@ static int doctor_setup(struct doctor *d, const struct doctor_opts *o)
 	d->base = event_base_new();
 	if (d->base && (d->dns = dns_new(d->base, o->resolver)))
 		dns_set_timeout(d->dns, (unsigned)(o->timeout_ms + 999) / 1000);
-	if (d->dns && (d->mx = mx_new(o->resolver, err, sizeof err)))
+	if (d->dns && (d->mx = mx_new(o->resolver, o->timeout_ms, err, sizeof err)))
 		return 0;
 	struct report_step *s = report_begin(&d->rep, "resolver");
 	report_end(&d->rep, s, REPORT_FAIL, "cannot use the resolver: %s",
