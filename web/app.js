@@ -517,43 +517,65 @@ function probeExtras(m, seq) {
 }
 
 // The lines of a transcript, whatever its exact shape: an array, or an
-// object holding one (lines, Lines, transcript...), or text.
+// object holding one (lines; a message's record holds its session), or text.
 function transcriptLines(data) {
   if (typeof data === "string") return data.split(/\r?\n/).filter((x) => x).map((text) => ({ text }));
   if (Array.isArray(data)) return data;
   if (data && typeof data === "object") {
-    for (const k of ["lines", "Lines", "transcript", "Transcript", "sessions", "Sessions"]) {
+    for (const k of ["lines", "Lines", "transcript", "Transcript"]) {
       const v = data[k];
-      if (Array.isArray(v)) return v.flatMap((x) => (x && typeof x === "object" && !("text" in x) && !("Text" in x)) ? transcriptLines(x) : [x]);
+      if (Array.isArray(v)) return v;
       if (typeof v === "string") return transcriptLines(v);
     }
+    for (const k of ["session", "Session"])
+      if (data[k] && typeof data[k] === "object") return transcriptLines(data[k]);
   }
   return [];
 }
 
-function renderTranscript(data) {
-  const ol = clear($("msg-transcript"));
+// A session's lines: time (s since it began), who (C: client, S: us,
+// #: a note), the text; a rule where a new input batch begins. The lines
+// from first to last (a message's transaction) are marked.
+function transcriptList(ol, data) {
+  clear(ol);
   const lines = transcriptLines(data);
+  const first = data && typeof data.first === "number" ? data.first : -1;
+  const last = data && typeof data.last === "number" ? data.last : -1;
   let batch = null;
-  for (const l of lines) {
+  lines.forEach((l, i) => {
     const o = l && typeof l === "object" ? l : { text: str(l) };
     const dir = str(o.dir || o.Dir || "");
     const b = o.batch !== undefined ? o.batch : o.Batch;
     const t = o.t !== undefined ? o.t : o.T;
     const who = dir === "in" ? "C:" : dir === "out" ? "S:" : dir === "note" ? "#" : "";
-    const li = el("li", { class: "t-" + (dir || "line") + (b !== undefined && b !== batch && batch !== null ? " t-batch" : "") },
+    let cls = "t-" + (dir || "line");
+    if (b !== undefined && batch !== null && b !== batch) cls += " t-batch";
+    if (i >= first && i <= last) cls += " t-this";
+    ol.appendChild(el("li", { class: cls },
       el("span", { class: "t-time", text: t !== undefined ? (Number(t) / 1000).toFixed(3) : "" }),
       el("span", { class: "t-dir", text: who }),
-      el("span", { class: "t-text", text: str(o.text !== undefined ? o.text : o.Text) }));
+      el("span", { class: "t-text", text: str(o.text !== undefined ? o.text : o.Text) })));
     if (b !== undefined) batch = b;
-    ol.appendChild(li);
+  });
+  if (!lines.length) ol.appendChild(el("li", { class: "muted", text: "(no lines recorded)" }));
+}
+
+function renderTranscript(data) {
+  const ol = $("msg-transcript");
+  transcriptList(ol, data);
+  const s = data && data.session && typeof data.session === "object" ? data.session : null;
+  const facts = [];
+  if (s) {
+    for (const [k, label] of [["client", "client"], ["helo", "HELO"], ["tls", "TLS"], ["user", "user"], ["ended", "ended"]])
+      if (s[k]) facts.push(label + " " + str(s[k]));
   }
-  if (!lines.length) ol.appendChild(el("li", { class: "muted", text: "(no transcript for this message)" }));
+  if (data && data.status) facts.unshift(str(data.status));
+  if (facts.length) ol.insertBefore(el("li", { class: "t-head", text: facts.join(" · ") }), ol.firstChild);
 }
 
 function renderLint(data) {
   const ul = clear($("msg-lint"));
-  let ws = Array.isArray(data) ? data : data && (data.warnings || data.Warnings || data.lint || data.Lint);
+  let ws = Array.isArray(data) ? data : data && (data.Warnings || data.warnings || data.lint || data.Lint);
   if (!Array.isArray(ws)) ws = [];
   for (const w of ws) {
     const o = w && typeof w === "object" ? w : { text: str(w) };
@@ -629,7 +651,9 @@ async function release(e) {
     notice("Release failed: " + errorText(res), true);
 }
 
-// ---- tools: fault rules, queue, stats (when ternd has them) ----
+// ---- tools: sessions, fault rules, queue, stats (when ternd has them) ----
+
+const TOOLS = { sessions: "SMTP sessions", faults: "Fault rules", queue: "Queue", stats: "Stats" };
 
 async function probeTools() {
   const info = await api("GET", API + "/info");
@@ -638,8 +662,8 @@ async function probeTools() {
       (info.data.Capture ? " · capturing" : "");
   }
   let any = false;
-  for (const t of ["faults", "queue", "stats"]) {
-    const res = await api("GET", API + "/" + t);
+  for (const t of Object.keys(TOOLS)) {
+    const res = await api("GET", API + "/" + t + (t === "sessions" ? "?limit=1" : ""));
     const show = res.status !== 404 && res.status !== 405 && res.status !== 0;
     $("tool-" + t).hidden = !show;
     any = any || show;
@@ -663,7 +687,7 @@ function showTool(name) {
 
 async function openTool(name) {
   showTool(name);
-  $("tool-title").textContent = { faults: "Fault rules", queue: "Queue", stats: "Stats" }[name];
+  $("tool-title").textContent = TOOLS[name];
   const body = clear($("tool-body"));
   const res = await api("GET", API + "/" + name);
   if (state.tool !== name) return;
@@ -671,9 +695,41 @@ async function openTool(name) {
     body.appendChild(el("p", { class: "bad", text: errorText(res) }));
     return;
   }
-  if (name === "faults") body.appendChild(faultsForm(res.data));
-  else if (name === "queue") body.appendChild(queueTable(res.data));
-  else body.appendChild(statsTable(res.data));
+  const make = { sessions: sessionsTable, faults: faultsForm, queue: queueView, stats: statsTable }[name];
+  body.appendChild(make(res.data));
+}
+
+function unixDate(v) {
+  const n = Number(v);
+  return n > 0 ? new Date(n * 1000).toLocaleString() : "";
+}
+
+// The newest sessions; one opened shows its whole transcript (refused
+// ones too, which never became a message).
+function sessionsTable(data) {
+  const rows = data && Array.isArray(data.sessions) ? data.sessions : [];
+  const table = el("table", { class: "grid" },
+    el("thead", null, el("tr", null, ...["#", "start", "client", "HELO", "TLS", "user", "messages", "ended"].map((h) => el("th", { text: h })))),
+    el("tbody", null, ...rows.map((r) => el("tr", { class: "clickable", tabindex: "0", title: "Show this session's transcript",
+                                                   onclick: () => openSession(r.id), onkeydown: (e) => { if (e.key === "Enter") openSession(r.id); } },
+      ...[r.id, str(r.start), r.client, r.helo, r.tls, r.user, r.messages, r.ended].map((v) => el("td", { text: str(v) }))))));
+  return el("div", null,
+    el("p", { class: "muted", text: (data && data.total !== undefined ? data.total + " sessions recorded; " : "") + "the newest first." }),
+    rows.length ? table : el("p", { class: "empty", text: "No sessions recorded yet." }),
+    el("ol", { id: "session-transcript", class: "transcript" }));
+}
+
+async function openSession(id) {
+  const res = await api("GET", API + "/session/" + enc(str(id)));
+  const ol = $("session-transcript");
+  if (!ol) return;
+  if (!res.ok) {
+    clear(ol).appendChild(el("li", { class: "bad", text: errorText(res) }));
+    return;
+  }
+  transcriptList(ol, res.data);
+  ol.insertBefore(el("li", { class: "t-head", text: "Session " + str(id) + " · " + str(res.data.client) + " · " + str(res.data.ended) }), ol.firstChild);
+  ol.scrollIntoView({ block: "start" });
 }
 
 function faultsText(data) {
@@ -707,47 +763,59 @@ function faultsForm(data) {
 }
 
 // A table of rows whatever their fields: the union of the first rows' keys.
-function genericTable(rows, actions) {
+function genericTable(rows) {
   const keys = [];
   for (const r of rows.slice(0, 20))
     for (const k of Object.keys(r && typeof r === "object" ? r : { value: r }))
       if (!keys.includes(k)) keys.push(k);
-  const head = el("tr", null, ...keys.map((k) => el("th", { text: k })), actions ? el("th", { text: "" }) : null);
   const body = rows.map((r) => {
     const o = r && typeof r === "object" ? r : { value: r };
-    return el("tr", null, ...keys.map((k) => el("td", { text: str(o[k]) })), actions ? el("td", null, ...actions(o)) : null);
+    return el("tr", null, ...keys.map((k) => el("td", { text: str(o[k]) })));
   });
-  return el("table", { class: "grid" }, el("thead", null, head), el("tbody", null, ...body));
+  return el("table", { class: "grid" }, el("thead", null, el("tr", null, ...keys.map((k) => el("th", { text: k })))),
+            el("tbody", null, ...body));
 }
 
-function queueRows(data) {
-  if (Array.isArray(data)) return data;
-  for (const k of ["messages", "Messages", "queue", "Queue", "items"])
-    if (data && Array.isArray(data[k])) return data[k];
-  return [];
+// An administrator's act on a queue id or a domain (ternd wants a login
+// for these: http_login).
+async function queueAct(target, verb) {
+  const res = verb === "delete" ? await api("DELETE", API + "/queue/" + enc(target))
+                                : await api("POST", API + "/queue/" + enc(target) + "/" + verb, {});
+  const out = $("queue-status");
+  if (out) {
+    out.className = res.ok ? "good" : "bad";
+    out.textContent = res.ok ? verb + " " + target + ": done." : verb + " " + target + " refused: " + errorText(res);
+  }
+  if (res.ok) {
+    const body = clear($("tool-body"));
+    const again = await api("GET", API + "/queue");
+    body.appendChild(queueView(again.ok ? again.data : []));
+    const o2 = $("queue-status");
+    if (o2) { o2.className = "good"; o2.textContent = verb + " " + target + ": done."; }
+  }
 }
 
-function queueTable(data) {
-  const rows = queueRows(data);
-  const act = (qid, verb) => async () => {
-    const res = verb === "delete" ? await api("DELETE", API + "/queue/" + enc(qid))
-                                  : await api("POST", API + "/queue/" + enc(qid) + "/" + verb, {});
-    if (!res.ok) window.alert(verb + " failed: " + errorText(res));
-    openTool("queue");
-  };
-  const actions = (o) => {
-    const qid = str(o.QueueID || o.qid || o.ID || o.id);
-    if (!qid) return [];
-    return ["hold", "release", "flush", "delete"].map((v) =>
-      el("button", { type: "button", class: v === "delete" ? "small danger" : "small", text: v, onclick: act(qid, v) }));
-  };
-  const flushAll = el("button", { type: "button", text: "Flush the queue", onclick: async () => {
-    const res = await api("POST", API + "/queue/flush", {});
-    if (!res.ok) window.alert("flush failed: " + errorText(res));
-    openTool("queue");
-  } });
-  if (!rows.length) return el("div", null, el("p", { class: "empty", text: "The queue is empty." }), flushAll);
-  return el("div", null, el("div", { class: "buttons" }, flushAll), genericTable(rows, actions));
+function queueView(data) {
+  const rows = Array.isArray(data) ? data : data && Array.isArray(data.messages) ? data.messages : [];
+  const domain = el("input", { type: "text", placeholder: "a domain", "aria-label": "Domain", spellcheck: "false" });
+  const onDomain = (verb) => () => domain.value.trim() && queueAct(domain.value.trim(), verb);
+  const form = el("form", { class: "tool-form buttons", onsubmit: (e) => { e.preventDefault(); onDomain("flush")(); } },
+    domain,
+    ...["hold", "release", "flush"].map((v) => el("button", { type: "button", text: v + " domain", onclick: onDomain(v) })));
+  const table = el("table", { class: "grid" },
+    el("thead", null, el("tr", null, ...["queue id", "queue", "arrived", "size", "sender", "recipients", ""].map((h) => el("th", { text: h })))),
+    el("tbody", null, ...rows.map((m) => {
+      const qid = str(m.queue_id || m.QueueID || m.id);
+      const rcpts = Array.isArray(m.recipients) ? m.recipients.map((r) =>
+        str(r.address) + (r.held ? " (held)" : "") + (r.delay_reason ? ": " + str(r.delay_reason) : "")).join("\n") : str(m.recipients);
+      return el("tr", null,
+        ...[qid, m.queue_name, unixDate(m.arrival_time), size(m.message_size), str(m.sender) || "<>"].map((v) => el("td", { text: str(v) })),
+        el("td", { class: "pre", text: rcpts }),
+        el("td", null, ...["hold", "release", "flush", "delete"].map((v) =>
+          el("button", { type: "button", class: v === "delete" ? "small danger" : "small", text: v, onclick: () => queueAct(qid, v) }))));
+    })));
+  return el("div", null, form, el("p", { id: "queue-status", role: "status" }),
+            rows.length ? table : el("p", { class: "empty", text: "The queue is empty." }));
 }
 
 function statsTable(data) {
@@ -755,10 +823,12 @@ function statsTable(data) {
   const walk = (prefix, v) => {
     if (v && typeof v === "object" && !Array.isArray(v))
       for (const [k, x] of Object.entries(v)) walk(prefix ? prefix + "." + k : k, x);
+    else if (Array.isArray(v) && v.length && v.every((x) => x && typeof x === "object"))
+      v.forEach((x, i) => walk(prefix + "[" + (x.domain || i) + "]", x.domain ? Object.fromEntries(Object.entries(x).filter(([k]) => k !== "domain")) : x));
     else rows.push({ name: prefix || "value", value: str(v) });
   };
   walk("", data);
-  return genericTable(rows, null);
+  return genericTable(rows);
 }
 
 // ---- keyboard ----

@@ -451,10 +451,28 @@ def test_transcript_panel(ternd, tmp_path):
         tab = page.wait(lambda d: [t for t in page.finds('#tabs [data-tab="transcript"]')
                                    if t.is_displayed()], "the transcript tab")[0]
         tab.click()
-        page.wait(lambda d: re.search(r"\bEHLO\b", page.find("#msg-transcript").text),
-                  "the EHLO line in the transcript")
-        page.shot("transcript")
+        page.wait(lambda d: re.search(r"^C:\s+EHLO\b", page.find("#msg-transcript").text,
+                                      re.I | re.M), "the EHLO line in the transcript")
+        text = page.find("#msg-transcript").text
+        assert re.search(r"^S:\s+250 2\.6\.0 ", text, re.M), text
+        # the lint of a message without Date and Message-ID (EmailMessage adds neither)
+        page.find('#tabs [data-tab="lint"]').click()
+        page.wait(lambda d: "no-date" in page.find("#msg-lint").text, "the lint panel")
+        assert "no-message-id" in page.find("#msg-lint").text
+        assert "RFC 5322" in page.find("#msg-lint").text
+        # a session that made no message is there too, in the sessions tool
+        with smtplib.SMTP("127.0.0.1", cap.d.port, timeout=DEADLINE) as s:
+            s.ehlo("refused.example")
+            s.mail("sender@example.org")
+        page.find("#tool-sessions").click()
+        page.wait(lambda d: "refused.example" in page.find("#tool-body table").text,
+                  "the sessions listed")
+        page.find("#tool-body tbody tr").click()   # the newest
+        page.wait(lambda d: re.search(r"^C:\s+MAIL FROM:<sender@example.org>",
+                                      page.find("#session-transcript").text, re.M | re.I),
+                  "the session's transcript")
     finally:
+        page.shot("transcript")
         page.close()
 
 
