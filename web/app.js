@@ -379,6 +379,8 @@ function renderMessage(m) {
   clear($("msg-transcript"));
   clear($("msg-lint"));
   for (const t of ["transcript", "lint"]) tabButton(t).hidden = true;
+  tabButton("html").hidden = !m.HTML;
+  tabButton("text").hidden = !m.Text && !!m.HTML;
   tabButton("lint").textContent = "Lint";
   const loaded = {};
   state.loaded = loaded;
@@ -505,6 +507,7 @@ function probeExtras(m, seq) {
     if (seq !== state.openSeq || state.loaded !== loaded || !res.ok) return;
     renderTranscript(res.data);
     tabButton("transcript").hidden = false;
+    if (state.tab === "transcript") showTab("transcript", false);   // the one last chosen
   });
   api("GET", msgPath(m.ID, "/lint")).then((res) => {
     if (seq !== state.openSeq || state.loaded !== loaded || !res.ok) return;
@@ -513,6 +516,7 @@ function probeExtras(m, seq) {
     b.hidden = false;
     b.textContent = n ? "Lint (" + n + ")" : "Lint";
     b.classList.toggle("warn", n > 0);
+    if (state.tab === "lint") showTab("lint", false);
   });
 }
 
