@@ -14,6 +14,8 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/tls.h"
+#include "net/tlsa.h"
 
 struct probe_reply {
 	struct probe_reply *next;
@@ -358,6 +360,32 @@ int probe_conn_tls(struct probe_conn *c, const char *name, const char *cafile,
 	smtpc_conn_tls_facts(c->c, name, f);
 	probe_conn_trace(c, '*', "TLS started");
 	return 0;
+}
+
+int probe_conn_tls_dane(struct probe_conn *c, const struct tlsa_host *h, char *out, size_t n)
+{
+	const char *why;
+	if (!c->c)
+		return probe_conn_gone(c);
+	SSL_CTX *ctx = probe_conn_ssl_ctx(c, NULL);
+	if (!ctx || !tls_ctx_dane(ctx)) {
+		probe_conn_fail(c, "%s", "cannot enable DANE in the TLS context");
+		return PROBE_CONN_ERR;
+	}
+	struct tls_peer peer = { h->name, false, h };
+	if (smtpc_conn_starttls_peer(c->c, ctx, &peer, &why) < 0) {
+		probe_conn_fail(c, "%s", why);
+		return PROBE_CONN_ERR;
+	}
+	c->tls_done = false;
+	probe_conn_wait(c, probe_conn_is_tls, true);
+	if (!c->tls_done) {
+		const char *t = c->c ? "no answer within the time limit" : c->ended;
+		probe_conn_fail(c, "TLS handshake failed: %s", t);
+		return PROBE_CONN_ERR;
+	}
+	probe_conn_trace(c, '*', "TLS started (DANE)");
+	return smtpc_conn_dane_match(c->c, out, n) ? 1 : 0;
 }
 
 /* ---- AUTH and DATA ---- */
