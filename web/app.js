@@ -65,10 +65,12 @@ function str(v) {
   return JSON.stringify(v);
 }
 
-// A request; changes carry JSON (the server refuses form content types
-// as cross-site requests). Answers {ok, status, data}: JSON parsed, else text.
+// A request; every change carries JSON, {} at least (the server refuses
+// form content types as cross-site requests). Answers {ok, status, data}:
+// JSON parsed, else text.
 async function api(method, path, body) {
   const opt = { method, headers: { Accept: "application/json" }, cache: "no-store" };
+  if (method !== "GET" && body === undefined) body = {};
   if (body !== undefined) {
     opt.headers["Content-Type"] = "application/json";
     opt.body = JSON.stringify(body);
