@@ -514,7 +514,9 @@ static void api_trim_one(void *ctx, const char *inbox, long total, long unseen)
 
 void api_retention(struct http *h)
 {
-	spool_reader_inboxes(h->reader, api_trim_one, h);
+	const struct settings *st = http_settings(h);
+	if (st->conf.capture_keep || st->conf.capture_max_age || capture_rules_retain(st->capture))
+		spool_reader_inboxes(h->reader, api_trim_one, h);
 }
 
 /* ---- transcripts and lint (spool/sessions.h: transcripts, or capture) ---- */

@@ -24,14 +24,43 @@
 #define SEARCH_TEXT_MAX (64 * 1024)   /* body text indexed per message */
 #define SEARCH_SNIPPET 250
 #define SEARCH_BATCH 100
+#define TERN_STR_(x) #x
+#define TERN_STR(x) TERN_STR_(x)
 
+/* Contentless (content=''): the index keeps only its terms, not a second
+ * copy of every message's text (half the file's size with a copy);
+ * rows are only ever added, and all cleared at once ('delete-all'). An
+ * index of another version is dropped and made again: it is a cache. */
+#define SEARCH_VERSION 2
 static const char search_schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=OFF;"
-	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(subject, addrs, body,"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(subject, addrs, body, content='',"
 	" tokenize='unicode61 remove_diacritics 2');"
 	"CREATE TABLE IF NOT EXISTS meta(seq INTEGER PRIMARY KEY, attachments INT NOT NULL,"
 	" snippet TEXT NOT NULL);";
+
+static int search_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static bool search_schema_ok(sqlite3 *db)
+{
+	if (search_version(db) != SEARCH_VERSION &&
+	    (sqlite3_exec(db, "DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS meta;", NULL, NULL,
+	                  NULL) != SQLITE_OK ||
+	     sqlite3_exec(db, "PRAGMA user_version=" TERN_STR(SEARCH_VERSION), NULL, NULL, NULL) !=
+	         SQLITE_OK))
+		return false;
+	return sqlite3_exec(db, search_schema, NULL, NULL, NULL) == SQLITE_OK;
+}
 
 bool search_open(struct http *h, const char *spool_dir)
 {
@@ -40,7 +69,7 @@ bool search_open(struct http *h, const char *spool_dir)
 	sqlite3 *db = NULL;
 	bool ok = sqlite3_open_v2(buf_cstr(&path), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	                          SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
-	          sqlite3_exec(db, search_schema, NULL, NULL, NULL) == SQLITE_OK &&
+	          search_schema_ok(db) &&
 	          spool_reader_attach(h->reader, buf_cstr(&path), "idx") == 0;
 	if (!ok) {
 		log_error("http: cannot open the search index %s: %s", buf_cstr(&path),
@@ -156,7 +185,7 @@ static bool search_batch(struct http *h, int64_t until)
 	}
 	sqlite3_stmt *fts = NULL, *meta = NULL;
 	sqlite3_exec(h->idx, "BEGIN", NULL, NULL, NULL);
-	if (sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO fts(rowid, subject, addrs, body)"
+	if (sqlite3_prepare_v2(h->idx, "INSERT INTO fts(rowid, subject, addrs, body)"
 	                       " VALUES(?,?,?,?)", -1, &fts, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO meta(seq, attachments, snippet)"
 	                       " VALUES(?,?,?)", -1, &meta, NULL) == SQLITE_OK)
@@ -192,5 +221,6 @@ void search_meta(struct http *h, int64_t seq, int *attachments, struct buf *snip
 void search_clear(struct http *h)
 {
 	if (h->idx)
-		sqlite3_exec(h->idx, "DELETE FROM fts; DELETE FROM meta;", NULL, NULL, NULL);
+		sqlite3_exec(h->idx, "INSERT INTO fts(fts) VALUES('delete-all'); DELETE FROM meta;",
+		             NULL, NULL, NULL);
 }

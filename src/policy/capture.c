@@ -211,3 +211,11 @@ size_t capture_rules_inboxes(const struct capture_rules *r, const char **out, si
 	}
 	return n;
 }
+
+bool capture_rules_retain(const struct capture_rules *r)
+{
+	for (size_t i = 0; r && i < r->n; i++)
+		if ((r->v[i].has_keep && r->v[i].keep) || (r->v[i].has_age && r->v[i].age))
+			return true;
+	return false;
+}

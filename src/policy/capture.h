@@ -49,6 +49,9 @@ const char *capture_inbox(const struct capture_rules *r, const struct capture_fa
 void capture_retention(const struct capture_rules *r, const char *inbox, unsigned def_keep,
                        unsigned def_age, unsigned *keep, unsigned *age);
 
+/* Does a line set a limit (keep= or age= other than 0)? */
+bool capture_rules_retain(const struct capture_rules *r);
+
 /* Does any line name inboxes (so that some mail may be captured)? */
 bool capture_rules_any(const struct capture_rules *r);
 

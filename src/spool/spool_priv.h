@@ -161,6 +161,7 @@ sqlite3 *spool_reader_sqlite(struct spool_reader *r);
 	" hfrom TEXT NOT NULL, hto TEXT NOT NULL, hcc TEXT NOT NULL, msgid TEXT NOT NULL," \
 	" hdate TEXT NOT NULL, session INT NOT NULL, seen INT NOT NULL DEFAULT 0);" \
 	"CREATE INDEX IF NOT EXISTS capture_inbox ON capture(inbox, seq);" \
+	"CREATE INDEX IF NOT EXISTS capture_seen ON capture(inbox, seen);" \
 	"CREATE INDEX IF NOT EXISTS capture_qid ON capture(qid);"
 /* With the message's rows: one capture row per inbox its recipients went to. */
 int capture_put(sqlite3 *db, const struct spool_env *e);
