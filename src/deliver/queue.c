@@ -134,13 +134,15 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
+	if (es->tls > SMTPC_TLS_MAY)
+		es->ssl_may = smtpc_ssl_ctx(SMTPC_TLS_MAY, NULL);
 	es->myself = myself_new(c);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
 		es->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
 		es->auth_pass = util_xstrdup(colon + 1);
 	}
-	if (bad || (es->tls != SMTPC_TLS_NONE && !es->ssl)) {
+	if (bad || (es->tls != SMTPC_TLS_NONE && !es->ssl) || (es->tls > SMTPC_TLS_MAY && !es->ssl_may)) {
 		engine_set_unref(es);
 		return NULL;
 	}
@@ -160,6 +162,8 @@ void engine_set_unref(struct engine_set *es)
 	route_map_free(es->map);
 	if (es->ssl)
 		SSL_CTX_free(es->ssl);
+	if (es->ssl_may)
+		SSL_CTX_free(es->ssl_may);
 	free(es->auth_user);
 	free(es->auth_pass);
 	myself_free(es->myself);

@@ -37,6 +37,8 @@ struct smtpc {
 	char tls_note[160];             /* this address's TLS, for the jobs' log lines */
 	bool plain_again;               /* smtp_tls = may: this address again without
 	                                   STARTTLS, after its TLS failed */
+	bool verified;                  /* this address's TLS was authenticated by
+	                                   policy (smtpc_tls_verified) */
 	/* the current transaction */
 	struct smtpc_job *job;
 	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
@@ -495,6 +497,19 @@ static enum smtpc_tls smtpc_level(const struct smtpc *c)
 	return tls == SMTPC_TLS_DANE ? SMTPC_TLS_MAY : SMTPC_TLS_DANE_ONLY;
 }
 
+/* Levels whose handshake succeeds only with the peer authenticated: the
+ * chain and name (verify), a TLSA record (DANE, RFC 7672 3). An MTA-STS
+ * policy in enforce mode (RFC 8461 5) belongs here too. */
+static bool smtpc_level_verifies(enum smtpc_tls level)
+{
+	return level == SMTPC_TLS_VERIFY || level == SMTPC_TLS_DANE;
+}
+
+bool smtpc_tls_verified(const struct smtpc *c)
+{
+	return c->verified && smtpc_conn_tls_on(c->conn);
+}
+
 static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
@@ -549,6 +564,7 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 		return smtpc_address_failed(c, "4.7.5 DANE authentication failed for %s: %s",
 		                            smtpc_conn_name(conn), dane);
 	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s", f.version, *dane ? " dane=" : "", dane);
+	c->verified = smtpc_level_verifies(level);
 	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
 	         *dane ? " dane=" : "", dane);
 	memset(&c->ext, 0, sizeof c->ext);
@@ -628,6 +644,7 @@ static void smtpc_on_connected(struct smtpc_conn *conn, void *arg)
 	struct smtpc *c = arg;
 	c->state = C_GREETING;
 	c->tls_note[0] = '\0';
+	c->verified = false;
 }
 
 /* Before the session is up (and with no job) the next address; after,
