@@ -134,9 +134,9 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
-	if (es->tls > SMTPC_TLS_MAY)
-		es->ssl_may = smtpc_ssl_ctx(SMTPC_TLS_MAY, NULL);
 	es->myself = myself_new(c);
+	if (es->tls > SMTPC_TLS_MAY)   /* for TLS-Required: No (RFC 8689 5) */
+		es->ssl_may = smtpc_ssl_ctx(SMTPC_TLS_MAY, NULL);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
 		es->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
@@ -159,11 +159,11 @@ void engine_set_unref(struct engine_set *es)
 {
 	if (!es || --es->refs > 0)
 		return;
+	if (es->ssl_may)
+		SSL_CTX_free(es->ssl_may);
 	route_map_free(es->map);
 	if (es->ssl)
 		SSL_CTX_free(es->ssl);
-	if (es->ssl_may)
-		SSL_CTX_free(es->ssl_may);
 	free(es->auth_user);
 	free(es->auth_pass);
 	myself_free(es->myself);

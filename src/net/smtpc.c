@@ -564,9 +564,9 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 		return smtpc_address_failed(c, "4.7.5 DANE authentication failed for %s: %s",
 		                            smtpc_conn_name(conn), dane);
 	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s", f.version, *dane ? " dane=" : "", dane);
-	c->verified = smtpc_level_verifies(level);
 	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
 	         *dane ? " dane=" : "", dane);
+	c->verified = smtpc_level_verifies(level);
 	memset(&c->ext, 0, sizeof c->ext);
 	smtpc_hello(c);
 }
