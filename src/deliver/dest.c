@@ -511,6 +511,16 @@ static void conn_dane(struct conn *cn, const struct dns_result *res, size_t nhos
 		conn_dane_done(w);
 }
 
+/* TLS-Required: No (RFC 8689 5): the hosts as they are, no TLSA lookups
+ * (nor an MTA-STS policy): TLS as under may. */
+static void conn_resolved_may(struct conn *cn, const struct dns_result *res)
+{
+	size_t nhost = res->nhost;
+	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
+		return;
+	conn_connect(cn, res, nhost, NULL);
+}
+
 static void conn_resolved(void *arg, const struct dns_result *res)
 {
 	struct conn *cn = arg;
@@ -519,10 +529,12 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 		snprintf(r.reply, sizeof r.reply, "%s", res->why);
 		return conn_fail(cn, &r);
 	}
+	if (cn->d->tls_may)
+		return conn_resolved_may(cn, res);
 	size_t nhost = res->nhost;
 	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
 		return;
-	if ((cn->es->tls == SMTPC_TLS_DANE || cn->es->tls == SMTPC_TLS_DANE_ONLY) && !cn->d->tls_may)
+	if (cn->es->tls == SMTPC_TLS_DANE || cn->es->tls == SMTPC_TLS_DANE_ONLY)
 		return conn_dane(cn, res, nhost);
 	conn_connect(cn, res, nhost, NULL);
 }

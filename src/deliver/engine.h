@@ -110,10 +110,10 @@ struct engine_set {
 	struct route_map *map;
 	enum smtpc_tls tls;
 	SSL_CTX *ssl;
-	SSL_CTX *ssl_may;           /* smtp_tls above may: may's context, for the
-	                               messages that say TLS-Required: No (RFC 8689 5) */
 	char *auth_user, *auth_pass;
 	struct myself *myself;
+	SSL_CTX *ssl_may;           /* smtp_tls above may: may's context, for the
+	                               messages that say TLS-Required: No (RFC 8689 5) */
 };
 struct engine_set *engine_set_ref(struct engine_set *es);
 void engine_set_unref(struct engine_set *es);
