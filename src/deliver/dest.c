@@ -419,6 +419,16 @@ static void conn_connect(struct conn *cn, const struct dns_result *res, size_t n
 	conn_open(cn, &t);
 }
 
+/* TLS-Required: No (RFC 8689 5): the hosts as they are, no TLSA lookups
+ * (nor an MTA-STS policy): TLS as under may. */
+static void conn_resolved_may(struct conn *cn, const struct dns_result *res)
+{
+	size_t nhost = res->nhost;
+	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
+		return;
+	conn_connect(cn, res, nhost, NULL);
+}
+
 /* ---- DANE: the MX hosts' TLSA records (RFC 7672 2.2) ---- */
 
 /* dane-only: a host without usable records is not tried. */
@@ -509,16 +519,6 @@ static void conn_dane(struct conn *cn, const struct dns_result *res, size_t nhos
 	}
 	if (w->waiting == 0)
 		conn_dane_done(w);
-}
-
-/* TLS-Required: No (RFC 8689 5): the hosts as they are, no TLSA lookups
- * (nor an MTA-STS policy): TLS as under may. */
-static void conn_resolved_may(struct conn *cn, const struct dns_result *res)
-{
-	size_t nhost = res->nhost;
-	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
-		return;
-	conn_connect(cn, res, nhost, NULL);
 }
 
 static void conn_resolved(void *arg, const struct dns_result *res)
