@@ -25,6 +25,9 @@ from conftest import (BYE, DEADLINE, QUEUED, RCPT_OK, SENDER_OK, START_DATA, crl
                       free_port, give_to_run_user)
 from peers import free_port_on, report_parts
 from secfix import cert, client_context, starttls, tls_client  # noqa: F401 (fixtures)
+from test_dane import SENDER as DANE_SENDER
+from test_dane import World as DaneWorld
+from test_dane import pki  # noqa: F401 (fixture)
 from test_mx import wait_log
 from test_ternctl import ctl
 
@@ -184,16 +187,16 @@ def relay_a(ternd, tmp_path, cert, dns, port, **opts):  # noqa: F811
     return a
 
 
-def send_tls(a, body, options=("REQUIRETLS",)):
+def send_tls(a, body, options=("REQUIRETLS",), sender=SENDER, rcpt=RCPT):
     with smtplib.SMTP("127.0.0.1", a.port, timeout=DEADLINE) as c:
         c.starttls(context=client_context())
-        c.sendmail(SENDER, [RCPT], body, mail_options=list(options))
+        c.sendmail(sender, [rcpt], body, mail_options=list(options))
 
 
-def bounce(a):
+def bounce(a, sender=SENDER):
     """The report in the sender's mailbox: (human text, its rcpt fields,
     the returned part)."""
-    [data] = a.wait_messages(SENDER, 1)
+    [data] = a.wait_messages(sender, 1)
     msg = email.message_from_bytes(data, policy=email.policy.compat32)
     human, _, rcpts, returned = report_parts(msg)
     return human, rcpts, returned
@@ -286,3 +289,51 @@ def test_tls_required_no_falls_back_to_opportunistic(ternd, tmp_path, cert, dns,
     wait_log(a, "status=sent")
     assert not any(b"strict-body" in m for m in next_hop.wait_messages(RCPT, 1)), \
         "the message without TLS-Required: No went over unverified TLS"
+
+
+# --------------------------------------------------------------------------
+# Under DANE (test_dane's world: a signed zone, TLSA records, ternd as MX)
+
+
+@pytest.fixture
+def dane_world(ternd, tmp_path, pki):  # noqa: F811
+    w = DaneWorld(ternd, tmp_path, pki)
+    yield w
+    w.stop()
+
+
+def dane_sender(w, cert):  # noqa: F811
+    return w.sender(tls_cert=str(cert[0]), tls_key=str(cert[1]))
+
+
+def test_requiretls_over_dane(dane_world, cert):  # noqa: F811
+    s = dane_sender(dane_world, cert)
+    send_tls(s, crlf("Subject: dane", "", "dane-requiretls"), sender=DANE_SENDER,
+             rcpt="bob@ok.dane.test")
+    got = dane_world.mx.wait_message_with("bob@ok.dane.test", "dane-requiretls")
+    # the MX writes (requiretls) only for a MAIL that said REQUIRETLS
+    assert got.count(b"(requiretls)") == 2, got
+    wait_log(s, "status=sent")
+
+
+def test_requiretls_to_a_host_dane_does_not_cover_bounces(dane_world, cert):  # noqa: F811
+    """plain.test is not signed: dane acts as may there, TLS unverified."""
+    s = dane_sender(dane_world, cert)
+    send_tls(s, crlf("Subject: insecure", "", "insecure-body"), sender=DANE_SENDER,
+             rcpt="bob@plain.test")
+    human, rcpts, _ = bounce(s, DANE_SENDER)
+    assert [r["Status"] for r in rcpts] == ["5.7.10"], human
+    assert dane_world.mx.messages("bob@plain.test") == []
+
+
+def test_tls_required_no_ignores_a_dane_mismatch(dane_world, cert):  # noqa: F811
+    """bad.dane.test's TLSA record does not match (test_dane: deferred);
+    with TLS-Required: No the message goes over unauthenticated TLS."""
+    s = dane_sender(dane_world, cert)
+    send_tls(s, crlf("Subject: relaxed", "TLS-Required: No", "", "relaxed-dane"), (),
+             sender=DANE_SENDER, rcpt="bob@bad.dane.test")
+    dane_world.mx.wait_message_with("bob@bad.dane.test", "relaxed-dane")
+    wait_log(s, "status=sent")
+    assert "TLS-Required: No: to bad.dane.test with smtp_tls = may" in s.log()
+    assert "TLSA" not in "".join(line for line in s.log().splitlines()
+                                 if "mx-bad.dane.test" in line), "TLSA looked up anyway"
