@@ -10,7 +10,9 @@ MAIL (ternd B); a next hop without it (aiosmtpd with STARTTLS) gets
 nothing and the sender a headers-only bounce with 5.7.30; unverified TLS
 (smtp_tls = may) gives 5.7.10. A message that says TLS-Required: No goes
 out with opportunistic TLS where smtp_tls = verify would refuse the next
-hop's certificate.
+hop's certificate. Under DANE (test_dane's signed zone): REQUIRETLS over a
+matching TLSA record, a bounce where dane acts as may (an unsigned zone),
+and TLS-Required: No past a TLSA record that does not match.
 """
 
 import email
