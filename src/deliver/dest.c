@@ -5,8 +5,13 @@
  * waiting for a busy connection goes out right behind the previous
  * message's final dot (RFC 2920 3.1, smtpc_cbs.more); idle connections
  * are kept QUEUE_CONN_IDLE seconds. An MX list that names this host is
- * cut to the better hosts first (RFC 5321 5.1, myself.h).
+ * cut to the better hosts first (RFC 5321 5.1, myself.h). With mta_sts an
+ * MX destination's MTA-STS policy (RFC 8461, sts.h) is found before its
+ * hosts' TLSA records: under enforce the hosts its mx patterns do not
+ * match are left out (unless DANE authenticates them), and the client
+ * requires a valid certificate of the others.
  */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -17,6 +22,8 @@
 
 #include "deliver/engine.h"
 #include "deliver/job_source.h"
+#include "deliver/sts.h"
+#include "deliver/tlsrpt.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -39,6 +46,15 @@ struct conn {
 	bool ready;
 	bool backup;                /* this host is an MX of the domain: only better ones are tried */
 	struct dane_wait *dane;     /* dane, dane-only: the TLSA lookups under way */
+	struct sts_hold *sts_hold;  /* mta_sts: waiting for the domain's policy */
+	struct sts_policy *sts;     /* the policy found (NULL: none, or mode none) */
+};
+
+/* The MX hosts, kept while the domain's MTA-STS policy is discovered. */
+struct sts_hold {
+	struct dns_result res;
+	size_t nhost;
+	struct sts_wait *w;
 };
 
 /* The TLSA lookups of a connection's MX hosts (RFC 7672 2.2), one per
@@ -152,11 +168,23 @@ static void conn_dane_free(struct conn *cn, struct dns *dns)
 	cn->dane = NULL;
 }
 
+/* The wait is cancelled when the policies are still there. */
+static void conn_sts_free(struct conn *cn, struct sts *sts)
+{
+	if (cn->sts_hold && sts)
+		sts_cancel(sts, cn->sts_hold->w);
+	free(cn->sts_hold);
+	free(cn->sts);
+	cn->sts_hold = NULL;
+	cn->sts = NULL;
+}
+
 static void conn_free(struct conn *cn)
 {
 	struct queue *q = cn->q;
 	conn_track(q, cn, false);
 	conn_dane_free(cn, q->dns);
+	conn_sts_free(cn, q->sts);
 	if (cn->conduit) {
 		cn->conduit->holds--;
 		dest_conduit_free_if_over(cn->conduit);
@@ -350,10 +378,19 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	t->closer = cn->q->closer;
 }
 
+/* TLS-RPT: an MX host's TLS outcome counts for the domain. */
+static void conn_tls_cb(struct smtpc *c, const struct smtpc_tls_result *r, void *arg)
+{
+	(void)c;
+	struct conn *cn = arg;
+	if (cn->d->route.kind == ROUTE_MX)
+		tlsrpt_note(cn->q->tlsrpt, cn->d->route.name, cn->sts, r);
+}
+
 static void conn_open(struct conn *cn, const struct smtpc_target *t)
 {
 	static const struct smtpc_cbs cbs0 = { conn_ready_cb, conn_fail_cb, conn_done_cb,
-	                                       conn_more_cb, NULL };
+	                                       conn_more_cb, NULL, conn_tls_cb };
 	struct smtpc_cbs cbs = cbs0;
 	cbs.ctx = cn;
 	cn->c = smtpc_open(cn->q->base, t, &cbs);
@@ -385,6 +422,58 @@ static bool conn_myself(struct conn *cn, const struct dns_result *res, size_t *n
 	return true;
 }
 
+/* ---- MTA-STS (RFC 8461) ---- */
+
+/* TLS-RPT (RFC 8460): a host left out before any connection, counted
+ * against the domain's policy (its first address as receiving-ip). */
+static void conn_rpt_host(const struct conn *cn, enum tlsrpt_policy p, enum tlsrpt_result r,
+                          const struct dns_host *dh, const char *detail)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	const struct sockaddr_storage *ss = &dh->addr[0];
+	if (dh->naddr && ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
+	else if (dh->naddr && ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
+	struct smtpc_tls_result res = { p, r, dh->name, ip, detail };
+	tlsrpt_note(cn->q->tlsrpt, cn->d->route.name, cn->sts, &res);
+}
+
+static void conn_sts_target(struct conn *cn, struct smtpc_target *t)
+{
+	if (!cn->sts)
+		return;
+	t->sts = cn->sts->pol.mode;
+	t->sts_ctx = cn->es->sts_ssl;
+	sts_describe(cn->sts, t->sts_policy, sizeof t->sts_policy);
+}
+
+/* RFC 8461 4.1: may this MX host be used? Under enforce not when the
+ * policy's mx patterns do not match it (why says so), unless DANE
+ * authenticates it (RFC 8461 2); each verdict is logged. */
+static bool conn_sts_host(struct conn *cn, const struct dns_host *dh, const struct tlsa_host *th,
+                          char *why, size_t n)
+{
+	if (!cn->sts)
+		return true;
+	char pol[300];
+	sts_describe(cn->sts, pol, sizeof pol);
+	bool dane = th && (th->state == TLSA_USABLE || th->state == TLSA_UNUSABLE);
+	if (mtasts_mx_match(&cn->sts->pol, dh->name) || dane) {
+		log_info("mta-sts: %s: %s %s", pol, dh->name,
+		         dane ? "has DANE TLSA records, which take precedence" : "matches");
+		return true;
+	}
+	bool enforce = cn->sts->pol.mode == MTASTS_ENFORCE;
+	conn_rpt_host(cn, TLSRPT_POLICY_STS, TLSRPT_VALIDATION_FAILURE, dh,
+	              "the MX host does not match the policy's mx");
+	log_warn("mta-sts: %s: %s does not match the policy's mx%s", pol, dh->name,
+	         enforce ? ": not used" : " (testing: used)");
+	if (!*why)   /* the first host's, as DANE's reasons */
+		snprintf(why, n, "4.7.5 MX host %s does not match the MTA-STS policy %s", dh->name, pol);
+	return !enforce;
+}
+
 /* The addresses of the first nhost hosts, but for hosts DANE leaves out
  * (a failed TLSA lookup, or dane-only without usable records): when
  * nothing is left, the first such host's reason (RFC 7672 2.2: deferred,
@@ -394,11 +483,18 @@ static void conn_connect(struct conn *cn, const struct dns_result *res, size_t n
 {
 	struct smtpc_target t;
 	const char *why = NULL;
+	char sts_why[400] = "";
 	conn_target_base(cn, &t);
 	t.dane = dane;
+	conn_sts_target(cn, &t);
 	for (size_t h = 0; h < nhost; h++) {
 		if (dane && dane->host[h].state == TLSA_FAILED) {
 			why = why ? why : dane->host[h].why;
+			continue;
+		}
+		if (!conn_sts_host(cn, &res->host[h], dane ? &dane->host[h] : NULL, sts_why,
+		                   sizeof sts_why)) {
+			why = why ? why : sts_why;
 			continue;
 		}
 		for (size_t a = 0; a < res->host[h].naddr && t.naddr < SMTPC_ADDRS_MAX; a++) {
@@ -474,6 +570,9 @@ static void conn_dane_answer(void *arg, const struct dns_rrset *r)
 		snprintf(why, sizeof why, "4.7.5 TLSA lookup for %s failed: %s", th->name, r->why);
 		memcpy(th->why, why, sizeof why);
 		th->state = TLSA_FAILED;
+		if (r->bogus)   /* RFC 8460 4.3.2 */
+			conn_rpt_host(w->cn, TLSRPT_POLICY_TLSA, TLSRPT_DNSSEC_INVALID, &w->res.host[a->h],
+			              r->why);
 	} else if (r->status == DNS_OK && r->n && r->secure) {
 		const char *data[TLSA_RECORDS_MAX * 2];
 		size_t lens[TLSA_RECORDS_MAX * 2], n = 0;
@@ -521,6 +620,56 @@ static void conn_dane(struct conn *cn, const struct dns_result *res, size_t nhos
 		conn_dane_done(w);
 }
 
+/* The TLSA records next (dane, dane-only), or the connection. */
+static void conn_secure(struct conn *cn, const struct dns_result *res, size_t nhost)
+{
+	if (cn->es->tls == SMTPC_TLS_DANE || cn->es->tls == SMTPC_TLS_DANE_ONLY)
+		return conn_dane(cn, res, nhost);
+	conn_connect(cn, res, nhost, NULL);
+}
+
+/* MTA-STS is for delivery to a domain's MX hosts (RFC 8461 1), at the
+ * levels that would otherwise take less; dane-only asks more already. */
+static bool conn_sts_applies(const struct conn *cn)
+{
+	enum smtpc_tls tls = cn->es->tls;
+	return cn->es->sts_ssl && cn->d->route.kind == ROUTE_MX && !cn->d->route.lmtp &&
+	       tls != SMTPC_TLS_NONE && tls != SMTPC_TLS_DANE_ONLY;
+}
+
+static void conn_sts_found(struct conn *cn, const struct sts_policy *p)
+{
+	if (p->pol.mode == MTASTS_NONE)
+		return;
+	cn->sts = util_xcalloc(1, sizeof *cn->sts);
+	*cn->sts = *p;
+}
+
+static void conn_sts_cb(void *arg, const struct sts_policy *p)
+{
+	struct conn *cn = arg;
+	struct sts_hold *h = cn->sts_hold;
+	cn->sts_hold = NULL;
+	conn_sts_found(cn, p);
+	conn_secure(cn, &h->res, h->nhost);   /* may free cn */
+	free(h);
+}
+
+static void conn_sts(struct conn *cn, const struct dns_result *res, size_t nhost)
+{
+	struct sts_policy p;
+	struct sts_wait *w;
+	if (sts_find(cn->q->sts, cn->d->route.name, &p, conn_sts_cb, cn, &w)) {
+		conn_sts_found(cn, &p);
+		return conn_secure(cn, res, nhost);
+	}
+	struct sts_hold *h = util_xcalloc(1, sizeof *h);
+	h->res = *res;
+	h->nhost = nhost;
+	h->w = w;
+	cn->sts_hold = h;
+}
+
 static void conn_resolved(void *arg, const struct dns_result *res)
 {
 	struct conn *cn = arg;
@@ -534,9 +683,9 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 	size_t nhost = res->nhost;
 	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
 		return;
-	if (cn->es->tls == SMTPC_TLS_DANE || cn->es->tls == SMTPC_TLS_DANE_ONLY)
-		return conn_dane(cn, res, nhost);
-	conn_connect(cn, res, nhost, NULL);
+	if (conn_sts_applies(cn))
+		return conn_sts(cn, res, nhost);
+	conn_secure(cn, res, nhost);
 }
 
 static void conn_unix(struct conn *cn)
@@ -756,6 +905,7 @@ void dest_free_all(struct queue *q)
 {
 	for (size_t i = 0; i < q->nconns; i++) {
 		conn_dane_free(q->conns[i], NULL);   /* the resolver has gone */
+		conn_sts_free(q->conns[i], NULL);    /* and the policies */
 		smtpc_destroy(q->conns[i]->c);
 		if (q->conns[i]->idle_ev)
 			event_free(q->conns[i]->idle_ev);

@@ -110,6 +110,10 @@ struct engine_set {
 	struct route_map *map;
 	enum smtpc_tls tls;
 	SSL_CTX *ssl;
+	SSL_CTX *sts_ssl;           /* mta_sts: verifying (WebPKI) context for MX hosts
+	                               under an MTA-STS policy (RFC 8461 4.2), else NULL */
+	struct buf sts_ca;          /* smtp_tls_ca_file's text for MTA-STS's and TLS-RPT's
+	                               HTTPS (read here: libcurl would read it as run_user) */
 	char *auth_user, *auth_pass;
 	struct myself *myself;
 	SSL_CTX *ssl_may;           /* smtp_tls above may: may's context, for the
@@ -124,6 +128,8 @@ struct queue {
 	struct spool *spool;
 	struct spool_reader *reader;
 	struct dns *dns;
+	struct sts *sts;            /* MTA-STS policies (sts.h) */
+	struct tlsrpt *tlsrpt;      /* TLS-RPT counts and reports (tlsrpt.h), NULL: off */
 	struct closer *closer;      /* closes outbound connections (closer.h) */
 	pthread_t thread;
 	struct event_base *base;

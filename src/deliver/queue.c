@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "deliver/engine.h"
+#include "deliver/sts.h"
+#include "deliver/tlsrpt.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
@@ -124,6 +126,24 @@ static void *queue_run(void *arg)
 
 /* ---- settings ---- */
 
+/* The CA bundle's text, for MTA-STS's HTTPS (httpc.h); "": the system's. */
+static bool engine_set_ca(const char *path, struct buf *out)
+{
+	if (!*path)
+		return true;
+	FILE *f = fopen(path, "r");
+	char chunk[4096];
+	size_t n;
+	while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(out, chunk, n);
+	if (!f || ferror(f))
+		log_error("smtp_tls_ca_file: cannot read %s: %s", path, strerror(errno));
+	bool ok = f && !ferror(f);
+	if (f)
+		fclose(f);
+	return ok;
+}
+
 static struct engine_set *engine_set_new(struct settings *st)
 {
 	const struct conf *c = &st->conf;
@@ -134,6 +154,10 @@ static struct engine_set *engine_set_new(struct settings *st)
 	es->map = route_map_load(c->transport_map, &bad);
 	es->tls = c->smtp_tls;
 	es->ssl = smtpc_ssl_ctx(es->tls, c->smtp_tls_ca_file);
+	if (c->mta_sts && !(es->sts_ssl = smtpc_sts_ctx(c->smtp_tls_ca_file)))
+		bad++;
+	if ((c->mta_sts || c->tls_rpt) && !engine_set_ca(c->smtp_tls_ca_file, &es->sts_ca))
+		bad++;
 	es->myself = myself_new(c);
 	if (es->tls > SMTPC_TLS_MAY)   /* for TLS-Required: No (RFC 8689 5) */
 		es->ssl_may = smtpc_ssl_ctx(SMTPC_TLS_MAY, NULL);
@@ -164,6 +188,9 @@ void engine_set_unref(struct engine_set *es)
 	route_map_free(es->map);
 	if (es->ssl)
 		SSL_CTX_free(es->ssl);
+	if (es->sts_ssl)
+		SSL_CTX_free(es->sts_ssl);
+	buf_free(&es->sts_ca);
 	free(es->auth_user);
 	free(es->auth_pass);
 	myself_free(es->myself);
@@ -267,6 +294,8 @@ bool queue_start(struct queue *q, struct spool *sp)
 		log_panic("queue: cannot create an event loop");
 	q->dns = dns_new_validating(q->base, q->conf->dns_resolver, queue_dnssec(q->conf));
 	dns_set_timeout(q->dns, q->conf->dns_timeout);
+	q->sts = sts_new(q);
+	q->tlsrpt = tlsrpt_new(q);
 	q->closer = closer_new(q->base);
 	q->kick_ev = queue_event(q, queue_fresh_cb, false);
 	q->timer_ev = queue_event(q, sched_wake, true);
@@ -322,6 +351,8 @@ static void queue_free_all(struct queue *q)
 	sched_record_last(q);   /* and recorded */
 	sched_admin_wait(q);
 	queue_inbox_cancel(q);
+	sts_free(q->sts);       /* its lookups, before the resolver goes */
+	tlsrpt_free(q->tlsrpt);
 	dns_free(q->dns);
 	release_free_all(q);    /* before its conduits go */
 	post_free(q->post);     /* the writer's last answers: freed */

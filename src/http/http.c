@@ -458,9 +458,11 @@ static void http_tick(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	if (h->stopping)
 		return;
-	api_retention(h);
-	search_index(h, 200);
-	if (++h->ticks % 15 == 0)
+	++h->ticks;
+	search_index(h, 10);   /* 10 ms of every 100 */
+	if (h->ticks % 10 == 0)
+		api_retention(h);
+	if (h->ticks % 150 == 0)
 		wait_keepalive(h);
 }
 
@@ -477,8 +479,8 @@ bool http_start(struct http *h)
 	struct event_base *base = h->env.srv->base;
 	h->news = event_new(base, -1, 0, http_news, h);
 	h->tick = event_new(base, -1, EV_PERSIST, http_tick, h);
-	struct timeval second = { 1, 0 };
-	event_add(h->tick, &second);
+	struct timeval tenth = { 0, 100000 };
+	event_add(h->tick, &tenth);
 	h->sub = ev_subscribe(http_event, h, LOG_INFO);
 	return h->sub >= 0;
 }

@@ -134,8 +134,9 @@ void mime_shutdown(void);
 
 /* ---- search.c ---- */
 bool search_open(struct http *h, const char *spool_dir);
-/* Index the rows added since the last call (at most max). */
-void search_index(struct http *h, size_t max);
+/* Index the rows added since the last call, for at most budget_ms of
+ * the loop's time; true when every row is indexed. */
+bool search_index(struct http *h, unsigned budget_ms);
 /* Forget the index (every row deleted). */
 void search_clear(struct http *h);
 void search_close(struct http *h);

@@ -1,8 +1,9 @@
 /* search: the test mode's full-text index, SQLite FTS5 in
  * spool_dir/capture-index.db, beside the spool and never part of it: a
  * cache, rebuilt from the capture rows when lost (synchronous=OFF). Rows
- * are indexed in order of their seq, a batch each second and before each
- * search; the spool reader attaches the file as idx, so a search is one
+ * are indexed in order of their seq, on the main loop within a time
+ * budget: 10 ms of every 100, and up to 2 s before a search (under a flood
+ * of new mail a search may miss the newest); the spool reader attaches the file as idx, so a search is one
  * query over both (spool_capture_filter.match). Rows deleted from the
  * spool leave their index rows behind, harmless (the join drops them),
  * until the index is cleared with their inbox. */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/conf.h"
 #include "lib/log.h"
@@ -21,6 +23,7 @@
 
 #define SEARCH_TEXT_MAX (64 * 1024)   /* body text indexed per message */
 #define SEARCH_SNIPPET 250
+#define SEARCH_BATCH 100
 
 static const char search_schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -119,23 +122,45 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 	buf_free(&snip);
 }
 
-void search_index(struct http *h, size_t max)
+static bool search_batch(struct http *h, int64_t until);
+
+static int64_t search_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool search_index(struct http *h, unsigned budget_ms)
 {
 	if (!h->idx)
-		return;
-	struct spool_capture_filter f = { .after = h->index_seq, .limit = max, .oldest_first = true };
+		return true;
+	int64_t until = search_now_ms() + budget_ms;
+	bool done = false;
+	while (!done && search_now_ms() < until)
+		done = search_batch(h, until);
+	return done;
+}
+
+/* One batch of rows; true when none is left. */
+static bool search_batch(struct http *h, int64_t until)
+{
+	struct spool_capture_filter f = { .after = h->index_seq, .limit = SEARCH_BATCH,
+	                                  .oldest_first = true };
 	struct spool_captured_list l;
 	if (spool_reader_captured(h->reader, &f, &l))
-		return;
-	if (l.n == 0)
-		return spool_captured_list_free(&l);
+		return true;
+	if (l.n == 0) {
+		spool_captured_list_free(&l);
+		return true;
+	}
 	sqlite3_stmt *fts = NULL, *meta = NULL;
 	sqlite3_exec(h->idx, "BEGIN", NULL, NULL, NULL);
 	if (sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO fts(rowid, subject, addrs, body)"
 	                       " VALUES(?,?,?,?)", -1, &fts, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO meta(seq, attachments, snippet)"
 	                       " VALUES(?,?,?)", -1, &meta, NULL) == SQLITE_OK)
-		for (size_t i = 0; i < l.n; i++) {
+		for (size_t i = 0; i < l.n && (i == 0 || search_now_ms() < until); i++) {
 			search_put(h, fts, meta, &l.v[i]);
 			h->index_seq = l.v[i].seq;
 		}
@@ -143,7 +168,9 @@ void search_index(struct http *h, size_t max)
 	sqlite3_finalize(meta);
 	if (sqlite3_exec(h->idx, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		log_warn("http: search index: %s", sqlite3_errmsg(h->idx));
+	bool last = l.n < SEARCH_BATCH && h->index_seq == l.v[l.n - 1].seq;
 	spool_captured_list_free(&l);
+	return last;
 }
 
 void search_meta(struct http *h, int64_t seq, int *attachments, struct buf *snippet)

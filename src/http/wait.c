@@ -216,7 +216,7 @@ void wait_news(struct http *h)
 	if (!h->streams && !h->waiters)
 		return;   /* the common case: nobody waits, nothing to read */
 	if (h->streams)
-		search_index(h, 1000);   /* the summaries' snippets */
+		search_index(h, 20);   /* the summaries' snippets, as far as time allows */
 	stream_news(h);
 	struct http_waiter *w = h->waiters;
 	while (w) {

@@ -70,6 +70,10 @@ static const struct conf_key conf_keys[] = {
 	K(relayhost_auth, T_STR, ""),
 	K(smtp_tls, T_TLS, "may"),
 	K(smtp_tls_ca_file, T_STR, ""),
+	K(mta_sts, T_BOOL, "no"),
+	R(tls_rpt, T_BOOL, "no"),
+	K(tls_rpt_org, T_STR, ""),
+	R(tls_rpt_interval, T_DURATION, "1d"),
 	K(smtp_port, T_UINT, "25"),
 	K(proxy_interfaces, T_ADDRS, ""),
 	K(smtp_connect_timeout, T_DURATION, "30s"),
@@ -925,6 +929,7 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 		}
 		case T_LIST: same = conf_list_equal(to, from); break;
 		case T_BOOL: same = *(bool *)to == *(const bool *)from; break;
+		case T_DURATION: same = *(unsigned *)to == *(const unsigned *)from; break;
 		case T_LOGTARGET:
 			same = *(enum log_target *)to == *(const enum log_target *)from;
 			break;
@@ -947,6 +952,8 @@ int conf_keep_restart_keys(struct conf *c, const struct conf *running, char *cha
 				conf_add_item(to, l->v[j]);
 		} else if (k->type == T_LOGTARGET) {
 			*(enum log_target *)to = *(const enum log_target *)from;
+		} else if (k->type == T_DURATION) {
+			*(unsigned *)to = *(const unsigned *)from;
 		} else {
 			*(bool *)to = *(const bool *)from;
 		}

@@ -109,7 +109,11 @@ struct conf {
 	char *relayhost;               /* "host:port": all remote mail through it */
 	char *relayhost_auth;          /* "user:password" for AUTH at relayhost */
 	enum smtpc_tls smtp_tls;       /* none, may, encrypt, verify, dane, dane-only */
-	char *smtp_tls_ca_file;        /* CA bundle for verify; "" = system default */
+	char *smtp_tls_ca_file;        /* CA bundle for verify and MTA-STS; "" = system default */
+	bool mta_sts;                  /* RFC 8461 for MX delivery (deliver/sts.c) */
+	bool tls_rpt;                  /* RFC 8460 reports (deliver/tlsrpt.c) */
+	char *tls_rpt_org;             /* their organization-name; "" = hostname */
+	unsigned tls_rpt_interval;     /* seconds a report covers */
 	unsigned smtp_port;            /* port of MX hosts, 25 */
 	struct conf_list proxy_interfaces; /* IPs that reach us through a proxy or NAT */
 	unsigned smtp_connect_timeout; /* seconds */

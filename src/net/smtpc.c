@@ -2,6 +2,7 @@
  * the body, per-recipient results; the connection is smtpc_conn.c's. */
 #include "net/smtpc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -479,22 +480,81 @@ static void smtpc_auth(struct smtpc *c)
 	smtpc_conn_auth(c->conn, mech, c->t->auth_user, c->t->auth_pass);
 }
 
+/* Under dane and dane-only: does the host have secure TLSA records? */
+static bool smtpc_dane_governs(const struct smtpc *c)
+{
+	if (c->t->tls != SMTPC_TLS_DANE && c->t->tls != SMTPC_TLS_DANE_ONLY)
+		return false;
+	const struct tlsa_host *h = tlsa_set_find(c->t->dane, smtpc_conn_name(c->conn));
+	return h && (h->state == TLSA_USABLE || h->state == TLSA_UNUSABLE);
+}
+
+/* The MTA-STS mode for the current address: the destination's, unless
+ * DANE governs the host (RFC 8461 2: DANE takes precedence). */
+static enum mtasts_mode smtpc_sts(const struct smtpc *c)
+{
+	return c->t->sts_ctx && !smtpc_dane_governs(c) ? c->t->sts : MTASTS_NONE;
+}
+
 /* The level for the current address: smtp_tls, or under dane and
  * dane-only what its host's TLSA records say (RFC 7672 2.2): DANE
  * authentication with usable records (SMTPC_TLS_DANE here), TLS without
  * authentication when none is usable, else may's fallback (dane-only
- * never gets here without usable records: dest.c leaves such hosts out). */
+ * never gets here without usable records: dest.c leaves such hosts out);
+ * and under an enforce MTA-STS policy at least verify. */
 static enum smtpc_tls smtpc_level(const struct smtpc *c)
 {
 	enum smtpc_tls tls = c->t->tls;
-	if (tls != SMTPC_TLS_DANE && tls != SMTPC_TLS_DANE_ONLY)
-		return tls;
-	const struct tlsa_host *h = tlsa_set_find(c->t->dane, smtpc_conn_name(c->conn));
-	if (h && h->state == TLSA_USABLE)
-		return SMTPC_TLS_DANE;
-	if (h && h->state == TLSA_UNUSABLE)
-		return SMTPC_TLS_ENCRYPT;
-	return tls == SMTPC_TLS_DANE ? SMTPC_TLS_MAY : SMTPC_TLS_DANE_ONLY;
+	if (tls == SMTPC_TLS_DANE || tls == SMTPC_TLS_DANE_ONLY) {
+		const struct tlsa_host *h = tlsa_set_find(c->t->dane, smtpc_conn_name(c->conn));
+		if (h && h->state == TLSA_USABLE)
+			return SMTPC_TLS_DANE;
+		if (h && h->state == TLSA_UNUSABLE)
+			return SMTPC_TLS_ENCRYPT;
+		tls = tls == SMTPC_TLS_DANE ? SMTPC_TLS_MAY : SMTPC_TLS_DANE_ONLY;
+	}
+	/* RFC 8461 4.2: enforce requires TLS with a certificate valid for the host */
+	if (smtpc_sts(c) == MTASTS_ENFORCE && tls != SMTPC_TLS_NONE && tls != SMTPC_TLS_DANE_ONLY)
+		return SMTPC_TLS_VERIFY;
+	return tls;
+}
+
+/* The context for the current address: the verifying one under MTA-STS. */
+static SSL_CTX *smtpc_ctx(const struct smtpc *c)
+{
+	return smtpc_sts(c) != MTASTS_NONE ? c->t->sts_ctx : c->t->ssl_ctx;
+}
+
+/* TLS-RPT (RFC 8460): the current address's outcome to the owner. */
+static void smtpc_tls_report(const struct smtpc *c, enum tlsrpt_result r, const char *detail)
+{
+	enum tlsrpt_policy p = smtpc_dane_governs(c) ? TLSRPT_POLICY_TLSA :
+	                       smtpc_sts(c) != MTASTS_NONE ? TLSRPT_POLICY_STS : TLSRPT_POLICY_NONE;
+	if (!c->cbs.tls_result || (p == TLSRPT_POLICY_NONE && r != TLSRPT_SUCCESS))
+		return;   /* nothing was required: nothing failed */
+	char ip[INET6_ADDRSTRLEN] = "";
+	const struct sockaddr_storage *ss = &c->t->addr[smtpc_conn_index(c->conn)];
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
+	struct smtpc_tls_result res = { p, r, smtpc_conn_name(c->conn), ip, detail };
+	c->cbs.tls_result((struct smtpc *)c, &res, c->cbs.ctx);
+}
+
+/* A certificate that did not verify, as RFC 8460 4.3.2 names it. */
+static enum tlsrpt_result smtpc_cert_result(const struct smtpc_tls_facts *f)
+{
+	return !f->name_ok ? TLSRPT_CERT_HOST_MISMATCH :
+	       f->days_left < 0 ? TLSRPT_CERT_EXPIRED : TLSRPT_CERT_NOT_TRUSTED;
+}
+
+/* RFC 8461 5: a testing policy's failure is logged (and delivery goes on). */
+static void smtpc_sts_testing(const struct smtpc *c, const char *what)
+{
+	if (smtpc_sts(c) == MTASTS_TESTING)
+		log_warn("mta-sts: %s: %s: would fail under enforce: %s", c->t->sts_policy,
+		         smtpc_conn_peer(c->conn), what);
 }
 
 /* Levels whose handshake succeeds only with the peer authenticated: the
@@ -514,7 +574,7 @@ static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
 	enum smtpc_tls level = smtpc_level(c);
-	bool want_tls = c->t->ssl_ctx && level != SMTPC_TLS_NONE && !tls && !c->plain_again;
+	bool want_tls = smtpc_ctx(c) && level != SMTPC_TLS_NONE && !tls && !c->plain_again;
 	if (!tls && level == SMTPC_TLS_DANE_ONLY) {
 		smtpc_address_failed(c, "4.7.5 no usable DANE TLSA records for %s (dane-only)",
 		                     smtpc_conn_name(c->conn));
@@ -522,12 +582,17 @@ static void smtpc_after_ehlo(struct smtpc *c)
 		c->state = C_STARTTLS;
 		smtpc_conn_line(c->conn, "STARTTLS");
 	} else if (!tls && level != SMTPC_TLS_NONE && level != SMTPC_TLS_MAY) {
-		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy%s but not offered",
-		                     level == SMTPC_TLS_DANE ? " (DANE TLSA records)" : "");
-	} else if (c->t->auth_user) {
-		smtpc_auth(c);
+		smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
+		smtpc_address_failed(c, "4.7.5 STARTTLS required by policy%s%s%s but not offered",
+		                     level == SMTPC_TLS_DANE ? " (DANE TLSA records)" : "",
+		                     smtpc_sts(c) == MTASTS_ENFORCE ? " MTA-STS " : "",
+		                     smtpc_sts(c) == MTASTS_ENFORCE ? c->t->sts_policy : "");
 	} else {
-		smtpc_ready(c);
+		if (!tls && !c->plain_again)
+			smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
+		if (!tls)
+			smtpc_sts_testing(c, c->plain_again ? "TLS failed" : "no STARTTLS");
+		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
 	}
 }
 
@@ -535,10 +600,11 @@ static void smtpc_start_tls(struct smtpc *c)
 {
 	const char *why;
 	enum smtpc_tls level = smtpc_level(c);
-	struct tls_peer peer = { smtpc_conn_name(c->conn), level == SMTPC_TLS_VERIFY, NULL };
+	struct tls_peer peer = { smtpc_conn_name(c->conn),
+	                         level == SMTPC_TLS_VERIFY || smtpc_sts(c) != MTASTS_NONE, NULL };
 	if (level == SMTPC_TLS_DANE)
 		peer.dane = tlsa_set_find(c->t->dane, peer.name);
-	if (smtpc_conn_starttls_peer(c->conn, c->t->ssl_ctx, &peer, &why) < 0) {
+	if (smtpc_conn_starttls_peer(c->conn, smtpc_ctx(c), &peer, &why) < 0) {
 		if (smtpc_plain_again(c, why))
 			return;
 		return smtpc_address_failed(c, "4.7.5 %s", why);
@@ -557,13 +623,31 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 	char dane[128] = "";
 	smtpc_conn_tls_facts(conn, smtpc_conn_name(conn), &f);
 	enum smtpc_tls level = smtpc_level(c);
+	enum mtasts_mode sts = smtpc_sts(c);
+	if (sts != MTASTS_NONE && !f.chain_ok)
+		smtpc_tls_report(c, smtpc_cert_result(&f), f.verify_error);
+	if (sts == MTASTS_ENFORCE && !f.chain_ok)   /* RFC 8461 4.2 */
+		return smtpc_address_failed(c, "4.7.5 MTA-STS policy %s: certificate of %s not "
+		                            "valid: %s", c->t->sts_policy, smtpc_conn_name(conn),
+		                            f.verify_error);
+	if (sts == MTASTS_TESTING && !f.chain_ok) {
+		char what[200];
+		snprintf(what, sizeof what, "certificate not valid: %s", f.verify_error);
+		smtpc_sts_testing(c, what);
+	}
 	if (level == SMTPC_TLS_VERIFY && !f.chain_ok)
 		return smtpc_address_failed(c, "4.7.5 certificate verification failed: %s",
 		                            f.verify_error);
-	if (level == SMTPC_TLS_DANE && !smtpc_conn_dane_match(conn, dane, sizeof dane))
+	bool dane_ok = level != SMTPC_TLS_DANE || smtpc_conn_dane_match(conn, dane, sizeof dane);
+	if (!dane_ok) {
+		smtpc_tls_report(c, TLSRPT_TLSA_INVALID, dane);
 		return smtpc_address_failed(c, "4.7.5 DANE authentication failed for %s: %s",
 		                            smtpc_conn_name(conn), dane);
-	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s", f.version, *dane ? " dane=" : "", dane);
+	}
+	if (f.chain_ok || sts == MTASTS_NONE)
+		smtpc_tls_report(c, TLSRPT_SUCCESS, "");
+	snprintf(c->tls_note, sizeof c->tls_note, "%s%s%s%s%s", f.version, *dane ? " dane=" : "", dane,
+	         sts != MTASTS_NONE ? " mta-sts=" : "", sts != MTASTS_NONE ? mtasts_mode_name(sts) : "");
 	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
 	         *dane ? " dane=" : "", dane);
 	c->verified = smtpc_level_verifies(level);
@@ -599,8 +683,10 @@ static void smtpc_starttls_reply(struct smtpc *c)
 {
 	if (c->reply->code == 220)
 		smtpc_start_tls(c);
-	else if (smtpc_level(c) == SMTPC_TLS_MAY)
+	else if (smtpc_level(c) == SMTPC_TLS_MAY) {
+		smtpc_sts_testing(c, "STARTTLS refused");
 		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
+	}
 	else
 		smtpc_address_failed(c, "4.7.5 STARTTLS refused: %d", c->reply->code);
 }
@@ -656,6 +742,8 @@ static void smtpc_on_down(struct smtpc_conn *conn, enum smtpc_down why, const ch
 	struct smtpc *c = arg;
 	if (why == SMTPC_DOWN_PROTOCOL)
 		return smtpc_broken(c, "protocol error: a reply line that is not SMTP");
+	if (c->state == C_HANDSHAKE)
+		smtpc_tls_report(c, TLSRPT_VALIDATION_FAILURE, text);
 	if (!c->job && smtpc_plain_again(c, text))
 		return;
 	if (c->state <= C_HANDSHAKE && !c->job)
@@ -762,6 +850,26 @@ SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file)
 			tls_ctx_free(ctx);
 			return NULL;
 		}
+	}
+	return ctx;
+}
+
+/* MTA-STS (RFC 8461 4.2): the WebPKI's CAs (ca_file, else the system's)
+ * and the host's name, checked after the handshake (SSL_VERIFY_NONE, so
+ * that a testing policy can still deliver and log what failed; enforce
+ * gives the host up). */
+SSL_CTX *smtpc_sts_ctx(const char *ca_file)
+{
+	SSL_CTX *ctx = tls_ctx_new(TLS_CLIENT);
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	int ok = ca_file && *ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+	                             : SSL_CTX_set_default_verify_paths(ctx);
+	if (!ok) {
+		log_error("mta_sts: cannot load %s", ca_file && *ca_file ? ca_file : "the system CAs");
+		tls_ctx_free(ctx);
+		return NULL;
 	}
 	return ctx;
 }

@@ -6,7 +6,12 @@
  * policy (smtp_tls) allows, completes STARTTLS (RFC 3207) and AUTH (RFC
  * 4954). Under dane and dane-only each host's TLSA verdict (the target's
  * tlsa_set, RFC 7672) sets what its STARTTLS must achieve: DANE
- * authentication, TLS without it, or the fallback of may. Then it runs transactions, one job at a time: MAIL, RCPTs and
+ * authentication, TLS without it, or the fallback of may. Under the
+ * destination's MTA-STS policy (the target's sts, RFC 8461 4.2) a host
+ * DANE does not govern gets the verifying context: enforce requires
+ * STARTTLS and a certificate valid for its name, testing logs what would
+ * have failed; each address's TLS outcome goes to the owner for TLS-RPT
+ * (RFC 8460). Then it runs transactions, one job at a time: MAIL, RCPTs and
  * DATA pipelined when PIPELINING (RFC 2920) is offered, and then the next
  * job's commands right after the final dot; the body read through the
  * job's source and dot-stuffed (or a dotless file sent as it is), DSN
@@ -22,6 +27,7 @@
 #include "lib/buf.h"
 #include "net/smtp.h"
 #include "net/smtpc_conn.h"
+#include "net/tlsrpt.h"
 
 struct smtpc_job;
 
@@ -58,6 +64,16 @@ struct smtpc_job {
 struct smtpc;
 struct event_base;
 
+/* An address's TLS outcome for TLS-RPT (RFC 8460 4.3): under an MTA-STS
+ * policy or DANE every outcome; without either, successes only. */
+struct smtpc_tls_result {
+	enum tlsrpt_policy policy;
+	enum tlsrpt_result result;
+	const char *mx;             /* the host's name */
+	const char *ip;             /* its address, as text */
+	const char *detail;         /* the reason in words ("" for success) */
+};
+
 /* ready: the connection can take a job. fail: it could not get there; every
  * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
  * its results are in; the connection is ready again (smtpc_usable) unless
@@ -71,6 +87,8 @@ struct smtpc_cbs {
 	void (*done)(struct smtpc *c, struct smtpc_job *job, void *ctx);
 	struct smtpc_job *(*more)(struct smtpc *c, void *ctx);
 	void *ctx;
+	/* (may be NULL) each address's TLS outcome, for TLS-RPT */
+	void (*tls_result)(struct smtpc *c, const struct smtpc_tls_result *r, void *ctx);
 };
 
 struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
@@ -95,5 +113,7 @@ bool smtpc_usable(const struct smtpc *c);
 
 /* A client SSL_CTX for the policy (NULL for none); prints why on failure. */
 SSL_CTX *smtpc_ssl_ctx(enum smtpc_tls tls, const char *ca_file);
+/* The verifying context of hosts under an MTA-STS policy (RFC 8461 4.2). */
+SSL_CTX *smtpc_sts_ctx(const char *ca_file);
 
 #endif

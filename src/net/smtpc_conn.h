@@ -25,6 +25,7 @@
 
 #include "lib/conf.h"
 #include "net/closer.h"
+#include "net/mtasts.h"
 #include "net/smtp.h"
 
 #define SMTPC_ADDRS_MAX 64
@@ -52,6 +53,13 @@ struct smtpc_target {
 	struct tlsa_set *dane;     /* tls dane, dane-only: each host's TLSA verdict
 	                              (net/tlsa.h), by name[]; the connection
 	                              holds a reference. NULL: none */
+	enum mtasts_mode sts;      /* the destination's MTA-STS policy (RFC 8461 4.2)
+	                              for hosts DANE does not govern: enforce
+	                              requires STARTTLS and a certificate valid for
+	                              the host (WebPKI); testing logs what would
+	                              have failed. Every host given matches it */
+	SSL_CTX *sts_ctx;          /* the verifying context such hosts get */
+	char sts_policy[300];      /* "example.com id=... mode=...", for the log */
 	struct closer_taken *adopt;/* not NULL: no connecting, this connection is
 	                              taken over (moved; ATRN's reversed session,
 	                              RFC 2645 4), addr[0] and name[0] its peer */

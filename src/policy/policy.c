@@ -262,7 +262,7 @@ static void policy_connect(struct policy *p, struct policy_client *c, struct pol
 	c->counted = true;
 	a->close = false;
 	/* RFC 5782: looked up now, the verdict at MAIL (policy_dnsbl) */
-	if (!(c->modes & (CONF_LISTEN_SUBMISSION | CONF_LISTEN_ODMR)) &&
+	if (!(c->modes & (CONF_LISTEN_SUBMISSION | CONF_LISTEN_ODMR)) && !policy_catcher(c) &&
 	    !cidr_list_match(&cf->relay_networks, c->addr))
 		c->dnsbl = dnsbl_start(p->dns, p->base, cf, c->ip, c->session);
 }
@@ -278,6 +278,11 @@ static void policy_mail(const struct policy_query *q, struct policy_answer *a)
 	policy_refuse(a, R_SENDER_NOT_OWNED, "sender not owned by the user");
 }
 
+bool policy_catcher(const struct policy_client *c)
+{
+	return c->set->conf.capture || (c->modes & CONF_LISTEN_CAPTURE);
+}
+
 /* The test mode (capture.h): a captured recipient is taken as it is, to
  * be kept in its inbox, never delivered, so no relay check applies. */
 static bool policy_capture(const struct policy_query *q, struct policy_answer *a)
@@ -288,8 +293,7 @@ static bool policy_capture(const struct policy_query *q, struct policy_answer *a
 		return false;
 	struct capture_facts f = { .rcpt = rcpt, .from = q->sender ? q->sender : "",
 	                           .user = c->authed ? c->user : NULL, .listener = c->listener };
-	bool all = c->set->conf.capture || (c->modes & CONF_LISTEN_CAPTURE);
-	const char *inbox = capture_inbox(c->set->capture, &f, all);
+	const char *inbox = capture_inbox(c->set->capture, &f, policy_catcher(c));
 	if (!inbox)
 		return false;
 	a->targets.cap = 1;
@@ -427,7 +431,8 @@ static bool policy_spf_wanted(const struct policy *p, const struct policy_query 
 {
 	const struct policy_client *c = q->client;
 	return p->spf && q->stage == POLICY_MAIL && c->set->conf.spf_policy != CONF_SPF_OFF &&
-	       !c->authed && !cidr_list_match(&c->set->conf.relay_networks, c->addr);
+	       !c->authed && !policy_catcher(c) &&
+	       !cidr_list_match(&c->set->conf.relay_networks, c->addr);
 }
 
 /* spf_policy = reject: fail is 550 5.7.23 with the domain's explanation

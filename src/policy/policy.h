@@ -166,6 +166,12 @@ struct policy_answer {
 typedef void policy_answer_fn(void *ctx, struct policy_answer *a);
 void policy_ask(struct policy *p, const struct policy_query *q, policy_answer_fn *fn, void *ctx);
 
+/* Is the client's mail all captured (capture = yes, a capture listener)?
+ * Such a catcher asks no DNS about the sender (SPF, DMARC, DNSBL): the
+ * mail is kept whatever they say, and a test machine may have no
+ * resolver at all. */
+bool policy_catcher(const struct policy_client *c);
+
 /* The client is gone: release what the policy holds for it. */
 void policy_disconnect(struct policy *p, struct policy_client *c);
 

@@ -149,6 +149,7 @@ bool authres_dmarc_start(struct session *s, void (*done)(void *ctx), void *ctx)
 {
 	/* as SPF: mail of authenticated and relay_networks clients is ours */
 	if (s->conf->dmarc_policy == CONF_DMARC_OFF || s->client.authed ||
+	    policy_catcher(&s->client) ||
 	    cidr_list_match(&s->conf->relay_networks, s->client.addr))
 		return false;
 	struct authres *a = util_xcalloc(1, sizeof *a);

@@ -690,3 +690,29 @@ int spool_reader_attempts(struct spool_reader *r, const char *qid,
 	struct spool_reader_attempt_cb cb = { fn, ctx };
 	return spool_reader_each(r, st, spool_reader_attempt_row, &cb);
 }
+
+int spool_reader_sts(struct spool_reader *r, const char *domain, struct spool_sts *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT id, policy, fetched_at, expires"
+	                                        " FROM mtasts WHERE domain=?");
+	if (!st)
+		return EIO;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->id = util_xstrdup((const char *)sqlite3_column_text(st, 0));
+		out->policy = util_xstrdup((const char *)sqlite3_column_text(st, 1));
+		out->fetched = sqlite3_column_int64(st, 2);
+		out->expires = sqlite3_column_int64(st, 3);
+	}
+	spool_reader_done(r, st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ENOENT : EIO;
+}
+
+void spool_sts_free(struct spool_sts *s)
+{
+	free(s->id);
+	free(s->policy);
+	memset(s, 0, sizeof *s);
+}

@@ -166,6 +166,15 @@ int spool_reader_attempts(struct spool_reader *r, const char *qid,
                                      const char *mta),
                           void *ctx);
 
+/* The MTA-STS policy cached for domain (spool_sts_put): 0 with *out
+ * filled (free it with spool_sts_free), ENOENT when there is none, EIO. */
+struct spool_sts {
+	char *id, *policy;
+	int64_t fetched, expires;
+};
+int spool_reader_sts(struct spool_reader *r, const char *domain, struct spool_sts *out);
+void spool_sts_free(struct spool_sts *s);
+
 /* ---- the test mode's inboxes (capture.c) ---- */
 
 struct spool_captured {

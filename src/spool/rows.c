@@ -37,6 +37,9 @@ static const char rows_schema[] =
 	"CREATE TABLE IF NOT EXISTS chunk(id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
 	" seq INT NOT NULL, data BLOB NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS chunk_qid ON chunk(qid, seq);"
+	/* MTA-STS policies by domain (RFC 8461 5.1, deliver/sts.c) */
+	"CREATE TABLE IF NOT EXISTS mtasts(domain TEXT PRIMARY KEY, id TEXT NOT NULL,"
+	" policy TEXT NOT NULL, fetched_at INT NOT NULL, expires INT NOT NULL);"
 	CAPTURE_SCHEMA;
 
 /* Chunks and recipients whose message row never committed (RFC 5321 6.1:
@@ -304,6 +307,21 @@ int rows_sql(sqlite3 *db, const char *sql)
 {
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 :
 	       (rows_errno(db) ? rows_errno(db) : EIO);
+}
+
+int rows_sts_put(sqlite3 *db, const char *domain, const char *id, const struct buf *policy,
+                 int64_t fetched, int64_t expires)
+{
+	sqlite3_stmt *st;
+	int err = rows_exec_stmt(db, "INSERT OR REPLACE INTO mtasts(domain, id, policy, fetched_at,"
+	                         " expires) VALUES(?,?,?,?,?)", domain, &st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, policy->len ? policy->data : "", (int)policy->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, fetched);
+	sqlite3_bind_int64(st, 5, expires);
+	return rows_step_done(db, st);
 }
 
 /* ---- an operator's changes ---- */

@@ -365,6 +365,26 @@ void spool_release_async(struct spool *sp, const char *qid, const char *domain, 
 	writer_enqueue(sp, op);
 }
 
+static void spool_sts_done(void *ctx, int err)
+{
+	(void)ctx;
+	if (err)
+		log_error("spool: cannot cache an MTA-STS policy: %s", strerror(err));
+}
+
+void spool_sts_put(struct spool *sp, const char *domain, const char *id, const char *policy,
+                   int64_t fetched, int64_t expires)
+{
+	struct spool_op *op = writer_op_new(OP_STS, NULL);
+	op->domain = util_xstrdup(domain);
+	op->qid = util_xstrdup(id);
+	buf_append(&op->data, policy, strlen(policy));
+	op->now = fetched;
+	op->expires = expires;
+	op->on_writer = spool_sts_done;   /* told on the writer's thread, not lazy */
+	writer_enqueue(sp, op);
+}
+
 void spool_capture_async(struct spool *sp, enum spool_capture_op what, const char *id,
                          const char *inbox, unsigned keep, int64_t before,
                          void (*done)(void *ctx, int err, long count), void *ctx)

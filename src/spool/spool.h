@@ -274,6 +274,13 @@ void spool_release_async(struct spool *sp, const char *qid, const char *domain, 
                                       size_t n),
                          void *ctx);
 
+/* An MTA-STS policy (RFC 8461 5.1) the delivery engine fetched for domain
+ * (deliver/sts.c): its text as served, the TXT id it was fetched under,
+ * when, and when it expires (fetched + max_age); it replaces the domain's
+ * row. Asynchronous, nobody waits: a failure is logged. */
+void spool_sts_put(struct spool *sp, const char *domain, const char *id, const char *policy,
+                   int64_t fetched, int64_t expires);
+
 /* ---- the test mode's inboxes (capture.c) ----
  * A message with captured recipients has one capture row per inbox they
  * went to, made in the commit that queues it; its id is the queue id for

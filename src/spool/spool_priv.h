@@ -20,7 +20,7 @@
 #include "lib/buf.h"
 #include "spool/spool.h"
 
-enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT, OP_ADMIN };
+enum spool_op_type { OP_CHUNK, OP_COMMIT, OP_ABORT, OP_UPDATE, OP_INJECT, OP_ADMIN, OP_STS };
 
 struct spool_op {
 	struct spool_op *next;
@@ -46,6 +46,7 @@ struct spool_op {
 	bool all;                             /* ADMIN, tracked RELEASE: not held ones too */
 	struct buf released;                  /* ADMIN, tracked RELEASE: spool_released rows */
 	void (*on_release)(void *ctx, int err, const struct spool_released *v, size_t n);
+	int64_t expires;              /* STS: domain's policy (data) under id (qid), fetched at now */
 	const char *body;             /* INJECT: the whole message */
 	size_t len;
 	spool_done_fn done;
@@ -124,6 +125,9 @@ int rows_inject(sqlite3 *db, const struct spool_env *env, const char *body, size
  * appended to out as a struct spool_released. */
 int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomains, bool all,
                  int64_t now, struct buf *out);
+/* An MTA-STS policy row (spool_sts_put), replacing the domain's. */
+int rows_sts_put(sqlite3 *db, const char *domain, const char *id, const struct buf *policy,
+                 int64_t fetched, int64_t expires);
 int rows_admin(sqlite3 *db, struct buf *gone, enum spool_admin what, const char *qid,
                const char *domain, int64_t now, long *count);
 /* A recipient the delivery journal names (journal.c), at the start: made

@@ -124,6 +124,8 @@ static int writer_do_op(struct spool *sp, struct spool_op *op)
 			return rows_release(db, op->qid, op->domain, op->subdomains, op->all, op->now,
 			                    &op->released);
 		return rows_admin(db, &op->gone, op->admin, op->qid, op->domain, op->now, &op->count);
+	case OP_STS:
+		return rows_sts_put(db, op->domain, op->qid, &op->data, op->now, op->expires);
 	}
 	return EINVAL;
 }

@@ -513,3 +513,14 @@ def test_age_retention(ternd, tmp_path):
     listed(s, 2)
     j = listed(s, 1)   # within a few seconds the short inbox's message goes
     assert j["messages"][0]["Subject"] == "stays"
+
+
+def test_a_catcher_asks_no_dns_about_senders(ternd, silent_dns):
+    """SPF, DMARC and DNSBL would wait for a resolver that never answers;
+    a catcher asks none of them."""
+    s = catcher(ternd, dns_resolver=silent_dns, spf_policy="reject", dmarc_policy="enforce",
+                dnsbl="zen.example.test")
+    send(s, ["a@x.test"], subject="offline", sender="app@sender.test")
+    listed(s, 1)
+    log = s.log()
+    assert "spf:" not in log and "dmarc:" not in log and "dnsbl" not in log.split("ready:")[1]

@@ -235,3 +235,62 @@ def test_unusable_records_still_require_tls(world):
     world.mx.wait_message_with("bob@pkix.dane.test", "pkix")
     assert "tls=TLSv1." in delivered_line(s, qid)
     assert "dane: mx-pkix.dane.test: TLSA unusable" in s.log()
+
+
+# ---- tern-probe doctor's DANE step, against the same signed zone ----
+
+def doctor(w, domain, *extra, anchor=True):
+    from test_probe import probe
+    args = ["doctor", domain, "--resolver", w.dns.resolver, "-p", w.port, "--timeout", "5"]
+    if anchor:
+        args += ["--trust-anchor", str(w.anchor)]
+    return probe(*args, *extra)
+
+
+def test_doctor_dane_ee_matches(world):
+    from test_doctor import step
+    rc, out = doctor(world, "ok.%s" % ZONE)
+    assert step(out, "dane")[0] == "pass", out
+    st, verdict = step(out, "dane mx-ok.%s" % ZONE)
+    assert st == "pass" and verdict.startswith("TLSA 3 1 1 %s" % world.pki["ee"][:8]), out
+
+
+def test_doctor_dane_ta_matches(world):
+    from test_doctor import step
+    rc, out = doctor(world, "ta.%s" % ZONE)
+    st, verdict = step(out, "dane mx-ta.%s" % ZONE)
+    assert st == "pass" and verdict.startswith("TLSA 2 0 1"), out
+
+
+def test_doctor_dane_mismatch_fails(world):
+    from test_doctor import advice, step
+    rc, out = doctor(world, "bad.%s" % ZONE)
+    st, verdict = step(out, "dane mx-bad.%s" % ZONE)
+    assert st == "FAIL" and "DANE senders defer every message" in verdict, out
+    assert "3 1 1" in advice(out, "dane mx-bad.%s" % ZONE)
+    assert rc == 2
+
+
+def test_doctor_dane_bogus_fails(world):
+    from test_doctor import step
+    rc, out = doctor(world, "bogus.%s" % ZONE)
+    st, _ = step(out, "dane")
+    assert st == "FAIL" and "bogus" in out, out
+
+
+def test_doctor_dane_insecure_records_warn(world):
+    from test_doctor import advice, step
+    rc, out = doctor(world, "plain.test")
+    st, _ = step(out, "dane")
+    assert st == "warn", out
+    assert "sign the zone of mx.plain.test" in advice(out, "dane")
+
+
+def test_doctor_dane_without_anchor_or_records(world):
+    from test_doctor import step
+    rc, out = doctor(world, "ok.%s" % ZONE, anchor=False)
+    st, verdict = step(out, "dane")
+    assert st == "skip" and "--trust-anchor" in verdict, out
+    rc, out = doctor(world, "notlsa.%s" % ZONE)
+    st, verdict = step(out, "dane")
+    assert st == "skip" and "no MX host publishes TLSA records" in verdict, out

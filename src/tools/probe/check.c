@@ -545,7 +545,8 @@ static int check_setup(struct check *k, const struct check_opts *o, struct mx_ta
 	k->c.trace = report_trace;
 	k->c.trace_arg = &k->rep;
 	check_default_names(k);
-	if (mx_target_parse(o->target, t) == 0 && (k->mx = mx_new(o->resolver, err, sizeof err)))
+	if (mx_target_parse(o->target, t) == 0 &&
+	    (k->mx = mx_new(o->resolver, o->timeout_ms, err, sizeof err)))
 		return 0;
 	struct report_step *s = report_begin(&k->rep, "target");
 	if (err[0])

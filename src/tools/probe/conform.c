@@ -440,7 +440,7 @@ static int conform_target(struct conform *k)
 		fprintf(stderr, "tern-probe: not a host[:port] or a mail domain: %s\n", k->o->target);
 		return -1;
 	}
-	struct mx *m = mx_new(k->o->resolver, err, sizeof err);
+	struct mx *m = mx_new(k->o->resolver, k->o->timeout_ms, err, sizeof err);
 	int rc = m ? mx_route(m, &t, &k->l, &mx_found, err, sizeof err) : -1;
 	mx_free(m);
 	if (rc < 0)

@@ -14,6 +14,8 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/tls.h"
+#include "net/tlsa.h"
 
 struct probe_reply {
 	struct probe_reply *next;
@@ -328,21 +330,16 @@ static SSL_CTX *probe_conn_ssl_ctx(struct probe_conn *c, const char *cafile)
 	return ctx;
 }
 
-int probe_conn_tls(struct probe_conn *c, const char *name, const char *cafile,
-                   struct smtpc_tls_facts *f)
+/* STARTTLS's handshake (after its 220) with ctx for peer; 0 or PROBE_CONN_ERR. */
+static int probe_conn_handshake(struct probe_conn *c, SSL_CTX *ctx, const struct tls_peer *peer)
 {
 	const char *why;
-	if (!c->c)
-		return probe_conn_gone(c);
 	if (c->head) {   /* more after the 220: the engine refuses the same */
 		probe_conn_fail(c, "%s", "the server sent data after its 220 to STARTTLS "
 		                "(a possible STARTTLS injection); not starting TLS");
 		return PROBE_CONN_ERR;
 	}
-	SSL_CTX *ctx = probe_conn_ssl_ctx(c, cafile);
-	if (!ctx)
-		return PROBE_CONN_ERR;
-	if (smtpc_conn_starttls(c->c, ctx, name, false, &why) < 0) {
+	if (smtpc_conn_starttls_peer(c->c, ctx, peer, &why) < 0) {
 		probe_conn_fail(c, "%s", why);
 		return PROBE_CONN_ERR;
 	}
@@ -355,9 +352,36 @@ int probe_conn_tls(struct probe_conn *c, const char *name, const char *cafile,
 		probe_conn_fail(c, "TLS handshake failed: %s", t);
 		return PROBE_CONN_ERR;
 	}
-	smtpc_conn_tls_facts(c->c, name, f);
-	probe_conn_trace(c, '*', "TLS started");
+	probe_conn_trace(c, '*', peer->dane ? "TLS started (DANE)" : "TLS started");
 	return 0;
+}
+
+int probe_conn_tls(struct probe_conn *c, const char *name, const char *cafile,
+                   struct smtpc_tls_facts *f)
+{
+	if (!c->c)
+		return probe_conn_gone(c);
+	SSL_CTX *ctx = probe_conn_ssl_ctx(c, cafile);
+	struct tls_peer peer = { name, false, NULL };
+	if (!ctx || probe_conn_handshake(c, ctx, &peer) < 0)
+		return PROBE_CONN_ERR;
+	smtpc_conn_tls_facts(c->c, name, f);
+	return 0;
+}
+
+int probe_conn_tls_dane(struct probe_conn *c, const struct tlsa_host *h, char *out, size_t n)
+{
+	if (!c->c)
+		return probe_conn_gone(c);
+	SSL_CTX *ctx = probe_conn_ssl_ctx(c, NULL);
+	if (!ctx || !tls_ctx_dane(ctx)) {
+		probe_conn_fail(c, "%s", "cannot enable DANE in the TLS context");
+		return PROBE_CONN_ERR;
+	}
+	struct tls_peer peer = { h->name, false, h };
+	if (probe_conn_handshake(c, ctx, &peer) < 0)
+		return PROBE_CONN_ERR;
+	return smtpc_conn_dane_match(c->c, out, n) ? 1 : 0;
 }
 
 /* ---- AUTH and DATA ---- */

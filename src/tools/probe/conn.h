@@ -76,6 +76,11 @@ bool probe_conn_pending(struct probe_conn *c);
  * system's CAs and cafile. Recorded, not enforced. 0, or -1 with err. */
 int probe_conn_tls(struct probe_conn *c, const char *name, const char *cafile,
                    struct smtpc_tls_facts *f);
+/* STARTTLS (after its 220) with OpenSSL's DANE and h's usable TLSA
+ * records (RFC 7672 3): 1 when the chain matched one (described into
+ * out), 0 when none did (OpenSSL's error in out), or PROBE_CONN_ERR. */
+struct tlsa_host;
+int probe_conn_tls_dane(struct probe_conn *c, const struct tlsa_host *h, char *out, size_t n);
 /* AUTH PLAIN or LOGIN (RFC 4954 4); r holds the final reply. */
 int probe_conn_auth(struct probe_conn *c, const char *mech, const char *user,
                     const char *pass, struct smtp_reply *r);

@@ -330,7 +330,7 @@ static int console_connect(struct console *k)
 	int rc = -1;
 	if (mx_target_parse(k->o->target, &t) < 0)
 		snprintf(err, sizeof err, "not a host[:port] or a mail domain: %s", k->o->target);
-	else if ((m = mx_new(k->o->resolver, err, sizeof err)) &&
+	else if ((m = mx_new(k->o->resolver, k->o->timeout_ms, err, sizeof err)) &&
 		 mx_route(m, &t, &l, &mx_found, err, sizeof err) == 0) {
 		struct buf log = BUF_INIT;
 		int port = t.port ? t.port : k->o->port;

@@ -302,7 +302,7 @@ static void doctor_addresses(struct doctor *d)
 
 static void doctor_not_yet(struct doctor *d)
 {
-	static const char *const names[] = { "mta-sts", "tls-rpt", "dane" };
+	static const char *const names[] = { "mta-sts", "tls-rpt" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		report_end(&d->rep, report_begin(&d->rep, names[i]), REPORT_SKIP, "not yet");
 }
@@ -324,7 +324,7 @@ static int doctor_setup(struct doctor *d, const struct doctor_opts *o)
 	d->base = event_base_new();
 	if (d->base && (d->dns = dns_new(d->base, o->resolver)))
 		dns_set_timeout(d->dns, (unsigned)(o->timeout_ms + 999) / 1000);
-	if (d->dns && (d->mx = mx_new(o->resolver, err, sizeof err)))
+	if (d->dns && (d->mx = mx_new(o->resolver, o->timeout_ms, err, sizeof err)))
 		return 0;
 	struct report_step *s = report_begin(&d->rep, "resolver");
 	report_end(&d->rep, s, REPORT_FAIL, "cannot use the resolver: %s",
@@ -346,6 +346,7 @@ int doctor_run(const struct doctor_opts *o)
 		doctor_spf(&d);
 		doctor_dkim(&d);
 		doctor_dmarc(&d);
+		doctor_dane(&d);
 		doctor_not_yet(&d);
 	}
 	int rc = report_finish(&d.rep);

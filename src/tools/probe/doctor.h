@@ -8,11 +8,13 @@
  * postmaster@ and abuse@ at RCPT, never DATA), SPF (tern's parser and
  * evaluator, policy/spf.h, with the domain's own MX addresses), DKIM keys
  * (dkim/key.h) of the selectors given and a few common ones, DMARC
- * (policy/dmarc.h). MTA-STS, TLS-RPT and DANE are reported as skipped.
+ * (policy/dmarc.h), DANE (TLSA records through a validating resolver,
+ * checked against each host's certificate). MTA-STS and TLS-RPT are
+ * reported as skipped.
  *
  * Files: doctor.c the run, MX, rDNS, DNSBL; doctor_smtp.c each MX's
  * session (through conn.c, check's engine); doctor_auth.c SPF, DKIM and
- * DMARC. DNS: the MX list through mx.c (libunbound, synchronous), every
+ * DMARC; doctor_dane.c DANE. DNS: the MX list through mx.c (libunbound, synchronous), every
  * other record through net/dns.c on a loop of doctor's own, waited for.
  *
  * Addresses on loopback are how a test lab runs: with --resolver given
@@ -37,6 +39,7 @@
 
 struct doctor_opts {
 	const char *domain, *resolver, *cafile, *helo;
+	const char *trust_anchor;          /* DNSSEC, for DANE: a file, or NULL */
 	const char *selector[DOCTOR_MAX_SELECTORS];
 	int nselector;
 	const char *dnsbl[DOCTOR_MAX_DNSBL];
@@ -90,5 +93,6 @@ void doctor_smtp(struct doctor *d);   /* doctor_smtp.c */
 void doctor_spf(struct doctor *d);    /* doctor_auth.c */
 void doctor_dkim(struct doctor *d);
 void doctor_dmarc(struct doctor *d);
+void doctor_dane(struct doctor *d);   /* doctor_dane.c */
 
 #endif

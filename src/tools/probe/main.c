@@ -1,9 +1,11 @@
 /* tern-probe: command line. "check", "doctor", "console", "conform" and
  * "explain". */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/buf.h"
 #include "tools/probe/check.h"
@@ -52,13 +54,16 @@
 "  (default 10), and:\n" \
 "      --selector NAME      a DKIM selector to check (repeatable)\n" \
 "      --dnsbl ZONE         a DNS blocklist to look the MX addresses up in (repeatable)\n" \
+"      --trust-anchor FILE  DNSSEC trust anchors for DANE's TLSA lookups (default:\n" \
+"                           /usr/share/dns/root.key, when --resolver is not given)\n" \
 "exit status: 0 all passed, 1 a test failed, 2 could not connect (conform:\n" \
 "  2 bad usage or dialogue files, 3 could not connect; doctor: 0 all passed,\n" \
 "  1 warnings, 2 failures, 3 could not run).\n"
 
 enum { O_JSON = 256, O_MXONLY, O_RESOLVER, O_HELO, O_FROM, O_TO, O_SEND, O_NOTIFY,
        O_RELAY, O_OUTSIDE, O_USER, O_PASS, O_PASSFILE, O_MECH, O_NOTLS, O_REQTLS,
-       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR, O_SELECTOR, O_DNSBL };
+       O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR, O_SELECTOR, O_DNSBL,
+       O_ANCHOR };
 
 static const struct option probe_options[] = {
 	{ "verbose", no_argument, NULL, 'v' }, { "json", no_argument, NULL, O_JSON },
@@ -81,6 +86,7 @@ static const struct option probe_options[] = {
 	{ "dir", required_argument, NULL, O_DIR },
 	{ "selector", required_argument, NULL, O_SELECTOR },
 	{ "dnsbl", required_argument, NULL, O_DNSBL },
+	{ "trust-anchor", required_argument, NULL, O_ANCHOR },
 	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 };
 
@@ -171,6 +177,13 @@ static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 		if (a->doctor.ndnsbl == DOCTOR_MAX_DNSBL)
 			return -1;
 		a->doctor.dnsbl[a->doctor.ndnsbl++] = arg;
+		return 0;
+	case O_ANCHOR:
+		if (access(arg, R_OK) != 0) {
+			fprintf(stderr, "tern-probe: --trust-anchor %s: %s\n", arg, strerror(errno));
+			return -1;
+		}
+		a->doctor.trust_anchor = arg;
 		return 0;
 	default: return -1;
 	}

@@ -2,10 +2,13 @@
 #include "tools/probe/mx.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <unbound.h>
 
@@ -20,7 +23,10 @@
 
 struct mx {
 	struct ub_ctx *ctx;
+	int timeout_ms;     /* each lookup's bound (mx_set_timeout) */
 };
+
+#define MX_TIMEOUT_MS 10000
 
 static const char *const mx_lab_zones[] = {
 	"test.", "invalid.", "home.arpa.",
@@ -34,16 +40,20 @@ static const char *const mx_lab_reverse[] = {
 	"d.f.ip6.arpa.",
 };
 
-struct mx *mx_new(const char *resolver, char *err, size_t errlen)
+struct mx *mx_new(const char *resolver, int timeout_ms, char *err, size_t errlen)
 {
 	struct mx *m = util_xcalloc(1, sizeof *m);
+	m->timeout_ms = timeout_ms > 0 ? timeout_ms : MX_TIMEOUT_MS;
 	if (!(m->ctx = ub_ctx_create())) {
 		snprintf(err, errlen, "cannot create a libunbound context");
 		free(m);
 		return NULL;
 	}
-	/* A resolver on loopback (a local cache, a test server) is allowed. */
-	int rc = ub_ctx_set_option(m->ctx, "do-not-query-localhost:", "no");
+	/* A resolver on loopback (a local cache, a test server) is allowed;
+	 * lookups run in a thread of libunbound's, so that they can be bounded. */
+	int rc = ub_ctx_async(m->ctx, 1);
+	if (rc == 0)
+		rc = ub_ctx_set_option(m->ctx, "do-not-query-localhost:", "no");
 	if (rc == 0)
 		rc = resolver ? ub_ctx_set_fwd(m->ctx, resolver)
 			      : ub_ctx_resolvconf(m->ctx, NULL);
@@ -173,14 +183,66 @@ int mx_reverse_name(const char *ip, const char *zone, char *out, size_t n)
 
 /* ------------------------------------------------------------ lookups */
 
-static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result **res,
-		      char *err, size_t errlen)
+struct mx_wait {
+	bool done;
+	int rc;
+	struct ub_result *res;
+};
+
+static void mx_answered(void *arg, int rc, struct ub_result *res)
 {
-	int rc = ub_resolve(m->ctx, name, type, RR_CLASS_IN, res);
+	struct mx_wait *w = arg;
+	w->done = true;
+	w->rc = rc;
+	w->res = res;
+}
+
+static int64_t mx_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ub_resolve, bounded: a resolver that never answers (a firewall dropping
+ * port 53) makes a lookup fail after timeout_ms, not after libunbound's
+ * own retries, which take minutes. */
+static int mx_query(struct mx *m, const char *name, int type, struct ub_result **res,
+		    char *err, size_t errlen)
+{
+	struct mx_wait w = { 0 };
+	int id = 0;
+	int rc = ub_resolve_async(m->ctx, name, type, RR_CLASS_IN, &w, mx_answered, &id);
+	int64_t deadline = mx_now_ms() + m->timeout_ms;
+	while (rc == 0 && !w.done) {
+		int64_t left = deadline - mx_now_ms();
+		if (left <= 0) {
+			ub_cancel(m->ctx, id);
+			snprintf(err, errlen, "no answer for %.60s within %d s", name,
+				 (m->timeout_ms + 999) / 1000);
+			return -1;
+		}
+		struct pollfd p = { .fd = ub_fd(m->ctx), .events = POLLIN };
+		if (poll(&p, 1, (int)(left > 100 ? 100 : left)) > 0)
+			rc = ub_process(m->ctx);
+	}
+	if (rc == 0)
+		rc = w.rc;
 	if (rc != 0) {
+		if (w.res)
+			ub_resolve_free(w.res);
 		snprintf(err, errlen, "%s", ub_strerror(rc));
 		return -1;
 	}
+	*res = w.res;
+	return 0;
+}
+
+static int mx_resolve(struct mx *m, const char *name, int type, struct ub_result **res,
+		      char *err, size_t errlen)
+{
+	if (mx_query(m, name, type, res, err, errlen) < 0)
+		return -1;
 	if ((*res)->rcode != 0 && (*res)->rcode != 3) {   /* 3: NXDOMAIN */
 		snprintf(err, errlen, "DNS error (rcode %d) for %.60s", (*res)->rcode, name);
 		ub_resolve_free(*res);

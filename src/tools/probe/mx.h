@@ -1,7 +1,7 @@
 /* mx: where mail for a domain goes, and what a TARGET names.
  *
- * MX records and host addresses through libunbound (synchronous calls: this
- * is a command-line tool), forwarding to --resolver when given, otherwise
+ * MX records and host addresses through libunbound (one lookup at a time,
+ * each bounded by a timeout: this is a command-line tool), forwarding to --resolver when given, otherwise
  * to the resolvers of /etc/resolv.conf; /etc/hosts is honoured. RFC 5321
  * section 5.1: MX hosts in order of preference; with no MX record the
  * domain itself is the host (the "implicit MX"). MX rdata is parsed by
@@ -40,9 +40,10 @@ struct mx_target {
 
 struct mx;
 
-/* resolver: "IP" or "IP@PORT", or NULL for /etc/resolv.conf. NULL and a
- * message in err when libunbound refuses the setting. */
-struct mx *mx_new(const char *resolver, char *err, size_t errlen);
+/* resolver: "IP" or "IP@PORT", or NULL for /etc/resolv.conf; each lookup
+ * bounded by timeout_ms (0: 10 s), then it fails with "no answer". NULL
+ * and a message in err when libunbound refuses the setting. */
+struct mx *mx_new(const char *resolver, int timeout_ms, char *err, size_t errlen);
 void mx_free(struct mx *m);
 /* MX records of domain with their addresses, by preference. 0: MX found;
  * 1: no MX (implicit MX filled in when the name has an address); -1: the
