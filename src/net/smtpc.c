@@ -559,7 +559,8 @@ static void smtpc_sts_testing(const struct smtpc *c, const char *what)
 
 /* Levels whose handshake succeeds only with the peer authenticated: the
  * chain and name (verify), a TLSA record (DANE, RFC 7672 3). An MTA-STS
- * policy in enforce mode (RFC 8461 5) belongs here too. */
+ * policy in enforce mode (RFC 8461 4.2) is here too: smtpc_level raises
+ * it to verify. */
 static bool smtpc_level_verifies(enum smtpc_tls level)
 {
 	return level == SMTPC_TLS_VERIFY || level == SMTPC_TLS_DANE;
