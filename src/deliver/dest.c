@@ -868,10 +868,12 @@ static void dest_pump(struct queue *q, struct dest *d)
 
 /* RFC 8689 5: a message that says TLS-Required: No (and was not sent with
  * REQUIRETLS, spool_env.tls_optional) goes out as under smtp_tls = may,
- * on connections of its own, the others keeping the configured policy. */
+ * without MTA-STS, on connections of its own, the others keeping the
+ * configured policy. */
 static bool dest_tls_may(const struct queue *q, const struct qjob *job)
 {
-	if (!job->m->env.tls_optional || q->cur->tls <= SMTPC_TLS_MAY || job->route.lmtp ||
+	bool strict = q->cur->tls > SMTPC_TLS_MAY || q->cur->sts_ssl;
+	if (!job->m->env.tls_optional || !strict || job->route.lmtp ||
 	    job->route.kind == ROUTE_CONDUIT)
 		return false;
 	log_info("%s: TLS-Required: No: to %s with smtp_tls = may instead of the policy "

@@ -12,14 +12,19 @@ nothing and the sender a headers-only bounce with 5.7.30; unverified TLS
 out with opportunistic TLS where smtp_tls = verify would refuse the next
 hop's certificate. Under DANE (test_dane's signed zone): REQUIRETLS over a
 matching TLSA record, a bounce where dane acts as may (an unsigned zone),
-and TLS-Required: No past a TLSA record that does not match.
+and TLS-Required: No past a TLSA record that does not match. Under
+MTA-STS (test_mtasts's world): REQUIRETLS under an enforce policy, a
+bounce under a testing one, TLS-Required: No past an enforce policy.
 """
 
 import email
 import email.policy
 import json
+import os
+import shutil
 import smtplib
-import threading
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +36,10 @@ from test_dane import SENDER as DANE_SENDER
 from test_dane import World as DaneWorld
 from test_dane import pki  # noqa: F401 (fixture)
 from test_mx import wait_log
+from test_mtasts import SENDER as STS_SENDER
+from test_mtasts import World as StsWorld
+from test_mtasts import make_pki as make_sts_pki
+from test_mtasts import policy
 from test_ternctl import ctl
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller",
@@ -339,3 +348,63 @@ def test_tls_required_no_ignores_a_dane_mismatch(dane_world, cert):  # noqa: F81
     assert "TLS-Required: No: to bad.dane.test with smtp_tls = may" in s.log()
     assert "TLSA" not in "".join(line for line in s.log().splitlines()
                                  if "mx-bad.dane.test" in line), "TLSA looked up anyway"
+
+
+# --------------------------------------------------------------------------
+# Under MTA-STS (test_mtasts's world: policies over HTTPS, a test CA)
+
+
+@pytest.fixture(scope="module")
+def sts_pki():
+    # as test_mtasts's pki: outside pytest's base temp dir
+    base = Path(tempfile.gettempdir()) / ("tern-tests-%d" % os.getuid())
+    base.mkdir(exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="rtls-sts-pki-", dir=base))
+    yield make_sts_pki(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def sts_world(ternd, tmp_path, sts_pki):
+    w = StsWorld(ternd, tmp_path, sts_pki)
+    yield w
+    w.stop()
+
+
+def sts_sender(w, cert):  # noqa: F811
+    return w.sender(tls_cert=str(cert[0]), tls_key=str(cert[1]))
+
+
+def test_requiretls_under_mta_sts_enforce(sts_world, cert):  # noqa: F811
+    sts_world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
+    s = sts_sender(sts_world, cert)
+    send_tls(s, crlf("Subject: sts", "", "sts-requiretls"), sender=STS_SENDER,
+             rcpt="bob@enforce.sts.test")
+    got = sts_world.mx.wait_message_with("bob@enforce.sts.test", "sts-requiretls")
+    assert got.count(b"(requiretls)") == 2, got
+    wait_log(s, "status=sent")
+
+
+def test_requiretls_under_mta_sts_testing_bounces(sts_world, cert):  # noqa: F811
+    """A testing policy delivers over TLS that did not verify (the MX's
+    certificate names wrong.example): not enough for REQUIRETLS."""
+    sts_world.web.serve("testing", policy("testing", "mx-testing.sts.test"))
+    s = sts_sender(sts_world, cert)
+    send_tls(s, crlf("Subject: testing", "", "testing-body"), sender=STS_SENDER,
+             rcpt="bob@testing.sts.test")
+    human, rcpts, _ = bounce(s, STS_SENDER)
+    assert [r["Status"] for r in rcpts] == ["5.7.10"], human
+    assert sts_world.mx_wrong.messages("bob@testing.sts.test") == []
+
+
+def test_tls_required_no_past_mta_sts_enforce(sts_world, cert):  # noqa: F811
+    """badcert's enforce policy defers its mail (test_mtasts); with
+    TLS-Required: No no policy is asked for and the message goes."""
+    sts_world.web.serve("badcert", policy("enforce", "mx-badcert.sts.test"))
+    s = sts_sender(sts_world, cert)
+    send_tls(s, crlf("Subject: relaxed", "TLS-Required: No", "", "relaxed-sts"), (),
+             sender=STS_SENDER, rcpt="bob@badcert.sts.test")
+    sts_world.mx_wrong.wait_message_with("bob@badcert.sts.test", "relaxed-sts")
+    wait_log(s, "status=sent")
+    assert "TLS-Required: No: to badcert.sts.test with smtp_tls = may" in s.log()
+    assert not [h for h in sts_world.web.hits if "badcert" in h[0]], sts_world.web.hits
