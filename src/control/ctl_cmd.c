@@ -417,13 +417,15 @@ static void ctl_show(struct ctl_client *cl, json_t *req)
 	for (size_t i = 0; i < e.nrcpt; i++)
 		json_array_append_new(rs, ctl_show_rcpt(&e.rcpt[i]));
 	spool_reader_attempts(r, qid, ctl_show_attempt, hist);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:b, s:o, s:o,"
+	                      " s:o}",
 	                      "queue_id", qid, "node", cl->c->env.srv->set->conf.hostname,
 	                      "sender", e.sender, "envid", e.envid, "ret",
 	                      e.ret == RET_FULL ? "FULL" : e.ret == RET_HDRS ? "HDRS" : "",
 	                      "message_size",
 	                      (json_int_t)e.size, "arrival_time", (json_int_t)e.arrival,
-	                      "client", e.client, "helo", e.helo, "recipients", rs,
+	                      "client", e.client, "helo", e.helo, "requiretls", e.requiretls,
+	                      "tls_required_no", e.tls_optional, "recipients", rs,
 	                      "attempts", hist, "headers", ctl_show_headers(r, &e));
 	spool_env_free(&e);
 	ctl_ok(cl, o);

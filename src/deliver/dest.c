@@ -72,6 +72,8 @@ struct dane_wait {
 struct dest {
 	struct hmap_node node;      /* in the queue's table, by route key */
 	struct route route;
+	bool tls_may;               /* for messages with TLS-Required: No (RFC 8689 5):
+	                               smtp_tls = may, whatever is configured */
 	unsigned active, starting;  /* connections, and of them not yet ready */
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
@@ -92,16 +94,17 @@ struct hold_conduit {
 
 static void dest_pump(struct queue *q, struct dest *d);
 
-static struct dest *dest_get(struct queue *q, const struct route *r)
+static struct dest *dest_get(struct queue *q, const struct route *r, bool tls_may)
 {
 	size_t h = hmap_hash(r->key);
 	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
 		struct dest *d = HMAP_ENTRY(n, struct dest, node);
-		if (!strcmp(d->route.key, r->key))
+		if (!strcmp(d->route.key, r->key) && d->tls_may == tls_may)
 			return d;
 	}
 	struct dest *d = util_xcalloc(1, sizeof *d);
 	d->route = *r;
+	d->tls_may = tls_may;
 	d->wait_tail = &d->wait_head;
 	hmap_add(&q->dests, &d->node, h);
 	return d;
@@ -228,20 +231,31 @@ static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 	dest_free_if_unused(q, d);
 }
 
-/* A message received with SMTPUTF8 goes only to a next hop that offers
- * it: no downgraded copy (RFC 6531 3.4), even when its envelope and
- * header happen to be ASCII. */
-static bool conn_lacks_utf8(const struct conn *cn, const struct qjob *job)
+/* Why a job may not go on this connection, or NULL. A message received
+ * with SMTPUTF8 goes only to a next hop that offers it: no downgraded
+ * copy (RFC 6531 3.4), even when its envelope and header happen to be
+ * ASCII; 5.6.7 (RFC 6533 3). A REQUIRETLS message only over TLS verified
+ * by policy, to a next hop that offers REQUIRETLS (RFC 8689 4.2.1); LMTP
+ * is final delivery, which needs neither. */
+static const char *conn_lacks(const struct conn *cn, const struct qjob *job)
 {
-	return job->m->env.smtputf8 && !smtpc_ext(cn->c)->smtputf8;
+	const struct smtp_ext *x = smtpc_ext(cn->c);
+	if (job->m->env.smtputf8 && !x->smtputf8)
+		return "5.6.7 %s: the next hop does not support SMTPUTF8 (RFC 6531 3.4)";
+	if (!job->m->env.requiretls || cn->d->route.lmtp)
+		return NULL;
+	if (!smtpc_tls_verified(cn->c))
+		return "5.7.10 %s: REQUIRETLS: no verified TLS (RFC 8689 4.2.1)";
+	if (!x->requiretls)
+		return "5.7.30 %s: REQUIRETLS support required (RFC 8689 4.2.1)";
+	return NULL;
 }
 
-/* Such a job ends here, every recipient returned with 5.6.7 (RFC 6533 3). */
-static void conn_refuse_utf8(struct conn *cn, struct qjob *job)
+/* Such a job ends here, every recipient returned with the reason. */
+static void conn_refuse(struct conn *cn, struct qjob *job, const char *why)
 {
 	struct deliver_result r = { DELIVER_PERM, "" };
-	snprintf(r.reply, sizeof r.reply, "5.6.7 %s: the next hop does not support SMTPUTF8 "
-	         "(RFC 6531 3.4)", cn->d->route.name);
+	snprintf(r.reply, sizeof r.reply, why, cn->d->route.name);
 	conn_job_init(cn, job);
 	for (size_t i = 0; i < job->n; i++)
 		job->res[i] = r;
@@ -252,8 +266,9 @@ static void conn_refuse_utf8(struct conn *cn, struct qjob *job)
 static void conn_next(struct conn *cn)
 {
 	struct qjob *job;
-	while ((job = dest_pop(cn->d)) && conn_lacks_utf8(cn, job))
-		conn_refuse_utf8(cn, job);
+	const char *why;
+	while ((job = dest_pop(cn->d)) && (why = conn_lacks(cn, job)))
+		conn_refuse(cn, job, why);
 	if (job)
 		return conn_run(cn, job);
 	cn->next = cn->d->idle;
@@ -280,7 +295,7 @@ static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
 {
 	(void)c;
 	struct conn *cn = arg;
-	if (cn->d->wait_head && conn_lacks_utf8(cn, cn->d->wait_head))
+	if (cn->d->wait_head && conn_lacks(cn, cn->d->wait_head))
 		return NULL;   /* conn_next refuses it once this job is done */
 	struct qjob *job = dest_pop(cn->d);
 	if (!job)
@@ -351,6 +366,10 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	if (r->kind == ROUTE_CONDUIT && (t->tls == SMTPC_TLS_DANE || t->tls == SMTPC_TLS_DANE_ONLY))
 		t->tls = SMTPC_TLS_MAY;   /* the customer's own session: no MX, no TLSA */
 	t->ssl_ctx = es->ssl;
+	if (cn->d->tls_may && t->tls > SMTPC_TLS_MAY) {   /* TLS-Required: No */
+		t->tls = SMTPC_TLS_MAY;
+		t->ssl_ctx = es->ssl_may;
+	}
 	t->helo = es->set->conf.hostname;
 	t->auth_user = r->auth ? es->auth_user : NULL;
 	t->auth_pass = r->auth ? es->auth_pass : NULL;
@@ -494,6 +513,16 @@ static void conn_connect(struct conn *cn, const struct dns_result *res, size_t n
 		return conn_fail(cn, &r);
 	}
 	conn_open(cn, &t);
+}
+
+/* TLS-Required: No (RFC 8689 5): the hosts as they are, no TLSA lookups
+ * (nor an MTA-STS policy): TLS as under may. */
+static void conn_resolved_may(struct conn *cn, const struct dns_result *res)
+{
+	size_t nhost = res->nhost;
+	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
+		return;
+	conn_connect(cn, res, nhost, NULL);
 }
 
 /* ---- DANE: the MX hosts' TLSA records (RFC 7672 2.2) ---- */
@@ -649,6 +678,8 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 		snprintf(r.reply, sizeof r.reply, "%s", res->why);
 		return conn_fail(cn, &r);
 	}
+	if (cn->d->tls_may)
+		return conn_resolved_may(cn, res);
 	size_t nhost = res->nhost;
 	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
 		return;
@@ -835,9 +866,24 @@ static void dest_pump(struct queue *q, struct dest *d)
 		conn_new(q, d);
 }
 
+/* RFC 8689 5: a message that says TLS-Required: No (and was not sent with
+ * REQUIRETLS, spool_env.tls_optional) goes out as under smtp_tls = may,
+ * without MTA-STS, on connections of its own, the others keeping the
+ * configured policy. */
+static bool dest_tls_may(const struct queue *q, const struct qjob *job)
+{
+	bool strict = q->cur->tls > SMTPC_TLS_MAY || q->cur->sts_ssl;
+	if (!job->m->env.tls_optional || !strict || job->route.lmtp ||
+	    job->route.kind == ROUTE_CONDUIT)
+		return false;
+	log_info("%s: TLS-Required: No: to %s with smtp_tls = may instead of the policy "
+	         "(RFC 8689 5)", job->m->env.qid, job->route.name);
+	return true;
+}
+
 static void dest_submit(struct queue *q, struct qjob *job)
 {
-	struct dest *d = dest_get(q, &job->route);
+	struct dest *d = dest_get(q, &job->route, dest_tls_may(q, job));
 	*d->wait_tail = job;
 	d->wait_tail = &job->next;
 	d->nwait++;

@@ -116,6 +116,8 @@ struct engine_set {
 	                               HTTPS (read here: libcurl would read it as run_user) */
 	char *auth_user, *auth_pass;
 	struct myself *myself;
+	SSL_CTX *ssl_may;           /* smtp_tls above may: may's context, for the
+	                               messages that say TLS-Required: No (RFC 8689 5) */
 };
 struct engine_set *engine_set_ref(struct engine_set *es);
 void engine_set_unref(struct engine_set *es);

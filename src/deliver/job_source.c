@@ -14,7 +14,7 @@ static void job_source_mail(const struct smtpc_job *job, struct smtp_mail *out)
 	const struct spool_env *e = job->msg;
 	uint64_t size = e->size + (e->prefix ? strlen(e->prefix) : 0);
 	*out = (struct smtp_mail){ e->sender, size, (enum smtp_body)e->body,
-	                           (enum smtp_ret)e->ret, e->envid, e->smtputf8 };
+	                           (enum smtp_ret)e->ret, e->envid, e->smtputf8, e->requiretls };
 }
 
 static void job_source_rcpt(const struct smtpc_job *job, size_t i, struct smtp_rcpt *out)

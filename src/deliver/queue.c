@@ -159,12 +159,14 @@ static struct engine_set *engine_set_new(struct settings *st)
 	if ((c->mta_sts || c->tls_rpt) && !engine_set_ca(c->smtp_tls_ca_file, &es->sts_ca))
 		bad++;
 	es->myself = myself_new(c);
+	if (es->tls > SMTPC_TLS_MAY)   /* for TLS-Required: No (RFC 8689 5) */
+		es->ssl_may = smtpc_ssl_ctx(SMTPC_TLS_MAY, NULL);
 	const char *colon = strchr(c->relayhost_auth, ':');
 	if (colon) {
 		es->auth_user = strndup(c->relayhost_auth, (size_t)(colon - c->relayhost_auth));
 		es->auth_pass = util_xstrdup(colon + 1);
 	}
-	if (bad || (es->tls != SMTPC_TLS_NONE && !es->ssl)) {
+	if (bad || (es->tls != SMTPC_TLS_NONE && !es->ssl) || (es->tls > SMTPC_TLS_MAY && !es->ssl_may)) {
 		engine_set_unref(es);
 		return NULL;
 	}
@@ -181,6 +183,8 @@ void engine_set_unref(struct engine_set *es)
 {
 	if (!es || --es->refs > 0)
 		return;
+	if (es->ssl_may)
+		SSL_CTX_free(es->ssl_may);
 	route_map_free(es->map);
 	if (es->ssl)
 		SSL_CTX_free(es->ssl);

@@ -23,6 +23,8 @@ bool dsn_wanted(const struct spool_env *env, const struct spool_rcpt *r, enum ds
 
 bool dsn_return_full(const struct spool_env *env, enum dsn_kind k)
 {
+	if (env->requiretls)
+		return false;   /* RFC 8689 5: as if RET=HDRS, whatever was asked */
 	if (env->ret == RET_FULL)
 		return true;
 	return env->ret == RET_UNSET && k == DSN_FAILED;

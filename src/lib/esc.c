@@ -31,6 +31,8 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	/* RFC 6531 3.4, 3.7.4.1; RFC 6533 3 (5.6.7) */
 	[R_UTF8_NEEDED] = { 553, "5.6.7", "Non-ASCII address needs MAIL FROM:<...> SMTPUTF8 (RFC 6531 3.4)" },
 	[R_UTF8_BAD] = { 553, "5.6.7", "Malformed UTF-8 in address (RFC 6531 3.3, RFC 3629)" },
+	/* RFC 8689 4.1: only under TLS; 5.7.10 "Encryption needed" (RFC 5248) */
+	[R_REQUIRETLS_CLEAR] = { 530, "5.7.10", "REQUIRETLS needs an encrypted connection (RFC 8689 4.1)" },
 	[R_PARAM_UNKNOWN] = { 555, "5.5.4", "Unsupported parameter %.40s" },
 	[R_PARAM_BAD] = { 501, "5.5.4", "Invalid parameter %.40s" },
 	[R_SIZE_EXCEEDED] = { 552, "5.3.4", "Message size exceeds fixed maximum message size" },

@@ -276,7 +276,7 @@ char *msghead_text(const struct msghead *h, const char *name)
 			buf_append(&b, &v[i], 1);
 	while (b.len && (b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\t'))
 		b.len--;
-	char *out = util_xstrdup(buf_cstr(&b));
+	char *out = util_xstrndup(buf_cstr(&b), b.len);   /* not past the trimmed end */
 	buf_free(&b);
 	return out;
 }

@@ -201,7 +201,7 @@ static const struct { const char *kw; size_t off; } smtp_ext_flags[] = {
 	EXT("PIPELINING", pipelining), EXT("SIZE", size), EXT("8BITMIME", eightbitmime),
 	EXT("DSN", dsn), EXT("STARTTLS", starttls), EXT("AUTH", auth),
 	EXT("ENHANCEDSTATUSCODES", enhancedstatuscodes), EXT("SMTPUTF8", smtputf8),
-	EXT("CHUNKING", chunking),
+	EXT("CHUNKING", chunking), EXT("REQUIRETLS", requiretls),
 };
 #undef EXT
 
@@ -279,7 +279,8 @@ void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ext *e)
 
 /* ---- the envelope's commands ---- */
 
-/* RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 4.3-4.4 RET and ENVID. */
+/* RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 4.3-4.4 RET and ENVID, RFC 6531
+ * SMTPUTF8, RFC 8689 REQUIRETLS. */
 void smtp_mail_line(const struct smtp_mail *m, const struct smtp_ext *e, struct buf *out)
 {
 	buf_printf(out, "MAIL FROM:<%s>", m->sender);
@@ -294,6 +295,8 @@ void smtp_mail_line(const struct smtp_mail *m, const struct smtp_ext *e, struct 
 		buf_printf(out, " ENVID=%s", x);
 	if (e->smtputf8 && m->smtputf8)
 		buf_puts(out, " SMTPUTF8");
+	if (e->requiretls && m->requiretls)
+		buf_puts(out, " REQUIRETLS");
 }
 
 /* RFC 3461 4.1-4.2 NOTIFY and ORCPT. */

@@ -102,6 +102,7 @@ struct smtp_ext {
 	bool enhancedstatuscodes;  /* RFC 2034 */
 	bool smtputf8;         /* RFC 6531 */
 	bool chunking;         /* RFC 3030 */
+	bool requiretls;       /* RFC 8689 2 */
 };
 
 /* One ehlo-line (the text after "250-"), added to e. */
@@ -121,6 +122,7 @@ struct smtp_mail {
 	enum smtp_ret ret;
 	const char *envid;     /* "" or NULL: none */
 	bool smtputf8;         /* RFC 6531 3.4: sent when the next hop offers it */
+	bool requiretls;       /* RFC 8689 4.2.2: sent when the next hop offers it */
 };
 
 struct smtp_rcpt {

@@ -38,6 +38,8 @@ struct smtpc {
 	char tls_note[160];             /* this address's TLS, for the jobs' log lines */
 	bool plain_again;               /* smtp_tls = may: this address again without
 	                                   STARTTLS, after its TLS failed */
+	bool verified;                  /* this address's TLS was authenticated by
+	                                   policy (smtpc_tls_verified) */
 	/* the current transaction */
 	struct smtpc_job *job;
 	struct smtpc_job *next;         /* sent after job's final dot, its replies not read */
@@ -555,6 +557,20 @@ static void smtpc_sts_testing(const struct smtpc *c, const char *what)
 		         smtpc_conn_peer(c->conn), what);
 }
 
+/* Levels whose handshake succeeds only with the peer authenticated: the
+ * chain and name (verify), a TLSA record (DANE, RFC 7672 3). An MTA-STS
+ * policy in enforce mode (RFC 8461 4.2) is here too: smtpc_level raises
+ * it to verify. */
+static bool smtpc_level_verifies(enum smtpc_tls level)
+{
+	return level == SMTPC_TLS_VERIFY || level == SMTPC_TLS_DANE;
+}
+
+bool smtpc_tls_verified(const struct smtpc *c)
+{
+	return c->verified && smtpc_conn_tls_on(c->conn);
+}
+
 static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
@@ -635,6 +651,7 @@ static void smtpc_tls_up(struct smtpc_conn *conn, void *arg)
 	         sts != MTASTS_NONE ? " mta-sts=" : "", sts != MTASTS_NONE ? mtasts_mode_name(sts) : "");
 	log_info("smtp %s: TLS %s %s%s%s", smtpc_conn_peer(conn), f.version, f.cipher,
 	         *dane ? " dane=" : "", dane);
+	c->verified = smtpc_level_verifies(level);
 	memset(&c->ext, 0, sizeof c->ext);
 	smtpc_hello(c);
 }
@@ -714,6 +731,7 @@ static void smtpc_on_connected(struct smtpc_conn *conn, void *arg)
 	struct smtpc *c = arg;
 	c->state = C_GREETING;
 	c->tls_note[0] = '\0';
+	c->verified = false;
 }
 
 /* Before the session is up (and with no job) the next address; after,

@@ -104,6 +104,10 @@ void smtpc_hangup(struct smtpc *c);
 void smtpc_destroy(struct smtpc *c);
 /* The extensions the server listed in its EHLO (or LHLO) reply. */
 const struct smtp_ext *smtpc_ext(const struct smtpc *c);
+/* Is this connection's TLS verified by policy (DANE, verify, MTA-STS
+ * enforce): the handshake authenticated the peer? What a REQUIRETLS
+ * message needs (RFC 8689 4.2.1). */
+bool smtpc_tls_verified(const struct smtpc *c);
 /* Ready for another job (not broken, not closing)? */
 bool smtpc_usable(const struct smtpc *c);
 

@@ -98,6 +98,8 @@ static void cmd_ehlo_reply(struct session *s)
 		session_reply_more(s, R_EHLO_LINE, sasl_ehlo_line(s));  /* RFC 4954, 2195 */
 	if (turn_etrn_offered(s))
 		session_reply_more(s, R_EHLO_LINE, "ETRN");   /* RFC 1985 */
+	if (s->client.tls)
+		session_reply_more(s, R_EHLO_LINE, "REQUIRETLS");   /* RFC 8689 4.1: under TLS only */
 	session_reply(s, R_EHLO_LINE, "HELP");
 }
 
@@ -194,6 +196,8 @@ static bool cmd_mail(struct session *s, const char *args)
 	if (!cmd_mail_params(s, rest, &s->args.mp) ||
 	    !cmd_utf8_ok(s, &s->args.addr, s->args.mp.smtputf8, R_BAD_SENDER))
 		return false;
+	if (s->args.mp.requiretls && !s->client.tls)   /* RFC 8689 4.1 */
+		return session_no(s, R_REQUIRETLS_CLEAR);
 	if (!spool_has_room(s->srv->spool, s->args.mp.size)) {   /* RFC 1870 6.1: 452 */
 		struct ev e;
 		session_event(s, &e, EK_REJECT, LOG_WARNING, NULL);
@@ -389,6 +393,8 @@ static void cmd_received(struct session *s, struct buf *b)
 	           s->ip, s->conf->hostname, with, tx->qid);
 	if (tx->rcpt_cmds == 1)
 		buf_printf(b, "\r\n\tfor <%s>", tx->rcpt[0].orig);
+	if (tx->mp.requiretls)   /* RFC 8689 4.1: the trace says it was asked for */
+		buf_puts(b, "\r\n\t(requiretls)");
 	buf_printf(b, ";\r\n\t%s\r\n", date);
 }
 
@@ -475,6 +481,9 @@ static void cmd_env(struct session *s, struct spool_env *e)
 	e->ret = tx->mp.ret;
 	e->body = tx->mp.body;
 	e->smtputf8 = tx->mp.smtputf8;
+	e->requiretls = tx->mp.requiretls;
+	/* RFC 8689 5: TLS-Required: No is ignored on a REQUIRETLS message */
+	e->tls_optional = !tx->mp.requiretls && msgin_tls_optional(&tx->in);
 	e->size = tx->in.stored;
 	e->dotless = tx->dp.dot_lines == 0;
 	e->arrival = tx->arrival;

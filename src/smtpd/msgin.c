@@ -101,6 +101,16 @@ char *msgin_prefix(struct msgin *m, const char *fields, uint64_t session, const 
 	return out.data;
 }
 
+/* RFC 8689 5: requiretls-field = "TLS-Required:" [FWS] "No" CRLF; ABNF
+ * strings are case-insensitive (RFC 5234 2.3). */
+bool msgin_tls_optional(const struct msgin *m)
+{
+	char *v = msghead_text(&m->head, "TLS-Required");
+	bool no = strcasecmp(v, "No") == 0;
+	free(v);
+	return no;
+}
+
 void msgin_free(struct msgin *m)
 {
 	signer_free(m->signer);

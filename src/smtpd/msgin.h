@@ -47,6 +47,9 @@ size_t msgin_strip_verdicts(struct msgin *m, const char *authserv_id);
  * made here, CRLF-ended), the DKIM-Signature fields made now, then the
  * header block. The signer is used up. */
 char *msgin_prefix(struct msgin *m, const char *fields, uint64_t session, const char *qid);
+/* RFC 8689 5: does the header block hold "TLS-Required: No" (the sender
+ * asks that TLS policy failures not stop delivery)? */
+bool msgin_tls_optional(const struct msgin *m);
 /* Free what is left (the spool message is the caller's). */
 void msgin_free(struct msgin *m);
 

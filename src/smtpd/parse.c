@@ -4,8 +4,8 @@
  * (RFC 5321 4.1.1), the "FROM:" / "TO:" keyword of MAIL and RCPT (leniently:
  * spaces around the colon are tolerated), the esmtp-param grammar of
  * RFC 5321 4.1.2, the values of SIZE (RFC 1870), BODY (RFC 6152), RET,
- * ENVID, NOTIFY and ORCPT (RFC 3461), SMTPUTF8 (RFC 6531) and xtext
- * (RFC 3461 4).
+ * ENVID, NOTIFY and ORCPT (RFC 3461), SMTPUTF8 (RFC 6531), REQUIRETLS
+ * (RFC 8689 4.1) and xtext (RFC 3461 4).
  */
 #include "smtpd/parse.h"
 
@@ -245,16 +245,26 @@ static bool mail_smtputf8(const struct param *pm, void *out)
 	return true;
 }
 
+/* RFC 8689 4.1: REQUIRETLS, no value (whether the session may use it is
+ * the caller's to say: only under TLS). */
+static bool mail_requiretls(const struct param *pm, void *out)
+{
+	(void)pm;
+	((struct parse_mail_params *)out)->requiretls = true;
+	return true;
+}
+
 enum parse_perr parse_mail_params(const char *s, struct parse_mail_params *p,
                                   const char **bad)
 {
-	static const char *const names[] = { "SIZE", "BODY", "RET", "ENVID", "SMTPUTF8", NULL };
+	static const char *const names[] = { "SIZE", "BODY", "RET", "ENVID", "SMTPUTF8",
+	                                     "REQUIRETLS", NULL };
 	static const param_fn fns[] = { mail_size, mail_body, mail_ret, mail_envid,
-	                                mail_smtputf8 };
+	                                mail_smtputf8, mail_requiretls };
 	enum parse_perr err;
 
 	memset(p, 0, sizeof *p);
-	err = parse_params(s == NULL ? "" : s, names, fns, 1u << 4, p, bad);
+	err = parse_params(s == NULL ? "" : s, names, fns, 1u << 4 | 1u << 5, p, bad);
 	if (err != PARSE_OK)
 		memset(p, 0, sizeof *p);
 	return err;

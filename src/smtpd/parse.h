@@ -40,6 +40,7 @@ struct parse_mail_params {
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1];      /* RFC 3461 4.4, xtext-decoded */
 	bool smtputf8;                        /* RFC 6531 3.4, a keyword without value */
+	bool requiretls;                      /* RFC 8689 4.1, a keyword without value */
 };
 
 /* ESMTP parameters of RCPT TO. */

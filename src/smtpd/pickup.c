@@ -189,6 +189,7 @@ static void pickup_finish(struct pickup_job *j)
 	e.body = j->env.mp.body;
 	e.size = j->in.stored;
 	e.dotless = j->dp.dot_lines == 0;
+	e.tls_optional = msgin_tls_optional(&j->in);   /* RFC 8689 5 */
 	e.arrival = j->arrival;
 	e.client = (char *)"local";
 	e.helo = j->user;

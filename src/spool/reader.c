@@ -270,7 +270,8 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 {
 	sqlite3_stmt *st = spool_reader_prepare(r, "SELECT sender, envid, ret, body, size,"
 	                                        " arrival, client, helo, bodyfile, dotless, prefix,"
-	                                        " smtputf8 FROM msg WHERE qid=?");
+	                                        " smtputf8, requiretls, tlsoptional FROM msg"
+	                                        " WHERE qid=?");
 	if (!st)
 		return EIO;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
@@ -289,6 +290,8 @@ static int spool_reader_msg(struct spool_reader *r, const char *qid, struct spoo
 		e->dotless = sqlite3_column_int(st, 9) != 0;
 		e->prefix = sqlite3_column_type(st, 10) == SQLITE_NULL ? NULL : spool_reader_col(st, 10);
 		e->smtputf8 = sqlite3_column_int(st, 11) != 0;
+		e->requiretls = sqlite3_column_int(st, 12) != 0;
+		e->tls_optional = sqlite3_column_int(st, 13) != 0;
 		err = 0;
 	}
 	spool_reader_done(r, st);

@@ -24,7 +24,8 @@ static const char rows_schema[] =
 	" envid TEXT NOT NULL, ret INT, body INT, size INT, arrival INT,"
 	" client TEXT, helo TEXT, bodyfile INT NOT NULL DEFAULT 0,"
 	" dotless INT NOT NULL DEFAULT 0, prefix TEXT,"
-	" smtputf8 INT NOT NULL DEFAULT 0);"
+	" smtputf8 INT NOT NULL DEFAULT 0, requiretls INT NOT NULL DEFAULT 0,"
+	" tlsoptional INT NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS rcpt(qid TEXT NOT NULL, idx INT NOT NULL,"
 	" orig TEXT NOT NULL, addr TEXT NOT NULL, transport INT, notify INT,"
 	" orcpt TEXT NOT NULL, status INT NOT NULL, attempts INT NOT NULL,"
@@ -187,8 +188,8 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 {
 	sqlite3_stmt *st;
 	int err = rows_exec_stmt(db, "INSERT INTO msg(qid, sender, envid, ret, body, size,"
-	                          " arrival, client, helo, bodyfile, dotless, prefix, smtputf8)"
-	                          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	                          " arrival, client, helo, bodyfile, dotless, prefix, smtputf8,"
+	                          " requiretls, tlsoptional) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	                          e->qid, &st);
 	if (err)
 		return err;
@@ -207,6 +208,8 @@ int rows_put_msg(sqlite3 *db, const struct spool_env *e)
 	else
 		sqlite3_bind_null(st, 12);
 	sqlite3_bind_int(st, 13, e->smtputf8);
+	sqlite3_bind_int(st, 14, e->requiretls);
+	sqlite3_bind_int(st, 15, e->tls_optional);
 	err = rows_step_done(db, st);
 	for (size_t i = 0; !err && i < e->nrcpt; i++)
 		err = rows_put_rcpt(db, e->qid, &e->rcpt[i]);
@@ -458,7 +461,8 @@ int rows_release(sqlite3 *db, const char *qid, const char *domain, bool subdomai
  * body files: every message inline, every one stuffed when it goes out),
  * rcpt.held (before holds: nothing held), msg.prefix (before DKIM signing:
  * nothing goes before the body, NULL), msg.smtputf8 (before RFC 6531:
- * no message was received with SMTPUTF8). Adding a column with a constant
+ * no message was received with SMTPUTF8), msg.requiretls and
+ * msg.tlsoptional (before RFC 8689: none asked for either). Adding a column with a constant
  * default rewrites no row (https://sqlite.org/lang_altertable.html). */
 static int rows_migrate(sqlite3 *db, char **msg)
 {
@@ -468,6 +472,8 @@ static int rows_migrate(sqlite3 *db, char **msg)
 		{ "rcpt", "held", "INT NOT NULL DEFAULT 0" },
 		{ "msg", "prefix", "TEXT" },
 		{ "msg", "smtputf8", "INT NOT NULL DEFAULT 0" },
+		{ "msg", "requiretls", "INT NOT NULL DEFAULT 0" },
+		{ "msg", "tlsoptional", "INT NOT NULL DEFAULT 0" },
 	};
 	int rc = SQLITE_OK;
 	for (size_t i = 0; rc == SQLITE_OK && i < sizeof col / sizeof col[0]; i++) {

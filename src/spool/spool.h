@@ -99,6 +99,12 @@ struct spool_env {
 	                        goes out as it is, unstuffed (RFC 5321 4.5.2) */
 	bool smtputf8;       /* received with MAIL ... SMTPUTF8 (RFC 6531 3.4): goes
 	                        on only to a next hop that offers SMTPUTF8 */
+	bool requiretls;     /* received with MAIL ... REQUIRETLS (RFC 8689 4.1): goes
+	                        on only over verified TLS to a next hop that offers
+	                        REQUIRETLS; bounced with headers only (5) */
+	bool tls_optional;   /* its header says TLS-Required: No (RFC 8689 5), and it
+	                        is not requiretls: TLS policy failures fall back to
+	                        opportunistic TLS (smtp_tls = may) */
 	char *mem;           /* the whole body, held in memory (a fresh message
 	                        under SPOOL_MEM_MAX), or NULL: read it from the spool */
 	size_t mem_len, mem_cap;

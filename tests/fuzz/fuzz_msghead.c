@@ -40,6 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (h.f[k].nlen == 0 || h.f[k].len < h.f[k].nlen + 1)
 			abort();
 	}
+	/* a field's text (RFC 8689 5's TLS-Required) has no white space at its
+	 * ends (a NUL, which the DATA parser refuses, cuts the C string) */
+	char *t = msghead_text(&h, "TLS-Required");
+	size_t tl = strlen(t);
+	if (tl && !memchr(in, '\0', size) &&
+	    (t[tl - 1] == ' ' || t[tl - 1] == '\t' || t[0] == ' ' || t[0] == '\t'))
+		abort();
+	free(t);
 	if (h.nf) {
 		msghead_change(&h, "Subject", 1, "x");
 		msghead_insert(&h, 0, "A", "b\nc");

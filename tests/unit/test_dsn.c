@@ -82,6 +82,11 @@ static void test_return_full(void **state)
 	assert_false(dsn_return_full(&e, DSN_FAILED));
 	e.ret = RET_FULL;
 	assert_true(dsn_return_full(&e, DSN_SUCCESS));
+	e.requiretls = true;   /* RFC 8689 5: headers only, whatever RET said */
+	assert_false(dsn_return_full(&e, DSN_SUCCESS));
+	assert_false(dsn_return_full(&e, DSN_FAILED));
+	e.ret = RET_UNSET;
+	assert_false(dsn_return_full(&e, DSN_FAILED));
 }
 
 static const char original[] = "Received: from x\r\n\tby y\r\nSubject: hello\r\n\r\nbody line\r\n";

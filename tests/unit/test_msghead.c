@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/buf.h"
@@ -112,12 +113,38 @@ static void test_edits(void **state)
 	buf_free(&body);
 }
 
+/* A field's text: unfolded, white space at both ends gone (trailing
+ * white space once came back: the trimmed buffer was not cut). */
+static void test_text(void **state)
+{
+	(void)state;
+	static const struct { const char *in, *name, *want; } rows[] = {
+		{ "TLS-Required:  no \r\n\r\nb\r\n", "tls-required", "no" },
+		{ "TLS-Required: No\r\n\r\n", "TLS-Required", "No" },
+		{ "Subject: a\r\n\tb \t\r\n\r\n", "Subject", "a\tb" },
+		{ "Subject:\r\n\r\n", "Subject", "" },
+		{ "X: 1\r\n\r\n", "Subject", "" },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct msghead h;
+		struct buf head = BUF_INIT, body = BUF_INIT;
+		run(rows[i].in, 3, &h, &head, &body);
+		char *t = msghead_text(&h, rows[i].name);
+		assert_string_equal(t, rows[i].want);
+		free(t);
+		msghead_free(&h);
+		buf_free(&head);
+		buf_free(&body);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_edits),
+		cmocka_unit_test(test_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

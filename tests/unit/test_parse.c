@@ -166,6 +166,13 @@ static const struct mail_row mail_rows[] = {
 	{ "SMTPUTF8=", PARSE_EVALUE, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "SMTPUTF8 SMTPUTF8", PARSE_EDUP, 9, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "SMTPUTF", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	/* RFC 8689 4.1: REQUIRETLS takes no value either */
+	{ "REQUIRETLS", PARSE_OK, -1, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "SIZE=3 requiretls SMTPUTF8", PARSE_OK, -1, true, 3, BODY_UNSET, RET_UNSET, "" },
+	{ "REQUIRETLS=yes", PARSE_EVALUE, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "REQUIRETLS=", PARSE_EVALUE, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "REQUIRETLS REQUIRETLS", PARSE_EDUP, 11, false, 0, BODY_UNSET, RET_UNSET, "" },
+	{ "REQUIRETLSX", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ " AUTH=<>", PARSE_EUNKNOWN, 1, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "X-FOO-1=v", PARSE_EUNKNOWN, 0, false, 0, BODY_UNSET, RET_UNSET, "" },
 	{ "SIZE=1 size=2", PARSE_EDUP, 7, false, 0, BODY_UNSET, RET_UNSET, "" },
@@ -212,6 +219,20 @@ static void test_mail_smtputf8(void **state)
 	assert_false(p.smtputf8);
 	assert_int_equal(parse_mail_params("SMTPUTF8=1", &p, NULL), PARSE_EVALUE);
 	assert_false(p.smtputf8);
+}
+
+/* The REQUIRETLS flag (RFC 8689 4.1): set by the keyword alone. */
+static void test_mail_requiretls(void **state)
+{
+	struct parse_mail_params p;
+	(void)state;
+	assert_int_equal(parse_mail_params("REQUIRETLS SMTPUTF8", &p, NULL), PARSE_OK);
+	assert_true(p.requiretls);
+	assert_true(p.smtputf8);
+	assert_int_equal(parse_mail_params("SMTPUTF8", &p, NULL), PARSE_OK);
+	assert_false(p.requiretls);
+	assert_int_equal(parse_mail_params("REQUIRETLS=NO", &p, NULL), PARSE_EVALUE);
+	assert_false(p.requiretls);
 }
 
 static void test_mail_params_table(void **state)
@@ -584,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_keyword_colon_table),
 		cmocka_unit_test(test_mail_params_table),
 		cmocka_unit_test(test_mail_smtputf8),
+		cmocka_unit_test(test_mail_requiretls),
 		cmocka_unit_test(test_envid_length),
 		cmocka_unit_test(test_rcpt_params_table),
 		cmocka_unit_test(test_orcpt_length),

@@ -146,6 +146,7 @@ static void test_ehlo_line(void **state)
 		{ "ENHANCEDSTATUSCODES", offsetof(struct smtp_ext, enhancedstatuscodes), 0, 0 },
 		{ "SMTPUTF8", offsetof(struct smtp_ext, smtputf8), 0, 0 },
 		{ "CHUNKING", offsetof(struct smtp_ext, chunking), 0, 0 },
+		{ "REQUIRETLS", offsetof(struct smtp_ext, requiretls), 0, 0 },
 		{ "AUTH PLAIN LOGIN", offsetof(struct smtp_ext, auth), SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN, 0 },
 		{ "AUTH LOGIN", offsetof(struct smtp_ext, auth), SMTP_AUTH_LOGIN, 0 },
 		{ "AUTH CRAM-MD5 plain", offsetof(struct smtp_ext, auth), SMTP_AUTH_PLAIN, 0 },
@@ -205,21 +206,26 @@ static void test_ehlo_parse(void **state)
 static void test_envelope_lines(void **state)
 {
 	(void)state;
-	struct smtp_ext all = { .size = true, .eightbitmime = true, .dsn = true, .smtputf8 = true };
+	struct smtp_ext all = { .size = true, .eightbitmime = true, .dsn = true, .smtputf8 = true,
+	                        .requiretls = true };
 	struct smtp_ext bare = { 0 };
 	static const struct {
 		struct smtp_mail m;
 		const char *with, *without;
 	} mails[] = {
-		{ { "a@b.example", 1234, BODY_UNSET, RET_UNSET, "", false },
+		{ { "a@b.example", 1234, BODY_UNSET, RET_UNSET, "", false, false },
 		  "MAIL FROM:<a@b.example> SIZE=1234", "MAIL FROM:<a@b.example>" },
-		{ { "", 0, BODY_8BITMIME, RET_HDRS, "id+1 x", false },
+		{ { "", 0, BODY_8BITMIME, RET_HDRS, "id+1 x", false, false },
 		  "MAIL FROM:<> SIZE=0 BODY=8BITMIME RET=HDRS ENVID=id+2B1+20x", "MAIL FROM:<>" },
-		{ { "a@b", 5, BODY_7BIT, RET_FULL, NULL, false },
+		{ { "a@b", 5, BODY_7BIT, RET_FULL, NULL, false, false },
 		  "MAIL FROM:<a@b> SIZE=5 RET=FULL", "MAIL FROM:<a@b>" },
 		/* RFC 6531 3.4: SMTPUTF8 only to a server that offers it */
-		{ { "δ@b", 5, BODY_8BITMIME, RET_UNSET, NULL, true },
+		{ { "δ@b", 5, BODY_8BITMIME, RET_UNSET, NULL, true, false },
 		  "MAIL FROM:<δ@b> SIZE=5 BODY=8BITMIME SMTPUTF8", "MAIL FROM:<δ@b>" },
+		/* RFC 8689 4.2.2: REQUIRETLS only to a server that offers it (the
+		 * engine sends such a message nowhere else: deliver/dest.c) */
+		{ { "a@b", 5, BODY_UNSET, RET_HDRS, NULL, false, true },
+		  "MAIL FROM:<a@b> SIZE=5 RET=HDRS REQUIRETLS", "MAIL FROM:<a@b>" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(mails); i++) {
 		struct buf a = BUF_INIT, b = BUF_INIT;

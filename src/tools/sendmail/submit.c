@@ -349,7 +349,7 @@ static void submit_envelope(struct submit *s)
 	struct smtp_ext ext;
 	memset(&ext, 0, sizeof ext);
 	ext.dsn = ext.eightbitmime = true;
-	struct smtp_mail m = { s->sender, 0, a->body, a->ret, a->envid, false };
+	struct smtp_mail m = { s->sender, 0, a->body, a->ret, a->envid, false, false };
 	smtp_mail_line(&m, &ext, &s->out);
 	buf_puts(&s->out, "\r\n");
 	for (size_t i = 0; i < s->nrcpt; i++) {
