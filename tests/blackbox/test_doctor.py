@@ -102,8 +102,8 @@ def test_clean_domain_passes(clean):
                  "spf lookups", "spf 127.0.0.1", "dkim default", "dmarc", "dmarc policy",
                  "dmarc rua"):
         assert step(out, name)[0] == "pass", (name, out)
-    for name in ("mta-sts", "tls-rpt"):
-        assert step(out, name) == ("skip", "not yet")
+    assert step(out, "mta-sts") == ("skip", "no MTA-STS record (optional)")
+    assert step(out, "tls-rpt") == ("skip", "no TLS-RPT record (optional)")
     # a private resolver and no --trust-anchor: nothing to validate with
     assert step(out, "dane")[0] == "skip" and "--trust-anchor" in step(out, "dane")[1]
     assert "TLSv1.3" in step(out, "starttls mx.clean.test")[1]
@@ -285,3 +285,11 @@ def test_an_mx_lookup_that_never_answers_ends_at_the_timeout(unbound, silent_dns
     assert rc == 3
     rc, out = probe("check", "hang.test", "--resolver", dns.resolver, "--timeout", "2")
     assert rc != 0 and "no answer for hang.test within 2 s" in out, out
+
+
+def test_optional_records_named_in_the_details(clean):
+    s, dns, crt = clean
+    rc, out = doctor("clean.test", "--resolver", dns.resolver, "-p", s.port, "--cafile", crt,
+                     "-v")
+    assert '_mta-sts.clean.test. IN TXT \\"v=STSv1; id=20260101\\"' in out, out
+    assert '_smtp._tls.clean.test. IN TXT \\"v=TLSRPTv1; rua=mailto:' in out

@@ -440,3 +440,49 @@ def test_tls_rpt_posts_to_an_https_rua(world):
     assert ("no-policy-found", True) in kinds, r
     assert all(p["policy"]["policy-domain"] == "httpsrpt.sts.test" for p in r["policies"])
     wait_log(s, "tls-rpt: httpsrpt.sts.test: report posted to %s (HTTP 201)" % RUA_HTTPS)
+
+
+# ---- tern-probe doctor's MTA-STS and TLS-RPT steps, against the same world ----
+
+def doctor(w, x):
+    from test_probe import probe
+    return probe("doctor", "%s.%s" % (x, ZONE), "--resolver", w.dns.resolver,
+                 "--cafile", str(w.pki["ca"]), "-p", w.port, "--timeout", "5")
+
+
+def test_doctor_enforced_policy_passes(world):
+    from test_doctor import step
+    world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
+    rc, out = doctor(world, "enforce")
+    assert step(out, "mta-sts") == ("pass", "STSv1, id=1"), out
+    assert step(out, "mta-sts policy") == ("pass", "mode enforce, max_age 86400 s, 1 mx pattern")
+    assert step(out, "mta-sts mx") == ("pass", "every MX host matches the policy")
+    assert step(out, "tls-rpt") == ("pass", "reports go to 1 address")
+
+
+def test_doctor_mx_outside_the_policy_fails(world):
+    from test_doctor import advice, step
+    world.web.serve("nomatch", policy("enforce", "elsewhere.example"))
+    rc, out = doctor(world, "nomatch")
+    st, verdict = step(out, "mta-sts mx")
+    assert st == "FAIL" and "1 MX host outside the policy" in verdict, out
+    assert "change its id" in advice(out, "mta-sts mx")
+    assert rc == 2
+
+
+def test_doctor_testing_mode_and_fetch_failures(world):
+    from test_doctor import step
+    world.web.serve("testing", policy("testing", "mx-testing.sts.test"))
+    rc, out = doctor(world, "testing")
+    assert step(out, "mta-sts policy")[0] == "warn", out
+    rc, out = doctor(world, "nofetch")
+    st, verdict = step(out, "mta-sts policy")
+    assert st == "FAIL" and verdict.startswith("the policy could not be fetched"), out
+    world.web.serve("redirect", b"", status=301, headers={"Location": "https://example.com/"})
+    rc, out = doctor(world, "redirect")
+    st, verdict = step(out, "mta-sts policy")
+    assert st == "FAIL" and "301" in verdict, out
+    world.web.serve("ctype", policy("enforce", "mx-ctype.sts.test"), ctype="text/html")
+    rc, out = doctor(world, "ctype")
+    st, verdict = step(out, "mta-sts policy")
+    assert st == "FAIL" and "Content-Type" in verdict, out

@@ -300,13 +300,6 @@ static void doctor_addresses(struct doctor *d)
 		}
 }
 
-static void doctor_not_yet(struct doctor *d)
-{
-	static const char *const names[] = { "mta-sts", "tls-rpt" };
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		report_end(&d->rep, report_begin(&d->rep, names[i]), REPORT_SKIP, "not yet");
-}
-
 static int doctor_setup(struct doctor *d, const struct doctor_opts *o)
 {
 	char err[300] = "";
@@ -346,8 +339,8 @@ int doctor_run(const struct doctor_opts *o)
 		doctor_spf(&d);
 		doctor_dkim(&d);
 		doctor_dmarc(&d);
+		doctor_sts(&d);
 		doctor_dane(&d);
-		doctor_not_yet(&d);
 	}
 	int rc = report_finish(&d.rep);
 	probe_conn_free(&d.c);

@@ -9,12 +9,12 @@
  * evaluator, policy/spf.h, with the domain's own MX addresses), DKIM keys
  * (dkim/key.h) of the selectors given and a few common ones, DMARC
  * (policy/dmarc.h), DANE (TLSA records through a validating resolver,
- * checked against each host's certificate). MTA-STS and TLS-RPT are
- * reported as skipped.
+ * checked against each host's certificate), MTA-STS (the record, the
+ * policy fetched over HTTPS, the MX hosts against it) and TLS-RPT.
  *
  * Files: doctor.c the run, MX, rDNS, DNSBL; doctor_smtp.c each MX's
  * session (through conn.c, check's engine); doctor_auth.c SPF, DKIM and
- * DMARC; doctor_dane.c DANE. DNS: the MX list through mx.c (libunbound, synchronous), every
+ * DMARC; doctor_dane.c DANE; doctor_sts.c MTA-STS and TLS-RPT. DNS: the MX list through mx.c (libunbound, synchronous), every
  * other record through net/dns.c on a loop of doctor's own, waited for.
  *
  * Addresses on loopback are how a test lab runs: with --resolver given
@@ -94,5 +94,6 @@ void doctor_spf(struct doctor *d);    /* doctor_auth.c */
 void doctor_dkim(struct doctor *d);
 void doctor_dmarc(struct doctor *d);
 void doctor_dane(struct doctor *d);   /* doctor_dane.c */
+void doctor_sts(struct doctor *d);    /* doctor_sts.c: MTA-STS and TLS-RPT */
 
 #endif

@@ -220,9 +220,9 @@ static void doctor_dane_end(struct doctor *d, struct report_step *s, enum report
                             bool any)
 {
 	if (!any) {
-		report_advice(s, "DANE lets senders insist on TLS with your certificate: sign the "
-		              "zone of the MX hosts (DNSSEC) and publish \"_%d._tcp.MXHOST. IN TLSA "
-		              "3 1 1 <SHA-256 of the server's public key>\"", d->o->port);
+		report_detail(s, "to let senders insist on TLS with your certificate (optional): sign "
+		              "the zone of the MX hosts (DNSSEC) and publish \"_%d._tcp.MXHOST. IN "
+		              "TLSA 3 1 1 <SHA-256 of the server's public key>\"", d->o->port);
 		report_end(&d->rep, s, REPORT_SKIP, "no MX host publishes TLSA records (DANE, "
 		           "optional)");
 		return;
