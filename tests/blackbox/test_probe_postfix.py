@@ -145,3 +145,25 @@ def test_console_starttls_and_auth_login(postfix):
         assert "s3cret" not in c.text()
     finally:
         c.close()
+
+
+def test_doctor_against_postfix(postfix, unbound):
+    """doctor, pointed at a domain whose MX is a real Postfix: the SMTP
+    steps judge Postfix as they judge ternd (its banner name, STARTTLS with
+    its certificate, a refused relay, postmaster@ and abuse@ accepted)."""
+    from test_doctor import step
+    pf = postfix()
+    dns = unbound(["pf.test.example. MX 10 pf.test.example.", "pf.test.example. A 127.0.0.1",
+                   "1.0.0.127.in-addr.arpa. PTR pf.test.example.",
+                   'pf.test.example. TXT "v=spf1 mx -all"',
+                   '_dmarc.pf.test.example. TXT "v=DMARC1; p=reject; rua=mailto:d@pf.test.example"'])
+    rc, out = probe("doctor", "pf.test.example", "--resolver", dns.resolver, "-p", pf.port,
+                    "--cafile", pf.cert, "--timeout", "5")
+    for name in ("connect pf.test.example", "ehlo pf.test.example", "ehlo-tls pf.test.example",
+                 "relay pf.test.example", "postmaster pf.test.example", "abuse pf.test.example",
+                 "spf", "spf 127.0.0.1", "dmarc"):
+        assert step(out, name)[0] == "pass", (name, out + pf.log())
+    assert step(out, "greeting pf.test.example") == ("pass", "220 pf.test.example: the MX or PTR name")
+    st, verdict = step(out, "starttls pf.test.example")
+    assert st == "pass" and "certificate valid" in verdict, out
+    assert step(out, "mta-sts")[0] == "skip" and step(out, "dane")[0] == "skip"
