@@ -293,3 +293,23 @@ def test_optional_records_named_in_the_details(clean):
                      "-v")
     assert '_mta-sts.clean.test. IN TXT \\"v=STSv1; id=20260101\\"' in out, out
     assert '_smtp._tls.clean.test. IN TXT \\"v=TLSRPTv1; rua=mailto:' in out
+
+
+def test_dmarc_reports_to_another_domain_need_its_consent(unbound):
+    """RFC 7489 7.1: rua= outside the organizational domain works only
+    when that domain publishes POLICY._report._dmarc.RUADOMAIN."""
+    recs = ["rua.test. MX 10 mx.rua.test.", "mx.rua.test. A 127.0.0.1",
+            'rua.test. TXT "v=spf1 mx -all"',
+            '_dmarc.rua.test. TXT "v=DMARC1; p=reject; rua=mailto:d@rua.test, '
+            'mailto:dmarc@reports.example!10m"']
+    dns = unbound(recs)
+    rc, out = probe("doctor", "rua.test", "--resolver", dns.resolver, "-p", free_port(),
+                    "--timeout", "2")
+    st, verdict = step(out, "dmarc rua")
+    assert st == "warn" and "has not agreed" in verdict, out
+    assert 'rua.test._report._dmarc.reports.example. IN TXT \\"v=DMARC1\\"' in advice(out, "dmarc rua")
+    dns.stop()
+    dns = unbound(recs + ['rua.test._report._dmarc.reports.example. TXT "v=DMARC1"'])
+    rc, out = probe("doctor", "rua.test", "--resolver", dns.resolver, "-p", free_port(),
+                    "--timeout", "2")
+    assert step(out, "dmarc rua") == ("pass", "aggregate reports requested (rua=)"), out

@@ -307,7 +307,7 @@ void doctor_dkim(struct doctor *d)
 /* The DMARC record of _dmarc.name into r; 1 found, 0 none, -1 a broken one
  * (the step ended). */
 static int doctor_dmarc_at(struct doctor *d, struct report_step *s, const char *name,
-			   struct dmarc_record *r)
+			   struct dmarc_record *r, char *txt, size_t n)
 {
 	char q[300];
 	struct doctor_rrs rr;
@@ -317,8 +317,10 @@ static int doctor_dmarc_at(struct doctor *d, struct report_step *s, const char *
 	for (size_t i = 0; i < rr.n && found == 0; i++) {
 		enum dmarc_parse p = dmarc_parse(rr.rr[i], r);
 		report_detail(s, "%s  TXT \"%s\"", q, rr.rr[i]);
-		if (p == DMARC_REC_OK)
+		if (p == DMARC_REC_OK) {
 			found = 1;
+			snprintf(txt, n, "%s", rr.rr[i]);
+		}
 		else if (p == DMARC_REC_BAD || strcasestr(rr.rr[i], "v=DMARC1")) {
 			report_advice(s, "the record must begin with v=DMARC1 and hold valid tags "
 				      "(RFC 7489 6.3), e.g.: %s. 3600 IN TXT \"v=DMARC1; "
@@ -336,8 +338,72 @@ static int doctor_dmarc_at(struct doctor *d, struct report_step *s, const char *
 	return found;
 }
 
+/* The rua= tag's value of a DMARC record (tags "k=v" between ';'), into
+ * out; false when there is none. */
+static bool doctor_rua_tag(const char *txt, char *out, size_t n)
+{
+	for (const char *p = txt; *p;) {
+		p += strspn(p, " \t;");
+		size_t len = strcspn(p, ";");
+		if (!strncasecmp(p, "rua", 3) && p[3 + strspn(p + 3, " \t")] == '=') {
+			const char *v = p + 3 + strspn(p + 3, " \t") + 1;
+			v += strspn(v, " \t");
+			size_t vl = len - (size_t)(v - p);
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			snprintf(out, n, "%.*s", (int)vl, v);
+			return true;
+		}
+		p += len;
+	}
+	return false;
+}
+
+/* RFC 7489 7.1: reports to a domain outside the policy's organizational
+ * domain go only where that domain says it takes them: a TXT record
+ * "v=DMARC1" at POLICYDOMAIN._report._dmarc.RUADOMAIN. Each mailto:
+ * address of rua= judged; the worst status. */
+static enum report_status doctor_rua(struct doctor *d, struct report_step *s, const char *at,
+				     const char *txt, int *count)
+{
+	char rua[1024], org[DMARC_NAME_MAX + 1], rorg[DMARC_NAME_MAX + 1];
+	enum report_status st = REPORT_PASS;
+	*count = 0;
+	if (!doctor_rua_tag(txt, rua, sizeof rua))
+		return st;
+	dmarc_org_domain(at, org, sizeof org);
+	char *save = NULL;
+	for (char *u = strtok_r(rua, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		u += strspn(u, " \t");
+		const char *atsign = strrchr(u, '@');
+		if (strncasecmp(u, "mailto:", 7) || !atsign)
+			continue;
+		char dom[256];
+		snprintf(dom, sizeof dom, "%.*s", (int)strcspn(atsign + 1, "! \t"), atsign + 1);
+		(*count)++;
+		report_detail(s, "rua: %s", u);
+		dmarc_org_domain(dom, rorg, sizeof rorg);
+		if (!strcasecmp(rorg, org))
+			continue;
+		char q[600];
+		snprintf(q, sizeof q, "%s._report._dmarc.%s", at, dom);
+		struct doctor_rrs rr;
+		doctor_lookup(d, q, DNS_T_TXT, &rr);
+		bool ok = false;
+		for (size_t i = 0; i < rr.n; i++)
+			ok |= !strncasecmp(rr.rr[i], "v=DMARC1", 8);
+		doctor_rrs_free(&rr);
+		if (!ok) {
+			report_advice(s, "%s must take reports for %s (RFC 7489 7.1): it publishes "
+				      "\"%s. IN TXT \\\"v=DMARC1\\\"\"", dom, at, q);
+			st = REPORT_WARN;
+		}
+	}
+	return st;
+}
+
 static void doctor_dmarc_policy(struct doctor *d, const struct dmarc_record *r,
-				const char *at)
+				const char *at, const char *txt)
 {
 	struct report_step *s = report_begin(&d->rep, "dmarc policy");
 	if (r->p == DMARC_P_NONE) {
@@ -354,7 +420,10 @@ static void doctor_dmarc_policy(struct doctor *d, const struct dmarc_record *r,
 		report_end(&d->rep, s, REPORT_PASS, "p=%s", dmarc_policy_name(r->p));
 	s = report_begin(&d->rep, "dmarc rua");
 	if (r->has_rua) {
-		report_end(&d->rep, s, REPORT_PASS, "aggregate reports requested (rua=)");
+		int n;
+		enum report_status st = doctor_rua(d, s, at, txt, &n);
+		report_end(&d->rep, s, st, st == REPORT_PASS ? "aggregate reports requested (rua=)"
+			   : "reports go to a domain that has not agreed to take them: none arrive");
 		return;
 	}
 	report_advice(s, "add rua=mailto:dmarc-reports@%s to learn who sends as %s",
@@ -368,11 +437,12 @@ void doctor_dmarc(struct doctor *d)
 	struct dmarc_record r;
 	char org[DMARC_NAME_MAX + 1];
 	const char *at = d->o->domain;
-	int rc = doctor_dmarc_at(d, s, at, &r);
+	char txt[1024] = "";
+	int rc = doctor_dmarc_at(d, s, at, &r, txt, sizeof txt);
 	dmarc_org_domain(d->o->domain, org, sizeof org);
 	if (rc == 0 && strcasecmp(org, d->o->domain) != 0) {
 		at = org;
-		rc = doctor_dmarc_at(d, s, org, &r);
+		rc = doctor_dmarc_at(d, s, org, &r, txt, sizeof txt);
 	}
 	if (rc < 0)
 		return;
@@ -388,5 +458,5 @@ void doctor_dmarc(struct doctor *d)
 		      r.aspf_strict ? "strict" : "relaxed", d->o->domain, d->o->domain,
 		      r.adkim_strict || r.aspf_strict ? " itself" : " or a subdomain");
 	report_end(&d->rep, s, REPORT_PASS, "found at _dmarc.%s", at);
-	doctor_dmarc_policy(d, &r, at);
+	doctor_dmarc_policy(d, &r, at, txt);
 }
