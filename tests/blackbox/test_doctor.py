@@ -313,3 +313,53 @@ def test_dmarc_reports_to_another_domain_need_its_consent(unbound):
     rc, out = probe("doctor", "rua.test", "--resolver", dns.resolver, "-p", free_port(),
                     "--timeout", "2")
     assert step(out, "dmarc rua") == ("pass", "aggregate reports requested (rua=)"), out
+
+
+def test_sending_hosts_must_pass_spf(clean):
+    s, dns, crt = clean
+    rc, out = doctor("clean.test", "--resolver", dns.resolver, "-p", s.port, "--cafile", crt,
+                     "--sending-ip", "127.0.0.1", "--sending-ip", "192.0.2.9")
+    assert step(out, "spf sender 127.0.0.1") == ("pass", "pass (mx)"), out
+    st, verdict = step(out, "spf sender 192.0.2.9")
+    assert st == "FAIL" and verdict.startswith("fail: receivers that check SPF refuse"), out
+    assert "add ip4:192.0.2.9 to the SPF record of clean.test" in advice(out, "spf sender 192.0.2.9")
+    assert rc == 2
+    rc, _ = doctor("clean.test", "--sending-ip", "not-an-ip")
+    assert rc not in (0, 1, 2)
+
+
+def expired_cert(d, cn):
+    """A certificate whose validity ended yesterday (openssl req cannot
+    date one in the past: python3-cryptography can)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    crt, k = d / "expired.pem", d / "expired.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    for f in (crt, k):
+        give_to_run_user(f)
+    return crt, k
+
+
+def test_an_expired_certificate_fails(unbound, ternd, tmp_path):
+    crt, key = expired_cert(tmp_path, "mx.expired.test")
+    s = ternd(hostname="mx.expired.test", tls_cert=str(crt), tls_key=str(key))
+    dns = unbound(["expired.test. MX 10 mx.expired.test.", "mx.expired.test. A 127.0.0.1"])
+    rc, out = doctor("expired.test", "--resolver", dns.resolver, "-p", s.port, "--cafile", crt)
+    st, verdict = step(out, "starttls mx.expired.test")
+    assert st == "FAIL" and "has problems" in verdict, out
+    assert "the certificate has expired: renew it" in advice(out, "starttls mx.expired.test")

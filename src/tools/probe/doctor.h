@@ -35,11 +35,14 @@
 
 #define DOCTOR_MAX_SELECTORS 16
 #define DOCTOR_MAX_DNSBL 8
+#define DOCTOR_MAX_SENDERS 8
 #define DOCTOR_RR_MAX 32
 
 struct doctor_opts {
 	const char *domain, *resolver, *cafile, *helo;
 	const char *trust_anchor;          /* DNSSEC, for DANE: a file, or NULL */
+	const char *sender[DOCTOR_MAX_SENDERS];   /* --sending-ip: SPF must pass them */
+	int nsender;
 	const char *selector[DOCTOR_MAX_SELECTORS];
 	int nselector;
 	const char *dnsbl[DOCTOR_MAX_DNSBL];

@@ -157,6 +157,26 @@ static void doctor_spf_mx(struct doctor *d, const struct mx_host *h, const char 
 		   spf_result_name(o.result), h->name, o.problem[0] ? ": " : "", o.problem);
 }
 
+/* Does each sending host the user named pass? It must: its mail is the
+ * domain's (a failure otherwise, where an MX not passing is a warning). */
+static void doctor_spf_sender(struct doctor *d, const char *ip)
+{
+	char step[80];
+	snprintf(step, sizeof step, "spf sender %s", ip);
+	struct report_step *s = report_begin(&d->rep, step);
+	struct spf_outcome o;
+	doctor_spf_eval(d, ip, d->o->domain, &o);
+	report_detail(s, "%u DNS lookups, %u void", o.lookups, o.voids);
+	if (o.result == SPF_PASS) {
+		report_end(&d->rep, s, REPORT_PASS, "pass (%s)", o.mechanism);
+		return;
+	}
+	report_advice(s, "add %s%s to the SPF record of %s, before its all", strchr(ip, ':') ?
+		      "ip6:" : "ip4:", ip, d->o->domain);
+	report_end(&d->rep, s, REPORT_FAIL, "%s: receivers that check SPF %s its mail",
+		   spf_result_name(o.result), o.result == SPF_FAIL ? "refuse" : "distrust");
+}
+
 void doctor_spf(struct doctor *d)
 {
 	struct report_step *s = report_begin(&d->rep, "spf");
@@ -179,6 +199,8 @@ void doctor_spf(struct doctor *d)
 		for (int j = 0; j < d->mxl.hosts[i].naddrs; j++)
 			if (!doctor_seen(d, i, j))
 				doctor_spf_mx(d, &d->mxl.hosts[i], d->mxl.hosts[i].addrs[j]);
+	for (int i = 0; i < d->o->nsender; i++)
+		doctor_spf_sender(d, d->o->sender[i]);
 }
 
 /* ------------------------------------------------------------ DKIM */

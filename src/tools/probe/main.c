@@ -1,5 +1,6 @@
 /* tern-probe: command line. "check", "doctor", "console", "conform" and
  * "explain". */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@
 "  (default 10), and:\n" \
 "      --selector NAME      a DKIM selector to check (repeatable)\n" \
 "      --dnsbl ZONE         a DNS blocklist to look the MX addresses up in (repeatable)\n" \
+"      --sending-ip IP      an address that sends the domain's mail: SPF must pass it\n" \
+"                           (repeatable)\n" \
 "      --trust-anchor FILE  DNSSEC trust anchors for DANE's TLSA lookups (default:\n" \
 "                           /usr/share/dns/root.key, when --resolver is not given)\n" \
 "exit status: 0 all passed, 1 a test failed, 2 could not connect (conform:\n" \
@@ -63,7 +66,7 @@
 enum { O_JSON = 256, O_MXONLY, O_RESOLVER, O_HELO, O_FROM, O_TO, O_SEND, O_NOTIFY,
        O_RELAY, O_OUTSIDE, O_USER, O_PASS, O_PASSFILE, O_MECH, O_NOTLS, O_REQTLS,
        O_CAFILE, O_TLSNAME, O_TIMEOUT, O_LOG, O_TLS, O_ONLY, O_DIR, O_SELECTOR, O_DNSBL,
-       O_ANCHOR };
+       O_ANCHOR, O_SENDER_IP };
 
 static const struct option probe_options[] = {
 	{ "verbose", no_argument, NULL, 'v' }, { "json", no_argument, NULL, O_JSON },
@@ -87,6 +90,7 @@ static const struct option probe_options[] = {
 	{ "selector", required_argument, NULL, O_SELECTOR },
 	{ "dnsbl", required_argument, NULL, O_DNSBL },
 	{ "trust-anchor", required_argument, NULL, O_ANCHOR },
+	{ "sending-ip", required_argument, NULL, O_SENDER_IP },
 	{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 };
 
@@ -178,6 +182,14 @@ static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 			return -1;
 		a->doctor.dnsbl[a->doctor.ndnsbl++] = arg;
 		return 0;
+	case O_SENDER_IP: {
+		unsigned char ip[16];
+		if (a->doctor.nsender == DOCTOR_MAX_SENDERS ||
+		    (inet_pton(AF_INET, arg, ip) != 1 && inet_pton(AF_INET6, arg, ip) != 1))
+			return -1;
+		a->doctor.sender[a->doctor.nsender++] = arg;
+		return 0;
+	}
 	case O_ANCHOR:
 		if (access(arg, R_OK) != 0) {
 			fprintf(stderr, "tern-probe: --trust-anchor %s: %s\n", arg, strerror(errno));
