@@ -882,3 +882,124 @@ def test_broken_tls_at_the_next_hop(world, level):
             assert "trying again without STARTTLS" not in s.log()
     finally:
         hop.stop()
+
+
+class HostileHop:
+    """A next hop on HOSTS[0] that attacks or lacks TLS: strip (its EHLO
+    offers no STARTTLS, as a man in the middle deleting it would), refuse
+    (STARTTLS answered 454), wrongname (real TLS, with a certificate for
+    wrong.example). It takes mail in clear or over TLS; messages: (body,
+    over TLS?)."""
+
+    def __init__(self, port, mode, cert=None):
+        import socketserver
+        import ssl
+        import threading
+        hop = self
+        self.messages = []
+        ctx = None
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                rfile, wfile, tls = self.rfile, self.wfile, False
+                wfile.write(b"220 hostile.dest.example ESMTP\r\n")
+                data = None
+                while True:
+                    line = rfile.readline()
+                    if not line:
+                        return
+                    if data is not None:
+                        if line == b".\r\n":
+                            hop.messages.append((b"".join(data), tls))
+                            data = None
+                            wfile.write(b"250 2.0.0 taken\r\n")
+                        else:
+                            data.append(line)
+                        continue
+                    cmd = line.strip().upper()
+                    if cmd.startswith(b"EHLO"):
+                        ext = b"" if mode == "strip" or tls else b"250-STARTTLS\r\n"
+                        wfile.write(b"250-hostile.dest.example\r\n" + ext + b"250 8BITMIME\r\n")
+                    elif cmd == b"STARTTLS" and mode == "refuse":
+                        wfile.write(b"454 4.7.0 TLS not available due to local problem\r\n")
+                    elif cmd == b"STARTTLS" and mode == "wrongname" and not tls:
+                        wfile.write(b"220 2.0.0 go ahead\r\n")
+                        wfile.flush()
+                        try:
+                            conn = ctx.wrap_socket(self.request, server_side=True)
+                        except (ssl.SSLError, OSError):
+                            return
+                        rfile, wfile, tls = conn.makefile("rb"), conn.makefile("wb", 0), True
+                    elif cmd == b"DATA":
+                        data = []
+                        wfile.write(b"354 go\r\n")
+                    elif cmd == b"QUIT":
+                        wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        wfile.write(b"250 ok\r\n")
+                    wfile.flush()
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((HOSTS[0], port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def wrong_cert(tmp_path_factory):
+    import subprocess
+    d = tmp_path_factory.mktemp("wrongname")
+    key, crt = d / "key.pem", d / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=wrong.example",
+                    "-addext", "subjectAltName=DNS:wrong.example", "-keyout", str(key),
+                    "-out", str(crt)], check=True, capture_output=True)
+    return str(crt), str(key)
+
+
+# (mode, smtp_tls) -> delivered? and over TLS?
+HOSTILE = {
+    ("strip", "may"): (True, False), ("strip", "encrypt"): (False, None),
+    ("strip", "verify"): (False, None),
+    ("refuse", "may"): (True, False), ("refuse", "encrypt"): (False, None),
+    ("refuse", "verify"): (False, None),
+    ("wrongname", "may"): (True, True), ("wrongname", "encrypt"): (True, True),
+    ("wrongname", "verify"): (False, None),
+}
+
+
+@pytest.mark.parametrize("mode,level", sorted(HOSTILE))
+def test_a_hostile_next_hop_never_gets_mail_in_clear_where_tls_is_required(world, wrong_cert,
+                                                                           mode, level):
+    """Issue 17: STARTTLS stripped, refused with 454, or a certificate for
+    another name, against each smtp_tls level: may delivers (in clear where
+    there is no TLS), encrypt never sends in clear, verify never sends to a
+    host it cannot authenticate. A refused hop defers the mail."""
+    world.zone("dest.example. MX 10 mx1.dest.example.", "mx1.dest.example. A 127.0.0.2")
+    hop = HostileHop(world.port, mode, wrong_cert)
+    try:
+        s = world.sender(smtp_tls=level, retry_min="1h", retry_max="1h")
+        marker = "hostile-%s-%s" % (mode, level)
+        qid = send(s, ["bob@dest.example"], crlf("Subject: " + marker, "", marker))
+        wait_log(s, "%s: delivery: to=<bob@dest.example>" % qid, timeout=15)
+        line = next(l for l in s.log().splitlines()
+                    if "%s: delivery: to=<bob@dest.example>" % qid in l)
+        delivered, over_tls = HOSTILE[(mode, level)]
+        got = [tls for body, tls in hop.messages if marker.encode() in body]
+        if delivered:
+            assert "status=sent" in line and got == [over_tls], (line, hop.messages)
+        else:
+            assert "status=deferred" in line, line
+            assert got == [], "the message left although smtp_tls = %s forbids it" % level
+    finally:
+        hop.stop()
