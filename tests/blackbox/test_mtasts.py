@@ -376,8 +376,17 @@ def reports(w):
         parts = [p for p in m.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
         assert len(parts) == 1, m
         r = json.loads(gzip.decompress(parts[0].get_payload(decode=True)))
+        rfc8460_valid(r)
         out.setdefault(m["TLS-Report-Domain"], []).append(r)
     return out
+
+
+def rfc8460_valid(report):
+    """The report against RFC 8460 4.4's structure (tests/blackbox/schema/
+    tlsrpt.json, a JSON Schema written from the RFC), by python3-jsonschema."""
+    import jsonschema
+    schema = json.loads((Path(__file__).parent / "schema" / "tlsrpt.json").read_text())
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_tls_rpt_reports_successes_and_failures(world):
@@ -435,6 +444,7 @@ def test_tls_rpt_posts_to_an_https_rua(world):
     host, path, ctype, body = post
     assert host == "mta-sts.httpsrpt.sts.test" and ctype == "application/tlsrpt+gzip"
     r = json.loads(gzip.decompress(body))
+    rfc8460_valid(r)
     kinds = {(p["policy"]["policy-type"], p["summary"]["total-successful-session-count"] > 0)
              for p in r["policies"]}
     assert ("no-policy-found", True) in kinds, r
