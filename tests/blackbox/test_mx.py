@@ -804,99 +804,20 @@ def test_a_resolver_that_never_answers_defers_after_dns_timeout(world, silent_dn
     assert s.running()
 
 
-class BrokenTlsHop:
-    """An SMTP server on HOSTS[0] that offers STARTTLS and, when asked,
-    says 220 and then answers the handshake with garbage and hangs up
-    (a broken TLS stack); in clear it takes mail. messages: the bodies."""
-
-    def __init__(self, port):
-        import socketserver
-        import threading
-        hop = self
-        self.messages, self.starttls = [], 0
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                w = self.wfile.write
-                w(b"220 broken.dest.example ESMTP\r\n")
-                data = None
-                for line in self.rfile:
-                    if data is not None:
-                        if line == b".\r\n":
-                            hop.messages.append(b"".join(data))
-                            data = None
-                            w(b"250 2.0.0 taken\r\n")
-                        else:
-                            data.append(line)
-                        continue
-                    cmd = line.strip().upper()
-                    if cmd.startswith(b"EHLO"):
-                        w(b"250-broken.dest.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
-                    elif cmd == b"STARTTLS":
-                        hop.starttls += 1
-                        w(b"220 2.0.0 go ahead\r\n\x15\x03\x03\x00\x02garbage\r\n")
-                        return
-                    elif cmd == b"DATA":
-                        data = []
-                        w(b"354 go\r\n")
-                    elif cmd == b"QUIT":
-                        w(b"221 bye\r\n")
-                        return
-                    else:
-                        w(b"250 ok\r\n")
-
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self.server = Server((HOSTS[0], port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.mark.parametrize("level", ["may", "encrypt"])
-def test_broken_tls_at_the_next_hop(world, level):
-    """smtp_tls = may: a next hop whose TLS breaks after its 220 to STARTTLS
-    gets the message in clear on a new connection to the same address, as
-    Postfix does, and the log says so; encrypt: never in clear, deferred."""
-    zone_two_mx(world)
-    hop = BrokenTlsHop(world.port)
-    try:
-        s = world.sender(smtp_tls=level)
-        qid = send(s, ["bob@dest.example"], crlf("Subject: tls", "", "broken-tls-" + level))
-        wait_log(s, "%s: delivery: to=<bob@dest.example>" % qid, timeout=15)
-        line = next(l for l in s.log().splitlines() if "%s: delivery: to=<bob@dest.example>" % qid in l)
-        if level == "may":
-            assert "status=sent" in line, line
-            assert "trying again without STARTTLS (smtp_tls = may)" in s.log()
-            assert [m for m in hop.messages if b"broken-tls-may" in m]
-            assert hop.starttls == 1   # once: the retry does not ask again
-        else:   # mx1 given up for its TLS (4.7.5), then mx2 (nothing there)
-            assert "status=deferred" in line, line
-            assert [l for l in s.log().splitlines()
-                    if "smtp mx1.dest.example[127.0.0.2]: 4.7.5" in l], s.log()
-            assert hop.messages == [] and hop.starttls >= 1
-            assert "trying again without STARTTLS" not in s.log()
-    finally:
-        hop.stop()
-
-
 class HostileHop:
     """A next hop on HOSTS[0] that attacks or lacks TLS: strip (its EHLO
     offers no STARTTLS, as a man in the middle deleting it would), refuse
     (STARTTLS answered 454), wrongname (real TLS, with a certificate for
-    wrong.example). It takes mail in clear or over TLS; messages: (body,
-    over TLS?)."""
+    wrong.example), broken (220 to STARTTLS, then garbage for a handshake
+    and a hang-up: a broken TLS stack). It takes mail in clear or over
+    TLS; messages: (body, over TLS?); starttls: how often it was asked."""
 
     def __init__(self, port, mode, cert=None):
         import socketserver
         import ssl
         import threading
         hop = self
-        self.messages = []
+        self.messages, self.starttls = [], 0
         ctx = None
         if cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -923,6 +844,10 @@ class HostileHop:
                     if cmd.startswith(b"EHLO"):
                         ext = b"" if mode == "strip" or tls else b"250-STARTTLS\r\n"
                         wfile.write(b"250-hostile.dest.example\r\n" + ext + b"250 8BITMIME\r\n")
+                    elif cmd == b"STARTTLS" and mode == "broken":
+                        hop.starttls += 1
+                        wfile.write(b"220 2.0.0 go ahead\r\n\x15\x03\x03\x00\x02garbage\r\n")
+                        return
                     elif cmd == b"STARTTLS" and mode == "refuse":
                         wfile.write(b"454 4.7.0 TLS not available due to local problem\r\n")
                     elif cmd == b"STARTTLS" and mode == "wrongname" and not tls:
@@ -953,6 +878,33 @@ class HostileHop:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.mark.parametrize("level", ["may", "encrypt"])
+def test_broken_tls_at_the_next_hop(world, level):
+    """smtp_tls = may: a next hop whose TLS breaks after its 220 to STARTTLS
+    gets the message in clear on a new connection to the same address, as
+    Postfix does, and the log says so; encrypt: never in clear, deferred."""
+    zone_two_mx(world)
+    hop = HostileHop(world.port, "broken")
+    try:
+        s = world.sender(smtp_tls=level)
+        qid = send(s, ["bob@dest.example"], crlf("Subject: tls", "", "broken-tls-" + level))
+        wait_log(s, "%s: delivery: to=<bob@dest.example>" % qid, timeout=15)
+        line = next(l for l in s.log().splitlines() if "%s: delivery: to=<bob@dest.example>" % qid in l)
+        if level == "may":
+            assert "status=sent" in line, line
+            assert "trying again without STARTTLS (smtp_tls = may)" in s.log()
+            assert [m for m, _ in hop.messages if b"broken-tls-may" in m]
+            assert hop.starttls == 1   # once: the retry does not ask again
+        else:   # mx1 given up for its TLS (4.7.5), then mx2 (nothing there)
+            assert "status=deferred" in line, line
+            assert [l for l in s.log().splitlines()
+                    if "smtp mx1.dest.example[127.0.0.2]: 4.7.5" in l], s.log()
+            assert hop.messages == [] and hop.starttls >= 1
+            assert "trying again without STARTTLS" not in s.log()
+    finally:
+        hop.stop()
 
 
 @pytest.fixture(scope="module")
