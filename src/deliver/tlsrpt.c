@@ -180,14 +180,6 @@ void tlsrpt_note_fetch(struct tlsrpt *t, const char *domain, enum tlsrpt_result 
 
 /* ---- the report (RFC 8460 4.4) ---- */
 
-static void tlsrpt_time(int64_t at, char *out, size_t n)
-{
-	time_t tt = (time_t)at;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* policy-string: the policy's lines (RFC 8460 4.4, RFC 8461 3.2). */
 static json_t *tlsrpt_policy_json(const struct tr_pol *p)
 {
@@ -233,9 +225,9 @@ static json_t *tlsrpt_fails_json(const struct tr_pol *p)
 static char *tlsrpt_json(const struct tr_send *s, const char *report_id)
 {
 	const struct conf *c = s->t->q->conf;
-	char start[32], end[32];
-	tlsrpt_time(s->start, start, sizeof start);
-	tlsrpt_time(s->end, end, sizeof end);
+	char start[UTIL_RFC3339_LEN + 1], end[UTIL_RFC3339_LEN + 1];
+	util_rfc3339(s->start, start);
+	util_rfc3339(s->end, end);
 	json_t *pols = json_array();
 	for (const struct tr_pol *p = s->pols; p; p = p->next) {
 		json_t *summary = json_pack("{s:I, s:I}", "total-successful-session-count",
@@ -283,10 +275,10 @@ static void tlsrpt_message(const struct tr_send *s, const char *to, const char *
                            const struct buf *gz, struct buf *m)
 {
 	const struct conf *c = s->t->q->conf;
-	char date[64], start[32], end[32];
+	char date[64], start[UTIL_RFC3339_LEN + 1], end[UTIL_RFC3339_LEN + 1];
 	util_rfc5322_date((time_t)s->end, date, sizeof date);
-	tlsrpt_time(s->start, start, sizeof start);
-	tlsrpt_time(s->end, end, sizeof end);
+	util_rfc3339(s->start, start);
+	util_rfc3339(s->end, end);
 	buf_printf(m, "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n", c->postmaster_address, to, date);
 	buf_printf(m, "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n", s->domain,
 	           c->hostname, report_id);

@@ -71,8 +71,8 @@ static bool api_src_of(struct http_req *r, const struct spool_captured *c, struc
 
 json_t *api_summary(struct http *h, const struct spool_captured *c)
 {
-	char created[40];
-	http_time(c->created, created, sizeof created);
+	char created[UTIL_RFC3339_LEN + 1];
+	util_rfc3339(c->created, created);
 	char *subject = mime_decode(c->subject);
 	json_t *from = mime_addresses(c->from);
 	json_t *first = json_array_size(from) ? json_incref(json_array_get(from, 0)) : json_null();

@@ -203,14 +203,6 @@ json_t *http_body_json(struct http_req *r, bool required)
 	return o;
 }
 
-void http_time(int64_t t, char *out, size_t n)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- login (HTTP Basic, RFC 7617) against users_file ---- */
 
 static void http_login_digest(const char *cred, size_t n, unsigned char out[32])
@@ -490,18 +482,10 @@ bool http_start(struct http *h)
 static bool http_bind(struct http *h, const char *spec)
 {
 	char host[256];
-	const char *colon = strrchr(spec, ':');
-	unsigned port = colon ? (unsigned)atoi(colon + 1) : 0;
-	size_t n = colon ? (size_t)(colon - spec) : 0;
-	if (!colon || port == 0 || port > 65535 || n == 0 || n >= sizeof host) {
+	unsigned port;
+	if (!util_hostport(spec, host, sizeof host, &port)) {
 		log_error("http_listen: '%s' is not host:port", spec);
 		return false;
-	}
-	memcpy(host, spec, n);
-	host[n] = 0;
-	if (host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = 0;
 	}
 	h->sock = evhttp_bind_socket_with_handle(h->http, host, (uint16_t)port);
 	if (!h->sock) {

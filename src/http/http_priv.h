@@ -72,8 +72,6 @@ long http_param_long(const struct http_req *r, const char *name, long def, long 
 /* The request's body as JSON (NULL: none or not JSON, an error sent when
  * required). */
 json_t *http_body_json(struct http_req *r, bool required);
-/* Time as RFC 3339 in UTC. */
-void http_time(int64_t t, char *out, size_t n);
 struct settings *http_settings(const struct http *h);
 
 /* ---- api.c: the routes (http.c dispatches) ---- */

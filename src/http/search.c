@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/conf.h"
 #include "lib/log.h"
@@ -153,20 +152,13 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 
 static bool search_batch(struct http *h, int64_t until);
 
-static int64_t search_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool search_index(struct http *h, unsigned budget_ms)
 {
 	if (!h->idx)
 		return true;
-	int64_t until = search_now_ms() + budget_ms;
+	int64_t until = (int64_t)util_now_ms() + budget_ms;
 	bool done = false;
-	while (!done && search_now_ms() < until)
+	while (!done && (int64_t)util_now_ms() < until)
 		done = search_batch(h, until);
 	return done;
 }
@@ -189,7 +181,7 @@ static bool search_batch(struct http *h, int64_t until)
 	                       " VALUES(?,?,?,?)", -1, &fts, NULL) == SQLITE_OK &&
 	    sqlite3_prepare_v2(h->idx, "INSERT OR REPLACE INTO meta(seq, attachments, snippet)"
 	                       " VALUES(?,?,?)", -1, &meta, NULL) == SQLITE_OK)
-		for (size_t i = 0; i < l.n && (i == 0 || search_now_ms() < until); i++) {
+		for (size_t i = 0; i < l.n && (i == 0 || (int64_t)util_now_ms() < until); i++) {
 			search_put(h, fts, meta, &l.v[i]);
 			h->index_seq = l.v[i].seq;
 		}

@@ -38,6 +38,15 @@ void util_iso_time(const struct timeval *tv, char out[UTIL_ISO_TIME_LEN + 1])
 	snprintf(out + n, UTIL_ISO_TIME_LEN + 1 - n, ".%03uZ", (unsigned)(tv->tv_usec / 1000) % 1000u);
 }
 
+void util_rfc3339(int64_t t, char out[UTIL_RFC3339_LEN + 1])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	if (strftime(out, UTIL_RFC3339_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) != UTIL_RFC3339_LEN)
+		snprintf(out, UTIL_RFC3339_LEN + 1, "%s", "9999-12-31T23:59:59Z");   /* past 9999 */
+}
+
 void util_qid(char out[UTIL_QID_LEN + 1])
 {
 	static atomic_uint counter;

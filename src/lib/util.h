@@ -17,6 +17,9 @@ void util_rfc5322_date(time_t t, char *out, size_t n);
  * control socket's time stamps. out holds UTIL_ISO_TIME_LEN + 1. */
 #define UTIL_ISO_TIME_LEN 24
 void util_iso_time(const struct timeval *tv, char out[UTIL_ISO_TIME_LEN + 1]);
+/* Unix seconds as RFC 3339 in UTC to the second: "2026-12-02T05:28:56Z". */
+#define UTIL_RFC3339_LEN 20
+void util_rfc3339(int64_t t, char out[UTIL_RFC3339_LEN + 1]);
 
 /* A new queue id: 16 upper-case hex digits, unique within this host
  * (36 bits of seconds, 20 of microseconds, an 8-bit counter): ids sort by

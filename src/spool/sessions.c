@@ -285,13 +285,9 @@ static const char *sessions_col(sqlite3_stmt *q, int i)
 /* RFC 3339, UTC, with milliseconds. */
 static json_t *sessions_time(int64_t ms)
 {
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	char out[64];
-	if (!gmtime_r(&secs, &tm))
-		return json_string("");
-	size_t n = strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, sizeof out - n, ".%03dZ", (int)(ms % 1000));
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	char out[UTIL_ISO_TIME_LEN + 1];
+	util_iso_time(&tv, out);
 	return json_string(out);
 }
 

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <unbound.h>
 
@@ -197,13 +196,6 @@ static void mx_answered(void *arg, int rc, struct ub_result *res)
 	w->res = res;
 }
 
-static int64_t mx_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ub_resolve, bounded: a resolver that never answers (a firewall dropping
  * port 53) makes a lookup fail after timeout_ms, not after libunbound's
  * own retries, which take minutes. */
@@ -213,9 +205,9 @@ static int mx_query(struct mx *m, const char *name, int type, struct ub_result *
 	struct mx_wait w = { 0 };
 	int id = 0;
 	int rc = ub_resolve_async(m->ctx, name, type, RR_CLASS_IN, &w, mx_answered, &id);
-	int64_t deadline = mx_now_ms() + m->timeout_ms;
+	int64_t deadline = (int64_t)util_now_ms() + m->timeout_ms;
 	while (rc == 0 && !w.done) {
-		int64_t left = deadline - mx_now_ms();
+		int64_t left = deadline - (int64_t)util_now_ms();
 		if (left <= 0) {
 			ub_cancel(m->ctx, id);
 			snprintf(err, errlen, "no answer for %.60s within %d s", name,
