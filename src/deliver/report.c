@@ -55,15 +55,11 @@ static bool report_env(struct queue *q, const struct qmsg *m, struct spool_env *
 	const struct settings *st = q->cur->set;
 	struct capture_facts f = { .rcpt = m->env.sender, .from = "" };
 	const char *inbox = capture_inbox(st->capture, &f, st->conf.capture);
-	if (inbox && addr_parse_mailbox(m->env.sender, &a) == ADDR_OK) {
+	bool parsed = addr_parse_mailbox(m->env.sender, &a) == ADDR_OK;
+	if (parsed && inbox) {
 		/* the test mode: the report is captured as the mail was */
-		t->v = util_xcalloc(1, sizeof *t->v);
-		t->n = t->cap = 1;
-		snprintf(t->v[0].addr, sizeof t->v[0].addr, "%s", m->env.sender);
-		t->v[0].transport = SPOOL_CAPTURE;
-		t->v[0].inbox = inbox;
-	} else if (addr_parse_mailbox(m->env.sender, &a) != ADDR_OK ||
-	           policy_rcpt(st, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
+		policy_capture_target(t, m->env.sender, inbox);
+	} else if (!parsed || policy_rcpt(st, &a, true, t) != POLICY_ACCEPT || t->n == 0) {
 		ev_note(LOG_WARNING, m->env.session, m->env.qid,
 		        "cannot return a report to <%s>: no such mailbox or route", m->env.sender);
 		return false;

@@ -278,6 +278,15 @@ static void policy_mail(const struct policy_query *q, struct policy_answer *a)
 	policy_refuse(a, R_SENDER_NOT_OWNED, "sender not owned by the user");
 }
 
+void policy_capture_target(struct policy_targets *out, const char *rcpt, const char *inbox)
+{
+	out->cap = out->n = 1;
+	out->v = util_xcalloc(1, sizeof *out->v);
+	snprintf(out->v[0].addr, sizeof out->v[0].addr, "%s", rcpt);
+	out->v[0].transport = SPOOL_CAPTURE;
+	out->v[0].inbox = inbox;
+}
+
 bool policy_catcher(const struct policy_client *c)
 {
 	return c->set->conf.capture || (c->modes & CONF_LISTEN_CAPTURE);
@@ -296,12 +305,7 @@ static bool policy_capture(const struct policy_query *q, struct policy_answer *a
 	const char *inbox = capture_inbox(c->set->capture, &f, policy_catcher(c));
 	if (!inbox)
 		return false;
-	a->targets.cap = 1;
-	a->targets.v = util_xcalloc(1, sizeof *a->targets.v);
-	a->targets.n = 1;
-	snprintf(a->targets.v[0].addr, sizeof a->targets.v[0].addr, "%s", rcpt);
-	a->targets.v[0].transport = SPOOL_CAPTURE;
-	a->targets.v[0].inbox = inbox;
+	policy_capture_target(&a->targets, rcpt, inbox);
 	a->verdict = POLICY_ACCEPT;
 	return true;
 }

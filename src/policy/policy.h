@@ -104,6 +104,10 @@ enum policy_verdict policy_rcpt(const struct settings *st, const struct addr *a,
 
 void policy_targets_free(struct policy_targets *t);
 
+/* The test mode: rcpt kept in inbox (owned by the settings), out's one
+ * target (out empty before). */
+void policy_capture_target(struct policy_targets *out, const char *rcpt, const char *inbox);
+
 /* ---- the policy phase ---- */
 
 enum policy_stage {
