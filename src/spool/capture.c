@@ -18,6 +18,14 @@
 #include "lib/buf.h"
 #include "lib/util.h"
 
+bool capture_deliverable_only(const struct spool_env *e)
+{
+	for (size_t i = 0; i < e->nrcpt; i++)
+		if (e->rcpt[i].transport == SPOOL_CAPTURE)
+			return false;
+	return true;
+}
+
 bool capture_deliverable(const struct spool_env *e)
 {
 	for (size_t i = 0; i < e->nrcpt; i++)

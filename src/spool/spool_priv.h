@@ -167,8 +167,10 @@ sqlite3 *spool_reader_sqlite(struct spool_reader *r);
 int capture_put(sqlite3 *db, const struct spool_env *e);
 /* ADMIN ops of the test mode (capture.c). */
 int capture_admin(sqlite3 *db, struct buf *gone, struct spool_op *op);
-/* Has the message a recipient to deliver (one not captured)? */
+/* Has the message a recipient to deliver (one not captured)? Are all its
+ * recipients such (so that it has no capture rows)? */
 bool capture_deliverable(const struct spool_env *e);
+bool capture_deliverable_only(const struct spool_env *e);
 void rows_stmts_free(sqlite3 *db);
 
 /* body.c: body files, the reaper thread, the reserve. */
