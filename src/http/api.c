@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -60,10 +59,12 @@ static bool api_take_row(struct http_req *r, struct spool_captured *c)
 	return err == 0;
 }
 
-/* The message of a row, or a reply sent and false. */
-static bool api_src_of(struct http_req *r, const struct spool_captured *c, struct mime_src *src)
+/* The message of a row (whole: every octet in src->mem), or a reply sent
+ * and false. */
+static bool api_src_of(struct http_req *r, const struct spool_captured *c, bool whole,
+                       struct mime_src *src)
 {
-	if (mime_open(r->h, c->qid, src) == 0)
+	if (mime_open(r->h, c->qid, whole, src) == 0)
 		return true;
 	http_error(r, 404, "the message %s is gone from the spool", c->id);
 	return false;
@@ -295,7 +296,7 @@ static void api_message(struct http_req *r)
 	if (!api_take_row(r, &c))
 		return;
 	struct mime_src src;
-	if (api_src_of(r, &c, &src)) {
+	if (api_src_of(r, &c, false, &src)) {
 		json_t *o = mime_message(&src);
 		if (!o) {
 			http_error(r, 422, "the message cannot be parsed as MIME");
@@ -332,7 +333,7 @@ static void api_raw(struct http_req *r)
 	if (!api_take_row(r, &c))
 		return;
 	struct mime_src src;
-	if (api_src_of(r, &c, &src)) {
+	if (api_src_of(r, &c, false, &src)) {
 		http_send_src(r, "text/plain; charset=utf-8", &src);
 		mime_close(&src);
 	}
@@ -346,7 +347,7 @@ static void api_view(struct http_req *r, json_t *(*view)(const struct mime_src *
 	if (!api_take_row(r, &c))
 		return;
 	struct mime_src src;
-	if (api_src_of(r, &c, &src)) {
+	if (api_src_of(r, &c, false, &src)) {
 		json_t *o = view(&src);
 		if (o)
 			http_json(r, 200, o);
@@ -390,7 +391,7 @@ static void api_part(struct http_req *r)
 	struct buf out = BUF_INIT;
 	struct mime_src src;
 	char type[256], name[256], safe[256], disp[400];
-	if (api_src_of(r, &c, &src)) {
+	if (api_src_of(r, &c, false, &src)) {
 		if (!mime_part(&src, r->arg[1], &out, type, sizeof type, name, sizeof name)) {
 			http_error(r, 404, "no part %s in message %s", r->arg[1], c.id);
 		} else {
@@ -405,30 +406,6 @@ static void api_part(struct http_req *r)
 	}
 	buf_free(&out);
 	spool_captured_clear(&c);
-}
-
-/* The whole message in memory (a release queues it anew), or a reply sent
- * and false. */
-static bool api_whole(struct http_req *r, const struct spool_captured *c, struct buf *raw)
-{
-	struct mime_src src;
-	if (!api_src_of(r, c, &src))
-		return false;
-	buf_append(raw, src.mem.data ? src.mem.data : "", src.mem.len);
-	bool ok = true;
-	char chunk[65536];
-	for (uint64_t off = 0; ok && off < src.fsize;) {
-		ssize_t n = pread(src.fd, chunk, sizeof chunk, (off_t)off);
-		ok = n > 0;
-		if (ok) {
-			buf_append(raw, chunk, (size_t)n);
-			off += (uint64_t)n;
-		}
-	}
-	mime_close(&src);
-	if (!ok)
-		http_error(r, 500, "cannot read the message %s", c->id);
-	return ok;
 }
 
 /* The release's recipients, routed as an operator's mail would be. */
@@ -468,20 +445,21 @@ static void api_release(struct http_req *r)
 	if (!api_take_row(r, &c))
 		return;
 	json_t *body = http_body_json(r, true);
-	struct buf raw = BUF_INIT;
+	struct mime_src src = { .mem = BUF_INIT, .fd = -1 };
 	struct spool_env e = { 0 };
 	size_t cap = 0;
-	if (body && api_whole(r, &c, &raw) &&
+	if (body && api_src_of(r, &c, true, &src) &&
 	    api_release_rcpts(r, json_object_get(body, "To"), &e, &cap)) {
 		util_qid(e.qid);
 		e.sender = c.sender;
 		e.envid = e.client = e.helo = (char *)"";
 		e.arrival = (int64_t)time(NULL);
-		e.size = raw.len;
+		e.size = src.mem.len;
 		e.body = BODY_8BITMIME;
 		for (size_t i = 0; i < e.nrcpt; i++)
 			e.rcpt[i].next_try = e.arrival;
-		int err = spool_inject(r->h->env.srv->spool, &e, raw.data ? raw.data : "", raw.len);
+		int err = spool_inject(r->h->env.srv->spool, &e, src.mem.data ? src.mem.data : "",
+		                       src.mem.len);
 		if (err) {
 			http_error(r, 503, "the spool did not take it: %s", strerror(err));
 		} else {
@@ -492,7 +470,7 @@ static void api_release(struct http_req *r)
 	}
 	spool_rcpts_free(e.rcpt, e.nrcpt);
 	json_decref(body);
-	buf_free(&raw);
+	mime_close(&src);
 	spool_captured_clear(&c);
 }
 

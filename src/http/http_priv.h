@@ -101,13 +101,14 @@ void wait_keepalive(struct http *h);   /* every 15 s */
 
 /* ---- mime.c ---- */
 /* A captured message to read: its prefix (and a small body) in memory, a
- * large body in its file (never read whole). */
+ * large body in its file (never read whole, unless whole asks for every
+ * octet in mem: a release queues the message anew). */
 struct mime_src {
 	struct buf mem;
 	int fd;                         /* the body file, or -1 */
 	uint64_t fsize;
 };
-int mime_open(struct http *h, const char *qid, struct mime_src *src);   /* 0 or an errno */
+int mime_open(struct http *h, const char *qid, bool whole, struct mime_src *src);   /* 0 or an errno */
 void mime_close(struct mime_src *src);
 uint64_t mime_size(const struct mime_src *src);
 /* Mailpit's message object (Text, HTML, Attachments, Inline, ...); NULL

@@ -40,7 +40,7 @@ static bool mime_take(void *ctx, const void *p, size_t n)
 	return true;
 }
 
-int mime_open(struct http *h, const char *qid, struct mime_src *src)
+int mime_open(struct http *h, const char *qid, bool whole, struct mime_src *src)
 {
 	memset(src, 0, sizeof *src);
 	src->fd = -1;
@@ -50,7 +50,7 @@ int mime_open(struct http *h, const char *qid, struct mime_src *src)
 		return err;
 	if (env.prefix)
 		buf_append(&src->mem, env.prefix, strlen(env.prefix));
-	if (env.body_file) {   /* a large body stays in its file: never read whole */
+	if (env.body_file && !whole) {   /* a large body stays in its file: never read whole */
 		src->fd = spool_reader_body_fd(h->reader, &env, &src->fsize);
 		err = src->fd < 0 ? EIO : 0;
 	} else {

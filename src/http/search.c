@@ -121,7 +121,7 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 	struct buf text = BUF_INIT, addrs = BUF_INIT, snip = BUF_INIT;
 	int attachments = 0;
 	struct mime_src src;
-	if (mime_open(h, c->qid, &src) == 0) {
+	if (mime_open(h, c->qid, false, &src) == 0) {
 		attachments = mime_text(&src, &text, SEARCH_TEXT_MAX);
 		mime_close(&src);
 	}

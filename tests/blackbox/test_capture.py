@@ -301,6 +301,14 @@ def test_release_to_a_real_mailbox(ternd):
     assert api(s, "/api/v1/message/%s/release" % mid, "POST", {"To": "x"})[0] == 400
     assert api(s, "/api/v1/message/%s/release" % mid, "POST",
                {"To": ["nobody@example.com"]})[0] == 400
+    # a body in a file of its own (over one spool chunk) goes out whole
+    big = "".join("line %06d of a long message\n" % i for i in range(8000))
+    send(s, ["someone@app.test"], subject="release big", body=big)
+    j = listed(s, 2)
+    mid = next(m["ID"] for m in j["messages"] if m["Subject"] == "release big")
+    assert api(s, "/api/v1/message/%s/release" % mid, "POST", {"To": ["kate@example.com"]})[0] == 200
+    got = s.wait_message_with("kate@example.com", "release big")
+    assert b"line 007999 of a long message" in got and got.count(b"of a long message") == 8000
 
 
 def test_csrf(ternd):
