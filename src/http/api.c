@@ -74,14 +74,14 @@ json_t *api_summary(struct http *h, const struct spool_captured *c)
 {
 	char created[UTIL_RFC3339_LEN + 1];
 	util_rfc3339(c->created, created);
-	char *subject = mime_decode(c->subject);
-	json_t *from = mime_addresses(c->from);
+	char *subject = mime_decode(c->h.subject);
+	json_t *from = mime_addresses(c->h.from);
 	json_t *first = json_array_size(from) ? json_incref(json_array_get(from, 0)) : json_null();
 	json_decref(from);
 	int attachments;
 	struct buf snip = BUF_INIT;
 	search_meta(h, c->seq, &attachments, &snip);
-	const char *mid = c->msgid;
+	const char *mid = c->h.msgid;
 	size_t mlen = strlen(mid);
 	if (mlen >= 2 && mid[0] == '<' && mid[mlen - 1] == '>')   /* as Mailpit: no brackets */
 		mid++, mlen -= 2;
@@ -89,7 +89,7 @@ json_t *api_summary(struct http *h, const struct spool_captured *c)
 	                      " s:[], s:I, s:i, s:s, s:s, s:{s:s, s:o}}",
 	                      "ID", c->id, "QueueID", c->qid, "Inbox", c->inbox,
 	                      "MessageID", mid, mlen, "Read", c->seen, "From", first,
-	                      "To", mime_addresses(c->to), "Cc", mime_addresses(c->cc),
+	                      "To", mime_addresses(c->h.to), "Cc", mime_addresses(c->h.cc),
 	                      "Bcc", "ReplyTo", "Subject", subject, "Created", created,
 	                      "Tags", "Size", (json_int_t)c->size, "Attachments", attachments,
 	                      "Snippet", buf_cstr(&snip), "Username", "",

@@ -125,8 +125,8 @@ static void search_put(struct http *h, sqlite3_stmt *fts, sqlite3_stmt *meta,
 		attachments = mime_text(&src, &text, SEARCH_TEXT_MAX);
 		mime_close(&src);
 	}
-	char *subject = mime_decode(c->subject);
-	const char *parts[] = { c->sender, c->rcpts, c->from, c->to, c->cc };
+	char *subject = mime_decode(c->h.subject);
+	const char *parts[] = { c->sender, c->rcpts, c->h.from, c->h.to, c->h.cc };
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		char *d = mime_decode(parts[i]);
 		buf_printf(&addrs, "%s ", d);

@@ -170,12 +170,6 @@ int capture_admin(sqlite3 *db, struct buf *gone, struct spool_op *op)
 
 /* ---- reading (any thread, on a reader's connection) ---- */
 
-static char *capture_col(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return util_xstrdup(t ? (const char *)t : "");
-}
-
 #define CAPTURE_COLS "seq, id, qid, inbox, created, size, sender, rcpts, subject, hfrom, hto," \
 	" hcc, msgid, hdate, session, seen"
 
@@ -191,14 +185,14 @@ static void capture_row(sqlite3_stmt *st, struct spool_captured *c)
 	snprintf(c->inbox, sizeof c->inbox, "%s", t ? (const char *)t : "");
 	c->created = sqlite3_column_int64(st, 4);
 	c->size = (uint64_t)sqlite3_column_int64(st, 5);
-	c->sender = capture_col(st, 6);
-	c->rcpts = capture_col(st, 7);
-	c->subject = capture_col(st, 8);
-	c->from = capture_col(st, 9);
-	c->to = capture_col(st, 10);
-	c->cc = capture_col(st, 11);
-	c->msgid = capture_col(st, 12);
-	c->date = capture_col(st, 13);
+	c->sender = spool_reader_col(st, 6);
+	c->rcpts = spool_reader_col(st, 7);
+	c->h.subject = spool_reader_col(st, 8);
+	c->h.from = spool_reader_col(st, 9);
+	c->h.to = spool_reader_col(st, 10);
+	c->h.cc = spool_reader_col(st, 11);
+	c->h.msgid = spool_reader_col(st, 12);
+	c->h.date = spool_reader_col(st, 13);
 	c->session = (uint64_t)sqlite3_column_int64(st, 14);
 	c->seen = sqlite3_column_int(st, 15) != 0;
 }
@@ -207,12 +201,7 @@ void spool_captured_clear(struct spool_captured *c)
 {
 	free(c->sender);
 	free(c->rcpts);
-	free(c->subject);
-	free(c->from);
-	free(c->to);
-	free(c->cc);
-	free(c->msgid);
-	free(c->date);
+	spool_capture_clear(&c->h);
 	memset(c, 0, sizeof *c);
 }
 

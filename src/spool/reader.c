@@ -228,7 +228,7 @@ long spool_reader_totals(struct spool_reader *r, uint64_t *bytes)
 	return n;
 }
 
-static char *spool_reader_col(sqlite3_stmt *st, int i)
+char *spool_reader_col(sqlite3_stmt *st, int i)
 {
 	return util_xstrdup((const char *)sqlite3_column_text(st, i));
 }

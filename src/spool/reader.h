@@ -187,7 +187,7 @@ struct spool_captured {
 	uint64_t session;               /* ternd's session number (since its start) */
 	bool seen;
 	char *sender, *rcpts;           /* the envelope: MAIL, and this inbox's RCPTs */
-	char *subject, *from, *to, *cc, *msgid, *date;   /* header fields as they came */
+	struct spool_capture h;         /* header fields as they came */
 };
 
 struct spool_captured_list {

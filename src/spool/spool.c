@@ -240,16 +240,22 @@ struct spool_capture *spool_capture_of(const struct msghead *h)
 	return c;
 }
 
-void spool_capture_free(struct spool_capture *c)
+void spool_capture_clear(struct spool_capture *c)
 {
-	if (!c)
-		return;
 	free(c->subject);
 	free(c->from);
 	free(c->to);
 	free(c->cc);
 	free(c->msgid);
 	free(c->date);
+	memset(c, 0, sizeof *c);
+}
+
+void spool_capture_free(struct spool_capture *c)
+{
+	if (!c)
+		return;
+	spool_capture_clear(c);
 	free(c);
 }
 

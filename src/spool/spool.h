@@ -126,6 +126,8 @@ struct msghead;
 /* From a message's header block (lib/msghead); freed by spool_capture_free. */
 struct spool_capture *spool_capture_of(const struct msghead *h);
 void spool_capture_free(struct spool_capture *c);
+/* Free its fields only (one held inside another struct). */
+void spool_capture_clear(struct spool_capture *c);
 
 void spool_env_free(struct spool_env *e);
 

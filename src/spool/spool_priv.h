@@ -152,6 +152,8 @@ int rows_delete_qid(sqlite3 *db, struct buf *gone, const char *qid, long *count)
 /* A reader's connection, for queries made up at the call (capture.c). */
 struct spool_reader;
 sqlite3 *spool_reader_sqlite(struct spool_reader *r);
+/* Column i as an allocated string ("" for NULL). */
+char *spool_reader_col(sqlite3_stmt *st, int i);
 
 /* capture.c: the test mode's rows (spool.h's spool_capture_*). */
 #define CAPTURE_SCHEMA \
