@@ -20,9 +20,14 @@ static void doctor_rr_cb(void *ctx, const struct dns_rrset *r)
 	if (out->done)
 		return;     /* the time limit came first, in the same loop turn */
 	out->status = r->status;
+	out->secure = r->secure;
+	out->bogus = r->bogus;
 	snprintf(out->why, sizeof out->why, "%s", r->why);
-	for (size_t i = 0; i < r->n && out->n < DOCTOR_RR_MAX; i++)
-		out->rr[out->n++] = util_xstrdup(r->rr[i].data);
+	for (size_t i = 0; i < r->n && out->n < DOCTOR_RR_MAX; i++) {
+		out->rr[out->n] = util_xcalloc(1, r->rr[i].len + 1);   /* TLSA: binary */
+		memcpy(out->rr[out->n], r->rr[i].data, r->rr[i].len);
+		out->len[out->n++] = r->rr[i].len;
+	}
 	out->done = true;
 }
 
@@ -38,8 +43,14 @@ static void doctor_lookup_timeout(evutil_socket_t fd, short what, void *arg)
 	out->done = out->timed_out = true;
 }
 
-/* net/dns's lookups have no limit of their own: the timer here is it. */
 void doctor_lookup(struct doctor *d, const char *name, enum dns_type t, struct doctor_rrs *out)
+{
+	doctor_lookup_on(d, d->dns, name, t, out);
+}
+
+/* net/dns's lookups have no limit of their own: the timer here is it. */
+void doctor_lookup_on(struct doctor *d, struct dns *dns, const char *name, enum dns_type t,
+                      struct doctor_rrs *out)
 {
 	memset(out, 0, sizeof *out);
 	out->limit_s = (d->o->timeout_ms + 999) / 1000;
@@ -52,12 +63,12 @@ void doctor_lookup(struct doctor *d, const char *name, enum dns_type t, struct d
 			event_free(timer);
 		return;
 	}
-	struct dns_lookup *l = dns_lookup(d->dns, name, t, doctor_rr_cb, out);
+	struct dns_lookup *l = dns_lookup(dns, name, t, doctor_rr_cb, out);
 	while (!out->done)
 		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
 			break;
 	if (!out->answered)
-		dns_cancel(d->dns, l);
+		dns_cancel(dns, l);
 	event_free(timer);
 	if (!out->done) {
 		out->status = DNS_TEMP;

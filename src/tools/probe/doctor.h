@@ -75,8 +75,10 @@ struct doctor {
 /* One record set, copied out of net/dns's answer. */
 struct doctor_rrs {
 	enum dns_status status;
+	bool secure, bogus;            /* DNSSEC, from a validating resolver */
 	size_t n;
-	char *rr[DOCTOR_RR_MAX];
+	char *rr[DOCTOR_RR_MAX];       /* NUL-terminated; len octets of rdata (TLSA) */
+	size_t len[DOCTOR_RR_MAX];
 	char why[256];
 	int limit_s;
 	bool done, answered, timed_out;
@@ -85,6 +87,9 @@ struct doctor_rrs {
 /* Looks name up and waits (the dns timeout bounds it); free with
  * doctor_rrs_free. */
 void doctor_lookup(struct doctor *d, const char *name, enum dns_type t, struct doctor_rrs *out);
+/* The same through another resolver (DANE's validating one). */
+void doctor_lookup_on(struct doctor *d, struct dns *dns, const char *name, enum dns_type t,
+                      struct doctor_rrs *out);
 void doctor_rrs_free(struct doctor_rrs *r);
 /* Was address ai of host hi listed by an earlier host (an alias, a
  * shared address)? Its steps are not run twice. */

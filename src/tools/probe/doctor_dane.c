@@ -10,7 +10,6 @@
  */
 #include "tools/probe/doctor.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,39 +19,6 @@
 #include "net/tlsa.h"
 
 #define DOCTOR_ROOT_KEY "/usr/share/dns/root.key"
-
-struct doctor_tlsa {
-	bool done, answered, secure, bogus;
-	enum dns_status status;
-	char why[256];
-	size_t n;
-	unsigned char *rdata[TLSA_RECORDS_MAX];
-	size_t len[TLSA_RECORDS_MAX];
-};
-
-static void doctor_tlsa_cb(void *ctx, const struct dns_rrset *r)
-{
-	struct doctor_tlsa *t = ctx;
-	t->answered = true;
-	if (t->done)
-		return;
-	t->status = r->status;
-	t->secure = r->secure;
-	t->bogus = r->bogus;
-	snprintf(t->why, sizeof t->why, "%s", r->why);
-	for (size_t i = 0; i < r->n && t->n < TLSA_RECORDS_MAX; i++) {
-		t->rdata[t->n] = util_xcalloc(1, r->rr[i].len + 1);
-		memcpy(t->rdata[t->n], r->rr[i].data, r->rr[i].len);
-		t->len[t->n++] = r->rr[i].len;
-	}
-	t->done = true;
-}
-
-static void doctor_tlsa_free(struct doctor_tlsa *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->rdata[i]);
-}
 
 /* The validating resolver, or NULL when there is no trust anchor. */
 static struct dns *doctor_dnssec(struct doctor *d, const char **anchor)
@@ -68,39 +34,13 @@ static struct dns *doctor_dnssec(struct doctor *d, const char **anchor)
 	return v;
 }
 
-static void doctor_tlsa_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd, (void)what;
-	struct doctor_tlsa *t = arg;
-	if (t->done)
-		return;
-	t->status = DNS_TEMP;
-	snprintf(t->why, sizeof t->why, "no answer within the time limit");
-	t->done = true;
-}
-
-/* Looks the host's TLSA records up and waits, at most --timeout. */
+/* The host's TLSA records through the validating resolver. */
 static void doctor_tlsa_lookup(struct doctor *d, struct dns *v, const char *host,
-                               struct doctor_tlsa *t)
+                               struct doctor_rrs *t)
 {
 	char name[MX_NAME_MAX + 32];
 	snprintf(name, sizeof name, "_%d._tcp.%s", d->o->port, host);
-	struct event *timer = evtimer_new(d->base, doctor_tlsa_timeout, t);
-	struct timeval tv = { d->o->timeout_ms / 1000, (d->o->timeout_ms % 1000) * 1000 };
-	if (timer)
-		evtimer_add(timer, &tv);
-	struct dns_lookup *l = dns_lookup(v, name, DNS_T_TLSA, doctor_tlsa_cb, t);
-	while (!t->done && timer)
-		if (event_base_loop(d->base, EVLOOP_ONCE) < 0)
-			break;
-	if (!t->answered)
-		dns_cancel(v, l);
-	if (timer)
-		event_free(timer);
-	if (!t->done) {
-		t->status = DNS_TEMP;
-		snprintf(t->why, sizeof t->why, "the DNS loop failed");
-	}
+	doctor_lookup_on(d, v, name, DNS_T_TLSA, t);
 }
 
 /* A session with DANE: connect, EHLO, STARTTLS, the match. */
@@ -149,7 +89,7 @@ static enum report_status doctor_dane_host(struct doctor *d, struct dns *v,
                                            const struct mx_host *h, struct report_step *s,
                                            bool *any, struct tlsa_host *th)
 {
-	struct doctor_tlsa t = { 0 };
+	struct doctor_rrs t;
 	doctor_tlsa_lookup(d, v, h->name, &t);
 	enum report_status st = REPORT_PASS;
 	if (t.bogus || (t.status == DNS_TEMP && t.secure)) {
@@ -168,7 +108,7 @@ static enum report_status doctor_dane_host(struct doctor *d, struct dns *v,
 		*any = true;
 	} else if (t.n) {
 		snprintf(th->name, sizeof th->name, "%s", h->name);
-		tlsa_host_judge(th, (const char *const *)t.rdata, t.len, t.n);
+		tlsa_host_judge(th, (const char *const *)t.rr, t.len, t.n);
 		report_detail(s, "%s: %zu TLSA record%s, DNSSEC-secure, %zu usable", h->name, t.n,
 		              t.n == 1 ? "" : "s", th->n);
 		if (th->state == TLSA_UNUSABLE) {
@@ -179,7 +119,7 @@ static enum report_status doctor_dane_host(struct doctor *d, struct dns *v,
 	} else {
 		report_detail(s, "%s: no TLSA records%s", h->name, t.secure ? " (secure denial)" : "");
 	}
-	doctor_tlsa_free(&t);
+	doctor_rrs_free(&t);
 	return st;
 }
 
