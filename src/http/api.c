@@ -117,6 +117,7 @@ json_t *api_list(struct http *h, const struct spool_capture_filter *f, const cha
                  int *status)
 {
 	struct spool_capture_filter lf = *f;
+	lf.count = true;   /* messages_count */
 	struct buf match = BUF_INIT;
 	*status = 200;
 	if (query && *query) {

@@ -274,14 +274,14 @@ int spool_reader_captured(struct spool_reader *r, const struct spool_capture_fil
 	sqlite3 *db = spool_reader_sqlite(r);
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)   /* one snapshot */
 		return EIO;
-	out->total = capture_count(db, f);
+	out->total = f->count ? capture_count(db, f) : -1;
 	struct buf sql = BUF_INIT;
 	buf_printf(&sql, "SELECT " CAPTURE_COLS " FROM capture");
 	capture_where(f, &sql);
 	buf_printf(&sql, " ORDER BY seq %s LIMIT ? OFFSET ?", f->oldest_first ? "ASC" : "DESC");
 	sqlite3_stmt *st = NULL;
 	int err = 0, rc = SQLITE_DONE;
-	if (out->total < 0 || sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK) {
+	if ((f->count && out->total < 0) || sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL) != SQLITE_OK) {
 		err = EIO;
 	} else {
 		int i = capture_bind(st, f);

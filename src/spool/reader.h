@@ -193,7 +193,8 @@ struct spool_captured {
 struct spool_captured_list {
 	struct spool_captured *v;
 	size_t n;
-	long total;                     /* rows matching the filter, ignoring offset/limit */
+	long total;                     /* rows matching the filter, ignoring offset/limit
+	                                   (the filter's count), else -1 */
 };
 
 /* Which rows (every field optional): of an inbox, one id, those after a
@@ -209,6 +210,7 @@ struct spool_capture_filter {
 	                                   as idx (table fts, rowid = seq), or NULL */
 	size_t offset, limit;
 	bool oldest_first;
+	bool count;                     /* fill the list's total (one more query) */
 };
 
 int spool_reader_captured(struct spool_reader *r, const struct spool_capture_filter *f,
