@@ -2,12 +2,10 @@
  * the store (spool/sessions.h), which batches the writes. */
 #include "smtpd/transcript.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
@@ -15,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "lib/addr.h"
@@ -109,27 +106,12 @@ static void transcript_sync(struct session *s, const char *ended)
 	sessions_update(t->st, t->id, &m);
 }
 
-/* "127.0.0.1:2525 submission": the address the client came to, and the
- * listener's modes. */
+/* "127.0.0.1:2525 submission": the address the client came to (the
+ * session's, as `listen` spells it), and the listener's modes. */
 static void transcript_listener(struct session *s, char *out, size_t n)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	if (getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-			port = ntohs(a->sin6_port);
-		} else if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-			port = ntohs(a->sin_port);
-		}
-	}
 	unsigned m = s->client.modes;
-	snprintf(out, n, "%s:%u%s%s%s%s%s", host, port, m & CONF_LISTEN_SUBMISSION ? " submission" : "",
+	snprintf(out, n, "%s%s%s%s%s%s", s->local, m & CONF_LISTEN_SUBMISSION ? " submission" : "",
 	         m & CONF_LISTEN_SMTPS ? " smtps" : "", m & CONF_LISTEN_STARTTLS ? " starttls" : "",
 	         m & CONF_LISTEN_PROXY ? " proxy" : "", m & CONF_LISTEN_ODMR ? " odmr" : "");
 }
