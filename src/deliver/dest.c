@@ -69,11 +69,16 @@ struct dane_wait {
 	struct dane_ask { struct dane_wait *w; size_t h; } ask[DNS_HOSTS_MAX];
 };
 
+/* A route's messages go on connections of three kinds: the configured
+ * policy; TLS-Required: No (RFC 8689 5), smtp_tls = may whatever is
+ * configured; REQUIRETLS (RFC 8689 4.2.1), only to hosts that verify
+ * and offer it, the others passed over for the next MX. */
+enum dest_tls { DEST_POLICY, DEST_TLS_MAY, DEST_REQUIRETLS };
+
 struct dest {
 	struct hmap_node node;      /* in the queue's table, by route key */
 	struct route route;
-	bool tls_may;               /* for messages with TLS-Required: No (RFC 8689 5):
-	                               smtp_tls = may, whatever is configured */
+	enum dest_tls tls;          /* which of a route's messages it carries */
 	unsigned active, starting;  /* connections, and of them not yet ready */
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
@@ -94,17 +99,17 @@ struct hold_conduit {
 
 static void dest_pump(struct queue *q, struct dest *d);
 
-static struct dest *dest_get(struct queue *q, const struct route *r, bool tls_may)
+static struct dest *dest_get(struct queue *q, const struct route *r, enum dest_tls tls)
 {
 	size_t h = hmap_hash(r->key);
 	for (struct hmap_node *n = hmap_first(&q->dests, h); n; n = hmap_next(n)) {
 		struct dest *d = HMAP_ENTRY(n, struct dest, node);
-		if (!strcmp(d->route.key, r->key) && d->tls_may == tls_may)
+		if (!strcmp(d->route.key, r->key) && d->tls == tls)
 			return d;
 	}
 	struct dest *d = util_xcalloc(1, sizeof *d);
 	d->route = *r;
-	d->tls_may = tls_may;
+	d->tls = tls;
 	d->wait_tail = &d->wait_head;
 	hmap_add(&q->dests, &d->node, h);
 	return d;
@@ -366,7 +371,8 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	if (r->kind == ROUTE_CONDUIT && (t->tls == SMTPC_TLS_DANE || t->tls == SMTPC_TLS_DANE_ONLY))
 		t->tls = SMTPC_TLS_MAY;   /* the customer's own session: no MX, no TLSA */
 	t->ssl_ctx = es->ssl;
-	if (cn->d->tls_may && t->tls > SMTPC_TLS_MAY) {   /* TLS-Required: No */
+	t->requiretls = cn->d->tls == DEST_REQUIRETLS;
+	if (cn->d->tls == DEST_TLS_MAY && t->tls > SMTPC_TLS_MAY) {   /* TLS-Required: No */
 		t->tls = SMTPC_TLS_MAY;
 		t->ssl_ctx = es->ssl_may;
 	}
@@ -430,12 +436,9 @@ static void conn_rpt_host(const struct conn *cn, enum tlsrpt_policy p, enum tlsr
                           const struct dns_host *dh, const char *detail)
 {
 	char ip[INET6_ADDRSTRLEN] = "";
-	const struct sockaddr_storage *ss = &dh->addr[0];
-	if (dh->naddr && ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
-	else if (dh->naddr && ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
-	struct smtpc_tls_result res = { p, r, dh->name, ip, detail };
+	if (dh->naddr)
+		util_ip_text(&dh->addr[0], ip, sizeof ip);
+	struct smtpc_tls_result res = { p, r, dh->name, ip, detail, "" };
 	tlsrpt_note(cn->q->tlsrpt, cn->d->route.name, cn->sts, &res);
 }
 
@@ -678,7 +681,7 @@ static void conn_resolved(void *arg, const struct dns_result *res)
 		snprintf(r.reply, sizeof r.reply, "%s", res->why);
 		return conn_fail(cn, &r);
 	}
-	if (cn->d->tls_may)
+	if (cn->d->tls == DEST_TLS_MAY)
 		return conn_resolved_may(cn, res);
 	size_t nhost = res->nhost;
 	if (cn->d->route.kind == ROUTE_MX && !conn_myself(cn, res, &nhost))
@@ -866,24 +869,29 @@ static void dest_pump(struct queue *q, struct dest *d)
 		conn_new(q, d);
 }
 
-/* RFC 8689 5: a message that says TLS-Required: No (and was not sent with
- * REQUIRETLS, spool_env.tls_optional) goes out as under smtp_tls = may,
- * without MTA-STS, on connections of its own, the others keeping the
- * configured policy. */
-static bool dest_tls_may(const struct queue *q, const struct qjob *job)
+/* Which connections a job goes on (see enum dest_tls). RFC 8689 5: a
+ * message that says TLS-Required: No (and was not sent with REQUIRETLS,
+ * spool_env.tls_optional) goes out as under smtp_tls = may, without
+ * MTA-STS, the others keeping the configured policy. LMTP is final
+ * delivery, and ATRN's conduit is the customer's one session: neither
+ * has an MX to choose (conn_lacks still guards a REQUIRETLS job there). */
+static enum dest_tls dest_tls_for(const struct queue *q, const struct qjob *job)
 {
+	if (job->route.lmtp || job->route.kind == ROUTE_CONDUIT)
+		return DEST_POLICY;
+	if (job->m->env.requiretls)
+		return DEST_REQUIRETLS;
 	bool strict = q->cur->tls > SMTPC_TLS_MAY || q->cur->sts_ssl;
-	if (!job->m->env.tls_optional || !strict || job->route.lmtp ||
-	    job->route.kind == ROUTE_CONDUIT)
-		return false;
+	if (!job->m->env.tls_optional || !strict)
+		return DEST_POLICY;
 	log_info("%s: TLS-Required: No: to %s with smtp_tls = may instead of the policy "
 	         "(RFC 8689 5)", job->m->env.qid, job->route.name);
-	return true;
+	return DEST_TLS_MAY;
 }
 
 static void dest_submit(struct queue *q, struct qjob *job)
 {
-	struct dest *d = dest_get(q, &job->route, dest_tls_may(q, job));
+	struct dest *d = dest_get(q, &job->route, dest_tls_for(q, job));
 	*d->wait_tail = job;
 	d->wait_tail = &job->next;
 	d->nwait++;

@@ -2,12 +2,14 @@
  * delivery loop; see tlsrpt.h. */
 #include "deliver/tlsrpt.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "deliver/engine.h"
@@ -24,7 +26,7 @@
 struct tr_fail {
 	struct tr_fail *next;
 	enum tlsrpt_result r;
-	char mx[256], ip[64], detail[200];
+	char mx[256], ip[64], local[64], detail[200];
 	unsigned long n;
 };
 
@@ -66,13 +68,19 @@ struct tlsrpt {
 	struct queue *q;
 	struct httpc *http;           /* made at the first POST */
 	struct tr_post *posting;
-	struct event *timer;
+	struct event *timer;          /* the period's end */
+	struct event *save_ev;        /* every TLSRPT_SAVE_S, the counts to the file */
 	struct hmap pols;
 	struct tr_pol *all;
-	int64_t since;
+	int64_t since, end;           /* the period counted: [since, end) */
+	int64_t interval;
+	bool dirty;                   /* counts not yet in the file */
 	struct tr_send *sending;
 	unsigned seq;
+	char path[4096];              /* spool_dir/tlsrpt.json */
 };
+
+#define TLSRPT_SAVE_S 30
 
 static void tlsrpt_pols_free(struct tr_pol *p)
 {
@@ -134,28 +142,31 @@ static struct tr_pol *tlsrpt_pol(struct tlsrpt *t, const char *domain, enum tlsr
 	return p;
 }
 
+/* A failure row: its counts go up by n (one per session, more when a
+ * saved row is read back). */
 static void tlsrpt_count(struct tr_pol *p, enum tlsrpt_result r, const char *mx, const char *ip,
-                         const char *detail)
+                         const char *local, const char *detail, unsigned long n)
 {
 	if (r == TLSRPT_SUCCESS) {
-		p->ok++;
+		p->ok += n;
 		return;
 	}
-	p->failed++;
+	p->failed += n;
 	struct tr_fail *f = p->fails;
 	while (f && !(f->r == r && !strcmp(f->mx, mx) && !strcmp(f->ip, ip) &&
-	              !strncmp(f->detail, detail, sizeof f->detail - 1)))
+	              !strcmp(f->local, local) && !strncmp(f->detail, detail, sizeof f->detail - 1)))
 		f = f->next;
 	if (!f) {
 		f = util_xcalloc(1, sizeof *f);
 		f->r = r;
 		snprintf(f->mx, sizeof f->mx, "%s", mx);
 		snprintf(f->ip, sizeof f->ip, "%s", ip);
+		snprintf(f->local, sizeof f->local, "%s", local);
 		snprintf(f->detail, sizeof f->detail, "%s", detail);
 		f->next = p->fails;
 		p->fails = f;
 	}
-	f->n++;
+	f->n += n;
 }
 
 void tlsrpt_note(struct tlsrpt *t, const char *domain, const struct sts_policy *sts,
@@ -168,14 +179,17 @@ void tlsrpt_note(struct tlsrpt *t, const char *domain, const struct sts_policy *
 		p->sts = util_xcalloc(1, sizeof *p->sts);
 		*p->sts = *sts;
 	}
-	tlsrpt_count(p, r->result, r->mx, r->ip, r->detail);
+	tlsrpt_count(p, r->result, r->mx, r->ip, r->local ? r->local : "", r->detail, 1);
+	t->dirty = true;
 }
 
 void tlsrpt_note_fetch(struct tlsrpt *t, const char *domain, enum tlsrpt_result r,
                        const char *detail)
 {
-	if (t)
-		tlsrpt_count(tlsrpt_pol(t, domain, TLSRPT_POLICY_STS), r, "", "", detail);
+	if (!t)
+		return;
+	tlsrpt_count(tlsrpt_pol(t, domain, TLSRPT_POLICY_STS), r, "", "", "", detail, 1);
+	t->dirty = true;
 }
 
 /* ---- the report (RFC 8460 4.4) ---- */
@@ -215,6 +229,8 @@ static json_t *tlsrpt_fails_json(const struct tr_pol *p)
 			json_object_set_new(o, "receiving-mx-hostname", json_string(f->mx));
 		if (*f->ip)
 			json_object_set_new(o, "receiving-ip", json_string(f->ip));
+		if (*f->local)
+			json_object_set_new(o, "sending-mta-ip", json_string(f->local));
 		if (*f->detail)
 			json_object_set_new(o, "failure-reason-code", json_string(f->detail));
 		json_array_append_new(a, o);
@@ -451,6 +467,173 @@ static void tlsrpt_txt_cb(void *arg, const struct dns_rrset *r)
 	tlsrpt_send_free(s);
 }
 
+/* ---- the counts across restarts: spool_dir/tlsrpt.json ---- */
+
+static json_t *tlsrpt_pol_json(const struct tr_pol *p)
+{
+	json_t *fails = json_array();
+	for (const struct tr_fail *f = p->fails; f; f = f->next)
+		json_array_append_new(fails, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "result",
+		                                       tlsrpt_result_name(f->r), "mx", f->mx, "ip",
+		                                       f->ip, "local", f->local, "detail", f->detail,
+		                                       "n", (json_int_t)f->n));
+	json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "domain", p->domain, "type",
+	                      tlsrpt_policy_name(p->type), "ok", (json_int_t)p->ok, "fails", fails);
+	if (p->sts) {
+		const struct mtasts_policy *m = &p->sts->pol;
+		json_t *mx = json_array();
+		for (size_t i = 0; i < m->nmx; i++)
+			json_array_append_new(mx, json_string(m->mx[i]));
+		json_object_set_new(o, "sts", json_pack("{s:s, s:s, s:I, s:o}", "id", p->sts->id,
+		                                         "mode", mtasts_mode_name(m->mode), "max_age",
+		                                         (json_int_t)m->max_age, "mx", mx));
+	}
+	return o;
+}
+
+/* The counts of this period, and with unsent those of reports still on
+ * their way (at shutdown: they are counted again next time), written to
+ * a new file renamed over the old one. Not fsynced: a crash loses at
+ * most TLSRPT_SAVE_S seconds of counts, statistics, never mail. */
+static void tlsrpt_save(struct tlsrpt *t, bool unsent)
+{
+	json_t *pols = json_array();
+	for (const struct tr_pol *p = t->all; p; p = p->next)
+		json_array_append_new(pols, tlsrpt_pol_json(p));
+	for (const struct tr_send *s = t->sending; unsent && s; s = s->next)
+		for (const struct tr_pol *p = s->pols; p; p = p->next)
+			json_array_append_new(pols, tlsrpt_pol_json(p));
+	json_t *root = json_pack("{s:i, s:I, s:o}", "version", 1, "since", (json_int_t)t->since,
+	                         "policies", pols);
+	char tmp[sizeof t->path + 8];
+	snprintf(tmp, sizeof tmp, "%s.new", t->path);
+	if (json_dump_file(root, tmp, JSON_COMPACT) != 0 || rename(tmp, t->path) != 0)
+		log_warn("tls-rpt: cannot save the counts in %s: %s", t->path, strerror(errno));
+	else
+		t->dirty = false;
+	json_decref(root);
+}
+
+static void tlsrpt_save_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct tlsrpt *t = arg;
+	if (t->dirty)
+		tlsrpt_save(t, false);
+}
+
+/* The enum values of names written by tlsrpt_save; -1 for none. */
+static int tlsrpt_result_of(const char *name)
+{
+	for (int r = TLSRPT_SUCCESS; r <= TLSRPT_STS_WEBPKI_INVALID; r++)
+		if (!strcmp(tlsrpt_result_name((enum tlsrpt_result)r), name))
+			return r;
+	return -1;
+}
+
+static int tlsrpt_policy_of(const char *name)
+{
+	for (int p = TLSRPT_POLICY_NONE; p <= TLSRPT_POLICY_TLSA; p++)
+		if (!strcmp(tlsrpt_policy_name((enum tlsrpt_policy)p), name))
+			return p;
+	return -1;
+}
+
+static bool tlsrpt_load_sts(struct tr_pol *p, json_t *o)
+{
+	const char *id, *mode;
+	json_int_t max_age;
+	json_t *mx;
+	if (json_unpack(o, "{s:s, s:s, s:I, s:o}", "id", &id, "mode", &mode, "max_age", &max_age,
+	                "mx", &mx) != 0 || !json_is_array(mx))
+		return false;
+	struct sts_policy *sp = util_xcalloc(1, sizeof *sp);
+	snprintf(sp->domain, sizeof sp->domain, "%s", p->domain);
+	snprintf(sp->id, sizeof sp->id, "%s", id);
+	sp->pol.mode = !strcmp(mode, "enforce") ? MTASTS_ENFORCE :
+	               !strcmp(mode, "testing") ? MTASTS_TESTING : MTASTS_NONE;
+	sp->pol.max_age = (unsigned)max_age;
+	for (size_t i = 0; i < json_array_size(mx) && sp->pol.nmx < MTASTS_MX_MAX; i++)
+		if (json_is_string(json_array_get(mx, i)))
+			snprintf(sp->pol.mx[sp->pol.nmx++], sizeof sp->pol.mx[0], "%s",
+			         json_string_value(json_array_get(mx, i)));
+	free(p->sts);
+	p->sts = sp;
+	return true;
+}
+
+static bool tlsrpt_load_fails(struct tr_pol *p, json_t *fails)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(fails, i, f) {
+		const char *result, *mx, *ip, *local, *detail;
+		json_int_t n;
+		if (json_unpack(f, "{s:s, s:s, s:s, s:s, s:s, s:I}", "result", &result, "mx", &mx,
+		                "ip", &ip, "local", &local, "detail", &detail, "n", &n) != 0 ||
+		    tlsrpt_result_of(result) < 0 || n < 0)
+			return false;
+		tlsrpt_count(p, (enum tlsrpt_result)tlsrpt_result_of(result), mx, ip, local, detail,
+		             (unsigned long)n);
+	}
+	return true;
+}
+
+static bool tlsrpt_load_pol(struct tlsrpt *t, json_t *o)
+{
+	const char *domain, *type;
+	json_int_t ok;
+	json_t *fails, *sts = NULL;
+	if (json_unpack(o, "{s:s, s:s, s:I, s:o, s?o}", "domain", &domain, "type", &type, "ok", &ok,
+	                "fails", &fails, "sts", &sts) != 0 || tlsrpt_policy_of(type) < 0 ||
+	    !json_is_array(fails) || ok < 0)
+		return false;
+	struct tr_pol *p = tlsrpt_pol(t, domain, (enum tlsrpt_policy)tlsrpt_policy_of(type));
+	p->ok += (unsigned long)ok;
+	return (!sts || tlsrpt_load_sts(p, sts)) && tlsrpt_load_fails(p, fails);
+}
+
+/* The counts a previous run saved, and the start of their period. A file
+ * that does not read is set aside (its counts are lost, not the start). */
+static void tlsrpt_load(struct tlsrpt *t)
+{
+	json_error_t err;
+	if (access(t->path, F_OK) != 0)
+		return;
+	json_t *root = json_load_file(t->path, 0, &err), *pols, *o;
+	json_int_t since;
+	size_t i;
+	bool ok = root && json_unpack(root, "{s:I, s:o}", "since", &since, "policies", &pols) == 0 &&
+	          json_is_array(pols);
+	if (ok) {
+		t->since = since;
+		json_array_foreach(pols, i, o)
+			ok = tlsrpt_load_pol(t, o) && ok;
+	}
+	if (!ok)
+		log_warn("tls-rpt: %s: %s; counts in it may be lost", t->path,
+		         root ? "not the file tern writes" : err.text);
+	else
+		log_info("tls-rpt: counts since %lld read from %s", (long long)since, t->path);
+	json_decref(root);
+}
+
+/* ---- periods ---- */
+
+/* Periods are aligned: with the default day, UTC midnight to midnight
+ * (RFC 8460 4.1). */
+static int64_t tlsrpt_period_start(const struct tlsrpt *t, int64_t when)
+{
+	return when - when % t->interval;
+}
+
+static void tlsrpt_arm(struct tlsrpt *t, int64_t now)
+{
+	struct timeval tv = { t->end > now ? (time_t)(t->end - now) : 0, 0 };
+	evtimer_add(t->timer, &tv);
+}
+
 /* The period is over: each domain's counts go into a report of its own. */
 static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 {
@@ -465,7 +648,7 @@ static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 		struct tr_send *s = util_xcalloc(1, sizeof *s);
 		s->t = t;
 		s->start = t->since;
-		s->end = now;
+		s->end = t->end;
 		snprintf(s->domain, sizeof s->domain, "%s", all->domain);
 		for (struct tr_pol **pp = &all; *pp;) {   /* the domain's policies move */
 			struct tr_pol *p = *pp;
@@ -486,7 +669,12 @@ static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 		snprintf(name, sizeof name, "_smtp._tls.%s", s->domain);
 		s->l = dns_lookup(t->q->dns, name, DNS_T_TXT, tlsrpt_txt_cb, s);
 	}
-	t->since = now;
+	t->since = tlsrpt_period_start(t, now);
+	if (t->since < t->end)
+		t->since = t->end;
+	t->end = t->since + t->interval;
+	tlsrpt_save(t, false);
+	tlsrpt_arm(t, now);
 }
 
 struct tlsrpt *tlsrpt_new(struct queue *q)
@@ -495,10 +683,17 @@ struct tlsrpt *tlsrpt_new(struct queue *q)
 		return NULL;
 	struct tlsrpt *t = util_xcalloc(1, sizeof *t);
 	t->q = q;
-	t->since = (int64_t)time(NULL);
-	t->timer = event_new(q->base, -1, EV_PERSIST, tlsrpt_period, t);
-	struct timeval tv = { q->conf->tls_rpt_interval ? q->conf->tls_rpt_interval : 86400, 0 };
-	evtimer_add(t->timer, &tv);
+	t->interval = q->conf->tls_rpt_interval ? (int64_t)q->conf->tls_rpt_interval : 86400;
+	snprintf(t->path, sizeof t->path, "%s/tlsrpt.json", q->conf->spool_dir);
+	int64_t now = (int64_t)time(NULL);
+	t->since = tlsrpt_period_start(t, now);
+	tlsrpt_load(t);   /* an earlier start, or a period already over: reported at once */
+	t->end = tlsrpt_period_start(t, t->since) + t->interval;
+	t->timer = evtimer_new(q->base, tlsrpt_period, t);
+	tlsrpt_arm(t, now);
+	t->save_ev = event_new(q->base, -1, EV_PERSIST, tlsrpt_save_cb, t);
+	struct timeval tv = { TLSRPT_SAVE_S, 0 };
+	evtimer_add(t->save_ev, &tv);
 	return t;
 }
 
@@ -506,6 +701,7 @@ void tlsrpt_free(struct tlsrpt *t)
 {
 	if (!t)
 		return;
+	tlsrpt_save(t, true);
 	while (t->sending)
 		tlsrpt_send_free(t->sending);
 	while (t->posting)
@@ -514,5 +710,6 @@ void tlsrpt_free(struct tlsrpt *t)
 	hmap_clear(&t->pols, NULL, NULL);
 	tlsrpt_pols_free(t->all);
 	event_free(t->timer);
+	event_free(t->save_ev);
 	free(t);
 }

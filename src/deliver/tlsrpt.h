@@ -7,8 +7,12 @@
  * mailto: addresses of the domain's _smtp._tls TXT record (3) as a
  * message queued here (multipart/report; report-type="tlsrpt", 5.3), the
  * application/tlsrpt+gzip part in base64, or POSTed to its https: ones
- * (5.4, net/httpc.c, the host resolved by net/dns.c). Not done: counts
- * kept across a restart.
+ * (5.4, net/httpc.c, the host resolved by net/dns.c). Periods are
+ * aligned to multiples of the interval (the default day: UTC midnight,
+ * 4.1); each failure row names our own address (sending-mta-ip). The
+ * counts live in spool_dir/tlsrpt.json across restarts: written every
+ * 30 s when they changed, at each period's end and at shutdown; a start
+ * after the saved period ended reports it at once.
  */
 #ifndef TERN_DELIVER_TLSRPT_H
 #define TERN_DELIVER_TLSRPT_H

@@ -1,6 +1,7 @@
 /* util: dates, queue ids, directories and durable writes (see util.h). */
 #include "lib/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -187,6 +190,15 @@ void *util_xrealloc(void *p, size_t n, size_t size)
 	if (!q)
 		log_panic("out of memory: realloc to %zu x %zu octets", n, size);
 	return q;
+}
+
+void util_ip_text(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+	const void *a = ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+	                ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	                NULL;
+	if (n && (!a || !inet_ntop(ss->ss_family, a, out, (socklen_t)n)))
+		out[0] = '\0';
 }
 
 bool util_hostport(const char *s, char *host, size_t n, unsigned *port)

@@ -69,6 +69,11 @@ void *util_xrealloc(void *p, size_t n, size_t size);
  * lmtp_host and transport_map targets, at start-up and at delivery. */
 bool util_hostport(const char *s, char *host, size_t n, unsigned *port);
 
+/* The address of an IPv4 or IPv6 socket address as text into out (n
+ * octets, INET6_ADDRSTRLEN is enough); "" for any other family. */
+struct sockaddr_storage;
+void util_ip_text(const struct sockaddr_storage *ss, char *out, size_t n);
+
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
 

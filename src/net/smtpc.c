@@ -128,8 +128,10 @@ static void smtpc_next_address(struct smtpc *c)
 	memset(&c->ext, 0, sizeof c->ext);
 	if (smtpc_conn_next(c->conn))
 		return;
-	struct deliver_result r;
-	smtpc_set_result(&r, DELIVER_TEMP, c->last_err.len ? c->last_err.data : "4.4.1 no host answered");
+	struct deliver_result r;   /* 5.x.x: a REQUIRETLS host passed over (smtpc_requiretls) */
+	bool perm = c->last_err.len && c->last_err.data[0] == '5';
+	smtpc_set_result(&r, perm ? DELIVER_PERM : DELIVER_TEMP,
+	                 c->last_err.len ? c->last_err.data : "4.4.1 no host answered");
 	c->cbs.fail(c, &r, c->cbs.ctx);
 }
 
@@ -532,13 +534,10 @@ static void smtpc_tls_report(const struct smtpc *c, enum tlsrpt_result r, const 
 	                       smtpc_sts(c) != MTASTS_NONE ? TLSRPT_POLICY_STS : TLSRPT_POLICY_NONE;
 	if (!c->cbs.tls_result || (p == TLSRPT_POLICY_NONE && r != TLSRPT_SUCCESS))
 		return;   /* nothing was required: nothing failed */
-	char ip[INET6_ADDRSTRLEN] = "";
-	const struct sockaddr_storage *ss = &c->t->addr[smtpc_conn_index(c->conn)];
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
-	struct smtpc_tls_result res = { p, r, smtpc_conn_name(c->conn), ip, detail };
+	char ip[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN];
+	util_ip_text(&c->t->addr[smtpc_conn_index(c->conn)], ip, sizeof ip);
+	smtpc_conn_local(c->conn, local, sizeof local);
+	struct smtpc_tls_result res = { p, r, smtpc_conn_name(c->conn), ip, detail, local };
 	c->cbs.tls_result((struct smtpc *)c, &res, c->cbs.ctx);
 }
 
@@ -571,6 +570,24 @@ bool smtpc_tls_verified(const struct smtpc *c)
 	return c->verified && smtpc_conn_tls_on(c->conn);
 }
 
+/* RFC 8689 4.2.1: a REQUIRETLS message goes only to a host whose TLS
+ * verified and that offers REQUIRETLS; another is passed over for the
+ * next MX. true when this host is. */
+static bool smtpc_requiretls_lacking(struct smtpc *c)
+{
+	if (!c->t->requiretls)
+		return false;
+	if (!smtpc_tls_verified(c))
+		smtpc_address_failed(c, "5.7.10 %s: REQUIRETLS: no verified TLS (RFC 8689 4.2.1)",
+		                     smtpc_conn_name(c->conn));
+	else if (!c->ext.requiretls)
+		smtpc_address_failed(c, "5.7.30 %s: REQUIRETLS support required (RFC 8689 4.2.1)",
+		                     smtpc_conn_name(c->conn));
+	else
+		return false;
+	return true;
+}
+
 static void smtpc_after_ehlo(struct smtpc *c)
 {
 	bool tls = smtpc_conn_tls_on(c->conn);
@@ -593,6 +610,8 @@ static void smtpc_after_ehlo(struct smtpc *c)
 			smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
 		if (!tls)
 			smtpc_sts_testing(c, c->plain_again ? "TLS failed" : "no STARTTLS");
+		if (smtpc_requiretls_lacking(c))
+			return;
 		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
 	}
 }
@@ -686,6 +705,8 @@ static void smtpc_starttls_reply(struct smtpc *c)
 		smtpc_start_tls(c);
 	else if (smtpc_level(c) == SMTPC_TLS_MAY) {
 		smtpc_sts_testing(c, "STARTTLS refused");
+		if (smtpc_requiretls_lacking(c))
+			return;
 		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
 	}
 	else

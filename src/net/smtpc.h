@@ -72,10 +72,14 @@ struct smtpc_tls_result {
 	const char *mx;             /* the host's name */
 	const char *ip;             /* its address, as text */
 	const char *detail;         /* the reason in words ("" for success) */
+	const char *local;          /* our address on the connection ("" when none):
+	                               sending-mta-ip */
 };
 
 /* ready: the connection can take a job. fail: it could not get there; every
- * address was tried; why holds the reason ("4.4.1 ..."). done: a job ended,
+ * address was tried; why holds the last one's reason ("4.4.1 ...";
+ * permanent, "5.7.30 ...", when that host was passed over for
+ * REQUIRETLS, smtpc_target.requiretls). done: a job ended,
  * its results are in; the connection is ready again (smtpc_usable) unless
  * it broke, in which case fail follows, or unless a job pipelined after it
  * is now under way. more (may be NULL): a job has been sent whole and the

@@ -328,13 +328,9 @@ static socklen_t smtpc_conn_addrlen(const struct sockaddr_storage *ss)
 /* "name[ip]" of the address being tried, made once per connection. */
 static void smtpc_conn_set_peer(struct smtpc_conn *c)
 {
-	char ip[INET6_ADDRSTRLEN] = "unix";
-	const struct sockaddr_storage *ss = &c->t.addr[c->ai];
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof ip);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof ip);
-	snprintf(c->peer, sizeof c->peer, "%s[%s]", c->t.name[c->ai], ip);
+	char ip[INET6_ADDRSTRLEN];
+	util_ip_text(&c->t.addr[c->ai], ip, sizeof ip);
+	snprintf(c->peer, sizeof c->peer, "%s[%s]", c->t.name[c->ai], *ip ? ip : "unix");
 }
 
 static void smtpc_conn_connect(struct smtpc_conn *c)
@@ -586,6 +582,17 @@ const char *smtpc_conn_name(const struct smtpc_conn *c)
 const char *smtpc_conn_peer(const struct smtpc_conn *c)
 {
 	return c->peer;
+}
+
+void smtpc_conn_local(const struct smtpc_conn *c, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int fd = c->bev ? (int)bufferevent_getfd(c->bev) : -1;
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		util_ip_text(&ss, out, n);
+	else if (n)
+		out[0] = '\0';
 }
 
 /* ---- ending ---- */

@@ -60,6 +60,10 @@ struct smtpc_target {
 	                              have failed. Every host given matches it */
 	SSL_CTX *sts_ctx;          /* the verifying context such hosts get */
 	char sts_policy[300];      /* "example.com id=... mode=...", for the log */
+	bool requiretls;           /* only hosts whose TLS verifies and that offer
+	                              REQUIRETLS (RFC 8689 4.2.1); the others are
+	                              passed over like a host that is down, and
+	                              when none is left the reason is permanent */
 	struct closer_taken *adopt;/* not NULL: no connecting, this connection is
 	                              taken over (moved; ATRN's reversed session,
 	                              RFC 2645 4), addr[0] and name[0] its peer */
@@ -158,6 +162,8 @@ const struct smtpc_target *smtpc_conn_target(const struct smtpc_conn *c);
 size_t smtpc_conn_index(const struct smtpc_conn *c);
 const char *smtpc_conn_name(const struct smtpc_conn *c);
 const char *smtpc_conn_peer(const struct smtpc_conn *c);
+/* Our own address on the connection, as text ("" when not connected). */
+void smtpc_conn_local(const struct smtpc_conn *c, char *out, size_t n);
 
 /* The socket to the closer; no callback but freed follows; the struct
  * stays for smtpc_conn_destroy (the loop is stopping). */

@@ -255,10 +255,7 @@ static void milters_if_addr(struct session *s, char *out, size_t n)
 	int fd = s->bev ? (int)bufferevent_getfd(s->bev) : -1;
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		return;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)n);
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)n);
+	util_ip_text(&ss, out, n);
 }
 
 static void milters_macros_of(struct milters *m, struct milters_macros *mm,

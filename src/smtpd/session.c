@@ -826,21 +826,17 @@ static void session_set_ip(struct session *s, const struct sockaddr *sa, size_t 
 /* The listener's address as `listen` spells it: "127.0.0.1:2525", "[::1]:2525". */
 static void session_set_local(struct session *s, int fd)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
 	socklen_t len = sizeof ss;
-	char ip[INET6_ADDRSTRLEN] = "";
+	char ip[INET6_ADDRSTRLEN];
 	unsigned port = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-			port = ntohs(s6->sin6_port);
-		} else if (ss.ss_family == AF_INET) {
-			const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-			port = ntohs(s4->sin_port);
-		}
-	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		ss.ss_family = AF_UNSPEC;
+	util_ip_text(&ss, ip, sizeof ip);
+	if (ss.ss_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+	else if (ss.ss_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
 	snprintf(s->local, sizeof s->local, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
 }
 

@@ -351,8 +351,9 @@ def test_cached_policy_enforced_when_refetch_fails(world):
     s2 = world.sender()
     deferred(world, s2, "cached", "sts-cached-2", "does not match the MTA-STS policy "
              "cached.sts.test id=1 mode=enforce")
-    assert ("mta-sts: cached.sts.test: policy fetch failed: " in s2.log()
-            and "; the cached policy id=1 mode=enforce stays in force" in s2.log()), s2.log()
+    # the refetch runs beside the delivery that used the cached policy
+    wait_log(s2, "; the cached policy id=1 mode=enforce stays in force")
+    assert "mta-sts: cached.sts.test: policy fetch failed: " in s2.log(), s2.log()
     world.web = PolicyServer(world.web_addr, *world.pki["web"])   # for stop()
 
 
@@ -426,6 +427,38 @@ def test_tls_rpt_reports_successes_and_failures(world):
     assert "tls-rpt: report queued to <%s>" % RUA in s.log()
 
 
+def test_tls_rpt_counts_survive_a_restart(world):
+    """Counts of a period not yet over are saved (spool_dir/tlsrpt.json)
+    at shutdown; the next start, whose period (2 s) has long ended, sends
+    them at once. Each failure row names our own address."""
+    world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
+    world.web.serve("badcert", policy("enforce", "mx-badcert.sts.test"))
+    s = world.sender(tls_rpt="yes", tls_rpt_interval="1h")
+    delivered(world, s, "enforce", "rpt-before")
+    deferred(world, s, "badcert", "rpt-before-bad", "certificate of mx-badcert.sts.test")
+    s.stop_checked()
+    assert not reports(world), "a report before the hour was over"
+    s2 = world.sender(tls_rpt="yes", tls_rpt_interval="2s")
+    want = ["badcert.sts.test", "enforce.sts.test"]
+    got = wait_for("reports of the counts before the restart",
+                   lambda: (lambda r: r if all(d in r for d in want) else None)(reports(world)),
+                   timeout=20)
+    assert "tls-rpt: counts since" in s2.log()
+    # (the reports themselves go out over TLS: counted in the next period)
+    assert "delivery: to=<bob@" not in s2.log(), "tried again: the counts would not be exact"
+    (p,) = got["enforce.sts.test"][0]["policies"]
+    assert p["summary"] == {"total-successful-session-count": 1,
+                            "total-failure-session-count": 0}, p
+    (b,) = got["badcert.sts.test"][0]["policies"]
+    assert b["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}, b
+    (f,) = b["failure-details"]
+    assert f["result-type"] == "certificate-host-mismatch" and f["receiving-ip"] == MX_WRONG, f
+    assert f["sending-mta-ip"] == "127.0.0.1", f   # loopback's source address
+    start = got["badcert.sts.test"][0]["date-range"]["start-datetime"]
+    assert start.endswith(":00:00Z"), start   # the hour's period, aligned
+
+
 def test_tls_rpt_reports_a_policy_fetch_error(world):
     s = world.sender(tls_rpt="yes", tls_rpt_interval="2s")
     delivered(world, s, "nofetch", "rpt-nofetch")
@@ -458,6 +491,25 @@ def doctor(w, x):
     from test_probe import probe
     return probe("doctor", "%s.%s" % (x, ZONE), "--resolver", w.dns.resolver,
                  "--cafile", str(w.pki["ca"]), "-p", w.port, "--timeout", "5")
+
+
+def test_check_reports_mta_sts_and_tls_rpt(world):
+    """tern-probe check of a domain ends with doctor's MTA-STS and TLS-RPT
+    steps (and DANE's, skipped: no trust anchor here)."""
+    from test_doctor import step
+    from test_probe import probe
+    world.web.serve("enforce", policy("enforce", "mx-enforce.sts.test"))
+    world.web.serve("nomatch", policy("enforce", "elsewhere.example"))
+    rc, out = probe("check", "enforce.%s" % ZONE, "--resolver", world.dns.resolver,
+                    "--cafile", str(world.pki["ca"]), "-p", world.port, "--timeout", "5")
+    assert step(out, "mta-sts policy") == ("pass", "mode enforce, max_age 86400 s, 1 mx pattern")
+    assert step(out, "mta-sts mx") == ("pass", "every MX host matches the policy"), out
+    assert step(out, "tls-rpt") == ("pass", "reports go to 1 address"), out
+    assert step(out, "dane")[0] == "skip", out
+    rc, out = probe("check", "nomatch.%s" % ZONE, "--resolver", world.dns.resolver,
+                    "--cafile", str(world.pki["ca"]), "-p", world.port, "--timeout", "5")
+    st, verdict = step(out, "mta-sts mx")
+    assert st == "FAIL" and "1 MX host outside the policy" in verdict, out
 
 
 def test_doctor_enforced_policy_passes(world):

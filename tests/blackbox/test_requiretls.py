@@ -7,7 +7,8 @@ clear (530 5.7.10) and kept with the message under TLS (ternctl show
 REQUIRETLS message only over TLS verified by policy (smtp_tls = verify
 with a test CA) to a next hop that lists REQUIRETLS, with REQUIRETLS on
 MAIL (ternd B); a next hop without it (aiosmtpd with STARTTLS) gets
-nothing and the sender a headers-only bounce with 5.7.30; unverified TLS
+nothing and the sender a headers-only bounce with 5.7.30, and where a
+domain's preferred MX lacks it the next MX that has it takes the message; unverified TLS
 (smtp_tls = may) gives 5.7.10. A message that says TLS-Required: No goes
 out with opportunistic TLS where smtp_tls = verify would refuse the next
 hop's certificate. Under DANE (test_dane's signed zone): REQUIRETLS over a
@@ -300,6 +301,78 @@ def test_tls_required_no_falls_back_to_opportunistic(ternd, tmp_path, cert, dns,
     wait_log(a, "status=sent")
     assert not any(b"strict-body" in m for m in next_hop.wait_messages(RCPT, 1)), \
         "the message without TLS-Required: No went over unverified TLS"
+
+
+# --------------------------------------------------------------------------
+# Two MX hosts: the better one lacks REQUIRETLS, the next one has it
+
+
+@pytest.fixture(scope="module")
+def cert2(tmp_path_factory):
+    """A second certificate, for mx2.test.example, and a CA file that
+    trusts both (each is its own anchor)."""
+    import subprocess
+    d = tmp_path_factory.mktemp("tls2")
+    key, crt = d / "key.pem", d / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                    "/CN=mx2.test.example", "-addext", "subjectAltName=DNS:mx2.test.example",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    return crt, key
+
+
+@pytest.fixture
+def two_mx(ternd, tmp_path, cert, cert2):  # noqa: F811
+    """two.test: MX 10 mx.test.example (127.0.0.2, aiosmtpd with STARTTLS,
+    no REQUIRETLS), MX 20 mx2.test.example (127.0.0.3, ternd B); both on
+    one port, ternd A's smtp_port; A verifies both certificates."""
+    import ssl
+    from dnsserver import Unbound
+    port = free_port_on("127.0.0.2", "127.0.0.3")
+    dns = Unbound(tmp_path, ["two.test. MX 10 mx.test.example.",
+                             "two.test. MX 20 mx2.test.example.",
+                             "mx.test.example. A 127.0.0.2", "mx2.test.example. A 127.0.0.3"])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    first = Recorder()
+    ctl_ = aiosmtpd_controller.Controller(first, hostname="127.0.0.2", port=port, tls_context=ctx,
+                                          server_hostname="mx.test.example")
+    ctl_.start()
+    b = ternd(tmp=tmp_path / "b", listen="127.0.0.3:%d" % port, hostname="mx2.test.example",
+              tls_cert=str(cert2[0]), tls_key=str(cert2[1]), local_domains="two.test",
+              log_level="debug")
+    b.make_maildir("bob@two.test")
+    cas = tmp_path / "cas.pem"
+    cas.write_bytes(cert[0].read_bytes() + cert2[0].read_bytes())
+    give_to_run_user(cas)
+    a = ternd(tmp=tmp_path / "a", relay_networks="127.0.0.0/8", log_level="debug",
+              hostname="a.example", dns_resolver=dns.resolver, smtp_port=str(port), tls_cert=str(cert[0]),
+              tls_key=str(cert[1]), retry_min="1s", retry_max="1s", smtp_tls="verify",
+              smtp_tls_ca_file=str(cas))
+    a.make_maildir(SENDER)
+    yield a, first, b
+    ctl_.stop()
+    dns.stop()
+
+
+def test_requiretls_passes_over_an_mx_without_it(two_mx):
+    """RFC 8689 4.2.1: the preferred MX verifies but does not list
+    REQUIRETLS; the message goes to the next MX, which does."""
+    a, first, b = two_mx
+    send_tls(a, crlf("Subject: next mx", "", "next-mx-body"), rcpt="bob@two.test")
+    got = b.wait_message_with("bob@two.test", "next-mx-body")
+    assert got.count(b"(requiretls)") == 2, got
+    wait_log(a, "status=sent")
+    assert first.envelopes == [], "the message went to the MX without REQUIRETLS"
+    assert "5.7.30 mx.test.example: REQUIRETLS support required" in a.log()
+
+
+def test_ordinary_mail_still_takes_the_preferred_mx(two_mx):
+    """The control: without REQUIRETLS the better MX takes the message."""
+    a, first, b = two_mx
+    send_tls(a, crlf("Subject: ordinary", "", "ordinary-two"), (), rcpt="bob@two.test")
+    wait_log(a, "status=sent")
+    assert len(first.envelopes) == 1 and b.messages("bob@two.test") == []
 
 
 # --------------------------------------------------------------------------
