@@ -294,3 +294,37 @@ def test_doctor_dane_without_anchor_or_records(world):
     rc, out = doctor(world, "notlsa.%s" % ZONE)
     st, verdict = step(out, "dane")
     assert st == "skip" and "no MX host publishes TLSA records" in verdict, out
+
+
+# ---- tern-probe check: the same DANE step at the end of a domain's check ----
+
+def check(w, domain):
+    from test_probe import probe
+    return probe("check", domain, "--resolver", w.dns.resolver, "-p", w.port, "--timeout", "5",
+                 "--trust-anchor", str(w.anchor))
+
+
+def test_check_reports_dane_and_transport(world):
+    from test_doctor import step
+    rc, out = check(world, "ok.%s" % ZONE)
+    st, verdict = step(out, "dane mx-ok.%s" % ZONE)
+    assert st == "pass" and verdict.startswith("TLSA 3 1 1 %s" % world.pki["ee"][:8]), out
+    # ternd as the MX, after STARTTLS
+    assert step(out, "transport") == ("pass", "REQUIRETLS yes, SMTPUTF8 yes, CHUNKING yes"), out
+    assert step(out, "mta-sts")[0] == "skip", out
+
+
+def test_check_dane_mismatch_fails(world):
+    from test_doctor import step
+    rc, out = check(world, "bad.%s" % ZONE)
+    st, verdict = step(out, "dane mx-bad.%s" % ZONE)
+    assert st == "FAIL" and "DANE senders defer every message" in verdict, out
+    assert rc != 0
+
+
+def test_check_of_a_host_has_no_domain_steps(world):
+    from test_doctor import step
+    from test_probe import probe
+    rc, out = probe("check", "%s:%d" % (world.mx.host, world.mx.port), "--timeout", "5")
+    assert step(out, "transport")[0] in ("pass", "warn"), out
+    assert not re.search(r"^\[\w+ *\] (dane|mta-sts|tls-rpt)", out, re.M), out

@@ -120,7 +120,8 @@ def test_check_json(ternd):
     rc, out = probe("check", "127.0.0.1:%d" % s.port, "--json", "--to", "nobody@example.com")
     doc = json.loads(out)
     names = [st["name"] for st in doc["steps"]]
-    assert names == ["connect", "greeting", "ehlo", "starttls", "mail", "rcpt", "quit"], names
+    assert names == ["connect", "greeting", "ehlo", "starttls", "transport", "mail", "rcpt",
+                     "quit"], names
     rcpt = doc["steps"][names.index("rcpt")]
     assert rcpt["status"] == "fail"
     assert any("550 5.1.1 User unknown" in d and "user unknown" in d for d in rcpt["details"])

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tools/probe/conn.h"
+#include "tools/probe/doctor.h"
 #include "tools/probe/explain.h"
 #include "tools/probe/report.h"
 
@@ -266,6 +267,45 @@ static int check_starttls(struct check *k)
 	report_end(&k->rep, s, st, "%s %s; certificate %s", ti.version, ti.cipher,
 		   st == REPORT_PASS ? "valid" : "has problems (see below)");
 	return check_ehlo(k, "ehlo (tls)");
+}
+
+/* ------------------------------------------------------------ transport */
+
+static const char *check_yes(bool b)
+{
+	return b ? "offered" : "not offered";
+}
+
+/* What the last EHLO offered for how mail travels: REQUIRETLS (RFC
+ * 8689), SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030), 8BITMIME (RFC 6152).
+ * A combination an RFC forbids is a warning. */
+static void check_transport(struct check *k)
+{
+	if (!k->esmtp)
+		return;
+	const struct smtp_ext *x = &k->ext;
+	struct report_step *s = report_begin(&k->rep, "transport");
+	enum report_status st = REPORT_PASS;
+	report_detail(s, "REQUIRETLS  %s%s", check_yes(x->requiretls), x->requiretls ?
+		      ": mail sent with REQUIRETLS can come here" : k->tls ?
+		      ": mail sent with REQUIRETLS is returned, or goes to another MX" :
+		      " (a server lists it only under TLS)");
+	report_detail(s, "SMTPUTF8    %s%s", check_yes(x->smtputf8), x->smtputf8 ? "" :
+		      ": mail to or from UTF-8 addresses is returned to its senders");
+	report_detail(s, "CHUNKING    %s%s", check_yes(x->chunking), x->chunking ?
+		      ": BDAT, no dot-stuffing" : "");
+	report_detail(s, "8BITMIME    %s", check_yes(x->eightbitmime));
+	if (x->requiretls && !k->tls) {
+		report_advice(s, "list REQUIRETLS only after STARTTLS (RFC 8689 4.1)");
+		st = REPORT_WARN;
+	}
+	if (x->smtputf8 && !x->eightbitmime) {
+		report_advice(s, "list 8BITMIME too: SMTPUTF8 needs it (RFC 6531 3.1)");
+		st = REPORT_WARN;
+	}
+	report_end(&k->rep, s, st, "REQUIRETLS %s, SMTPUTF8 %s, CHUNKING %s",
+		   x->requiretls ? "yes" : "no", x->smtputf8 ? "yes" : "no",
+		   x->chunking ? "yes" : "no");
 }
 
 /* ------------------------------------------------------------ relay test */
@@ -528,8 +568,10 @@ static void check_quit(struct check *k)
 static void check_session(struct check *k, int port)
 {
 	if (check_connect(k, port) < 0 || check_greeting(k) < 0 ||
-	    check_ehlo(k, "ehlo") < 0 || check_starttls(k) < 0 ||
-	    check_relay(k) < 0 || check_auth(k) < 0 || check_transaction(k) < 0)
+	    check_ehlo(k, "ehlo") < 0 || check_starttls(k) < 0)
+		return;
+	check_transport(k);
+	if (check_relay(k) < 0 || check_auth(k) < 0 || check_transaction(k) < 0)
 		return;
 	check_quit(k);
 }
@@ -557,14 +599,31 @@ static int check_setup(struct check *k, const struct check_opts *o, struct mx_ta
 	return -1;
 }
 
+/* A mail domain's transport security, as doctor sees it: DANE, MTA-STS
+ * and TLS-RPT (doctor_transport). Unless the session's port was given,
+ * only for a domain whose MX records were found. */
+static void check_domain(struct check *k, const struct mx_target *t)
+{
+	const struct check_opts *o = k->o;
+	if (!k->mx_found || t->literal || t->port || strcmp(k->mxl.hosts[0].name, ".") == 0)
+		return;
+	struct doctor_opts d = { .domain = t->host, .resolver = o->resolver, .cafile = o->cafile,
+				 .helo = k->helo, .trust_anchor = o->trust_anchor,
+				 .port = o->port, .timeout_ms = o->timeout_ms,
+				 .json = o->json, .verbose = o->verbose };
+	doctor_transport(&d, &k->mxl, &k->rep);
+}
+
 int check_run(const struct check_opts *o)
 {
 	struct check k;
 	struct mx_target t;
-	if (check_setup(&k, o, &t) < 0 || check_dns(&k, &t) < 0)
+	if (check_setup(&k, o, &t) < 0 || check_dns(&k, &t) < 0) {
 		k.rep.unreachable = !o->mx_only;
-	else if (!o->mx_only)
+	} else if (!o->mx_only) {
 		check_session(&k, t.port ? t.port : o->port);
+		check_domain(&k, &t);
+	}
 	int rc = report_finish(&k.rep);
 	probe_conn_free(&k.c);
 	smtp_reply_free(&k.r);

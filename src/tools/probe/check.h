@@ -3,7 +3,9 @@
  * DNS (MX listing as nslookup shows it), connect, greeting, EHLO (HELO
  * fallback), STARTTLS, an optional relay test, AUTH, MAIL, RCPT, an
  * optional test message, QUIT: each a step of the report with its timing,
- * the lines exchanged and a verdict in plain words.
+ * the lines exchanged and a verdict in plain words. The transport step
+ * sums up REQUIRETLS, SMTPUTF8 and CHUNKING; for a mail domain, doctor's
+ * DANE, MTA-STS and TLS-RPT steps follow (doctor_transport).
  */
 #ifndef TERN_PROBE_CHECK_H
 #define TERN_PROBE_CHECK_H
@@ -19,6 +21,7 @@
 struct check_opts {
 	const char *target, *resolver, *helo, *from, *user, *password, *notify;
 	const char *cafile, *tls_name, *auth_mech, *outside;
+	const char *trust_anchor;   /* DNSSEC, for a domain's DANE step */
 	const char *to[CHECK_MAX_RCPT];
 	int nto;
 	int port, timeout_ms;

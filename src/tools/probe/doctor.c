@@ -114,7 +114,7 @@ static int doctor_mx(struct doctor *d)
 {
 	const char *dom = d->o->domain;
 	char err[300] = "";
-	struct report_step *s = report_begin(&d->rep, "mx");
+	struct report_step *s = report_begin(d->rep, "mx");
 	int rc = mx_lookup(d->mx, dom, &d->mxl, err, sizeof err);
 	if (rc == 1 && d->mxl.n == 0 && !strstr(err, "NXDOMAIN") && !strstr(err, "no A or AAAA"))
 		rc = -1;   /* the address lookups of the implicit MX failed */
@@ -122,30 +122,30 @@ static int doctor_mx(struct doctor *d)
 	if (rc < 0) {
 		report_advice(s, "check that the resolver answers, and that %s's name servers "
 			      "do (dig +trace %s MX)", dom, dom);
-		report_end(&d->rep, s, REPORT_FAIL, "the MX lookup failed: %s", err);
-		d->rep.unreachable = true;
+		report_end(d->rep, s, REPORT_FAIL, "the MX lookup failed: %s", err);
+		d->rep->unreachable = true;
 		return -1;
 	}
 	if (rc == 1 && d->mxl.n == 0) {
 		report_advice(s, "publish an MX record: %s. 3600 IN MX 10 mail.%s.", dom, dom);
-		report_end(&d->rep, s, REPORT_FAIL, "cannot find where mail for %s goes: %s",
+		report_end(d->rep, s, REPORT_FAIL, "cannot find where mail for %s goes: %s",
 			   dom, err);
 		return -1;
 	}
 	if (rc == 0 && strcmp(d->mxl.hosts[0].name, ".") == 0) {
 		report_advice(s, "if %s should receive mail, replace the null MX with: "
 			      "%s. 3600 IN MX 10 mail.%s.", dom, dom, dom);
-		report_end(&d->rep, s, REPORT_FAIL, "%s has a null MX (RFC 7505): it accepts "
+		report_end(d->rep, s, REPORT_FAIL, "%s has a null MX (RFC 7505): it accepts "
 			   "no mail", dom);
 		return -1;
 	}
 	if (rc == 1) {
 		report_advice(s, "publish an MX record: %s. 3600 IN MX 10 %s.", dom, dom);
-		report_end(&d->rep, s, REPORT_WARN, "no MX record: mail goes to the domain's "
+		report_end(d->rep, s, REPORT_WARN, "no MX record: mail goes to the domain's "
 			   "own address (implicit MX, RFC 5321 5.1)");
 		return 0;
 	}
-	report_end(&d->rep, s, REPORT_PASS, "%d MX record%s", d->mxl.n, d->mxl.n == 1 ? "" : "s");
+	report_end(d->rep, s, REPORT_PASS, "%d MX record%s", d->mxl.n, d->mxl.n == 1 ? "" : "s");
 	return 0;
 }
 
@@ -183,18 +183,18 @@ static void doctor_host(struct doctor *d, struct mx_host *h)
 {
 	char step[64], canon[MX_NAME_MAX];
 	snprintf(step, sizeof step, "host %.58s", h->name);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	enum report_status st = REPORT_PASS;
 	if (h->pref >= 0 && mx_canonical(d->mx, h->name, canon, sizeof canon) == 1) {
 		report_advice(s, "an MX must name a host, not an alias (RFC 2181 10.3, RFC 5321 "
 			      "5.1): publish %s. 3600 IN MX %d %s.", d->o->domain, h->pref, canon);
-		report_end(&d->rep, s, REPORT_FAIL, "%s is a CNAME for %s", h->name, canon);
+		report_end(d->rep, s, REPORT_FAIL, "%s is a CNAME for %s", h->name, canon);
 		return;
 	}
 	if (h->naddrs == 0) {
 		report_advice(s, "publish an address for it: %s. 3600 IN A <the server's address>",
 			      h->name);
-		report_end(&d->rep, s, REPORT_FAIL, "%s has no address: %s", h->name, h->err);
+		report_end(d->rep, s, REPORT_FAIL, "%s has no address: %s", h->name, h->err);
 		return;
 	}
 	for (int i = 0; i < h->naddrs; i++) {
@@ -202,7 +202,7 @@ static void doctor_host(struct doctor *d, struct mx_host *h)
 			      h->addrs[i]);
 		st = doctor_worse(st, doctor_scope(d, s, h->addrs[i]));
 	}
-	report_end(&d->rep, s, st, st == REPORT_PASS ? "%d address%s" :
+	report_end(d->rep, s, st, st == REPORT_PASS ? "%d address%s" :
 		   "%d address%s, not all reachable from the Internet", h->naddrs,
 		   h->naddrs == 1 ? "" : "es");
 }
@@ -225,12 +225,12 @@ static void doctor_rdns_end(struct doctor *d, struct report_step *s, const struc
 			    const char *ptr)
 {
 	if (strcasecmp(ptr, h->name) == 0) {
-		report_end(&d->rep, s, REPORT_PASS, "PTR %s, forward-confirmed, the MX name", ptr);
+		report_end(d->rep, s, REPORT_PASS, "PTR %s, forward-confirmed, the MX name", ptr);
 		return;
 	}
 	report_detail(s, "the PTR name is not the MX name %s: fine when the greeting "
 		      "names one of them", h->name);
-	report_end(&d->rep, s, REPORT_PASS, "PTR %s, forward-confirmed", ptr);
+	report_end(d->rep, s, REPORT_PASS, "PTR %s, forward-confirmed", ptr);
 }
 
 static void doctor_rdns(struct doctor *d, int hi, int ai)
@@ -240,13 +240,13 @@ static void doctor_rdns(struct doctor *d, int hi, int ai)
 	char rev[100], step[64], err[200] = "", names[8][MX_NAME_MAX];
 	int n = 0;
 	snprintf(step, sizeof step, "rdns %s", ip);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	mx_reverse_name(ip, NULL, rev, sizeof rev);
 	int rc = mx_ptr(d->mx, ip, names, 8, &n, err, sizeof err);
 	if (n == 0) {
 		report_advice(s, "ask the owner of %s (your provider) to publish: "
 			      "%s. 3600 IN PTR %s.", ip, rev, h->name);
-		report_end(&d->rep, s, rc < 0 ? REPORT_WARN : REPORT_FAIL,
+		report_end(d->rep, s, rc < 0 ? REPORT_WARN : REPORT_FAIL,
 			   "no PTR record for %s%s%s: many receivers refuse such senders", ip,
 			   rc < 0 ? ": " : "", err);
 		return;
@@ -262,7 +262,7 @@ static void doctor_rdns(struct doctor *d, int hi, int ai)
 	}
 	report_advice(s, "make them agree: %s. 3600 IN PTR %s. and %s. 3600 IN %s %s", rev,
 		      h->name, h->name, strchr(ip, ':') ? "AAAA" : "A", ip);
-	report_end(&d->rep, s, REPORT_FAIL, "PTR %s does not match: its addresses do not "
+	report_end(d->rep, s, REPORT_FAIL, "PTR %s does not match: its addresses do not "
 		   "include %s (no forward-confirmed reverse DNS)", names[0], ip);
 }
 
@@ -272,15 +272,15 @@ static void doctor_dnsbl_one(struct doctor *d, const char *ip, const char *zone)
 {
 	char q[400], step[64];
 	snprintf(step, sizeof step, "dnsbl %s %.14s", ip, zone);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	struct doctor_rrs rr, why;
 	if (mx_reverse_name(ip, zone, q, sizeof q) < 0) {
-		report_end(&d->rep, s, REPORT_SKIP, "not an address");
+		report_end(d->rep, s, REPORT_SKIP, "not an address");
 		return;
 	}
 	doctor_lookup(d, q, DNS_T_A, &rr);
 	if (rr.n == 0) {
-		report_end(&d->rep, s, rr.status == DNS_TEMP ? REPORT_WARN : REPORT_PASS,
+		report_end(d->rep, s, rr.status == DNS_TEMP ? REPORT_WARN : REPORT_PASS,
 			   rr.status == DNS_TEMP ? "the list did not answer: %s" : "not listed%s",
 			   rr.status == DNS_TEMP ? rr.why : "");
 		doctor_rrs_free(&rr);
@@ -291,7 +291,7 @@ static void doctor_dnsbl_one(struct doctor *d, const char *ip, const char *zone)
 		report_detail(s, "reason: %s", why.rr[i]);
 	report_advice(s, "find why %s is listed (the reason above, the list's web site), fix "
 		      "it, then ask %s to delist it", ip, zone);
-	report_end(&d->rep, s, REPORT_FAIL, "listed (%s)", rr.rr[0]);
+	report_end(d->rep, s, REPORT_FAIL, "listed (%s)", rr.rr[0]);
 	doctor_rrs_free(&rr);
 	doctor_rrs_free(&why);
 }
@@ -311,16 +311,17 @@ static void doctor_addresses(struct doctor *d)
 		}
 }
 
-static int doctor_setup(struct doctor *d, const struct doctor_opts *o)
+/* Everything but the report, which is the caller's. */
+static int doctor_setup(struct doctor *d, const struct doctor_opts *o, struct report *rep)
 {
 	char err[300] = "";
 	memset(d, 0, sizeof *d);
 	d->o = o;
-	report_init_cmd(&d->rep, stdout, o->json, o->verbose, "doctor", o->domain);
+	d->rep = rep;
 	probe_conn_init(&d->c, o->timeout_ms);
 	smtp_reply_init(&d->r);
 	d->c.trace = report_trace;
-	d->c.trace_arg = &d->rep;
+	d->c.trace_arg = d->rep;
 	char hn[MX_NAME_MAX] = "tern-probe.invalid";
 	if (!o->helo && gethostname(hn, sizeof hn - 1) == 0)
 		hn[sizeof hn - 1] = '\0';
@@ -330,37 +331,56 @@ static int doctor_setup(struct doctor *d, const struct doctor_opts *o)
 		dns_set_timeout(d->dns, (unsigned)(o->timeout_ms + 999) / 1000);
 	if (d->dns && (d->mx = mx_new(o->resolver, o->timeout_ms, err, sizeof err)))
 		return 0;
-	struct report_step *s = report_begin(&d->rep, "resolver");
-	report_end(&d->rep, s, REPORT_FAIL, "cannot use the resolver: %s",
+	struct report_step *s = report_begin(d->rep, "resolver");
+	report_end(d->rep, s, REPORT_FAIL, "cannot use the resolver: %s",
 		   err[0] ? err : "net/dns refused it");
-	d->rep.unreachable = true;
+	d->rep->unreachable = true;
 	return -1;
+}
+
+static void doctor_cleanup(struct doctor *d)
+{
+	probe_conn_free(&d->c);
+	smtp_reply_free(&d->r);
+	mx_free(d->mx);
+	if (d->dns)
+		dns_free(d->dns);
+	if (d->base)
+		event_base_free(d->base);
 }
 
 int doctor_run(const struct doctor_opts *o)
 {
 	static struct doctor d;
-	if (doctor_setup(&d, o) == 0 && doctor_mx(&d) == 0) {
+	static struct report rep;
+	report_init_cmd(&rep, stdout, o->json, o->verbose, "doctor", o->domain);
+	if (doctor_setup(&d, o, &rep) == 0 && doctor_mx(&d) == 0) {
 		for (int i = 0; i < d.mxl.n; i++)
 			doctor_host(&d, &d.mxl.hosts[i]);
 		doctor_addresses(&d);
 		doctor_smtp(&d);
 	}
-	if (d.mx && !d.rep.unreachable) {
+	if (d.mx && !rep.unreachable) {
 		doctor_spf(&d);
 		doctor_dkim(&d);
 		doctor_dmarc(&d);
 		doctor_sts(&d);
 		doctor_dane(&d);
 	}
-	int rc = report_finish(&d.rep);
-	probe_conn_free(&d.c);
-	smtp_reply_free(&d.r);
-	mx_free(d.mx);
-	if (d.dns)
-		dns_free(d.dns);
-	if (d.base)
-		event_base_free(d.base);
-	report_free(&d.rep);
+	int rc = report_finish(&rep);
+	doctor_cleanup(&d);
+	report_free(&rep);
 	return rc;
+}
+
+void doctor_transport(const struct doctor_opts *o, const struct mx_list *mxl, struct report *rep)
+{
+	struct doctor *d = util_xcalloc(1, sizeof *d);
+	if (doctor_setup(d, o, rep) == 0) {
+		d->mxl = *mxl;
+		doctor_dane(d);
+		doctor_sts(d);
+	}
+	doctor_cleanup(d);
+	free(d);
 }

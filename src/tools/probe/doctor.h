@@ -55,13 +55,17 @@ struct doctor_opts {
  * warnings, 2 failures, 3 could not run. */
 int doctor_run(const struct doctor_opts *o);
 
+/* check's end for a mail domain: the DANE, MTA-STS and TLS-RPT steps of
+ * o->domain, whose MX hosts are mxl, into check's report. */
+void doctor_transport(const struct doctor_opts *o, const struct mx_list *mxl, struct report *rep);
+
 /* ---- shared by doctor*.c ---- */
 
 struct event_base;
 
 struct doctor {
 	const struct doctor_opts *o;
-	struct report rep;
+	struct report *rep;            /* doctor_run's, or check's */
 	struct mx *mx;
 	struct mx_list mxl;
 	struct event_base *base;       /* net/dns's loop */

@@ -70,12 +70,12 @@ static int doctor_spf_record(struct doctor *d, struct report_step *s, char **rec
 		return 0;
 	if (n == 0) {
 		report_advice(s, "publish: %s. 3600 IN TXT \"v=spf1 mx -all\"", dom);
-		report_end(&d->rep, s, rr.status == DNS_TEMP ? REPORT_WARN : REPORT_FAIL,
+		report_end(d->rep, s, rr.status == DNS_TEMP ? REPORT_WARN : REPORT_FAIL,
 			   "no SPF record%s%s", rr.status == DNS_TEMP ? ": " : "",
 			   rr.status == DNS_TEMP ? rr.why : "");
 	} else {
 		report_advice(s, "merge them into one record (RFC 7208 3.2)");
-		report_end(&d->rep, s, REPORT_FAIL, "%d SPF records: a permerror for every "
+		report_end(d->rep, s, REPORT_FAIL, "%d SPF records: a permerror for every "
 			   "receiver", n);
 	}
 	free(*rec);
@@ -86,34 +86,34 @@ static int doctor_spf_record(struct doctor *d, struct report_step *s, char **rec
 /* The "all" of the record: +all and ?all say nothing. */
 static void doctor_spf_all(struct doctor *d, const struct spf_record *r)
 {
-	struct report_step *s = report_begin(&d->rep, "spf all");
+	struct report_step *s = report_begin(d->rep, "spf all");
 	const struct spf_term *all = NULL;
 	for (size_t i = 0; i < r->n; i++)
 		if (r->term[i].mech == SPF_M_ALL)
 			all = &r->term[i];
 	if (!all && r->redirect) {
-		report_end(&d->rep, s, REPORT_PASS, "redirect=%s decides", r->redirect);
+		report_end(d->rep, s, REPORT_PASS, "redirect=%s decides", r->redirect);
 	} else if (!all) {
 		report_advice(s, "end the record with -all (or ~all while testing)");
-		report_end(&d->rep, s, REPORT_WARN, "no all: mail from anywhere else is neutral");
+		report_end(d->rep, s, REPORT_WARN, "no all: mail from anywhere else is neutral");
 	} else if (all->qualifier == SPF_PASS) {
 		report_advice(s, "replace %s with -all (or ~all): +all lets anyone send as %s",
 			      all->text, d->o->domain);
-		report_end(&d->rep, s, REPORT_FAIL, "%s: every address in the world passes",
+		report_end(d->rep, s, REPORT_FAIL, "%s: every address in the world passes",
 			   all->text);
 	} else if (all->qualifier == SPF_NEUTRAL) {
 		report_advice(s, "replace ?all with -all (or ~all)");
-		report_end(&d->rep, s, REPORT_WARN, "?all: other senders are neutral, "
+		report_end(d->rep, s, REPORT_WARN, "?all: other senders are neutral, "
 			   "the record protects nothing");
 	} else {
-		report_end(&d->rep, s, REPORT_PASS, "%s", all->text);
+		report_end(d->rep, s, REPORT_PASS, "%s", all->text);
 	}
 }
 
 /* The limits of RFC 7208 4.6.4, on the worst case: an address no term names. */
 static void doctor_spf_limits(struct doctor *d)
 {
-	struct report_step *s = report_begin(&d->rep, "spf lookups");
+	struct report_step *s = report_begin(d->rep, "spf lookups");
 	struct spf_outcome o;
 	doctor_spf_eval(d, DOCTOR_SPF_NOWHERE, d->o->domain, &o);
 	report_detail(s, "an address not in the record: %s%s%s", spf_result_name(o.result),
@@ -123,18 +123,18 @@ static void doctor_spf_limits(struct doctor *d)
 		report_advice(s, "at most %d terms that query DNS (include, a, mx, ptr, exists, "
 			      "redirect) and %d void lookups: replace includes by ip4:/ip6: "
 			      "ranges, drop the ones not used", SPF_LOOKUPS_MAX, SPF_VOIDS_MAX);
-		report_end(&d->rep, s, REPORT_FAIL, "too many DNS lookups: %u lookups, %u void "
+		report_end(d->rep, s, REPORT_FAIL, "too many DNS lookups: %u lookups, %u void "
 			   "(limits %d and %d): a permerror", o.lookups, o.voids, SPF_LOOKUPS_MAX,
 			   SPF_VOIDS_MAX);
 		return;
 	}
 	if (o.result == SPF_PERMERROR || o.result == SPF_TEMPERROR) {
 		report_advice(s, "fix the record or the records it includes: %s", o.problem);
-		report_end(&d->rep, s, o.result == SPF_PERMERROR ? REPORT_FAIL : REPORT_WARN,
+		report_end(d->rep, s, o.result == SPF_PERMERROR ? REPORT_FAIL : REPORT_WARN,
 			   "%s: %s", spf_result_name(o.result), o.problem);
 		return;
 	}
-	report_end(&d->rep, s, REPORT_PASS, "%u DNS lookups of %d, %u void of %d", o.lookups,
+	report_end(d->rep, s, REPORT_PASS, "%u DNS lookups of %d, %u void of %d", o.lookups,
 		   SPF_LOOKUPS_MAX, o.voids, SPF_VOIDS_MAX);
 }
 
@@ -143,17 +143,17 @@ static void doctor_spf_mx(struct doctor *d, const struct mx_host *h, const char 
 {
 	char step[64];
 	snprintf(step, sizeof step, "spf %s", ip);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	struct spf_outcome o;
 	doctor_spf_eval(d, ip, h->name, &o);
 	report_detail(s, "%u DNS lookups, %u void", o.lookups, o.voids);
 	if (o.result == SPF_PASS) {
-		report_end(&d->rep, s, REPORT_PASS, "pass (%s)", o.mechanism);
+		report_end(d->rep, s, REPORT_PASS, "pass (%s)", o.mechanism);
 		return;
 	}
 	report_advice(s, "if %s sends mail for %s, add %s%s (or mx) to the SPF record", h->name,
 		      d->o->domain, strchr(ip, ':') ? "ip6:" : "ip4:", ip);
-	report_end(&d->rep, s, REPORT_WARN, "%s, not pass, for the MX %s%s%s",
+	report_end(d->rep, s, REPORT_WARN, "%s, not pass, for the MX %s%s%s",
 		   spf_result_name(o.result), h->name, o.problem[0] ? ": " : "", o.problem);
 }
 
@@ -163,34 +163,34 @@ static void doctor_spf_sender(struct doctor *d, const char *ip)
 {
 	char step[80];
 	snprintf(step, sizeof step, "spf sender %s", ip);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	struct spf_outcome o;
 	doctor_spf_eval(d, ip, d->o->domain, &o);
 	report_detail(s, "%u DNS lookups, %u void", o.lookups, o.voids);
 	if (o.result == SPF_PASS) {
-		report_end(&d->rep, s, REPORT_PASS, "pass (%s)", o.mechanism);
+		report_end(d->rep, s, REPORT_PASS, "pass (%s)", o.mechanism);
 		return;
 	}
 	report_advice(s, "add %s%s to the SPF record of %s, before its all", strchr(ip, ':') ?
 		      "ip6:" : "ip4:", ip, d->o->domain);
-	report_end(&d->rep, s, REPORT_FAIL, "%s: receivers that check SPF %s its mail",
+	report_end(d->rep, s, REPORT_FAIL, "%s: receivers that check SPF %s its mail",
 		   spf_result_name(o.result), o.result == SPF_FAIL ? "refuse" : "distrust");
 }
 
 void doctor_spf(struct doctor *d)
 {
-	struct report_step *s = report_begin(&d->rep, "spf");
+	struct report_step *s = report_begin(d->rep, "spf");
 	char *text = NULL, why[200] = "";
 	struct spf_record r;
 	if (doctor_spf_record(d, s, &text) < 0)
 		return;
 	if (!spf_record_parse(text, &r, why, sizeof why)) {
 		report_advice(s, "correct the record's syntax (RFC 7208 12): %s", why);
-		report_end(&d->rep, s, REPORT_FAIL, "syntax error: %s", why);
+		report_end(d->rep, s, REPORT_FAIL, "syntax error: %s", why);
 		free(text);
 		return;
 	}
-	report_end(&d->rep, s, REPORT_PASS, "one record, valid syntax");
+	report_end(d->rep, s, REPORT_PASS, "one record, valid syntax");
 	doctor_spf_all(d, &r);
 	spf_record_free(&r);
 	free(text);
@@ -243,7 +243,7 @@ static void doctor_dkim_ok(struct doctor *d, struct report_step *s, const struct
 			      "signatures as unsigned mail while it is there");
 		st = REPORT_WARN;
 	}
-	report_end(&d->rep, s, st, "%s %d bits%s", dkim_alg_name(k->alg), bits,
+	report_end(d->rep, s, st, "%s %d bits%s", dkim_alg_name(k->alg), bits,
 		   k->testing ? ", t=y (testing)" : "");
 }
 
@@ -251,7 +251,7 @@ static void doctor_dkim_key(struct doctor *d, const char *sel, const char *rec)
 {
 	char step[64];
 	snprintf(step, sizeof step, "dkim %.58s", sel);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	struct dkim_key k;
 	memset(&k, 0, sizeof k);
 	report_detail(s, "%s._domainkey.%s  TXT \"%.200s%s\"", sel, d->o->domain, rec,
@@ -261,14 +261,14 @@ static void doctor_dkim_key(struct doctor *d, const char *sel, const char *rec)
 		doctor_dkim_ok(d, s, &k);
 	else if (st == DKIM_KEY_SHORT) {
 		report_advice(s, "make a 2048-bit RSA key (ternctl dkim-keygen) and publish it");
-		report_end(&d->rep, s, REPORT_FAIL, "RSA key of %d bits: under 1024, receivers "
+		report_end(d->rep, s, REPORT_FAIL, "RSA key of %d bits: under 1024, receivers "
 			   "ignore the signatures (RFC 8301 3.2)", doctor_dkim_bits(rec));
 	} else if (st == DKIM_KEY_REVOKED) {
 		report_advice(s, "if this selector still signs, publish its key again");
-		report_end(&d->rep, s, REPORT_WARN, "revoked (empty p=)");
+		report_end(d->rep, s, REPORT_WARN, "revoked (empty p=)");
 	} else {
 		report_advice(s, "publish the record ternctl dkim-keygen prints");
-		report_end(&d->rep, s, REPORT_FAIL, "broken key record: %s", dkim_status_text(st));
+		report_end(d->rep, s, REPORT_FAIL, "broken key record: %s", dkim_status_text(st));
 	}
 	dkim_key_free(&k);
 }
@@ -288,13 +288,13 @@ static int doctor_dkim_one(struct doctor *d, const char *sel, bool asked)
 		}
 	doctor_rrs_free(&rr);
 	if (!found && asked && rr.status == DNS_TEMP) {
-		report_end(&d->rep, report_begin(&d->rep, "dkim"), REPORT_WARN,
+		report_end(d->rep, report_begin(d->rep, "dkim"), REPORT_WARN,
 			   "%s: the lookup failed: %s", name, rr.why);
 	} else if (!found && asked) {
-		struct report_step *s = report_begin(&d->rep, "dkim");
+		struct report_step *s = report_begin(d->rep, "dkim");
 		report_advice(s, "publish the key: %s TXT \"v=DKIM1; k=rsa; p=...\" "
 			      "(ternctl dkim-keygen prints it)", name);
-		report_end(&d->rep, s, REPORT_FAIL, "no key record at %s", name);
+		report_end(d->rep, s, REPORT_FAIL, "no key record at %s", name);
 	}
 	return found;
 }
@@ -317,10 +317,10 @@ void doctor_dkim(struct doctor *d)
 			found += doctor_dkim_one(d, doctor_selectors[i], false);
 	if (found || d->o->nselector)
 		return;
-	struct report_step *s = report_begin(&d->rep, "dkim");
+	struct report_step *s = report_begin(d->rep, "dkim");
 	report_advice(s, "give the selector your signer uses with --selector NAME, or sign: "
 		      "publish NAME._domainkey.%s TXT \"v=DKIM1; k=rsa; p=...\"", d->o->domain);
-	report_end(&d->rep, s, REPORT_WARN, "no DKIM key at the common selectors (default, "
+	report_end(d->rep, s, REPORT_WARN, "no DKIM key at the common selectors (default, "
 		   "selector1, selector2, google, k1, dkim, mail)");
 }
 
@@ -347,13 +347,13 @@ static int doctor_dmarc_at(struct doctor *d, struct report_step *s, const char *
 			report_advice(s, "the record must begin with v=DMARC1 and hold valid tags "
 				      "(RFC 7489 6.3), e.g.: %s. 3600 IN TXT \"v=DMARC1; "
 				      "p=quarantine; rua=mailto:dmarc-reports@%s\"", q, d->o->domain);
-			report_end(&d->rep, s, REPORT_FAIL, "%s: not a valid DMARC record%s", q,
+			report_end(d->rep, s, REPORT_FAIL, "%s: not a valid DMARC record%s", q,
 				   p == DMARC_REC_NOT ? " (v=DMARC1 is not first)" : "");
 			found = -1;
 		}
 	}
 	if (found == 0 && rr.status == DNS_TEMP) {
-		report_end(&d->rep, s, REPORT_WARN, "%s: the lookup failed: %s", q, rr.why);
+		report_end(d->rep, s, REPORT_WARN, "%s: the lookup failed: %s", q, rr.why);
 		found = -1;
 	}
 	doctor_rrs_free(&rr);
@@ -427,35 +427,35 @@ static enum report_status doctor_rua(struct doctor *d, struct report_step *s, co
 static void doctor_dmarc_policy(struct doctor *d, const struct dmarc_record *r,
 				const char *at, const char *txt)
 {
-	struct report_step *s = report_begin(&d->rep, "dmarc policy");
+	struct report_step *s = report_begin(d->rep, "dmarc policy");
 	if (r->p == DMARC_P_NONE) {
 		report_advice(s, "once the reports show your mail passes, publish p=quarantine, "
 			      "then p=reject: _dmarc.%s. TXT \"v=DMARC1; p=quarantine; "
 			      "rua=mailto:dmarc-reports@%s\"", at, d->o->domain);
-		report_end(&d->rep, s, REPORT_WARN, "p=none: receivers only watch, forged mail "
+		report_end(d->rep, s, REPORT_WARN, "p=none: receivers only watch, forged mail "
 			   "still arrives");
 	} else if (r->pct < 100) {
 		report_advice(s, "raise pct= to 100 when you are ready");
-		report_end(&d->rep, s, REPORT_WARN, "p=%s on %u%% of the mail",
+		report_end(d->rep, s, REPORT_WARN, "p=%s on %u%% of the mail",
 			   dmarc_policy_name(r->p), r->pct);
 	} else
-		report_end(&d->rep, s, REPORT_PASS, "p=%s", dmarc_policy_name(r->p));
-	s = report_begin(&d->rep, "dmarc rua");
+		report_end(d->rep, s, REPORT_PASS, "p=%s", dmarc_policy_name(r->p));
+	s = report_begin(d->rep, "dmarc rua");
 	if (r->has_rua) {
 		int n;
 		enum report_status st = doctor_rua(d, s, at, txt, &n);
-		report_end(&d->rep, s, st, st == REPORT_PASS ? "aggregate reports requested (rua=)"
+		report_end(d->rep, s, st, st == REPORT_PASS ? "aggregate reports requested (rua=)"
 			   : "reports go to a domain that has not agreed to take them: none arrive");
 		return;
 	}
 	report_advice(s, "add rua=mailto:dmarc-reports@%s to learn who sends as %s",
 		      d->o->domain, d->o->domain);
-	report_end(&d->rep, s, REPORT_WARN, "no rua=: you receive no aggregate reports");
+	report_end(d->rep, s, REPORT_WARN, "no rua=: you receive no aggregate reports");
 }
 
 void doctor_dmarc(struct doctor *d)
 {
-	struct report_step *s = report_begin(&d->rep, "dmarc");
+	struct report_step *s = report_begin(d->rep, "dmarc");
 	struct dmarc_record r;
 	char org[DMARC_NAME_MAX + 1];
 	const char *at = d->o->domain;
@@ -472,13 +472,13 @@ void doctor_dmarc(struct doctor *d)
 		report_advice(s, "publish: _dmarc.%s. 3600 IN TXT \"v=DMARC1; p=none; "
 			      "rua=mailto:dmarc-reports@%s\" and tighten p= later", d->o->domain,
 			      d->o->domain);
-		report_end(&d->rep, s, REPORT_FAIL, "no DMARC record");
+		report_end(d->rep, s, REPORT_FAIL, "no DMARC record");
 		return;
 	}
 	report_detail(s, "alignment: DKIM %s, SPF %s: sign with d=%s and send with MAIL FROM "
 		      "in %s%s", r.adkim_strict ? "strict" : "relaxed",
 		      r.aspf_strict ? "strict" : "relaxed", d->o->domain, d->o->domain,
 		      r.adkim_strict || r.aspf_strict ? " itself" : " or a subdomain");
-	report_end(&d->rep, s, REPORT_PASS, "found at _dmarc.%s", at);
+	report_end(d->rep, s, REPORT_PASS, "found at _dmarc.%s", at);
 	doctor_dmarc_policy(d, &r, at, txt);
 }

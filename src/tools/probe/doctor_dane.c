@@ -49,7 +49,7 @@ static void doctor_dane_session(struct doctor *d, const struct mx_host *h,
 {
 	char step[MX_NAME_MAX + 8], name[MX_NAME_MAX], ip[46], match[160];
 	snprintf(step, sizeof step, "dane %s", h->name);
-	struct report_step *s = report_begin(&d->rep, step);
+	struct report_step *s = report_begin(d->rep, step);
 	struct mx_list one = { .n = 1 };
 	one.hosts[0] = *h;
 	one.hosts[0].naddrs = 0;
@@ -65,18 +65,18 @@ static void doctor_dane_session(struct doctor *d, const struct mx_host *h,
 	if (rc < 0 || probe_conn_reply(&d->c, &d->r) < 0 || d->r.code != 220 ||
 	    probe_conn_cmd(&d->c, line, &d->r) < 0 || d->r.code != 250 ||
 	    probe_conn_cmd(&d->c, "STARTTLS", &d->r) < 0 || d->r.code != 220) {
-		report_end(&d->rep, s, REPORT_FAIL, "no TLS session to check the records against: %s",
+		report_end(d->rep, s, REPORT_FAIL, "no TLS session to check the records against: %s",
 		           d->c.err[0] ? d->c.err : smtp_reply_last(&d->r));
 		return probe_conn_close(&d->c);
 	}
 	rc = probe_conn_tls_dane(&d->c, th, match, sizeof match);
 	if (rc == 1) {
-		report_end(&d->rep, s, REPORT_PASS, "TLSA %s matches the certificate", match);
+		report_end(d->rep, s, REPORT_PASS, "TLSA %s matches the certificate", match);
 	} else {
 		report_advice(s, "publish a TLSA record of the certificate the server presents (for "
 		              "its key: \"3 1 1\" and the SHA-256 of its public key), keep the old one "
 		              "until the new certificate is in use");
-		report_end(&d->rep, s, REPORT_FAIL, "%s: DANE senders defer every message",
+		report_end(d->rep, s, REPORT_FAIL, "%s: DANE senders defer every message",
 		           rc == 0 ? match : d->c.err);
 	}
 	probe_conn_cmd(&d->c, "QUIT", &d->r);
@@ -128,11 +128,11 @@ static void doctor_dane_end(struct doctor *d, struct report_step *s, enum report
 
 void doctor_dane(struct doctor *d)
 {
-	struct report_step *s = report_begin(&d->rep, "dane");
+	struct report_step *s = report_begin(d->rep, "dane");
 	const char *anchor;
 	struct dns *v = doctor_dnssec(d, &anchor);
 	if (!v) {
-		report_end(&d->rep, s, REPORT_SKIP, "no DNSSEC trust anchor to validate with "
+		report_end(d->rep, s, REPORT_SKIP, "no DNSSEC trust anchor to validate with "
 		           "(--trust-anchor FILE)");
 		return;
 	}
@@ -163,10 +163,10 @@ static void doctor_dane_end(struct doctor *d, struct report_step *s, enum report
 		report_detail(s, "to let senders insist on TLS with your certificate (optional): sign "
 		              "the zone of the MX hosts (DNSSEC) and publish \"_%d._tcp.MXHOST. IN "
 		              "TLSA 3 1 1 <SHA-256 of the server's public key>\"", d->o->port);
-		report_end(&d->rep, s, REPORT_SKIP, "no MX host publishes TLSA records (DANE, "
+		report_end(d->rep, s, REPORT_SKIP, "no MX host publishes TLSA records (DANE, "
 		           "optional)");
 		return;
 	}
-	report_end(&d->rep, s, st, st == REPORT_PASS ? "TLSA records DNSSEC-secure (each host's "
+	report_end(d->rep, s, st, st == REPORT_PASS ? "TLSA records DNSSEC-secure (each host's "
 	           "match below)" : "problems with the TLSA records");
 }

@@ -42,13 +42,13 @@ static void doctor_end_said(struct doctor *d, struct report_step *s, enum report
 {
 	struct buf b = BUF_INIT;
 	check_said(&d->r, &b);
-	report_end(&d->rep, s, st, "%s: %s", what, buf_cstr(&b));
+	report_end(d->rep, s, st, "%s: %s", what, buf_cstr(&b));
 	buf_free(&b);
 }
 
 static int doctor_lost(struct doctor *d, struct report_step *s)
 {
-	report_end(&d->rep, s, REPORT_FAIL, "no reply: %s", d->c.err);
+	report_end(d->rep, s, REPORT_FAIL, "no reply: %s", d->c.err);
 	return -1;
 }
 
@@ -65,7 +65,7 @@ static int doctor_connect(struct doctor_mx *m)
 		if (doctor_reachable(d, m->h->addrs[i]))
 			memcpy(one.hosts[0].addrs[one.hosts[0].naddrs++], m->h->addrs[i], 46);
 	one.n = 1;
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step,
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step,
 								       "connect", m));
 	struct buf log = BUF_INIT;
 	int rc = one.hosts[0].naddrs ? probe_conn_open(&d->c, &one, d->o->port, m->name, m->ip,
@@ -74,10 +74,10 @@ static int doctor_connect(struct doctor_mx *m)
 	buf_free(&log);
 	if (rc < 0) {
 		report_advice(s, "let port %d through to the server, and start it", d->o->port);
-		report_end(&d->rep, s, REPORT_FAIL, "could not connect on port %d", d->o->port);
+		report_end(d->rep, s, REPORT_FAIL, "could not connect on port %d", d->o->port);
 		return -1;
 	}
-	report_end(&d->rep, s, REPORT_PASS, "connected to %s port %d", m->ip, d->o->port);
+	report_end(d->rep, s, REPORT_PASS, "connected to %s port %d", m->ip, d->o->port);
 	return 0;
 }
 
@@ -96,7 +96,7 @@ static int doctor_greeting(struct doctor_mx *m)
 {
 	struct doctor *d = m->d;
 	char step[64];
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step,
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step,
 								       "greeting", m));
 	if (probe_conn_reply(&d->c, &d->r) < 0)
 		return doctor_lost(d, s);
@@ -108,12 +108,12 @@ static int doctor_greeting(struct doctor_mx *m)
 	}
 	report_detail(s, "server name: %s", m->server);
 	if (doctor_banner_ok(m)) {
-		report_end(&d->rep, s, REPORT_PASS, "220 %s: the MX or PTR name", m->server);
+		report_end(d->rep, s, REPORT_PASS, "220 %s: the MX or PTR name", m->server);
 		return 0;
 	}
 	report_advice(s, "set the server's host name (tern: hostname = %s) or publish a PTR "
 		      "record for its address that names %s", m->h->name, m->server);
-	report_end(&d->rep, s, REPORT_WARN, "the greeting names %s, neither the MX name nor "
+	report_end(d->rep, s, REPORT_WARN, "the greeting names %s, neither the MX name nor "
 		   "the PTR name", m->server);
 	return 0;
 }
@@ -122,7 +122,7 @@ static int doctor_ehlo(struct doctor_mx *m, const char *what)
 {
 	struct doctor *d = m->d;
 	char step[64], line[MX_NAME_MAX + 8];
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step, what, m));
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step, what, m));
 	snprintf(line, sizeof line, "EHLO %s", d->helo);
 	if (!doctor_cmd(d, line))
 		return doctor_lost(d, s);
@@ -131,7 +131,7 @@ static int doctor_ehlo(struct doctor_mx *m, const char *what)
 		return -1;
 	}
 	smtp_ehlo_parse(&d->r, &m->ext);
-	report_end(&d->rep, s, REPORT_PASS, "250: %zu extension%s", d->r.nlines - 1,
+	report_end(d->rep, s, REPORT_PASS, "250: %zu extension%s", d->r.nlines - 1,
 		   d->r.nlines == 2 ? "" : "s");
 	return 0;
 }
@@ -171,11 +171,11 @@ static int doctor_starttls(struct doctor_mx *m)
 {
 	struct doctor *d = m->d;
 	char step[64];
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step,
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step,
 								       "starttls", m));
 	if (!m->ext.starttls) {
 		report_advice(s, "configure a certificate (tern: tls_cert, tls_key)");
-		report_end(&d->rep, s, REPORT_FAIL, "STARTTLS not offered: mail arrives in clear");
+		report_end(d->rep, s, REPORT_FAIL, "STARTTLS not offered: mail arrives in clear");
 		return 0;
 	}
 	if (!doctor_cmd(d, "STARTTLS"))
@@ -186,11 +186,11 @@ static int doctor_starttls(struct doctor_mx *m)
 	}
 	struct smtpc_tls_facts f;
 	if (probe_conn_tls(&d->c, m->h->name, d->o->cafile, &f) < 0) {
-		report_end(&d->rep, s, REPORT_FAIL, "%s", d->c.err);
+		report_end(d->rep, s, REPORT_FAIL, "%s", d->c.err);
 		return -1;
 	}
 	enum report_status st = doctor_tls_facts(m, s, &f);
-	report_end(&d->rep, s, st, "%s, certificate %s, %ld days to expiry", f.version,
+	report_end(d->rep, s, st, "%s, certificate %s, %ld days to expiry", f.version,
 		   st == REPORT_PASS ? "valid" : "has problems", f.days_left);
 	return doctor_ehlo(m, "ehlo-tls");
 }
@@ -223,7 +223,7 @@ static int doctor_relay(struct doctor_mx *m)
 	struct doctor *d = m->d;
 	char step[64];
 	int mc;
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step,
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step,
 								       "relay", m));
 	if (doctor_try(d, DOCTOR_RELAY_FROM, DOCTOR_RELAY_TO, &mc) < 0)
 		return doctor_lost(d, s);
@@ -245,7 +245,7 @@ static int doctor_role(struct doctor_mx *m, const char *role, enum report_status
 	char step[64], to[400];
 	int mc;
 	snprintf(to, sizeof to, "%s@%s", role, d->o->domain);
-	struct report_step *s = report_begin(&d->rep, doctor_step_name(step, sizeof step, role, m));
+	struct report_step *s = report_begin(d->rep, doctor_step_name(step, sizeof step, role, m));
 	if (doctor_try(d, "", to, &mc) < 0)
 		return doctor_lost(d, s);
 	if (mc == 250 && d->r.code / 100 == 2) {
@@ -289,7 +289,7 @@ void doctor_smtp(struct doctor *d)
 		}
 		if (!any || !fresh) {
 			char step[64];
-			report_end(&d->rep, report_begin(&d->rep, doctor_step_name(step, sizeof step,
+			report_end(d->rep, report_begin(d->rep, doctor_step_name(step, sizeof step,
 				   "connect", &m)), REPORT_SKIP, !any ? "no address reachable from "
 				   "the Internet" : "its addresses were tested under an earlier MX");
 			continue;

@@ -85,7 +85,7 @@ static bool doctor_sts_txt(struct doctor *d, char *id)
 {
 	char name[MX_NAME_MAX + 16];
 	snprintf(name, sizeof name, "_mta-sts.%s", d->o->domain);
-	struct report_step *s = report_begin(&d->rep, "mta-sts");
+	struct report_step *s = report_begin(d->rep, "mta-sts");
 	struct doctor_rrs rr;
 	doctor_lookup(d, name, DNS_T_TXT, &rr);
 	size_t sts = 0;
@@ -99,14 +99,14 @@ static bool doctor_sts_txt(struct doctor *d, char *id)
 	doctor_rrs_free(&rr);
 	enum report_status st = REPORT_PASS;
 	if (rr.status == DNS_TEMP) {
-		report_end(&d->rep, s, REPORT_WARN, "the lookup failed: %s", rr.why);
+		report_end(d->rep, s, REPORT_WARN, "the lookup failed: %s", rr.why);
 		return false;
 	}
 	if (sts == 0) {
 		report_detail(s, "to insist on verified TLS from senders (optional): serve a policy at "
 		              "https://mta-sts.%s/.well-known/mta-sts.txt and publish \"%s. IN TXT "
 		              "\\\"v=STSv1; id=20260101\\\"\"", d->o->domain, name);
-		report_end(&d->rep, s, REPORT_SKIP, "no MTA-STS record (optional)");
+		report_end(d->rep, s, REPORT_SKIP, "no MTA-STS record (optional)");
 		return false;
 	}
 	if (sts > 1 || !valid) {
@@ -114,7 +114,7 @@ static bool doctor_sts_txt(struct doctor *d, char *id)
 		              " (RFC 8461 3.1: with several, senders use none)");
 		st = REPORT_FAIL;
 	}
-	report_end(&d->rep, s, st, st == REPORT_PASS ? "STSv1, id=%s" : "%s", st == REPORT_PASS ?
+	report_end(d->rep, s, st, st == REPORT_PASS ? "STSv1, id=%s" : "%s", st == REPORT_PASS ?
 	           id : sts > 1 ? "more than one STSv1 record: senders ignore them all"
 	                        : "a malformed STSv1 record");
 	return st == REPORT_PASS;
@@ -125,12 +125,12 @@ static bool doctor_sts_policy(struct doctor *d, struct mtasts_policy *p)
 {
 	char host[MX_NAME_MAX + 16], why[256];
 	snprintf(host, sizeof host, "mta-sts.%s", d->o->domain);
-	struct report_step *s = report_begin(&d->rep, "mta-sts policy");
+	struct report_step *s = report_begin(d->rep, "mta-sts policy");
 	struct doctor_rrs rr;
 	doctor_lookup(d, host, DNS_T_A, &rr);
 	if (rr.n == 0) {
 		report_advice(s, "give %s an address, and serve the policy there over HTTPS", host);
-		report_end(&d->rep, s, REPORT_FAIL, "%s has no address: %s", host,
+		report_end(d->rep, s, REPORT_FAIL, "%s has no address: %s", host,
 		           rr.status == DNS_OK ? "no A record" : rr.why);
 		doctor_rrs_free(&rr);
 		return false;
@@ -144,17 +144,17 @@ static bool doctor_sts_policy(struct doctor *d, struct mtasts_policy *p)
 	if (!f.ok) {
 		report_advice(s, "serve the policy as text/plain with status 200, no redirect, with a "
 		              "certificate for %s from a CA senders trust", host);
-		report_end(&d->rep, s, REPORT_FAIL, "the policy could not be fetched: %s", f.why);
+		report_end(d->rep, s, REPORT_FAIL, "the policy could not be fetched: %s", f.why);
 	} else if (!ok) {
 		report_advice(s, "lines \"version: STSv1\", \"mode: enforce|testing|none\", \"mx: "
 		              "<pattern>\" (one per MX), \"max_age: <seconds>\" (RFC 8461 3.2)");
-		report_end(&d->rep, s, REPORT_FAIL, "not a valid policy: %s", why);
+		report_end(d->rep, s, REPORT_FAIL, "not a valid policy: %s", why);
 	} else {
 		for (size_t i = 0; i < p->nmx; i++)
 			report_detail(s, "mx: %s", p->mx[i]);
 		if (p->mode == MTASTS_NONE)
 			report_advice(s, "mode none withdraws the policy; use testing, then enforce");
-		report_end(&d->rep, s, p->mode == MTASTS_ENFORCE ? REPORT_PASS : REPORT_WARN,
+		report_end(d->rep, s, p->mode == MTASTS_ENFORCE ? REPORT_PASS : REPORT_WARN,
 		           "mode %s, max_age %u s, %zu mx pattern%s", mtasts_mode_name(p->mode),
 		           p->max_age, p->nmx, p->nmx == 1 ? "" : "s");
 	}
@@ -165,7 +165,7 @@ static bool doctor_sts_policy(struct doctor *d, struct mtasts_policy *p)
 /* "mta-sts mx": each MX host against the patterns (RFC 8461 4.1). */
 static void doctor_sts_mx(struct doctor *d, const struct mtasts_policy *p)
 {
-	struct report_step *s = report_begin(&d->rep, "mta-sts mx");
+	struct report_step *s = report_begin(d->rep, "mta-sts mx");
 	int bad = 0;
 	for (int i = 0; i < d->mxl.n; i++) {
 		bool ok = mtasts_mx_match(p, d->mxl.hosts[i].name);
@@ -173,12 +173,12 @@ static void doctor_sts_mx(struct doctor *d, const struct mtasts_policy *p)
 		bad += !ok;
 	}
 	if (!bad) {
-		report_end(&d->rep, s, REPORT_PASS, "every MX host matches the policy");
+		report_end(d->rep, s, REPORT_PASS, "every MX host matches the policy");
 		return;
 	}
 	report_advice(s, "add \"mx: <host>\" lines for every MX host to the policy, and change its "
 	              "id in the TXT record so that senders fetch it again");
-	report_end(&d->rep, s, p->mode == MTASTS_ENFORCE ? REPORT_FAIL : REPORT_WARN,
+	report_end(d->rep, s, p->mode == MTASTS_ENFORCE ? REPORT_FAIL : REPORT_WARN,
 	           "%d MX host%s outside the policy%s", bad, bad == 1 ? "" : "s",
 	           p->mode == MTASTS_ENFORCE ? ": senders that enforce it defer that mail" : "");
 }
@@ -188,7 +188,7 @@ static void doctor_tlsrpt(struct doctor *d, bool wanted)
 {
 	char name[MX_NAME_MAX + 16];
 	snprintf(name, sizeof name, "_smtp._tls.%s", d->o->domain);
-	struct report_step *s = report_begin(&d->rep, "tls-rpt");
+	struct report_step *s = report_begin(d->rep, "tls-rpt");
 	struct doctor_rrs rr;
 	doctor_lookup(d, name, DNS_T_TXT, &rr);
 	struct tlsrpt_rua rua = { 0 };
@@ -202,7 +202,7 @@ static void doctor_tlsrpt(struct doctor *d, bool wanted)
 		}
 	doctor_rrs_free(&rr);
 	if (rr.status == DNS_TEMP) {
-		report_end(&d->rep, s, REPORT_WARN, "the lookup failed: %s", rr.why);
+		report_end(d->rep, s, REPORT_WARN, "the lookup failed: %s", rr.why);
 	} else if (!found) {
 		const char *fmt = "publish \"%s. IN TXT \\\"v=TLSRPTv1; rua=mailto:tls-reports@%s\\\"\" "
 		                  "to hear from senders when TLS to your MX hosts fails";
@@ -210,16 +210,16 @@ static void doctor_tlsrpt(struct doctor *d, bool wanted)
 			report_advice(s, fmt, name, d->o->domain);
 		else
 			report_detail(s, fmt, name, d->o->domain);
-		report_end(&d->rep, s, wanted ? REPORT_WARN : REPORT_SKIP, "no TLS-RPT record%s",
+		report_end(d->rep, s, wanted ? REPORT_WARN : REPORT_SKIP, "no TLS-RPT record%s",
 		           wanted ? ": failures of your MTA-STS policy go unreported" : " (optional)");
 	} else if (found > 1 || !ok) {
 		report_advice(s, "keep one record \"v=TLSRPTv1; rua=mailto:...\" or rua=https://...");
-		report_end(&d->rep, s, REPORT_FAIL, "%s", found > 1 ? "more than one TLS-RPT record"
+		report_end(d->rep, s, REPORT_FAIL, "%s", found > 1 ? "more than one TLS-RPT record"
 		           : "a malformed record, or no mailto: or https: rua");
 	} else {
 		for (size_t i = 0; i < rua.n; i++)
 			report_detail(s, "rua: %s%s", rua.v[i].https ? "" : "mailto:", rua.v[i].uri);
-		report_end(&d->rep, s, REPORT_PASS, "reports go to %zu address%s", rua.n,
+		report_end(d->rep, s, REPORT_PASS, "reports go to %zu address%s", rua.n,
 		           rua.n == 1 ? "" : "es");
 	}
 }

@@ -43,6 +43,7 @@
 "      --cafile FILE        trust these CA certificates too\n" \
 "      --tls-name NAME      name to check the certificate against\n" \
 "      --timeout SEC        per reply and per connection (default 30)\n" \
+"      --trust-anchor FILE  DNSSEC trust anchors for a domain's DANE step (as doctor)\n" \
 "console options: --resolver, --port, --cafile, --tls-name, --timeout,\n" \
 "  --log FILE (like telnet's \"set logfile\").\n" \
 "conform options: -v, --json, --port, --resolver, --helo, --from, --to ADDR (the\n" \
@@ -195,7 +196,7 @@ static int probe_option_tls(struct probe_args *a, int ch, const char *arg)
 			fprintf(stderr, "tern-probe: --trust-anchor %s: %s\n", arg, strerror(errno));
 			return -1;
 		}
-		a->doctor.trust_anchor = arg;
+		a->doctor.trust_anchor = a->check.trust_anchor = arg;
 		return 0;
 	default: return -1;
 	}
