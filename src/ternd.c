@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
@@ -62,6 +64,7 @@ struct ternd {
 
 #define TERND_TRIM_EVERY 5   /* seconds between looks at memory after a burst */
 #define TERND_TRIM_DROP 32   /* sessions fewer than the peak that count as one */
+#define TERND_FD_SPARE 128   /* descriptors beyond max_connections: listeners, files, milters */
 
 static void ternd_usage(void)
 {
@@ -405,12 +408,52 @@ static void ternd_conduit_attach(void *q, struct hold_conduit *c, struct closer_
 	queue_conduit_attach(q, c, t);
 }
 
+static void ternd_fd_map_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* libevent keeps a small entry for each descriptor number a loop has
+ * watched, made the first time and kept for the loop's life. Made in a
+ * burst of connections, each sits among the sessions' buffers and pins
+ * its page once they are freed (malloc_trim cannot give it back: about
+ * 4 KB per peak connection, docs/RELIABILITY.md). Made here, before any
+ * other thread runs, for every free number up to max_connections and
+ * some (a socket dup'ed there, watched, unwatched, closed), they sit
+ * together at the start of the heap. */
+static void ternd_fd_map(struct event_base *base, unsigned nconn)
+{
+	struct rlimit rl;
+	int sv[2];
+	long upto = (long)nconn + TERND_FD_SPARE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur - 1 < upto)
+		upto = (long)rl.rlim_cur - 1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return;
+	for (int fd = 0; fd <= upto; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || dup3(sv[0], fd, O_CLOEXEC) < 0)
+			continue;   /* in use, or none to be had */
+		struct event *ev = event_new(base, fd, EV_READ, ternd_fd_map_cb, NULL);
+		if (ev && event_add(ev, NULL) == 0)
+			event_del(ev);
+		if (ev)
+			event_free(ev);
+		close(fd);
+	}
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static int ternd_start(struct ternd *t)
 {
 	const struct conf *c = &t->srv.set->conf;
 	log_set_level((enum log_level)log_level_parse(c->log_level));
 	if (evthread_use_pthreads() != 0 || !(t->srv.base = event_base_new()))
 		log_fatal("cannot initialise libevent");
+	ternd_fd_map(t->srv.base, c->max_connections);
 	policy_init(&t->policy, t->srv.base, c->dns_resolver);
 	t->srv.policy = &t->policy;
 	t->srv.closer = closer_new(t->srv.base);
