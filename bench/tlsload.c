@@ -1,8 +1,8 @@
 /* tlsload: the benchmark's STARTTLS load client (bench/run's scenarios s1t
  * and s1tr), the same for every server under test.
  *
- *   tlsload [-s sessions] [-m messages] [-l size] [-d] [-r] [-S sni]
- *           [-f from] [-t to] HOST:PORT
+ *   tlsload [-s sessions] [-m messages] [-l size] [-d] [-r] [-j procs]
+ *           [-S sni] [-f from] [-t to] HOST:PORT
  *
  * Keeps <sessions> SMTP sessions busy until <messages> have been accepted.
  * Each session: connect, 220, EHLO, STARTTLS (RFC 3207), a TLS 1.3
@@ -12,14 +12,16 @@
  * as there are (like smtp-source -d). With -r each session slot keeps the
  * last TLS 1.3 ticket the server sent it and offers it on its next
  * connection (RFC 8446 2.2); SSL_session_reused() counts the handshakes
- * that resumed.
+ * that resumed. With -j the sessions and messages are shared among that
+ * many processes (the client's own handshakes cost it as much CPU as the
+ * server's: one process on one core can be the limit).
  *
  * No certificate is verified (a benchmark on 127.0.0.1: the same
  * self-signed certificate for every server). Any reply that is not 2xx or
  * 3xx, an unexpected close or a TLS failure ends the run at once with exit
  * status 1: a run that failed must not look fast. On success it prints one
  * line, "tlsload: sent=N elapsed=S msg_s=R handshakes=H handshakes_s=R
- * resumed=N", and exits 0.
+ * resumed=N client_cpu=S" (the client's own CPU seconds), and exits 0.
  *
  * Single-threaded epoll; OpenSSL 3. Built by bench/run into bench/work; no
  * part of the product build.
@@ -38,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,29 +388,99 @@ static void ctx_make(struct load *L)
 static void usage(void)
 {
 	fprintf(stderr, "usage: tlsload [-s sessions] [-m messages] [-l size] [-d] [-r] "
-			"[-S sni] [-f from] [-t to] HOST:PORT\n");
+			"[-j procs] [-S sni] [-f from] [-t to] HOST:PORT\n");
 	exit(2);
+}
+
+/* One process's share: its sessions until its messages are sent. */
+static void load_run(struct load *L)
+{
+	body_build(L);
+	ctx_make(L);
+	L->ep = epoll_create1(EPOLL_CLOEXEC);
+	L->slots = calloc((size_t)L->sessions, sizeof *L->slots);
+	if (L->ep < 0 || !L->slots)
+		die(NULL, "setup");
+	for (int i = 0; i < L->sessions; i++) {
+		L->slots[i].fd = -1;
+		slot_open(L, &L->slots[i]);
+	}
+	struct epoll_event ev[64];
+	while (L->sent < L->msgs || load_open(L)) {
+		int n = epoll_wait(L->ep, ev, 64, 60000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die(NULL, "no progress for 60 s (%ld of %ld sent)", L->sent, L->msgs);
+		for (int i = 0; i < n; i++)
+			slot_drive(L, ev[i].data.ptr);
+	}
+	for (int i = 0; i < L->sessions; i++)
+		SSL_SESSION_free(L->slots[i].ticket);
+	SSL_CTX_free(L->ctx);
+	free(L->slots);
+	free(L->body);
+}
+
+/* -j: each child runs its share and writes its counts to the pipe; any
+ * child that fails fails the run. */
+static void load_fork(struct load *L, int procs)
+{
+	int fd[2];
+	if (pipe(fd) < 0)
+		die(NULL, "pipe: %s", strerror(errno));
+	long msgs = L->msgs, sessions = L->sessions;
+	for (int p = 0; p < procs; p++) {
+		struct load share = *L;
+		share.msgs = msgs / procs + (p < msgs % procs);
+		share.sessions = (int)(sessions / procs + (p < sessions % procs));
+		pid_t pid = fork();
+		if (pid < 0)
+			die(NULL, "fork: %s", strerror(errno));
+		if (pid == 0) {
+			close(fd[0]);
+			load_run(&share);
+			long out[3] = { share.sent, share.handshakes, share.resumed };
+			if (write(fd[1], out, sizeof out) != sizeof out)
+				_exit(1);
+			_exit(0);
+		}
+	}
+	close(fd[1]);
+	long in[3];
+	while (read(fd[0], in, sizeof in) == sizeof in) {
+		L->sent += in[0];
+		L->handshakes += in[1];
+		L->resumed += in[2];
+	}
+	int st, bad = 0;
+	while (wait(&st) > 0)
+		bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	if (bad || L->sent != msgs)
+		die(NULL, "a client process failed (%ld of %ld sent)", L->sent, msgs);
 }
 
 int main(int argc, char **argv)
 {
 	struct load L = { .sessions = 1, .msgs = 1, .size = 4096, .from = "bench@source.example",
 			  .to = "user@sink.example" };
-	int c;
-	while ((c = getopt(argc, argv, "s:m:l:drS:f:t:")) != -1) {
+	int c, procs = 1;
+	while ((c = getopt(argc, argv, "s:m:l:drj:S:f:t:")) != -1) {
 		switch (c) {
 		case 's': L.sessions = atoi(optarg); break;
 		case 'm': L.msgs = atol(optarg); break;
 		case 'l': L.size = (size_t)atol(optarg); break;
 		case 'd': L.reuse = 1; break;
 		case 'r': L.resume = 1; break;
+		case 'j': procs = atoi(optarg); break;
 		case 'S': L.sni = optarg; break;
 		case 'f': L.from = optarg; break;
 		case 't': L.to = optarg; break;
 		default: usage();
 		}
 	}
-	if (optind != argc - 1 || L.sessions < 1 || L.msgs < 1)
+	if (optind != argc - 1 || L.sessions < 1 || L.msgs < 1 || procs < 1 ||
+	    procs > L.sessions || procs > L.msgs)
 		usage();
 	char *colon = strrchr(argv[optind], ':');
 	if (!colon)
@@ -417,37 +491,20 @@ int main(int argc, char **argv)
 	if (inet_pton(AF_INET, argv[optind], &L.addr.sin_addr) != 1)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
-	body_build(&L);
-	ctx_make(&L);
-	L.ep = epoll_create1(EPOLL_CLOEXEC);
-	L.slots = calloc((size_t)L.sessions, sizeof *L.slots);
-	if (L.ep < 0 || !L.slots)
-		die(NULL, "setup");
 	double t0 = now();
-	for (int i = 0; i < L.sessions; i++) {
-		L.slots[i].fd = -1;
-		slot_open(&L, &L.slots[i]);
-	}
-	struct epoll_event ev[64];
-	while (L.sent < L.msgs || load_open(&L)) {
-		int n = epoll_wait(L.ep, ev, 64, 60000);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die(NULL, "no progress for 60 s (%ld of %ld sent)", L.sent, L.msgs);
-		for (int i = 0; i < n; i++)
-			slot_drive(&L, ev[i].data.ptr);
-	}
+	if (procs == 1)
+		load_run(&L);
+	else
+		load_fork(&L, procs);
 	double el = now() - t0;
+	struct rusage self, kids;
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	double cpu = self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+		     kids.ru_stime.tv_sec + (self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+		     kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
 	printf("tlsload: sent=%ld elapsed=%.3f msg_s=%.1f handshakes=%ld handshakes_s=%.1f "
-	       "resumed=%ld\n", L.sent, el, L.sent / el, L.handshakes, L.handshakes / el, L.resumed);
-	for (int i = 0; i < L.sessions; i++) {
-		if (L.slots[i].fd >= 0)
-			slot_close(&L, &L.slots[i]);
-		SSL_SESSION_free(L.slots[i].ticket);
-	}
-	SSL_CTX_free(L.ctx);
-	free(L.slots);
-	free(L.body);
+	       "resumed=%ld client_cpu=%.2f\n", L.sent, el, L.sent / el, L.handshakes,
+	       L.handshakes / el, L.resumed, cpu);
 	return 0;
 }
