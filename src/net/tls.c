@@ -47,6 +47,11 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file)
 	SSL_CTX *ctx = tls_ctx_new(TLS_SERVER);
 	if (!ctx)
 		return NULL;
+	/* With SSL_OP_NO_TICKET a TLS 1.3 ticket (RFC 8446 4.6.1) is a key
+	 * into OpenSSL's session cache, and every ticket sent is a cached
+	 * session: OpenSSL's default of two per handshake filled the cache
+	 * with sessions no client would use (a client resumes with one). */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		tls_log_errors(cert_file);
 	} else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {

@@ -60,6 +60,28 @@ def test_openssl_s_client_starttls(tls_server):
     assert "221 2.0.0" in out, out
 
 
+def test_tls13_one_ticket_that_resumes(tls_server, tmp_path):
+    """One TLS 1.3 ticket per handshake (RFC 8446 4.6.1): ternd's tickets
+    are keys into its session cache (SSL_OP_NO_TICKET), and a second one
+    per handshake only filled it; a client offering the ticket resumes."""
+    sess = tmp_path / "session.pem"
+
+    def s_client(*extra):
+        p = subprocess.run(
+            ["openssl", "s_client", "-starttls", "smtp", "-tls1_3", "-ign_eof", "-msg",
+             "-connect", "127.0.0.1:%d" % tls_server.port, *extra],
+            input=b"EHLO s-client.example\r\nQUIT\r\n", capture_output=True, timeout=20)
+        out = p.stdout.decode("utf-8", "replace")
+        assert "221 2.0.0" in out, out + p.stderr.decode()
+        return out
+
+    out = s_client("-sess_out", str(sess))
+    assert out.count(", NewSessionTicket") == 1, out
+    assert "\nNew, TLSv1.3" in out, out
+    out = s_client("-sess_in", str(sess))
+    assert "\nReused, TLSv1.3" in out, out
+
+
 @pytest.mark.parametrize("version", ["-tls1", "-tls1_1"])
 def test_old_tls_versions_refused(tls_server, version):
     p = subprocess.run(
