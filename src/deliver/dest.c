@@ -245,7 +245,10 @@ static const char *conn_lacks(const struct conn *cn, const struct qjob *job)
 	if (job->m->env.smtputf8 && !x->smtputf8)
 		return "5.6.7 %s: the next hop does not support SMTPUTF8 (RFC 6531 3.4)";
 	if (job->m->env.body == BODY_BINARYMIME && !(x->binarymime && smtpc_bdat(cn->c)))
-		return "5.6.3 %s: the next hop does not support BINARYMIME and CHUNKING (RFC 3030 3)";
+		return cn->d->route.lmtp ? "5.6.3 %s: BINARYMIME needs BDAT, and LMTP is sent by DATA"
+		                           " (RFC 3030 3)"
+		                         : "5.6.3 %s: the next hop does not support BINARYMIME and"
+		                           " CHUNKING (RFC 3030 3)";
 	if (!job->m->env.requiretls || cn->d->route.lmtp)
 		return NULL;
 	if (!smtpc_tls_verified(cn->c))
@@ -855,7 +858,7 @@ static void dest_pump(struct queue *q, struct dest *d)
 		struct conn *cn = d->idle;
 		d->idle = cn->next;
 		evtimer_del(cn->idle_ev);
-		conn_run(cn, dest_pop(d));
+		conn_next(cn);   /* conn_lacks: what this connection cannot carry is refused */
 	}
 	if (d->route.kind == ROUTE_CONDUIT) {   /* one connection, once handed over */
 		struct hold_conduit *c = d->route.conduit;

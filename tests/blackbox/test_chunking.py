@@ -471,3 +471,28 @@ def test_postfix_next_hop_by_bdat_over_tls(ternd, tmp_path):
         assert len(chunks) >= 2 and chunks[-1][1], chunks
     finally:
         pf.stop()
+
+
+# --------------------------------------------------------------------------
+# LMTP
+
+
+def test_lmtp_keeps_data_and_returns_binarymime_5_6_3(ternd, tmp_path):
+    """LMTP (Dovecot, which offers CHUNKING) still gets DATA; a BINARYMIME
+    message, which would need BDAT there, is returned with 5.6.3."""
+    from peers import Dovecot, free_port_on
+    d = Dovecot(free_port_on("127.0.0.1"), ["bob@lmtp.example"])
+    try:
+        a = ternd(tmp=tmp_path / "a", lmtp_domains="lmtp.example",
+                  lmtp_host="127.0.0.1:%d" % d.port, retry_min="1s", retry_max="1s",
+                  log_level="debug")
+        a.make_maildir(SENDER)
+        send(a, crlf("Subject: lmtp", "", "lmtp-data-1"), rcpts=("bob@lmtp.example",))
+        d.wait_message_with("bob@lmtp.example", "lmtp-data-1")
+        assert re.search(r"smtp [^:]*: > DATA", a.log()) and "> BDAT" not in a.log()
+        send_bdat(a, BINARY.replace(b"%d", b"6"), rcpt="bob@lmtp.example")
+        text, rcpts = report(a)
+        assert rcpts[0]["Status"] == "5.6.3", text
+        assert "BINARYMIME needs BDAT, and LMTP is sent by DATA" in text, text
+    finally:
+        d.stop()
