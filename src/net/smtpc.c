@@ -19,7 +19,7 @@
 #define SMTPC_TEXT_MAX 512            /* of a reply, quoted in results */
 #define SMTPC_BODY_LOW (64 * 1024)    /* refill the output below this */
 #define SMTPC_BDAT_CHUNK (256 * 1024) /* a BDAT chunk read from the source, at least */
-#define SMTPC_BDAT_FILE (1024 * 1024) /* a BDAT chunk of a body file, at most */
+#define SMTPC_BDAT_MAX (1024 * 1024)  /* a BDAT chunk, at most (the prefix apart) */
 
 enum smtpc_state {
 	C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_HANDSHAKE, C_AUTH, C_READY, C_TX,
@@ -60,6 +60,7 @@ struct smtpc {
 	bool body_eof;                  /* the source has given its last piece */
 	bool have_ahead;
 	struct buf ahead;               /* the piece read ahead of the chunk */
+	size_t chunk_off;               /* chunk's octets before this have gone */
 	int file_fd;                    /* a body file sent by ranges, or -1 */
 	uint64_t file_size, file_off;
 };
@@ -429,7 +430,8 @@ static void smtpc_bdat_last(struct smtpc *c)
  * ahead: none left means the chunk is the last. 0 or an errno. */
 static int smtpc_bdat_fill(struct smtpc *c)
 {
-	while (!c->body_eof && (c->chunk.len < SMTPC_BDAT_CHUNK || !c->have_ahead)) {
+	while (!c->body_eof &&
+	       (c->chunk.len - c->chunk_off < SMTPC_BDAT_CHUNK || !c->have_ahead)) {
 		if (c->have_ahead) {
 			buf_append(&c->chunk, c->ahead.data, c->ahead.len);
 			c->have_ahead = false;
@@ -444,19 +446,25 @@ static int smtpc_bdat_fill(struct smtpc *c)
 	return 0;
 }
 
-/* A chunk read from the source (the prefix in the first): false when the
- * source failed (the job with it). */
+/* A chunk read from the source (the prefix in the first), at most
+ * SMTPC_BDAT_MAX of a larger piece (a body held in memory is one): false
+ * when the source failed (the job with it). */
 static bool smtpc_bdat_chunk(struct smtpc *c)
 {
+	if (c->chunk_off == c->chunk.len) {
+		buf_reset(&c->chunk);
+		c->chunk_off = 0;
+	}
 	if (smtpc_bdat_fill(c)) {
 		smtpc_source_failed(c);
 		return false;
 	}
-	bool last = c->body_eof;
-	size_t n = c->chunk.len;
+	bool last;
+	size_t n = (size_t)smtp_bdat_next(c->chunk.len, c->chunk_off, SMTPC_BDAT_MAX, &last);
+	last = last && c->body_eof;
 	smtpc_bdat_cmd(c, n, last);
-	smtpc_conn_write(c->conn, c->chunk.data, n);
-	buf_reset(&c->chunk);
+	smtpc_conn_write(c->conn, c->chunk.data + c->chunk_off, n);
+	c->chunk_off += n;
 	if (last)
 		smtpc_bdat_last(c);
 	return true;
@@ -467,7 +475,7 @@ static bool smtpc_bdat_chunk(struct smtpc *c)
 static bool smtpc_bdat_file_chunk(struct smtpc *c)
 {
 	bool last;
-	uint64_t n = smtp_bdat_next(c->file_size, c->file_off, SMTPC_BDAT_FILE, &last);
+	uint64_t n = smtp_bdat_next(c->file_size, c->file_off, SMTPC_BDAT_MAX, &last);
 	int fd = n ? dup(c->file_fd) : -1;
 	if (n && fd < 0) {
 		smtpc_source_failed(c);
@@ -508,6 +516,7 @@ static void smtpc_bdat_start(struct smtpc *c)
 		return smtpc_tx_end_early(c);
 	c->state = C_BODY;
 	buf_reset(&c->chunk);
+	c->chunk_off = 0;
 	const char *p = job->src->prefix ? job->src->prefix(job) : NULL;
 	if (p)
 		buf_puts(&c->chunk, p);
