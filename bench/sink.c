@@ -5,8 +5,13 @@
  *
  *   sink ADDR:PORT CAPTURE-FILE
  *
+ *   sink -C ADDR:PORT [CAPTURE-FILE]
+ *
  * Single-threaded epoll, any number of connections, PIPELINING. It accepts
- * every MAIL/RCPT, reads DATA up to CRLF.CRLF and answers 250; it keeps
+ * every MAIL/RCPT, reads DATA up to CRLF.CRLF and answers 250; with -C it
+ * also offers CHUNKING (RFC 3030) and takes BDAT chunks (250 each, the
+ * message counted at the LAST one; without -C, figures stay comparable
+ * with those of DATA alone). It keeps
  * nothing. It counts completed transactions (messages), recipients,
  * octets, and messages whose header block has a DKIM-Signature field (the
  * proof that a server under test signed what it relayed). Two extra
@@ -39,6 +44,10 @@
 struct conn {
 	int fd;
 	int in_data;           /* reading message data */
+	int in_bdat;           /* a message by BDAT has begun */
+	unsigned long long bdat_left;  /* octets of the current chunk still to come */
+	int bdat_last;         /* the current chunk is the LAST */
+	int in_chunk;          /* reading a chunk's octets */
 	int data;              /* matching state of CRLF.CRLF */
 	int in_head;           /* in the header block of the message */
 	int hpos;              /* matched of "dkim-signature:" on this line, -1 none */
@@ -52,6 +61,7 @@ struct conn {
 
 static unsigned long long n_msgs, n_rcpts, n_octets, n_conns, n_signed;
 static const char *capture_path;   /* NULL: no capture */
+static int chunking;               /* -C: CHUNKING offered */
 static int capture_armed;          /* the next message is captured */
 static int capture_fd = -1;
 
@@ -66,11 +76,45 @@ static void reply(struct conn *c, const char *s)
 	}
 }
 
+static void chunk_end(struct conn *c);
+
+/* A message begins (DATA's 354, the first BDAT): the header scan and the
+ * capture. */
+static void msg_begin(struct conn *c)
+{
+	c->in_head = 1;
+	c->hpos = 0;
+	c->is_signed = 0;
+	if (capture_path && capture_armed && capture_fd < 0) {
+		capture_fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		c->capture = capture_fd >= 0;
+		capture_armed = 0;
+	}
+}
+
+/* BDAT n [LAST] (RFC 3030 2): its octets follow at once. */
+static void bdat(struct conn *c, const char *args)
+{
+	char *end;
+	c->bdat_left = strtoull(args, &end, 10);
+	c->bdat_last = !strncasecmp(end, " LAST", 5);
+	if (!c->in_bdat) {
+		c->in_bdat = 1;
+		c->data = 2;
+		msg_begin(c);
+	}
+	c->in_chunk = 1;
+	if (c->bdat_left == 0)
+		chunk_end(c);
+}
+
 static void command(struct conn *c, char *l)
 {
 	char buf[160];
 	if (!strncasecmp(l, "EHLO", 4))
-		reply(c, "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n");
+		reply(c, chunking ? "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
+		                    "250 SIZE 0\r\n"
+		                  : "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n");
 	else if (!strncasecmp(l, "HELO", 4) || !strncasecmp(l, "LHLO", 4))
 		reply(c, "250 sink\r\n");
 	else if (!strncasecmp(l, "MAIL", 4))
@@ -78,17 +122,12 @@ static void command(struct conn *c, char *l)
 	else if (!strncasecmp(l, "RCPT", 4)) {
 		n_rcpts++;
 		reply(c, "250 2.1.5 Ok\r\n");
+	} else if (chunking && !strncasecmp(l, "BDAT ", 5)) {
+		bdat(c, l + 5);
 	} else if (!strncasecmp(l, "DATA", 4)) {
 		c->in_data = 1;
 		c->data = 2;  /* as if CRLF had just been seen */
-		c->in_head = 1;
-		c->hpos = 0;
-		c->is_signed = 0;
-		if (capture_path && capture_armed && capture_fd < 0) {
-			capture_fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-			c->capture = capture_fd >= 0;
-			capture_armed = 0;
-		}
+		msg_begin(c);
 		reply(c, "354 go ahead\r\n");
 	} else if (!strncasecmp(l, "RSET", 4) || !strncasecmp(l, "NOOP", 4))
 		reply(c, "250 2.0.0 Ok\r\n");
@@ -177,10 +216,46 @@ static size_t data_feed(struct conn *c, const char *p, size_t n)
 	return n;
 }
 
+/* A chunk's octets: counted, scanned for the header field, captured. */
+static size_t chunk_feed(struct conn *c, const char *p, size_t n)
+{
+	size_t take = n < c->bdat_left ? n : (size_t)c->bdat_left;
+	for (size_t i = 0; c->in_head && i < take; i++) {
+		head_feed(c, p[i]);
+		c->data = p[i] == '\n' ? 2 : p[i] == '\r' ? 1 : 0;
+	}
+	n_octets += take;
+	capture_write(c, p, take, 0);
+	c->bdat_left -= take;
+	if (c->bdat_left == 0)
+		chunk_end(c);
+	return take;
+}
+
+static void chunk_end(struct conn *c)
+{
+	c->in_chunk = 0;
+	if (!c->bdat_last) {
+		reply(c, "250 2.0.0 chunk received\r\n");
+		return;
+	}
+	c->in_bdat = 0;
+	n_msgs++;
+	n_signed += (unsigned long long)c->is_signed;
+	capture_write(c, "", 0, 1);
+	reply(c, "250 2.0.0 Ok: queued\r\n");
+}
+
 static int input(struct conn *c, const char *p, size_t n)
 {
 	int quit = 0;
 	while (n) {
+		if (c->in_chunk) {
+			size_t used = chunk_feed(c, p, n);
+			p += used;
+			n -= used;
+			continue;
+		}
 		if (c->in_data) {
 			size_t used = data_feed(c, p, n);
 			p += used;
@@ -237,8 +312,13 @@ static void drop(int ep, struct conn *c)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "-C")) {
+		chunking = 1;
+		argv++;
+		argc--;
+	}
 	if (argc < 2 || argc > 3 || !strchr(argv[1], ':')) {
-		fprintf(stderr, "usage: sink 127.0.0.1:PORT [CAPTURE-FILE]\n");
+		fprintf(stderr, "usage: sink [-C] 127.0.0.1:PORT [CAPTURE-FILE]\n");
 		return 2;
 	}
 	if (argc == 3) {

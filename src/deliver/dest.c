@@ -239,7 +239,9 @@ static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 /* Why a job may not go on this connection, or NULL. A message received
  * with SMTPUTF8 goes only to a next hop that offers it: no downgraded
  * copy (RFC 6531 3.4), even when its envelope and header happen to be
- * ASCII; 5.6.7 (RFC 6533 3). A REQUIRETLS message only over TLS verified
+ * ASCII; 5.6.7 (RFC 6533 3). A BODY=BINARYMIME message only by BDAT to a
+ * next hop that offers BINARYMIME (RFC 3030 3; never over LMTP, which
+ * sends DATA): no conversion, 5.6.3. A REQUIRETLS message only over TLS verified
  * by policy, to a next hop that offers REQUIRETLS (RFC 8689 4.2.1); LMTP
  * is final delivery, which needs neither. */
 static const char *conn_lacks(const struct conn *cn, const struct qjob *job)
@@ -247,6 +249,11 @@ static const char *conn_lacks(const struct conn *cn, const struct qjob *job)
 	const struct smtp_ext *x = smtpc_ext(cn->c);
 	if (job->m->env.smtputf8 && !x->smtputf8)
 		return "5.6.7 %s: the next hop does not support SMTPUTF8 (RFC 6531 3.4)";
+	if (job->m->env.body == BODY_BINARYMIME && !(x->binarymime && smtpc_bdat(cn->c)))
+		return cn->d->route.lmtp ? "5.6.3 %s: BINARYMIME needs BDAT, and LMTP is sent by DATA"
+		                           " (RFC 3030 3)"
+		                         : "5.6.3 %s: the next hop does not support BINARYMIME and"
+		                           " CHUNKING (RFC 3030 3)";
 	if (!job->m->env.requiretls || cn->d->route.lmtp)
 		return NULL;
 	if (!smtpc_tls_verified(cn->c))
@@ -381,6 +388,7 @@ static void conn_target_base(struct conn *cn, struct smtpc_target *t)
 	t->auth_pass = r->auth ? es->auth_pass : NULL;
 	t->connect_timeout = es->set->conf.smtp_connect_timeout;
 	t->timeout = es->set->conf.smtp_timeout;
+	t->chunking = es->set->conf.smtp_chunking;
 	t->closer = cn->q->closer;
 }
 
@@ -853,7 +861,7 @@ static void dest_pump(struct queue *q, struct dest *d)
 		struct conn *cn = d->idle;
 		d->idle = cn->next;
 		evtimer_del(cn->idle_ev);
-		conn_run(cn, dest_pop(d));
+		conn_next(cn);   /* conn_lacks: what this connection cannot carry is refused */
 	}
 	if (d->route.kind == ROUTE_CONDUIT) {   /* one connection, once handed over */
 		struct hold_conduit *c = d->route.conduit;

@@ -30,11 +30,11 @@ static int job_source_chunk(const struct smtpc_job *job, unsigned seq, struct bu
 }
 
 /* Only a body file known to have no line that begins with a dot goes out
- * as it is (spool_env.dotless). */
-static int job_source_file(const struct smtpc_job *job, uint64_t *size)
+ * as it is in DATA (spool_env.dotless); any, by BDAT (raw). */
+static int job_source_file(const struct smtpc_job *job, bool raw, uint64_t *size)
 {
 	const struct spool_env *e = job->msg;
-	if (!e->body_file || !e->dotless) {
+	if (!e->body_file || (!raw && !e->dotless)) {
 		errno = ENOENT;
 		return -1;
 	}

@@ -25,6 +25,9 @@ bool dsn_return_full(const struct spool_env *env, enum dsn_kind k)
 {
 	if (env->requiretls)
 		return false;   /* RFC 8689 5: as if RET=HDRS, whatever was asked */
+	if (env->body == BODY_BINARYMIME)
+		return false;   /* RFC 3030 3: binary content cannot go in a report (7BIT
+		                   text, sent by DATA): its header fields only */
 	if (env->ret == RET_FULL)
 		return true;
 	return env->ret == RET_UNSET && k == DSN_FAILED;

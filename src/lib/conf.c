@@ -78,6 +78,7 @@ static const struct conf_key conf_keys[] = {
 	K(proxy_interfaces, T_ADDRS, ""),
 	K(smtp_connect_timeout, T_DURATION, "30s"),
 	K(smtp_timeout, T_DURATION, "5m"),
+	K(smtp_chunking, T_BOOL, "yes"),
 	K(destination_concurrency, T_UINT, "10"),
 	K(delay_warning, T_DURATION, "4h"),
 	K(max_queue_lifetime, T_DURATION, "5d"),

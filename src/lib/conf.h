@@ -118,6 +118,7 @@ struct conf {
 	struct conf_list proxy_interfaces; /* IPs that reach us through a proxy or NAT */
 	unsigned smtp_connect_timeout; /* seconds */
 	unsigned smtp_timeout;         /* seconds per reply, RFC 5321 4.5.3.2 */
+	bool smtp_chunking;            /* BDAT to next hops that offer CHUNKING (RFC 3030) */
 	unsigned destination_concurrency; /* connections per destination */
 	unsigned delay_warning;        /* seconds before a delay report */
 	unsigned max_queue_lifetime;   /* seconds before a bounce */

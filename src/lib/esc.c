@@ -51,6 +51,7 @@ static const struct esc_reply esc_table[R__COUNT] = {
 	[R_BDAT_OK] = { 250, "2.0.0", "%llu octets received" },
 	[R_BDAT_SYNTAX] = { 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]" },
 	[R_BDAT_MIXED] = { 503, "5.5.1", "DATA and BDAT cannot be mixed in one transaction" },
+	[R_BINARYMIME_DATA] = { 503, "5.5.1", "BODY=BINARYMIME requires BDAT, not DATA (RFC 3030 3)" },
 	[R_SPOOL_ERROR] = { 451, "4.3.0", "Local error in processing; try again later" },
 	[R_SPOOL_FULL] = { 452, "4.3.1", "Insufficient system storage" },
 	[R_VRFY_CANNOT] = { 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery" },

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -201,7 +202,7 @@ static const struct { const char *kw; size_t off; } smtp_ext_flags[] = {
 	EXT("PIPELINING", pipelining), EXT("SIZE", size), EXT("8BITMIME", eightbitmime),
 	EXT("DSN", dsn), EXT("STARTTLS", starttls), EXT("AUTH", auth),
 	EXT("ENHANCEDSTATUSCODES", enhancedstatuscodes), EXT("SMTPUTF8", smtputf8),
-	EXT("CHUNKING", chunking), EXT("REQUIRETLS", requiretls),
+	EXT("CHUNKING", chunking), EXT("BINARYMIME", binarymime), EXT("REQUIRETLS", requiretls),
 };
 #undef EXT
 
@@ -279,7 +280,7 @@ void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ext *e)
 
 /* ---- the envelope's commands ---- */
 
-/* RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 4.3-4.4 RET and ENVID, RFC 6531
+/* RFC 1870 SIZE, RFC 6152 and RFC 3030 3 BODY, RFC 3461 4.3-4.4 RET and ENVID, RFC 6531
  * SMTPUTF8, RFC 8689 REQUIRETLS. */
 void smtp_mail_line(const struct smtp_mail *m, const struct smtp_ext *e, struct buf *out)
 {
@@ -288,6 +289,8 @@ void smtp_mail_line(const struct smtp_mail *m, const struct smtp_ext *e, struct 
 		buf_printf(out, " SIZE=%llu", (unsigned long long)m->size);
 	if (e->eightbitmime && m->body == BODY_8BITMIME)
 		buf_puts(out, " BODY=8BITMIME");
+	else if (e->binarymime && m->body == BODY_BINARYMIME)   /* RFC 3030 3 */
+		buf_puts(out, " BODY=BINARYMIME");
 	if (e->dsn && m->ret != RET_UNSET)
 		buf_puts(out, m->ret == RET_FULL ? " RET=FULL" : " RET=HDRS");
 	char x[SMTP_ENVID_MAX * 3 + 1];
@@ -437,4 +440,19 @@ void smtp_stuff_end(struct smtp_stuff *s, smtp_sink_fn *sink, void *arg)
 		sink(arg, "\r\n", 2);
 	sink(arg, ".\r\n", 3);
 	s->mid = s->cr = false;
+}
+
+/* ---- BDAT, RFC 3030 2 ---- */
+
+void smtp_bdat_line(uint64_t size, bool last, char *out, size_t n)
+{
+	snprintf(out, n, "BDAT %llu%s", (unsigned long long)size, last ? " LAST" : "");
+}
+
+uint64_t smtp_bdat_next(uint64_t total, uint64_t sent, uint64_t max, bool *last)
+{
+	uint64_t left = sent < total ? total - sent : 0;
+	uint64_t n = left < max ? left : max;
+	*last = n == left;
+	return n;
 }

@@ -8,7 +8,8 @@
  *     parameters of RFC 3461 and their xtext encoding);
  *   - base64 (RFC 4648 4; OpenSSL's EVP coder behind a strict check) and
  *     the AUTH PLAIN and LOGIN responses (RFC 4954, RFC 4616);
- *   - dot-stuffing of message content as a stream (RFC 5321 4.5.2);
+ *   - dot-stuffing of message content as a stream (RFC 5321 4.5.2), and
+ *     BDAT's command and chunk plan (RFC 3030 2);
  *   - the result of one delivery attempt for one recipient.
  */
 #ifndef TERN_SMTP_H
@@ -30,7 +31,8 @@ enum {
 };
 
 enum smtp_ret { RET_UNSET = 0, RET_FULL, RET_HDRS };  /* RFC 3461 4.3 */
-enum smtp_body { BODY_UNSET = 0, BODY_7BIT, BODY_8BITMIME }; /* RFC 6152 */
+/* RFC 6152; BINARYMIME: RFC 3030 3 (stored in the spool as these numbers) */
+enum smtp_body { BODY_UNSET = 0, BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
 
 #define SMTP_ENVID_MAX 100  /* RFC 3461 4.4 */
 #define SMTP_ORCPT_MAX 500  /* RFC 3461 4.2 */
@@ -101,7 +103,8 @@ struct smtp_ext {
 	unsigned auth_mechs;   /* SMTP_AUTH_*, of those this code speaks */
 	bool enhancedstatuscodes;  /* RFC 2034 */
 	bool smtputf8;         /* RFC 6531 */
-	bool chunking;         /* RFC 3030 */
+	bool chunking;         /* RFC 3030 2 */
+	bool binarymime;       /* RFC 3030 3 */
 	bool requiretls;       /* RFC 8689 2 */
 };
 
@@ -174,5 +177,16 @@ void smtp_stuff(struct smtp_stuff *s, const char *p, size_t n, smtp_sink_fn *sin
 /* The end of the data: CRLF when the last line has none, then "." CRLF
  * (RFC 5321 4.1.1.4). */
 void smtp_stuff_end(struct smtp_stuff *s, smtp_sink_fn *sink, void *arg);
+
+/* ---- BDAT, RFC 3030 2 ---- */
+
+/* "BDAT <size>" or "BDAT <size> LAST" into out (room for n; 32 is
+ * enough). */
+void smtp_bdat_line(uint64_t size, bool last, char *out, size_t n);
+
+/* The next chunk of a message sent by BDAT from a body of total octets
+ * of which sent have gone, at most max (> 0) each: its size, and in *last
+ * whether it ends the message. An empty body is one empty LAST chunk. */
+uint64_t smtp_bdat_next(uint64_t total, uint64_t sent, uint64_t max, bool *last);
 
 #endif

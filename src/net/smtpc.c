@@ -18,6 +18,8 @@
 
 #define SMTPC_TEXT_MAX 512            /* of a reply, quoted in results */
 #define SMTPC_BODY_LOW (64 * 1024)    /* refill the output below this */
+#define SMTPC_BDAT_CHUNK (256 * 1024) /* a BDAT chunk read from the source, at least */
+#define SMTPC_BDAT_MAX (1024 * 1024)  /* a BDAT chunk, at most (the prefix apart) */
 
 enum smtpc_state {
 	C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_HANDSHAKE, C_AUTH, C_READY, C_TX,
@@ -51,9 +53,21 @@ struct smtpc {
 	bool body_done;
 	struct smtp_stuff stuff;
 	struct buf chunk;
+	/* BDAT (RFC 3030 2) */
+	size_t bdat_sent, bdat_got;     /* chunks sent / their replies seen */
+	bool bdat_failed;               /* a chunk was refused: no more go */
+	bool bdat_rset;                 /* ... before the last one: RSET after */
+	bool body_eof;                  /* the source has given its last piece */
+	bool have_ahead;
+	struct buf ahead;               /* the piece read ahead of the chunk */
+	size_t chunk_off;               /* chunk's octets before this have gone */
+	int file_fd;                    /* a body file sent by ranges, or -1 */
+	uint64_t file_size, file_off;
 };
 
 static void smtpc_body(struct smtpc *c);
+static void smtpc_bdat_close(struct smtpc *c);
+static void smtpc_tx_end_early(struct smtpc *c);
 static enum smtpc_tls smtpc_level(const struct smtpc *c);
 
 /* ---- helpers ---- */
@@ -99,6 +113,8 @@ static void smtpc_free(void *arg)
 	buf_free(&c->text);
 	buf_free(&c->last_err);
 	buf_free(&c->chunk);
+	buf_free(&c->ahead);
+	smtpc_bdat_close(c);
 	free(c->accepted);
 	free(c);
 }
@@ -112,6 +128,7 @@ static void smtpc_job_fail(struct smtpc *c, const struct deliver_result *r)
 		return;
 	c->job = c->next = NULL;
 	c->state = C_BROKEN;
+	smtpc_bdat_close(c);
 	for (int k = 0; k < 2 && jobs[k]; k++) {
 		for (size_t i = 0; i < jobs[k]->n; i++)
 			if (jobs[k]->res[i].reply[0] == '\0')
@@ -210,10 +227,22 @@ static void smtpc_rcpt_cmd(struct smtpc *c, const struct smtpc_job *job, size_t 
 	buf_free(&b);
 }
 
+bool smtpc_bdat(const struct smtpc *c)
+{
+	return c->ext.chunking && c->t->chunking && !c->t->lmtp;
+}
+
+/* The commands of a job before its body: MAIL, the RCPTs, and DATA unless
+ * the body goes by BDAT. */
+static size_t smtpc_tx_total(const struct smtpc *c, const struct smtpc_job *job)
+{
+	return job->n + (smtpc_bdat(c) ? 1 : 2);
+}
+
 /* Send what may go now: everything when pipelining, else one command. */
 static void smtpc_tx_send(struct smtpc *c)
 {
-	size_t total = c->job->n + 2;
+	size_t total = smtpc_tx_total(c, c->job);
 	while (c->sent < total) {
 		if (c->sent == 0)
 			smtpc_mail_cmd(c, c->job);
@@ -250,6 +279,9 @@ static void smtpc_tx_begin(struct smtpc *c, struct smtpc_job *job, size_t sent)
 	c->seq = 0;
 	c->stuff = (struct smtp_stuff)SMTP_STUFF_INIT;
 	c->prefix_sent = c->body_done = false;
+	c->bdat_sent = c->bdat_got = 0;
+	c->bdat_failed = c->bdat_rset = c->body_eof = c->have_ahead = false;
+	smtpc_bdat_close(c);
 	c->state = C_TX;
 }
 
@@ -269,7 +301,8 @@ static void smtpc_pipeline_next(struct smtpc *c)
 	smtpc_mail_cmd(c, job);
 	for (size_t i = 0; i < job->n; i++)
 		smtpc_rcpt_cmd(c, job, i);
-	smtpc_conn_line(c->conn, "DATA");
+	if (!smtpc_bdat(c))
+		smtpc_conn_line(c->conn, "DATA");
 }
 
 const struct smtp_ext *smtpc_ext(const struct smtpc *c)
@@ -299,7 +332,7 @@ static void smtpc_job_done(struct smtpc *c)
 	c->job = NULL;
 	c->state = C_READY;
 	if (c->next) {
-		smtpc_tx_begin(c, c->next, c->next->n + 2);
+		smtpc_tx_begin(c, c->next, smtpc_tx_total(c, c->next));
 		c->next = NULL;
 	}
 	c->cbs.done(c, job, c->cbs.ctx);
@@ -320,7 +353,7 @@ static bool smtpc_body_file(struct smtpc *c)
 	if (smtpc_conn_tls_on(c->conn) || !job->src->file || c->seq != 0)
 		return false;
 	uint64_t size = 0;
-	int fd = job->src->file(job, &size);
+	int fd = job->src->file(job, false, &size);
 	if (fd < 0)
 		return false;
 	char last = '\n';
@@ -355,9 +388,185 @@ static void smtpc_prefix(struct smtpc *c)
 		smtp_stuff(&c->stuff, p, strlen(p), smtpc_sink, c->conn);
 }
 
+/* The source could not be read: the job fails (temporarily), and so does
+ * the connection, which is in the middle of a message. */
+static void smtpc_source_failed(struct smtpc *c)
+{
+	struct deliver_result r;
+	smtpc_set_result(&r, DELIVER_TEMP, "4.3.0 cannot read the message from the spool");
+	smtpc_job_fail(c, &r);
+	c->cbs.fail(c, &r, c->cbs.ctx);
+}
+
+/* ---- BDAT, RFC 3030 2 ---- */
+
+static void smtpc_bdat_close(struct smtpc *c)
+{
+	if (c->file_fd >= 0)
+		close(c->file_fd);
+	c->file_fd = -1;
+}
+
+/* One chunk's command; its octets follow at once. */
+static void smtpc_bdat_cmd(struct smtpc *c, uint64_t size, bool last)
+{
+	char line[64];
+	smtp_bdat_line(size, last, line, sizeof line);
+	smtpc_conn_line(c->conn, line);
+	c->bdat_sent++;
+}
+
+/* The last chunk has gone (its octets too): its reply is the message's.
+ * The next job may follow at once only when every earlier chunk was
+ * taken (a refusal still to come would call for RSET). */
+static void smtpc_bdat_last(struct smtpc *c)
+{
+	c->body_done = true;
+	c->state = C_DOT;
+	smtpc_bdat_close(c);
+	if (c->bdat_got + 1 == c->bdat_sent)
+		smtpc_pipeline_next(c);
+}
+
+/* Fill c->chunk from the source to SMTPC_BDAT_CHUNK, then read one piece
+ * ahead: none left means the chunk is the last. 0 or an errno. */
+static int smtpc_bdat_fill(struct smtpc *c)
+{
+	while (!c->body_eof &&
+	       (c->chunk.len - c->chunk_off < SMTPC_BDAT_CHUNK || !c->have_ahead)) {
+		if (c->have_ahead) {
+			buf_append(&c->chunk, c->ahead.data, c->ahead.len);
+			c->have_ahead = false;
+			continue;
+		}
+		int err = c->job->src->chunk(c->job, c->seq++, &c->ahead);
+		if (err && err != ENOENT)
+			return err;
+		c->body_eof = err == ENOENT;
+		c->have_ahead = !err;
+	}
+	return 0;
+}
+
+/* A chunk read from the source (the prefix in the first), at most
+ * SMTPC_BDAT_MAX of a larger piece (a body held in memory is one): false
+ * when the source failed (the job with it). */
+static bool smtpc_bdat_chunk(struct smtpc *c)
+{
+	if (c->chunk_off == c->chunk.len) {
+		buf_reset(&c->chunk);
+		c->chunk_off = 0;
+	}
+	if (smtpc_bdat_fill(c)) {
+		smtpc_source_failed(c);
+		return false;
+	}
+	bool last;
+	size_t n = (size_t)smtp_bdat_next(c->chunk.len, c->chunk_off, SMTPC_BDAT_MAX, &last);
+	last = last && c->body_eof;
+	smtpc_bdat_cmd(c, n, last);
+	smtpc_conn_write(c->conn, c->chunk.data + c->chunk_off, n);
+	c->chunk_off += n;
+	if (last)
+		smtpc_bdat_last(c);
+	return true;
+}
+
+/* A chunk of the body file, sent by the kernel (the prefix before the
+ * first range, in the same chunk). */
+static bool smtpc_bdat_file_chunk(struct smtpc *c)
+{
+	bool last;
+	uint64_t n = smtp_bdat_next(c->file_size, c->file_off, SMTPC_BDAT_MAX, &last);
+	int fd = n ? dup(c->file_fd) : -1;
+	if (n && fd < 0) {
+		smtpc_source_failed(c);
+		return false;
+	}
+	uint64_t off = c->file_off;
+	c->file_off += n;
+	smtpc_bdat_cmd(c, c->chunk.len + n, last);
+	smtpc_conn_write(c->conn, c->chunk.data, c->chunk.len);
+	buf_reset(&c->chunk);
+	if (n && !smtpc_conn_sendfile_at(c->conn, fd, off, n)) {
+		smtpc_source_failed(c);
+		return false;
+	}
+	if (last)
+		smtpc_bdat_last(c);
+	return true;
+}
+
+/* Chunks while the output has room; without PIPELINING one at a time,
+ * each after the previous one's reply (RFC 3030 2). */
+static void smtpc_bdat_body(struct smtpc *c)
+{
+	while (c->state == C_BODY && smtpc_conn_pending(c->conn) < SMTPC_BODY_LOW &&
+	       (c->ext.pipelining || c->bdat_got == c->bdat_sent)) {
+		if (!(c->file_fd >= 0 ? smtpc_bdat_file_chunk(c) : smtpc_bdat_chunk(c)))
+			return;
+	}
+}
+
+/* Every RCPT answered: the body, when someone is to get it; the prefix
+ * opens the first chunk; a body file goes without a copy when the
+ * connection is plain. */
+static void smtpc_bdat_start(struct smtpc *c)
+{
+	struct smtpc_job *job = c->job;
+	if (c->mail_failed || c->naccepted == 0)
+		return smtpc_tx_end_early(c);
+	c->state = C_BODY;
+	buf_reset(&c->chunk);
+	c->chunk_off = 0;
+	const char *p = job->src->prefix ? job->src->prefix(job) : NULL;
+	if (p)
+		buf_puts(&c->chunk, p);
+	c->prefix_sent = true;
+	if (!smtpc_conn_tls_on(c->conn) && job->src->file) {
+		c->file_fd = job->src->file(job, true, &c->file_size);
+		c->file_off = 0;
+	}
+	smtpc_bdat_body(c);
+}
+
+/* A chunk's reply. The first refusal is every accepted recipient's result
+ * and no chunk follows (RFC 3030 2: the transaction has failed; those in
+ * the pipe are answered too); the last chunk's success is theirs. When
+ * every chunk sent has its reply the job is done, with RSET first when it
+ * failed before its last chunk. */
+static void smtpc_bdat_reply(struct smtpc *c)
+{
+	struct smtpc_job *job = c->job;
+	c->bdat_got++;
+	bool final = c->body_done && c->bdat_got == c->bdat_sent;
+	if (c->reply->code / 100 != 2 && !c->bdat_failed) {
+		c->bdat_failed = true;
+		c->bdat_rset = !final;
+		for (size_t k = 0; k < job->n; k++)
+			if (c->accepted[k])
+				smtpc_result(c, &job->res[k], final ? "BDAT LAST" : "BDAT");
+		smtpc_bdat_close(c);
+		c->state = C_DOT;
+	} else if (final && !c->bdat_failed) {
+		for (size_t k = 0; k < job->n; k++)
+			if (c->accepted[k])
+				smtpc_result(c, &job->res[k], "BDAT LAST");
+	}
+	if (c->state == C_BODY)
+		return smtpc_bdat_body(c);
+	if (c->bdat_got < c->bdat_sent)
+		return;
+	if (c->bdat_rset)
+		return smtpc_tx_end_early(c);
+	smtpc_job_done(c);
+}
+
 /* Push body chunks until the output holds enough; then the final dot. */
 static void smtpc_body(struct smtpc *c)
 {
+	if (smtpc_bdat(c))
+		return smtpc_bdat_body(c);
 	if (!c->prefix_sent)
 		smtpc_prefix(c);
 	if (!c->body_done && smtpc_body_file(c))
@@ -367,11 +576,7 @@ static void smtpc_body(struct smtpc *c)
 		if (err == ENOENT) {
 			smtpc_body_end(c);
 		} else if (err) {
-			struct deliver_result r;
-			smtpc_set_result(&r, DELIVER_TEMP, "4.3.0 cannot read the message from the spool");
-			smtpc_job_fail(c, &r);
-			c->cbs.fail(c, &r, c->cbs.ctx);
-			return;
+			return smtpc_source_failed(c);
 		} else {
 			smtp_stuff(&c->stuff, c->chunk.data, c->chunk.len, smtpc_sink, c->conn);
 		}
@@ -421,10 +626,12 @@ static void smtpc_tx_reply(struct smtpc *c, size_t i)
 
 static void smtpc_tx_step(struct smtpc *c)
 {
-	size_t total = c->job->n + 2;
+	size_t total = smtpc_tx_total(c, c->job);
 	smtpc_tx_reply(c, c->got++);
 	if (c->state != C_TX)
 		return;
+	if (smtpc_bdat(c) && c->got == total)
+		return smtpc_bdat_start(c);
 	if (c->got == c->sent && c->sent < total) {
 		/* not pipelining: stop early when nothing can succeed */
 		if (c->mail_failed || (c->sent == c->job->n + 1 && c->naccepted == 0))
@@ -735,12 +942,16 @@ static void smtpc_on_reply(struct smtpc_conn *conn, const struct smtp_reply *r, 
 	case C_STARTTLS: smtpc_starttls_reply(c); break;
 	case C_AUTH: smtpc_auth_reply(c); break;
 	case C_TX: smtpc_tx_step(c); break;
-	case C_DOT: smtpc_dot_reply(c); break;
+	case C_DOT: smtpc_bdat(c) ? smtpc_bdat_reply(c) : smtpc_dot_reply(c); break;
 	case C_RSET:
 		c->state = C_TX;
 		smtpc_tx_send(c);
 		break;
-	case C_QUIT: case C_READY: case C_BODY: case C_CONNECT: case C_HANDSHAKE: case C_BROKEN:
+	case C_BODY:
+		if (smtpc_bdat(c))   /* a chunk's, pipelined */
+			smtpc_bdat_reply(c);
+		break;
+	case C_QUIT: case C_READY: case C_CONNECT: case C_HANDSHAKE: case C_BROKEN:
 		break;  /* unsolicited: ignore (a 421 before close shows in the log) */
 	}
 	c->reply = NULL;
@@ -773,15 +984,17 @@ static void smtpc_on_down(struct smtpc_conn *conn, enum smtpc_down why, const ch
 	smtpc_broken(c, text);
 }
 
-/* The output has left: more of the body. */
+/* The output has left: more of the body; true when some was queued (a
+ * BDAT chunk may have to wait for the previous one's reply). */
 static bool smtpc_on_sent(struct smtpc_conn *conn, void *arg)
 {
 	(void)conn;
 	struct smtpc *c = arg;
 	if (c->state != C_BODY)
 		return false;
+	size_t before = smtpc_conn_pending(c->conn);
 	smtpc_body(c);
-	return true;
+	return smtpc_conn_pending(c->conn) > before;
 }
 
 static void smtpc_on_trace(void *arg, char dir, const char *line)
@@ -804,6 +1017,7 @@ struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_target *t,
 	l.ctx = c;
 	c->cbs = *cbs;
 	c->state = C_CONNECT;
+	c->file_fd = -1;
 	c->conn = smtpc_conn_open(base, t, &l);
 	c->t = smtpc_conn_target(c->conn);
 	return c;

@@ -15,7 +15,14 @@
  * DATA pipelined when PIPELINING (RFC 2920) is offered, and then the next
  * job's commands right after the final dot; the body read through the
  * job's source and dot-stuffed (or a dotless file sent as it is), DSN
- * parameters passed on when DSN (RFC 3461) is offered.
+ * parameters passed on when DSN (RFC 3461) is offered. To a server that
+ * offers CHUNKING (RFC 3030 2; SMTP only, when the target allows) the body
+ * goes as BDAT chunks instead, as it is (no dot-stuffing, no final dot;
+ * a body file by ranges through the kernel), each chunk's command and
+ * octets in one go and, with PIPELINING, without waiting for the previous
+ * chunk's reply; every reply is read, the first refusal ends the
+ * transaction for every recipient (with RSET when chunks were left), and
+ * the last chunk's reply is what DATA's final reply would have been.
  */
 #ifndef TERN_SMTPC_H
 #define TERN_SMTPC_H
@@ -35,8 +42,9 @@ struct smtpc_job;
  * mail and rcpt: the envelope in the protocol's terms, recipient i of the
  * job. chunk: piece seq of the body into out (replacing its contents): 0,
  * ENOENT after the last piece, or an errno. file (may be NULL): the body
- * as a file in which no line begins with a dot, opened (the engine closes
- * it), its size in *size; -1 when there is none. prefix (may be NULL):
+ * as a file, opened (the engine closes it), its size in *size; -1 when
+ * there is none; unless raw (BDAT: the octets go as they are), only a file
+ * in which no line begins with a dot. prefix (may be NULL):
  * lines that go before the body, CRLF-ended (header fields made when the
  * message was received: DKIM-Signature), or NULL; dot-stuffed as the body
  * is, and the body file may follow it. */
@@ -44,7 +52,7 @@ struct smtpc_source {
 	void (*mail)(const struct smtpc_job *job, struct smtp_mail *out);
 	void (*rcpt)(const struct smtpc_job *job, size_t i, struct smtp_rcpt *out);
 	int (*chunk)(const struct smtpc_job *job, unsigned seq, struct buf *out);
-	int (*file)(const struct smtpc_job *job, uint64_t *size);
+	int (*file)(const struct smtpc_job *job, bool raw, uint64_t *size);
 	const char *(*prefix)(const struct smtpc_job *job);
 };
 
@@ -108,6 +116,9 @@ void smtpc_hangup(struct smtpc *c);
 void smtpc_destroy(struct smtpc *c);
 /* The extensions the server listed in its EHLO (or LHLO) reply. */
 const struct smtp_ext *smtpc_ext(const struct smtpc *c);
+/* Does this connection send messages by BDAT (RFC 3030 2): the server
+ * offers CHUNKING, the target allows it, and it is not LMTP? */
+bool smtpc_bdat(const struct smtpc *c);
 /* Is this connection's TLS verified by policy (DANE, verify, MTA-STS
  * enforce): the handshake authenticated the peer? What a REQUIRETLS
  * message needs (RFC 8689 4.2.1). */

@@ -96,9 +96,9 @@ void smtpc_conn_write(struct smtpc_conn *c, const void *p, size_t n)
 		evbuffer_add(bufferevent_get_output(c->bev), p, n);
 }
 
-bool smtpc_conn_sendfile(struct smtpc_conn *c, int fd, uint64_t size)
+bool smtpc_conn_sendfile_at(struct smtpc_conn *c, int fd, uint64_t off, uint64_t size)
 {
-	if (!c->bev || c->tls || size > INT64_MAX) {
+	if (!c->bev || c->tls || size > INT64_MAX || off > INT64_MAX - size) {
 		close(fd);
 		return false;
 	}
@@ -107,7 +107,13 @@ bool smtpc_conn_sendfile(struct smtpc_conn *c, int fd, uint64_t size)
 		return true;
 	}
 	/* on failure libevent has closed fd */
-	return evbuffer_add_file(bufferevent_get_output(c->bev), fd, 0, (ev_off_t)size) == 0;
+	return evbuffer_add_file(bufferevent_get_output(c->bev), fd, (ev_off_t)off,
+	                         (ev_off_t)size) == 0;
+}
+
+bool smtpc_conn_sendfile(struct smtpc_conn *c, int fd, uint64_t size)
+{
+	return smtpc_conn_sendfile_at(c, fd, 0, size);
 }
 
 size_t smtpc_conn_pending(const struct smtpc_conn *c)

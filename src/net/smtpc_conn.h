@@ -42,6 +42,8 @@ struct smtpc_target {
 	struct sockaddr_storage addr[SMTPC_ADDRS_MAX];  /* ports set */
 	char name[SMTPC_ADDRS_MAX][256];                /* host name of each address */
 	bool lmtp;
+	bool chunking;             /* send by BDAT to a server that offers CHUNKING
+	                              (RFC 3030 2; never over LMTP); else DATA */
 	enum smtpc_tls tls;
 	SSL_CTX *ssl_ctx;          /* client context; NULL: never STARTTLS */
 	const char *helo;          /* our name for EHLO/LHLO */
@@ -127,6 +129,8 @@ void smtpc_conn_write(struct smtpc_conn *c, const void *p, size_t n);
  * connection is plain. The engine owns fd from here on, even on failure
  * (false). */
 bool smtpc_conn_sendfile(struct smtpc_conn *c, int fd, uint64_t size);
+/* The same for size octets from offset off (BDAT's chunks of a file). */
+bool smtpc_conn_sendfile_at(struct smtpc_conn *c, int fd, uint64_t off, uint64_t size);
 /* Octets queued and not yet written. */
 size_t smtpc_conn_pending(const struct smtpc_conn *c);
 /* Write what is queued now (see the top of this file). */

@@ -91,7 +91,8 @@ static void cmd_ehlo_reply(struct session *s)
 	                      "SMTPUTF8" };
 	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
 		session_reply_more(s, R_EHLO_LINE, ext[i]);
-	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030; not BINARYMIME */
+	session_reply_more(s, R_EHLO_LINE, "CHUNKING");   /* RFC 3030 2 */
+	session_reply_more(s, R_EHLO_LINE, "BINARYMIME");   /* RFC 3030 3 */
 	if (s->set->tls && !s->client.tls && !faults_no_tls(s))
 		session_reply_more(s, R_EHLO_LINE, "STARTTLS");   /* RFC 3207 */
 	if (sasl_offered(s))
@@ -371,6 +372,8 @@ static bool cmd_data(struct session *s, const char *args)
 		return session_no(s, R_NEED_MAIL, "DATA");
 	if (s->tx->bdat || s->tx->bdat_failed)   /* RFC 3030 2 */
 		return session_no(s, R_BDAT_MIXED);
+	if (s->tx->mp.body == BODY_BINARYMIME)   /* RFC 3030 3 */
+		return session_no(s, R_BINARYMIME_DATA);
 	if (s->tx->nrcpt == 0)
 		return session_no(s, R_NEED_RCPT);
 	return true;
@@ -445,6 +448,8 @@ static bool cmd_data_refused(struct session *s)
 	if (s->rec)
 		transcript_data_end(s);
 	unsigned f = tx->dp.flags;
+	if (tx->mp.body == BODY_BINARYMIME)   /* RFC 3030 3: any octet, lines of any length */
+		f &= ~(unsigned)(DATA_BARE_LF | DATA_BARE_CR | DATA_NUL | DATA_LONG_LINE);
 	int spool_err = spool_msg_error(tx->msg);
 	if (!f && !spool_err)
 		return false;
@@ -811,7 +816,7 @@ static bool cmd_quit(struct session *s, const char *args)
 static const char *const cmd_help_text[][2] = {
 	{ "HELO", "HELO hostname - identify yourself (plain SMTP)" },
 	{ "EHLO", "EHLO hostname - identify yourself and list the extensions" },
-	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [RET=FULL|HDRS] [ENVID=id] "
+	{ "MAIL", "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME|BINARYMIME] [RET=FULL|HDRS] [ENVID=id] "
 	          "[SMTPUTF8]" },
 	{ "RCPT", "RCPT TO:<recipient> [NOTIFY=SUCCESS,FAILURE,DELAY|NEVER] [ORCPT=rfc822;addr]" },
 	{ "DATA", "DATA - then the message, ending with a line holding only a dot" },

@@ -205,12 +205,14 @@ static int val_word(const struct param *pm, const char *one, const char *two)
 	return val_is(pm, one) ? 1 : val_is(pm, two) ? 2 : 0;
 }
 
-/* RFC 6152 2: BODY=7BIT / 8BITMIME. */
+/* RFC 6152 2: BODY=7BIT / 8BITMIME; RFC 3030 3: BINARYMIME (whether the
+ * message then comes by BDAT is the session's to check). */
 static bool mail_body(const struct param *pm, void *out)
 {
 	struct parse_mail_params *mp = out;
 	_Static_assert(BODY_7BIT == 1 && BODY_8BITMIME == 2, "val_word's order");
-	mp->body = (enum smtp_body)val_word(pm, "7BIT", "8BITMIME");
+	mp->body = val_is(pm, "BINARYMIME") ? BODY_BINARYMIME
+	                                    : (enum smtp_body)val_word(pm, "7BIT", "8BITMIME");
 	return mp->body != BODY_UNSET;
 }
 

@@ -344,7 +344,8 @@ void transcript_data_end(struct session *s)
 		transcript_note(s, "message: %llu octets, %llu lines (after DATA, not recorded)",
 		                (unsigned long long)t->scan.octets, (unsigned long long)lines);
 	transcript_flags(t, &tx->dp);
-	lint_scan_end(&t->scan, tx->mp.body == BODY_8BITMIME || tx->mp.smtputf8, &t->lint);
+	lint_scan_end(&t->scan, tx->mp.body == BODY_8BITMIME || tx->mp.body == BODY_BINARYMIME ||
+	              tx->mp.smtputf8, &t->lint);
 	lint_head(&tx->in.head, tx->in.stored > 0, tx->mp.smtputf8, &t->lint);
 }
 

@@ -75,6 +75,7 @@ def ehlo_reply(size=None):
         "250-DSN",
         "250-SMTPUTF8",
         "250-CHUNKING",
+        "250-BINARYMIME",
         "250 HELP",
     ]
     return re.compile("\n".join(lines))

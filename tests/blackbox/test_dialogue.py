@@ -48,6 +48,7 @@ def test_ehlo_lists_extensions_in_order(ternd):
         "250-DSN",
         "250-SMTPUTF8",
         "250-CHUNKING",
+        "250-BINARYMIME",
         "250 HELP",
     ]))
 

@@ -435,10 +435,12 @@ def test_destination_concurrency_limits_connections(world):
     assert s2.running()
 
 
-def test_next_transaction_pipelined_after_the_dot(world):
+@pytest.mark.parametrize("chunking", ["no", "yes"], ids=["data", "bdat"])
+def test_next_transaction_pipelined_after_the_dot(world, chunking):
     """RFC 2920 3.1: with messages waiting for the connection, the next
     MAIL, RCPT and DATA go out right behind a message's final dot, before
-    its reply; every reply is still matched to its own message."""
+    its reply; every reply is still matched to its own message. By BDAT
+    (RFC 3030 2, the MX offers CHUNKING) the same behind the LAST chunk."""
     zone_two_mx(world)
     mx1 = world.mx_server("127.0.0.2", "dest.example", "bob@dest.example", "carol@dest.example")
     s = world.sender(queue_only="yes")
@@ -449,7 +451,7 @@ def test_next_transaction_pipelined_after_the_dot(world):
     s.stop_checked()
     s2 = world.ternd(tmp=world.tmp / "sender", relay_networks="127.0.0.0/8",
                      dns_resolver=world.dns.resolver, smtp_port=str(world.port),
-                     destination_concurrency="1", log_level="debug")
+                     destination_concurrency="1", log_level="debug", smtp_chunking=chunking)
     for box in ("bob@dest.example", "carol@dest.example"):
         mx1.wait_messages(box, 3)
         for i in range(3):
@@ -459,7 +461,9 @@ def test_next_transaction_pipelined_after_the_dot(world):
         time.sleep(0.02)
     # "...Z ternd[N]: debug: smtp mx1.dest.example: > MAIL FROM:<...>"
     said = [l.split(": ", 3)[3] for l in s2.log().splitlines() if ": debug: smtp " in l]
-    first_354 = next(i for i, l in enumerate(said) if l.startswith("< 354"))
+    end = (lambda l: l.startswith("< 354")) if chunking == "no" else \
+        (lambda l: l.startswith("> BDAT ") and l.endswith(" LAST"))
+    first_354 = next(i for i, l in enumerate(said) if end(l))
     dot_reply = next(i for i, l in enumerate(said) if i > first_354 and l.startswith("< 250 2.6.0"))
     mails = [l for l in said[first_354:dot_reply] if l.startswith("> MAIL FROM:")]
     assert len(mails) == 1 and "<second@example.com>" in mails[0], \

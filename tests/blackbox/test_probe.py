@@ -93,7 +93,8 @@ def test_check_ternd_whole_procedure(ternd):
     assert step(out, "connect") == ("pass", "connected to 127.0.0.1 [127.0.0.1] port %d" % s.port)
     assert step(out, "greeting")[0] == "pass"
     assert "server name: mx.test.example" in out and "software:    ESMTP tern ready" in out
-    assert step(out, "ehlo") == ("pass", "250: 8 extensions announced")
+    assert step(out, "ehlo") == ("pass", "250: 9 extensions announced")
+    assert re.search(r"^ +BINARYMIME +binary message bodies with BDAT", out, re.M), out
     assert re.search(r"^ +DSN +delivery status notifications", out, re.M), out
     assert re.search(r"^ +SMTPUTF8 +internationalized \(UTF-8\) addresses accepted", out,
                      re.M), out

@@ -87,6 +87,12 @@ static void test_return_full(void **state)
 	assert_false(dsn_return_full(&e, DSN_FAILED));
 	e.ret = RET_UNSET;
 	assert_false(dsn_return_full(&e, DSN_FAILED));
+	e.requiretls = false;   /* RFC 3030 3: binary content never goes in a report */
+	e.ret = RET_FULL;
+	e.body = BODY_BINARYMIME;
+	assert_false(dsn_return_full(&e, DSN_FAILED));
+	e.body = BODY_8BITMIME;
+	assert_true(dsn_return_full(&e, DSN_FAILED));
 }
 
 static const char original[] = "Received: from x\r\n\tby y\r\nSubject: hello\r\n\r\nbody line\r\n";

@@ -146,6 +146,7 @@ static void test_ehlo_line(void **state)
 		{ "ENHANCEDSTATUSCODES", offsetof(struct smtp_ext, enhancedstatuscodes), 0, 0 },
 		{ "SMTPUTF8", offsetof(struct smtp_ext, smtputf8), 0, 0 },
 		{ "CHUNKING", offsetof(struct smtp_ext, chunking), 0, 0 },
+		{ "BINARYMIME", offsetof(struct smtp_ext, binarymime), 0, 0 },
 		{ "REQUIRETLS", offsetof(struct smtp_ext, requiretls), 0, 0 },
 		{ "AUTH PLAIN LOGIN", offsetof(struct smtp_ext, auth), SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN, 0 },
 		{ "AUTH LOGIN", offsetof(struct smtp_ext, auth), SMTP_AUTH_LOGIN, 0 },
@@ -207,7 +208,7 @@ static void test_envelope_lines(void **state)
 {
 	(void)state;
 	struct smtp_ext all = { .size = true, .eightbitmime = true, .dsn = true, .smtputf8 = true,
-	                        .requiretls = true };
+	                        .requiretls = true, .chunking = true, .binarymime = true };
 	struct smtp_ext bare = { 0 };
 	static const struct {
 		struct smtp_mail m;
@@ -222,6 +223,10 @@ static void test_envelope_lines(void **state)
 		/* RFC 6531 3.4: SMTPUTF8 only to a server that offers it */
 		{ { "δ@b", 5, BODY_8BITMIME, RET_UNSET, NULL, true, false },
 		  "MAIL FROM:<δ@b> SIZE=5 BODY=8BITMIME SMTPUTF8", "MAIL FROM:<δ@b>" },
+		/* RFC 3030 3: BINARYMIME only to a server that offers it (the
+		 * engine sends such a message nowhere else: deliver/dest.c) */
+		{ { "a@b", 5, BODY_BINARYMIME, RET_UNSET, NULL, false, false },
+		  "MAIL FROM:<a@b> SIZE=5 BODY=BINARYMIME", "MAIL FROM:<a@b>" },
 		/* RFC 8689 4.2.2: REQUIRETLS only to a server that offers it (the
 		 * engine sends such a message nowhere else: deliver/dest.c) */
 		{ { "a@b", 5, BODY_UNSET, RET_HDRS, NULL, false, true },
@@ -254,6 +259,45 @@ static void test_envelope_lines(void **state)
 		assert_null(strchr(buf_cstr(&b) + 5, ' '));   /* no parameters without DSN */
 		buf_free(&a);
 		buf_free(&b);
+	}
+}
+
+/* RFC 3030 2: the BDAT command, and a body's chunks of at most max. */
+static void test_bdat(void **state)
+{
+	(void)state;
+	char line[32];
+	smtp_bdat_line(0, true, line, sizeof line);
+	assert_string_equal(line, "BDAT 0 LAST");
+	smtp_bdat_line(18446744073709551615ull, false, line, sizeof line);
+	assert_string_equal(line, "BDAT 18446744073709551615");
+	static const struct {
+		uint64_t total, max;
+		size_t n;
+		uint64_t sizes[5];
+	} rows[] = {
+		{ 0, 10, 1, { 0 } },                  /* an empty body: one empty LAST */
+		{ 5, 10, 1, { 5 } },
+		{ 10, 10, 1, { 10 } },                /* exactly one: no empty LAST after it */
+		{ 11, 10, 2, { 10, 1 } },
+		{ 30, 10, 3, { 10, 10, 10 } },
+		{ 31, 10, 4, { 10, 10, 10, 1 } },
+		{ 3, 1, 3, { 1, 1, 1 } },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		uint64_t sent = 0;
+		bool last = false;
+		size_t k = 0;
+		while (!last) {
+			assert_true(k < rows[i].n);
+			uint64_t n = smtp_bdat_next(rows[i].total, sent, rows[i].max, &last);
+			if (n != rows[i].sizes[k])
+				fail_msg("row %zu chunk %zu: %llu", i, k, (unsigned long long)n);
+			sent += n;
+			k++;
+		}
+		assert_int_equal(k, rows[i].n);
+		assert_int_equal(sent, rows[i].total);
 	}
 }
 
@@ -388,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_reply_limits),
 		cmocka_unit_test(test_ehlo_line),
 		cmocka_unit_test(test_ehlo_parse),
+		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_envelope_lines),
 		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_auth),
