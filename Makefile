@@ -193,9 +193,17 @@ test: test-deps
 	$(PYTHON) tests/reliability/run --short
 
 # The reliability suite's full run: kill -9 at random moments, many times
-# (tests/reliability/run; see its header).
+# (tests/reliability/run; see its header); then the kill9 scenarios with
+# Postfix in ternd's place, side by side (docs/RELIABILITY.md), at full
+# speed and at a rate both sustain, at the same kill moments (one seed).
+SOAK_SEED ?= $(shell date +%s)
 soak: all
-	$(PYTHON) tests/reliability/run
+	$(PYTHON) tests/reliability/run --seed $(SOAK_SEED)
+	$(PYTHON) tests/reliability/run --seed $(SOAK_SEED) --causes --rate 10 kill9-load kill9-slow-hop
+	$(PYTHON) tests/reliability/run --seed $(SOAK_SEED) --server postfix --causes \
+		kill9-load kill9-slow-hop
+	$(PYTHON) tests/reliability/run --seed $(SOAK_SEED) --server postfix --causes --rate 10 \
+		kill9-load kill9-slow-hop
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -6,9 +6,11 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import threading
 import time
@@ -61,6 +63,8 @@ class Sink:
         self.mode = mode
         self.got = {}          # Message-ID -> copies
         self.first = {}        # Message-ID -> monotonic time first taken
+        self.times = {}        # Message-ID -> [(time of a copy's 250, its connection's start)]
+        self.qid = {}          # Message-ID -> the sender's queue id (its Received)
         self.lock = threading.Lock()
         self.conns = set()
         self.loop = asyncio.new_event_loop()
@@ -89,6 +93,7 @@ class Sink:
 
     async def _client(self, reader, writer):
         mode = self.mode
+        opened = time.monotonic()
         self.conns.add(writer)
         try:
             writer.write(b"220 sink ESMTP\r\n")
@@ -116,6 +121,7 @@ class Sink:
                     writer.write(b"354 go\r\n")
                     await writer.drain()
                     ids = []
+                    qid = None
                     n = 0
                     while True:
                         body = await asyncio.wait_for(reader.readline(), 60)
@@ -133,6 +139,10 @@ class Sink:
                         m = re.match(rb"Message-ID: *(<[^>]+>)", body, re.I)
                         if m:
                             ids.append(m.group(1).decode())
+                        elif qid is None:   # the first Received's "id QID" (tern, Postfix)
+                            m = re.match(rb"\s.*\bwith E?SMTP id ([0-9A-Za-z]+)", body)
+                            if m:
+                                qid = m.group(1).decode()
                     if mode == "stall":
                         await asyncio.sleep(3600)
                     if self.delay:
@@ -142,6 +152,9 @@ class Sink:
                         for i in ids:
                             self.got[i] = self.got.get(i, 0) + 1
                             self.first.setdefault(i, now)
+                            self.times.setdefault(i, []).append((now, opened))
+                            if qid:
+                                self.qid[i] = qid
                     writer.write(b"250 2.0.0 taken\r\n")
                 elif verb == b"QUIT":
                     writer.write(b"221 bye\r\n")
@@ -163,6 +176,14 @@ class Sink:
     def first_times(self):
         with self.lock:
             return dict(self.first)
+
+    def copy_times(self):
+        with self.lock:
+            return {k: list(v) for k, v in self.times.items()}
+
+    def qids(self):
+        with self.lock:
+            return dict(self.qid)
 
     def stop(self):
         async def down():
@@ -276,6 +297,19 @@ class Daemon:
     def queue_empty(self):
         return self.queue_count() == 0
 
+    def journal_qids(self):
+        """The queue ids in the delivery journal now (delivered.0 and .1:
+        delivered, maybe not recorded yet); read after a kill, before the
+        start that applies and empties it."""
+        qids = set()
+        for n in ("delivered.0", "delivered.1"):
+            try:
+                with open(os.path.join(self.spool, n)) as f:
+                    qids.update(l.split()[0] for l in f if l.endswith("\n") and l.split())
+            except OSError:
+                pass
+        return qids
+
     # the daemon's figures, from /proc
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
@@ -296,10 +330,13 @@ class Senders:
     a message counts as acked once its 250 after the final dot is read
     (acked: Message-ID -> monotonic time of that read). big: the share of
     messages of 70-200 KiB (longer than a spool chunk: body files). codes:
-    how often each final reply code came."""
+    how often each final reply code came. rate: paced to that many
+    messages a second over all threads, one message a connection."""
 
-    def __init__(self, port_of, n, tag, big=0.0):
+    def __init__(self, port_of, n, tag, big=0.0, rate=0):
         self.port_of, self.tag, self.big = port_of, tag, big
+        self.gap = 1.0 / rate if rate else 0.0   # paced: rate messages/s over all threads
+        self.slot = time.monotonic()
         self.sent = 0
         self.acked = {}
         self.codes = {}
@@ -317,6 +354,9 @@ class Senders:
         return "".join("line %d of %s\r\n" % (i, mid) for i in range(random.randint(1, 60)))
 
     def _send_some(self, k):
+        # paced: one message a connection, opened when its slot comes (a
+        # connection held open until then would mostly die in the next kill)
+        self._pace()
         with socket.create_connection(("127.0.0.1", self.port_of()), timeout=10) as s:
             f = s.makefile("rb")
 
@@ -333,7 +373,7 @@ class Senders:
             s.sendall(b"EHLO sender.test\r\n")
             if reply() != 250:
                 return
-            for _ in range(random.randint(1, 5)):
+            for _ in range(1 if self.gap else random.randint(1, 5)):
                 if self.stopping.is_set():
                     break
                 with self.lock:
@@ -356,6 +396,19 @@ class Senders:
                     if code == 250:
                         self.acked[mid] = now
             s.sendall(b"QUIT\r\n")
+
+    def _pace(self):
+        """Paced sending: each message takes the next slot of the shared
+        schedule (a slot missed while the server was down is not made up)
+        and waits for it."""
+        if not self.gap:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.slot = max(self.slot + self.gap, now)
+            t = self.slot
+        if t > now:
+            self.stopping.wait(t - now)
 
     def _run(self, k):
         while not self.stopping.is_set():
@@ -385,3 +438,184 @@ def drain_and_count(name, d, sink, senders, acked, extra="", timeout=DEADLINE):
           % (name, senders.sent if senders else len(acked), len(acked), delivered, dup, lost,
              extra, "" if drained else " (NOT DRAINED: %d still queued)" % missing), flush=True)
     return lost if drained else max(missing, 1)
+
+
+# --------------------------------------------------------------------------
+# Postfix beside ternd (kill9-* --server postfix)
+
+POSTFIX = "/usr/sbin/postfix"
+POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+
+
+class Postfix:
+    """A private Postfix instance (Debian's package), set up as bench/run's
+    is: its own configuration and queue directory under work, Debian's
+    master.cf with smtpd on a port of its own and no chroot, everything
+    relayed to the sink (relayhost); retries after 1-2 s as the harness's
+    ternd; as many connections to the sink as ternd's destination_concurrency
+    default (10). start-fg in a session of its own, so that kill9 reaches
+    the master and every child at once (kill -9 of the process group)."""
+
+    def __init__(self, work, sink_port, concurrency=10):
+        if not os.access(POSTFIX, os.X_OK):
+            raise RuntimeError("no %s: scripts/install-deps TEST installs Postfix" % POSTFIX)
+        self.work = work
+        self.port = free_port()
+        os.makedirs(work, exist_ok=True)
+        os.chmod(work, 0o755)
+        self.etc, self.queue, data = (os.path.join(work, d) for d in ("etc", "queue", "data"))
+        for d in (self.etc, self.queue, data):
+            os.makedirs(d, exist_ok=True)
+        shutil.chown(data, "postfix", "postfix")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(f"""# tests/reliability: a private instance
+compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.test.example
+mydomain = test.example
+myorigin = test.example
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:{sink_port}
+smtputf8_enable = no
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+default_destination_concurrency_limit = {concurrency}
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+queue_run_delay = 1s
+maillog_file = /dev/stdout
+""")
+        out = []
+        with open("/etc/postfix/master.cf") as f:
+            for line in f:
+                w = line.split()
+                if line[:1].isalnum() and len(w) >= 8:
+                    if w[0] == "smtp" and w[1] == "inet":
+                        w[0] = "127.0.0.1:%d" % self.port
+                    w[4] = "n"   # no chroot
+                    line = " ".join(w) + "\n"
+                out.append(line)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.writelines(out)
+        self.proc = None
+        self.master = None
+        self.logpath = os.path.join(work, "postfix.log")
+        self.log = open(self.logpath, "ab")
+
+    def start(self):
+        # the start without postfix-script's permission checks of the whole
+        # queue (a find over it), which made each restart take seconds
+        if os.path.isdir(os.path.join(self.queue, "pid")):
+            open(os.path.join(self.queue, "quick-start"), "w").close()
+        self.proc = subprocess.Popen([POSTFIX, "-c", self.etc, "start-fg"],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("postfix exited with %d; see %s"
+                                   % (self.proc.returncode, self.logpath))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(512).startswith(b"220"):
+                        self.master = next((p for p, (pp, _) in self._procs().items()
+                                            if pp == self.proc.pid), None)
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("postfix did not listen within 30 s")
+
+    @staticmethod
+    def _procs():
+        """pid -> (parent, session) of every process but zombies."""
+        out = {}
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if st[0] != "Z":
+                out[int(p)] = (int(st[1]), int(st[3]))
+        return out
+
+    def tree(self):
+        """Every process of the instance: start-fg's script runs the master
+        as its child, which makes a session of its own (setsid) where its
+        children stay; both sessions."""
+        procs = self._procs()
+        sids = {self.proc.pid} | {p for p, (pp, _) in procs.items() if pp == self.proc.pid}
+        if self.master:
+            sids.add(self.master)
+        return [p for p, (_, sid) in procs.items() if sid in sids]
+
+    def kill9(self):
+        """kill -9 of the master and every child at once (the master's
+        process group), then of the script and anything else left in
+        either session; returns when none is left."""
+        for g in (self.master, self.proc.pid):
+            try:
+                if g:
+                    os.killpg(g, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = self.tree()
+            if not left:
+                self.proc.wait(10)
+                return
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError("postfix processes survived kill -9: %s" % self.tree())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            subprocess.run([POSTFIX, "-c", self.etc, "stop"], capture_output=True, timeout=60)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc:
+            self.kill9()
+        if not self.log.closed:
+            self.log.close()
+        return 0
+
+    def queue_count(self):
+        """Queue files, but for those a kill left half-received in incoming
+        (no owner x bit: never acknowledged, never delivered)."""
+        n = 0
+        for q in POSTFIX_QUEUES:
+            for top, _, files in os.walk(os.path.join(self.queue, q)):
+                for f in files:
+                    try:
+                        mode = os.stat(os.path.join(top, f)).st_mode
+                    except OSError:
+                        continue
+                    n += q != "incoming" or bool(mode & stat.S_IXUSR)
+        return n
+
+    def queue_empty(self):
+        return self.queue_count() == 0
+
+    def journal_qids(self):
+        return None   # Postfix marks each recipient done in its queue file
