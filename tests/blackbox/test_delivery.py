@@ -128,6 +128,31 @@ def test_concurrent_sessions(server):
     assert got == sorted("Return-Path: <s%d@b.example>" % i for i in range(n))
 
 
+def test_parallel_maildir_workers_write_each_copy_once(ternd):
+    """destination_concurrency Maildir workers share the local jobs: every
+    copy lands once, in its own mailbox, with nothing left in tmp/."""
+    s = ternd(destination_concurrency="4")
+    boxes = ["w%d@example.com" % i for i in range(6)]
+    s.make_maildir(*boxes)
+    want = {b: set() for b in boxes}
+    for k in range(4):
+        c = s.session()
+        for i in range(6):
+            rcpts = [boxes[i], boxes[(i + k + 1) % 6]]
+            marker = "par-%d-%d" % (k, i)
+            c.send_mail("a@b.example", rcpts, crlf("Subject: " + marker, "", marker))
+            for r in rcpts:
+                want[r].add(marker)
+        c.expect("QUIT", BYE)
+    s.barrier("w0@example.com")   # everything queued before it had its turn
+    for b in boxes:
+        datas = s.wait_messages(b, len(want[b]))
+        got = [re.search(rb"Subject: (par-\d+-\d+)", d) for d in datas
+               if b"Subject: par-" in d]
+        assert sorted(m.group(1).decode() for m in got) == sorted(want[b]), b
+        assert not list((s.mailbox(b) / "tmp").iterdir()), b
+
+
 # --------------------------------------------------------------------------
 # Aliases
 
