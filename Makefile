@@ -33,7 +33,7 @@ FUZZ_LIBS = -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
 .PHONY: all deps test-deps run run-capture test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \
-	install-sendmail bench bench-drain bench-capture layers man-check
+	install-sendmail bench bench-drain bench-queue bench-capture layers man-check
 
 all: build/build.ninja
 	ninja -C build
@@ -216,6 +216,11 @@ bench: all
 # How fast a deep queue drains (root; DRAIN="5000 50000" for other depths).
 bench-drain: all
 	$(PYTHON) bench/drain $(DRAIN)
+
+# A deep queue with the next hop down, ternd beside Postfix (root; QUEUE="100000
+# 500000" for other depths, default 500,000). Writes docs/PERFORMANCE-QUEUE.md.
+bench-queue: all
+	$(PYTHON) bench/queue --doc $(QUEUE)
 
 # The test mode beside MailDev (root; npm installs MailDev into bench/work;
 # BENCH_QUICK=1 for a short run). Writes docs/PERFORMANCE-CAPTURE.md.

@@ -46,17 +46,29 @@ const char *ctl_str(json_t *req, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+#define CTL_LINE_KEEP 65536   /* bytes of ctl_send's buffer kept between replies */
+
+static int ctl_send_piece(const char *p, size_t n, void *arg)
+{
+	buf_append(arg, p, n);
+	return 0;
+}
+
+/* o as one line, encoded into the control's reused buffer (a listing sends
+ * a line per message: no allocation and copy of each line's text). */
 void ctl_send(struct ctl_client *cl, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	struct buf *b = &cl->c->line;
+	buf_reset(b);
+	int rc = json_dump_callback(o, ctl_send_piece, b, JSON_COMPACT);
 	json_decref(o);
-	if (!s)
+	if (rc != 0)
 		log_panic("control: cannot encode a reply");
-	if (cl->bev && !cl->gone) {
-		bufferevent_write(cl->bev, s, strlen(s));
-		bufferevent_write(cl->bev, "\n", 1);
-	}
-	free(s);
+	buf_putc(b, '\n');
+	if (cl->bev && !cl->gone)
+		bufferevent_write(cl->bev, b->data, b->len);
+	if (b->cap > CTL_LINE_KEEP)   /* a rare large reply: its memory goes back */
+		buf_free(b);
 }
 
 void ctl_ok(struct ctl_client *cl, json_t *o)
@@ -417,6 +429,7 @@ void control_free(struct control *c)
 	spool_reader_close(c->reader);
 	route_map_free(c->routes);
 	ctl_held_free(c);
+	buf_free(&c->line);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "control/control.h"
+#include "lib/buf.h"
 #include "lib/event.h"
 #include "spool/reader.h"
 
@@ -42,6 +43,7 @@ struct control {
 	struct metrics *metrics;         /* metrics_listen, or NULL */
 	struct dequeue *dequeue;         /* dequeue_listen, or NULL */
 	struct ctl_held *held;           /* domains an operator held here (ternctl hold DOMAIN) */
+	struct buf line;                 /* ctl_send's encoding of a reply, reused */
 };
 
 enum ctl_mode { CL_REQ, CL_WAIT, CL_LIST, CL_TRACE, CL_MONITOR };

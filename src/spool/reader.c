@@ -457,7 +457,9 @@ _Static_assert(SPOOL_QUEUE_ACTIVE == 0 && SPOOL_QUEUE_DEFERRED == 1 && SPOOL_QUE
                "SPOOL_READER_QUEUE names these");
 
 /* Messages after the cursor in queue id order (the primary key's index:
- * a page starts with a seek), each with whether the filter lets it through:
+ * a page starts with a seek), each with whether the filter lets it through
+ * (its queue comes from the recipients read for its summary, as
+ * SPOOL_READER_QUEUE has it, not from a second look at its rcpt rows):
  * ?1 cursor, ?2 sender or NULL, ?3 domain or NULL, ?4 states, ?5 whether
  * any recipient filter applies, ?6 how many to look at. The recipient
  * filter is one EXISTS on the rcpt rows of that message (qid, idx). */
@@ -466,8 +468,7 @@ static const char spool_reader_list_sql[] =
 	" (?2 IS NULL OR sender = ?2 COLLATE NOCASE) AND"
 	" (NOT ?5 OR EXISTS (SELECT 1 FROM rcpt WHERE rcpt.qid = msg.qid"
 	"  AND (?3 IS NULL OR rcpt_domain(addr) = lower(?3))"
-	"  AND (?4 >> " SPOOL_READER_STATE ") & 1)),"
-	" (SELECT " SPOOL_READER_QUEUE " FROM rcpt WHERE rcpt.qid = msg.qid)"
+	"  AND (?4 >> " SPOOL_READER_STATE ") & 1))"
 	" FROM msg WHERE qid > ?1 ORDER BY qid LIMIT ?6";
 
 static const char spool_reader_queues_sql[] =
@@ -508,6 +509,19 @@ static void spool_reader_summary_rcpt(sqlite3_stmt *st, void *ctx)
 	x->transport = sqlite3_column_int(st, 6);
 }
 
+/* A message's enum spool_queue from its recipients, as SPOOL_READER_QUEUE. */
+static int spool_reader_queue(const struct spool_summary *s)
+{
+	int q = SPOOL_QUEUE_ACTIVE;
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		if (s->rcpt[i].state == SPOOL_STATE_HELD)
+			return SPOOL_QUEUE_HOLD;
+		if (s->rcpt[i].state == SPOOL_STATE_PENDING && s->rcpt[i].attempts > 0)
+			q = SPOOL_QUEUE_DEFERRED;
+	}
+	return q;
+}
+
 /* The message of the listing's current row, with its recipients. */
 static int spool_reader_summary(struct spool_reader *r, sqlite3_stmt *st, struct spool_list *out)
 {
@@ -518,12 +532,13 @@ static int spool_reader_summary(struct spool_reader *r, sqlite3_stmt *st, struct
 	s->sender = spool_reader_col(st, 1);
 	s->size = (uint64_t)sqlite3_column_int64(st, 2);
 	s->arrival = sqlite3_column_int64(st, 3);
-	s->queue = sqlite3_column_int(st, 5);
 	sqlite3_stmt *rs = spool_reader_prepare(r, spool_reader_summary_sql);
 	if (!rs)
 		return EIO;
 	sqlite3_bind_text(rs, 1, s->qid, -1, SQLITE_STATIC);
-	return spool_reader_each(r, rs, spool_reader_summary_rcpt, s);
+	int err = spool_reader_each(r, rs, spool_reader_summary_rcpt, s);
+	s->queue = spool_reader_queue(s);
+	return err;
 }
 
 static void spool_reader_list_bind(sqlite3_stmt *st, const struct spool_filter *f,

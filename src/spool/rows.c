@@ -43,11 +43,18 @@ static const char rows_schema[] =
 	CAPTURE_SCHEMA;
 
 /* Chunks and recipients whose message row never committed (RFC 5321 6.1:
- * only a 250 makes us responsible; those messages were never acknowledged). */
+ * only a 250 makes us responsible; those messages were never acknowledged).
+ * The orphans are found through each table's qid index (a covering scan),
+ * not the table: a chunk row holds a body piece and fills a page, so a
+ * scan of chunk read the whole spool before the first 220 (15 s with
+ * 500,000 queued). */
 static const char rows_orphans[] =
-	"DELETE FROM chunk WHERE qid NOT IN (SELECT qid FROM msg);"
-	"DELETE FROM attempt WHERE qid NOT IN (SELECT qid FROM msg);"
-	"DELETE FROM rcpt WHERE qid NOT IN (SELECT qid FROM msg);";
+	"DELETE FROM chunk WHERE id IN (SELECT id FROM chunk INDEXED BY chunk_qid"
+	" WHERE qid NOT IN (SELECT qid FROM msg));"
+	"DELETE FROM attempt WHERE rowid IN (SELECT rowid FROM attempt INDEXED BY attempt_qid"
+	" WHERE qid NOT IN (SELECT qid FROM msg));"
+	"DELETE FROM rcpt WHERE rowid IN (SELECT rowid FROM rcpt"
+	" WHERE qid NOT IN (SELECT qid FROM msg));";
 
 int rows_errno(sqlite3 *db)
 {

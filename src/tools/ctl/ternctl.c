@@ -107,12 +107,15 @@ static json_t *ctl_recv(struct ctl *c, int *rc)
 	return o;
 }
 
-/* --json: the line as the daemon sent it. */
-static void ctl_echo(const struct ctl *c)
+/* --json: the line as the daemon sent it; flushed at once unless more
+ * lines follow straight away (a listing's, flushed at exit: a write per
+ * line cost a listing of a deep queue a system call per message). */
+static void ctl_echo(const struct ctl *c, bool flush)
 {
 	if (c->json) {
 		fwrite(c->line, 1, c->len, stdout);
-		fflush(stdout);
+		if (flush)
+			fflush(stdout);
 	}
 }
 
@@ -136,7 +139,7 @@ static json_t *ctl_call(struct ctl *c, json_t *req, int *rc)
 	ctl_send(c, req);
 	json_t *o = ctl_recv(c, rc);
 	if (o)
-		ctl_echo(c);
+		ctl_echo(c, true);
 	if (o && (*rc = ctl_result(o)) != 0) {
 		json_decref(o);
 		return NULL;
@@ -254,7 +257,7 @@ static int ctl_queue(struct ctl *c, const struct ctl_opts *o)
 			json_decref(m);
 			return rc;
 		}
-		ctl_echo(c);
+		ctl_echo(c, false);
 		if (!c->json) {
 			if (!header)
 				printf("%-16s  %-8s  %8s  %4s  %3s  %s\n", "QUEUE ID", "STATE", "SIZE",
@@ -472,7 +475,7 @@ static int ctl_stream(struct ctl *c, json_t *req, void (*print)(json_t *))
 	}
 	json_decref(o);
 	while (o && (o = ctl_recv(c, &rc))) {
-		ctl_echo(c);
+		ctl_echo(c, true);
 		if (!c->json)
 			print(o);
 		fflush(stdout);
