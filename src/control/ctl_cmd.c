@@ -261,7 +261,8 @@ static json_t *ctl_queue_msg(struct control *c, const struct spool_summary *m,
 		if (m->rcpt[i].state != SPOOL_STATE_DELIVERED)
 			json_array_append_new(rs, ctl_queue_rcpt(c, &m->rcpt[i]));
 	/* postqueue -j's names, and the node: queue ids are unique per node
-	 * only (docs/SCALING.md) */
+	 * only (docs/SCALING.md). queue_name first: ternctl --json passes a
+	 * line that begins so on without parsing it */
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s, s:o}", "queue_name", queue_name,
 	                 "queue_id", m->qid, "node", c->env.srv->set->conf.hostname,
 	                 "arrival_time", (json_int_t)m->arrival,

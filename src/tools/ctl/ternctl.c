@@ -85,17 +85,23 @@ static void ctl_send(struct ctl *c, json_t *req)
 	free(s);
 }
 
-/* The next line from the daemon, as JSON; NULL with *rc set at the end
- * or on garbage. */
-static json_t *ctl_recv(struct ctl *c, int *rc)
+/* The next line from the daemon into c->line; false with *rc set at the
+ * end. */
+static bool ctl_read(struct ctl *c, int *rc)
 {
 	ssize_t n = getline(&c->line, &c->cap, c->in);
 	if (n <= 0) {
 		fprintf(stderr, "ternctl: the daemon closed the connection\n");
 		*rc = EX_UNAVAILABLE;
-		return NULL;
+		return false;
 	}
 	c->len = (size_t)n;
+	return true;
+}
+
+/* The line read, as JSON; NULL with *rc set on garbage. */
+static json_t *ctl_parse(struct ctl *c, int *rc)
+{
 	json_error_t err;
 	json_t *o = json_loadb(c->line, c->len, 0, &err);
 	if (!o || !json_is_object(o)) {
@@ -105,6 +111,13 @@ static json_t *ctl_recv(struct ctl *c, int *rc)
 		return NULL;
 	}
 	return o;
+}
+
+/* The next line from the daemon, as JSON; NULL with *rc set at the end
+ * or on garbage. */
+static json_t *ctl_recv(struct ctl *c, int *rc)
+{
+	return ctl_read(c, rc) ? ctl_parse(c, rc) : NULL;
 }
 
 /* --json: the line as the daemon sent it; flushed at once unless more
@@ -225,6 +238,11 @@ static void ctl_print_held_one(json_t *h, const char *lead)
 	putchar('\n');
 }
 
+/* A listing's message lines begin so (control/ctl_cmd.c's ctl_queue_msg
+ * puts queue_name first); the end line, {..., "ok": ...}, never does. */
+#define CTL_MSG "{\"queue_name\":"
+#define CTL_MSG_LEN (sizeof CTL_MSG - 1)
+
 static int ctl_queue(struct ctl *c, const struct ctl_opts *o)
 {
 	json_t *req = json_pack("{s:s}", "cmd", "queue");
@@ -238,7 +256,13 @@ static int ctl_queue(struct ctl *c, const struct ctl_opts *o)
 	bool header = false;
 	for (;;) {
 		int rc = 0;
-		json_t *m = ctl_recv(c, &rc);
+		if (!ctl_read(c, &rc))
+			return rc;
+		if (c->json && c->len > CTL_MSG_LEN && !memcmp(c->line, CTL_MSG, CTL_MSG_LEN)) {
+			ctl_echo(c, false);   /* a message's line, passed on unparsed */
+			continue;
+		}
+		json_t *m = ctl_parse(c, &rc);
 		if (!m)
 			return rc;
 		if (json_object_get(m, "ok")) {   /* the end (not shown: postqueue -j has none) */
