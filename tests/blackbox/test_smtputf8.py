@@ -12,6 +12,7 @@ bounce.
 
 import email
 import email.policy
+import os
 import smtplib
 import threading
 import time
@@ -253,3 +254,63 @@ def test_relay_ascii_message_without_smtputf8_unchanged(ternd, tmp_path, hop):
     assert hop.got.wait(DEADLINE), s.log()
     [env] = hop.envelopes
     assert "SMTPUTF8" not in env.mail_options
+
+
+# --------------------------------------------------------------------------
+# Real peers: Postfix's smtp-sink (no SMTPUTF8) and a private Postfix
+
+
+class _Port:
+    def __init__(self, port):
+        self.port = port
+
+
+def test_smtp_sink_without_smtputf8_gets_no_copy(ternd, tmp_path):
+    """Postfix's smtp-sink does not list SMTPUTF8 (nor CHUNKING): the UTF-8
+    message comes back with 5.6.7 and the sink gets nothing; an ASCII one
+    goes to it by DATA."""
+    from peers import SmtpSink
+    sink = SmtpSink(tmp_path, "127.0.0.1", free_port_on("127.0.0.1"))
+    try:
+        s = relay_server(ternd, tmp_path, _Port(sink.port))
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+            c.sendmail("sender@example.com", ["%s@far.example" % GREEK],
+                       "Subject: Grüße\r\n\r\nαβγ\r\n".encode(), mail_options=["SMTPUTF8"])
+        text = bounce_of(s).decode("utf-8", "replace")
+        assert "Status: 5.6.7" in text and "does not support SMTPUTF8" in text, text
+        assert sink.messages() == []
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+            c.sendmail("sender@example.com", ["kate@far.example"], b"Subject: plain\r\n\r\nx\r\n")
+        deadline = time.monotonic() + DEADLINE
+        while not sink.messages() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [dump] = sink.messages()
+        assert b"kate@far.example" in dump.read_bytes()
+    finally:
+        sink.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private Postfix master must start as root")
+def test_real_postfix_takes_smtputf8(ternd, tmp_path):
+    """A private Postfix 3.7 (smtputf8_enable by its compatibility level)
+    as the next hop: MAIL ... SMTPUTF8, both recipients taken, Postfix's
+    own log names the UTF-8 address."""
+    from probe_peers import Postfix
+    pf = Postfix({"kate@example.test": "s3cret"}, mynetworks="127.0.0.0/8")
+    try:
+        s = relay_server(ternd, tmp_path, _Port(pf.port))
+        rcpts = ["%s@far.example" % GREEK, "kate@bücher.far"]
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
+            c.sendmail("sender@example.com", rcpts,
+                       "Subject: Grüße\r\n\r\nαβγ\r\n".encode(), mail_options=["SMTPUTF8"])
+        deadline = time.monotonic() + DEADLINE
+        while s.log().count("status=sent") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.log().count("status=sent") == 2, s.log()
+        deadline = time.monotonic() + DEADLINE
+        while "to=<%s@far.example>" % GREEK not in pf.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "to=<%s@far.example>" % GREEK in pf.log(), pf.log()
+        assert "to=<kate@bücher.far>" in pf.log(), pf.log()
+    finally:
+        pf.stop()
