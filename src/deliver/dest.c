@@ -256,11 +256,7 @@ static const char *conn_lacks(const struct conn *cn, const struct qjob *job)
 		                           " CHUNKING (RFC 3030 3)";
 	if (!job->m->env.requiretls || cn->d->route.lmtp)
 		return NULL;
-	if (!smtpc_tls_verified(cn->c))
-		return "5.7.10 %s: REQUIRETLS: no verified TLS (RFC 8689 4.2.1)";
-	if (!x->requiretls)
-		return "5.7.30 %s: REQUIRETLS support required (RFC 8689 4.2.1)";
-	return NULL;
+	return smtpc_requiretls_lacks(cn->c);
 }
 
 /* Such a job ends here, every recipient returned with the reason. */

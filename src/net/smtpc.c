@@ -777,22 +777,24 @@ bool smtpc_tls_verified(const struct smtpc *c)
 	return c->verified && smtpc_conn_tls_on(c->conn);
 }
 
-/* RFC 8689 4.2.1: a REQUIRETLS message goes only to a host whose TLS
- * verified and that offers REQUIRETLS; another is passed over for the
- * next MX. true when this host is. */
-static bool smtpc_requiretls_lacking(struct smtpc *c)
+const char *smtpc_requiretls_lacks(const struct smtpc *c)
 {
-	if (!c->t->requiretls)
-		return false;
 	if (!smtpc_tls_verified(c))
-		smtpc_address_failed(c, "5.7.10 %s: REQUIRETLS: no verified TLS (RFC 8689 4.2.1)",
-		                     smtpc_conn_name(c->conn));
-	else if (!c->ext.requiretls)
-		smtpc_address_failed(c, "5.7.30 %s: REQUIRETLS support required (RFC 8689 4.2.1)",
-		                     smtpc_conn_name(c->conn));
-	else
-		return false;
-	return true;
+		return "5.7.10 %s: REQUIRETLS: no verified TLS (RFC 8689 4.2.1)";
+	if (!c->ext.requiretls)
+		return "5.7.30 %s: REQUIRETLS support required (RFC 8689 4.2.1)";
+	return NULL;
+}
+
+/* TLS is settled (on, or not to be): a host that a REQUIRETLS target
+ * cannot use is passed over for the next MX (RFC 8689 4.2.1); else AUTH,
+ * or ready. */
+static void smtpc_secured(struct smtpc *c)
+{
+	const char *why = c->t->requiretls ? smtpc_requiretls_lacks(c) : NULL;
+	if (why)
+		return smtpc_address_failed(c, why, smtpc_conn_name(c->conn));
+	c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
 }
 
 static void smtpc_after_ehlo(struct smtpc *c)
@@ -817,9 +819,7 @@ static void smtpc_after_ehlo(struct smtpc *c)
 			smtpc_tls_report(c, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
 		if (!tls)
 			smtpc_sts_testing(c, c->plain_again ? "TLS failed" : "no STARTTLS");
-		if (smtpc_requiretls_lacking(c))
-			return;
-		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
+		smtpc_secured(c);
 	}
 }
 
@@ -912,9 +912,7 @@ static void smtpc_starttls_reply(struct smtpc *c)
 		smtpc_start_tls(c);
 	else if (smtpc_level(c) == SMTPC_TLS_MAY) {
 		smtpc_sts_testing(c, "STARTTLS refused");
-		if (smtpc_requiretls_lacking(c))
-			return;
-		c->t->auth_user ? smtpc_auth(c) : smtpc_ready(c);
+		smtpc_secured(c);
 	}
 	else
 		smtpc_address_failed(c, "4.7.5 STARTTLS refused: %d", c->reply->code);

@@ -123,6 +123,10 @@ bool smtpc_bdat(const struct smtpc *c);
  * enforce): the handshake authenticated the peer? What a REQUIRETLS
  * message needs (RFC 8689 4.2.1). */
 bool smtpc_tls_verified(const struct smtpc *c);
+/* Why this connection cannot carry a REQUIRETLS message (RFC 8689
+ * 4.2.1), as a format whose %s is the next hop's name ("5.7.10 ...",
+ * "5.7.30 ..."), or NULL when it can. */
+const char *smtpc_requiretls_lacks(const struct smtpc *c);
 /* Ready for another job (not broken, not closing)? */
 bool smtpc_usable(const struct smtpc *c);
 
