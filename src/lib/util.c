@@ -201,6 +201,15 @@ void util_ip_text(const struct sockaddr_storage *ss, char *out, size_t n)
 		out[0] = '\0';
 }
 
+void util_local_ip(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		ss.ss_family = AF_UNSPEC;
+	util_ip_text(&ss, out, n);
+}
+
 bool util_hostport(const char *s, char *host, size_t n, unsigned *port)
 {
 	const char *colon = strrchr(s, ':');

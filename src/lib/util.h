@@ -73,6 +73,9 @@ bool util_hostport(const char *s, char *host, size_t n, unsigned *port);
  * octets, INET6_ADDRSTRLEN is enough); "" for any other family. */
 struct sockaddr_storage;
 void util_ip_text(const struct sockaddr_storage *ss, char *out, size_t n);
+/* The local address of socket fd as text (util_ip_text); "" when fd is
+ * negative or not bound to an IP address. */
+void util_local_ip(int fd, char *out, size_t n);
 
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);

@@ -592,13 +592,7 @@ const char *smtpc_conn_peer(const struct smtpc_conn *c)
 
 void smtpc_conn_local(const struct smtpc_conn *c, char *out, size_t n)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	int fd = c->bev ? (int)bufferevent_getfd(c->bev) : -1;
-	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		util_ip_text(&ss, out, n);
-	else if (n)
-		out[0] = '\0';
+	util_local_ip(c->bev ? (int)bufferevent_getfd(c->bev) : -1, out, n);
 }
 
 /* ---- ending ---- */

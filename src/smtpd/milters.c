@@ -249,13 +249,7 @@ static void milters_macro(struct milters_macros *mm, const char *name, const cha
 /* The local address the client reached ({if_addr}). */
 static void milters_if_addr(struct session *s, char *out, size_t n)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	out[0] = '\0';
-	int fd = s->bev ? (int)bufferevent_getfd(s->bev) : -1;
-	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return;
-	util_ip_text(&ss, out, n);
+	util_local_ip(s->bev ? (int)bufferevent_getfd(s->bev) : -1, out, n);
 }
 
 static void milters_macros_of(struct milters *m, struct milters_macros *mm,
