@@ -72,7 +72,7 @@ struct tlsrpt {
 	struct event *save_ev;        /* every TLSRPT_SAVE_S, the counts to the file */
 	struct hmap pols;
 	struct tr_pol *all;
-	int64_t since, end;           /* the period counted: [since, end) */
+	int64_t since;                /* the period counted began (tlsrpt_end) */
 	int64_t interval;
 	bool dirty;                   /* counts not yet in the file */
 	struct tr_send *sending;
@@ -628,9 +628,17 @@ static int64_t tlsrpt_period_start(const struct tlsrpt *t, int64_t when)
 	return when - when % t->interval;
 }
 
+/* When the period counted ends: the end of the aligned period since is
+ * in (a saved since may be unaligned: a new tls_rpt_interval). */
+static int64_t tlsrpt_end(const struct tlsrpt *t)
+{
+	return tlsrpt_period_start(t, t->since) + t->interval;
+}
+
 static void tlsrpt_arm(struct tlsrpt *t, int64_t now)
 {
-	struct timeval tv = { t->end > now ? (time_t)(t->end - now) : 0, 0 };
+	int64_t end = tlsrpt_end(t);
+	struct timeval tv = { end > now ? (time_t)(end - now) : 0, 0 };
 	evtimer_add(t->timer, &tv);
 }
 
@@ -640,7 +648,7 @@ static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct tlsrpt *t = arg;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL), end = tlsrpt_end(t);
 	struct tr_pol *all = t->all;
 	t->all = NULL;
 	hmap_clear(&t->pols, NULL, NULL);
@@ -648,7 +656,7 @@ static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 		struct tr_send *s = util_xcalloc(1, sizeof *s);
 		s->t = t;
 		s->start = t->since;
-		s->end = t->end;
+		s->end = end;
 		snprintf(s->domain, sizeof s->domain, "%s", all->domain);
 		for (struct tr_pol **pp = &all; *pp;) {   /* the domain's policies move */
 			struct tr_pol *p = *pp;
@@ -670,9 +678,8 @@ static void tlsrpt_period(evutil_socket_t fd, short what, void *arg)
 		s->l = dns_lookup(t->q->dns, name, DNS_T_TXT, tlsrpt_txt_cb, s);
 	}
 	t->since = tlsrpt_period_start(t, now);
-	if (t->since < t->end)
-		t->since = t->end;
-	t->end = t->since + t->interval;
+	if (t->since < end)
+		t->since = end;
 	tlsrpt_save(t, false);
 	tlsrpt_arm(t, now);
 }
@@ -688,7 +695,6 @@ struct tlsrpt *tlsrpt_new(struct queue *q)
 	int64_t now = (int64_t)time(NULL);
 	t->since = tlsrpt_period_start(t, now);
 	tlsrpt_load(t);   /* an earlier start, or a period already over: reported at once */
-	t->end = tlsrpt_period_start(t, t->since) + t->interval;
 	t->timer = evtimer_new(q->base, tlsrpt_period, t);
 	tlsrpt_arm(t, now);
 	t->save_ev = event_new(q->base, -1, EV_PERSIST, tlsrpt_save_cb, t);
