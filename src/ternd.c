@@ -437,10 +437,11 @@ static void ternd_fd_map(struct event_base *base, unsigned nconn)
 		if (fcntl(fd, F_GETFD) != -1 || dup3(sv[0], fd, O_CLOEXEC) < 0)
 			continue;   /* in use, or none to be had */
 		struct event *ev = event_new(base, fd, EV_READ, ternd_fd_map_cb, NULL);
-		if (ev && event_add(ev, NULL) == 0)
-			event_del(ev);
-		if (ev)
+		if (ev) {
+			if (event_add(ev, NULL) == 0)
+				event_del(ev);
 			event_free(ev);
+		}
 		close(fd);
 	}
 	close(sv[0]);

@@ -66,10 +66,7 @@ static void check_end_lost(struct check *k, struct report_step *s)
 static void check_default_names(struct check *k)
 {
 	const struct check_opts *o = k->o;
-	char hn[MX_NAME_MAX] = "tern-probe.invalid";
-	if (!o->helo && gethostname(hn, sizeof hn - 1) == 0)
-		hn[sizeof hn - 1] = '\0';
-	snprintf(k->helo, sizeof k->helo, "%s", o->helo ? o->helo : hn);
+	probe_helo(o->helo, k->helo, sizeof k->helo);
 	if (o->from)
 		snprintf(k->from, sizeof k->from, "%s", o->from);
 	else
@@ -600,8 +597,8 @@ static int check_setup(struct check *k, const struct check_opts *o, struct mx_ta
 }
 
 /* A mail domain's transport security, as doctor sees it: DANE, MTA-STS
- * and TLS-RPT (doctor_transport). Unless the session's port was given,
- * only for a domain whose MX records were found. */
+ * and TLS-RPT (doctor_transport); only for a domain given without a port
+ * whose MX records were found (not a null MX). */
 static void check_domain(struct check *k, const struct mx_target *t)
 {
 	const struct check_opts *o = k->o;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -145,6 +146,14 @@ static int probe_conn_gone(struct probe_conn *c)
 }
 
 /* ---- the calls ---- */
+
+void probe_helo(const char *given, char *out, size_t n)
+{
+	char hn[MX_NAME_MAX] = "tern-probe.invalid";
+	if (!given && gethostname(hn, sizeof hn - 1) == 0)
+		hn[sizeof hn - 1] = '\0';
+	snprintf(out, n, "%s", given ? given : hn);
+}
 
 void probe_conn_init(struct probe_conn *c, int timeout_ms)
 {

@@ -51,6 +51,10 @@ struct probe_conn {
 	void *ssl_ctx;                 /* SSL_CTX * of the STARTTLS */
 };
 
+/* The name for EHLO/HELO: given (--helo), else this host's name, else
+ * "tern-probe.invalid"; into out (n octets). */
+void probe_helo(const char *given, char *out, size_t n);
+
 void probe_conn_init(struct probe_conn *c, int timeout_ms);
 /* Close (no QUIT) and free everything. */
 void probe_conn_free(struct probe_conn *c);

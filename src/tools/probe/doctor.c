@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -322,10 +321,7 @@ static int doctor_setup(struct doctor *d, const struct doctor_opts *o, struct re
 	smtp_reply_init(&d->r);
 	d->c.trace = report_trace;
 	d->c.trace_arg = d->rep;
-	char hn[MX_NAME_MAX] = "tern-probe.invalid";
-	if (!o->helo && gethostname(hn, sizeof hn - 1) == 0)
-		hn[sizeof hn - 1] = '\0';
-	snprintf(d->helo, sizeof d->helo, "%s", o->helo ? o->helo : hn);
+	probe_helo(o->helo, d->helo, sizeof d->helo);
 	d->base = event_base_new();
 	if (d->base && (d->dns = dns_new(d->base, o->resolver)))
 		dns_set_timeout(d->dns, (unsigned)(o->timeout_ms + 999) / 1000);
