@@ -281,11 +281,14 @@ def test_smtp_sink_without_smtputf8_gets_no_copy(ternd, tmp_path):
         assert sink.messages() == []
         with smtplib.SMTP("127.0.0.1", s.port, timeout=DEADLINE) as c:
             c.sendmail("sender@example.com", ["kate@far.example"], b"Subject: plain\r\n\r\nx\r\n")
+        # smtp-sink creates its dump file first and writes it as the
+        # message comes: wait for the content, not for the file
+        def dumped():
+            return [p for p in sink.messages() if b"kate@far.example" in p.read_bytes()]
         deadline = time.monotonic() + DEADLINE
-        while not sink.messages() and time.monotonic() < deadline:
+        while not dumped() and time.monotonic() < deadline:
             time.sleep(0.05)
-        [dump] = sink.messages()
-        assert b"kate@far.example" in dump.read_bytes()
+        assert len(dumped()) == 1 and len(sink.messages()) == 1, sink.messages()
     finally:
         sink.stop()
 
