@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from peers import free_port_on
+
 REPO = Path(__file__).resolve().parents[2]
 TERND = os.environ.get("TERND") or str(REPO / "build" / "ternd")
 
@@ -421,9 +423,7 @@ def ternd_binary():
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_on("127.0.0.1")
 
 
 def proc_status(pid, field):

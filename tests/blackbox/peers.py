@@ -19,20 +19,30 @@ DEADLINE = 10.0
 POLL = 0.02
 
 
+_PORTS_GIVEN = set()
+
+
+def _family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def free_port_on(*hosts):
-    """A TCP port free on every one of the given loopback addresses."""
-    for _ in range(100):
-        with socket.socket() as s:
+    """A TCP port free on every one of the given loopback addresses, never
+    one this run handed out before: two ports drawn for one server (listen
+    and dequeue_listen, say) would otherwise now and then be the same."""
+    for _ in range(1000):
+        with socket.socket(_family(hosts[0])) as s:
             s.bind((hosts[0], 0))
             port = s.getsockname()[1]
-        ok = True
+        ok = port not in _PORTS_GIVEN
         for h in hosts[1:]:
-            with socket.socket() as t:
+            with socket.socket(_family(h)) as t:
                 try:
                     t.bind((h, port))
                 except OSError:
                     ok = False
         if ok:
+            _PORTS_GIVEN.add(port)
             return port
     raise RuntimeError("no common free port")
 

@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from peers import free_port_on
+
 DEADLINE = 10.0
 POLL = 0.02
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -28,9 +30,7 @@ DOVECOT = "/usr/sbin/dovecot"
 
 
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_port_on(host)
 
 
 def wait_port(port, proc=None, what="server", log=lambda: "", host="127.0.0.1"):
