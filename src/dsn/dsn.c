@@ -117,8 +117,12 @@ static void dsn_recipient(struct buf *b, const struct dsn_report *r, const struc
 	if (rc->remote_mta && rc->remote_mta[0])
 		buf_printf(b, "Remote-MTA: dns; %.*s\r\n", (int)strcspn(rc->remote_mta, "["), rc->remote_mta);
 	const char *diag = dsn_diagnostic(rc->last_reply);
-	if (diag)
-		buf_printf(b, "Diagnostic-Code: smtp; %.*s\r\n", (int)strcspn(diag, "\r\n"), diag);
+	if (diag) {   /* RFC 3464 2.3.6: US-ASCII text; a UTF-8 reply's other octets as '?' */
+		buf_puts(b, "Diagnostic-Code: smtp; ");
+		for (const char *p = diag; *p && *p != '\r' && *p != '\n'; p++)
+			buf_putc(b, (unsigned char)*p < 0x80 ? *p : '?');
+		buf_puts(b, "\r\n");
+	}
 	util_rfc5322_date(r->now, date, sizeof date);
 	buf_printf(b, "Last-Attempt-Date: %s\r\n", date);
 	if (r->kind == DSN_DELAYED && r->retry_until) {

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/util.h"
+
 #define ADDR_POSTMASTER "postmaster"
 
 /* RFC 6531 3.3: UTF8-non-ascii is allowed in atext, qtextSMTP and the
@@ -135,36 +137,13 @@ static bool domain_span_valid(const char *p, const char *e)
 	}
 }
 
-/* The length of the UTF-8 sequence of a non-ASCII scalar value at p
- * (before e), or 0 when it is malformed: a stray continuation octet, a
- * truncated sequence, an overlong form, a surrogate, a value above
- * U+10FFFF (RFC 3629 4), or a C1 control U+0080..U+009F (RFC 6531 3.3
- * leaves controls out, as RFC 5198 2 does). */
+/* The length of the UTF-8 sequence of a non-ASCII character at p (before
+ * e), 0 when malformed (util_utf8_seq) or a C1 control U+0080..U+009F
+ * (RFC 6531 3.3 leaves controls out, as RFC 5198 2 does). */
 static size_t utf8_seq(const unsigned char *p, const unsigned char *e)
 {
-	unsigned char c = p[0];
-	size_t n;
-	unsigned long v;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, v = c & 0x1fu;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, v = c & 0x0fu;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, v = c & 0x07u;
-	else
-		return 0;   /* 0x80..0xc1 (continuation, overlong lead), 0xf5.. */
-	if ((size_t)(e - p) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (p[i] & 0x3fu);
-	}
-	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
-	    (v >= 0xd800 && v <= 0xdfff) || (v >= 0x80 && v <= 0x9f))
-		return 0;
-	return n;
+	size_t n = util_utf8_seq(p, e);
+	return n == 2 && p[0] == 0xc2 && p[1] < 0xa0 ? 0 : n;
 }
 
 bool addr_utf8_valid(const char *s, size_t n)

@@ -231,6 +231,33 @@ bool util_hostport(const char *s, char *host, size_t n, unsigned *port)
 	return true;
 }
 
+size_t util_utf8_seq(const unsigned char *p, const unsigned char *e)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned long v;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, v = c & 0x1fu;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, v = c & 0x0fu;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, v = c & 0x07u;
+	else
+		return 0;   /* 0x80..0xc1 (continuation, overlong lead), 0xf5.. */
+	if ((size_t)(e - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (p[i] & 0x3fu);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+	    (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	return n;
+}
+
 uint64_t util_now_ms(void)
 {
 	struct timespec ts;

@@ -77,6 +77,12 @@ void util_ip_text(const struct sockaddr_storage *ss, char *out, size_t n);
  * negative or not bound to an IP address. */
 void util_local_ip(int fd, char *out, size_t n);
 
+/* The length of the well-formed UTF-8 sequence of a non-ASCII character at
+ * p (before e), 0 when there is none: a stray continuation octet, a
+ * truncated sequence, an overlong form, a surrogate, a value above
+ * U+10FFFF (RFC 3629 4). */
+size_t util_utf8_seq(const unsigned char *p, const unsigned char *e);
+
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
 

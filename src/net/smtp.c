@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/util.h"
+
 static bool is_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
@@ -184,6 +186,31 @@ bool smtp_reply_nth(const struct smtp_reply *r, size_t i, const char **p, size_t
 	return false;
 }
 
+/* A reply line's text as it may be recorded: printable ASCII and
+ * well-formed UTF-8 (RFC 6531 3.7.4.2) kept, a tab as a space, any other
+ * octet (a control, one that is not UTF-8) as '?'. The text goes on into
+ * the spool, logs, JSON and bounces, each of which needs it clean. */
+static void smtp_reply_clean(struct buf *out, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + n;
+	while (p < e) {
+		const unsigned char *run = p;
+		while (p < e && *p >= 0x20 && *p < 0x7f)
+			p++;
+		buf_append(out, run, (size_t)(p - run));
+		if (p == e)
+			break;
+		size_t k = *p >= 0x80 ? util_utf8_seq(p, e) : 0;
+		if (k) {
+			buf_append(out, p, k);
+			p += k;
+		} else {
+			buf_putc(out, *p == '\t' ? ' ' : '?');
+			p++;
+		}
+	}
+}
+
 void smtp_reply_join(const struct smtp_reply *r, struct buf *out, size_t max)
 {
 	const char *s = buf_cstr(&r->text), *p;
@@ -191,7 +218,7 @@ void smtp_reply_join(const struct smtp_reply *r, struct buf *out, size_t max)
 	for (bool first = true; out->len < max && smtp_reply_next(&s, &p, &n); first = false) {
 		if (!first)
 			buf_putc(out, ' ');
-		buf_append(out, p, n);
+		smtp_reply_clean(out, p, n);
 	}
 }
 

@@ -83,7 +83,8 @@ const char *smtp_reply_error(int rc);
 /* The last line's text, after "ddd ". */
 const char *smtp_reply_last(const struct smtp_reply *r);
 /* Every line's text, codes stripped, joined by spaces, appended to out
- * until it holds max octets or more. */
+ * until it holds max octets or more: printable ASCII and UTF-8, a tab as a
+ * space, every other octet (a control, one not UTF-8) as '?'. */
 void smtp_reply_join(const struct smtp_reply *r, struct buf *out, size_t max);
 /* Line i (0 first): its text after "ddd " and length; false past the end. */
 bool smtp_reply_nth(const struct smtp_reply *r, size_t i, const char **p, size_t *n);

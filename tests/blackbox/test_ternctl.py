@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -586,3 +587,48 @@ def test_drain_to_a_node_that_is_down_keeps_the_mail(world):
     assert [m["queue_id"] for m in queue_json(world)] == [d]
     p = ctl(world, "drain", check=False)
     assert p.returncode == 64 and "--to HOST:PORT" in p.stderr
+
+
+def test_queue_json_stays_json_when_a_hop_replies_in_bytes(ternd, tmp_path):
+    """A next hop whose 451 holds a byte that is not UTF-8, a control
+    character and a quote: the reply is recorded with each such byte as
+    '?' and UTF-8 kept, and the listing and `show` carry it (before, both
+    dropped the recipient: jansson refuses text that is not UTF-8)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(DEADLINE)
+
+    def hop():
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        with c:
+            f = c.makefile("rb")
+            c.sendall(b"220 hop ready\r\n")
+            for line in f:
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    c.sendall(b"250 hop\r\n")
+                elif verb == b"MAIL":
+                    c.sendall(b"451 4.3.0 caf\xe9 \x01 \"busy\" \xc3\xa9\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"503 5.5.1 no\r\n")
+    t = threading.Thread(target=hop, daemon=True)
+    t.start()
+    tmap = tmp_path / "transport"
+    tmap.write_text("bytes.test 127.0.0.1:%d\n" % srv.getsockname()[1])
+    s = ternd(transport_map=str(tmap), relay_networks="127.0.0.0/8", retry_min="1h",
+              retry_max="2h", smtp_tls="none", mailboxes=("alice@example.com",))
+    qid = send(s, "alice@example.com", ["x@bytes.test"])
+    m = wait_deferred(s, qid)
+    t.join(DEADLINE)
+    srv.close()
+    reason = m["recipients"][0]["delay_reason"]
+    assert "said: 451 4.3.0 caf? ? \"busy\" \u00e9 (in reply to MAIL FROM)" in reason, reason
+    shown = jlines(ctl(s, "show", qid, json_out=True))
+    assert [a["reply"] for a in shown[0]["attempts"]] == [reason], shown

@@ -173,6 +173,20 @@ static void test_build_success_status(void **state)
 	buf_free(&b);
 }
 
+/* A reply in UTF-8 (RFC 6531 allows it) reaches the Diagnostic-Code as
+ * US-ASCII (RFC 3464 2.3.6), each octet past it a '?'. */
+static void test_build_diagnostic_ascii(void **state)
+{
+	(void)state;
+	struct spool_rcpt r = { .addr = (char *)"bob@x", .orcpt = (char *)"",
+	                        .last_reply = (char *)"4.3.0 mx[1.2.3.4] said: 451 caf\xc3\xa9 busy",
+	                        .remote_mta = (char *)"" };
+	struct buf b = BUF_INIT;
+	build(&b, DSN_DELAYED, false, &r, 1);
+	assert_non_null(strstr(buf_cstr(&b), "Diagnostic-Code: smtp; 451 caf?? busy\r\n"));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_return_full), cmocka_unit_test(test_build_failure),
 		cmocka_unit_test(test_build_delay_headers_only),
 		cmocka_unit_test(test_build_success_status),
+		cmocka_unit_test(test_build_diagnostic_ascii),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

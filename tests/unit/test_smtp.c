@@ -67,6 +67,9 @@ static void test_reply_whole(void **state)
 		{ { "250-mx", "251 other" }, SMTP_REPLY_MIXED, 0, NULL, NULL },
 		{ { "250-mx", "250+x" }, SMTP_REPLY_MALFORMED, 0, NULL, NULL },
 		{ { "hello" }, SMTP_REPLY_MALFORMED, 0, NULL, NULL },
+		/* joined text is clean: UTF-8 kept, a tab a space, other octets '?' */
+		{ { "451-4.3.0 caf\xc3\xa9\tbusy", "451 \x01x\xff\xc0\xaf\x7f\xed\xa0\x80" }, 1, 451,
+		  "\x01x\xff\xc0\xaf\x7f\xed\xa0\x80", "4.3.0 caf\xc3\xa9 busy ?x???????" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
 		struct smtp_reply r;
