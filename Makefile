@@ -11,7 +11,7 @@ MESON_ASAN = -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # clang with ASan and UBSan into build-fuzz/. `make fuzz` builds them,
 # `make fuzz-run` runs each for FUZZ_SECONDS on a copy of its seed corpus.
 FUZZERS = command addr params data conf proxy auth reply maildrop cram odmr hold dkimtags \
-	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter capture lint mtasts tlsrpt fault
+	dkimcanon dkimverify spf_record spf_macro msghead dmarc tlsa dialog milter capture lint mtasts tlsrpt fault jsonw
 FUZZ_SECONDS ?= 10
 FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/idna.c src/lib/log.c src/lib/event.c src/lib/conf.c src/lib/esc.c \
 	src/lib/util.c src/lib/cidr.c src/lib/aliases.c src/lib/msghead.c src/net/smtp.c src/smtpd/parse.c src/smtpd/data.c \
@@ -20,7 +20,7 @@ FUZZ_LIB = src/lib/buf.c src/lib/addr.c src/lib/idna.c src/lib/log.c src/lib/eve
 	src/policy/spf_record.c src/policy/spf_macro.c src/policy/dmarc.c src/net/tlsa.c src/net/mtasts.c \
 	src/net/tlsrpt.c \
 	src/tools/probe/dialog.c src/milter/proto.c src/policy/capture.c src/http/query.c \
-	src/smtpd/lint.c src/policy/fault.c
+	src/smtpd/lint.c src/policy/fault.c src/lib/jsonw.c
 FUZZ_FLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror \
 	-fno-sanitize-recover=undefined
 FUZZ_CFLAGS = $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined
@@ -29,7 +29,7 @@ FUZZ_CFLAGS = $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined
 # it took minutes of make test.
 FUZZ_OBJ_CFLAGS = $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_OBJS = $(FUZZ_LIB:%.c=build-fuzz/obj/%.o)
-FUZZ_LIBS = -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2
+FUZZ_LIBS = -lcrypto -lcrypt -lsystemd -lpthread -lpsl -lidn2 -ljansson
 FUZZ_BINS = $(FUZZERS:%=build-fuzz/fuzz_%)
 
 .PHONY: all deps test-deps run run-capture test soak unit blackbox asan blackbox-asan clean fuzz fuzz-run install \

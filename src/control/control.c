@@ -54,21 +54,33 @@ static int ctl_send_piece(const char *p, size_t n, void *arg)
 	return 0;
 }
 
-/* o as one line, encoded into the control's reused buffer (a listing sends
- * a line per message: no allocation and copy of each line's text). */
-void ctl_send(struct ctl_client *cl, json_t *o)
+/* The control's line buffer, emptied: a listing writes a line per message
+ * there, with no allocation of each line's text. */
+struct buf *ctl_line(struct ctl_client *cl)
+{
+	buf_reset(&cl->c->line);
+	return &cl->c->line;
+}
+
+/* The line buffer's text as one line to the client. */
+void ctl_send_line(struct ctl_client *cl)
 {
 	struct buf *b = &cl->c->line;
-	buf_reset(b);
-	int rc = json_dump_callback(o, ctl_send_piece, b, JSON_COMPACT);
-	json_decref(o);
-	if (rc != 0)
-		log_panic("control: cannot encode a reply");
 	buf_putc(b, '\n');
 	if (cl->bev && !cl->gone)
 		bufferevent_write(cl->bev, b->data, b->len);
 	if (b->cap > CTL_LINE_KEEP)   /* a rare large reply: its memory goes back */
 		buf_free(b);
+}
+
+/* o as one line, encoded into the line buffer. */
+void ctl_send(struct ctl_client *cl, json_t *o)
+{
+	int rc = json_dump_callback(o, ctl_send_piece, ctl_line(cl), JSON_COMPACT);
+	json_decref(o);
+	if (rc != 0)
+		log_panic("control: cannot encode a reply");
+	ctl_send_line(cl);
 }
 
 void ctl_ok(struct ctl_client *cl, json_t *o)

@@ -75,6 +75,8 @@ struct ctl_client {
 /* control.c */
 const char *ctl_str(json_t *req, const char *key);   /* a string member, or NULL */
 void ctl_send(struct ctl_client *cl, json_t *o);   /* takes o */
+struct buf *ctl_line(struct ctl_client *cl);       /* the line buffer, emptied */
+void ctl_send_line(struct ctl_client *cl);         /* what it holds, as one line */
 void ctl_ok(struct ctl_client *cl, json_t *o);     /* o (may be NULL) + "ok": true */
 void ctl_fail(struct ctl_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool ctl_output_full(const struct ctl_client *cl);

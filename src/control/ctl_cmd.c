@@ -19,6 +19,7 @@
 #include "deliver/route.h"
 #include "lib/addr.h"
 #include "lib/buf.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/smtp.h"
@@ -227,47 +228,73 @@ const struct route_map *ctl_routes(struct control *c)
 
 /* Where the recipient goes next, as the engine names destinations
  * ("mx:example.com", "smtp:10.0.0.5:25", "lmtp:/run/dovecot/lmtp", "local"),
- * or "capture" (the test mode's inboxes). */
-static json_t *ctl_route(struct control *c, const struct spool_summary_rcpt *r)
+ * or "capture" (the test mode's inboxes); NULL when no route takes it. */
+static const char *ctl_route(struct control *c, const struct spool_summary_rcpt *r,
+                             struct route *rt)
 {
 	const struct route_map *m = ctl_routes(c);
 	const struct settings *st = c->env.srv->set;
-	struct route rt;
 	if (r->transport == SPOOL_CAPTURE)   /* the test mode keeps it: never delivered */
-		return json_string("capture");
-	return route_for(&st->conf, m, r->addr, r->transport, &rt) ? json_string(rt.key)
-	                                                           : json_null();
+		return "capture";
+	return route_for(&st->conf, m, r->addr, r->transport, rt) ? rt->key : NULL;
 }
 
-static json_t *ctl_queue_rcpt(struct control *c, const struct spool_summary_rcpt *r)
+static void ctl_queue_rcpt(struct control *c, const struct spool_summary_rcpt *r, struct buf *b)
 {
-	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:o, s:s}", "address", r->addr,
-	                      "attempts", (json_int_t)r->attempts, "next_try", (json_int_t)r->next_try,
-	                      "held", r->state == SPOOL_STATE_HELD, "route", ctl_route(c, r),
-	                      "last_reply", r->last_reply);
-	if (strcmp(r->orig, r->addr))
-		json_object_set_new(o, "orig_address", json_string(r->orig));
-	if (r->last_reply[0])
-		json_object_set_new(o, r->state == SPOOL_STATE_FAILED ? "bounce_reason" : "delay_reason",
-		                    json_string(r->last_reply));
-	return o;
+	struct route rt;
+	buf_puts(b, "{\"address\":");
+	jsonw_str(b, r->addr);
+	buf_puts(b, ",\"attempts\":");
+	jsonw_int(b, r->attempts);
+	buf_puts(b, ",\"next_try\":");
+	jsonw_int(b, r->next_try);
+	buf_puts(b, r->state == SPOOL_STATE_HELD ? ",\"held\":true" : ",\"held\":false");
+	buf_puts(b, ",\"route\":");
+	jsonw_str(b, ctl_route(c, r, &rt));
+	buf_puts(b, ",\"last_reply\":");
+	jsonw_str(b, r->last_reply);
+	if (strcmp(r->orig, r->addr)) {
+		buf_puts(b, ",\"orig_address\":");
+		jsonw_str(b, r->orig);
+	}
+	if (r->last_reply[0]) {
+		buf_puts(b, r->state == SPOOL_STATE_FAILED ? ",\"bounce_reason\":"
+		                                           : ",\"delay_reason\":");
+		jsonw_str(b, r->last_reply);
+	}
+	buf_putc(b, '}');
 }
 
-static json_t *ctl_queue_msg(struct control *c, const struct spool_summary *m,
-                             const char *queue_name)
+/* A message of a listing as one line of JSON, written out directly (a
+ * deep queue lists a million: lib/jsonw.h says why not through jansson).
+ * postqueue -j's names, and the node: queue ids are unique per node only
+ * (docs/SCALING.md). queue_name first: ternctl --json passes a line that
+ * begins so on without parsing it. */
+static void ctl_queue_msg(struct control *c, const struct spool_summary *m, struct buf *b)
 {
-	json_t *rs = json_array();
-	for (size_t i = 0; i < m->nrcpt; i++)
-		if (m->rcpt[i].state != SPOOL_STATE_DELIVERED)
-			json_array_append_new(rs, ctl_queue_rcpt(c, &m->rcpt[i]));
-	/* postqueue -j's names, and the node: queue ids are unique per node
-	 * only (docs/SCALING.md). queue_name first: ternctl --json passes a
-	 * line that begins so on without parsing it */
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:s, s:o}", "queue_name", queue_name,
-	                 "queue_id", m->qid, "node", c->env.srv->set->conf.hostname,
-	                 "arrival_time", (json_int_t)m->arrival,
-	                 "message_size", (json_int_t)m->size, "forced_expire", 0,
-	                 "sender", m->sender, "recipients", rs);
+	buf_puts(b, "{\"queue_name\":");
+	jsonw_str(b, ctl_queue_names[m->queue]);
+	buf_puts(b, ",\"queue_id\":");
+	jsonw_str(b, m->qid);
+	buf_puts(b, ",\"node\":");
+	jsonw_str(b, c->env.srv->set->conf.hostname);
+	buf_puts(b, ",\"arrival_time\":");
+	jsonw_int(b, m->arrival);
+	buf_puts(b, ",\"message_size\":");
+	jsonw_int(b, m->size > INT64_MAX ? INT64_MAX : (int64_t)m->size);
+	buf_puts(b, ",\"forced_expire\":false,\"sender\":");
+	jsonw_str(b, m->sender);
+	buf_puts(b, ",\"recipients\":[");
+	bool first = true;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].state == SPOOL_STATE_DELIVERED)
+			continue;
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		ctl_queue_rcpt(c, &m->rcpt[i], b);
+	}
+	buf_puts(b, "]}");
 }
 
 /* The reply after the listing (never shown by ternctl --json, as
@@ -293,10 +320,11 @@ void ctl_list_more(struct ctl_client *cl)
 		struct spool_list l;
 		int err = spool_reader_list(cl->c->reader, &cl->filter, &cl->cur, CTL_PAGE, &l);
 		for (size_t i = 0; !err && i < l.n; i++) {
-			const char *name = ctl_queue_names[l.msg[i].queue];
-			if (cl->f_queue && strcmp(cl->f_queue, name))
+			if (cl->f_queue && strcmp(cl->f_queue, ctl_queue_names[l.msg[i].queue]))
 				continue;
-			ctl_send(cl, ctl_queue_msg(cl->c, &l.msg[i], name));
+			struct buf *b = ctl_line(cl);
+			ctl_queue_msg(cl->c, &l.msg[i], b);
+			ctl_send_line(cl);
 			cl->listed++;
 		}
 		bool more = !err && l.more;
@@ -344,17 +372,24 @@ json_t *control_queue(struct control *c, size_t max)
 	json_t *a = json_array();
 	struct spool_filter f = { 0 };
 	struct spool_list_cursor cur = SPOOL_LIST_START;
+	struct buf b = BUF_INIT;
 	bool more = true;
 	while (more && json_array_size(a) < max) {
 		struct spool_list l;
 		if (spool_reader_list(c->reader, &f, &cur, CTL_PAGE, &l))
 			break;
-		for (size_t i = 0; i < l.n && json_array_size(a) < max; i++)
-			json_array_append_new(a, ctl_queue_msg(c, &l.msg[i],
-			                                       ctl_queue_names[l.msg[i].queue]));
+		for (size_t i = 0; i < l.n && json_array_size(a) < max; i++) {
+			buf_reset(&b);   /* the listing's own line: one encoding of a message */
+			ctl_queue_msg(c, &l.msg[i], &b);
+			json_t *m = json_loads(buf_cstr(&b), 0, NULL);
+			if (!m)
+				log_panic("control: a listing line is not JSON: %s", buf_cstr(&b));
+			json_array_append_new(a, m);
+		}
 		more = l.more;
 		spool_list_free(&l);
 	}
+	buf_free(&b);
 	return a;
 }
 

@@ -84,6 +84,7 @@ struct spool_filter {
 };
 
 struct spool_summary_rcpt {
+	unsigned idx;           /* its place in the envelope, from 0 */
 	char *addr;             /* the mailbox to deliver to (after aliases) */
 	char *orig;             /* the address as the client gave it */
 	int state;              /* enum spool_state */

@@ -123,25 +123,6 @@ static void test_reverse_name(void **state)
 	assert_int_equal(mx_reverse_name("::1", NULL, small, sizeof small), -1);
 }
 
-static void test_json_string(void **state)
-{
-	(void)state;
-	static const struct { const char *in, *out; } cases[] = {
-		{ "", "\"\"" },
-		{ "250 OK", "\"250 OK\"" },
-		{ "a\"b\\c", "\"a\\\"b\\\\c\"" },
-		{ "l1\nl2\r\t", "\"l1\\nl2\\r\\t\"" },
-		{ "\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\"" },
-		{ "caf\xc3\xa9", "\"caf\xc3\xa9\"" },
-	};
-	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		struct buf b = BUF_INIT;
-		report_json_string(&b, cases[i].in);
-		assert_string_equal(buf_cstr(&b), cases[i].out);
-		buf_free(&b);
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,7 +130,6 @@ int main(void)
 		cmocka_unit_test(test_addr_text),
 		cmocka_unit_test(test_addr_scope),
 		cmocka_unit_test(test_reverse_name),
-		cmocka_unit_test(test_json_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

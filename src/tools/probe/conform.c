@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/jsonw.h"
 #include "lib/util.h"
 #include "tools/probe/conn.h"
 #include "tools/probe/dialog.h"
@@ -408,19 +409,19 @@ static void conform_json(struct conform *k, const int count[3])
 {
 	struct buf o = BUF_INIT;
 	buf_puts(&o, "{\"target\": ");
-	report_json_string(&o, k->o->target);
+	jsonw_str(&o, k->o->target);
 	buf_printf(&o, ", \"host\": ");
-	report_json_string(&o, k->host);
+	jsonw_str(&o, k->host);
 	buf_printf(&o, ", \"ip\": \"%s\", \"port\": %d, \"tls\": %s, \"dialogues\": [", k->ip,
 	           k->port, k->o->tls ? "true" : "false");
 	for (int i = 0; i < k->nfiles; i++) {
 		const struct conform_file *f = &k->files[i];
 		buf_printf(&o, "%s{\"name\": ", i ? ", " : "");
-		report_json_string(&o, f->name);
+		jsonw_str(&o, f->name);
 		buf_printf(&o, ", \"result\": \"%s\", \"about\": ", conform_words[f->result]);
-		report_json_string(&o, f->d.about);
+		jsonw_str(&o, f->d.about);
 		buf_puts(&o, ", \"detail\": ");
-		report_json_string(&o, buf_cstr(&f->detail));
+		jsonw_str(&o, buf_cstr(&f->detail));
 		buf_putc(&o, '}');
 	}
 	buf_printf(&o, "], \"passed\": %d, \"failed\": %d, \"skipped\": %d}\n", count[0],

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/jsonw.h"
+
 static const char *const report_names[] = { "pass", "warn", "FAIL", "skip", "info" };
 static const char *const report_json_names[] = { "pass", "warn", "fail", "skip", "info" };
 
@@ -118,26 +120,6 @@ void report_end(struct report *r, struct report_step *s, enum report_status st,
 	r->cur = NULL;
 }
 
-void report_json_string(struct buf *out, const char *s)
-{
-	buf_putc(out, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_printf(out, "\\%c", *p);
-		else if (*p == '\n')
-			buf_puts(out, "\\n");
-		else if (*p == '\r')
-			buf_puts(out, "\\r");
-		else if (*p == '\t')
-			buf_puts(out, "\\t");
-		else if (*p < 0x20 || *p == 0x7f)
-			buf_printf(out, "\\u%04x", *p);
-		else
-			buf_putc(out, (char)*p);
-	}
-	buf_putc(out, '"');
-}
-
 /* A '\n'-separated text as a JSON array of strings. */
 static void report_json_lines(struct buf *out, const struct buf *b)
 {
@@ -149,7 +131,7 @@ static void report_json_lines(struct buf *out, const struct buf *b)
 		struct buf line = BUF_INIT;
 		buf_append(&line, p, n);
 		buf_puts(out, first ? "" : ", ");
-		report_json_string(out, buf_cstr(&line));
+		jsonw_str(out, buf_cstr(&line));
 		buf_free(&line);
 		p += n + (nl != NULL);
 	}
@@ -159,10 +141,10 @@ static void report_json_lines(struct buf *out, const struct buf *b)
 static void report_json_step(struct buf *o, const struct report_step *s)
 {
 	buf_puts(o, "    {\"name\": ");
-	report_json_string(o, s->name);
+	jsonw_str(o, s->name);
 	buf_printf(o, ", \"status\": \"%s\", \"ms\": %.3f, \"verdict\": ",
 		   report_json_names[s->status], s->ms);
-	report_json_string(o, buf_cstr(&s->verdict));
+	jsonw_str(o, buf_cstr(&s->verdict));
 	buf_puts(o, ", \"details\": ");
 	report_json_lines(o, &s->details);
 	buf_puts(o, ", \"advice\": ");
@@ -204,7 +186,7 @@ int report_finish(struct report *r)
 	}
 	struct buf o = BUF_INIT;
 	buf_puts(&o, "{\n  \"target\": ");
-	report_json_string(&o, r->target);
+	jsonw_str(&o, r->target);
 	buf_puts(&o, ",\n  \"steps\": [\n");
 	for (int i = 0; i < r->n; i++) {
 		report_json_step(&o, &r->steps[i]);

@@ -58,7 +58,5 @@ void report_trace(void *arg, char dir, const char *line);
 /* The summary (text) or the whole document (JSON); returns the exit status. */
 int report_finish(struct report *r);
 
-/* Pure: s as a JSON string literal (RFC 8259 section 7), appended to out. */
-void report_json_string(struct buf *out, const char *s);
 
 #endif
