@@ -456,7 +456,7 @@ class Postfix:
     default (10). start-fg in a session of its own, so that kill9 reaches
     the master and every child at once (kill -9 of the process group)."""
 
-    def __init__(self, work, sink_port, concurrency=10):
+    def __init__(self, work, sink_port, concurrency=10, main=None, smtps=None):
         if not os.access(POSTFIX, os.X_OK):
             raise RuntimeError("no %s: scripts/install-deps TEST installs Postfix" % POSTFIX)
         self.work = work
@@ -497,6 +497,8 @@ maximal_backoff_time = 2s
 queue_run_delay = 1s
 maillog_file = /dev/stdout
 """)
+            for k, v in (main or {}).items():   # more main.cf settings
+                f.write("%s = %s\n" % (k, v))
         out = []
         with open("/etc/postfix/master.cf") as f:
             for line in f:
@@ -507,6 +509,9 @@ maillog_file = /dev/stdout
                     w[4] = "n"   # no chroot
                     line = " ".join(w) + "\n"
                 out.append(line)
+        if smtps:   # implicit TLS on a port of its own (RFC 8314), as ternd's smtps
+            out.append("127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_wrappermode=yes "
+                       "-o smtpd_tls_security_level=encrypt\n" % smtps)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.writelines(out)
         self.proc = None
@@ -619,3 +624,30 @@ maillog_file = /dev/stdout
 
     def journal_qids(self):
         return None   # Postfix marks each recipient done in its queue file
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # the instance's figures, from /proc: the sums over its processes
+    # (master, smtpd, cleanup, qmgr, ...)
+    def fds(self):
+        n = 0
+        for p in self.tree():
+            try:
+                n += len(os.listdir("/proc/%d/fd" % p))
+            except OSError:
+                pass
+        return n
+
+    def rss(self):
+        n = 0
+        for p in self.tree():
+            try:
+                with open("/proc/%d/status" % p) as f:
+                    n += next((int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:")), 0)
+            except OSError:
+                pass
+        return n
+
+    def processes(self):
+        return len(self.tree())

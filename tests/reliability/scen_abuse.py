@@ -28,7 +28,7 @@ import struct
 import subprocess
 import time
 
-from harness import Daemon, Sink, wait_for
+from harness import Daemon, Postfix, Sink, wait_for
 
 COUNTS = {"concurrent": (200, 2000), "slowloris": (50, 500), "hangup": (200, 2000),
           "garbage": (20, 200), "tls": (25, 500)}
@@ -288,11 +288,41 @@ async def tls_clients(port, smtps, n):
 
 # --------------------------------------------------------------------------
 
-def settle(d, fds0, rss0):
-    """Bounded wait for the descriptors and RSS to come back."""
-    wait_for("descriptors back to the baseline", lambda: d.fds() <= fds0, 60, quiet=True)
+def settle(d, fds0, rss0, longer=False):
+    """Bounded wait for the descriptors and RSS to come back (longer: past
+    Postfix's max_idle, 100 s, when its idle smtpd processes exit)."""
+    wait_for("descriptors back to the baseline", lambda: d.fds() <= fds0,
+             150 if longer else 60, quiet=True)
     wait_for("RSS back within 20%", lambda: d.rss() <= rss0 * 1.2, 30, quiet=True)
     return d.fds(), d.rss()
+
+
+def server_for(kind, work, sink, n, server):
+    """The server under abuse: ternd with the limits above raised past n,
+    or (--server postfix) a private Postfix with its process limit raised
+    as far, the same timeout and error limit, and otherwise shipped
+    settings. Returns it and its implicit-TLS port for abuse-tls."""
+    smtps = crt = key = None
+    if kind == "tls":
+        os.makedirs(work, exist_ok=True)
+        crt, key = make_cert(work)
+        from harness import free_port
+        smtps = free_port()
+    if server == "postfix":
+        main = {"default_process_limit": str(n + 200), "smtpd_timeout": "60s",
+                "smtpd_hard_error_limit": "20"}
+        if crt:
+            main.update(smtpd_tls_cert_file=crt, smtpd_tls_key_file=key)
+        return Postfix(work, sink.port, main=main, smtps=smtps), smtps
+    opts = {"max_connections": str(n + 200), "max_connections_per_ip": str(n + 200),
+            "max_connection_rate": "0", "max_errors": "20", "command_timeout": "60s"}
+    if crt:
+        opts.update(tls_cert=crt, tls_key=key)
+    d = Daemon(work, sink.port, opts=opts)
+    if smtps:
+        d.argv[d.argv.index("listen=127.0.0.1:%d" % d.port)] = \
+            "listen=127.0.0.1:%d, 127.0.0.1:%d smtps" % (d.port, smtps)
+    return d, smtps
 
 
 def abuse(kind):
@@ -300,20 +330,11 @@ def abuse(kind):
         n = COUNTS[kind][0 if short else 1]
         raise_nofile(4 * n + 1024)
         name = "abuse-" + kind
+        server = getattr(args, "server", None) or "ternd"
+        if server != "ternd":
+            name += "/" + server
         sink = Sink()
-        opts = {"max_connections": str(n + 200), "max_connections_per_ip": str(n + 200),
-                "max_connection_rate": "0", "max_errors": "20", "command_timeout": "60s"}
-        smtps = None
-        if kind == "tls":
-            os.makedirs(work, exist_ok=True)
-            crt, key = make_cert(work)
-            from harness import free_port
-            smtps = free_port()
-            opts.update(tls_cert=crt, tls_key=key)
-        d = Daemon(work, sink.port, opts=opts)
-        if smtps:
-            d.argv[d.argv.index("listen=127.0.0.1:%d" % d.port)] = \
-                "listen=127.0.0.1:%d, 127.0.0.1:%d smtps" % (d.port, smtps)
+        d, smtps = server_for(kind, work, sink, n, server)
         d.start()
         fails = 0
         try:
@@ -360,7 +381,11 @@ def abuse(kind):
             took_all = time.monotonic() - t
             up = d.running()
             after_code = probe_time(d.port)[1] if up else "-"
-            fds1, rss1 = settle(d, fds0, rss0) if up else (-1, -1)
+            t_settle = time.monotonic()
+            fds1, rss1 = settle(d, fds0, rss0, server == "postfix") if up else (-1, -1)
+            if server == "postfix":
+                extra += " processes=%d settled-in=%.0fs" % (d.processes(),
+                                                           time.monotonic() - t_settle)
             ok_fds = up and fds1 <= fds0
             ok_rss = up and rss1 <= rss0 * 1.2
             if kind == "hangup":
@@ -378,7 +403,7 @@ def abuse(kind):
             rc = d.stop()
             sink.stop()
         if rc != 0:
-            print("  %s: ternd exit status %s on SIGTERM: FAIL" % (name, rc))
+            print("  %s: %s exit status %s on SIGTERM: FAIL" % (name, server, rc))
             fails += 1
         return fails
     return run
