@@ -78,6 +78,7 @@ def backup(ternd, tmp_path):
     s.tmap = tmap
     yield s
     sink.stop()
+    s.sink.stop()   # a test may have put a new one in its place
 
 
 def wait_held(server, addrs):
