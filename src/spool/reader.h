@@ -113,7 +113,8 @@ struct spool_summary {
 struct spool_list {
 	struct spool_summary *msg;
 	size_t n;
-	bool more;              /* stopped before the end: there may be more after the cursor */
+	bool more;              /* stopped before the end: a message follows the cursor
+	                         * (with max 0: nothing was read, so maybe) */
 };
 
 /* Where a listing stopped: the last queue id looked at. */
