@@ -187,9 +187,10 @@ bool smtp_reply_nth(const struct smtp_reply *r, size_t i, const char **p, size_t
 }
 
 /* A reply line's text as it may be recorded: printable ASCII and
- * well-formed UTF-8 (RFC 6531 3.7.4.2) kept, a tab as a space, any other
- * octet (a control, one that is not UTF-8) as '?'. The text goes on into
- * the spool, logs, JSON and bounces, each of which needs it clean. */
+ * well-formed UTF-8 (an SMTPUTF8 server's, RFC 6531) kept, a tab as a
+ * space, any other octet (a control, one that is not UTF-8) as '?'. The
+ * text goes on into the spool, logs, JSON and bounces, each of which needs
+ * it clean. */
 static void smtp_reply_clean(struct buf *out, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s, *e = p + n;

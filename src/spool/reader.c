@@ -462,11 +462,12 @@ _Static_assert(SPOOL_QUEUE_ACTIVE == 0 && SPOOL_QUEUE_DEFERRED == 1 && SPOOL_QUE
  * none): one statement for a whole page, not one per message. Not ordered
  * by r.idx too: that sorted each message's rows, 30% of a listing's CPU,
  * where the (qid, idx) index gives them in that order already
- * (spool_reader_summary_rcpt keeps the order given either way). Its queue comes from the recipients read for its summary, as
- * SPOOL_READER_QUEUE has it. ?1 cursor, ?2 sender or NULL, ?3 domain or
- * NULL, ?4 states, ?5 whether any recipient filter applies. The recipient
- * filter is one EXISTS on the rcpt rows of that message (qid, idx),
- * evaluated only when ?5 says one applies. */
+ * (spool_reader_summary_rcpt keeps the order given either way). Its queue
+ * comes from the recipients read for its summary, as SPOOL_READER_QUEUE
+ * has it. ?1 cursor, ?2 sender or NULL, ?3 domain or NULL, ?4 states, ?5
+ * whether any recipient filter applies. The recipient filter is one EXISTS
+ * on the rcpt rows of that message (qid, idx), evaluated only when ?5 says
+ * one applies. */
 static const char spool_reader_list_sql[] =
 	"SELECT m.qid, m.sender, m.size, m.arrival,"
 	" (?2 IS NULL OR m.sender = ?2 COLLATE NOCASE) AND"

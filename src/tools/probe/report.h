@@ -58,5 +58,4 @@ void report_trace(void *arg, char dir, const char *line);
 /* The summary (text) or the whole document (JSON); returns the exit status. */
 int report_finish(struct report *r);
 
-
 #endif
