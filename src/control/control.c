@@ -403,6 +403,7 @@ bool control_start(struct control *c)
 	c->sub = ev_subscribe(trace_event, c, LOG_INFO);
 	if (c->sub < 0)
 		log_panic("control: no room for an event subscriber");
+	ev_set_kinds(c->sub, STATS_KINDS);   /* every kind while a trace runs */
 	log_info("control socket on %s", c->path);
 	return true;
 }

@@ -37,8 +37,12 @@ struct stats_latency {
 	double sum;
 };
 
-/* The event subscriber that counts (any thread). */
+/* The event subscriber that counts (any thread), and the kinds it counts
+ * (its subscriber takes only these while nothing else asks for more). */
 void stats_event(void *ctx, const struct ev *e);
+#define STATS_KINDS (EV_KIND(EK_CONNECT) | EV_KIND(EK_QUEUED) | EV_KIND(EK_NOT_QUEUED) | \
+                     EV_KIND(EK_REPORT) | EV_KIND(EK_DELIVERY) | EV_KIND(EK_TLS) |       \
+                     EV_KIND(EK_AUTH) | EV_KIND(EK_REFUSED) | EV_KIND(EK_REJECT))
 
 uint64_t stats_get(enum stats_counter c);
 

@@ -172,7 +172,8 @@ void trace_start(struct ctl_client *cl, json_t *req)
 	memset(cl->last, 0, sizeof cl->last);
 	ctl_send(cl, json_pack("{s:b, s:b}", "ok", 1, "tracing", 1));
 	cl->mode = CL_TRACE;
-	atomic_fetch_add(&c->ntrace, 1);
+	if (atomic_fetch_add(&c->ntrace, 1) == 0)
+		ev_set_kinds(c->sub, EV_ALL_KINDS);
 	if (cl->t_transcript && atomic_fetch_add(&c->ntranscript, 1) == 0)
 		ev_set_min(c->sub, LOG_DEBUG);
 }
@@ -216,7 +217,8 @@ void trace_stop(struct ctl_client *cl)
 {
 	struct control *c = cl->c;
 	if (cl->mode == CL_TRACE) {
-		atomic_fetch_sub(&c->ntrace, 1);
+		if (atomic_fetch_sub(&c->ntrace, 1) == 1)
+			ev_set_kinds(c->sub, STATS_KINDS);
 		if (cl->t_transcript && atomic_fetch_sub(&c->ntranscript, 1) == 1)
 			ev_set_min(c->sub, LOG_INFO);
 	}

@@ -18,10 +18,13 @@ struct verify_one {
 	int hash;                  /* its body hash, -1 when none */
 };
 
+/* The signatures' state (4.5 KB each) is allocated when the header block
+ * has any: most mail is verified for none, and zeroing DKIM_SIGS_MAX of
+ * them for every message was the largest cost of an unsigned message. */
 struct dkim_verify {
 	struct dkim_msg msg;
 	size_t n;
-	struct verify_one s[DKIM_SIGS_MAX];
+	struct verify_one *s;
 };
 
 /* The header block is whole: each signature parsed, and the sound ones
@@ -29,6 +32,10 @@ struct dkim_verify {
 static void verify_head(void *ctx, struct dkim_msg *m)
 {
 	struct dkim_verify *v = ctx;
+	size_t want = dkim_msg_count(m, "dkim-signature");
+	if (!want)
+		return;
+	v->s = util_xcalloc(want < DKIM_SIGS_MAX ? want : DKIM_SIGS_MAX, sizeof *v->s);
 	for (size_t k = 0; k < m->nf && v->n < DKIM_SIGS_MAX; k++) {
 		if (!dkim_msg_is(m, k, "dkim-signature"))
 			continue;
@@ -43,8 +50,10 @@ static void verify_head(void *ctx, struct dkim_msg *m)
 
 struct dkim_verify *dkim_verify_new(void)
 {
-	struct dkim_verify *v = util_xcalloc(1, sizeof *v);
+	struct dkim_verify *v = util_xrealloc(NULL, 1, sizeof *v);   /* msg_init zeroes msg */
 	dkim_msg_init(&v->msg, verify_head, v);
+	v->n = 0;
+	v->s = NULL;
 	return v;
 }
 
@@ -63,6 +72,7 @@ void dkim_verify_free(struct dkim_verify *v)
 	if (!v)
 		return;
 	dkim_msg_free(&v->msg);
+	free(v->s);
 	free(v);
 }
 

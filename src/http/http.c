@@ -474,6 +474,7 @@ bool http_start(struct http *h)
 	struct timeval tenth = { 0, 100000 };
 	event_add(h->tick, &tenth);
 	h->sub = ev_subscribe(http_event, h, LOG_INFO);
+	ev_set_kinds(h->sub, EV_KIND(EK_QUEUED) | EV_KIND(EK_REPORT));   /* http_event's */
 	return h->sub >= 0;
 }
 

@@ -8,6 +8,8 @@
 
 #define EK_SUBS_MAX 8
 
+_Static_assert(EK__COUNT < 64, "a kind is a bit of a uint64_t");
+
 static const char *const ev_names[EK__COUNT] = {
 	[EK_NOTE] = "note", [EK_CONNECT] = "connect", [EK_DISCONNECT] = "disconnect",
 	[EK_REFUSED] = "refused", [EK_PROXY] = "proxy", [EK_TLS] = "tls", [EK_AUTH] = "auth",
@@ -28,7 +30,8 @@ static struct {
 	ev_fn *fn;
 	void *ctx;
 	atomic_int min;       /* enum log_level; ev_set_min from any thread */
-} ev_subs[EK_SUBS_MAX] = { { log_event, NULL, LOG_DEBUG } };
+	_Atomic uint64_t kinds;   /* EV_KIND bits; ev_set_kinds from any thread */
+} ev_subs[EK_SUBS_MAX] = { { log_event, NULL, LOG_DEBUG, EV_ALL_KINDS } };
 static size_t ev_nsubs = 1;
 
 int ev_subscribe(ev_fn *fn, void *ctx, enum log_level min)
@@ -38,6 +41,7 @@ int ev_subscribe(ev_fn *fn, void *ctx, enum log_level min)
 	ev_subs[ev_nsubs].fn = fn;
 	ev_subs[ev_nsubs].ctx = ctx;
 	atomic_store(&ev_subs[ev_nsubs].min, (int)min);
+	atomic_store(&ev_subs[ev_nsubs].kinds, EV_ALL_KINDS);
 	return (int)ev_nsubs++;
 }
 
@@ -45,6 +49,19 @@ void ev_set_min(int handle, enum log_level min)
 {
 	if (handle > 0 && (size_t)handle < ev_nsubs)
 		atomic_store(&ev_subs[handle].min, (int)min);
+}
+
+void ev_set_kinds(int handle, uint64_t kinds)
+{
+	if (handle > 0 && (size_t)handle < ev_nsubs)
+		atomic_store(&ev_subs[handle].kinds, kinds);
+}
+
+/* Does subscriber i take a record of kind k and level l? */
+static bool ev_takes(size_t i, enum ev_kind k, enum log_level l)
+{
+	return (int)l >= atomic_load_explicit(&ev_subs[i].min, memory_order_relaxed) &&
+	       (atomic_load_explicit(&ev_subs[i].kinds, memory_order_relaxed) & EV_KIND(k));
 }
 
 bool ev_wanted(enum log_level l)
@@ -57,16 +74,35 @@ bool ev_wanted(enum log_level l)
 	return false;
 }
 
+bool ev_wanted_kind(enum ev_kind k, enum log_level l)
+{
+	if (log_enabled(l))
+		return true;
+	for (size_t i = 1; i < ev_nsubs; i++)
+		if (ev_takes(i, k, l))
+			return true;
+	return false;
+}
+
+/* src into dst (size n), cut to fit; its length. */
+static size_t ev_copy(char *dst, size_t n, const char *src)
+{
+	size_t len = strnlen(src, n - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return len;
+}
+
 void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, const char *qid)
 {
 	e->kind = k;
 	e->level = l;
-	e->wanted = ev_wanted(l);
+	e->wanted = ev_wanted_kind(k, l);
 	e->session = session;
 	e->n = 0;
 	e->used = 0;
 	if (e->wanted)
-		snprintf(e->qid, sizeof e->qid, "%s", qid ? qid : "");
+		ev_copy(e->qid, sizeof e->qid, qid ? qid : "");
 }
 
 static struct ev_field *ev_slot(struct ev *e, const char *key)
@@ -86,12 +122,18 @@ void ev_add(struct ev *e, const char *key, const char *fmt, ...)
 	struct ev_field *f = ev_slot(e, key);
 	if (!f)
 		return;
-	size_t room = sizeof e->text - e->used;
+	size_t room = sizeof e->text - e->used, len;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(e->text + e->used, room, fmt, ap);
+	if (fmt[0] == '%' && fmt[1] == 's' && !fmt[2]) {
+		/* most fields: a string as it is, without vsnprintf's cost */
+		const char *v = va_arg(ap, const char *);
+		len = ev_copy(e->text + e->used, room, v ? v : "(null)");
+	} else {
+		int n = vsnprintf(e->text + e->used, room, fmt, ap);
+		len = n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
+	}
 	va_end(ap);
-	size_t len = n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
 	f->len = (unsigned)len;
 	e->used += len;
 }
@@ -108,7 +150,7 @@ void ev_emit(const struct ev *e)
 	if (!e->wanted)
 		return;
 	for (size_t i = 0; i < ev_nsubs; i++)
-		if ((int)e->level >= atomic_load_explicit(&ev_subs[i].min, memory_order_relaxed))
+		if (ev_takes(i, e->kind, e->level))
 			ev_subs[i].fn(ev_subs[i].ctx, e);
 }
 

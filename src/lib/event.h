@@ -78,6 +78,8 @@ struct ev {
 
 /* Would a record of this level reach any subscriber? (Skip building it.) */
 bool ev_wanted(enum log_level l);
+/* The same for a record of kind k (what ev_init decides). */
+bool ev_wanted_kind(enum ev_kind k, enum log_level l);
 
 void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, const char *qid);
 /* A field key=value (value formatted), or a bare flag (ev_flag). Fields
@@ -103,5 +105,11 @@ int ev_subscribe(ev_fn *fn, void *ctx, enum log_level min);
 /* Change what a subscriber takes (any thread): a trace that wants the
  * transcript asks for debug records while it runs. */
 void ev_set_min(int handle, enum log_level min);
+/* Narrow it to some kinds (EV_KIND bits; EV_ALL_KINDS at subscription):
+ * a record no subscriber takes is never formatted, so a subscriber that
+ * counts a few kinds must say which, or every record is built for it. */
+#define EV_KIND(k) (UINT64_C(1) << (k))
+#define EV_ALL_KINDS (EV_KIND(EK__COUNT) - 1)
+void ev_set_kinds(int handle, uint64_t kinds);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -197,16 +198,41 @@ void body_reserve_keep(struct spool *sp)
 	pthread_mutex_unlock(&sp->reserve_mu);
 }
 
+/* The disk is asked at most every SPOOL_ROOM_MS while it has plenty of
+ * room (a statfs for every MAIL was a system call per message), and every
+ * time once it is within twice the margin: a burst that fills the disk
+ * between two looks is refused by the writes themselves (452 at the dot). */
+#define SPOOL_ROOM_MS 100
+
+static int64_t body_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool spool_has_room(struct spool *sp, uint64_t size)
 {
-	struct statvfs v;
-	if (sp->dir < 0 || fstatvfs(sp->dir, &v) != 0)
-		return true;   /* cannot tell: the writes will */
-	uint64_t free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+	if (sp->dir < 0)
+		return true;
+	int64_t now = body_now_ms();
 	pthread_mutex_lock(&sp->reserve_mu);
-	uint64_t margin = 4 * sp->reserve;
+	uint64_t need = size + 4 * sp->reserve;
+	bool fresh = sp->room_at_ms && now - sp->room_at_ms < SPOOL_ROOM_MS &&
+	             sp->room_free / 2 >= need;
+	uint64_t free_bytes = sp->room_free;
 	pthread_mutex_unlock(&sp->reserve_mu);
-	return free_bytes >= size + margin;
+	if (!fresh) {
+		struct statvfs v;
+		if (fstatvfs(sp->dir, &v) != 0)
+			return true;   /* cannot tell: the writes will */
+		free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+		pthread_mutex_lock(&sp->reserve_mu);
+		sp->room_free = free_bytes;
+		sp->room_at_ms = now;
+		pthread_mutex_unlock(&sp->reserve_mu);
+	}
+	return free_bytes >= need;
 }
 
 bool body_reserve_spent(struct spool *sp)

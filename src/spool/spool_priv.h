@@ -106,6 +106,8 @@ struct spool {
 	uint64_t reserve;             /* bytes to keep in spool_dir/reserve, 0: none */
 	bool reserve_made;            /* the file holds them */
 	bool reserve_used;            /* released since it was last made */
+	uint64_t room_free;           /* spool_has_room's last look at the disk (reserve_mu) */
+	int64_t room_at_ms;           /* when (CLOCK_MONOTONIC_COARSE), 0: never */
 };
 
 /* Bytes of bodies held by fresh envelopes (spool_env.mem), process-wide:

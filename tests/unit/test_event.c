@@ -117,7 +117,52 @@ static void test_subscriber_and_levels(void **state)
 	ev_emit(&e);
 	assert_int_equal(s.calls, 2);
 	ev_set_min(h, LOG_INFO);
+	/* narrowed to some kinds: the others are neither built nor given */
+	ev_set_kinds(h, EV_KIND(EK_QUEUED) | EV_KIND(EK_DELIVERY));
+	assert_true(ev_wanted_kind(EK_DELIVERY, LOG_INFO));
+	assert_false(ev_wanted_kind(EK_RECEIVED, LOG_INFO));
+	ev_init(&e, EK_RECEIVED, LOG_INFO, 1, "Q");
+	ev_add(&e, "from", "%s", "x");
+	assert_int_equal(e.n, 0);
+	ev_emit(&e);
+	assert_int_equal(s.calls, 2);
+	ev_init(&e, EK_QUEUED, LOG_INFO, 1, "Q");
+	ev_add(&e, "to", "%s", "<y@example.com>");
+	ev_emit(&e);
+	assert_int_equal(s.calls, 3);
+	assert_string_equal(s.text, "<y@example.com>");
+	ev_set_kinds(h, EV_ALL_KINDS);
+	assert_true(ev_wanted_kind(EK_RECEIVED, LOG_INFO));
 	log_set_level(LOG_INFO);
+}
+
+/* "%s" is copied without vsnprintf: cut at EK_TEXT like any other field,
+ * NULL as glibc prints it, and the queue id cut to its field. */
+static void test_plain_string_fields(void **state)
+{
+	(void)state;
+	log_set_level(LOG_INFO);
+	static char big[EK_TEXT * 2];
+	memset(big, 'x', sizeof big - 1);
+	struct ev e;
+	ev_init(&e, EK_DELIVERY, LOG_INFO, 0, "0123456789012345678901234567890123456789");
+	assert_int_equal(strlen(e.qid), sizeof e.qid - 1);
+	const char *volatile none = NULL;   /* out of the compiler's sight */
+	ev_add(&e, "a", "%s", none);
+	ev_add(&e, "b", "%s", "");
+	ev_add(&e, "c", "%s", big);
+	ev_add(&e, "d", "%s", "after");
+	size_t len;
+	const char *v = ev_get(&e, "a", &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(v, "(null)", 6);
+	assert_non_null(ev_get(&e, "b", &len));
+	assert_int_equal(len, 0);
+	ev_get(&e, "c", &len);
+	assert_int_equal(len, EK_TEXT - 1 - 6);   /* all the room there was */
+	assert_true(e.used < sizeof e.text);
+	ev_get(&e, "d", &len);
+	assert_int_equal(len, 0);                 /* none left */
 }
 
 /* The entry's fields, "NAME=value" each, joined by '\n'. */
@@ -227,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_journal_fields),
 		cmocka_unit_test(test_journal_limits),
 		cmocka_unit_test(test_subscriber_and_levels),
+		cmocka_unit_test(test_plain_string_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
