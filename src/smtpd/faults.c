@@ -640,7 +640,7 @@ static void faults_tls_fail(struct session *s, const struct fault_rule *r)
 	faults_log(s, r, FAULT_STARTTLS, "220, then a handshake_failure alert");
 	session_reset(s);
 	session_reply(s, R_TLS_READY);
-	bufferevent_write(s->bev, alert, sizeof alert);
+	session_write_raw(s, alert, sizeof alert);
 	session_close_after_flush(s);
 }
 

@@ -55,8 +55,10 @@ static void session_shutdown(struct session *s);
  * trace, and out now unless a frame is running. */
 static void session_put_line(struct session *s, struct buf *b)
 {
-	if (s->bev)
+	if (s->bev && s->direct)
 		bufferevent_write(s->bev, b->data, b->len);
+	else if (s->bev)
+		buf_append(&s->cork, b->data, b->len);
 	if (s->rec)
 		transcript_out(s, b->data, b->len - 2);
 	if (ev_wanted(LOG_DEBUG)) {
@@ -181,6 +183,7 @@ static void session_unlink(struct session *s)
 static void session_release(struct session *s)
 {
 	if (s->dead && s->pending == 0 && s->busy == 0) {
+		buf_free(&s->cork);
 		settings_unref(s->set);
 		free(s);
 	}
@@ -218,6 +221,7 @@ static void session_close(struct session *s, const char *why)
  * and all; the session ends here without closing it. */
 void session_hand_over(struct session *s, struct closer_taken *out)
 {
+	session_flush(s);   /* the last reply goes with the connection */
 	closer_take(s->bev, out);
 	s->bev = NULL;
 	session_close(s, "handed over to delivery (ATRN: the roles reverse)");
@@ -253,13 +257,27 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* Send the replies of a plain session now (wire.h). Replies made while
- * input is processed go out together at its end: a pipelined group of
- * commands gets one write. */
+/* Send the replies now: a plain session's to the socket (wire.h), a TLS
+ * session's to OpenSSL. Replies made while input is processed go out
+ * together at its end: a pipelined group of commands, or EHLO's lines,
+ * gets one write (and under TLS one record: OpenSSL makes a record, with
+ * its cost, of every write it is given). */
 static void session_flush(struct session *s)
 {
-	if (s->direct && s->bev)
+	if (!s->bev)
+		return;
+	if (s->direct) {
 		wire_flush(s->bev);
+	} else if (s->cork.len) {
+		bufferevent_write(s->bev, s->cork.data, s->cork.len);
+		s->cork.len = 0;
+	}
+}
+
+void session_write_raw(struct session *s, const void *p, size_t n)
+{
+	session_flush(s);
+	bufferevent_write(s->bev, p, n);
 }
 
 /* Before TLS goes on: what is buffered goes first, then libevent writes. */
@@ -272,7 +290,7 @@ static void session_direct_off(struct session *s)
 
 static bool session_output_full(struct session *s)
 {
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <= SESSION_OUTPUT_HIGH)
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) + s->cork.len <= SESSION_OUTPUT_HIGH)
 		return false;
 	session_flush(s);
 	return evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_HIGH;
@@ -310,6 +328,7 @@ static void session_bev_setup(struct session *s)
  * session was closed. */
 bool session_tls_on(struct session *s)
 {
+	session_flush(s);   /* the 220 in clear, before OpenSSL writes */
 	session_direct_off(s);
 	struct bufferevent *tls = tls_wrap(s->srv->base, s->bev, s->set->tls, NULL);
 	if (!tls) {

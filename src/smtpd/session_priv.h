@@ -101,6 +101,8 @@ struct session {
 	bool direct;                    /* plain socket: replies are written at once
 	                                   (session_flush), libevent only writes a
 	                                   remainder the socket would not take */
+	struct buf cork;                /* not direct (TLS): the replies of a frame,
+	                                   handed to OpenSSL at its end, one record */
 	enum sasl_step sasl;
 	struct event *greet_timer;      /* greeting_delay */
 	char user[AUTH_FIELD_MAX + 1];
@@ -287,6 +289,9 @@ bool session_wait_over(struct session *s);
 void session_go_on(struct session *s);
 /* Replies not yet in the kernel? */
 bool session_output_pending(struct session *s);
+/* Octets for the client that are not a reply (a fault's raw alert), after
+ * the replies made so far. */
+void session_write_raw(struct session *s, const void *p, size_t n);
 /* ATRN: end the session, its connection (socket, TLS session, bytes read
  * and not used) taken into out, not closed. */
 struct closer_taken;
