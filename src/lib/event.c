@@ -64,17 +64,7 @@ static bool ev_takes(size_t i, enum ev_kind k, enum log_level l)
 	       (atomic_load_explicit(&ev_subs[i].kinds, memory_order_relaxed) & EV_KIND(k));
 }
 
-bool ev_wanted(enum log_level l)
-{
-	if (log_enabled(l))
-		return true;
-	for (size_t i = 1; i < ev_nsubs; i++)
-		if ((int)l >= atomic_load_explicit(&ev_subs[i].min, memory_order_relaxed))
-			return true;
-	return false;
-}
-
-bool ev_wanted_kind(enum ev_kind k, enum log_level l)
+bool ev_wanted(enum ev_kind k, enum log_level l)
 {
 	if (log_enabled(l))
 		return true;
@@ -97,7 +87,7 @@ void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, c
 {
 	e->kind = k;
 	e->level = l;
-	e->wanted = ev_wanted_kind(k, l);
+	e->wanted = ev_wanted(k, l);
 	e->session = session;
 	e->n = 0;
 	e->used = 0;
@@ -156,7 +146,7 @@ void ev_emit(const struct ev *e)
 
 void ev_note(enum log_level l, uint64_t session, const char *qid, const char *fmt, ...)
 {
-	if (!ev_wanted(l))
+	if (!ev_wanted(EK_NOTE, l))
 		return;
 	struct ev e;
 	ev_init(&e, EK_NOTE, l, session, qid);

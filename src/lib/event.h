@@ -76,10 +76,9 @@ struct ev {
 	char text[EK_TEXT];
 };
 
-/* Would a record of this level reach any subscriber? (Skip building it.) */
-bool ev_wanted(enum log_level l);
-/* The same for a record of kind k (what ev_init decides). */
-bool ev_wanted_kind(enum ev_kind k, enum log_level l);
+/* Would a record of this kind and level reach any subscriber? (Skip
+ * building it; ev_init decides the same.) */
+bool ev_wanted(enum ev_kind k, enum log_level l);
 
 void ev_init(struct ev *e, enum ev_kind k, enum log_level l, uint64_t session, const char *qid);
 /* A field key=value (value formatted), or a bare flag (ev_flag). Fields

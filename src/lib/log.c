@@ -282,7 +282,7 @@ static void log_vwrite(enum log_level l, const char *fmt, va_list ap)
 
 void log_msg(enum log_level l, const char *fmt, ...)
 {
-	if (!ev_wanted(l))
+	if (!ev_wanted(EK_NOTE, l))
 		return;
 	va_list ap;
 	va_start(ap, fmt);

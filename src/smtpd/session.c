@@ -61,7 +61,7 @@ static void session_put_line(struct session *s, struct buf *b)
 		buf_append(&s->cork, b->data, b->len);
 	if (s->rec)
 		transcript_out(s, b->data, b->len - 2);
-	if (ev_wanted(LOG_DEBUG)) {
+	if (ev_wanted(EK_OUT, LOG_DEBUG)) {
 		struct ev e;
 		ev_init(&e, EK_OUT, LOG_DEBUG, s->id, NULL);
 		ev_add(&e, "line", "%.*s", (int)b->len - 2, b->data);
@@ -553,7 +553,7 @@ static void session_dispatch(struct session *s, const char *line)
  * line keeps its mechanism and loses its initial response (RFC 4954 4). */
 static void session_log_command(struct session *s, const char *line)
 {
-	if (!ev_wanted(LOG_DEBUG))
+	if (!ev_wanted(EK_IN, LOG_DEBUG))
 		return;
 	struct ev e;
 	ev_init(&e, EK_IN, LOG_DEBUG, s->id, NULL);

@@ -92,11 +92,11 @@ static void test_subscriber_and_levels(void **state)
 	(void)state;
 	static struct seen s;
 	log_set_level(LOG_ERROR);
-	assert_false(ev_wanted(LOG_INFO));
+	assert_false(ev_wanted(EK_DELIVERY, LOG_INFO));
 	int h = ev_subscribe(collect, &s, LOG_INFO);
 	assert_true(h > 0);
-	assert_true(ev_wanted(LOG_INFO));      /* the subscriber wants it, the log not */
-	assert_false(ev_wanted(LOG_DEBUG));
+	assert_true(ev_wanted(EK_DELIVERY, LOG_INFO));   /* the subscriber wants it, the log not */
+	assert_false(ev_wanted(EK_DELIVERY, LOG_DEBUG));
 	struct ev e;
 	ev_init(&e, EK_DELIVERY, LOG_INFO, 0, "Q");
 	ev_add(&e, "to", "<%s>", "x@example.com");
@@ -119,8 +119,8 @@ static void test_subscriber_and_levels(void **state)
 	ev_set_min(h, LOG_INFO);
 	/* narrowed to some kinds: the others are neither built nor given */
 	ev_set_kinds(h, EV_KIND(EK_QUEUED) | EV_KIND(EK_DELIVERY));
-	assert_true(ev_wanted_kind(EK_DELIVERY, LOG_INFO));
-	assert_false(ev_wanted_kind(EK_RECEIVED, LOG_INFO));
+	assert_true(ev_wanted(EK_DELIVERY, LOG_INFO));
+	assert_false(ev_wanted(EK_RECEIVED, LOG_INFO));
 	ev_init(&e, EK_RECEIVED, LOG_INFO, 1, "Q");
 	ev_add(&e, "from", "%s", "x");
 	assert_int_equal(e.n, 0);
@@ -132,7 +132,7 @@ static void test_subscriber_and_levels(void **state)
 	assert_int_equal(s.calls, 3);
 	assert_string_equal(s.text, "<y@example.com>");
 	ev_set_kinds(h, EV_ALL_KINDS);
-	assert_true(ev_wanted_kind(EK_RECEIVED, LOG_INFO));
+	assert_true(ev_wanted(EK_RECEIVED, LOG_INFO));
 	log_set_level(LOG_INFO);
 }
 
