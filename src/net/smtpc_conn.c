@@ -50,6 +50,11 @@ struct smtpc_conn {
 	char *auth_user, *auth_pass;    /* copies, wiped at the end of the exchange */
 	struct closer_taken taken;      /* t.adopt's connection, until started */
 	bool adopt;
+	/* Over TLS, what is sent gathers here and goes to OpenSSL at the flush
+	 * points, where plain sockets are written: libevent's filter makes a
+	 * record of every add, so a command and its CRLF were two. */
+	struct buf cork;
+	bool cork_secret;               /* AUTH is in it: wiped when it leaves */
 };
 
 static void smtpc_conn_read_cb(struct bufferevent *bev, void *arg);
@@ -64,14 +69,33 @@ static void smtpc_conn_trace(struct smtpc_conn *c, char dir, const char *line)
 		c->cbs.trace(c->cbs.ctx, dir, line);
 }
 
+static void smtpc_conn_out(struct smtpc_conn *c, const void *p, size_t n)
+{
+	if (c->tls)
+		buf_append(&c->cork, p, n);
+	else
+		evbuffer_add(bufferevent_get_output(c->bev), p, n);
+}
+
+/* The cork to OpenSSL: one SSL_write, records of up to 16 KiB. */
+static void smtpc_conn_uncork(struct smtpc_conn *c)
+{
+	if (c->cork.len && c->bev)
+		evbuffer_add(bufferevent_get_output(c->bev), c->cork.data, c->cork.len);
+	if (c->cork_secret)
+		explicit_bzero(c->cork.data, c->cork.len);
+	c->cork_secret = false;
+	buf_reset(&c->cork);
+}
+
 static void smtpc_conn_send(struct smtpc_conn *c, const char *line, bool secret)
 {
 	smtpc_conn_trace(c, '>', secret ? SMTPC_HIDDEN : line);
 	if (!c->bev)
 		return;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	smtpc_conn_out(c, line, strlen(line));
+	smtpc_conn_out(c, "\r\n", 2);
+	c->cork_secret |= secret && c->tls;
 }
 
 void smtpc_conn_line(struct smtpc_conn *c, const char *line)
@@ -93,7 +117,7 @@ void smtpc_conn_printf(struct smtpc_conn *c, const char *fmt, ...)
 void smtpc_conn_write(struct smtpc_conn *c, const void *p, size_t n)
 {
 	if (c->bev && n)
-		evbuffer_add(bufferevent_get_output(c->bev), p, n);
+		smtpc_conn_out(c, p, n);
 }
 
 bool smtpc_conn_sendfile_at(struct smtpc_conn *c, int fd, uint64_t off, uint64_t size)
@@ -118,14 +142,15 @@ bool smtpc_conn_sendfile(struct smtpc_conn *c, int fd, uint64_t size)
 
 size_t smtpc_conn_pending(const struct smtpc_conn *c)
 {
-	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) + c->cork.len : 0;
 }
 
 /* On a plain socket, write now (wire.h); output pushed on for as long as
  * the socket takes it and the owner has more: no write callback comes for
- * output that left at once. */
+ * output that left at once. Over TLS, the cork to OpenSSL. */
 void smtpc_conn_flush(struct smtpc_conn *c)
 {
+	smtpc_conn_uncork(c);
 	while (c->direct && c->bev && wire_flush(c->bev) && c->cbs.sent &&
 	       c->cbs.sent(c, c->cbs.ctx))
 		;
@@ -188,6 +213,7 @@ static bool smtpc_conn_auth_step(struct smtpc_conn *c)
 /* The connection to this address is over; the owner decides what next. */
 static void smtpc_conn_down(struct smtpc_conn *c, enum smtpc_down why, const char *text)
 {
+	smtpc_conn_uncork(c);
 	closer_close(c->t.closer, c->bev);
 	c->bev = NULL;
 	c->direct = c->tls = false;
@@ -341,6 +367,7 @@ static void smtpc_conn_set_peer(struct smtpc_conn *c)
 
 static void smtpc_conn_connect(struct smtpc_conn *c)
 {
+	smtpc_conn_uncork(c);
 	closer_close(c->t.closer, c->bev);
 	c->direct = c->tls = false;
 	smtp_reply_reset(&c->reply);
@@ -380,6 +407,8 @@ static void smtpc_conn_take(struct smtpc_conn *c)
 	}
 	struct bufferevent *bev = c->bev;
 	c->cbs.connected(c, c->cbs.ctx);
+	if (c->bev == bev)
+		smtpc_conn_flush(c);
 	if (c->bev == bev && evbuffer_get_length(bufferevent_get_input(bev)))
 		smtpc_conn_read_cb(bev, c);
 	if (c->bev == bev && tls)   /* records read already, or inside the SSL */
@@ -391,6 +420,7 @@ static void smtpc_conn_take(struct smtpc_conn *c)
  * ai + step. */
 static bool smtpc_conn_reconnect(struct smtpc_conn *c, size_t step)
 {
+	smtpc_conn_uncork(c);
 	closer_close(c->t.closer, c->bev);
 	c->bev = NULL;
 	c->direct = c->tls = false;
@@ -418,10 +448,12 @@ static void smtpc_conn_free(struct smtpc_conn *c)
 	void *ctx = c->cbs.ctx;
 	if (c->start_ev)
 		event_free(c->start_ev);
+	smtpc_conn_uncork(c);
 	closer_close(c->t.closer, c->bev);
 	closer_taken_free(&c->taken);   /* never started */
 	smtpc_conn_auth_end(c);
 	smtp_reply_free(&c->reply);
+	buf_free(&c->cork);
 	tlsa_set_unref(c->t.dane);
 	free(c);
 	if (freed)
@@ -602,6 +634,7 @@ void smtpc_conn_hangup(struct smtpc_conn *c)
 	if (!c || c->closing)
 		return;
 	c->closing = true;
+	smtpc_conn_uncork(c);   /* QUIT */
 	closer_close(c->t.closer, c->bev);
 	c->bev = NULL;
 	c->direct = false;

@@ -11,8 +11,9 @@
  * Every line in and out goes to a trace callback, AUTH secrets hidden.
  * Lines are buffered: they leave at the end of the engine's callback that
  * queued them, or at smtpc_conn_flush() for lines queued from outside one.
- * On a plain socket they are written directly (net/wire.h); every
- * connection is closed by net/closer.c.
+ * On a plain socket they are written directly (net/wire.h); over TLS what
+ * was queued goes to OpenSSL in one write there, so one record where a
+ * plain socket has one write. Every connection is closed by net/closer.c.
  */
 #ifndef TERN_SMTPC_CONN_H
 #define TERN_SMTPC_CONN_H
