@@ -7,6 +7,8 @@
  *
  *   sink -C ADDR:PORT [CAPTURE-FILE]
  *
+ *   sink [-C] -T TLS-ADDR:TLS-PORT CERT KEY ADDR:PORT [CAPTURE-FILE]
+ *
  * Single-threaded epoll, any number of connections, PIPELINING. It accepts
  * every MAIL/RCPT, reads DATA up to CRLF.CRLF and answers 250; with -C it
  * also offers CHUNKING (RFC 3030) and takes BDAT chunks (250 each, the
@@ -21,6 +23,11 @@
  * With CAPTURE-FILE, the first message after the start and after each
  * XRESET is written there as it came (still dot-stuffed, ending with the
  * CRLF.CRLF), for the driver to check its signature.
+ * With -T it listens on a second address too, where it offers STARTTLS
+ * (RFC 3207; OpenSSL, the certificate and key given, TLS 1.2 and up,
+ * tickets on) and answers as on the first; the counters are shared, and
+ * XCOUNT gives two more: the TLS handshakes completed and the messages
+ * that came over TLS (the proof that a server under test relayed in TLS).
  * Loopback only: it refuses to bind anything outside 127.0.0.0/8.
  */
 #define _GNU_SOURCE
@@ -34,9 +41,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define LINE_MAX_ 4096
 #define OUT_MAX 65536
@@ -53,13 +64,18 @@ struct conn {
 	int hpos;              /* matched of "dkim-signature:" on this line, -1 none */
 	int is_signed;         /* the message has a DKIM-Signature field */
 	int capture;           /* this message goes to the capture file */
+	int tls_port;          /* came to the -T address: STARTTLS offered */
+	int starttls;          /* STARTTLS answered: the handshake comes next */
+	int handshaking;
+	SSL *ssl;
 	size_t llen;
 	size_t olen;
 	char line[LINE_MAX_];
 	char out[OUT_MAX];
 };
 
-static unsigned long long n_msgs, n_rcpts, n_octets, n_conns, n_signed;
+static unsigned long long n_msgs, n_rcpts, n_octets, n_conns, n_signed, n_tls, n_tls_msgs;
+static SSL_CTX *tls_ctx;           /* -T */
 static const char *capture_path;   /* NULL: no capture */
 static int chunking;               /* -C: CHUNKING offered */
 static int capture_armed;          /* the next message is captured */
@@ -111,11 +127,15 @@ static void bdat(struct conn *c, const char *args)
 static void command(struct conn *c, char *l)
 {
 	char buf[160];
-	if (!strncasecmp(l, "EHLO", 4))
-		reply(c, chunking ? "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n"
-		                    "250 SIZE 0\r\n"
-		                  : "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n");
-	else if (!strncasecmp(l, "HELO", 4) || !strncasecmp(l, "LHLO", 4))
+	if (!strncasecmp(l, "EHLO", 4)) {
+		reply(c, "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
+		if (c->tls_port && !c->ssl)
+			reply(c, "250-STARTTLS\r\n");
+		reply(c, chunking ? "250-CHUNKING\r\n250 SIZE 0\r\n" : "250 SIZE 0\r\n");
+	} else if (c->tls_port && !c->ssl && !strncasecmp(l, "STARTTLS", 8)) {
+		c->starttls = 1;
+		reply(c, "220 2.0.0 ready to start TLS\r\n");
+	} else if (!strncasecmp(l, "HELO", 4) || !strncasecmp(l, "LHLO", 4))
 		reply(c, "250 sink\r\n");
 	else if (!strncasecmp(l, "MAIL", 4))
 		reply(c, "250 2.1.0 Ok\r\n");
@@ -134,11 +154,11 @@ static void command(struct conn *c, char *l)
 	else if (!strncasecmp(l, "QUIT", 4))
 		reply(c, "221 2.0.0 Bye\r\n");
 	else if (!strncasecmp(l, "XCOUNT", 6)) {
-		snprintf(buf, sizeof buf, "250 %llu %llu %llu %llu %llu\r\n", n_msgs, n_rcpts,
-		         n_octets, n_conns, n_signed);
+		snprintf(buf, sizeof buf, "250 %llu %llu %llu %llu %llu %llu %llu\r\n", n_msgs,
+		         n_rcpts, n_octets, n_conns, n_signed, n_tls, n_tls_msgs);
 		reply(c, buf);
 	} else if (!strncasecmp(l, "XRESET", 6)) {
-		n_msgs = n_rcpts = n_octets = n_conns = n_signed = 0;
+		n_msgs = n_rcpts = n_octets = n_conns = n_signed = n_tls = n_tls_msgs = 0;
 		capture_armed = 1;
 		reply(c, "250 reset\r\n");
 	} else
@@ -201,6 +221,7 @@ static size_t data_feed(struct conn *c, const char *p, size_t n)
 				c->data = 0;
 				n_msgs++;
 				n_signed += (unsigned long long)c->is_signed;
+				n_tls_msgs += c->ssl != NULL;
 				n_octets += i + 1;
 				capture_write(c, p, i + 1, 1);
 				reply(c, "250 2.0.0 Ok: queued\r\n");
@@ -242,6 +263,7 @@ static void chunk_end(struct conn *c)
 	c->in_bdat = 0;
 	n_msgs++;
 	n_signed += (unsigned long long)c->is_signed;
+	n_tls_msgs += c->ssl != NULL;
 	capture_write(c, "", 0, 1);
 	reply(c, "250 2.0.0 Ok: queued\r\n");
 }
@@ -277,15 +299,35 @@ static int input(struct conn *c, const char *p, size_t n)
 			quit |= !strncasecmp(c->line, "QUIT", 4);
 			command(c, c->line);
 			c->llen = 0;
+			if (c->starttls)
+				break;   /* what followed STARTTLS in clear is dropped */
 		}
 	}
 	return quit;
+}
+
+/* A TLS write or handshake step the socket could not take at once:
+ * replies are small, so this is rare and short; false after 5 s. */
+static int wait_fd(int fd, int e)
+{
+	struct pollfd p = { fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 0 };
+	return poll(&p, 1, 5000) == 1;
 }
 
 static int flush_out(struct conn *c)
 {
 	size_t off = 0;
 	while (off < c->olen) {
+		if (c->ssl) {
+			int w = SSL_write(c->ssl, c->out + off, (int)(c->olen - off));
+			int e = w > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, w);
+			if (w > 0)
+				off += (size_t)w;
+			else if ((e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) ||
+			         !wait_fd(c->fd, e))
+				return -1;
+			continue;
+		}
 		ssize_t w = write(c->fd, c->out + off, c->olen - off);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -306,19 +348,150 @@ static void drop(int ep, struct conn *c)
 		capture_armed = 1;
 	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	SSL_free(c->ssl);
 	close(c->fd);
 	free(c);
 }
 
+/* The handshake after STARTTLS, as its records come: 1 done, 0 more to
+ * come, -1 failed. */
+static int handshake(struct conn *c)
+{
+	for (;;) {
+		int r = SSL_accept(c->ssl);
+		if (r == 1) {
+			c->handshaking = 0;
+			n_tls++;
+			return 1;
+		}
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		if (e != SSL_ERROR_WANT_WRITE || !wait_fd(c->fd, e))
+			return -1;
+	}
+}
+
+/* What the connection has to read: 1 when it is over (closed, QUIT, an
+ * error). Over TLS, records until OpenSSL wants more from the socket. */
+static int readable(struct conn *c, char *rbuf, size_t size)
+{
+	int quit = 0;
+	for (;;) {
+		ssize_t r;
+		if (c->ssl) {
+			int k = SSL_read(c->ssl, rbuf, (int)size);
+			int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, k);
+			if (k <= 0 && e == SSL_ERROR_WANT_READ)
+				break;
+			if (k <= 0 && e == SSL_ERROR_WANT_WRITE && wait_fd(c->fd, e))
+				continue;
+			if (k <= 0)
+				return 1;
+			r = k;
+		} else {
+			r = read(c->fd, rbuf, size);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && errno == EAGAIN)
+				break;
+			if (r <= 0)
+				return 1;
+		}
+		quit |= input(c, rbuf, (size_t)r);
+		if (c->starttls || quit || (!c->ssl && (size_t)r < size))
+			break;
+	}
+	return quit;
+}
+
+/* 220 to STARTTLS sent: TLS from the next octet on (RFC 3207 4). */
+static int tls_begin(struct conn *c)
+{
+	c->starttls = 0;
+	c->llen = 0;
+	c->ssl = SSL_new(tls_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
+		return -1;
+	c->handshaking = 1;
+	return 0;
+}
+
+static int listen_on(const char *addr)
+{
+	char host[64];
+	const char *colon = strchr(addr, ':');
+	if (!colon)
+		return -1;
+	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	                          .sin_port = htons((unsigned short)atoi(colon + 1)) };
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
+		fprintf(stderr, "sink: loopback (127.0.0.0/8) addresses only\n");
+		return -1;
+	}
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 4096)) {
+		perror("sink: bind");
+		return -1;
+	}
+	return ls;
+}
+
+static SSL_CTX *tls_setup(const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		ERR_print_errors_fp(stderr);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void accept_all(int ep, int ls, int tls)
+{
+	int fd, one = 1;
+	while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		struct conn *nc = calloc(1, sizeof *nc);
+		if (!nc) {
+			close(fd);
+			continue;
+		}
+		nc->fd = fd;
+		nc->tls_port = tls;
+		n_conns++;
+		struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = nc };
+		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+		reply(nc, "220 sink ESMTP\r\n");
+		flush_out(nc);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && !strcmp(argv[1], "-C")) {
-		chunking = 1;
-		argv++;
-		argc--;
+	const char *tls_addr = NULL;
+	for (;;) {
+		if (argc > 1 && !strcmp(argv[1], "-C")) {
+			chunking = 1;
+			argv++;
+			argc--;
+		} else if (argc > 4 && !strcmp(argv[1], "-T")) {
+			tls_addr = argv[2];
+			if (!(tls_ctx = tls_setup(argv[3], argv[4])))
+				return 2;
+			argv += 4;
+			argc -= 4;
+		} else {
+			break;
+		}
 	}
 	if (argc < 2 || argc > 3 || !strchr(argv[1], ':')) {
-		fprintf(stderr, "usage: sink [-C] 127.0.0.1:PORT [CAPTURE-FILE]\n");
+		fprintf(stderr, "usage: sink [-C] [-T TLS-ADDR:PORT CERT KEY] 127.0.0.1:PORT "
+		        "[CAPTURE-FILE]\n");
 		return 2;
 	}
 	if (argc == 3) {
@@ -326,62 +499,35 @@ int main(int argc, char **argv)
 		capture_armed = 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char host[64];
-	snprintf(host, sizeof host, "%.*s", (int)(strchr(argv[1], ':') - argv[1]), argv[1]);
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-	                          .sin_port = htons((unsigned short)atoi(strchr(argv[1], ':') + 1)) };
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
-		fprintf(stderr, "sink: loopback (127.0.0.0/8) addresses only\n");
+	int ls = listen_on(argv[1]), tls_ls = tls_addr ? listen_on(tls_addr) : -2;
+	if (ls < 0 || tls_ls == -1)
 		return 2;
-	}
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 4096)) {
-		perror("sink: bind");
-		return 2;
-	}
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	/* the listeners: these two addresses stand for them in the events */
+	static struct conn plain_l, tls_l;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &plain_l };
 	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	if (tls_ls >= 0) {
+		ev.data.ptr = &tls_l;
+		epoll_ctl(ep, EPOLL_CTL_ADD, tls_ls, &ev);
+	}
 	static struct epoll_event evs[256];
 	static char rbuf[256 * 1024];
 	for (;;) {
 		int k = epoll_wait(ep, evs, 256, -1);
 		for (int i = 0; i < k; i++) {
 			struct conn *c = evs[i].data.ptr;
-			if (!c) {
-				int fd;
-				while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-					struct conn *nc = calloc(1, sizeof *nc);
-					if (!nc) {
-						close(fd);
-						continue;
-					}
-					nc->fd = fd;
-					n_conns++;
-					struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = nc };
-					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
-					reply(nc, "220 sink ESMTP\r\n");
-					flush_out(nc);
-				}
+			if (c == &plain_l || c == &tls_l) {
+				accept_all(ep, c == &tls_l ? tls_ls : ls, c == &tls_l);
 				continue;
 			}
-			int quit = 0, gone = 0;
-			for (;;) {
-				ssize_t r = read(c->fd, rbuf, sizeof rbuf);
-				if (r > 0) {
-					quit |= input(c, rbuf, (size_t)r);
-					if ((size_t)r < sizeof rbuf)
-						break;
-					continue;
-				}
-				if (r < 0 && errno == EINTR)
-					continue;
-				gone = r == 0 || errno != EAGAIN;
-				break;
+			int hs = c->handshaking ? handshake(c) : 1;
+			if (hs < 0) {
+				drop(ep, c);
+				continue;
 			}
-			if (flush_out(c) < 0 || quit || gone)
+			int over = hs > 0 ? readable(c, rbuf, sizeof rbuf) : 0;
+			if (flush_out(c) < 0 || over || (c->starttls && tls_begin(c) < 0))
 				drop(ep, c);
 		}
 	}
