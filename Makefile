@@ -187,8 +187,7 @@ test: test-deps
 	$(MAKE) all asan
 	meson test -C build --print-errorlogs
 	meson test -C build-asan --print-errorlogs
-	$(PYTHON) -m pytest -q tests/blackbox
-	$(MAKE) blackbox-asan
+	PYTHON=$(PYTHON) scripts/blackbox-both
 	$(MAKE) fuzz-run
 	$(PYTHON) tests/reliability/run --short
 

@@ -720,6 +720,66 @@ def server(ternd):
     return ternd()
 
 
+_STOPPED = []
+
+
+def _stopped(signum, frame):
+    _STOPPED.append(signum)
+    raise KeyboardInterrupt("stopped by signal %d" % signum)
+
+
+def _descendants(pid):
+    """Every process under pid, from /proc."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def pytest_configure(config):
+    """A run stopped by SIGTERM or SIGHUP (a cancelled CI job, a pkill)
+    ends as one stopped by ^C: pytest tears the fixtures down, and
+    pytest_unconfigure stops what a fixture was still starting, so no
+    ternd, unbound or sink of it is left listening."""
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _stopped)
+
+
+def pytest_unconfigure(config):
+    if not _STOPPED:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = _descendants(os.getpid())
+        for p in left:
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2
+        while left and time.monotonic() < deadline:
+            left = [p for p in left if _alive(p)]
+            time.sleep(0.05)
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
