@@ -83,6 +83,7 @@ struct dest {
 	struct qjob *wait_head, **wait_tail;
 	size_t nwait;
 	struct conn *idle;
+	unsigned holds;             /* calls under way that use it after jobs end */
 };
 
 /* ATRN's reversed connection as a next hop (see the end of this file). */
@@ -117,7 +118,7 @@ static struct dest *dest_get(struct queue *q, const struct route *r, enum dest_t
 
 static void dest_free_if_unused(struct queue *q, struct dest *d)
 {
-	if (d->active || d->nwait || d->idle)
+	if (d->active || d->nwait || d->idle || d->holds)
 		return;
 	hmap_del(&q->dests, &d->node);
 	free(d);
@@ -326,15 +327,20 @@ static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
 		conn_next(cn);
 }
 
-/* Every waiting job of d ends with r (nobody is left to carry them). */
+/* Every waiting job of d ends with r (nobody is left to carry them). A
+ * job's end can end what d serves (an ATRN release, whose end frees its
+ * conduit's dest when it looks unused): d is held until the last one, and
+ * the caller frees it if nothing is left. */
 static void dest_fail_waiting(struct queue *q, struct dest *d, const struct deliver_result *r)
 {
 	struct qjob *job;
+	d->holds++;
 	while ((job = dest_pop(d))) {
 		for (size_t i = 0; i < job->n; i++)
 			job->res[i] = *r;
 		sched_job_done(q, job);
 	}
+	d->holds--;
 }
 
 /* The connection is gone (it never came up, or an idle or busy one broke).
@@ -864,6 +870,7 @@ static void dest_pump(struct queue *q, struct dest *d)
 		if (d->nwait && !d->active && c->attached && !c->usable) {
 			struct deliver_result r = { DELIVER_TEMP, "4.4.2 the ATRN connection is gone" };
 			dest_fail_waiting(q, d, &r);
+			dest_free_if_unused(q, d);   /* no caller uses d after the pump */
 		} else if (d->nwait && !d->active && c->usable) {
 			conn_new(q, d);
 		}
