@@ -55,6 +55,12 @@ struct smtpc_conn {
 	 * record of every add, so a command and its CRLF were two. */
 	struct buf cork;
 	bool cork_secret;               /* AUTH is in it: wiped when it leaves */
+	/* A TLS connection taken over (ATRN's reversed session): every add its
+	 * own record, no cork. fetchmail, the ODMR client, relays it to the
+	 * customer's server a line per select() wakeup: lines left in a
+	 * record it has read, once the socket is drained, are never relayed
+	 * (commands pipelined in one record stalled until the timeout). */
+	bool uncorked;
 };
 
 static void smtpc_conn_read_cb(struct bufferevent *bev, void *arg);
@@ -71,7 +77,7 @@ static void smtpc_conn_trace(struct smtpc_conn *c, char dir, const char *line)
 
 static void smtpc_conn_out(struct smtpc_conn *c, const void *p, size_t n)
 {
-	if (c->tls)
+	if (c->tls && !c->uncorked)
 		buf_append(&c->cork, p, n);
 	else
 		evbuffer_add(bufferevent_get_output(c->bev), p, n);
@@ -95,7 +101,7 @@ static void smtpc_conn_send(struct smtpc_conn *c, const char *line, bool secret)
 		return;
 	smtpc_conn_out(c, line, strlen(line));
 	smtpc_conn_out(c, "\r\n", 2);
-	c->cork_secret |= secret && c->tls;
+	c->cork_secret |= secret && c->tls && !c->uncorked;
 }
 
 void smtpc_conn_line(struct smtpc_conn *c, const char *line)
@@ -369,7 +375,7 @@ static void smtpc_conn_connect(struct smtpc_conn *c)
 {
 	smtpc_conn_uncork(c);
 	closer_close(c->t.closer, c->bev);
-	c->direct = c->tls = false;
+	c->direct = c->tls = c->uncorked = false;
 	smtp_reply_reset(&c->reply);
 	c->state = K_CONNECT;
 	smtpc_conn_set_peer(c);
@@ -400,6 +406,7 @@ static void smtpc_conn_take(struct smtpc_conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->state = K_UP;
 	c->tls = tls;
+	c->uncorked = tls;
 	smtpc_conn_timeouts(c, c->t.timeout);
 	if (!tls) {
 		wire_direct(c->bev);

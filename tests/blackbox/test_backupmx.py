@@ -255,6 +255,12 @@ def odmr(ternd, cert, cram_users, tmp_path):
     """A ternd holding held.test and held2.test; kate may dequeue held.test
     (ODMR on an implicit-TLS odmr listener, ETRN on the SMTP one); the
     customer's own server is an smtp-sink that fetchmail relays to."""
+    s = odmr_ternd(ternd, cert, cram_users, tmp_path)
+    yield s
+    s.local.stop()
+
+
+def odmr_ternd(ternd, cert, cram_users, tmp_path, **extra):
     crt, key = cert
     omap = tmp_path / "odmr_map"
     omap.write_text("held.test kate@example.com\nheld2.test dana@example.com\n")
@@ -267,19 +273,21 @@ def odmr(ternd, cert, cram_users, tmp_path):
               odmr_map=str(omap), hold_domains="held.test, held2.test",
               etrn_networks="127.0.0.1/32", mailboxes=("alice@example.com",),
               transport_map=str(tmap),
-              listen="127.0.0.1:%d, 127.0.0.1:%d odmr smtps" % (port, odmr_port))
+              listen="127.0.0.1:%d, 127.0.0.1:%d odmr smtps" % (port, odmr_port), **extra)
     s.odmr_port = odmr_port
     s.crt = crt
     s.local, s.local_port = local, local_port
-    yield s
-    s.local.stop()
+    return s
 
 
 def fetchmail(tmp_path, line, name="fetchmailrc"):
     rc = tmp_path / name
     rc.write_text(line + "\n")
     os.chmod(rc, 0o600)
-    p = subprocess.run([FETCHMAIL, "-f", str(rc), "-v", "--nosyslog", "-N"],
+    # --pidfile: as root fetchmail locks /var/run/fetchmail.pid, shared
+    # with every other fetchmail on the machine (make test runs two suites)
+    p = subprocess.run([FETCHMAIL, "-f", str(rc), "-v", "--nosyslog", "-N",
+                        "--pidfile", str(tmp_path / "fetchmail.pid")],
                        capture_output=True, text=True, timeout=DEADLINE * 3,
                        env=dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path)))
     return p
@@ -390,6 +398,36 @@ def test_atrn_reverses_the_roles_on_the_same_connection(odmr):
         assert len(lines) < 200
     assert "Subject: reversed" in lines, lines
     wait_for("the queue empty", lambda: queue_json(s) == [])
+
+
+def test_atrn_customer_silent_with_mail_waiting(ternd, cert, cram_users, tmp_path):
+    """The customer's side of the reversed session stops answering after
+    MAIL while another message waits for the connection: at the timeout
+    both are held again, ternd goes on serving and stops cleanly. (Ending
+    the waiting job ended the release, which freed the conduit's next hop
+    while its list of waiting jobs was being emptied: a use after free.)"""
+    s = odmr_ternd(ternd, cert, cram_users, tmp_path, smtp_timeout="2s")
+    try:
+        send(s, "alice@example.com", ["u1@held.test"], subject="silent one")
+        send(s, "alice@example.com", ["u2@held.test"], subject="silent two")
+        wait_held(s, ["u1@held.test", "u2@held.test"])
+        c = atrn_session(s)
+        c.expect("ATRN", "250 2.0.0 OK now reversing the connection")
+        c.raw(b"220 customer.example ESMTP ready\r\n")
+        assert c._readline() == "EHLO mx.test.example"
+        c.raw(b"250 customer.example\r\n")   # no PIPELINING: one command at a time
+        assert c._readline().startswith("MAIL FROM:<alice@example.com>")
+        c.raw(b"250 2.1.0 ok\r\n")
+        assert c._readline().startswith("RCPT TO:<u")
+        # and nothing more from the customer
+        wait_for("both held again",
+                 lambda: s.log().count("held again") >= 2 and
+                 held_rcpts(s) == {"u1@held.test": "hold", "u2@held.test": "hold"})
+        assert "timeout waiting for a reply" in s.log()
+        d = s.connect()
+        d.expect("QUIT", "221 ...")
+    finally:
+        s.local.stop()
 
 
 def test_kill9_during_a_release_loses_nothing(ternd, tmp_path):
