@@ -88,10 +88,19 @@ static void smtpc_conn_uncork(struct smtpc_conn *c)
 {
 	if (c->cork.len && c->bev)
 		evbuffer_add(bufferevent_get_output(c->bev), c->cork.data, c->cork.len);
-	if (c->cork_secret)
+	if (c->cork_secret && c->cork.len)
 		explicit_bzero(c->cork.data, c->cork.len);
 	c->cork_secret = false;
 	buf_reset(&c->cork);
+}
+
+/* The current connection to the closer, with what was queued for it
+ * (QUIT; over TLS, the cork). */
+static void smtpc_conn_close_bev(struct smtpc_conn *c)
+{
+	smtpc_conn_uncork(c);
+	closer_close(c->t.closer, c->bev);
+	c->bev = NULL;
 }
 
 static void smtpc_conn_send(struct smtpc_conn *c, const char *line, bool secret)
@@ -101,7 +110,7 @@ static void smtpc_conn_send(struct smtpc_conn *c, const char *line, bool secret)
 		return;
 	smtpc_conn_out(c, line, strlen(line));
 	smtpc_conn_out(c, "\r\n", 2);
-	c->cork_secret |= secret && c->tls && !c->uncorked;
+	c->cork_secret |= secret;   /* only the cork is wiped: what it holds */
 }
 
 void smtpc_conn_line(struct smtpc_conn *c, const char *line)
@@ -219,9 +228,7 @@ static bool smtpc_conn_auth_step(struct smtpc_conn *c)
 /* The connection to this address is over; the owner decides what next. */
 static void smtpc_conn_down(struct smtpc_conn *c, enum smtpc_down why, const char *text)
 {
-	smtpc_conn_uncork(c);
-	closer_close(c->t.closer, c->bev);
-	c->bev = NULL;
+	smtpc_conn_close_bev(c);
 	c->direct = c->tls = false;
 	c->state = K_DOWN;
 	smtpc_conn_auth_end(c);
@@ -373,8 +380,7 @@ static void smtpc_conn_set_peer(struct smtpc_conn *c)
 
 static void smtpc_conn_connect(struct smtpc_conn *c)
 {
-	smtpc_conn_uncork(c);
-	closer_close(c->t.closer, c->bev);
+	smtpc_conn_close_bev(c);
 	c->direct = c->tls = c->uncorked = false;
 	smtp_reply_reset(&c->reply);
 	c->state = K_CONNECT;
@@ -414,8 +420,6 @@ static void smtpc_conn_take(struct smtpc_conn *c)
 	}
 	struct bufferevent *bev = c->bev;
 	c->cbs.connected(c, c->cbs.ctx);
-	if (c->bev == bev)
-		smtpc_conn_flush(c);
 	if (c->bev == bev && evbuffer_get_length(bufferevent_get_input(bev)))
 		smtpc_conn_read_cb(bev, c);
 	if (c->bev == bev && tls)   /* records read already, or inside the SSL */
@@ -427,9 +431,7 @@ static void smtpc_conn_take(struct smtpc_conn *c)
  * ai + step. */
 static bool smtpc_conn_reconnect(struct smtpc_conn *c, size_t step)
 {
-	smtpc_conn_uncork(c);
-	closer_close(c->t.closer, c->bev);
-	c->bev = NULL;
+	smtpc_conn_close_bev(c);
 	c->direct = c->tls = false;
 	c->state = K_DOWN;
 	if (c->closing || c->ai + step >= c->t.naddr)
@@ -455,8 +457,7 @@ static void smtpc_conn_free(struct smtpc_conn *c)
 	void *ctx = c->cbs.ctx;
 	if (c->start_ev)
 		event_free(c->start_ev);
-	smtpc_conn_uncork(c);
-	closer_close(c->t.closer, c->bev);
+	smtpc_conn_close_bev(c);
 	closer_taken_free(&c->taken);   /* never started */
 	smtpc_conn_auth_end(c);
 	smtp_reply_free(&c->reply);
@@ -641,9 +642,7 @@ void smtpc_conn_hangup(struct smtpc_conn *c)
 	if (!c || c->closing)
 		return;
 	c->closing = true;
-	smtpc_conn_uncork(c);   /* QUIT */
-	closer_close(c->t.closer, c->bev);
-	c->bev = NULL;
+	smtpc_conn_close_bev(c);   /* QUIT leaves first */
 	c->direct = false;
 	smtpc_conn_auth_end(c);
 }
