@@ -140,13 +140,7 @@ blackbox: all
 	$(PYTHON) -m pytest -q tests/blackbox
 
 blackbox-asan: asan
-	TERND=$(CURDIR)/build-asan/ternd \
-	TERN_PROBE=$(CURDIR)/build-asan/tern-probe \
-	TERNCTL=$(CURDIR)/build-asan/ternctl \
-	TERN_SENDMAIL=$(CURDIR)/build-asan/tern-sendmail \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	$(PYTHON) -m pytest -q tests/blackbox
+	PYTHON=$(PYTHON) scripts/blackbox-both --asan
 
 .SECONDARY: $(FUZZ_OBJS)
 build-fuzz/obj/%.o: %.c $(wildcard src/*/*.h)

@@ -728,16 +728,23 @@ def _stopped(signum, frame):
     raise KeyboardInterrupt("stopped by signal %d" % signum)
 
 
+def _stat(pid):
+    """/proc/PID/stat's fields after the command name (state, ppid, ...),
+    or None when the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _descendants(pid):
     """Every process under pid, from /proc."""
     parent = {}
     for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
+        st = _stat(int(d)) if d.isdigit() else None
+        if st:
+            parent[int(d)] = int(st[1])
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -768,16 +775,8 @@ def pytest_unconfigure(config):
                 pass
         deadline = time.monotonic() + 2
         while left and time.monotonic() < deadline:
-            left = [p for p in left if _alive(p)]
+            left = [p for p in left if (_stat(p) or ["Z"])[0] != "Z"]
             time.sleep(0.05)
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.hookimpl(hookwrapper=True)
