@@ -330,19 +330,31 @@ def stream(server, *args):
 
 
 def read_lines(p, n, timeout=DEADLINE):
+    """n lines of p's stdout within timeout. It reads the descriptor itself,
+    keeping the rest of a chunk on p: a buffered readline() would take every
+    line a write brought, and select() would then wait for data already read."""
     import selectors
     sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
+    sel.register(p.stdout.fileno(), selectors.EVENT_READ)
+    pending = getattr(p, "pending", b"")
     out = []
     deadline = time.monotonic() + timeout
-    while len(out) < n:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            raise AssertionError("%d of %d lines within %.0f s: %r" % (len(out), n, timeout, out))
-        line = p.stdout.readline()
-        if not line:
-            raise AssertionError("stream ended after %r: %s" % (out, p.stderr.read()))
-        out.append(line)
+    try:
+        while len(out) < n:
+            if b"\n" in pending:
+                line, _, pending = pending.partition(b"\n")
+                out.append(line.decode() + "\n")
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise AssertionError("%d of %d lines within %.0f s: %r" % (len(out), n, timeout, out))
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                raise AssertionError("stream ended after %r: %s" % (out, p.stderr.read()))
+            pending += chunk
+    finally:
+        p.pending = pending
+        sel.close()
     return out
 
 
