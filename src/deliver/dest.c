@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "deliver/adapt.h"
 #include "deliver/engine.h"
 #include "deliver/job_source.h"
 #include "deliver/sts.h"
@@ -84,6 +85,7 @@ struct dest {
 	size_t nwait;
 	struct conn *idle;
 	unsigned holds;             /* calls under way that use it after jobs end */
+	struct adapt adapt;         /* how many connections now (adapt.h) */
 };
 
 /* ATRN's reversed connection as a next hop (see the end of this file). */
@@ -112,8 +114,23 @@ static struct dest *dest_get(struct queue *q, const struct route *r, enum dest_t
 	d->route = *r;
 	d->tls = tls;
 	d->wait_tail = &d->wait_head;
+	adapt_init(&d->adapt, q->conf->destination_concurrency,
+	           q->conf->destination_concurrency_adaptive, (int64_t)util_now_ms());
 	hmap_add(&q->dests, &d->node, h);
 	return d;
+}
+
+/* The connections d may have now: adapt's limit, under the settings in
+ * force (a reload that changed them starts it again). */
+static unsigned dest_limit(const struct queue *q, struct dest *d)
+{
+	bool adaptive = q->conf->destination_concurrency_adaptive;
+	if (d->adapt.max != q->conf->destination_concurrency || adaptive != (d->adapt.level != NULL)) {
+		adapt_free(&d->adapt);
+		adapt_init(&d->adapt, q->conf->destination_concurrency, adaptive,
+		           (int64_t)util_now_ms());
+	}
+	return d->adapt.limit;
 }
 
 static void dest_free_if_unused(struct queue *q, struct dest *d)
@@ -121,13 +138,16 @@ static void dest_free_if_unused(struct queue *q, struct dest *d)
 	if (d->active || d->nwait || d->idle || d->holds)
 		return;
 	hmap_del(&q->dests, &d->node);
+	adapt_free(&d->adapt);
 	free(d);
 }
 
 static void dest_free_node(struct hmap_node *n, void *ctx)
 {
 	(void)ctx;
-	free(HMAP_ENTRY(n, struct dest, node));
+	struct dest *d = HMAP_ENTRY(n, struct dest, node);
+	adapt_free(&d->adapt);
+	free(d);
 }
 
 static struct qjob *dest_pop(struct dest *d)
@@ -271,11 +291,26 @@ static void conn_refuse(struct conn *cn, struct qjob *job, const char *why)
 	sched_job_done(cn->q, job);
 }
 
+/* A connection over its destination's limit (lowered since it opened)
+ * closes instead of taking another job; the others carry them. */
+static bool conn_retire(struct conn *cn)
+{
+	struct dest *d = cn->d;
+	if (d->route.kind == ROUTE_CONDUIT || d->active <= dest_limit(cn->q, d))
+		return false;
+	d->active--;   /* still >= the limit, >= 1: d stays */
+	smtpc_close(cn->c);
+	conn_free(cn);
+	return true;
+}
+
 /* A ready connection with nothing to do: the next waiting job, or idle. */
 static void conn_next(struct conn *cn)
 {
 	struct qjob *job;
 	const char *why;
+	if (conn_retire(cn))
+		return;
 	while ((job = dest_pop(cn->d)) && (why = conn_lacks(cn, job)))
 		conn_refuse(cn, job, why);
 	if (job)
@@ -306,12 +341,29 @@ static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
 	struct conn *cn = arg;
 	if (cn->d->wait_head && conn_lacks(cn, cn->d->wait_head))
 		return NULL;   /* conn_next refuses it once this job is done */
+	if (cn->d->route.kind != ROUTE_CONDUIT && cn->d->active > dest_limit(cn->q, cn->d))
+		return NULL;   /* it retires once this job is done */
 	struct qjob *job = dest_pop(cn->d);
 	if (!job)
 		return NULL;
 	cn->pipelined = job;
 	conn_job_init(cn, job);
 	return &job->sj;
+}
+
+/* A transaction to d has ended: adapt's count, saturated while jobs
+ * still wait for a connection; a limit raised opens one more at once. */
+static void dest_done(struct queue *q, struct dest *d)
+{
+	if (d->route.kind == ROUTE_CONDUIT)   /* one connection, the customer's */
+		return;
+	unsigned was = dest_limit(q, d);
+	if (!adapt_done(&d->adapt, d->nwait > 0, (int64_t)util_now_ms()))
+		return;
+	log_debug("%s: %u connections at most, was %u (destination_concurrency_adaptive)",
+	          d->route.name, d->adapt.limit, was);
+	if (d->adapt.limit > was)
+		dest_pump(q, d);
 }
 
 static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
@@ -322,6 +374,7 @@ static void conn_done_cb(struct smtpc *c, struct smtpc_job *sj, void *arg)
 		log_panic("%s: the client ended a job out of order", job->m->env.qid);
 	cn->job = cn->pipelined;
 	cn->pipelined = NULL;
+	dest_done(cn->q, cn->d);
 	sched_job_done(cn->q, job);
 	if (!cn->job && smtpc_usable(c))
 		conn_next(cn);
@@ -876,7 +929,7 @@ static void dest_pump(struct queue *q, struct dest *d)
 		}
 		return;
 	}
-	while (d->nwait > d->starting && d->active < q->conf->destination_concurrency)
+	while (d->nwait > d->starting && d->active < dest_limit(q, d))
 		conn_new(q, d);
 }
 

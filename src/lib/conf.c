@@ -80,6 +80,7 @@ static const struct conf_key conf_keys[] = {
 	K(smtp_timeout, T_DURATION, "5m"),
 	K(smtp_chunking, T_BOOL, "yes"),
 	K(destination_concurrency, T_UINT, "10"),
+	K(destination_concurrency_adaptive, T_BOOL, "yes"),
 	K(delay_warning, T_DURATION, "4h"),
 	K(max_queue_lifetime, T_DURATION, "5d"),
 	K(hold_domains, T_DOMAINS, ""),

@@ -120,6 +120,7 @@ struct conf {
 	unsigned smtp_timeout;         /* seconds per reply, RFC 5321 4.5.3.2 */
 	bool smtp_chunking;            /* BDAT to next hops that offer CHUNKING (RFC 3030) */
 	unsigned destination_concurrency; /* connections per destination */
+	bool destination_concurrency_adaptive; /* fewer while they bring no more (deliver/adapt.h) */
 	unsigned delay_warning;        /* seconds before a delay report */
 	unsigned max_queue_lifetime;   /* seconds before a bounce */
 
