@@ -46,8 +46,7 @@ static void data_count(struct data_parser *d, size_t n)
 
 /* Skip ordinary line bytes starting at i; returns the index of the next
  * CR or LF, or n. Two memchr() passes (the LF one only up to the CR) run
- * many bytes per step where a byte loop ran one (data_feed was 9% of
- * ternd's CPU time with 1 MiB messages). */
+ * many bytes per step where a byte loop ran one. */
 static size_t data_span(struct data_parser *d, const char *p, size_t i, size_t n)
 {
 	const char *cr = memchr(p + i, '\r', n - i);
@@ -55,10 +54,36 @@ static size_t data_span(struct data_parser *d, const char *p, size_t i, size_t n
 	const char *lf = memchr(p + i, '\n', j - i);
 	if (lf)
 		j = (size_t)(lf - p);
-	if (memchr(p + i, '\0', j - i))
-		d->flags |= DATA_NUL;
 	data_count(d, j - i);
 	return j;
+}
+
+/* The common case, from i in S_MID: whole lines ended by CRLF, with no
+ * bare CR or LF and not beginning with a dot (unless raw), as far as they
+ * go; per line one memchr() for its LF and one for a CR before that.
+ * Returns where the state machine takes over: at a line that is not so
+ * (still S_MID, nothing of it counted), or in S_BOL at a line's start.
+ * (data_feed was 9% of ternd's CPU time with 1 MiB messages with a byte
+ * loop; data_span's three passes and a switch per line were still 2.7M
+ * instructions a MiB.) */
+static size_t data_lines(struct data_parser *d, const char *p, size_t i, size_t n)
+{
+	for (;;) {
+		const char *lf = memchr(p + i, '\n', n - i);
+		if (!lf)
+			return i;
+		size_t k = (size_t)(lf - p);
+		if (k == i || p[k - 1] != '\r' || memchr(p + i, '\r', k - 1 - i))
+			return i;   /* a bare LF or CR: byte by byte */
+		data_count(d, k - 1 - i);
+		d->line_len = 0;
+		i = k + 1;
+		if (i == n || (p[i] == '.' && !d->raw)) {
+			d->state = S_BOL;
+			return i;
+		}
+		d->dot_lines += p[i] == '.';   /* raw: the dot is data (see S_BOL) */
+	}
 }
 
 size_t data_feed(struct data_parser *d, const char *p, size_t n)
@@ -80,6 +105,9 @@ size_t data_feed(struct data_parser *d, const char *p, size_t n)
 			}
 			break;
 		case S_MID:
+			i = data_lines(d, p, i, n);
+			if (i == n || d->state == S_BOL)
+				break;
 			i = data_span(d, p, i, n);
 			if (i == n)
 				break;
@@ -125,6 +153,8 @@ size_t data_feed(struct data_parser *d, const char *p, size_t n)
 		}
 	}
 	data_emit(d, p + run, i - run);
+	if (!(d->flags & DATA_NUL) && memchr(p, '\0', i))   /* one pass a chunk */
+		d->flags |= DATA_NUL;
 	return i;
 }
 

@@ -139,6 +139,10 @@ static void spool_send_chunk(struct spool_msg *m)
 	m->file = true;
 	op->data = m->buf;  /* hand the buffer over */
 	buf_init(&m->buf);
+	/* room for what comes while the writer writes: grown by doubling
+	 * from nothing, the big steps were copies (realloc could not grow in
+	 * place: 14% of ternd's instructions receiving 1 MiB messages) */
+	buf_reserve(&m->buf, 2 * SPOOL_CHUNK);
 	op->seq = m->seq++;
 	op->off = m->sent;
 	m->sent += op->data.len;

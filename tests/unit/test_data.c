@@ -108,6 +108,13 @@ static const struct data_row data_rows[] = {
 	{ "..23456\r\n.\r\n", 998, 8, ".23456\r\n", 0, true, ALL },
 	{ "0123456789\r\n0123456789\r\n.\r\n", 5, 12, NULL,
 	  DATA_TOO_BIG | DATA_LONG_LINE, true, ALL },
+	/* many whole lines at once (data_lines), then what stops them */
+	{ "l1\r\nl2\r\n..dot\r\nl4\r\n.\r\n", 998, 0, "l1\r\nl2\r\n.dot\r\nl4\r\n", 0, true, ALL },
+	{ "ok\r\nbad\rcr\r\nok\r\n.\r\n", 998, 0, "ok\r\nbad\rcr\r\nok\r\n", DATA_BARE_CR, true, ALL },
+	{ "ok\r\nbad\nlf\r\nok\r\n.\r\n", 998, 0, "ok\r\nbad\nlf\r\nok\r\n", DATA_BARE_LF, true, ALL },
+	{ "ok\r\n\nok\r\n.\r\n", 998, 0, "ok\r\n\nok\r\n", DATA_BARE_LF, true, ALL },
+	{ "abc\r\nabcdef\r\nab\r\n.\r\n", 5, 0, "abc\r\nabcdef\r\nab\r\n", DATA_LONG_LINE, true, ALL },
+	{ "abc\r\nabcde\r\nab\r\n.\r\nRSET\r\n", 5, 0, "abc\r\nabcde\r\nab\r\n", 0, true, 19 },
 };
 
 struct result {
@@ -295,6 +302,8 @@ static const struct { const char *in; size_t len; unsigned flags; bool done; } n
 	{ "a\r\n.\0\r\n.\r\n", 11, DATA_NUL, true },  /* after a stuffing dot */
 	{ "a\r\n.\r\n\0", 7, 0, true },              /* after the end: not data */
 	{ "a\r\n\0", 4, DATA_NUL, false },
+	{ "a\r\nb\r\nc\0d\r\ne\r\n.\r\n", 17, DATA_NUL, true },  /* among whole lines */
+	{ "a\r\nb\r\n\r\0\r\n.\r\n", 13, DATA_NUL | DATA_BARE_CR, true },
 };
 
 static void test_nul(void **state)
