@@ -79,9 +79,14 @@ static void session_vreply(struct session *s, enum esc_id id, bool more, va_list
 	struct buf b = BUF_INIT;
 	if (r->code >= 400 && r->code != 421 && !s->uncounted)
 		s->client.errors++;
-	buf_printf(&b, "%d%c", r->code, more ? '-' : ' ');
-	if (r->esc && (s->esmtp || !s->greeted))
-		buf_printf(&b, "%s ", r->esc);
+	char code[4] = { (char)('0' + r->code / 100), (char)('0' + r->code / 10 % 10),
+	                 (char)('0' + r->code % 10), more ? '-' : ' ' };
+	buf_reserve(&b, 128);
+	buf_append(&b, code, sizeof code);
+	if (r->esc && (s->esmtp || !s->greeted)) {
+		buf_puts(&b, r->esc);
+		buf_putc(&b, ' ');
+	}
 	buf_vprintf(&b, r->text, ap);
 	buf_puts(&b, "\r\n");
 	session_put_line(s, &b);
