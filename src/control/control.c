@@ -36,6 +36,8 @@ struct ctl_answer {
 	long count;
 	bool drained;               /* a drain's end: its outcomes */
 	long delivered, deferred, failed;
+	bool dests;                 /* destinations: the engine's array, or NULL */
+	json_t *obj;
 };
 
 /* ---- requests and replies ---- */
@@ -272,7 +274,16 @@ static void ctl_answers_cb(evutil_socket_t fd, short what, void *arg)
 		struct ctl_answer *next = a->next;
 		struct ctl_client *cl = a->cl;
 		cl->pending--;
-		if (!cl->gone && a->drained) {
+		if (a->dests) {
+			if (cl->gone)
+				json_decref(a->obj);
+			else if (a->obj)
+				ctl_ok(cl, json_pack("{s:o}", "destinations", a->obj));
+			else
+				ctl_fail(cl, "delivery has stopped");
+			if (!cl->gone)
+				ctl_read_cb(cl->bev, cl);
+		} else if (!cl->gone && a->drained) {
 			ctl_drained(cl, a->count, a->delivered, a->deferred, a->failed);
 			ctl_read_cb(cl->bev, cl);
 		} else if (!cl->gone) {
@@ -315,6 +326,15 @@ void ctl_engine_drained(void *ctx, long count, long delivered, long deferred, lo
 	a->delivered = delivered;
 	a->deferred = deferred;
 	a->failed = failed;
+	ctl_answer_post(a);
+}
+
+void ctl_engine_dests(void *ctx, json_t *o)
+{
+	struct ctl_answer *a = util_xcalloc(1, sizeof *a);
+	a->cl = ctx;
+	a->dests = true;
+	a->obj = o;
 	ctl_answer_post(a);
 }
 

@@ -87,6 +87,7 @@ void ctl_audit(const struct ctl_client *cl, const char *what, const char *target
  * (the delivery thread). */
 void ctl_engine_done(void *ctx, int err, long count);
 void ctl_engine_drained(void *ctx, long count, long delivered, long deferred, long failed);
+void ctl_engine_dests(void *ctx, json_t *o);
 
 /* ctl_cmd.c: the transport map of the settings in force (read again after
  * a reload). */

@@ -207,6 +207,18 @@ static void ctl_stats(struct ctl_client *cl, json_t *req)
 	ctl_ok(cl, control_stats(cl->c));
 }
 
+/* destinations: the engine's next hops and their connections, asked on
+ * its thread (queue_destinations). */
+static void ctl_destinations(struct ctl_client *cl, json_t *req)
+{
+	(void)req;
+	if (!cl->c->env.queue)
+		return ctl_fail(cl, "delivery is off here (queue_only = yes)");
+	cl->pending++;
+	cl->mode = CL_WAIT;
+	queue_destinations(cl->c->env.queue, ctl_engine_dests, cl);
+}
+
 /* ---- queue: Postfix's postqueue -j members, and tern's own ---- */
 
 static const char *const ctl_queue_names[SPOOL_QUEUE__COUNT] = {
@@ -709,6 +721,7 @@ void ctl_dispatch(struct ctl_client *cl, const char *cmd, json_t *req)
 		{ "status", ctl_status }, { "stats", ctl_stats }, { "queue", ctl_queue },
 		{ "show", ctl_show }, { "trace", trace_start }, { "reload", ctl_reload },
 		{ "drain", ctl_drain }, { "transcript", ctl_transcript },
+		{ "destinations", ctl_destinations },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(cmd, cmds[i].name))

@@ -62,6 +62,11 @@ static unsigned adapt_step(struct adapt *a, double rate, int64_t now)
 	return l;
 }
 
+double adapt_rate(const struct adapt *a, unsigned l, int64_t now)
+{
+	return a->level && adapt_fresh(a, l, now) ? a->level[l].rate : -1;
+}
+
 bool adapt_done(struct adapt *a, bool saturated, int64_t now)
 {
 	if (!a->level)

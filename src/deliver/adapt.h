@@ -54,4 +54,8 @@ void adapt_free(struct adapt *a);
  * connection. Returns true when the limit has changed. */
 bool adapt_done(struct adapt *a, bool saturated, int64_t now);
 
+/* The completions a second measured at level l in the last
+ * ADAPT_STALE_MS, or -1. */
+double adapt_rate(const struct adapt *a, unsigned l, int64_t now);
+
 #endif

@@ -967,6 +967,47 @@ static void dest_submit(struct queue *q, struct qjob *job)
 const struct transport transport_smtp = { "smtp", dest_submit };
 const struct transport transport_lmtp = { "lmtp", dest_submit };
 
+/* ---- what ternctl destinations shows ---- */
+
+static void dest_json_one(struct hmap_node *n, void *ctx)
+{
+	static const char *const kinds[] = {
+		[ROUTE_MX] = "mx", [ROUTE_HOST] = "host", [ROUTE_UNIX] = "unix",
+		[ROUTE_LOCAL] = "local", [ROUTE_ERROR] = "error", [ROUTE_CONDUIT] = "atrn",
+	};
+	static const char *const tls[] = {
+		[DEST_POLICY] = "policy", [DEST_TLS_MAY] = "may", [DEST_REQUIRETLS] = "requiretls",
+	};
+	const struct dest *d = HMAP_ENTRY(n, struct dest, node);
+	unsigned idle = 0;
+	for (const struct conn *cn = d->idle; cn; cn = cn->next)
+		idle++;
+	int64_t now = (int64_t)util_now_ms();
+	json_t *rates = json_object();
+	for (unsigned l = 1; l <= d->adapt.max; l++) {
+		double r = adapt_rate(&d->adapt, l, now);
+		char key[16];
+		snprintf(key, sizeof key, "%u", l);
+		if (r >= 0)
+			json_object_set_new(rates, key, json_real(r));
+	}
+	json_array_append_new(ctx, json_pack("{s:s, s:s, s:b, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:b, s:o}",
+		"destination", d->route.name, "kind", kinds[d->route.kind], "lmtp", d->route.lmtp,
+		"tls", tls[d->tls], "connections", (int)d->active, "starting", (int)d->starting,
+		"idle", (int)idle, "waiting", (json_int_t)d->nwait, "limit", (int)d->adapt.limit,
+		"max", (int)d->adapt.max, "adaptive", d->adapt.level != NULL, "rates", rates));
+}
+
+/* Every destination: its connections (open, of them still starting, and
+ * idle), the jobs waiting for one, the limit now and its maximum, and the
+ * recent completion rate of each level adapt measured. */
+json_t *dest_json(struct queue *q)
+{
+	json_t *a = json_array();
+	hmap_each(&q->dests, dest_json_one, a);
+	return a;
+}
+
 /* Shutdown: every connection says QUIT when idle and goes to the closer. */
 void dest_hangup_all(struct queue *q)
 {

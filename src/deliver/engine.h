@@ -94,6 +94,7 @@ struct inbox_item {
 	struct engine_set *reload;  /* queue_reload: the settings to take */
 	struct hold_release *rel;   /* queue_release: the release to begin */
 	struct hold_conduit *conduit; /* queue_conduit_attach: it, and taken */
+	queue_dests_fn *dests;      /* queue_destinations: to see them */
 	struct closer_taken taken;
 };
 struct report_out;              /* report.c */
@@ -226,6 +227,7 @@ void dest_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer_
 void dest_conduit_done(struct queue *q, struct hold_conduit *c);
 
 void dest_hangup_all(struct queue *q);
+json_t *dest_json(struct queue *q);   /* queue_destinations' array */
 void dest_free_all(struct queue *q);
 
 /* ---- report.c ---- */

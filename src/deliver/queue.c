@@ -41,6 +41,9 @@ static void queue_inbox_cb(evutil_socket_t fd, short what, void *arg)
 		} else if (it->conduit) {
 			dest_conduit_attach(q, it->conduit, it->taken.fd >= 0 ? &it->taken : NULL);
 			free(it);
+		} else if (it->dests) {
+			it->dests(it->ctx, dest_json(q));
+			free(it);
 		} else if (it->rel) {
 			release_begin(q, it->rel, NULL);
 			free(it->rel);
@@ -69,6 +72,15 @@ void queue_command(struct queue *q, const struct queue_cmd *cmd, queue_done_fn *
 	it->q = q;
 	it->cmd = *cmd;
 	it->done = done;
+	it->ctx = ctx;
+	queue_post(q, it);
+}
+
+void queue_destinations(struct queue *q, queue_dests_fn *see, void *ctx)
+{
+	struct inbox_item *it = util_xcalloc(1, sizeof *it);
+	it->q = q;
+	it->dests = see;
 	it->ctx = ctx;
 	queue_post(q, it);
 }
@@ -330,6 +342,8 @@ static void queue_inbox_cancel(struct queue *q)
 			next = it->next;
 			if (it->done)
 				it->done(it->ctx, ECANCELED, 0);
+			if (it->dests)
+				it->dests(it->ctx, NULL);
 			if (it->rel && it->rel->started)
 				it->rel->started(it->rel->ctx, ECANCELED, 0, 0);
 			if (it->rel && it->rel->via)

@@ -7,6 +7,8 @@
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H
 
+#include <jansson.h>
+
 #include "lib/conf.h"
 #include "net/closer.h"
 #include "policy/hold.h"
@@ -66,5 +68,11 @@ void queue_conduit_attach(struct queue *q, struct hold_conduit *c, struct closer
  * runs there. */
 bool queue_reload(struct queue *q, struct settings *st, queue_done_fn *done, void *ctx);
 void queue_stop(struct queue *q);
+
+/* The next hops and their connections, for ternctl destinations (from any
+ * thread): see(ctx, o) runs on the engine's thread with an array it hands
+ * over (dest.c's dest_json), or with NULL when the engine stopped first. */
+typedef void queue_dests_fn(void *ctx, json_t *o);
+void queue_destinations(struct queue *q, queue_dests_fn *see, void *ctx);
 
 #endif

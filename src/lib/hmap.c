@@ -78,6 +78,13 @@ struct hmap_node *hmap_next(const struct hmap_node *n)
 	return hmap_same(n->next, n->hash);
 }
 
+void hmap_each(const struct hmap *t, void (*fn)(struct hmap_node *n, void *ctx), void *ctx)
+{
+	for (size_t i = 0; t->b && i <= t->mask; i++)
+		for (struct hmap_node *n = t->b[i]; n; n = n->next)
+			fn(n, ctx);
+}
+
 void hmap_clear(struct hmap *t, void (*fn)(struct hmap_node *n, void *ctx), void *ctx)
 {
 	for (size_t i = 0; t->b && i <= t->mask; i++)

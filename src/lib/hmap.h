@@ -37,6 +37,8 @@ void hmap_del(struct hmap *t, struct hmap_node *n);
 /* The first node of hash's chain that has that hash, and the next one. */
 struct hmap_node *hmap_first(const struct hmap *t, size_t hash);
 struct hmap_node *hmap_next(const struct hmap_node *n);
+/* fn on every node, in no particular order; fn must not add or remove. */
+void hmap_each(const struct hmap *t, void (*fn)(struct hmap_node *n, void *ctx), void *ctx);
 /* Take every node out, calling fn (if not NULL) on each, which may free
  * it; then free the buckets. The table is empty and usable again. */
 void hmap_clear(struct hmap *t, void (*fn)(struct hmap_node *n, void *ctx), void *ctx);

@@ -5,14 +5,26 @@ keeps only a few, while one whose connections each add their share
 (latency) keeps them all. Every message is delivered once either way."""
 
 import asyncio
+import json
+import os
 import re
 import smtplib
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import DEADLINE, free_port, wait_for
+from conftest import DEADLINE, REPO, free_port, wait_for
+
+TERNCTL = os.environ.get("TERNCTL") or str(REPO / "build" / "ternctl")
+
+
+def destinations(server, json_out=True):
+    argv = [TERNCTL, "-s", str(server.spool_dir / "control")] + (["--json"] if json_out else [])
+    p = subprocess.run(argv + ["destinations"], capture_output=True, text=True, timeout=DEADLINE)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["destinations"] if json_out else p.stdout
 
 
 class HopSink:
@@ -145,11 +157,21 @@ def test_bottleneck_keeps_few_connections(ternd, tmp_path, hop_sink, adaptive):
     all ten wait at the next hop with a message each."""
     sink = hop_sink(serial=0.01)
     s = relay_queued(ternd, tmp_path, sink, 800, destination_concurrency_adaptive=adaptive)
+    # what an operator sees meanwhile: ternctl destinations
+    wait_for("half of them delivered", lambda: len(sink.got) >= 400, timeout=60)
+    [d] = destinations(s)
+    assert (d["destination"], d["kind"], d["max"]) == ("127.0.0.1", "host", 10), d
+    assert d["adaptive"] == (adaptive == "yes") and d["waiting"] > 0, d
+    assert d["connections"] <= d["limit"] + 1, d
     wait_delivered(sink, 800, timeout=60)
     if adaptive == "yes":
         assert sink.open_later() <= 3, sink.samples
+        assert d["limit"] <= 3 and len(d["rates"]) >= 3, d   # it measured its way down
+        text = destinations(s, json_out=False)
+        assert text.startswith("DESTINATION") and "msg/s by connections:" in text, text
     else:
         assert sink.open_later() == 10, sink.samples
+        assert (d["limit"], d["rates"]) == (10, {}), d
     s.stop_checked()
 
 
@@ -162,3 +184,16 @@ def test_latency_bound_hop_keeps_them_all(ternd, tmp_path, hop_sink):
     wait_delivered(sink, 600, timeout=90)
     assert sink.open_later() >= 9, sink.samples
     s.stop_checked()
+
+
+def test_destinations_without_delivery(ternd, tmp_path):
+    """Nothing delivered yet: an empty list, said so in words; with
+    queue_only there is no engine to ask, and ternctl says why."""
+    s = ternd()
+    assert destinations(s) == []
+    assert destinations(s, json_out=False).startswith("no destinations")
+    s.stop_checked()
+    q = ternd(tmp=tmp_path / "q", queue_only="yes")
+    p = subprocess.run([TERNCTL, "-s", str(q.spool_dir / "control"), "destinations"],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    assert p.returncode == 1 and "delivery is off here" in p.stderr, (p.returncode, p.stderr)

@@ -35,6 +35,32 @@ static void add(struct hmap *t, struct thing *x, const char *key)
 	hmap_add(t, &x->node, hmap_hash(key));
 }
 
+static void count_each(struct hmap_node *n, void *ctx)
+{
+	HMAP_ENTRY(n, struct thing, node)->freed++;   /* here: times seen */
+	(*(int *)ctx)++;
+}
+
+static void test_each(void **state)
+{
+	(void)state;
+	struct hmap t = HMAP_INIT;
+	int seen = 0;
+	hmap_each(&t, count_each, &seen);   /* empty: no buckets yet */
+	assert_int_equal(seen, 0);
+	static struct thing x[300];
+	char key[16];
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof key, "k%d", i % 150);   /* chains with equal keys too */
+		add(&t, &x[i], key);
+	}
+	hmap_each(&t, count_each, &seen);
+	assert_int_equal(seen, 300);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(x[i].freed, 1);   /* every node once */
+	hmap_clear(&t, NULL, NULL);
+}
+
 static void test_empty(void **state)
 {
 	(void)state;
@@ -134,6 +160,7 @@ int main(void)
 		cmocka_unit_test(test_add_find_del),
 		cmocka_unit_test(test_same_key_chain),
 		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -607,6 +607,37 @@ static void ctl_print_reload(json_t *o)
 		printf("changed, waiting for a restart: %s\n", ctl_s(o, "restart_pending"));
 }
 
+/* destinations: a line each, then the rates the limit was chosen from. */
+static void ctl_print_dests(json_t *o)
+{
+	json_t *a = json_object_get(o, "destinations");
+	size_t i;
+	json_t *d;
+	if (!json_array_size(a)) {
+		printf("no destinations (no SMTP or LMTP delivery under way or idle)\n");
+		return;
+	}
+	printf("%-32s %-5s %-10s %11s %9s %7s %s\n", "DESTINATION", "KIND", "TLS", "CONNECTIONS",
+	       "LIMIT", "WAITING", "ADAPTIVE");
+	json_array_foreach(a, i, d) {
+		char lim[32];
+		snprintf(lim, sizeof lim, "%lld/%lld", (long long)ctl_i(d, "limit"), (long long)ctl_i(d, "max"));
+		printf("%-32s %-5s %-10s %11lld %9s %7lld %s\n", ctl_s(d, "destination"),
+		       json_is_true(json_object_get(d, "lmtp")) ? "lmtp" : ctl_s(d, "kind"),
+		       ctl_s(d, "tls"), (long long)ctl_i(d, "connections"), lim,
+		       (long long)ctl_i(d, "waiting"),
+		       json_is_true(json_object_get(d, "adaptive")) ? "yes" : "no");
+		const char *k;
+		json_t *v;
+		if (json_object_size(json_object_get(d, "rates")) == 0)
+			continue;
+		printf("  msg/s by connections:");
+		json_object_foreach(json_object_get(d, "rates"), k, v)
+			printf(" %s:%.0f", k, json_real_value(v));
+		printf("\n");
+	}
+}
+
 #define CTL_USAGE \
 "usage: ternctl [-c FILE] [--json] COMMAND [ARGS]\n" \
 "  -c FILE   the configuration that names control_socket (default " CTL_DEFAULT_CONF ")\n" \
@@ -628,6 +659,8 @@ static void ctl_print_reload(json_t *o)
 "  pause smtp|delivery          new SMTP sessions get 421 4.3.2 / no delivery\n" \
 "  resume [smtp|delivery]       undo pause (both when not named)\n" \
 "  monitor                      a line a second of what changed\n" \
+"  destinations                 next hops: connections, the adaptive limit, waiting\n" \
+"                               jobs, recent msg/s by number of connections\n" \
 "  trace [--client IP] [--session N] [--queue ID] [--transcript]\n" \
 "                               live events (with the SMTP lines)\n" \
 "  reload                       re-read the configuration, users, aliases, certificate\n" \
@@ -698,13 +731,14 @@ static int ctl_show_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char 
 	return ctl_simple(c, json_pack("{s:s, s:s}", "cmd", "show", "id", argv[1]), ctl_print_show);
 }
 
-/* status, stats, reload: the request is the command's name. */
+/* status, stats, destinations, reload: the request is the command's name. */
 static int ctl_plain_cmd(struct ctl *c, const struct ctl_opts *o, int argc, char **argv)
 {
 	(void)o;
 	(void)argc;
 	void (*print)(json_t *) = !strcmp(argv[0], "status") ? ctl_print_status :
-	                          !strcmp(argv[0], "stats") ? ctl_print_stats : ctl_print_reload;
+	                          !strcmp(argv[0], "stats") ? ctl_print_stats :
+	                          !strcmp(argv[0], "destinations") ? ctl_print_dests : ctl_print_reload;
 	return ctl_simple(c, json_pack("{s:s}", "cmd", argv[0]), print);
 }
 
@@ -787,6 +821,7 @@ static const struct ctl_cmd {
 	bool local;
 } ctl_cmds[] = {
 	{ "status", 1, 1, ctl_plain_cmd, false }, { "stats", 1, 1, ctl_plain_cmd, false },
+	{ "destinations", 1, 1, ctl_plain_cmd, false },
 	{ "reload", 1, 1, ctl_plain_cmd, false }, { "queue", 1, 1, ctl_queue_cmd, false },
 	{ "show", 2, 2, ctl_show_cmd, false }, { "flush", 1, 1 << 20, ctl_act_cmd, false },
 	{ "hold", 1, 1 << 20, ctl_act_cmd, false }, { "release", 1, 1 << 20, ctl_act_cmd, false },
