@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from peers import free_port_on
+from peers import SmtpSink, free_port_on
 
 REPO = Path(__file__).resolve().parents[2]
 TERND = os.environ.get("TERND") or str(REPO / "build" / "ternd")
@@ -777,6 +777,16 @@ def pytest_unconfigure(config):
         while left and time.monotonic() < deadline:
             left = [p for p in left if (_stat(p) or ["Z"])[0] != "Z"]
             time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _sinks_stopped():
+    """The smtp-sinks a test started are stopped when it ends, passed or
+    failed: one that failed before its own stop() left a sink answering
+    DATA after 30 s on its port for the rest of the run."""
+    yield
+    for s in list(SmtpSink.live):
+        s.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

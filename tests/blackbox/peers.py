@@ -63,6 +63,8 @@ def wait_port(host, port, proc=None, what="server"):
 
 
 class SmtpSink:
+    live = []   # started, not stopped yet: conftest stops them after each test
+
     def __init__(self, tmp, host, port, *options):
         self.dir = Path(tmp) / ("sink-%s-%d" % (host, port))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +75,7 @@ class SmtpSink:
         self.log = self.dir / "sink.log"
         with open(self.log, "wb") as f:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        SmtpSink.live.append(self)
         wait_port(host, port, self.proc, "smtp-sink")
 
     def messages(self):
@@ -82,6 +85,8 @@ class SmtpSink:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(DEADLINE)
+        if self in SmtpSink.live:
+            SmtpSink.live.remove(self)
 
 
 def parse(path):
