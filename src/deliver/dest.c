@@ -46,6 +46,7 @@ struct conn {
 	struct hold_conduit *conduit; /* ATRN: the conduit whose connection it took */
 	bool ready;
 	bool backup;                /* this host is an MX of the domain: only better ones are tried */
+	bool retiring;              /* over its destination's limit: closes after its job */
 	struct dane_wait *dane;     /* dane, dane-only: the TLSA lookups under way */
 	struct sts_hold *sts_hold;  /* mta_sts: waiting for the domain's policy */
 	struct sts_policy *sts;     /* the policy found (NULL: none, or mode none) */
@@ -86,6 +87,7 @@ struct dest {
 	struct conn *idle;
 	unsigned holds;             /* calls under way that use it after jobs end */
 	struct adapt adapt;         /* how many connections now (adapt.h) */
+	unsigned nretiring;         /* connections marked to close (conn_over) */
 };
 
 /* ATRN's reversed connection as a next hop (see the end of this file). */
@@ -208,6 +210,8 @@ static void conn_sts_free(struct conn *cn, struct sts *sts)
 static void conn_free(struct conn *cn)
 {
 	struct queue *q = cn->q;
+	if (cn->retiring)
+		cn->d->nretiring--;
 	conn_track(q, cn, false);
 	conn_dane_free(cn, q->dns);
 	conn_sts_free(cn, q->sts);
@@ -291,14 +295,31 @@ static void conn_refuse(struct conn *cn, struct qjob *job, const char *why)
 	sched_job_done(cn->q, job);
 }
 
-/* A connection over its destination's limit (lowered since it opened)
- * closes instead of taking another job; the others carry them. */
-static bool conn_retire(struct conn *cn)
+/* Whether cn is one too many for its destination's limit (lowered
+ * since it opened): as many connections are marked as are over it, the
+ * first to ask; the others go on taking and pipelining jobs. A mark is
+ * taken back when the limit has risen again. */
+static bool conn_over(struct conn *cn)
 {
 	struct dest *d = cn->d;
-	if (d->route.kind == ROUTE_CONDUIT || d->active <= dest_limit(cn->q, d))
+	if (d->route.kind == ROUTE_CONDUIT)
 		return false;
-	d->active--;   /* still >= the limit, >= 1: d stays */
+	unsigned kept = d->active - d->nretiring + cn->retiring;   /* cn among them */
+	bool over = kept > dest_limit(cn->q, d);
+	if (over && !cn->retiring)
+		d->nretiring++;
+	else if (!over && cn->retiring)
+		d->nretiring--;
+	cn->retiring = over;
+	return over;
+}
+
+/* A marked connection closes instead of taking another job. */
+static bool conn_retire(struct conn *cn)
+{
+	if (!conn_over(cn))
+		return false;
+	cn->d->active--;   /* still >= the limit, >= 1: d stays */
 	smtpc_close(cn->c);
 	conn_free(cn);
 	return true;
@@ -341,7 +362,7 @@ static struct smtpc_job *conn_more_cb(struct smtpc *c, void *arg)
 	struct conn *cn = arg;
 	if (cn->d->wait_head && conn_lacks(cn, cn->d->wait_head))
 		return NULL;   /* conn_next refuses it once this job is done */
-	if (cn->d->route.kind != ROUTE_CONDUIT && cn->d->active > dest_limit(cn->q, cn->d))
+	if (conn_over(cn))
 		return NULL;   /* it retires once this job is done */
 	struct qjob *job = dest_pop(cn->d);
 	if (!job)
