@@ -274,20 +274,17 @@ static void ctl_answers_cb(evutil_socket_t fd, short what, void *arg)
 		struct ctl_answer *next = a->next;
 		struct ctl_client *cl = a->cl;
 		cl->pending--;
-		if (a->dests) {
-			if (cl->gone)
-				json_decref(a->obj);
-			else if (a->obj)
+		if (cl->gone) {
+			json_decref(a->obj);
+		} else {
+			if (a->dests && a->obj)
 				ctl_ok(cl, json_pack("{s:o}", "destinations", a->obj));
-			else
+			else if (a->dests)
 				ctl_fail(cl, "delivery has stopped");
-			if (!cl->gone)
-				ctl_read_cb(cl->bev, cl);
-		} else if (!cl->gone && a->drained) {
-			ctl_drained(cl, a->count, a->delivered, a->deferred, a->failed);
-			ctl_read_cb(cl->bev, cl);
-		} else if (!cl->gone) {
-			ctl_answered(cl, a->err, a->count);
+			else if (a->drained)
+				ctl_drained(cl, a->count, a->delivered, a->deferred, a->failed);
+			else
+				ctl_answered(cl, a->err, a->count);
 			ctl_read_cb(cl->bev, cl);   /* requests that waited behind it */
 		}
 		ctl_release(cl);

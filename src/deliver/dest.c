@@ -104,6 +104,20 @@ struct hold_conduit {
 
 static void dest_pump(struct queue *q, struct dest *d);
 
+/* The connections d may have now: adapt's limit, under the settings in
+ * force; made on first use (adapt.max 0) and again after a reload that
+ * changed them. */
+static unsigned dest_limit(const struct queue *q, struct dest *d)
+{
+	bool adaptive = q->conf->destination_concurrency_adaptive;
+	if (d->adapt.max != q->conf->destination_concurrency || adaptive != (d->adapt.level != NULL)) {
+		adapt_free(&d->adapt);
+		adapt_init(&d->adapt, q->conf->destination_concurrency, adaptive,
+		           (int64_t)util_now_ms());
+	}
+	return d->adapt.limit;
+}
+
 static struct dest *dest_get(struct queue *q, const struct route *r, enum dest_tls tls)
 {
 	size_t h = hmap_hash(r->key);
@@ -116,23 +130,9 @@ static struct dest *dest_get(struct queue *q, const struct route *r, enum dest_t
 	d->route = *r;
 	d->tls = tls;
 	d->wait_tail = &d->wait_head;
-	adapt_init(&d->adapt, q->conf->destination_concurrency,
-	           q->conf->destination_concurrency_adaptive, (int64_t)util_now_ms());
+	dest_limit(q, d);   /* adapt's state, made for the settings in force */
 	hmap_add(&q->dests, &d->node, h);
 	return d;
-}
-
-/* The connections d may have now: adapt's limit, under the settings in
- * force (a reload that changed them starts it again). */
-static unsigned dest_limit(const struct queue *q, struct dest *d)
-{
-	bool adaptive = q->conf->destination_concurrency_adaptive;
-	if (d->adapt.max != q->conf->destination_concurrency || adaptive != (d->adapt.level != NULL)) {
-		adapt_free(&d->adapt);
-		adapt_init(&d->adapt, q->conf->destination_concurrency, adaptive,
-		           (int64_t)util_now_ms());
-	}
-	return d->adapt.limit;
 }
 
 static void dest_free_if_unused(struct queue *q, struct dest *d)
