@@ -27,23 +27,26 @@ import subprocess
 import time
 from pathlib import Path
 
+from peers import free_port_on
+
 UNBOUND = os.environ.get("UNBOUND") or "/usr/sbin/unbound"
 DEADLINE = 10.0
 POLL = 0.02
 
 
 def _free_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
+    """A port free for both UDP and TCP on 127.0.0.1, drawn as every other
+    server's port is (peers.free_port_on): never one this run handed out
+    before, so that a test's SMTP port and its resolver's cannot be the
+    same (unbound takes TCP too, and ternd's listen then failed)."""
     for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+        port = free_port_on("127.0.0.1")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     raise RuntimeError("no free port for both UDP and TCP")
 
 
