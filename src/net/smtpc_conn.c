@@ -394,7 +394,8 @@ static void smtpc_conn_connect(struct smtpc_conn *c)
 	const struct sockaddr_storage *ss = &c->t.addr[c->ai];
 	if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)ss,
 	                               (int)smtpc_conn_addrlen(ss)) != 0)
-		smtpc_conn_down(c, SMTPC_DOWN_REFUSED, strerror(errno));
+		return smtpc_conn_down(c, SMTPC_DOWN_REFUSED, strerror(errno));
+	wire_nodelay(bufferevent_getfd(c->bev));
 }
 
 /* A connection taken over is up at once: its TLS, if any, is the one the

@@ -4,6 +4,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 void wire_direct(struct bufferevent *bev)
 {
@@ -30,4 +33,10 @@ void wire_indirect(struct bufferevent *bev)
 {
 	wire_flush(bev);
 	bufferevent_enable(bev, EV_WRITE);
+}
+
+void wire_nodelay(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* unix: EOPNOTSUPP */
 }

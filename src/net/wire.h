@@ -26,4 +26,11 @@ bool wire_flush(struct bufferevent *bev);
 /* Leave direct mode: the rest goes through write events again. */
 void wire_indirect(struct bufferevent *bev);
 
+/* TCP_NODELAY on a connected socket (a no-op on a unix socket). Every
+ * write tern makes is already a whole batch (wire_flush's one writev, the
+ * TLS cork), so Nagle's algorithm only delays: OpenSSL writes a handshake
+ * flight in several writes, and each after the first waited for the
+ * peer's delayed ACK (up to 40 ms on Linux) before it left. */
+void wire_nodelay(int fd);
+
 #endif

@@ -997,6 +997,7 @@ void session_start(struct server *srv, int fd, const struct sockaddr *sa, int sa
 	s->client = (struct policy_client){ .set = s->set, .session = s->id, .addr = (struct sockaddr *)&s->peer,
 	                                    .ip = s->ip, .modes = modes, .user = s->user,
 	                                    .helo = s->helo, .listener = s->local };
+	wire_nodelay(fd);
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);
