@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "net/closer.h"
+#include "net/wire.h"
 
 struct milter_client {
 	struct bufferevent *bev;
@@ -180,6 +181,9 @@ struct milter_client *milter_client_open(struct event_base *base, struct closer 
 		milter_client_fail_soon(c, why);
 		return c;
 	}
+	/* Packets a stage sends without awaiting a reply (SMFIP_NR_*) would
+	 * otherwise hold the next stage's write for the milter's delayed ACK. */
+	wire_nodelay(bufferevent_getfd(c->bev));
 	struct buf b = BUF_INIT;
 	milter_put_optneg(&b, MILTER_VERSION, MILTER_F_ALL, MILTER_P_OFFER);
 	milter_client_send(c, &b, spec->connect_timeout);

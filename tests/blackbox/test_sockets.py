@@ -82,3 +82,22 @@ def test_session_and_next_hop_sockets_have_nodelay(ternd):
             with out:
                 assert nodelay(out), "TCP_NODELAY on the connection to the next hop"
     hop.close()
+
+
+def test_milter_connection_has_nodelay(ternd):
+    """A milter stage sends packets without awaiting a reply (SMFIP_NR_*):
+    the next stage's write must not wait for the milter's delayed ACK."""
+    milter = socket.create_server(("127.0.0.1", 0))
+    milter.settimeout(30)
+    port = milter.getsockname()[1]
+    srv = ternd(milters="inet:127.0.0.1:%d" % port, milter_connect_timeout="30s")
+    c = srv.connect(greeting=False)   # the milter is asked before the greeting
+    try:
+        conn, _ = milter.accept()   # ternd's OPTNEG comes; no answer
+        with conn:
+            out = wait_for("ternd's socket to the milter", lambda: socket_to(srv.proc.pid, ("127.0.0.1", port)))
+            with out:
+                assert nodelay(out), "TCP_NODELAY on the connection to the milter"
+    finally:
+        c.close()
+        milter.close()
