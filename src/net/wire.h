@@ -15,6 +15,7 @@
 #define TERN_WIRE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bufferevent;
 
@@ -32,5 +33,17 @@ void wire_indirect(struct bufferevent *bev);
  * flight in several writes, and each after the first waited for the
  * peer's delayed ACK (up to 40 ms on Linux) before it left. */
 void wire_nodelay(int fd);
+
+/* libevent 2.1 reads a socket at most 4096 octets a call, whatever
+ * bufferevent_set_max_single_read says (evbuffer_read's EVBUFFER_MAX_READ;
+ * settable from 2.2 on, which Debian 12 does not have): a 1 MiB message
+ * took 256 reads and 256 turns of the loop. The octets libevent's own read
+ * reaches for before tern fills up from the socket. */
+#define WIRE_EVENT_READ 4096
+/* One readv of what the socket of a plain bufferevent holds now, up to
+ * max octets, onto its input: the number read, 0 at the end of the
+ * stream, -1 with errno (EAGAIN: nothing more yet). libevent sees the end
+ * of the stream or an error at its next read, as it would have. */
+long wire_fill(struct bufferevent *bev, size_t max);
 
 #endif

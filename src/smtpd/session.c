@@ -39,7 +39,7 @@
 
 #define SESSION_LINE_MAX 2048            /* octets before CRLF */
 #define SESSION_INPUT_HIGH (256 * 1024)  /* stop reading above this */
-#define SESSION_READ_MAX (128 * 1024)    /* per read(); libevent reads 16 KiB by default */
+#define SESSION_READ_MAX (128 * 1024)    /* per read() of a message (session_read_more) */
 #define SESSION_OUTPUT_HIGH (64 * 1024)  /* stop reading while replies pile up */
 
 static void session_process(struct session *s);
@@ -805,20 +805,57 @@ static bool session_step(struct session *s, struct evbuffer *in)
 static void session_process(struct session *s)
 {
 	s->busy++;
-	while (!s->dead && s->bev && !s->asking) {
-		if (session_output_full(s)) {
-			s->throttled = true;
-			bufferevent_disable(s->bev, EV_READ);
-			break;
+	s->stepping = true;
+	do {
+		s->arrived = false;
+		while (!s->dead && s->bev && !s->asking) {
+			if (session_output_full(s)) {
+				s->throttled = true;
+				bufferevent_disable(s->bev, EV_READ);
+				break;
+			}
+			if (!session_step(s, bufferevent_get_input(s->bev)))
+				break;
 		}
-		if (!session_step(s, bufferevent_get_input(s->bev)))
-			break;
-	}
+	} while (s->arrived && !s->dead && s->bev && !s->asking && !s->throttled);
+	s->stepping = false;
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
 	if (s->rec && !s->dead && s->bev)
 		transcript_seen(s);
 	session_unbusy(s);
+}
+
+/* A message's octets: libevent 2.1 reads the socket WIRE_EVENT_READ octets
+ * a turn of the loop (wire.h), so a 1 MiB message took 256 reads and 256
+ * turns. While a message comes, read what else the socket holds now, up
+ * to SESSION_READ_MAX and the input's high-water mark, in one readv: on a
+ * plain socket when libevent's read took all it takes; under TLS when a
+ * record held more than two such reads (a client writing large records:
+ * a small message's one record costs no read that finds nothing), into
+ * the socket bufferevent below OpenSSL's, whose read callback (the TLS
+ * layer's) then decrypts it among this turn's deferred callbacks. False
+ * when the session was closed. */
+static bool session_read_more(struct session *s)
+{
+	if (s->paused || (s->state != ST_DATA && s->state != ST_BDAT))
+		return true;
+	struct bufferevent *sock = s->client.tls ? bufferevent_get_underlying(s->bev) : s->bev;
+	size_t len = evbuffer_get_length(bufferevent_get_input(s->bev));
+	if (!sock || len < (s->client.tls ? 2 * WIRE_EVENT_READ : WIRE_EVENT_READ))
+		return true;
+	if (sock != s->bev)
+		len += evbuffer_get_length(bufferevent_get_input(sock));
+	if (len >= SESSION_INPUT_HIGH)
+		return true;
+	size_t room = SESSION_INPUT_HIGH - len;
+	long n = wire_fill(sock, room < SESSION_READ_MAX ? room : SESSION_READ_MAX);
+	if (n > 0 && sock != s->bev)
+		bufferevent_trigger(sock, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	if (n >= 0 || errno == EAGAIN || errno == EINTR)
+		return true;
+	session_close(s, strerror(errno));
+	return false;
 }
 
 static void session_read_cb(struct bufferevent *bev, void *arg)
@@ -827,7 +864,16 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 	if (s->rec)
 		transcript_arrived(s);   /* a new batch (RFC 2920's groups, as they came) */
-	session_process(s);
+	/* libevent's TLS layer reads again, and calls here, from inside a
+	 * step: draining the input below its high-water mark lets it read on
+	 * at once. The running loop takes the input; a second loop would end
+	 * the same message twice. */
+	if (s->stepping) {
+		s->arrived = true;
+		return;
+	}
+	if (session_read_more(s))
+		session_process(s);
 }
 
 /* ---- start and shutdown ---- */

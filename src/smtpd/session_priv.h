@@ -116,6 +116,8 @@ struct session {
 	bool throttled;                 /* the client is not reading our replies */
 	bool asking;                    /* a policy answer is awaited */
 	bool in_ask;                    /* inside policy_ask (a synchronous answer) */
+	bool stepping;                  /* inside session_process's loop */
+	bool arrived;                   /* input came meanwhile (read callback) */
 	bool uncounted;                 /* a command without CMD_ERRORS is running:
 	                                   its error replies do not count */
 	session_proceed_fn *proceed;    /* what the awaited answer goes to */

@@ -209,3 +209,45 @@ def test_bad_key_refused_at_start(tmp_path, cert):
                               "-o", "tls_key=%s" % bad, "-o", "spool_dir=%s" % (tmp_path / "s"),
                               "-o", "mail_dir=%s" % (tmp_path / "m"), "-o", "hostname=mx.test.example"])
     assert rc == 2 and "tls:" in err, err
+
+
+def big_body(seed, size):
+    """About size octets of lines from 0 to 998 octets long, some starting
+    with a dot (smtplib stuffs them, ternd unstuffs them), so that line
+    ends and dots fall across every read's boundary."""
+    import random
+    rnd = random.Random(seed)
+    lines, n = [], 0
+    while n < size:
+        line = ("." if rnd.random() < 0.05 else "") + "%d " % len(lines) + "x" * rnd.randrange(0, 990)
+        lines.append(line)
+        n += len(line) + 2
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["clear", "starttls"])
+def test_large_messages_arrive_whole(tls_server, tls):
+    """Three 3 MiB messages on one session, in clear and over STARTTLS:
+    each is in the mailbox octet for octet. (ternd reads a message's
+    octets in up to 128 KiB a call; under TLS the layer below then reads
+    again while a step drains its input, which once ended a message twice
+    and crashed.)"""
+    rcpt = "big-%s@example.com" % ("tls" if tls else "clear")
+    tls_server.make_maildir(rcpt)
+    bodies = [big_body(i, 3 << 20) for i in range(3)]
+    with smtplib.SMTP("127.0.0.1", tls_server.port, timeout=30) as s:
+        s.ehlo("client.example")
+        if tls:
+            s.starttls(context=client_context())
+            s.ehlo("client.example")
+        for i, body in enumerate(bodies):
+            s.sendmail("a@client.example", [rcpt],
+                       b"Subject: big %d\r\n\r\n" % i + body)
+    got = tls_server.wait_messages(rcpt, 3)
+    want = {b"Subject: big %d" % i: b.replace(b"\r\n", b"\n") for i, b in enumerate(bodies)}
+    for data in got:
+        data = data.replace(b"\r\n", b"\n")
+        subject = next(k for k in want if k in data)
+        assert data.split(b"\n\n", 1)[1] == want.pop(subject), subject
+    assert not want
+    assert "ERROR" not in tls_server.log()
