@@ -55,8 +55,12 @@ long wire_fill(struct bufferevent *bev, size_t max)
 	ssize_t n = -1;
 	int err = EAGAIN;
 	if (nv > 0) {
-		for (int i = 0; i < nv; i++)
+		size_t want = max;   /* the space reserved may be larger */
+		for (int i = 0; i < nv; i++) {
+			v[i].iov_len = v[i].iov_len < want ? v[i].iov_len : want;
+			want -= v[i].iov_len;
 			iov[i] = (struct iovec){ v[i].iov_base, v[i].iov_len };
+		}
 		n = readv(bufferevent_getfd(bev), iov, nv);
 		err = errno;
 		size_t left = n > 0 ? (size_t)n : 0;
