@@ -806,18 +806,16 @@ static void session_process(struct session *s)
 {
 	s->busy++;
 	s->stepping = true;
-	do {
-		s->arrived = false;
-		while (!s->dead && s->bev && !s->asking) {
-			if (session_output_full(s)) {
-				s->throttled = true;
-				bufferevent_disable(s->bev, EV_READ);
-				break;
-			}
-			if (!session_step(s, bufferevent_get_input(s->bev)))
-				break;
+	while (!s->dead && s->bev && !s->asking) {
+		if (session_output_full(s)) {
+			s->throttled = true;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
 		}
-	} while (s->arrived && !s->dead && s->bev && !s->asking && !s->throttled);
+		s->arrived = false;
+		if (!session_step(s, bufferevent_get_input(s->bev)) && !s->arrived)
+			break;   /* a step that wanted more, and none came during it */
+	}
 	s->stepping = false;
 	if (!s->dead && s->bev && s->paused)
 		bufferevent_disable(s->bev, EV_READ);
@@ -840,18 +838,18 @@ static bool session_read_more(struct session *s)
 {
 	if (s->paused || (s->state != ST_DATA && s->state != ST_BDAT))
 		return true;
-	struct bufferevent *sock = s->client.tls ? bufferevent_get_underlying(s->bev) : s->bev;
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);   /* TLS: the socket's */
 	size_t len = evbuffer_get_length(bufferevent_get_input(s->bev));
-	if (!sock || len < (s->client.tls ? 2 * WIRE_EVENT_READ : WIRE_EVENT_READ))
+	if (len < (under ? 2 * WIRE_EVENT_READ : WIRE_EVENT_READ))
 		return true;
-	if (sock != s->bev)
-		len += evbuffer_get_length(bufferevent_get_input(sock));
+	if (under)
+		len += evbuffer_get_length(bufferevent_get_input(under));
 	if (len >= SESSION_INPUT_HIGH)
 		return true;
 	size_t room = SESSION_INPUT_HIGH - len;
-	long n = wire_fill(sock, room < SESSION_READ_MAX ? room : SESSION_READ_MAX);
-	if (n > 0 && sock != s->bev)
-		bufferevent_trigger(sock, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	long n = wire_fill(under ? under : s->bev, room < SESSION_READ_MAX ? room : SESSION_READ_MAX);
+	if (n > 0 && under)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 	if (n >= 0 || errno == EAGAIN || errno == EINTR)
 		return true;
 	session_close(s, strerror(errno));

@@ -20,14 +20,16 @@
 
 #define SENT (200 * 1024)
 
+static unsigned char sent[SENT];   /* what the peer wrote */
+
 struct pair {
 	struct event_base *base;
 	struct bufferevent *bev;   /* over fd[0] */
 	int peer;                  /* fd[1] */
 };
 
-/* A socket bufferevent with SENT octets waiting on its socket. */
-static void pair_open(struct pair *p, unsigned char *data)
+/* A socket bufferevent with the SENT octets of sent waiting on its socket. */
+static void pair_open(struct pair *p)
 {
 	int fd[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
@@ -36,8 +38,8 @@ static void pair_open(struct pair *p, unsigned char *data)
 	setsockopt(fd[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 	assert_int_equal(fcntl(fd[0], F_SETFL, O_NONBLOCK), 0);
 	for (size_t i = 0; i < SENT; i++)
-		data[i] = (unsigned char)(i * 7 + i / 251);
-	assert_int_equal(write(fd[1], data, SENT), SENT);
+		sent[i] = (unsigned char)(i * 7 + i / 251);
+	assert_int_equal(write(fd[1], sent, SENT), SENT);
 	p->base = event_base_new();
 	p->bev = bufferevent_socket_new(p->base, fd[0], BEV_OPT_CLOSE_ON_FREE);
 	p->peer = fd[1];
@@ -57,9 +59,8 @@ static void pair_close(struct pair *p)
 static void test_libevent_reads_4k(void **state)
 {
 	(void)state;
-	static unsigned char data[SENT];
 	struct pair p;
-	pair_open(&p, data);
+	pair_open(&p);
 	struct evbuffer *in = evbuffer_new();
 	assert_int_equal(evbuffer_read(in, bufferevent_getfd(p.bev), 128 * 1024), WIRE_EVENT_READ);
 	evbuffer_free(in);
@@ -69,9 +70,8 @@ static void test_libevent_reads_4k(void **state)
 static void test_fill_reads_up_to_max(void **state)
 {
 	(void)state;
-	static unsigned char data[SENT];
 	struct pair p;
-	pair_open(&p, data);
+	pair_open(&p);
 	struct evbuffer *in = bufferevent_get_input(p.bev);
 	assert_int_equal(wire_fill(p.bev, 128 * 1024), 128 * 1024);
 	assert_int_equal(evbuffer_get_length(in), 128 * 1024);
@@ -83,7 +83,7 @@ static void test_fill_reads_up_to_max(void **state)
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(evbuffer_get_length(in), SENT);
 	/* in order, whole */
-	assert_memory_equal(evbuffer_pullup(in, -1), data, SENT);
+	assert_memory_equal(evbuffer_pullup(in, -1), sent, SENT);
 	/* the input's end is frozen again, as the bufferevent keeps it */
 	assert_int_equal(evbuffer_add(in, "x", 1), -1);
 	pair_close(&p);
@@ -94,9 +94,8 @@ static void test_fill_reads_up_to_max(void **state)
 static void test_fill_after_libevent(void **state)
 {
 	(void)state;
-	static unsigned char data[SENT];
 	struct pair p;
-	pair_open(&p, data);
+	pair_open(&p);
 	struct evbuffer *in = bufferevent_get_input(p.bev);
 	evbuffer_unfreeze(in, 0);
 	assert_int_equal(evbuffer_read(in, bufferevent_getfd(p.bev), -1), WIRE_EVENT_READ);
@@ -104,16 +103,15 @@ static void test_fill_after_libevent(void **state)
 	assert_int_equal(wire_fill(p.bev, 1000), 1000);
 	assert_int_equal(wire_fill(p.bev, SENT), SENT - WIRE_EVENT_READ - 1000);
 	assert_int_equal(evbuffer_get_length(in), SENT);
-	assert_memory_equal(evbuffer_pullup(in, -1), data, SENT);
+	assert_memory_equal(evbuffer_pullup(in, -1), sent, SENT);
 	pair_close(&p);
 }
 
 static void test_fill_at_the_end(void **state)
 {
 	(void)state;
-	static unsigned char data[SENT];
 	struct pair p;
-	pair_open(&p, data);
+	pair_open(&p);
 	close(p.peer);
 	p.peer = -1;
 	assert_int_equal(wire_fill(p.bev, SENT), SENT);
